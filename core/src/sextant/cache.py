@@ -1,0 +1,64 @@
+"""Content keys for steps and measurements.
+
+A key hashes everything a result depends on: the input's key (the source's bytes at the root), the
+contribution and the version of the plugin that made it, its options, and the versions of the
+libraries it needs. Equal keys mean the recorded result can be reused; one changed option changes
+the keys of exactly the steps downstream of it.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.metadata
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+
+def digest(data: Any) -> str:
+    """SHA-256 of a JSON-able value (keys sorted)."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def hash_path(path: Path) -> str:
+    """SHA-256 over a file, or over every file of a folder (names and bytes, in sorted order)."""
+    sha = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for file in files:
+        sha.update(str(file.relative_to(path.parent if path.is_file() else path)).encode())
+        with file.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                sha.update(block)
+    return sha.hexdigest()
+
+
+@functools.cache
+def _module_distributions() -> dict[str, list[str]]:
+    return importlib.metadata.packages_distributions()
+
+
+def library_versions(modules: Iterable[str]) -> dict[str, str]:
+    """Installed versions of the distributions that provide ``modules``."""
+    versions = {}
+    for module in modules:
+        top = module.split(".", 1)[0]
+        for dist in _module_distributions().get(top, [top]):
+            try:
+                versions[dist] = importlib.metadata.version(dist)
+            except importlib.metadata.PackageNotFoundError:
+                versions[dist] = "absent"
+    return versions
+
+
+def cache_dir() -> Path:
+    """sextant's cache folder shared between runs (``$SEXTANT_CACHE_DIR``, else ``~/.cache/sextant``)."""
+    import os
+
+    root = os.environ.get("SEXTANT_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "sextant"
+    )
+    path = Path(root)
+    path.mkdir(parents=True, exist_ok=True)
+    return path

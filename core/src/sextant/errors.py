@@ -1,0 +1,76 @@
+"""Typed errors and the exit codes the CLI maps them to.
+
+Every error sextant raises on purpose derives from :class:`SextantError` and carries a message that
+says what failed, why, and what to try. The CLI prints that message on stderr and exits with the
+error's ``exit_code``; ``--debug`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Process exit codes, in one place."""
+
+    OK = 0
+    ERROR = 1
+    USAGE = 2
+    CORRECTNESS_FAILED = 3
+    NOTHING_RUNNABLE = 4
+    INTERRUPTED = 130
+
+
+class SextantError(Exception):
+    """Base of every error sextant raises deliberately."""
+
+    exit_code: ExitCode = ExitCode.ERROR
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        self.message = message
+        self.hint = hint
+        super().__init__(message if hint is None else f"{message}\n{hint}")
+
+
+class UsageError(SextantError):
+    """The command line or API call itself is wrong (bad option, unknown name)."""
+
+    exit_code = ExitCode.USAGE
+
+
+class ModelLoadError(SextantError):
+    """A model file or reference could not be found, imported or recognised."""
+
+
+class SampleError(SextantError):
+    """Samples are missing, contradict themselves, or do not fit the model."""
+
+
+class PluginError(SextantError):
+    """A plugin is broken: it failed to import, or two plugins claim the same name."""
+
+
+class StepError(SextantError):
+    """One isolated step (export, conversion, run) failed; carries the child's real cause."""
+
+
+class CorrectnessError(SextantError):
+    """Every candidate that ran gave wrong answers."""
+
+    exit_code = ExitCode.CORRECTNESS_FAILED
+
+
+class NothingRunnableError(SextantError):
+    """No candidate could be built or run on this machine."""
+
+    exit_code = ExitCode.NOTHING_RUNNABLE
+
+
+class PackageError(SextantError):
+    """A package folder is missing, unreadable, or from an unknown schema version."""
+
+
+class Interrupted(SextantError):
+    """The user stopped the run (Ctrl-C); what finished is kept."""
+
+    exit_code = ExitCode.INTERRUPTED

@@ -1,0 +1,145 @@
+"""A fork server: one helper process that imports heavy modules once and forks a child per job.
+
+Python's own ``forkserver`` start method re-imports the caller's ``__main__`` in every child, which
+re-runs a user's script that lacks a main guard; this one never touches ``__main__``.
+
+The parent talks to the server over a datagram socket pair. To start a job it sends ``b"fork"``
+with one end of a fresh socket pair attached (``SCM_RIGHTS``); the server forks, the child wraps
+that end as a ``multiprocessing.connection.Connection``, and the server answers ``started PID``.
+When a child ends the server reaps it and sends ``exited PID STATUS`` (``-N``: killed by signal N).
+The server runs in its own session (Ctrl-C in the terminal does not reach it) and exits when the
+parent's end closes.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from multiprocessing.connection import Connection
+
+
+class ForkServer:
+    """The parent's handle on one fork server."""
+
+    def __init__(self, preload: Sequence[str], stderr_path: str | None = None) -> None:
+        self._ctrl, server_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        stderr = open(stderr_path, "ab") if stderr_path else subprocess.DEVNULL  # noqa: SIM115
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "sextant.forkserver", str(server_end.fileno()), *preload],
+            pass_fds=[server_end.fileno()],
+            stdin=subprocess.DEVNULL,
+            stdout=stderr,
+            stderr=stderr,
+            start_new_session=True,
+        )
+        server_end.close()
+        self._exited: dict[int, int] = {}
+
+    def alive(self) -> bool:
+        return self._process.poll() is None
+
+    def fork(self, timeout: float = 60.0) -> tuple[int, Connection]:
+        """Start a child; returns its pid and the parent's end of its connection."""
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            socket.send_fds(self._ctrl, [b"fork"], [theirs.fileno()])
+        finally:
+            theirs.close()
+        while True:
+            message = self._receive(timeout)
+            if message is None:
+                mine.close()
+                raise RuntimeError("the fork server did not answer (see logs/forkserver.log)")
+            if message[0] == "started":
+                return message[1], Connection(mine.detach())
+
+    def exit_status(self, pid: int, timeout: float) -> int | None:
+        """The child's exit status (negative: killed by that signal), waiting up to ``timeout``."""
+        while pid not in self._exited:
+            if self._receive(timeout) is None:
+                return None
+        return self._exited.pop(pid)
+
+    def _receive(self, timeout: float) -> tuple[str, int] | None:
+        ready, _, _ = select.select([self._ctrl], [], [], timeout)
+        if not ready:
+            return None
+        words = self._ctrl.recv(256).decode().split()
+        if not words:
+            return None
+        if words[0] == "exited":
+            self._exited[int(words[1])] = int(words[2])
+        return words[0], int(words[1])
+
+    def close(self) -> None:
+        self._ctrl.close()
+        try:
+            self._process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+
+
+def serve(ctrl: socket.socket, child: Callable[[Connection], None]) -> None:
+    """The server loop: fork on request, report exits, stop when the parent goes away."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    while True:
+        _reap(ctrl)
+        ready, _, _ = select.select([ctrl], [], [], 0.05)
+        if not ready:
+            continue
+        try:
+            message, fds, _, _ = socket.recv_fds(ctrl, 64, 1)
+        except OSError:
+            return
+        if not message:
+            return
+        pid = os.fork()
+        if pid == 0:
+            ctrl.close()
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            code = 0
+            try:
+                child(Connection(fds[0]))
+            except BaseException:
+                code = 1
+            finally:
+                os._exit(code)
+        os.close(fds[0])
+        ctrl.send(f"started {pid}".encode())
+
+
+def _reap(ctrl: socket.socket) -> None:
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+        try:
+            ctrl.send(f"exited {pid} {code}".encode())
+        except OSError:
+            return
+
+
+def main(argv: list[str]) -> None:
+    ctrl = socket.socket(fileno=int(argv[0]))
+    for module in argv[1:]:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # the child will meet the same error, with its real message
+            print(f"preloading {module} failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+    from sextant.isolation import child_main
+
+    serve(ctrl, child_main)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,77 @@
+"""The hook contract between sextant and its plugins.
+
+A plugin is a module (or object) with functions marked ``@sextant.hookimpl`` whose names match the
+specs below, registered through one entry point in the group ``sextant``. An implementation may
+take fewer arguments than its spec. Collecting hooks return lists of frozen specs from
+``sextant.specs``; their callables are imported only when used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    import typer
+
+    from sextant.specs import (
+        ComparatorSpec,
+        ConverterSpec,
+        ExporterSpec,
+        RunnerSpec,
+        SearchStrategySpec,
+        SourceModel,
+    )
+
+PROJECT = "sextant"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def sextant_register_exporters() -> list[ExporterSpec]:
+    """Return the exporters this plugin contributes (source model → artifact)."""
+
+
+@hookspec
+def sextant_register_converters() -> list[ConverterSpec]:
+    """Return the converters this plugin contributes (artifact → artifact)."""
+
+
+@hookspec
+def sextant_register_runners() -> list[RunnerSpec]:
+    """Return the runners this plugin contributes (load an artifact, answer ``infer``)."""
+
+
+@hookspec
+def sextant_register_comparators() -> list[ComparatorSpec]:
+    """Return the comparators this plugin contributes (judge outputs against the reference)."""
+
+
+@hookspec
+def sextant_register_search_strategies() -> list[SearchStrategySpec]:
+    """Return the search strategies this plugin contributes (propose configurations to measure)."""
+
+
+@hookspec(firstresult=True)
+def sextant_load_source(model: object, name: str | None) -> SourceModel | None:
+    """Recognise ``model`` and wrap it as a :class:`~sextant.specs.SourceModel`.
+
+    :param model: a filesystem path (``pathlib.Path``) to a model file or folder, or an in-memory
+        model object (an ``nn.Module``, a Keras model, ...), possibly returned by a user's factory.
+        Check cheaply: test suffixes, or ``sys.modules`` for an already imported framework, before
+        importing anything heavy.
+    :param name: the name the user chose for the model, or ``None``.
+    :return: the source model, or ``None`` when this plugin does not handle ``model``.
+
+    Stops at the first non-None result.
+    """
+
+
+@hookspec
+def sextant_register_commands(app: typer.Typer) -> None:
+    """Add commands to the ``sextant`` command line.
+
+    :param app: the root Typer application; call ``app.command()`` or ``app.add_typer()`` on it.
+    """

@@ -1,0 +1,603 @@
+"""``optimize``: plan, export and convert in isolation, check correctness, profile, verify, select.
+
+The pipeline knows no framework by name: it composes what the catalog holds. Every step and
+candidate is keyed by content (``sextant.cache``); a re-run reuses what is recorded in the
+workspace's ``status.json`` under the same key, and redoes only what a changed option touches.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sextant import __version__
+from sextant.cache import cache_dir, digest, hash_path, library_versions
+from sextant.compare import Tolerance, Verdict
+from sextant.devices import cpu_threads, cuda_unavailable_reason
+from sextant.errors import CorrectnessError, NothingRunnableError, SampleError, UsageError
+from sextant.isolation import ChildResult, Isolator
+from sextant.package import SCHEMA_VERSION, STATUS, Package, write_json
+from sextant.planner import SOURCE, Plan, PlannedCandidate, PlannedStep, make_plan
+from sextant.plugins import Catalog, load_catalog
+from sextant.profiler import ProfilerConfig
+from sextant.references import resolve_model
+from sextant.samples import load_batches, normalize, random_batches, resize_batch, save_batches
+from sextant.selection import OBJECTIVES, Objective, select
+from sextant.signature import Signature, TensorSpec, batch_size, infer_tensors
+from sextant.specs import PRECISIONS, SourceModel, resolve
+
+EventHandler = Callable[[str, Mapping[str, Any]], None]
+VerifyFunc = Callable[[list[dict[str, np.ndarray]], list[dict[str, np.ndarray]]], bool]
+RETRIED = ("timeout", "lost", "interrupted")  # causes of failure worth retrying on a re-run
+
+
+@dataclass(frozen=True)
+class OptimizeOptions:
+    """Every knob of one optimize run (the CLI's options, the API's keyword arguments)."""
+
+    workspace: Path | None = None
+    name: str | None = None
+    device: str = "auto"
+    formats: tuple[str, ...] | None = None
+    runners: tuple[str, ...] | None = None
+    precisions: tuple[str, ...] = ("fp32",)
+    step_timeout: float = 600.0
+    fresh: bool = False
+    objective: str = "throughput"
+    latency_budget_ms: float | None = None
+    max_batch_size: int = 64
+    atol: float | None = None
+    rtol: float | None = None
+    tolerances: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    unbatched: tuple[str, ...] = ()
+    comparator: str = "allclose"
+    threads: int | None = None
+    cutoff: float = 0.5
+    profiler: ProfilerConfig = field(default_factory=ProfilerConfig)
+
+    def __post_init__(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise UsageError(f"unknown objective {self.objective!r}", hint=f"Choose one of {', '.join(OBJECTIVES)}.")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise UsageError(f"unknown device {self.device!r}", hint="Choose cpu, cuda or auto.")
+        unknown = set(self.precisions) - set(PRECISIONS)
+        if unknown:
+            raise UsageError(f"unknown precision {sorted(unknown)}", hint=f"Known: {', '.join(PRECISIONS)}, auto.")
+        if self.max_batch_size < 1:
+            raise UsageError("--max-batch-size must be at least 1")
+
+    def devices(self) -> list[str]:
+        if self.device == "auto":
+            return ["cpu"] if cuda_unavailable_reason() else ["cpu", "cuda"]
+        return [self.device]
+
+
+def optimize(
+    model: Any,
+    samples: Any = None,
+    *,
+    options: OptimizeOptions | None = None,
+    catalog: Catalog | None = None,
+    verify_func: VerifyFunc | None = None,
+    on_event: EventHandler | None = None,
+    plan_only: bool = False,
+    **kwargs: Any,
+) -> Package | Plan:
+    """Find the fastest correct way to run ``model``; returns the package written.
+
+    :param model: a model object, a path, or a ``file.py:factory`` / ``module:factory`` reference.
+    :param samples: example inputs (see ``sextant.samples``); optional when the model declares
+        its inputs.
+    :param verify_func: ``(outputs, reference) -> bool`` over every correctness batch; a candidate
+        it rejects is never selected.
+    :param kwargs: fields of :class:`OptimizeOptions`, as an alternative to ``options``.
+    """
+    if "precisions" in kwargs and kwargs["precisions"] in ("auto", ("auto",)):
+        kwargs["precisions"] = PRECISIONS
+    options = replace(options, **kwargs) if options else OptimizeOptions(**kwargs)
+    catalog = catalog or load_catalog()
+    return _Run(catalog, options, on_event or (lambda kind, data: None), verify_func).go(model, samples, plan_only)
+
+
+class _Run:
+    def __init__(self, catalog: Catalog, options: OptimizeOptions, emit: EventHandler, verify: VerifyFunc | None):
+        self.catalog = catalog
+        self.options = options
+        self.emit = emit
+        self.verify = verify
+        self.threads = options.threads or cpu_threads()
+        self.comparator = resolve(catalog.get("comparator", options.comparator).spec.run)
+        self.previous: dict[str, Any] = {}
+
+    # -- set-up ---------------------------------------------------------------------------------
+
+    def go(self, model: Any, samples: Any, plan_only: bool) -> Package | Plan:
+        name = self.options.name
+        if isinstance(model, str):
+            model, default_name = resolve_model(model)
+            name = name or default_name
+        elif isinstance(model, Path):
+            name = name or model.stem
+        source = self.catalog.load_source(model, name)
+        plan = make_plan(
+            self.catalog,
+            source.format,
+            devices=self.options.devices(),
+            precisions=self.options.precisions,
+            formats=self.options.formats,
+            runners=self.options.runners,
+        )
+        self.emit("plan", {"plan": plan, "source": source})
+        if plan_only:
+            return plan
+        if plan.baseline() is None:
+            raise NothingRunnableError(
+                f"no reference runner for the source format '{source.format}' is available",
+                hint="Install the plugin for this framework; `sextant plugins` shows what is available and why not.",
+            )
+        self.ws = Path(self.options.workspace or Path("sextant-workspace") / source.name)
+        self._open_workspace(source)
+        self._prepare_samples(source, samples)
+        self.isolator = Isolator(preload=_preload(plan), server_log=self.ws / "logs" / "forkserver.log")
+        try:
+            self._run_baseline(plan)
+            for step in plan.steps:
+                self._run_step(plan, step)
+            for candidate in plan.candidates:
+                if candidate is not plan.baseline():
+                    self._run_candidate(plan, candidate)
+        except BaseException:
+            self._finish(plan, complete=False)  # record what is done; the original error goes on
+            raise
+        finally:
+            self.isolator.close()
+        self._finish(plan, complete=True)
+        self._raise_if_nothing_selected()
+        return Package(self.ws)
+
+    def _open_workspace(self, source: SourceModel) -> None:
+        ws = self.ws
+        ws.mkdir(parents=True, exist_ok=True)
+        if not self.options.fresh and (ws / STATUS).exists():
+            try:
+                self.previous = Package(ws).status
+            except Exception:
+                self.previous = {}
+        for sub in ("logs", "artifacts", "outputs"):
+            (ws / sub).mkdir(exist_ok=True)
+        tmp = ws / "source.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        written = source.write(tmp)
+        self.source_key = hash_path(written)
+        shutil.rmtree(ws / "source", ignore_errors=True)
+        tmp.rename(ws / "source")
+        self.source_path = ws / "source" / written.relative_to(tmp)
+        self.status: dict[str, Any] = {
+            "schema": SCHEMA_VERSION,
+            "sextant": __version__,
+            "model": {"name": source.name, "format": source.format.name, "source": str(self.source_path.relative_to(ws))},
+            "options": _options_record(self.options),
+            "host": {"threads": self.threads, "devices": self.options.devices()},
+            # records of earlier runs stay until this run replaces them, so an interrupted
+            # re-run loses nothing; a finished run drops those its plan no longer has
+            "steps": dict(self.previous.get("steps", {})),
+            "candidates": dict(self.previous.get("candidates", {})),
+            "notes": [],
+        }
+
+    def _prepare_samples(self, source: SourceModel, samples: Any) -> None:
+        declared = source.signature
+        if samples is None:
+            if declared is None:
+                raise SampleError(
+                    f"the {source.format} model '{source.name}' does not declare its inputs, so samples are needed",
+                    hint="Pass --samples FILE.npz (one array per input name, first axis = batch).",
+                )
+            resolved = _resolve_shapes(declared, self.options.shapes)
+            batches, call_style = random_batches(resolved, batch=1), declared.call_style
+            self._note(f"no samples given: using random inputs generated from the model's declared signature {_shapes(resolved)}")
+        else:
+            batches, call_style = normalize(samples)
+        tensors = infer_tensors(batches, unbatched=self.options.unbatched)
+        if declared is not None:
+            _check_against_declared(tensors, declared)
+        max_batch = self.options.max_batch_size
+        if declared is not None and declared.max_batch is not None:
+            max_batch = min(max_batch, declared.max_batch)
+        self.max_batch = max_batch
+        self.signature = Signature(tensors, call_style=call_style, max_batch=declared.max_batch if declared else None)
+        save_batches(self.ws / "samples.npz", batches)
+        first = batches[0]
+        checks = list(batches)
+        for size in sorted({1, max_batch}):
+            if all(batch_size(b, self.signature) != size for b in checks):
+                checks.append(resize_batch(first, size, self.signature))
+        save_batches(self.ws / "inputs.npz", checks)
+        self.inputs_key = hash_path(self.ws / "inputs.npz")
+        self.status["signature"] = self.signature.to_dict()
+        self.status["correctness_batches"] = [batch_size(b, self.signature) for b in checks]
+        self._save()
+
+    # -- steps ----------------------------------------------------------------------------------
+
+    def _step_key(self, plan: Plan, step: PlannedStep) -> str:
+        parent = self.source_key if step.parent is None else self.status["steps"][step.parent]["key"]
+        return digest(
+            {
+                "parent": parent,
+                "step": step.spec.name,
+                "plugin": step.plugin,
+                "run": step.spec.run,
+                "options": dict(step.spec.options),
+                "signature": self.signature.to_dict(),
+                "max_batch": self.max_batch,
+                "libraries": library_versions(step.spec.requires),
+            }
+        )
+
+    def _run_step(self, plan: Plan, step: PlannedStep) -> None:
+        key = self._step_key(plan, step)
+        record: dict[str, Any] = {
+            "kind": step.kind,
+            "spec": step.spec.name,
+            "plugin": step.plugin,
+            "from": step.parent or SOURCE,
+            "format": step.format.name,
+            "precision": step.precision,
+            "key": key,
+        }
+        parent = self.status["steps"].get(step.parent) if step.parent else None
+        if parent is not None and parent["status"] != "ok":
+            self._record_step(step.id, {**record, "status": "skipped", "reason": f"{step.parent} did not succeed"})
+            return
+        old = self.previous.get("steps", {}).get(step.id)
+        if old and old.get("key") == key and old.get("cause") not in RETRIED and (
+            old["status"] != "ok" or (self.ws / old["artifact"]).exists()
+        ):
+            self._record_step(step.id, {**old, "cached": True})
+            return
+        out_dir = self.ws / "artifacts" / f"{_slug(step.id)}-{key[:10]}"
+        shutil.rmtree(out_dir, ignore_errors=True)
+        input_path = self.source_path if step.parent is None else self.ws / self.status["steps"][step.parent]["artifact"]
+        payload = {
+            "run": step.spec.run,
+            "input": str(input_path),
+            "output_dir": str(out_dir),
+            "signature": self.signature.to_dict(),
+            "samples": str(self.ws / "samples.npz"),
+            "device": "cpu",
+            "max_batch": self.max_batch,
+            "options": dict(step.spec.options),
+        }
+        self.emit("step_start", {"id": step.id, "kind": step.kind})
+        result = self._child("sextant.worker:run_step", payload, step.id)
+        record.update(_outcome(result), log=self._log_name(step.id))
+        if result.ok:
+            record["artifact"] = str(Path(result.value).relative_to(self.ws))
+        self._record_step(step.id, record)
+
+    def _record_step(self, step_id: str, record: dict[str, Any]) -> None:
+        self.status["steps"][step_id] = record
+        self._save()
+        self.emit("step_end", {"id": step_id, "record": record})
+
+    # -- candidates -----------------------------------------------------------------------------
+
+    def _run_baseline(self, plan: Plan) -> None:
+        baseline = plan.baseline()
+        assert baseline is not None
+        self.status["baseline"] = baseline.id
+        self.reference: list[dict[str, np.ndarray]] | None = None
+        self._run_candidate(plan, baseline)
+        record = self.status["candidates"][baseline.id]
+        if self.reference is None:
+            raise SampleError(
+                f"the source model could not run the correctness inputs "
+                f"(batch sizes {self.status['correctness_batches']}): {record.get('reason')}",
+                hint=f"See {self.ws / record['log']}. If the model only takes a fixed batch size, "
+                "pass --max-batch-size with that size; check input names, dtypes and shapes.",
+            )
+
+    def _candidate_keys(self, candidate: PlannedCandidate) -> dict[str, str]:
+        artifact = self.source_key if candidate.step is None else self.status["steps"][candidate.step]["key"]
+        outputs = digest(
+            {
+                "artifact": artifact,
+                "runner": candidate.runner.name,
+                "plugin": candidate.plugin,
+                "device": candidate.device,
+                "precision": candidate.precision,
+                "options": candidate.options,
+                "threads": self.threads,
+                "inputs": self.inputs_key,
+                "libraries": library_versions(candidate.runner.requires),
+            }
+        )
+        return {"outputs": outputs, "profile": digest({"outputs": outputs, "profiler": self._profiler().to_dict()})}
+
+    def _profiler(self) -> ProfilerConfig:
+        return replace(self.options.profiler, max_batch=self.max_batch)
+
+    def _run_candidate(self, plan: Plan, candidate: PlannedCandidate) -> None:
+        record: dict[str, Any] = {
+            "step": candidate.step or SOURCE,
+            "format": candidate.format.name,
+            "runner": candidate.runner.name,
+            "plugin": candidate.plugin,
+            "device": candidate.device,
+            "precision": candidate.precision,
+            "options": candidate.options,
+            "status": "pending",
+        }
+        if candidate.step is not None:
+            step = self.status["steps"].get(candidate.step)
+            if step is None or step["status"] != "ok":
+                record.update(status="skipped", reason=f"{candidate.step} did not succeed")
+                return self._record_candidate(candidate.id, record)
+            record["artifact"] = step["artifact"]
+        else:
+            record["artifact"] = str(self.source_path.relative_to(self.ws))
+        keys = self._candidate_keys(candidate)
+        record["keys"] = keys
+        record["outputs"] = f"outputs/{_slug(candidate.id)}-{keys['outputs'][:10]}.npz"
+        record["log"] = self._log_name(candidate.id)
+        old = self.previous.get("candidates", {}).get(candidate.id)
+        if old and old.get("keys") == keys and old.get("cause") not in RETRIED:
+            if old["status"] == "failed":
+                record.update(status="failed", reason=old.get("reason"), cached=True)
+                return self._record_candidate(candidate.id, record)
+            if (self.ws / old["outputs"]).exists():
+                judged = self._judge(candidate, load_batches(self.ws / old["outputs"]), record)
+                if judged != "profile" or old.get("profile", {}).get("points"):
+                    if judged == "profile":
+                        record.update(status="ok", profile=old["profile"])
+                    record["cached"] = True
+                    return self._record_candidate(candidate.id, record)
+        self.emit("candidate_start", {"id": candidate.id})
+        points: list[dict[str, Any]] = []
+
+        def handle(kind: str, data: Any) -> Any:
+            if kind == "outputs":
+                verdict = self._judge(candidate, load_batches(Path(data)), record)
+                self._save()
+                if verdict != "profile":
+                    return {"profile": False}
+                return {
+                    "profile": True,
+                    "config": self._profiler().to_dict(),
+                    "rivals": self._rivals(),
+                    "cutoff": self.options.cutoff,
+                }
+            if kind == "point":
+                points.append(data)
+                self.emit("candidate_point", {"id": candidate.id, "point": data})
+            if kind == "loaded":
+                record["load_seconds"] = round(float(data), 3)
+            return None
+
+        payload = {
+            "load": candidate.runner.load,
+            "artifact": str(self.ws / record["artifact"]),
+            "signature": self.signature.to_dict(),
+            "device": candidate.device,
+            "precision": candidate.precision,
+            "threads": self.threads,
+            "options": candidate.options,
+            "inputs": str(self.ws / "inputs.npz"),
+            "outputs": str(self.ws / record["outputs"]),
+        }
+        try:
+            result = self._child("sextant.worker:run_candidate", payload, candidate.id, handle)
+        finally:
+            if points:
+                record["profile"] = {"points": points, "threads": self.threads}
+        if record["status"] == "pending":  # never reached the verdict
+            record.update(_outcome(result))
+        elif record["status"] == "profiling":
+            if result.ok and points:
+                record["status"] = "ok"
+                record["profile"].update(stopped=result.value.get("stopped"), threads=result.value.get("threads"))
+            else:
+                record.update(status="failed", reason=f"while profiling: {result.reason()}")
+                record.update({k: v for k, v in _outcome(result).items() if k not in ("status", "reason")})
+        self._record_candidate(candidate.id, record)
+
+    def _judge(self, candidate: PlannedCandidate, outputs: list[dict[str, np.ndarray]], record: dict[str, Any]) -> str:
+        """Compare (or, for the baseline, adopt) outputs; sets the record's status; 'profile' to go on."""
+        if self.reference is None:  # the baseline: its outputs are the reference
+            self.reference = outputs
+            save_batches(self.ws / "reference.npz", outputs)
+            self.signature = self.signature.with_outputs(infer_tensors(outputs, what="output"))
+            self.status["signature"] = self.signature.to_dict()
+        tolerance = Tolerance.for_precision(
+            candidate.precision, self.options.atol, self.options.rtol, self.options.tolerances
+        )
+        if len(outputs) != len(self.reference):
+            verdict = Verdict(False, ())
+            record.update(status="incorrect", reason=f"{len(outputs)} output batches, expected {len(self.reference)}")
+            return "stop"
+        verdict = Verdict.merge([self.comparator(r, o, tolerance) for r, o in zip(self.reference, outputs)])
+        record["correctness"] = {**verdict.to_dict(), "atol": tolerance.atol, "rtol": tolerance.rtol, "summary": verdict.summary()}
+        if not verdict.passed:
+            record.update(status="incorrect", reason=f"correctness: {verdict.summary()}")
+            return "stop"
+        if self.verify is not None:
+            try:
+                accepted = bool(self.verify(outputs, self.reference))
+            except Exception as exc:
+                accepted = False
+                record["verify_error"] = f"{type(exc).__name__}: {exc}"
+            record["verified"] = accepted
+            if not accepted:
+                record.update(status="rejected", reason="rejected by verify_func " + record.get("verify_error", ""))
+                return "stop"
+        record["status"] = "profiling"
+        return "profile"
+
+    def _rivals(self) -> dict[int, float]:
+        best: dict[int, float] = {}
+        for record in self.status["candidates"].values():
+            if record["status"] != "ok":
+                continue
+            for point in record.get("profile", {}).get("points", []):
+                best[point["batch"]] = max(best.get(point["batch"], 0.0), point["throughput"])
+        return best
+
+    def _record_candidate(self, cid: str, record: dict[str, Any]) -> None:
+        self.status["candidates"][cid] = record
+        self._save()
+        self.emit("candidate_end", {"id": cid, "record": record})
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def _child(self, target: str, payload: dict[str, Any], name: str, handle: Any = None) -> ChildResult:
+        log = self.ws / self._log_name(name)
+        job = log.with_suffix(".job.json")
+        write_json(job, {"target": target, "payload": payload, "profiler": self._profiler().to_dict()})
+        log.write_text(f"# {name}\n# reproduce in this process: python -m sextant.worker {job}\n")
+        try:
+            return self.isolator.run(
+                target, payload, log_path=log, timeout=self.options.step_timeout, handler=handle, env=_child_env()
+            )
+        except KeyboardInterrupt:
+            self.status["interrupted"] = name
+            raise
+
+    def _log_name(self, name: str) -> str:
+        return f"logs/{_slug(name)}.log"
+
+    def _note(self, text: str) -> None:
+        self.status["notes"].append(text)
+        self.emit("note", {"text": text})
+
+    def _save(self) -> None:
+        write_json(self.ws / STATUS, self.status)
+
+    def _finish(self, plan: Plan, complete: bool) -> None:
+        if complete:
+            self.status["steps"] = {s.id: self.status["steps"][s.id] for s in plan.steps}
+            self.status["candidates"] = {c.id: self.status["candidates"][c.id] for c in plan.candidates}
+            self.status.pop("interrupted", None)
+        planned = {c.id for c in plan.candidates}
+        self.status["skipped"] = [{"what": what, "reason": reason} for what, reason in plan.skipped]
+        objective = Objective(self.options.objective, self.options.latency_budget_ms, self.max_batch)
+        competing = {cid: r for cid, r in self.status["candidates"].items() if cid in planned}
+        self.status["selection"] = select(competing, objective, self.status.get("baseline"))
+        self._save()
+        if complete:
+            self._prune()
+        self.emit("done", {"status": self.status})
+
+    def _raise_if_nothing_selected(self) -> None:
+        if self.status["selection"]["best"] is not None:
+            return
+        ran = [r for r in self.status["candidates"].values() if r["status"] in ("ok", "incorrect", "rejected")]
+        if ran and all(r["status"] in ("incorrect", "rejected") for r in ran):
+            raise CorrectnessError(
+                "every candidate that ran failed correctness: " + self.status["selection"]["reason"],
+                hint=f"See `sextant inspect {self.ws}`; loosen --atol/--rtol only if the errors are acceptable.",
+            )
+        raise NothingRunnableError(
+            f"no candidate could be selected: {self.status['selection']['reason']}",
+            hint=f"See `sextant inspect {self.ws}` and the logs in {self.ws / 'logs'}.",
+        )
+
+    def _prune(self) -> None:
+        """Remove artifacts and outputs no record refers to (left by older runs)."""
+        used = {r.get("artifact") for r in self.status["steps"].values()}
+        used |= {r.get("outputs") for r in self.status["candidates"].values()}
+        for sub in ("artifacts", "outputs"):
+            for path in (self.ws / sub).iterdir():
+                if f"{sub}/{path.name}" not in used and not any(
+                    u and u.startswith(f"{sub}/{path.name}/") for u in used
+                ):
+                    shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+def _outcome(result: ChildResult) -> dict[str, Any]:
+    out: dict[str, Any] = {"status": "ok" if result.ok else "failed", "seconds": round(result.seconds, 3)}
+    if not result.ok:
+        if result.timed_out:
+            out["cause"] = "timeout"
+        elif result.error:
+            out["cause"] = "exception"
+        elif result.exitcode is not None and result.exitcode < 0:
+            out["cause"] = "crash"
+        else:
+            out["cause"] = "lost"
+        out["reason"] = result.reason()
+        out["log_tail"] = result.log_tail
+        if result.traceback:
+            out["traceback"] = result.traceback
+    return out
+
+
+def _child_env() -> dict[str, str]:
+    return {"SEXTANT_CACHE_DIR": str(cache_dir())}
+
+
+def _preload(plan: Plan) -> list[str]:
+    import importlib.util
+
+    modules = {m.split(".", 1)[0] for s in plan.steps for m in s.spec.requires}
+    modules |= {m.split(".", 1)[0] for c in plan.candidates for m in c.runner.requires}
+    return sorted(m for m in modules if importlib.util.find_spec(m) is not None)
+
+
+def _slug(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)
+
+
+def _shapes(signature: Signature) -> str:
+    return ", ".join(f"{t.name}:{'x'.join(str(s) for s in t.shape)}" for t in signature.inputs)
+
+
+def _resolve_shapes(declared: Signature, shapes: Mapping[str, tuple[int, ...]]) -> Signature:
+    """Fill dynamic axes of a declared signature: user shapes first, else 1 (batch) or 16."""
+    unknown = set(shapes) - set(declared.input_names)
+    if unknown:
+        raise UsageError(f"--shape names unknown inputs {sorted(unknown)}", hint=f"Inputs: {', '.join(declared.input_names)}.")
+    inputs = []
+    for spec in declared.inputs:
+        if spec.name in shapes:
+            shape = tuple(shapes[spec.name])
+            if len(shape) != len(spec.shape) or any(d is not None and d != s for d, s in zip(spec.shape, shape)):
+                raise UsageError(f"--shape {spec.name}:{'x'.join(map(str, shape))} does not fit the declared shape {spec.shape}")
+        else:
+            shape = tuple((1 if i == 0 and spec.batched else 16) if d is None else d for i, d in enumerate(spec.shape))
+        inputs.append(TensorSpec(spec.name, spec.dtype, shape, spec.batched))
+    return replace(declared, inputs=tuple(inputs))
+
+
+def _check_against_declared(tensors: Sequence[TensorSpec], declared: Signature) -> None:
+    given = {t.name: t for t in tensors}
+    names = set(declared.input_names)
+    if set(given) != names:
+        missing, extra = sorted(names - set(given)), sorted(set(given) - names)
+        raise SampleError(
+            f"samples do not fit the model's inputs: missing {missing}, unknown {extra}",
+            hint=f"The model takes {', '.join(declared.input_names)}.",
+        )
+    for spec in declared.inputs:
+        sample = given[spec.name]
+        if sample.dtype != spec.dtype:
+            raise SampleError(f"input '{spec.name}': samples are {sample.dtype}, the model takes {spec.dtype}")
+        if len(sample.shape) != len(spec.shape):
+            raise SampleError(f"input '{spec.name}': samples have {len(sample.shape)} axes, the model takes {spec.shape}")
+        for axis, (want, got) in enumerate(zip(spec.shape, sample.shape)):
+            if axis > 0 and want is not None and got is not None and want != got:
+                raise SampleError(f"input '{spec.name}' axis {axis}: samples have {got}, the model takes {want}")
+
+
+def _options_record(options: OptimizeOptions) -> dict[str, Any]:
+    record = {k: v for k, v in options.__dict__.items() if k != "profiler"}
+    record["profiler"] = options.profiler.to_dict()
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in record.items()}

@@ -1,0 +1,172 @@
+"""The plan: every path from the source through exporters and converters to runners.
+
+Planning reads specs only; nothing heavy is imported. Each artifact node is a step (or the source
+itself); each (artifact, runner, device, precision, option set) that is available here is a
+candidate. What cannot be planned is listed with the reason, so the report can say why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sextant.plugins import Catalog, Contribution, availability
+from sextant.specs import ConverterSpec, ExporterSpec, Format, RunnerSpec, least_exact
+
+SOURCE = "source"
+MAX_CHAIN = 4
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    """One export or conversion; ``parent`` is the step it reads (``None``: the source)."""
+
+    id: str
+    kind: str
+    spec: ExporterSpec | ConverterSpec
+    plugin: str
+    parent: str | None
+    precision: str
+
+    @property
+    def format(self) -> Format:
+        return self.spec.produces
+
+
+@dataclass(frozen=True)
+class PlannedCandidate:
+    """One thing to check and profile: an artifact on a runner, device, precision and options."""
+
+    id: str
+    step: str | None
+    format: Format
+    runner: RunnerSpec
+    plugin: str
+    device: str
+    precision: str
+    options: dict[str, Any]
+
+
+@dataclass
+class Plan:
+    source: Format
+    steps: list[PlannedStep] = field(default_factory=list)
+    candidates: list[PlannedCandidate] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def step(self, step_id: str) -> PlannedStep:
+        return next(s for s in self.steps if s.id == step_id)
+
+    def baseline(self) -> PlannedCandidate | None:
+        """The source on its reference runner, CPU, fp32, default options."""
+        for candidate in self.candidates:
+            if (
+                candidate.step is None
+                and candidate.runner.reference
+                and candidate.device == "cpu"
+                and candidate.precision == "fp32"
+                and candidate.options == candidate.runner.defaults()
+            ):
+                return candidate
+        return None
+
+
+def _label(spec: RunnerSpec, options: dict[str, Any]) -> str:
+    changed = {k: v for k, v in options.items() if spec.defaults().get(k) != v}
+    return "" if not changed else "[" + ",".join(f"{k}={v}" for k, v in sorted(changed.items())) + "]"
+
+
+def make_plan(
+    catalog: Catalog,
+    source: Format,
+    *,
+    devices: Sequence[str],
+    precisions: Sequence[str],
+    formats: Sequence[str] | None = None,
+    runners: Sequence[str] | None = None,
+) -> Plan:
+    """Build the plan for a source format (see module doc)."""
+    plan = Plan(source)
+    # artifact nodes: (step id or None, format, chain precision, names used in the chain)
+    nodes: list[tuple[str | None, Format, str, frozenset[str]]] = [(None, source, "fp32", frozenset())]
+    frontier = list(nodes)
+    kinds = {"exporter": catalog.of("exporter"), "converter": catalog.of("converter")}
+    while frontier:
+        parent_id, fmt, precision, used = frontier.pop(0)
+        kind = "exporter" if parent_id is None else "converter"
+        for contribution in kinds[kind]:
+            spec = contribution.spec
+            if spec.consumes != fmt or spec.name in used or len(used) >= MAX_CHAIN:
+                continue
+            step_id = spec.name if parent_id is None else f"{parent_id}+{spec.name}"
+            reason = availability(spec)
+            if reason is None and spec.precision not in precisions:
+                reason = f"{spec.precision} not allowed (add it to --precision)"
+            if reason:
+                plan.skipped.append((step_id, reason))
+                continue
+            chain_precision = least_exact(precision, spec.precision)
+            plan.steps.append(PlannedStep(step_id, kind, spec, _plugin(contribution), parent_id, chain_precision))
+            node = (step_id, spec.produces, chain_precision, used | {spec.name})
+            nodes.append(node)
+            frontier.append(node)
+    for step_id, fmt, precision, _ in nodes:
+        for contribution in catalog.of("runner"):
+            _add_candidates(plan, contribution, step_id, fmt, precision, devices, precisions)
+    _filter(plan, formats, runners)
+    return plan
+
+
+def _plugin(contribution: Contribution) -> str:
+    return f"{contribution.plugin.distribution} {contribution.plugin.version}"
+
+
+def _add_candidates(
+    plan: Plan,
+    contribution: Contribution,
+    step_id: str | None,
+    fmt: Format,
+    chain_precision: str,
+    devices: Sequence[str],
+    precisions: Sequence[str],
+) -> None:
+    runner: RunnerSpec = contribution.spec
+    if runner.consumes != fmt:
+        return
+    artifact = step_id or SOURCE
+    for device in devices:
+        reason = availability(runner, device)
+        if reason:
+            plan.skipped.append((f"{artifact}:{runner.name}@{device}", reason))
+            continue
+        for runner_precision in runner.precisions:
+            if runner_precision not in precisions:
+                continue
+            precision = least_exact(chain_precision, runner_precision)
+            for options in runner.option_sets():
+                suffix = "" if runner_precision == "fp32" else f"/{runner_precision}"
+                cid = f"{artifact}:{runner.name}{suffix}{_label(runner, options)}@{device}"
+                plan.candidates.append(
+                    PlannedCandidate(cid, step_id, fmt, runner, _plugin(contribution), device, precision, options)
+                )
+
+
+def _filter(plan: Plan, formats: Sequence[str] | None, runners: Sequence[str] | None) -> None:
+    """Keep candidates of the chosen formats/runners (and the baseline), then the steps they need."""
+    baseline = plan.baseline()
+    keep = []
+    for candidate in plan.candidates:
+        wanted = (formats is None or candidate.format.name in formats) and (
+            runners is None or candidate.runner.name in runners
+        )
+        if wanted or candidate is baseline:
+            keep.append(candidate)
+    plan.candidates = keep
+    needed: set[str] = set()
+    for candidate in keep:
+        step_id = candidate.step
+        while step_id is not None:
+            needed.add(step_id)
+            step_id = plan.step(step_id).parent
+    plan.steps = [s for s in plan.steps if s.id in needed]

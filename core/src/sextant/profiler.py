@@ -1,0 +1,142 @@
+"""Latency and throughput of one loaded runner across batch sizes.
+
+For each batch size (1, 2, 4, ... up to ``max_batch``) the profiler warms up, then measures windows
+of calls, each window lasting at least ``window_s`` (so sub-millisecond models get many calls per
+window), until the mean latencies of the last ``stable_windows`` windows agree within
+``stability``, or the batch size's time budget runs out, in which case the point is marked unstable.
+The sweep stops after ``plateau_steps`` consecutive doublings that each gain less than
+``min_gain`` throughput, or when ``keep_going(point)`` says the candidate cannot win.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ProfilerConfig:
+    max_batch: int = 64
+    window_s: float = 0.1
+    min_calls: int = 3
+    warmup_s: float = 0.1
+    stable_windows: int = 3
+    stability: float = 0.10
+    batch_budget_s: float = 3.0
+    min_gain: float = 0.05
+    plateau_steps: int = 2
+
+    def batch_sizes(self) -> list[int]:
+        sizes, size = [], 1
+        while size <= self.max_batch:
+            sizes.append(size)
+            size *= 2
+        if sizes[-1] != self.max_batch:
+            sizes.append(self.max_batch)
+        return sizes
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Point:
+    """Measurement of one candidate at one batch size. Latencies in milliseconds."""
+
+    batch: int
+    p50_ms: float
+    p90_ms: float
+    p95_ms: float
+    p99_ms: float
+    mean_ms: float
+    std_ms: float
+    throughput: float
+    calls: int
+    windows: int
+    stable: bool
+    window_spread: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Point:
+        return cls(**data)
+
+
+def _window(infer: Callable[[], Any], window_s: float, min_calls: int) -> list[float]:
+    clock = time.perf_counter_ns
+    limit = int(window_s * 1e9)
+    times: list[int] = []
+    append = times.append
+    start = clock()
+    while True:
+        t0 = clock()
+        infer()
+        t1 = clock()
+        append(t1 - t0)
+        if t1 - start >= limit and len(times) >= min_calls:
+            return [t / 1e6 for t in times]
+
+
+def measure(infer: Callable[[], Any], batch: int, config: ProfilerConfig) -> Point:
+    """Measure one batch size: warm-up, then windows until stable or out of budget."""
+    deadline = time.perf_counter() + config.batch_budget_s
+    _window(infer, config.warmup_s, 2)
+    windows: list[list[float]] = []
+    stable = False
+    spread = float("inf")
+    while True:
+        windows.append(_window(infer, config.window_s, config.min_calls))
+        if len(windows) >= config.stable_windows:
+            means = [float(np.mean(w)) for w in windows[-config.stable_windows :]]
+            spread = max(means) / min(means) - 1.0
+            if spread <= config.stability:
+                stable = True
+                break
+        if time.perf_counter() >= deadline:
+            break
+    kept = windows[-config.stable_windows :]
+    latencies = np.concatenate([np.asarray(w) for w in kept])
+    p50, p90, p95, p99 = np.percentile(latencies, [50, 90, 95, 99])
+    mean = float(latencies.mean())
+    return Point(
+        batch=batch,
+        p50_ms=float(p50),
+        p90_ms=float(p90),
+        p95_ms=float(p95),
+        p99_ms=float(p99),
+        mean_ms=mean,
+        std_ms=float(latencies.std()),
+        throughput=batch * 1000.0 / mean,
+        calls=int(latencies.size),
+        windows=len(windows),
+        stable=stable,
+        window_spread=float(spread),
+    )
+
+
+def sweep(
+    make_infer: Callable[[int], Callable[[], Any]],
+    config: ProfilerConfig,
+    report: Callable[[Point], None],
+    keep_going: Callable[[Point], str | None] = lambda point: None,
+) -> str:
+    """Profile batch sizes in order; returns why the sweep stopped."""
+    best = 0.0
+    low_gain = 0
+    for batch in config.batch_sizes():
+        point = measure(make_infer(batch), batch, config)
+        report(point)
+        reason = keep_going(point)
+        if reason:
+            return reason
+        low_gain = low_gain + 1 if point.throughput < best * (1 + config.min_gain) else 0
+        best = max(best, point.throughput)
+        if low_gain >= config.plateau_steps:
+            return f"throughput stopped improving at batch {batch}"
+    return f"reached max batch {config.max_batch}"

@@ -1,0 +1,65 @@
+"""Turning the MODEL argument into a path or a model object.
+
+``MODEL`` is a path to a model file or folder, or a reference to a factory that returns a model:
+``path/to/file.py:factory`` or ``package.module:factory``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+from sextant.errors import ModelLoadError
+
+
+def resolve_model(text: str) -> tuple[Any, str]:
+    """Return ``(path or object, name)`` for the MODEL argument."""
+    path = Path(text)
+    if path.exists():
+        return path, path.stem or path.name
+    target, sep, attr = text.rpartition(":")
+    if not sep or not target or not attr.isidentifier():
+        raise ModelLoadError(
+            f"{text}: no such file or folder",
+            hint="Give a model path, or a factory as path/to/file.py:factory or package.module:factory.",
+        )
+    module = _import(target)
+    factory = getattr(module, attr, None)
+    if factory is None:
+        raise ModelLoadError(f"{target} has no attribute {attr!r}", hint="Check the name after the ':'.")
+    try:
+        model = factory() if callable(factory) else factory
+    except Exception as exc:
+        raise ModelLoadError(
+            f"the factory {text} raised {type(exc).__name__}: {exc}",
+            hint="Fix the factory so that calling it with no arguments returns the model.",
+        ) from exc
+    return model, attr
+
+
+def _import(target: str) -> Any:
+    if target.endswith(".py"):
+        file = Path(target)
+        if not file.exists():
+            raise ModelLoadError(f"{file}: no such file", hint="Check the path before the ':'.")
+        name = f"sextant_user_{file.stem}"
+        spec = importlib.util.spec_from_file_location(name, file)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        sys.path.insert(0, str(file.parent.resolve()))
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            raise ModelLoadError(f"importing {file} raised {type(exc).__name__}: {exc}") from exc
+        return module
+    try:
+        return importlib.import_module(target)
+    except Exception as exc:
+        raise ModelLoadError(
+            f"cannot import {target}: {type(exc).__name__}: {exc}",
+            hint="Check the module path and that its directory is importable (PYTHONPATH).",
+        ) from exc

@@ -1,0 +1,237 @@
+"""Turning catalogs, plans and packages into rich tables and JSON documents. No logic lives here."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.tree import Tree
+
+from sextant.planner import Plan
+from sextant.plugins import Catalog, availability
+from sextant.specs import RunnerSpec
+
+STATUS_STYLE = {"ok": "green", "failed": "red", "timeout": "red", "incorrect": "yellow", "rejected": "yellow"}
+
+
+# -- plugins and formats ------------------------------------------------------------------------
+
+
+def _describe(contribution: Any) -> dict[str, Any]:
+    spec = contribution.spec
+    out: dict[str, Any] = {"kind": contribution.kind, "name": spec.name, "description": spec.description}
+    for attr in ("consumes", "produces"):
+        if hasattr(spec, attr):
+            out[attr] = str(getattr(spec, attr))
+    if isinstance(spec, RunnerSpec):
+        out["devices"] = {device: availability(spec, device) for device in spec.devices}
+        out["precisions"] = list(spec.precisions)
+        out["options"] = [{"name": p.name, "kind": p.kind, "values": list(p.values), "default": p.default} for p in spec.options]
+    elif hasattr(spec, "precision"):
+        out["precision"] = spec.precision
+    reason = availability(spec)
+    out["available"] = reason is None
+    out["reason"] = reason
+    out["requires"] = list(spec.requires)
+    return out
+
+
+def plugins_document(catalog: Catalog) -> dict[str, Any]:
+    plugins = []
+    for info in catalog.plugins:
+        contributions = [_describe(c) for c in catalog.contributions if c.plugin == info]
+        plugins.append(
+            {"name": info.name, "distribution": info.distribution, "version": info.version, "error": info.error, "contributions": contributions}
+        )
+    return {"plugins": plugins}
+
+
+def plugins_table(catalog: Catalog) -> Table:
+    table = Table(title="sextant plugins", show_lines=False)
+    for column in ("plugin", "distribution", "kind", "name", "what", "available"):
+        table.add_column(column)
+    for plugin in plugins_document(catalog)["plugins"]:
+        label = f"{plugin['distribution']} {plugin['version']}"
+        if plugin["error"]:
+            table.add_row(plugin["name"], label, "", "", "", f"[red]failed to load: {plugin['error']}[/red]")
+            continue
+        for c in plugin["contributions"]:
+            what = f"{c.get('consumes', '')} → {c['produces']}" if "produces" in c else c.get("consumes", "")
+            if c["kind"] == "runner":
+                devices = ", ".join(f"{d}" if r is None else f"{d}: {r}" for d, r in c["devices"].items())
+                state = f"[green]{devices}[/green]" if c["available"] else f"[red]{devices}[/red]"
+            else:
+                state = "[green]yes[/green]" if c["available"] else f"[red]no: {c['reason']}[/red]"
+            table.add_row(plugin["name"] if label else "", label, c["kind"], c["name"], what, state)
+            label = ""
+    return table
+
+
+def formats_document(catalog: Catalog) -> dict[str, Any]:
+    edges = [
+        {"kind": c.kind, "name": c.name, "from": str(c.spec.consumes), "to": str(c.spec.produces), "available": availability(c.spec) is None}
+        for c in catalog.contributions
+        if c.kind in ("exporter", "converter")
+    ]
+    runners = [
+        {"name": c.name, "format": str(c.spec.consumes), "devices": list(c.spec.devices), "available": availability(c.spec) is None}
+        for c in catalog.of("runner")
+    ]
+    sources = sorted({e["from"] for e in edges if e["kind"] == "exporter"} | {r["format"] for r in runners if _is_reference(catalog, r)})
+    return {"sources": sources, "edges": edges, "runners": runners}
+
+
+def _is_reference(catalog: Catalog, runner: Mapping[str, Any]) -> bool:
+    return catalog.get("runner", runner["name"]).spec.reference
+
+
+def formats_tree(catalog: Catalog) -> Tree:
+    doc = formats_document(catalog)
+    root = Tree("[bold]formats reachable from each source[/bold]")
+
+    def grow(node: Tree, fmt: str, seen: frozenset[str]) -> None:
+        for runner in doc["runners"]:
+            if runner["format"] == fmt:
+                style = "green" if runner["available"] else "dim"
+                node.add(f"[{style}]runs on {runner['name']} ({', '.join(runner['devices'])})[/{style}]")
+        for edge in doc["edges"]:
+            if edge["from"] == fmt and edge["name"] not in seen and (edge["kind"] == "converter" or not seen):
+                style = "" if edge["available"] else "dim"
+                child = node.add(f"[{style}]{edge['name']} → [bold]{edge['to']}[/bold][/{style}]" if style else f"{edge['name']} → [bold]{edge['to']}[/bold]")
+                grow(child, edge["to"], seen | {edge["name"]})
+
+    for source in doc["sources"]:
+        grow(root.add(f"[bold cyan]{source}[/bold cyan]"), source, frozenset())
+    return root
+
+
+# -- plans and results --------------------------------------------------------------------------
+
+
+def plan_document(plan: Plan) -> dict[str, Any]:
+    return {
+        "source": str(plan.source),
+        "steps": [{"id": s.id, "kind": s.kind, "from": s.parent or "source", "format": str(s.format), "precision": s.precision} for s in plan.steps],
+        "candidates": [
+            {"id": c.id, "format": str(c.format), "runner": c.runner.name, "device": c.device, "precision": c.precision, "options": c.options}
+            for c in plan.candidates
+        ],
+        "skipped": [{"what": what, "reason": reason} for what, reason in plan.skipped],
+    }
+
+
+def plan_table(plan: Plan) -> Table:
+    table = Table(title=f"plan from {plan.source}")
+    for column in ("candidate", "format", "runner", "device", "precision"):
+        table.add_column(column)
+    for c in plan.candidates:
+        table.add_row(c.id, str(c.format), c.runner.name, c.device, c.precision)
+    for what, reason in plan.skipped:
+        table.add_row(f"[dim]{what}[/dim]", "", "", "", f"[dim]skipped: {reason}[/dim]")
+    return table
+
+
+def _status_text(record: Mapping[str, Any]) -> str:
+    status = record["status"]
+    style = STATUS_STYLE.get(status, "dim")
+    text = status if status == "ok" else f"{status}: {_short(record.get('reason', ''))}"
+    if record.get("cached"):
+        text += " (cached)"
+    return f"[{style}]{text}[/{style}]"
+
+
+def _short(text: str, limit: int = 70) -> str:
+    line = (text or "").strip().splitlines()[0] if text else ""
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def results_table(status: Mapping[str, Any]) -> Table:
+    selection = status.get("selection", {})
+    best = selection.get("best")
+    table = Table(title=f"sextant: {status['model']['name']} (objective: {selection.get('objective', 'throughput')})")
+    for column, justify in (
+        ("candidate", "left"),
+        ("precision", "left"),
+        ("status", "left"),
+        ("max abs err", "right"),
+        ("best tput/s", "right"),
+        ("@batch", "right"),
+        ("p50 ms", "right"),
+        ("p99 ms", "right"),
+        ("speedup", "right"),
+    ):
+        table.add_column(column, justify=justify)
+    for cid, record in status.get("candidates", {}).items():
+        point = record.get("best_point")
+        correctness = record.get("correctness")
+        err = f"{max((o['max_abs_error'] for o in correctness['outputs']), default=0):.1e}" if correctness else ""
+        row = [
+            f"[bold green]★ {cid}[/bold green]" if cid == best else cid,
+            record["precision"],
+            _status_text(record),
+            err,
+            f"{point['throughput']:,.0f}" if point else "",
+            str(point["batch"]) if point else "",
+            f"{point['p50_ms']:.3f}" if point else "",
+            f"{point['p99_ms']:.3f}" if point else "",
+            f"{record['speedup']:.2f}×" if record.get("speedup") else "",
+        ]
+        table.add_row(*row)
+    for step_id, record in status.get("steps", {}).items():
+        if record["status"] not in ("ok",):
+            table.add_row(f"[dim]{step_id} (step)[/dim]", record.get("precision", ""), _status_text(record), *[""] * 6)
+    return table
+
+
+def summary_line(status: Mapping[str, Any], workspace: str) -> str:
+    selection = status.get("selection", {})
+    best = selection.get("best")
+    if best is None:
+        return f"no candidate selected: {selection.get('reason')}. Package: {workspace}"
+    record = status["candidates"][best]
+    point = record["best_point"]
+    speed = f", {record['speedup']:.2f}× the baseline" if record.get("speedup") else ""
+    return (
+        f"best: {best} — {point['throughput']:,.0f}/s at batch {point['batch']}, p50 {point['p50_ms']:.3f} ms"
+        f"{speed}. Package: {workspace}"
+    )
+
+
+class ProgressView:
+    """Pipeline events → rich progress on a console (stderr when stdout carries data)."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.progress = Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
+            console=console, transient=True,
+        )
+        self.task: Any = None
+
+    def __enter__(self) -> ProgressView:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.__exit__(*exc)
+
+    def __call__(self, kind: str, data: Mapping[str, Any]) -> None:
+        if kind == "plan":
+            plan = data["plan"]
+            total = len(plan.steps) + len(plan.candidates)
+            self.task = self.progress.add_task("planning", total=total, info="")
+        elif kind in ("step_start", "candidate_start"):
+            self.progress.update(self.task, description=f"{'building' if kind == 'step_start' else 'checking'} {data['id']}", info="")
+        elif kind == "candidate_point":
+            point = data["point"]
+            self.progress.update(self.task, description=f"profiling {data['id']}", info=f"batch {point['batch']}: {point['throughput']:,.0f}/s")
+        elif kind in ("step_end", "candidate_end"):
+            self.progress.advance(self.task)
+            record = data["record"]
+            if record["status"] != "ok":
+                self.console.print(f"  {data['id']}: {_status_text(record)}")
+        elif kind == "note":
+            self.console.print(f"[cyan]note:[/cyan] {data['text']}")

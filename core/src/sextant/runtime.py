@@ -1,0 +1,70 @@
+"""What the callables named by specs receive and return at run time.
+
+Plugins implement these shapes; they never subclass core classes. Requests are plain frozen
+dataclasses built by the pipeline inside the isolated child process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from sextant.signature import Signature
+    from sextant.specs import Param
+
+
+@dataclass(frozen=True)
+class StepRequest:
+    """Input to an exporter or converter.
+
+    ``input`` is the artifact to read (the source artifact for an exporter); the step writes its
+    artifact into the empty folder ``output_dir`` and returns the path. ``samples`` holds example
+    batches (``sextant.samples.load_batches`` reads them) for tracing and calibration.
+    """
+
+    input: Path
+    output_dir: Path
+    signature: Signature
+    samples: Path
+    device: str = "cpu"
+    max_batch: int = 1
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunnerRequest:
+    """Input to a runner's ``load``: the artifact, where and how to run it."""
+
+    artifact: Path
+    signature: Signature
+    device: str = "cpu"
+    precision: str = "fp32"
+    threads: int = 1
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Runner(Protocol):
+    """A loaded model. ``infer`` takes and returns named numpy arrays (a whole batch)."""
+
+    def infer(self, inputs: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class SearchStrategy(Protocol):
+    """Proposes configurations; ``ask`` returns the next ones to measure, empty when done.
+
+    ``history`` holds ``(configuration, score)`` pairs measured so far, higher scores better,
+    ``None`` for a configuration that failed or broke a constraint.
+    """
+
+    space: Sequence[Param]
+
+    def ask(self, history: Sequence[tuple[Mapping[str, Any], float | None]]) -> list[dict[str, Any]]: ...

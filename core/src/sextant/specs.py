@@ -1,0 +1,246 @@
+"""What plugins contribute: small frozen dataclasses, data plus a lazily imported callable.
+
+A spec names its callable as ``"package.module:function"`` and lists the modules it needs in
+``requires``, so the catalog can say "unavailable: tensorrt not importable" without importing
+anything. The callables' signatures are documented on each spec and in ``sextant.runtime``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from sextant.errors import PluginError, UsageError
+
+if TYPE_CHECKING:
+    from sextant.signature import Signature
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._+-]*$")
+
+DEVICES = ("cpu", "cuda")
+#: Precisions from most to least exact; a chain's precision is its least exact step.
+PRECISIONS = ("fp32", "tf32", "bf16", "fp16", "int8")
+
+
+def _check_name(kind: str, name: str) -> None:
+    if not _NAME.match(name):
+        raise PluginError(
+            f"invalid {kind} name {name!r}",
+            hint="Names are lowercase letters, digits and '.', '_', '+', '-', starting with a letter or digit.",
+        )
+
+
+def least_exact(*precisions: str) -> str:
+    """The least exact of some precisions (``fp32`` if none)."""
+    return max(precisions, key=PRECISIONS.index, default="fp32")
+
+
+@dataclass(frozen=True, order=True)
+class Format:
+    """A kind of artifact (``onnx``, ``torchscript``, ...); a value object compared by name."""
+
+    name: str
+
+    def __post_init__(self) -> None:
+        _check_name("format", self.name)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def resolve(ref: str) -> Callable[..., Any]:
+    """Import ``"package.module:attribute"`` and return the attribute."""
+    module_name, _, attr = ref.partition(":")
+    if not attr:
+        raise PluginError(f"callable reference {ref!r} has no ':attribute' part")
+    module = importlib.import_module(module_name)
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise PluginError(f"{module_name} has no attribute {attr!r} (referenced as {ref!r})") from None
+
+
+ParamKind = Literal["categorical", "linear", "exponential"]
+
+
+@dataclass(frozen=True)
+class Param:
+    """One searchable option of a runner.
+
+    ``categorical``: ``values`` lists the choices. ``linear`` / ``exponential``: ``values`` is
+    ``(low, high)`` and the grid steps by one / doubles.
+    """
+
+    name: str
+    kind: ParamKind
+    values: tuple[Any, ...]
+    default: Any
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind != "categorical" and len(self.values) != 2:
+            raise PluginError(f"param {self.name!r}: a {self.kind} param takes values=(low, high)")
+
+    def grid(self) -> tuple[Any, ...]:
+        """Every value of the dimension, in order."""
+        if self.kind == "categorical":
+            return self.values
+        low, high = self.values
+        out, value = [], low
+        while value <= high:
+            out.append(value)
+            value = value + 1 if self.kind == "linear" else value * 2
+        return tuple(out)
+
+
+@dataclass(frozen=True)
+class _Step:
+    name: str
+    consumes: Format
+    produces: Format
+    run: str
+    requires: tuple[str, ...] = ()
+    precision: str = "fp32"
+    options: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        _check_name("step", self.name)
+        if self.precision not in PRECISIONS:
+            raise PluginError(f"{self.name}: unknown precision {self.precision!r}; known: {', '.join(PRECISIONS)}")
+
+
+@dataclass(frozen=True)
+class ExporterSpec(_Step):
+    """Source model → artifact. ``consumes`` is the source format a loader produces.
+
+    ``run`` names ``(request: sextant.runtime.StepRequest) -> Path``; it writes the artifact into
+    ``request.output_dir`` and returns its path.
+    """
+
+
+@dataclass(frozen=True)
+class ConverterSpec(_Step):
+    """Artifact → artifact (simplification, precision conversion, compilation to an engine).
+
+    ``run`` has the exporter's signature. A ``precision`` other than fp32 marks a reduced-precision
+    conversion, planned only when the user allows that precision.
+    """
+
+
+@dataclass(frozen=True)
+class RunnerSpec:
+    """Loads one artifact format on a device and answers ``infer(batch) -> outputs``.
+
+    ``load`` names ``(request: sextant.runtime.RunnerRequest) -> sextant.runtime.Runner``.
+    ``options`` is the searchable space; ``variants`` are option sets measured even without a
+    search (each merged over the defaults). ``check`` optionally names a cheap function
+    ``(device: str) -> str | None`` that returns why the runner is unavailable (it must not import
+    heavy libraries). ``reference`` marks the runner that computes reference outputs for its format.
+    """
+
+    name: str
+    consumes: Format
+    load: str
+    devices: tuple[str, ...] = ("cpu",)
+    precisions: tuple[str, ...] = ("fp32",)
+    options: tuple[Param, ...] = ()
+    variants: tuple[Mapping[str, Any], ...] = ()
+    requires: tuple[str, ...] = ()
+    check: str | None = None
+    reference: bool = False
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        _check_name("runner", self.name)
+        for device in self.devices:
+            if device not in DEVICES:
+                raise PluginError(f"runner {self.name}: unknown device {device!r}; known: {', '.join(DEVICES)}")
+        for precision in self.precisions:
+            if precision not in PRECISIONS:
+                raise PluginError(f"runner {self.name}: unknown precision {precision!r}")
+        known = {p.name for p in self.options}
+        for variant in self.variants:
+            unknown = set(variant) - known
+            if unknown:
+                raise PluginError(f"runner {self.name}: variant sets undeclared options {sorted(unknown)}")
+
+    def defaults(self) -> dict[str, Any]:
+        return {p.name: p.default for p in self.options}
+
+    def option_sets(self) -> list[dict[str, Any]]:
+        """The defaults, then each variant merged over them, without repeats."""
+        sets: list[dict[str, Any]] = []
+        for variant in ({}, *self.variants):
+            merged = {**self.defaults(), **variant}
+            if merged not in sets:
+                sets.append(merged)
+        return sets
+
+    def parse_options(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """Defaults overlaid with ``given``; an unknown option is a usage error."""
+        known = {p.name for p in self.options}
+        unknown = set(given) - known
+        if unknown:
+            raise UsageError(
+                f"runner {self.name} has no option {', '.join(sorted(unknown))}",
+                hint=f"Its options: {', '.join(sorted(known)) or 'none'}.",
+            )
+        return {**self.defaults(), **given}
+
+
+@dataclass(frozen=True)
+class ComparatorSpec:
+    """Judges a candidate's outputs against the reference outputs.
+
+    ``run`` names ``(reference, candidate, tolerance: sextant.compare.Tolerance) ->
+    sextant.compare.Verdict`` for one batch, each a mapping of output name to numpy array.
+    """
+
+    name: str
+    run: str
+    requires: tuple[str, ...] = ()
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        _check_name("comparator", self.name)
+
+
+@dataclass(frozen=True)
+class SearchStrategySpec:
+    """Proposes the next configurations to measure in a parameter space.
+
+    ``create`` names ``(space: Sequence[Param], seed: int, **settings) -> SearchStrategy``; see
+    ``sextant.runtime.SearchStrategy``.
+    """
+
+    name: str
+    create: str
+    requires: tuple[str, ...] = ()
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        _check_name("search strategy", self.name)
+
+
+@dataclass(frozen=True)
+class SourceModel:
+    """A model recognised by a loader plugin, ready to be written as the source artifact.
+
+    ``write(folder)`` writes the model into an empty folder in ``format`` (which the format's
+    reference runner and exporters read in child processes) and returns the artifact's path.
+    ``signature`` is the model's own declaration when it has one (ONNX, SavedModel), else ``None``.
+    """
+
+    format: Format
+    name: str
+    write: Callable[[Path], Path]
+    signature: Signature | None = None
+    description: str = ""
+
+
+Spec = ExporterSpec | ConverterSpec | RunnerSpec | ComparatorSpec | SearchStrategySpec

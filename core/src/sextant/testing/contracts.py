@@ -1,0 +1,84 @@
+"""Contract checks a plugin author runs against their own plugin (in their own tests).
+
+::
+
+    from sextant.testing.contracts import check_plugin, check_runner, check_step
+
+    def test_contracts():
+        check_plugin("my_plugin")            # specs well-formed, callables importable, names unique
+
+Each check raises ``AssertionError`` listing every problem it found.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sextant.plugins import availability, load_catalog
+from sextant.runtime import Runner, RunnerRequest, StepRequest
+from sextant.signature import Signature, batch_size
+from sextant.specs import ConverterSpec, ExporterSpec, RunnerSpec, resolve
+
+
+def check_plugin(module: str) -> list[Any]:
+    """Load ``module`` as the only plugin; check its specs; return its contributions."""
+    catalog = load_catalog(extra_modules=[module], entry_points=False)
+    mine = [c for c in catalog.contributions if c.plugin.name == module]
+    problems = [f"plugin failed to load: {p.error}" for p in catalog.plugins if p.name == module and p.error]
+    if not mine and not problems:
+        problems.append(f"{module} contributes nothing (no @sextant.hookimpl register hooks returned specs)")
+    for contribution in mine:
+        spec = contribution.spec
+        if availability(spec) is not None and not isinstance(spec, RunnerSpec):
+            continue  # its library is absent here; nothing more to import
+        refs = [getattr(spec, attr) for attr in ("run", "load", "create", "check") if getattr(spec, attr, None)]
+        for ref in refs:
+            try:
+                if not callable(resolve(ref)):
+                    problems.append(f"{contribution.kind} {spec.name}: {ref} is not callable")
+            except Exception as exc:
+                problems.append(f"{contribution.kind} {spec.name}: cannot import {ref}: {type(exc).__name__}: {exc}")
+    assert not problems, "plugin contract problems:\n- " + "\n- ".join(problems)
+    return mine
+
+
+def check_step(
+    spec: ExporterSpec | ConverterSpec, input: Path, output_dir: Path, signature: Signature, samples: Path, **kw: Any
+) -> Path:
+    """Run an exporter or converter in this process; check it wrote its artifact where it should."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    request = StepRequest(input=input, output_dir=output_dir, signature=signature, samples=samples, **kw)
+    artifact = Path(resolve(spec.run)(request))
+    assert artifact.exists(), f"{spec.name} returned {artifact}, which does not exist"
+    assert output_dir in (artifact, *artifact.parents), f"{spec.name} wrote {artifact} outside {output_dir}"
+    return artifact
+
+
+def check_runner(
+    spec: RunnerSpec, artifact: Path, signature: Signature, batch: Mapping[str, np.ndarray], **kw: Any
+) -> dict[str, np.ndarray]:
+    """Load a runner, infer twice, check the outputs' types, batch axis and repeatability."""
+    runner = resolve(spec.load)(RunnerRequest(artifact=artifact, signature=signature, **kw))
+    problems = []
+    if not isinstance(runner, Runner):
+        problems.append(f"{spec.name}: {type(runner).__name__} lacks infer() or close()")
+    try:
+        first = dict(runner.infer(batch))
+        second = dict(runner.infer(batch))
+    finally:
+        runner.close()
+    size = batch_size(batch, signature)
+    for name, value in first.items():
+        if not isinstance(value, np.ndarray):
+            problems.append(f"{spec.name}: output '{name}' is {type(value).__name__}, not numpy.ndarray")
+            continue
+        if value.ndim and value.shape[0] != size:
+            problems.append(f"{spec.name}: output '{name}' has {value.shape[0]} rows for a batch of {size}")
+        if not np.array_equal(value, second.get(name), equal_nan=value.dtype.kind == "f"):
+            problems.append(f"{spec.name}: output '{name}' differs between two identical calls")
+    assert not problems, "runner contract problems:\n- " + "\n- ".join(problems)
+    return first
