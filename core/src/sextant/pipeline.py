@@ -115,6 +115,7 @@ class _Run:
         self.threads = options.threads or cpu_threads()
         self.comparator = resolve(catalog.get("comparator", options.comparator).spec.run)
         self.previous: dict[str, Any] = {}
+        self.recorded: list[str] = []  # steps recorded by this run, in order
 
     # -- set-up ---------------------------------------------------------------------------------
 
@@ -125,6 +126,8 @@ class _Run:
             name = name or default_name
         elif isinstance(model, Path):
             name = name or model.stem
+        if isinstance(samples, (str, Path)) and not Path(samples).exists() and ":" in str(samples):
+            samples, _ = resolve_model(str(samples), what="samples")
         source = self.catalog.load_source(model, name)
         plan = make_plan(
             self.catalog,
@@ -176,7 +179,7 @@ class _Run:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         written = source.write(tmp)
-        self.source_key = hash_path(written)
+        self.source_key = hash_path(tmp)
         shutil.rmtree(ws / "source", ignore_errors=True)
         tmp.rename(ws / "source")
         self.source_path = ws / "source" / written.relative_to(tmp)
@@ -282,10 +285,26 @@ class _Run:
         record.update(_outcome(result), log=self._log_name(step.id))
         if result.ok:
             record["artifact"] = str(Path(result.value).relative_to(self.ws))
+            record["content"] = hash_path(out_dir)
+            twin = self._same_content(step.id, record)
+            if twin:
+                record.update(status="duplicate", reason=f"same bytes as {twin}")
+                shutil.rmtree(out_dir, ignore_errors=True)
+                del record["artifact"]
         self._record_step(step.id, record)
+
+    def _same_content(self, step_id: str, record: dict[str, Any]) -> str | None:
+        """An earlier step of this run that produced the very same artifact (a no-op conversion)."""
+        for other_id in self.recorded:
+            other = self.status["steps"].get(other_id, {})
+            if other_id != step_id and other.get("content") == record["content"] and other["status"] == "ok":
+                if other.get("format") == record["format"] and other.get("key") != record["key"]:
+                    return other_id
+        return None
 
     def _record_step(self, step_id: str, record: dict[str, Any]) -> None:
         self.status["steps"][step_id] = record
+        self.recorded.append(step_id)
         self._save()
         self.emit("step_end", {"id": step_id, "record": record})
 

@@ -15,7 +15,7 @@ from sextant.plugins import Catalog, Contribution, availability
 from sextant.specs import ConverterSpec, ExporterSpec, Format, RunnerSpec, least_exact
 
 SOURCE = "source"
-MAX_CHAIN = 4
+MAX_CHAIN = 2  # an exporter and at most one converter: longer chains multiply candidates for little gain
 
 
 @dataclass(frozen=True)

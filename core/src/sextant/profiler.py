@@ -21,9 +21,9 @@ import numpy as np
 @dataclass(frozen=True)
 class ProfilerConfig:
     max_batch: int = 64
-    window_s: float = 0.1
+    window_s: float = 0.05
     min_calls: int = 3
-    warmup_s: float = 0.1
+    warmup_s: float = 0.05
     stable_windows: int = 3
     stability: float = 0.10
     batch_budget_s: float = 3.0

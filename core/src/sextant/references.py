@@ -15,8 +15,8 @@ from typing import Any
 from sextant.errors import ModelLoadError
 
 
-def resolve_model(text: str) -> tuple[Any, str]:
-    """Return ``(path or object, name)`` for the MODEL argument."""
+def resolve_model(text: str, what: str = "model") -> tuple[Any, str]:
+    """Return ``(path or object, name)`` for the MODEL argument (or a ``--samples`` reference)."""
     path = Path(text)
     if path.exists():
         return path, path.stem or path.name
@@ -24,7 +24,7 @@ def resolve_model(text: str) -> tuple[Any, str]:
     if not sep or not target or not attr.isidentifier():
         raise ModelLoadError(
             f"{text}: no such file or folder",
-            hint="Give a model path, or a factory as path/to/file.py:factory or package.module:factory.",
+            hint=f"Give a {what} path, or a factory as path/to/file.py:factory or package.module:factory.",
         )
     module = _import(target)
     factory = getattr(module, attr, None)
@@ -35,7 +35,7 @@ def resolve_model(text: str) -> tuple[Any, str]:
     except Exception as exc:
         raise ModelLoadError(
             f"the factory {text} raised {type(exc).__name__}: {exc}",
-            hint="Fix the factory so that calling it with no arguments returns the model.",
+            hint=f"Fix the factory so that calling it with no arguments returns the {what}.",
         ) from exc
     return model, attr
 

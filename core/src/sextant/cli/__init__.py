@@ -94,7 +94,7 @@ def build_app(catalog: Any) -> typer.Typer:
     def optimize(
         ctx: typer.Context,
         model: Annotated[str, typer.Argument(help="Model file/folder, or path/to/file.py:factory, or package.module:factory.")],
-        samples: Annotated[Optional[Path], typer.Option("--samples", "-s", help="NPZ file: one array per input name, first axis = batch.", rich_help_panel=PANEL_RUN)] = None,
+        samples: Annotated[Optional[str], typer.Option("--samples", "-s", help="NPZ file (one array per input name, first axis = batch), or file.py:function returning samples.", rich_help_panel=PANEL_RUN)] = None,
         workspace: Annotated[Optional[Path], typer.Option("--workspace", "-w", help="Package folder [default: ./sextant-workspace/<model-name>].", rich_help_panel=PANEL_RUN)] = None,
         name: Annotated[Optional[str], typer.Option(help="Model name (workspace folder, reports).", rich_help_panel=PANEL_RUN)] = None,
         device: Annotated[str, typer.Option(help="cpu, cuda or auto.", rich_help_panel=PANEL_RUN)] = "auto",
@@ -114,7 +114,7 @@ def build_app(catalog: Any) -> typer.Typer:
         max_batch_size: Annotated[int, typer.Option(help="Largest batch size checked and profiled.", rich_help_panel=PANEL_SELECT)] = 64,
         threads: Annotated[Optional[int], typer.Option(help="CPU threads per runner [default: all cores].", rich_help_panel=PANEL_SELECT)] = None,
         batch_budget_s: Annotated[float, typer.Option(help="Seconds at most per batch size before a point is reported unstable.", rich_help_panel=PANEL_SELECT)] = 3.0,
-        window_ms: Annotated[float, typer.Option(help="Length of one measurement window.", rich_help_panel=PANEL_SELECT)] = 100.0,
+        window_ms: Annotated[float, typer.Option(help="Length of one measurement window.", rich_help_panel=PANEL_SELECT)] = 50.0,
         as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")] = False,
     ) -> None:
         """Export, convert, check, profile and select the fastest correct way to run MODEL."""

@@ -1,0 +1,77 @@
+"""ONNX Runtime runners; session options come from the runner's searchable options."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from sextant.errors import ModelLoadError, SampleError
+from sextant.runtime import RunnerRequest
+
+_LEVELS = {
+    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+}
+
+
+class OrtRunner:
+    def __init__(self, request: RunnerRequest, providers: Sequence[Any]) -> None:
+        options = request.options
+        so = ort.SessionOptions()
+        so.graph_optimization_level = _LEVELS[options.get("graph_optimization_level", "all")]
+        so.intra_op_num_threads = int(options.get("intra_op_threads") or request.threads)
+        so.inter_op_num_threads = 1 if options.get("execution_mode", "sequential") == "sequential" else request.threads
+        so.execution_mode = (
+            ort.ExecutionMode.ORT_PARALLEL if options.get("execution_mode") == "parallel" else ort.ExecutionMode.ORT_SEQUENTIAL
+        )
+        so.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(request.artifact), so, providers=list(providers))
+        except Exception as exc:  # ORT raises its own exception types for bad models and missing ops
+            raise ModelLoadError(f"ONNX Runtime cannot load {request.artifact.name}: {exc}") from exc
+        wanted = [p if isinstance(p, str) else p[0] for p in providers]
+        if wanted[0] not in self.session.get_providers():
+            raise ModelLoadError(f"ONNX Runtime did not enable {wanted[0]} (got {self.session.get_providers()})")
+        self.inputs = {i.name: i for i in self.session.get_inputs()}
+        self.outputs = [o.name for o in self.session.get_outputs()]
+        self.io_binding = bool(options.get("io_binding")) and request.device == "cuda"
+
+    def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        unknown = set(inputs) - set(self.inputs)
+        if unknown:
+            raise SampleError(f"the ONNX model has no input named {sorted(unknown)}; it takes {sorted(self.inputs)}")
+        if self.io_binding:
+            binding = self.session.io_binding()
+            for name, array in inputs.items():
+                binding.bind_cpu_input(name, np.ascontiguousarray(array))
+            for name in self.outputs:
+                binding.bind_output(name, "cuda")
+            self.session.run_with_iobinding(binding)
+            return dict(zip(self.outputs, binding.copy_outputs_to_cpu()))
+        return dict(zip(self.outputs, self.session.run(self.outputs, dict(inputs))))
+
+    def close(self) -> None:
+        self.session = None
+
+
+def load(request: RunnerRequest) -> OrtRunner:
+    providers = ["CUDAExecutionProvider"] if request.device == "cuda" else ["CPUExecutionProvider"]
+    return OrtRunner(request, providers)
+
+
+def load_tensorrt(request: RunnerRequest) -> OrtRunner:
+    from sextant.cache import cache_dir
+
+    cache = cache_dir() / "ort-tensorrt"
+    trt = ("TensorrtExecutionProvider", {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache),
+                                         "trt_timing_cache_enable": True, "trt_fp16_enable": request.precision == "fp16"})
+    return OrtRunner(request, [trt, "CUDAExecutionProvider"])
+
+
+def load_openvino(request: RunnerRequest) -> OrtRunner:
+    return OrtRunner(request, ["OpenVINOExecutionProvider"])

@@ -1,0 +1,83 @@
+"""sextant plugin for PyTorch.
+
+Sources: ``nn.Module`` objects (API and ``file.py:factory``), TorchScript files (``.pt`` / ``.pth``
+holding a ScriptModule), saved exported programs (``.pt2``). Exporters: TorchScript (trace, script),
+``torch.export``, ONNX (the dynamo exporter and the TorchScript-based one). Runners on CPU and CUDA:
+eager (the reference), TorchScript, exported program, ``torch.compile``; eager and compile also in
+bf16/fp16 autocast when the user allows those precisions.
+
+This module only declares specs: torch is imported by the callables, in the child processes.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from sextant import hookimpl
+from sextant.specs import ExporterSpec, Format, Param, RunnerSpec, SourceModel
+
+MODULE = Format("torch-module")
+TORCHSCRIPT = Format("torchscript")
+EXPORTED = Format("torch-exported")
+ONNX = Format("onnx")
+
+_HALF = ("fp32", "bf16", "fp16")
+_DEVICES = ("cpu", "cuda")
+
+
+@hookimpl
+def sextant_load_source(model: object, name: str | None) -> SourceModel | None:
+    if isinstance(model, Path):
+        if model.suffix == ".pt2":
+            from sextant_torch.source import exported_source
+
+            return exported_source(model, name)
+        if model.suffix in (".pt", ".pth"):
+            from sextant_torch.source import torchscript_source
+
+            return torchscript_source(model, name)
+        return None
+    torch = sys.modules.get("torch")  # a torch model means torch is already imported
+    if torch is not None and isinstance(model, torch.nn.Module):
+        from sextant_torch.source import module_source
+
+        return module_source(model, name)
+    return None
+
+
+@hookimpl
+def sextant_register_exporters() -> list[ExporterSpec]:
+    onnx_needs = ("torch", "onnx", "onnxscript")
+    return [
+        ExporterSpec("torchscript-trace", MODULE, TORCHSCRIPT, run="sextant_torch.export:trace", requires=("torch",),
+                     description="torch.jit.trace on the samples"),
+        ExporterSpec("torchscript-script", MODULE, TORCHSCRIPT, run="sextant_torch.export:script", requires=("torch",),
+                     description="torch.jit.script (models without data-dependent Python)"),
+        ExporterSpec("torch-export", MODULE, EXPORTED, run="sextant_torch.export:export_program", requires=("torch",),
+                     description="torch.export with dynamic dimensions from the samples"),
+        ExporterSpec("torch-onnx", MODULE, ONNX, run="sextant_torch.export:onnx_dynamo", requires=onnx_needs,
+                     description="torch.onnx.export(dynamo=True)"),
+        ExporterSpec("torch-onnx-legacy", MODULE, ONNX, run="sextant_torch.export:onnx_legacy", requires=("torch", "onnx"),
+                     description="the TorchScript-based torch.onnx exporter"),
+    ]
+
+
+@hookimpl
+def sextant_register_runners() -> list[RunnerSpec]:
+    compile_modes = ("default", "reduce-overhead", "max-autotune")
+    return [
+        RunnerSpec("torch-eager", MODULE, load="sextant_torch.runners:load_eager", devices=_DEVICES,
+                   precisions=_HALF, requires=("torch",),
+                   reference=True, description="the nn.Module under inference_mode"),
+        RunnerSpec("torch-compile", MODULE, load="sextant_torch.runners:load_compiled", devices=_DEVICES,
+                   precisions=_HALF, requires=("torch",), check="sextant_torch.checks:check_compile",
+                   options=(Param("mode", "categorical", compile_modes, "default", "torch.compile mode"),),
+                   description="torch.compile (inductor)"),
+        RunnerSpec("torchscript", TORCHSCRIPT, load="sextant_torch.runners:load_torchscript", devices=_DEVICES,
+                   requires=("torch",), reference=True,
+                   description="a TorchScript module"),
+        RunnerSpec("torch-exported", EXPORTED, load="sextant_torch.runners:load_exported", devices=_DEVICES,
+                   requires=("torch",), reference=True,
+                   description="a saved torch.export program"),
+    ]

@@ -1,0 +1,108 @@
+"""Exporters: TorchScript (trace, script), torch.export, ONNX (dynamo and TorchScript-based).
+
+Each traces with the first sample resized to batch 2 (batch 1 would let tracers specialise the
+batch axis to a constant), marks the batch axis and the axes that vary between samples as dynamic,
+and names ONNX inputs and outputs as sextant does (``sextant_torch.tensors``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sextant.runtime import StepRequest
+from sextant.samples import load_batches, resize_batch
+from sextant.signature import Signature
+from sextant_torch.source import load_module
+from sextant_torch.tensors import example_inputs, output_names, to_torch
+
+LEGACY_OPSET = 17
+
+
+def _prepare(request: StepRequest) -> tuple[torch.nn.Module, tuple[Any, ...], dict[str, Any]]:
+    torch.set_num_threads(1)  # exports are not timed; leave the cores alone
+    model = load_module(request.input)
+    first = load_batches(request.samples)[0]
+    batch = resize_batch(first, 2 if request.max_batch >= 2 else 1, request.signature)
+    args, kwargs = example_inputs(to_torch(batch, "cpu"), request.signature)
+    return model, args, kwargs
+
+
+def _dynamic_axes(signature: Signature) -> dict[str, list[int]]:
+    return {t.name: list(t.dynamic_axes) for t in signature.inputs}
+
+
+def _dynamic_shapes(signature: Signature) -> Any:
+    auto = torch.export.Dim.AUTO
+    specs = {name: ({axis: auto for axis in axes} or None) for name, axes in _dynamic_axes(signature).items()}
+    if signature.call_style == "positional":
+        return tuple(specs[name] for name in signature.input_names)
+    return specs
+
+
+def trace(request: StepRequest) -> Path:
+    model, args, kwargs = _prepare(request)
+    with torch.inference_mode(False), torch.no_grad():
+        if kwargs:
+            traced = torch.jit.trace(model, example_kwarg_inputs=kwargs, strict=False)
+        else:
+            traced = torch.jit.trace(model, args, strict=False)
+    path = request.output_dir / "model.pt"
+    traced.save(str(path))
+    return path
+
+
+def script(request: StepRequest) -> Path:
+    model = load_module(request.input)
+    scripted = torch.jit.script(model)
+    path = request.output_dir / "model.pt"
+    scripted.save(str(path))
+    return path
+
+
+def export_program(request: StepRequest) -> Path:
+    model, args, kwargs = _prepare(request)
+    program = torch.export.export(model, args, kwargs=kwargs, dynamic_shapes=_dynamic_shapes(request.signature))
+    path = request.output_dir / "model.pt2"
+    torch.export.save(program, str(path))
+    return path
+
+
+def onnx_dynamo(request: StepRequest) -> Path:
+    model, args, kwargs = _prepare(request)
+    path = request.output_dir / "model.onnx"
+    program = torch.onnx.export(
+        model,
+        args,
+        kwargs=kwargs,
+        dynamo=True,
+        dynamic_shapes=_dynamic_shapes(request.signature),
+        input_names=list(request.signature.input_names),
+        output_names=output_names(model, args, kwargs, request.signature),
+    )
+    program.save(str(path))
+    return path
+
+
+def onnx_legacy(request: StepRequest) -> Path:
+    model, args, kwargs = _prepare(request)
+    path = request.output_dir / "model.onnx"
+    outputs = output_names(model, args, kwargs, request.signature)
+    dynamic = {name: axes for name, axes in _dynamic_axes(request.signature).items() if axes}
+    for spec in request.signature.outputs:
+        if spec.dynamic_axes:
+            dynamic[spec.name] = list(spec.dynamic_axes)
+    torch.onnx.export(
+        model,
+        args,
+        str(path),
+        kwargs=kwargs or None,
+        dynamo=False,
+        opset_version=LEGACY_OPSET,
+        input_names=list(request.signature.input_names),
+        output_names=outputs,
+        dynamic_axes=dynamic,
+    )
+    return path

@@ -1,0 +1,84 @@
+"""Runners: eager, torch.compile, TorchScript and exported programs, on CPU or CUDA.
+
+Every runner pins torch's intra-op threads to the request, runs under ``inference_mode``, and in
+``bf16`` / ``fp16`` wraps the call in ``torch.autocast`` for the device. Outputs come back as
+float32 numpy arrays named as in ``sextant_torch.tensors``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from sextant.cache import cache_dir
+from sextant.errors import StepError
+from sextant.runtime import RunnerRequest
+from sextant.signature import Signature
+from sextant_torch.source import load_module
+from sextant_torch.tensors import call, to_numpy, to_torch
+
+_AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class TorchRunner:
+    """Calls a torch callable on named numpy inputs."""
+
+    def __init__(self, model: Callable[..., Any], request: RunnerRequest) -> None:
+        self.model = model
+        self.signature: Signature = request.signature
+        self.device = request.device
+        self.precision = request.precision
+
+    def _context(self) -> contextlib.AbstractContextManager[Any]:
+        dtype = _AUTOCAST.get(self.precision)
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device, dtype=dtype)
+
+    def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        tensors = to_torch(inputs, self.device)
+        with torch.inference_mode(), self._context():
+            result = call(self.model, tensors, self.signature)
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+        return to_numpy(result, self.signature)
+
+    def close(self) -> None:
+        self.model = None
+        if self.device == "cuda":
+            torch.cuda.empty_cache()
+
+
+def _setup(request: RunnerRequest) -> None:
+    torch.set_num_threads(request.threads)
+    if request.device == "cuda" and not torch.cuda.is_available():
+        raise StepError("torch sees no CUDA device", hint="Install a CUDA build of torch, or use --device cpu.")
+
+
+def load_eager(request: RunnerRequest) -> TorchRunner:
+    _setup(request)
+    return TorchRunner(load_module(request.artifact).to(request.device), request)
+
+
+def load_compiled(request: RunnerRequest) -> TorchRunner:
+    _setup(request)
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir() / "inductor"))
+    model = load_module(request.artifact).to(request.device)
+    mode = request.options.get("mode", "default")
+    return TorchRunner(torch.compile(model, mode=None if mode == "default" else mode), request)
+
+
+def load_torchscript(request: RunnerRequest) -> TorchRunner:
+    _setup(request)
+    return TorchRunner(torch.jit.load(str(request.artifact), map_location=request.device).eval(), request)
+
+
+def load_exported(request: RunnerRequest) -> TorchRunner:
+    _setup(request)
+    program = torch.export.load(str(request.artifact))
+    return TorchRunner(program.module().to(request.device), request)

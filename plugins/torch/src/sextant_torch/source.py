@@ -1,0 +1,76 @@
+"""Writing torch source models so that child processes can load them.
+
+An ``nn.Module`` is saved whole with ``torch.save`` and cloudpickle, so classes defined in a
+script (``__main__``) or in a ``file.py:factory`` file travel by value; classes from installed
+packages travel by reference and must be importable in the child (they are: same environment).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import cloudpickle
+import torch
+
+from sextant.errors import ModelLoadError
+from sextant.specs import SourceModel
+from sextant_torch import EXPORTED, MODULE, TORCHSCRIPT
+
+MODEL_FILE = "model.pt"
+
+
+def _by_value(model: torch.nn.Module) -> None:
+    """Register the modules of classes that a fresh process could not import for pickling by value."""
+    for module in model.modules():
+        name = type(module).__module__
+        if name == "__main__" or name.startswith("sextant_user_"):
+            cloudpickle.register_pickle_by_value(sys.modules[name])
+
+
+def module_source(model: torch.nn.Module, name: str | None) -> SourceModel:
+    model = model.eval()
+
+    def write(folder: Path) -> Path:
+        _by_value(model)
+        path = folder / MODEL_FILE
+        try:
+            torch.save(model, path, pickle_module=cloudpickle)
+        except Exception as exc:
+            raise ModelLoadError(
+                f"cannot save the {type(model).__name__} for the isolated steps: {type(exc).__name__}: {exc}",
+                hint="The model must be picklable (no open files, locks or lambdas bound to C objects).",
+            ) from exc
+        return path
+
+    return SourceModel(MODULE, name or type(model).__name__.lower(), write, description="PyTorch nn.Module")
+
+
+def load_module(path: Path) -> torch.nn.Module:
+    return torch.load(path, weights_only=False, map_location="cpu").eval()
+
+
+def _copy(path: Path):
+    def write(folder: Path) -> Path:
+        target = folder / path.name
+        shutil.copy2(path, target)
+        return target
+
+    return write
+
+
+def torchscript_source(path: Path, name: str | None) -> SourceModel | None:
+    try:
+        torch.jit.load(str(path), map_location="cpu")
+    except Exception:
+        return None  # not TorchScript (maybe a state dict): another plugin may know it
+    return SourceModel(TORCHSCRIPT, name or path.stem, _copy(path), description="TorchScript file")
+
+
+def exported_source(path: Path, name: str | None) -> SourceModel:
+    try:
+        torch.export.load(str(path))
+    except Exception as exc:
+        raise ModelLoadError(f"{path} is not a loadable torch.export program: {type(exc).__name__}: {exc}") from exc
+    return SourceModel(EXPORTED, name or path.stem, _copy(path), description="torch.export program")
