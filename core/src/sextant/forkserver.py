@@ -78,6 +78,10 @@ class ForkServer:
         return words[0], int(words[1])
 
     def close(self) -> None:
+        try:
+            self._ctrl.send(b"exit")
+        except OSError:
+            pass
         self._ctrl.close()
         try:
             self._process.wait(timeout=5)
@@ -86,9 +90,10 @@ class ForkServer:
 
 
 def serve(ctrl: socket.socket, child: Callable[[Connection], None]) -> None:
-    """The server loop: fork on request, report exits, stop when the parent goes away."""
+    """The server loop: fork on request, report exits, stop when told or when the parent goes away."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    while True:
+    parent = os.getppid()
+    while os.getppid() == parent:
         _reap(ctrl)
         ready, _, _ = select.select([ctrl], [], [], 0.05)
         if not ready:
@@ -97,7 +102,7 @@ def serve(ctrl: socket.socket, child: Callable[[Connection], None]) -> None:
             message, fds, _, _ = socket.recv_fds(ctrl, 64, 1)
         except OSError:
             return
-        if not message:
+        if message != b"fork":
             return
         pid = os.fork()
         if pid == 0:

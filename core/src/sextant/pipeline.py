@@ -507,9 +507,10 @@ class _Run:
             self.status.pop("interrupted", None)
         planned = {c.id for c in plan.candidates}
         self.status["skipped"] = [{"what": what, "reason": reason} for what, reason in plan.skipped]
+        self.status["reference_only"] = sorted(plan.reference_only)
         objective = Objective(self.options.objective, self.options.latency_budget_ms, self.max_batch)
-        competing = {cid: r for cid, r in self.status["candidates"].items() if cid in planned}
-        self.status["selection"] = select(competing, objective, self.status.get("baseline"))
+        current = {cid: r for cid, r in self.status["candidates"].items() if cid in planned}
+        self.status["selection"] = select(current, objective, self.status.get("baseline"), planned - plan.reference_only)
         self._save()
         if complete:
             self._prune()
@@ -518,7 +519,8 @@ class _Run:
     def _raise_if_nothing_selected(self) -> None:
         if self.status["selection"]["best"] is not None:
             return
-        ran = [r for r in self.status["candidates"].values() if r["status"] in ("ok", "incorrect", "rejected")]
+        competing = set(self.status["candidates"]) - set(self.status["reference_only"])
+        ran = [r for c, r in self.status["candidates"].items() if c in competing and r["status"] in ("ok", "incorrect", "rejected")]
         if ran and all(r["status"] in ("incorrect", "rejected") for r in ran):
             raise CorrectnessError(
                 "every candidate that ran failed correctness: " + self.status["selection"]["reason"],

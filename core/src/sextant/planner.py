@@ -54,6 +54,8 @@ class Plan:
     steps: list[PlannedStep] = field(default_factory=list)
     candidates: list[PlannedCandidate] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    #: candidates planned only to compute the reference, left out of the selection by a filter
+    reference_only: set[str] = field(default_factory=set)
 
     def step(self, step_id: str) -> PlannedStep:
         return next(s for s in self.steps if s.id == step_id)
@@ -162,6 +164,8 @@ def _filter(plan: Plan, formats: Sequence[str] | None, runners: Sequence[str] | 
         )
         if wanted or candidate is baseline:
             keep.append(candidate)
+        if candidate is baseline and not wanted:
+            plan.reference_only.add(candidate.id)
     plan.candidates = keep
     needed: set[str] = set()
     for candidate in keep:

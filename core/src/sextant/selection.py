@@ -47,15 +47,23 @@ class Objective:
 
 
 def select(
-    candidates: Mapping[str, dict[str, Any]], objective: Objective, baseline: str | None
+    candidates: Mapping[str, dict[str, Any]],
+    objective: Objective,
+    baseline: str | None,
+    competing: set[str] | None = None,
 ) -> dict[str, Any]:
-    """Rank the candidates in place (``best_point``, ``speedup``) and return the selection record."""
+    """Rank the candidates in place (``best_point``, ``speedup``) and return the selection record.
+
+    Only ids in ``competing`` (default: all) can be selected; the baseline gives the speedups
+    whether or not it competes.
+    """
     ranked = []
     for cid, record in candidates.items():
         record.pop("speedup", None)
         points = record.get("profile", {}).get("points", [])
         record["best_point"] = objective.best_point(points) if points else None
-        if record["status"] == "ok" and record["best_point"] is not None:
+        eligible = competing is None or cid in competing
+        if eligible and record["status"] == "ok" and record["best_point"] is not None:
             ranked.append(cid)
     ranked.sort(key=lambda cid: objective.score(candidates[cid]["best_point"]), reverse=True)
     base_point = candidates[baseline]["best_point"] if baseline in candidates else None
@@ -72,7 +80,8 @@ def select(
         "best": ranked[0] if ranked else None,
     }
     if not ranked:
-        selection["reason"] = _why_none(candidates, objective)
+        pool = {cid: r for cid, r in candidates.items() if competing is None or cid in competing}
+        selection["reason"] = _why_none(pool, objective)
     return selection
 
 

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sextant.pipeline import OptimizeOptions
+from sextant.plugins import load_catalog
+from sextant.profiler import ProfilerConfig
+
+FAST = ProfilerConfig(window_s=0.002, warmup_s=0.001, batch_budget_s=0.1, max_batch=8, stability=1.0)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch, tmp_path):
+    for var in ("SEXTANT_PLUGINS", "SEXTANT_PLUGIN_MODULES", "SEXTANT_FAULTS", "SEXTANT_TRACE_PLUGINS"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("SEXTANT_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def fake_catalog():
+    return load_catalog(extra_modules=["sextant.testing.fake"], entry_points=False)
+
+
+@pytest.fixture
+def fault_catalog(monkeypatch):
+    def make(*faults: str, slow_s: float = 2.0):
+        monkeypatch.setenv("SEXTANT_FAULTS", ",".join(faults))
+        monkeypatch.setenv("SEXTANT_FAULT_SLOW_S", str(slow_s))
+        return load_catalog(extra_modules=["sextant.testing.fake", "sextant.testing.faults"], entry_points=False)
+
+    return make
+
+
+@pytest.fixture
+def options(tmp_path):
+    return OptimizeOptions(workspace=tmp_path / "ws", max_batch_size=8, profiler=FAST, step_timeout=60)
+
+
+@pytest.fixture
+def samples():
+    rng = np.random.default_rng(1)
+    return [{"x": rng.standard_normal((4, 8)).astype(np.float32)}, {"x": rng.standard_normal((2, 8)).astype(np.float32)}]

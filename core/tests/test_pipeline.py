@@ -1,0 +1,148 @@
+"""The whole pipeline on the fake numpy framework: no torch needed."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+import sextant
+from sextant.errors import CorrectnessError, ModelLoadError, SampleError, UsageError
+from sextant.package import Package
+from sextant.testing.fake import NumpyMLP
+
+
+def run(catalog, options, samples, model=None, **kw):
+    return sextant.optimize(model or NumpyMLP(), samples, options=options, catalog=catalog, **kw)
+
+
+def test_end_to_end_selects_a_correct_candidate_and_loads_it(fake_catalog, options, samples):
+    package = run(fake_catalog, options, samples)
+    status = package.status
+    assert status["baseline"] == "source:numpy-eager@cpu"
+    assert {"source:numpy-eager@cpu", "fake-graph:fake-graph@cpu", "fake-graph:fake-graph[impl=einsum]@cpu"} <= set(status["candidates"])
+    for record in status["candidates"].values():
+        assert record["status"] == "ok"
+        assert record["correctness"]["passed"]
+        assert record["profile"]["points"][0]["batch"] == 1
+    # correctness ran at the samples' own batch sizes, at 1, and at the largest
+    assert sorted(status["correctness_batches"]) == [1, 2, 4, 8]
+    best = package.best()
+    runner = best.load(fake_catalog)
+    x = samples[0]["x"]
+    np.testing.assert_allclose(runner.infer({"x": x})["output_0"], NumpyMLP()(x), rtol=1e-5, atol=1e-6)
+    reopened = sextant.load(options.workspace)
+    assert reopened.best().id == best.id
+    assert (options.workspace / best.record["log"]).read_text().startswith("# ")
+
+
+def test_reduced_precision_only_when_allowed(fake_catalog, options, samples):
+    status = run(fake_catalog, options, samples).status
+    assert not any(r["precision"] == "fp16" for r in status["candidates"].values())
+    assert any("fp16 not allowed" in s["reason"] for s in status["skipped"])
+    status = run(fake_catalog, replace(options, precisions=("fp32", "fp16")), samples).status
+    half = [r for r in status["candidates"].values() if r["precision"] == "fp16"]
+    assert half and all(r["correctness"]["atol"] == 1e-2 for r in half)
+
+
+def test_cached_rerun_reuses_everything_and_an_option_change_redoes_only_dependents(fake_catalog, options, samples):
+    run(fake_catalog, options, samples)
+    again = run(fake_catalog, options, samples).status
+    assert all(r.get("cached") for r in again["steps"].values())
+    assert all(r.get("cached") for r in again["candidates"].values())
+    # allowing fp16 adds the conversion; everything recorded before stays cached
+    more = run(fake_catalog, replace(options, precisions=("fp32", "fp16")), samples).status
+    assert more["steps"]["fake-graph"].get("cached")
+    assert not more["steps"]["fake-graph+fake-fp16"].get("cached")
+    # --fresh ignores the records
+    fresh = run(fake_catalog, replace(options, fresh=True), samples).status
+    assert not any(r.get("cached") for r in fresh["candidates"].values())
+
+
+def test_a_crash_in_a_child_fails_that_branch_only(fault_catalog, options, samples):
+    status = run(fault_catalog("crash"), options, samples).status
+    crash = status["steps"]["fault-crash"]
+    assert crash["status"] == "failed" and crash["cause"] == "crash"
+    assert "SIGSEGV" in crash["reason"]
+    assert "about to crash" in crash["log_tail"]  # the child's own output is in its log
+    assert status["candidates"]["fault-crash:fake-graph@cpu"]["status"] == "skipped"
+    assert status["selection"]["best"] is not None
+
+
+def test_a_hang_is_killed_at_the_step_timeout(fault_catalog, options, samples):
+    status = run(fault_catalog("hang"), replace(options, step_timeout=1.5), samples).status
+    hang = status["steps"]["fault-hang"]
+    assert hang["cause"] == "timeout" and "timed out" in hang["reason"]
+    assert hang["seconds"] < 10
+
+
+def test_an_exception_is_recorded_with_its_real_message(fault_catalog, options, samples):
+    status = run(fault_catalog("raise"), options, samples).status
+    step = status["steps"]["fault-raise"]
+    assert step["reason"] == "ValueError: unsupported operator 'Frobnicate' in layer 3"
+    assert "Traceback" in step["traceback"]
+
+
+def test_a_wrong_candidate_is_never_selected(fault_catalog, options, samples):
+    status = run(fault_catalog("wrong"), options, samples).status
+    wrong = status["candidates"]["fault-wrong:fake-graph@cpu"]
+    assert wrong["status"] == "incorrect"
+    assert "correctness" in wrong["reason"] and "would pass with atol" in wrong["reason"]
+    assert "profile" not in wrong
+    assert "fault-wrong:fake-graph@cpu" not in status["selection"]["ranking"]
+
+
+def test_all_candidates_incorrect_is_a_correctness_error(fault_catalog, options, samples, monkeypatch):
+    catalog = fault_catalog("wrong")
+    catalog.contributions = [c for c in catalog.contributions if c.name != "fake-graph" or c.kind != "exporter"]
+    with pytest.raises(CorrectnessError):
+        run(catalog, replace(options, formats=("fake-graph",)), samples)
+    status = Package(options.workspace).status
+    assert status["reference_only"] == ["source:numpy-eager@cpu"]
+
+
+def test_verify_func_can_reject(fake_catalog, options, samples):
+    seen = []
+
+    def verify(outputs, reference):
+        seen.append(len(outputs))
+        return False
+
+    with pytest.raises(CorrectnessError):
+        run(fake_catalog, replace(options, formats=("fake-graph",)), samples, verify_func=verify)
+    status = Package(options.workspace).status
+    assert {r["status"] for c, r in status["candidates"].items() if c not in status["reference_only"]} == {"rejected"}
+    assert seen and seen[0] == len(status["correctness_batches"])
+
+
+def test_declared_signature_needs_no_samples(fake_catalog, options, tmp_path):
+    model_file = NumpyMLP().save(tmp_path / "tiny.npmlp")
+    package = sextant.optimize(model_file, None, options=options, catalog=fake_catalog)
+    assert any("random inputs" in note for note in package.status["notes"])
+    assert package.status["signature"]["inputs"][0]["name"] == "x"
+
+
+def test_bad_inputs_give_clear_errors(fake_catalog, options, samples, tmp_path):
+    with pytest.raises(ModelLoadError, match="no such file"):
+        sextant.optimize(str(tmp_path / "missing.onnx"), samples, options=options, catalog=fake_catalog)
+    (tmp_path / "factory.py").write_text("def build():\n    raise RuntimeError('weights file not found')\n")
+    with pytest.raises(ModelLoadError, match="raised RuntimeError: weights file not found"):
+        sextant.optimize(f"{tmp_path / 'factory.py'}:build", samples, options=options, catalog=fake_catalog)
+    with pytest.raises(SampleError, match="could not run the correctness inputs"):
+        run(fake_catalog, options, {"x": np.zeros((2, 5), np.float32)})  # 5 features, model takes 8
+    with pytest.raises(SampleError, match="does not declare its inputs"):
+        run(fake_catalog, options, None)
+    with pytest.raises(UsageError, match="unknown objective"):
+        sextant.optimize(NumpyMLP(), samples, catalog=fake_catalog, objective="fastest")
+
+
+def test_plan_only_runs_nothing(fake_catalog, options, samples):
+    plan = sextant.optimize(NumpyMLP(), samples, options=options, catalog=fake_catalog, plan_only=True)
+    assert plan.baseline().id == "source:numpy-eager@cpu"
+    assert not options.workspace.exists()
+
+
+def test_latency_objective_and_budget(fake_catalog, options, samples):
+    status = run(fake_catalog, replace(options, objective="latency"), samples).status
+    assert status["candidates"][status["selection"]["best"]]["best_point"]["batch"] == 1
+    with pytest.raises(sextant.SextantError, match="latency budget"):
+        run(fake_catalog, replace(options, latency_budget_ms=1e-9), samples)

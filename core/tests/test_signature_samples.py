@@ -1,0 +1,73 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sextant.errors import SampleError
+from sextant.samples import load_batches, normalize, random_batches, resize_batch, save_batches
+from sextant.signature import Signature, TensorSpec, infer_tensors
+
+
+def test_dynamic_axes_are_the_ones_that_vary():
+    batches = [
+        {"ids": np.zeros((2, 16), np.int64), "mask": np.ones((2, 16), np.int64)},
+        {"ids": np.zeros((3, 32), np.int64), "mask": np.ones((3, 32), np.int64)},
+    ]
+    ids, mask = infer_tensors(batches)
+    assert ids.shape == (None, None) and ids.dtype == "int64"
+    single = infer_tensors([{"x": np.zeros((2, 3, 8), np.float32)}])[0]
+    assert single.shape == (None, 3, 8)
+    assert single.dynamic_axes == (0,)
+
+
+def test_contradicting_samples_name_the_sample_and_field():
+    with pytest.raises(SampleError, match=r"sample 1, field 'x': dtype float64, but sample 0 has float32"):
+        infer_tensors([{"x": np.zeros((1, 2), np.float32)}, {"x": np.zeros((1, 2), np.float64)}])
+    with pytest.raises(SampleError, match=r"sample 1 has fields \['y'\]"):
+        infer_tensors([{"x": np.zeros(1)}, {"y": np.zeros(1)}])
+    with pytest.raises(SampleError, match=r"sample 1, field 'x': 2 axes"):
+        infer_tensors([{"x": np.zeros((1, 2, 3))}, {"x": np.zeros((1, 2))}])
+    with pytest.raises(SampleError, match="batch sizes differ"):
+        infer_tensors([{"a": np.zeros((2, 3)), "b": np.zeros((4, 3))}])
+    # an input named unbatched carries no batch axis
+    specs = infer_tensors([{"a": np.zeros((2, 3)), "scale": np.zeros((4,))}], unbatched=["scale"])
+    assert specs[1].batched is False and specs[1].shape == (4,)
+
+
+def test_normalize_accepts_every_documented_form(tmp_path: Path):
+    x = np.ones((2, 3), np.float32)
+    assert normalize({"x": x})[1] == "keyword"
+    batches, style = normalize((x, x))
+    assert style == "positional" and list(batches[0]) == ["input_0", "input_1"]
+    assert normalize(x)[0][0]["input_0"] is x
+    assert len(normalize([x, x, x])[0]) == 3
+    assert len(normalize(b for b in [x, x])[0]) == 2
+    with pytest.raises(SampleError, match="mix"):
+        normalize([{"x": x}, x])
+    with pytest.raises(SampleError, match="empty"):
+        normalize([])
+
+
+def test_npz_round_trip_and_plain_npz(tmp_path: Path):
+    batches = [{"x": np.arange(6.0).reshape(2, 3)}, {"x": np.arange(3.0).reshape(1, 3)}]
+    save_batches(tmp_path / "s.npz", batches)
+    back = load_batches(tmp_path / "s.npz")
+    assert len(back) == 2 and np.array_equal(back[1]["x"], batches[1]["x"])
+    np.savez(tmp_path / "plain.npz", x=np.zeros((5, 3)))
+    assert load_batches(tmp_path / "plain.npz")[0]["x"].shape == (5, 3)
+    with pytest.raises(SampleError, match="does not exist"):
+        load_batches(tmp_path / "nope.npz")
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(SampleError, match="cannot read"):
+        load_batches(tmp_path / "bad.npz")
+
+
+def test_resize_and_random_batches():
+    sig = Signature((TensorSpec("x", "float32", (None, 3)), TensorSpec("s", "float32", (2,), batched=False)))
+    batch = {"x": np.arange(6, dtype=np.float32).reshape(2, 3), "s": np.zeros(2, np.float32)}
+    grown = resize_batch(batch, 5, sig)
+    assert grown["x"].shape == (5, 3) and np.array_equal(grown["x"][2], batch["x"][0])
+    assert grown["s"].shape == (2,)
+    sig_fixed = Signature((TensorSpec("x", "int64", (None, 4)),))
+    made = random_batches(sig_fixed, batch=3, count=2)
+    assert made[0]["x"].shape == (3, 4) and made[0]["x"].dtype == np.int64

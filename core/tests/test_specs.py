@@ -1,0 +1,41 @@
+import pytest
+
+from sextant.errors import PluginError, UsageError
+from sextant.specs import Format, Param, RunnerSpec, least_exact
+
+
+def test_format_is_a_value_object():
+    assert Format("onnx") == Format("onnx")
+    assert str(Format("tf-savedmodel")) == "tf-savedmodel"
+    with pytest.raises(PluginError, match="invalid format name"):
+        Format("ONNX file")
+
+
+def test_param_grids():
+    assert Param("t", "exponential", (1, 16), 1).grid() == (1, 2, 4, 8, 16)
+    assert Param("l", "linear", (1, 4), 1).grid() == (1, 2, 3, 4)
+    assert Param("m", "categorical", ("a", "b"), "a").grid() == ("a", "b")
+    with pytest.raises(PluginError):
+        Param("bad", "linear", (1,), 1)
+
+
+def test_runner_option_sets_and_parsing():
+    spec = RunnerSpec(
+        "r", Format("x"), load="m:f",
+        options=(Param("impl", "categorical", ("a", "b"), "a"), Param("n", "linear", (1, 3), 1)),
+        variants=({"impl": "b"}, {"impl": "a"}),
+    )
+    assert spec.option_sets() == [{"impl": "a", "n": 1}, {"impl": "b", "n": 1}]
+    assert spec.parse_options({"n": 2}) == {"impl": "a", "n": 2}
+    with pytest.raises(UsageError, match="no option nope"):
+        spec.parse_options({"nope": 1})
+    with pytest.raises(PluginError, match="undeclared options"):
+        RunnerSpec("r", Format("x"), load="m:f", variants=({"ghost": 1},))
+    with pytest.raises(PluginError, match="unknown device"):
+        RunnerSpec("r", Format("x"), load="m:f", devices=("tpu",))
+
+
+def test_least_exact_precision():
+    assert least_exact() == "fp32"
+    assert least_exact("fp32", "fp16") == "fp16"
+    assert least_exact("bf16", "int8", "fp32") == "int8"
