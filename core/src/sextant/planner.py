@@ -113,10 +113,12 @@ def make_plan(
             node = (step_id, spec.produces, chain_precision, used | {spec.name})
             nodes.append(node)
             frontier.append(node)
+    # the reference is always computed on the CPU, whichever devices compete
+    planned_devices = list(dict.fromkeys(["cpu", *devices]))
     for step_id, fmt, precision, _ in nodes:
         for contribution in catalog.of("runner"):
-            _add_candidates(plan, contribution, step_id, fmt, precision, devices, precisions)
-    _filter(plan, formats, runners)
+            _add_candidates(plan, contribution, step_id, fmt, precision, planned_devices, precisions)
+    _filter(plan, formats, runners, devices)
     return plan
 
 
@@ -154,13 +156,15 @@ def _add_candidates(
                 )
 
 
-def _filter(plan: Plan, formats: Sequence[str] | None, runners: Sequence[str] | None) -> None:
-    """Keep candidates of the chosen formats/runners (and the baseline), then the steps they need."""
+def _filter(plan: Plan, formats: Sequence[str] | None, runners: Sequence[str] | None, devices: Sequence[str]) -> None:
+    """Keep candidates of the chosen formats/runners/devices (and the baseline), then the steps they need."""
     baseline = plan.baseline()
     keep = []
     for candidate in plan.candidates:
-        wanted = (formats is None or candidate.format.name in formats) and (
-            runners is None or candidate.runner.name in runners
+        wanted = (
+            (formats is None or candidate.format.name in formats)
+            and (runners is None or candidate.runner.name in runners)
+            and candidate.device in devices
         )
         if wanted or candidate is baseline:
             keep.append(candidate)

@@ -125,7 +125,8 @@ def plan_document(plan: Plan) -> dict[str, Any]:
 
 def plan_table(plan: Plan) -> Table:
     table = Table(title=f"plan from {plan.source}")
-    for column in ("candidate", "format", "runner", "device", "precision"):
+    table.add_column("candidate", no_wrap=True)
+    for column in ("format", "runner", "device", "precision"):
         table.add_column(column)
     for c in plan.candidates:
         table.add_row(c.id, str(c.format), c.runner.name, c.device, c.precision)
@@ -152,8 +153,8 @@ def results_table(status: Mapping[str, Any]) -> Table:
     selection = status.get("selection", {})
     best = selection.get("best")
     table = Table(title=f"sextant: {status['model']['name']} (objective: {selection.get('objective', 'throughput')})")
+    table.add_column("candidate", no_wrap=True)
     for column, justify in (
-        ("candidate", "left"),
         ("precision", "left"),
         ("status", "left"),
         ("max abs err", "right"),

@@ -31,8 +31,14 @@ class State:
     debug: bool = False
 
 
+def _console(stderr: bool = False) -> Console:
+    """A console for tables; wide when not a terminal, so piped tables and logs are not folded."""
+    console = Console(stderr=stderr)
+    return console if console.is_terminal else Console(stderr=stderr, width=200)
+
+
 def _stderr() -> Console:
-    return Console(stderr=True)
+    return _console(stderr=True)
 
 
 def _print_json(document: Any) -> None:
@@ -76,7 +82,7 @@ def build_app(catalog: Any) -> typer.Typer:
 
         if as_json:
             return _print_json(report.plugins_document(ctx.obj.catalog))
-        Console().print(report.plugins_table(ctx.obj.catalog))
+        _console().print(report.plugins_table(ctx.obj.catalog))
 
     @app.command(rich_help_panel="Plugins")
     def formats(
@@ -88,7 +94,7 @@ def build_app(catalog: Any) -> typer.Typer:
 
         if as_json:
             return _print_json(report.formats_document(ctx.obj.catalog))
-        Console().print(report.formats_tree(ctx.obj.catalog))
+        _console().print(report.formats_tree(ctx.obj.catalog))
 
     @app.command(rich_help_panel="Optimize")
     def optimize(
@@ -150,7 +156,7 @@ def build_app(catalog: Any) -> typer.Typer:
             result = run_optimize(model, samples, options=options, catalog=ctx.obj.catalog, plan_only=True)
             if as_json:
                 return _print_json(report.plan_document(result))
-            return Console().print(report.plan_table(result))
+            return _console().print(report.plan_table(result))
         try:
             with report.ProgressView(console) as view:
                 package = run_optimize(model, samples, options=options, catalog=ctx.obj.catalog, on_event=view)
@@ -181,7 +187,7 @@ def _render_package(status: dict[str, Any], path: str, as_json: bool, console: C
 
     if as_json:
         return _print_json({"package": path, **status})
-    Console().print(report.results_table(status))
+    _console().print(report.results_table(status))
     for note in status.get("notes", []):
         console.print(f"[cyan]note:[/cyan] {note}")
     console.print(report.summary_line(status, path))

@@ -14,8 +14,11 @@ from pathlib import Path
 
 from sextant.hookspecs import hookimpl
 from sextant.runtime import StepRequest
-from sextant.specs import ExporterSpec
+from sextant.specs import ExporterSpec, Format, RunnerSpec
 from sextant.testing.fake import GRAPH, SOURCE, NumpyMLP, write_graph
+
+#: what ``fault-wrong`` produces, so that ``--formats fault-graph`` leaves only wrong candidates
+WRONG_GRAPH = Format("fault-graph")
 
 FAULTS = ("crash", "hang", "raise", "wrong", "slow")
 
@@ -26,9 +29,15 @@ def sextant_register_exporters() -> list[ExporterSpec]:
     names = FAULTS if chosen is None else [n.strip() for n in chosen.split(",") if n.strip()]
     options = {"seconds": float(os.environ.get("SEXTANT_FAULT_SLOW_S", "2"))}
     return [
-        ExporterSpec(f"fault-{name}", SOURCE, GRAPH, run=f"sextant.testing.faults:fault_{name}", options=options)
+        ExporterSpec(f"fault-{name}", SOURCE, WRONG_GRAPH if name == "wrong" else GRAPH,
+                     run=f"sextant.testing.faults:fault_{name}", options=options)
         for name in names
     ]
+
+
+@hookimpl
+def sextant_register_runners() -> list[RunnerSpec]:
+    return [RunnerSpec("fault-graph", WRONG_GRAPH, load="sextant.testing.fake:load_graph")]
 
 
 def fault_crash(request: StepRequest) -> Path:
