@@ -14,6 +14,7 @@ parent's end closes.
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import select
 import signal
@@ -37,6 +38,8 @@ class ForkServer:
             stdout=stderr,
             stderr=stderr,
             start_new_session=True,
+            # children import what the parent could: its sys.path (a script's folder, a test's rootdir)
+            env={**os.environ, "SEXTANT_FORKSERVER_PATH": json.dumps(sys.path)},
         )
         server_end.close()
         self._exited: dict[int, int] = {}
@@ -136,6 +139,8 @@ def _reap(ctrl: socket.socket) -> None:
 
 def main(argv: list[str]) -> None:
     ctrl = socket.socket(fileno=int(argv[0]))
+    parent_path = json.loads(os.environ.pop("SEXTANT_FORKSERVER_PATH", "[]"))
+    sys.path[:] = list(dict.fromkeys([*parent_path, *sys.path]))
     for module in argv[1:]:
         try:
             importlib.import_module(module)

@@ -1,0 +1,193 @@
+"""The torch plugin on real architectures built here with random weights."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import sextant
+from sextant.testing.contracts import check_plugin
+
+HAS_ONNX_EXPORT = all(importlib.util.find_spec(m) for m in ("onnx", "onnxscript"))
+HAS_ORT = importlib.util.find_spec("onnxruntime") is not None
+NO_COMPILE = ("torch-eager", "torchscript", "torch-exported", "onnxruntime")
+
+
+def test_entry_point_and_contracts():
+    (ep,) = [e for e in importlib.metadata.entry_points(group="sextant") if e.name == "torch"]
+    assert ep.load().__name__ == "sextant_torch"
+    names = {c.name for c in check_plugin("sextant_torch")}
+    assert {"torchscript-trace", "torch-export", "torch-onnx", "torch-eager", "torch-compile"} <= names
+
+
+class ConvNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2))
+        self.head = nn.Linear(8 * 8 * 8, 5)
+
+    def forward(self, x):
+        return self.head(torch.flatten(self.features(x), 1))
+
+
+class DictEncoder(nn.Module):
+    """A transformer encoder with an attention mask, dict inputs and dict outputs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(50, 32)
+        layer = nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+
+    def forward(self, input_ids, attention_mask):
+        hidden = self.encoder(self.embed(input_ids), src_key_padding_mask=attention_mask == 0)
+        return {"hidden": hidden, "pooled": hidden.mean(1)}
+
+
+class TupleOut(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(6, 3), nn.Linear(6, 2)
+
+    def forward(self, x):
+        return self.a(x), torch.softmax(self.b(x), -1)
+
+
+class Scaled(nn.Module):
+    """Takes an input with no batch axis (a per-feature scale)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+
+    def forward(self, x, scale):
+        return self.lin(x * scale)
+
+
+class DataDependent(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+
+    def forward(self, x):
+        if x.sum() > 0:  # data-dependent control flow: torch.export refuses it
+            return self.lin(x)
+        return -self.lin(x)
+
+
+def _optimize(model, samples, catalog, options, **kw):
+    return sextant.optimize(model, samples, options=replace(options, **kw), catalog=catalog)
+
+
+def _ok(status, candidate):
+    record = status["candidates"][candidate]
+    assert record["status"] == "ok", (candidate, record.get("reason"), record.get("log_tail"))
+    return record
+
+
+def test_convnet_every_format(catalog, options):
+    torch.manual_seed(0)
+    x = np.random.default_rng(0).standard_normal((2, 3, 16, 16)).astype(np.float32)
+    status = _optimize(ConvNet().eval(), x, catalog, options, runners=NO_COMPILE).status
+    for step in ("torchscript-trace", "torchscript-script", "torch-export", "torch-onnx-legacy"):
+        assert status["steps"][step]["status"] in ("ok", "duplicate"), status["steps"][step].get("reason")
+    for candidate in ("source:torch-eager@cpu", "torchscript-trace:torchscript@cpu", "torch-export:torch-exported@cpu"):
+        _ok(status, candidate)
+    if HAS_ORT and HAS_ONNX_EXPORT:
+        assert _ok(status, "torch-onnx:onnxruntime@cpu")["correctness"]["passed"]
+    # checked at batch 1 and at the largest batch, not only the samples' own
+    assert sorted(status["correctness_batches"]) == [1, 2, 4]
+    assert status["selection"]["best"] is not None
+
+
+def test_transformer_with_dict_inputs_mask_and_varying_length(catalog, options):
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+
+    def batch(n, seq):
+        mask = np.ones((n, seq), np.int64)
+        mask[0, seq // 2 :] = 0
+        return {"input_ids": rng.integers(0, 50, (n, seq)).astype(np.int64), "attention_mask": mask}
+
+    status = _optimize(DictEncoder().eval(), [batch(2, 6), batch(3, 9)], catalog, options, runners=NO_COMPILE).status
+    signature = status["signature"]
+    assert signature["call_style"] == "keyword"
+    assert signature["inputs"][0]["shape"] == [None, None]  # batch and sequence both vary
+    assert [o["name"] for o in signature["outputs"]] == ["hidden", "pooled"]
+    _ok(status, "torchscript-trace:torchscript@cpu")
+    _ok(status, "torch-export:torch-exported@cpu")
+    if HAS_ORT and HAS_ONNX_EXPORT:
+        _ok(status, "torch-onnx:onnxruntime@cpu")
+
+
+def test_tuple_outputs_and_an_unbatched_input(catalog, options):
+    torch.manual_seed(0)
+    x = np.random.default_rng(0).standard_normal((3, 6)).astype(np.float32)
+    status = _optimize(TupleOut().eval(), x, catalog, options, runners=("torch-eager", "torchscript")).status
+    assert [o["name"] for o in status["signature"]["outputs"]] == ["output_0", "output_1"]
+    _ok(status, "torchscript-trace:torchscript@cpu")
+
+    samples = (np.ones((2, 4), np.float32), np.linspace(0.5, 2, 4).astype(np.float32))
+    status = _optimize(Scaled().eval(), samples, catalog, options, unbatched=("input_1",),
+                       runners=("torch-eager", "torch-exported", "torchscript")).status
+    assert status["signature"]["inputs"][1] == {"name": "input_1", "dtype": "float32", "shape": [4], "batched": False}
+    _ok(status, "torch-export:torch-exported@cpu")
+    _ok(status, "torchscript-trace:torchscript@cpu")
+
+
+def test_a_failing_export_fails_only_its_branch(catalog, options):
+    x = np.abs(np.random.default_rng(0).standard_normal((2, 4))).astype(np.float32)
+    status = _optimize(DataDependent().eval(), x, catalog, options, runners=("torch-eager", "torch-exported", "torchscript")).status
+    export = status["steps"]["torch-export"]
+    assert export["status"] == "failed"
+    assert "data" in export["reason"].lower() or "guard" in export["reason"].lower(), export["reason"]
+    assert status["candidates"]["torch-export:torch-exported@cpu"]["status"] == "skipped"
+    _ok(status, "source:torch-eager@cpu")
+    assert status["selection"]["best"] is not None
+
+
+def test_reduced_precision_is_named_and_uses_looser_tolerances(catalog, options):
+    torch.manual_seed(0)
+    x = np.random.default_rng(0).standard_normal((2, 3, 16, 16)).astype(np.float32)
+    status = _optimize(ConvNet().eval(), x, catalog, options, runners=("torch-eager",), precisions=("fp32", "bf16")).status
+    record = status["candidates"]["source:torch-eager/bf16@cpu"]
+    assert record["precision"] == "bf16"
+    assert record["correctness"]["atol"] == 5e-2
+    assert record["status"] in ("ok", "incorrect")  # bf16 is judged, never assumed right
+
+
+def test_torch_compile_runner(catalog, options):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 4)).eval()
+    x = np.random.default_rng(0).standard_normal((2, 16)).astype(np.float32)
+    status = _optimize(model, x, catalog, options, runners=("torch-compile",), formats=("torch-module",)).status
+    record = _ok(status, "source:torch-compile@cpu")
+    assert record["correctness"]["passed"]
+    assert status["selection"]["best"] == "source:torch-compile@cpu"
+
+
+def test_loaded_best_runner_matches_eager(catalog, options):
+    torch.manual_seed(0)
+    model = ConvNet().eval()
+    x = np.random.default_rng(1).standard_normal((2, 3, 16, 16)).astype(np.float32)
+    package = _optimize(model, x, catalog, options, runners=("torch-eager", "torchscript"))
+    runner = package.best().load(catalog)
+    with torch.inference_mode():
+        expected = model(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(runner.infer({"input_0": x})["output_0"], expected, rtol=1e-4, atol=1e-5)
+    runner.close()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_paths(catalog, options):
+    torch.manual_seed(0)
+    x = np.random.default_rng(0).standard_normal((2, 3, 16, 16)).astype(np.float32)
+    status = _optimize(ConvNet().eval(), x, catalog, options, device="cuda", precisions=("fp32", "fp16", "bf16")).status
+    assert any(c.endswith("@cuda") and r["status"] == "ok" for c, r in status["candidates"].items())
