@@ -56,3 +56,9 @@ def test_merge_keeps_the_worst_figures():
     merged = Verdict.merge([a, b])
     assert not merged.passed
     assert merged.max_abs_error == 1.0
+
+
+def test_strings_compare_exactly():
+    ref = {"y": np.array(["a", "b"], dtype=object)}
+    assert compare(ref, {"y": np.array(["a", "b"], dtype=object)}, TOL).passed
+    assert not compare(ref, {"y": np.array(["a", "c"], dtype=object)}, TOL).passed

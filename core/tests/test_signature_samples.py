@@ -68,6 +68,6 @@ def test_resize_and_random_batches():
     grown = resize_batch(batch, 5, sig)
     assert grown["x"].shape == (5, 3) and np.array_equal(grown["x"][2], batch["x"][0])
     assert grown["s"].shape == (2,)
-    sig_fixed = Signature((TensorSpec("x", "int64", (None, 4)),))
-    made = random_batches(sig_fixed, batch=3, count=2)
+    sig_fixed = Signature((TensorSpec("x", "int64", (3, 4)),))
+    made = random_batches(sig_fixed, count=2)
     assert made[0]["x"].shape == (3, 4) and made[0]["x"].dtype == np.int64

@@ -144,7 +144,7 @@ def _compare_one(name: str, ref: np.ndarray, got: np.ndarray, atol: float, rtol:
         return OutputReport(name, False, atol=atol, rtol=rtol, problem=f"dtype {got.dtype}, expected {ref.dtype}")
     if ref.size == 0:
         return OutputReport(name, True, atol=atol, rtol=rtol)
-    if ref.dtype == np.bool_ or got.dtype == np.bool_:
+    if _kind(ref) in ("bool", "other"):  # booleans, strings, objects: exact equality
         mismatched = int(np.count_nonzero(ref != got))
         return OutputReport(name, mismatched == 0, float(mismatched > 0), 0.0, atol, rtol, 0.0, mismatched, ref.size)
     ref64, got64 = ref.astype(np.float64), got.astype(np.float64)
@@ -185,4 +185,6 @@ def _kind(array: np.ndarray) -> str:
         return "int"
     if np.issubdtype(array.dtype, np.complexfloating):
         return "complex"
-    return "float"
+    if np.issubdtype(array.dtype, np.floating):
+        return "float"
+    return "other"

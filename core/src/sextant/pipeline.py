@@ -205,7 +205,7 @@ class _Run:
                     hint="Pass --samples FILE.npz (one array per input name, first axis = batch).",
                 )
             resolved = _resolve_shapes(declared, self.options.shapes)
-            batches, call_style = random_batches(resolved, batch=1), declared.call_style
+            batches, call_style = random_batches(resolved), declared.call_style
             self._note(f"no samples given: using random inputs generated from the model's declared signature {_shapes(resolved)}")
         else:
             batches, call_style = normalize(samples)

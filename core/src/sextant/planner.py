@@ -93,12 +93,13 @@ def make_plan(
     # artifact nodes: (step id or None, format, chain precision, names used in the chain)
     nodes: list[tuple[str | None, Format, str, frozenset[str]]] = [(None, source, "fp32", frozenset())]
     frontier = list(nodes)
-    kinds = {"exporter": catalog.of("exporter"), "converter": catalog.of("converter")}
     while frontier:
         parent_id, fmt, precision, used = frontier.pop(0)
-        kind = "exporter" if parent_id is None else "converter"
-        for contribution in kinds[kind]:
+        # the source takes exporters and, when it is a file format itself, converters too
+        kinds = ("exporter", "converter") if parent_id is None else ("converter",)
+        for contribution in [c for kind in kinds for c in catalog.of(kind)]:
             spec = contribution.spec
+            kind = contribution.kind
             if spec.consumes != fmt or spec.name in used or len(used) >= MAX_CHAIN:
                 continue
             step_id = spec.name if parent_id is None else f"{parent_id}+{spec.name}"

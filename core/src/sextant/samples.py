@@ -110,17 +110,10 @@ def resize_batch(batch: Mapping[str, np.ndarray], size: int, signature: Signatur
     return out
 
 
-def random_batches(signature: Signature, *, batch: int = 1, count: int = 2, seed: int = 0) -> list[Batch]:
-    """Random batches for a model that declares its inputs (``None`` axes must already be resolved)."""
+def random_batches(signature: Signature, *, count: int = 2, seed: int = 0) -> list[Batch]:
+    """Random batches for a model that declares its inputs (every axis resolved to a size)."""
     rng = np.random.default_rng(seed)
-    batches = []
-    for _ in range(count):
-        out: Batch = {}
-        for spec in signature.inputs:
-            shape = tuple(batch if (i == 0 and spec.batched) else size for i, size in enumerate(spec.shape))
-            out[spec.name] = _random_array(rng, spec, shape)
-        batches.append(out)
-    return batches
+    return [{spec.name: _random_array(rng, spec, spec.shape) for spec in signature.inputs} for _ in range(count)]
 
 
 def _random_array(rng: np.random.Generator, spec: TensorSpec, shape: tuple[Any, ...]) -> np.ndarray:

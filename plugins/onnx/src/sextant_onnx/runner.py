@@ -33,7 +33,7 @@ class OrtRunner:
         try:
             self.session = ort.InferenceSession(str(request.artifact), so, providers=list(providers))
         except Exception as exc:  # ORT raises its own exception types for bad models and missing ops
-            raise ModelLoadError(f"ONNX Runtime cannot load {request.artifact.name}: {exc}") from exc
+            raise ModelLoadError(f"ONNX Runtime cannot load {request.artifact.name}: {exc}", hint=_hint(request)) from exc
         wanted = [p if isinstance(p, str) else p[0] for p in providers]
         if wanted[0] not in self.session.get_providers():
             raise ModelLoadError(f"ONNX Runtime did not enable {wanted[0]} (got {self.session.get_providers()})")
@@ -57,6 +57,20 @@ class OrtRunner:
 
     def close(self) -> None:
         self.session = None
+
+
+def _hint(request: RunnerRequest) -> str | None:
+    import onnx
+
+    try:
+        model = onnx.load(str(request.artifact), load_external_data=False)
+    except Exception:
+        return None
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    if opset is not None and opset < 7:
+        return (f"The model uses opset {opset}; ONNX Runtime supports opset 7 and later. Upgrade it with "
+                "onnx.version_converter.convert_version(model, 17) and save it again.")
+    return "An operator may be missing from this ONNX Runtime build, or the model may be invalid."
 
 
 def load(request: RunnerRequest) -> OrtRunner:

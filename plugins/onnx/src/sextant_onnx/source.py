@@ -56,10 +56,6 @@ def declared_signature(model: onnx.ModelProto) -> Signature:
 
 def onnx_source(path: Path, name: str | None) -> SourceModel:
     model = read_model(path)
-    try:
-        onnx.checker.check_model(str(path))
-    except onnx.checker.ValidationError as exc:
-        raise ModelLoadError(f"{path} is not a valid ONNX model: {exc}", hint="Export it again.") from exc
     extra = external_files(model)
     missing = [f for f in extra if not (path.parent / f).exists()]
     if missing:
@@ -67,6 +63,10 @@ def onnx_source(path: Path, name: str | None) -> SourceModel:
             f"{path} refers to external data files that are missing: {', '.join(missing)}",
             hint="Keep the external data files next to the .onnx file.",
         )
+    try:
+        onnx.checker.check_model(str(path))
+    except onnx.checker.ValidationError as exc:
+        raise ModelLoadError(f"{path} is not a valid ONNX model: {exc}", hint="Export it again.") from exc
 
     def write(folder: Path) -> Path:
         shutil.copy2(path, folder / path.name)

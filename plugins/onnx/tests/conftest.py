@@ -1,0 +1,22 @@
+import pytest
+
+from sextant.pipeline import OptimizeOptions
+from sextant.plugins import load_catalog
+from sextant.profiler import ProfilerConfig
+
+FAST = ProfilerConfig(window_s=0.002, warmup_s=0.001, batch_budget_s=0.1, max_batch=4, stability=1.0)
+
+
+@pytest.fixture(autouse=True)
+def _cache(monkeypatch, tmp_path_factory):
+    monkeypatch.setenv("SEXTANT_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture(scope="session")
+def catalog():
+    return load_catalog()
+
+
+@pytest.fixture
+def options(tmp_path):
+    return OptimizeOptions(workspace=tmp_path / "ws", max_batch_size=4, profiler=FAST, step_timeout=300)

@@ -1,0 +1,133 @@
+"""The ONNX plugin: loading .onnx files, converting, running on ONNX Runtime, and bad input."""
+
+from __future__ import annotations
+
+import importlib.metadata
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import sextant
+from sextant.errors import ModelLoadError, SampleError
+from sextant.runtime import RunnerRequest
+from sextant.testing.contracts import check_plugin
+
+pytest.importorskip("onnxruntime")
+
+
+def mlp_onnx(path: Path, *, batch: int | str = "N", external: bool = False, op: str = "Relu") -> Path:
+    rng = np.random.default_rng(0)
+    w1 = numpy_helper.from_array(rng.standard_normal((16, 32)).astype(np.float32), "w1")
+    b1 = numpy_helper.from_array(rng.standard_normal(32).astype(np.float32), "b1")
+    w2 = numpy_helper.from_array(rng.standard_normal((32, 4)).astype(np.float32) / 4, "w2")
+    nodes = [
+        helper.make_node("MatMul", ["x", "w1"], ["h0"]),
+        helper.make_node("Add", ["h0", "b1"], ["h1"]),
+        helper.make_node(op, ["h1"], ["h2"], domain="" if op == "Relu" else "com.example"),
+        helper.make_node("MatMul", ["h2", "w2"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, 4])],
+        initializer=[w1, b1, w2],
+    )
+    opsets = [helper.make_opsetid("", 17)] + ([] if op == "Relu" else [helper.make_opsetid("com.example", 1)])
+    model = helper.make_model(graph, opset_imports=opsets)
+    model.ir_version = 8
+    if external:
+        onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                        location="weights.bin", size_threshold=0)
+    else:
+        onnx.save_model(model, str(path))
+    return path
+
+
+def test_entry_point_and_contracts():
+    (ep,) = [e for e in importlib.metadata.entry_points(group="sextant") if e.name == "onnx"]
+    assert ep.load().__name__ == "sextant_onnx"
+    assert {"onnx-slim", "onnx-fp16", "onnx-int8", "onnxruntime"} <= {c.name for c in check_plugin("sextant_onnx")}
+
+
+def test_declared_signature(catalog, tmp_path):
+    source = catalog.load_source(mlp_onnx(tmp_path / "m.onnx"))
+    (x,) = source.signature.inputs
+    assert (x.name, x.dtype, x.shape, x.batched) == ("x", "float32", (None, 16), True)
+    fixed = catalog.load_source(mlp_onnx(tmp_path / "f.onnx", batch=1))
+    assert fixed.signature.max_batch == 1
+
+
+def test_optimize_with_no_samples_makes_every_variant(catalog, options, tmp_path):
+    model = mlp_onnx(tmp_path / "mlp.onnx")
+    package = sextant.optimize(model, None, options=replace(options, precisions=("fp32", "fp16", "int8")), catalog=catalog)
+    status = package.status
+    assert any("random inputs" in n for n in status["notes"])
+    for step in ("onnx-slim", "onnx-ort-opt", "onnx-fp16", "onnx-int8"):
+        assert status["steps"][step]["status"] in ("ok", "duplicate"), (step, status["steps"][step].get("reason"))
+    fp16 = status["candidates"]["onnx-fp16:onnxruntime@cpu"]
+    int8 = status["candidates"]["onnx-int8:onnxruntime@cpu"]
+    assert fp16["precision"] == "fp16" and fp16["correctness"]["atol"] == 1e-2
+    assert int8["precision"] == "int8" and int8["status"] in ("ok", "incorrect")
+    # session options are profiled as variants of the runner
+    assert "source:onnxruntime[intra_op_threads=1]@cpu" in status["candidates"]
+    assert status["selection"]["best"] is not None
+    runner = package.best().load(catalog)
+    x = np.ones((3, 16), np.float32)
+    assert runner.infer({"x": x})["y"].shape == (3, 4)
+
+
+def test_shape_override_and_fixed_batch(catalog, options, tmp_path):
+    model = mlp_onnx(tmp_path / "fixed.onnx", batch=1)
+    status = sextant.optimize(model, None, options=options, catalog=catalog, runners=("onnxruntime",)).status
+    assert set(status["correctness_batches"]) == {1}  # the model fixes the batch size
+    with pytest.raises(sextant.SextantError, match="does not fit the declared shape"):
+        sextant.optimize(model, None, options=replace(options, shapes={"x": (1, 15)}), catalog=catalog)
+
+
+def test_external_data_travels_with_the_model(catalog, options, tmp_path):
+    folder = tmp_path / "ext"
+    folder.mkdir()
+    model = mlp_onnx(folder / "model.onnx", external=True)
+    package = sextant.optimize(model, None, options=options, catalog=catalog, runners=("onnxruntime",))
+    assert (package.path / "source" / "weights.bin").exists()
+    assert package.status["candidates"]["source:onnxruntime@cpu"]["status"] == "ok"
+    (folder / "weights.bin").unlink()
+    with pytest.raises(ModelLoadError, match="external data files that are missing: weights.bin"):
+        catalog.load_source(model)
+
+
+def test_bad_files_and_inputs_say_what_is_wrong(catalog, tmp_path):
+    from sextant_onnx.runner import load
+
+    good = mlp_onnx(tmp_path / "good.onnx")
+    truncated = tmp_path / "truncated.onnx"
+    truncated.write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2])
+    with pytest.raises(ModelLoadError, match="not a readable ONNX model|not a valid ONNX model"):
+        catalog.load_source(truncated)
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"\x00\x01this is not protobuf" * 10)
+    with pytest.raises(ModelLoadError):
+        catalog.load_source(garbage)
+    unknown_op = mlp_onnx(tmp_path / "custom.onnx", op="Frobnicate")
+    signature = catalog.load_source(unknown_op).signature
+    with pytest.raises(ModelLoadError, match="Frobnicate"):
+        load(RunnerRequest(artifact=unknown_op, signature=signature))
+    runner = load(RunnerRequest(artifact=good, signature=catalog.load_source(good).signature))
+    with pytest.raises(SampleError, match="no input named \\['z'\\]"):
+        runner.infer({"z": np.ones((1, 16), np.float32)})
+    with pytest.raises(Exception, match="(?i)type"):
+        runner.infer({"x": np.ones((1, 16), np.float64)})
+
+
+def test_samples_that_do_not_fit_the_declared_inputs(catalog, options, tmp_path):
+    model = mlp_onnx(tmp_path / "m.onnx")
+    with pytest.raises(SampleError, match="missing \\['x'\\], unknown \\['input'\\]"):
+        sextant.optimize(model, {"input": np.ones((2, 16), np.float32)}, options=options, catalog=catalog)
+    with pytest.raises(SampleError, match="input 'x': samples are float64, the model takes float32"):
+        sextant.optimize(model, {"x": np.ones((2, 16))}, options=options, catalog=catalog)
+    with pytest.raises(SampleError, match="input 'x' axis 1: samples have 15, the model takes 16"):
+        sextant.optimize(model, {"x": np.ones((2, 15), np.float32)}, options=options, catalog=catalog)
