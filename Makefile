@@ -7,7 +7,7 @@ VENV := .venv
 DISTS := core plugins/torch plugins/onnx
 DEMO_WS ?= sextant-workspace/mlp
 
-.PHONY: demo test test-core test-torch test-onnx test-all install clean
+.PHONY: demo test test-core test-torch test-onnx test-template test-all install clean
 
 # one environment with every distribution (editable), for the demo and the cross-distribution tests
 $(VENV)/.installed: $(foreach d,$(DISTS),$(d)/pyproject.toml) constraints.txt
@@ -40,10 +40,13 @@ test-torch: .venv-torch/.installed
 test-onnx: .venv-onnx/.installed
 	.venv-onnx/bin/python -m pytest plugins/onnx/tests
 
+test-template: .venv-_template/.installed
+	.venv-_template/bin/python -m pytest plugins/_template/tests
+
 test-all: install
 	$(VENV)/bin/python -m pytest tests plugins/torch/tests plugins/onnx/tests
 
-test: test-core test-torch test-onnx test-all
+test: test-core test-template test-torch test-onnx test-all
 
 clean:
-	rm -rf $(VENV) .venv-core .venv-torch .venv-onnx sextant-workspace
+	rm -rf $(VENV) .venv-core .venv-_template .venv-torch .venv-onnx sextant-workspace

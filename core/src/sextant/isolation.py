@@ -110,9 +110,14 @@ class Isolator:
             self._server.close()
             self._server = None
 
-    def _fork(self) -> tuple[int, Connection]:
+    def start(self) -> None:
+        """Start the fork server now (it starts on first use otherwise)."""
         if self._server is None or not self._server.alive():
             self._server = ForkServer(self._preload, str(self._server_log) if self._server_log else None)
+
+    def _fork(self) -> tuple[int, Connection]:
+        self.start()
+        assert self._server is not None
         return self._server.fork()
 
     def run(

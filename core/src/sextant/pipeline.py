@@ -59,7 +59,7 @@ class OptimizeOptions:
     unbatched: tuple[str, ...] = ()
     comparator: str = "allclose"
     threads: int | None = None
-    cutoff: float = 0.5
+    cutoff: float = 0.7
     profiler: ProfilerConfig = field(default_factory=ProfilerConfig)
 
     def __post_init__(self) -> None:
@@ -147,15 +147,20 @@ class _Run:
             )
         self.ws = Path(self.options.workspace or Path("sextant-workspace") / source.name)
         self._open_workspace(source)
-        self._prepare_samples(source, samples)
         self.isolator = Isolator(preload=_preload(plan), server_log=self.ws / "logs" / "forkserver.log")
         try:
+            self.isolator.start()  # it imports the heavy modules while the samples are prepared
+            self._prepare_samples(source, samples)
             self._run_baseline(plan)
             for step in plan.steps:
                 self._run_step(plan, step)
+            baseline = plan.baseline()
+            variants = [c for c in plan.candidates if c.options != c.runner.defaults()]
             for candidate in plan.candidates:
-                if candidate is not plan.baseline():
+                if candidate is not baseline and candidate not in variants:
                     self._run_candidate(plan, candidate)
+            for candidate in variants:
+                self._run_variant(plan, candidate)
         except BaseException:
             self._finish(plan, complete=False)  # record what is done; the original error goes on
             raise
@@ -345,8 +350,8 @@ class _Run:
     def _profiler(self) -> ProfilerConfig:
         return replace(self.options.profiler, max_batch=self.max_batch)
 
-    def _run_candidate(self, plan: Plan, candidate: PlannedCandidate) -> None:
-        record: dict[str, Any] = {
+    def _base_record(self, candidate: PlannedCandidate) -> dict[str, Any]:
+        return {
             "step": candidate.step or SOURCE,
             "format": candidate.format.name,
             "runner": candidate.runner.name,
@@ -356,6 +361,9 @@ class _Run:
             "options": candidate.options,
             "status": "pending",
         }
+
+    def _run_candidate(self, plan: Plan, candidate: PlannedCandidate) -> None:
+        record = self._base_record(candidate)
         if candidate.step is not None:
             step = self.status["steps"].get(candidate.step)
             if step is None or step["status"] != "ok":
@@ -428,6 +436,26 @@ class _Run:
                 record.update(status="failed", reason=f"while profiling: {result.reason()}")
                 record.update({k: v for k, v in _outcome(result).items() if k not in ("status", "reason")})
         self._record_candidate(candidate.id, record)
+
+    def _run_variant(self, plan: Plan, candidate: PlannedCandidate) -> None:
+        """Option variants are measured on the artifact where the runner's defaults did best, only:
+        a runtime option changes how a graph runs, not which graph is fastest."""
+        objective = Objective(self.options.objective, self.options.latency_budget_ms, self.max_batch)
+        rivals = [
+            c for c in plan.candidates
+            if c.runner == candidate.runner and c.device == candidate.device and c.precision == candidate.precision
+            and c.options == c.runner.defaults() and self.status["candidates"].get(c.id, {}).get("status") == "ok"
+        ]
+        scored = [(objective.best_point(self.status["candidates"][c.id]["profile"]["points"]), c) for c in rivals]
+        scored = [(p, c) for p, c in scored if p is not None]
+        if scored:
+            best = max(scored, key=lambda pc: objective.score(pc[0]))[1]
+            if best.step == candidate.step:
+                return self._run_candidate(plan, candidate)
+            reason = f"option variants are measured on {best.id}, where this runner's defaults did best"
+        else:
+            reason = f"{candidate.runner.name} with default options did not succeed on any artifact"
+        self._record_candidate(candidate.id, {**self._base_record(candidate), "status": "skipped", "reason": reason})
 
     def _judge(self, candidate: PlannedCandidate, outputs: list[dict[str, np.ndarray]], record: dict[str, Any]) -> str:
         """Compare (or, for the baseline, adopt) outputs; sets the record's status; 'profile' to go on."""
@@ -508,7 +536,8 @@ class _Run:
         planned = {c.id for c in plan.candidates}
         self.status["skipped"] = [{"what": what, "reason": reason} for what, reason in plan.skipped]
         self.status["reference_only"] = sorted(plan.reference_only)
-        objective = Objective(self.options.objective, self.options.latency_budget_ms, self.max_batch)
+        max_batch = getattr(self, "max_batch", self.options.max_batch_size)  # unset if the samples were refused
+        objective = Objective(self.options.objective, self.options.latency_budget_ms, max_batch)
         current = {cid: r for cid, r in self.status["candidates"].items() if cid in planned}
         self.status["selection"] = select(current, objective, self.status.get("baseline"), planned - plan.reference_only)
         self._save()

@@ -115,11 +115,13 @@ def build_app(catalog: Any) -> typer.Typer:
         atol: Annotated[Optional[float], typer.Option(help="Absolute tolerance [default: by precision].", rich_help_panel=PANEL_CHECK)] = None,
         rtol: Annotated[Optional[float], typer.Option(help="Relative tolerance [default: by precision].", rich_help_panel=PANEL_CHECK)] = None,
         tolerance: Annotated[Optional[list[str]], typer.Option("--tolerance", help="Per-output override NAME:ATOL:RTOL (repeatable).", rich_help_panel=PANEL_CHECK)] = None,
+        comparator: Annotated[str, typer.Option(help="Comparator that judges outputs (see sextant plugins).", rich_help_panel=PANEL_CHECK)] = "allclose",
         objective: Annotated[str, typer.Option(help="throughput or latency.", rich_help_panel=PANEL_SELECT)] = "throughput",
         latency_budget_ms: Annotated[Optional[float], typer.Option(help="Largest p99 latency a selected configuration may have.", rich_help_panel=PANEL_SELECT)] = None,
         max_batch_size: Annotated[int, typer.Option(help="Largest batch size checked and profiled.", rich_help_panel=PANEL_SELECT)] = 64,
         threads: Annotated[Optional[int], typer.Option(help="CPU threads per runner [default: all cores].", rich_help_panel=PANEL_SELECT)] = None,
         batch_budget_s: Annotated[float, typer.Option(help="Seconds at most per batch size before a point is reported unstable.", rich_help_panel=PANEL_SELECT)] = 3.0,
+        cutoff: Annotated[float, typer.Option(help="Stop profiling a candidate below this share of the best throughput at the same batch size.", rich_help_panel=PANEL_SELECT)] = 0.7,
         window_ms: Annotated[float, typer.Option(help="Length of one measurement window.", rich_help_panel=PANEL_SELECT)] = 50.0,
         as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")] = False,
     ) -> None:
@@ -146,9 +148,11 @@ def build_app(catalog: Any) -> typer.Typer:
             atol=atol,
             rtol=rtol,
             tolerances=_tolerances(tolerance or []),
+            comparator=comparator,
             shapes=_shapes(shape or []),
             unbatched=_split(unbatched) or (),
             threads=threads,
+            cutoff=cutoff,
             profiler=ProfilerConfig(batch_budget_s=batch_budget_s, window_s=window_ms / 1000.0),
         )
         console = _stderr()

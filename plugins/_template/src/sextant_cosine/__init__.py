@@ -1,0 +1,18 @@
+"""The hooks of the sextant-cosine plugin. Keep this module light: import heavy libraries inside
+the callables that the specs name, never here."""
+
+from __future__ import annotations
+
+from sextant import hookimpl
+from sextant.specs import ComparatorSpec
+
+
+@hookimpl
+def sextant_register_comparators() -> list[ComparatorSpec]:
+    return [
+        ComparatorSpec(
+            name="cosine",
+            run="sextant_cosine.compare:compare",
+            description="passes when 1 - cosine similarity <= rtol, row by row",
+        )
+    ]
