@@ -35,6 +35,15 @@ def test_end_to_end_selects_a_correct_candidate_and_loads_it(fake_catalog, optio
     assert (options.workspace / best.record["log"]).read_text().startswith("# ")
 
 
+def test_option_variants_run_on_the_best_artifact_only(fake_catalog, options, samples):
+    status = run(fake_catalog, replace(options, precisions=("fp32", "fp16")), samples).status
+    variants = {c: r for c, r in status["candidates"].items() if "impl=einsum" in c}
+    measured = [c for c, r in variants.items() if r["status"] != "skipped"]
+    assert len(measured) == 1 and len(variants) == 2
+    (skipped,) = [r for r in variants.values() if r["status"] == "skipped"]
+    assert "where this runner's defaults did best" in skipped["reason"]
+
+
 def test_reduced_precision_only_when_allowed(fake_catalog, options, samples):
     status = run(fake_catalog, options, samples).status
     assert not any(r["precision"] == "fp16" for r in status["candidates"].values())
@@ -108,7 +117,11 @@ def test_verify_func_can_reject(fake_catalog, options, samples):
     with pytest.raises(CorrectnessError):
         run(fake_catalog, replace(options, formats=("fake-graph",)), samples, verify_func=verify)
     status = Package(options.workspace).status
-    assert {r["status"] for c, r in status["candidates"].items() if c not in status["reference_only"]} == {"rejected"}
+    competing = {c: r for c, r in status["candidates"].items() if c not in status["reference_only"]}
+    assert competing["fake-graph:fake-graph@cpu"]["status"] == "rejected"
+    # no default-options candidate succeeded, so the option variant is not measured
+    variant = competing["fake-graph:fake-graph[impl=einsum]@cpu"]
+    assert variant["status"] == "skipped" and "did not succeed" in variant["reason"]
     assert seen and seen[0] == len(status["correctness_batches"])
 
 

@@ -443,14 +443,14 @@ class _Run:
         objective = Objective(self.options.objective, self.options.latency_budget_ms, self.max_batch)
         rivals = [
             c for c in plan.candidates
-            if c.runner == candidate.runner and c.device == candidate.device and c.precision == candidate.precision
+            if c.runner == candidate.runner and c.device == candidate.device
             and c.options == c.runner.defaults() and self.status["candidates"].get(c.id, {}).get("status") == "ok"
         ]
         scored = [(objective.best_point(self.status["candidates"][c.id]["profile"]["points"]), c) for c in rivals]
         scored = [(p, c) for p, c in scored if p is not None]
         if scored:
             best = max(scored, key=lambda pc: objective.score(pc[0]))[1]
-            if best.step == candidate.step:
+            if best.step == candidate.step and best.precision == candidate.precision:
                 return self._run_candidate(plan, candidate)
             reason = f"option variants are measured on {best.id}, where this runner's defaults did best"
         else:
