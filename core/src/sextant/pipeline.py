@@ -452,7 +452,7 @@ class _Run:
             best = max(scored, key=lambda pc: objective.score(pc[0]))[1]
             if best.step == candidate.step and best.precision == candidate.precision:
                 return self._run_candidate(plan, candidate)
-            reason = f"option variants are measured on {best.id}, where this runner's defaults did best"
+            reason = f"variants run on {best.step or SOURCE} only, where the defaults did best"
         else:
             reason = f"{candidate.runner.name} with default options did not succeed on any artifact"
         self._record_candidate(candidate.id, {**self._base_record(candidate), "status": "skipped", "reason": reason})

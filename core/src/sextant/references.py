@@ -37,7 +37,8 @@ def resolve_model(text: str, what: str = "model") -> tuple[Any, str]:
             f"the factory {text} raised {type(exc).__name__}: {exc}",
             hint=f"Fix the factory so that calling it with no arguments returns the {what}.",
         ) from exc
-    return model, attr
+    # examples/mlp.py:build is "mlp"; package.models:resnet50 is "resnet50"
+    return model, Path(target).stem if target.endswith(".py") else attr
 
 
 def _import(target: str) -> Any:

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.tree import Tree
@@ -104,7 +105,7 @@ def formats_tree(catalog: Catalog) -> Tree:
                 grow(child, edge["to"], seen | {edge["name"]})
 
     for source in doc["sources"]:
-        grow(root.add(f"[bold cyan]{source}[/bold cyan]"), source, frozenset())
+        grow(root.add(f"[bold cyan]{escape(source)}[/bold cyan]"), source, frozenset())
     return root
 
 
@@ -129,19 +130,19 @@ def plan_table(plan: Plan) -> Table:
     for column in ("format", "runner", "device", "precision"):
         table.add_column(column)
     for c in plan.candidates:
-        table.add_row(c.id, str(c.format), c.runner.name, c.device, c.precision)
+        table.add_row(escape(c.id), str(c.format), c.runner.name, c.device, c.precision)
     for what, reason in plan.skipped:
-        table.add_row(f"[dim]{what}[/dim]", "", "", "", f"[dim]skipped: {reason}[/dim]")
+        table.add_row(f"[dim]{escape(what)}[/dim]", "", "", "", f"[dim]skipped: {escape(reason)}[/dim]")
     return table
 
 
-def _status_text(record: Mapping[str, Any]) -> str:
+def _status_text(record: Mapping[str, Any], limit: int = 70) -> str:
     status = record["status"]
     style = STATUS_STYLE.get(status, "dim")
-    text = status if status == "ok" else f"{status}: {_short(record.get('reason', ''))}"
+    text = status if status == "ok" else f"{status}: {_short(record.get('reason', ''), limit)}"
     if record.get("cached"):
         text += " (cached)"
-    return f"[{style}]{text}[/{style}]"
+    return f"[{style}]{escape(text)}[/{style}]"
 
 
 def _short(text: str, limit: int = 70) -> str:
@@ -153,26 +154,19 @@ def results_table(status: Mapping[str, Any]) -> Table:
     selection = status.get("selection", {})
     best = selection.get("best")
     table = Table(title=f"sextant: {status['model']['name']} (objective: {selection.get('objective', 'throughput')})")
-    table.add_column("candidate", no_wrap=True)
-    for column, justify in (
-        ("precision", "left"),
-        ("status", "left"),
-        ("max abs err", "right"),
-        ("best tput/s", "right"),
-        ("@batch", "right"),
-        ("p50 ms", "right"),
-        ("p99 ms", "right"),
-        ("speedup", "right"),
-    ):
-        table.add_column(column, justify=justify)
+    table.add_column("candidate", overflow="fold", ratio=1)
+    for column in ("precision", "status"):
+        table.add_column(column, no_wrap=True)
+    for column in ("max abs err", "best tput/s", "@batch", "p50 ms", "p99 ms", "speedup"):
+        table.add_column(column, justify="right", no_wrap=True)
     for cid, record in status.get("candidates", {}).items():
         point = record.get("best_point")
         correctness = record.get("correctness")
         err = f"{max((o['max_abs_error'] for o in correctness['outputs']), default=0):.1e}" if correctness else ""
         row = [
-            f"[bold green]★ {cid}[/bold green]" if cid == best else cid,
+            f"[bold green]★ {escape(cid)}[/bold green]" if cid == best else escape(cid),
             record["precision"],
-            _status_text(record),
+            _status_word(record),
             err,
             f"{point['throughput']:,.0f}" if point else "",
             str(point["batch"]) if point else "",
@@ -183,8 +177,27 @@ def results_table(status: Mapping[str, Any]) -> Table:
         table.add_row(*row)
     for step_id, record in status.get("steps", {}).items():
         if record["status"] not in ("ok",):
-            table.add_row(f"[dim]{step_id} (step)[/dim]", record.get("precision", ""), _status_text(record), *[""] * 6)
+            table.add_row(f"[dim]{escape(step_id)} (step)[/dim]", record.get("precision", ""), _status_word(record), *[""] * 6)
     return table
+
+
+def _status_word(record: Mapping[str, Any]) -> str:
+    status = record["status"]
+    style = STATUS_STYLE.get(status, "dim")
+    return f"[{style}]{status}{' (cached)' if record.get('cached') else ''}[/{style}]"
+
+
+def reasons(status: Mapping[str, Any]) -> list[str]:
+    """Why each step or candidate that is not ok is not; the same reason for several is one line."""
+    by_reason: dict[str, list[str]] = {}
+    for kind in ("steps", "candidates"):
+        for name, record in status.get(kind, {}).items():
+            if record["status"] != "ok" and record.get("reason"):
+                by_reason.setdefault(_status_text(record, limit=160), []).append(name)
+    return [
+        f"{escape(names[0])}: {text}" if len(names) == 1 else f"{len(names)} candidates: {text}"
+        for text, names in by_reason.items()
+    ]
 
 
 def summary_line(status: Mapping[str, Any], workspace: str) -> str:
@@ -225,14 +238,14 @@ class ProgressView:
             total = len(plan.steps) + len(plan.candidates)
             self.task = self.progress.add_task("planning", total=total, info="")
         elif kind in ("step_start", "candidate_start"):
-            self.progress.update(self.task, description=f"{'building' if kind == 'step_start' else 'checking'} {data['id']}", info="")
+            self.progress.update(self.task, description=f"{'building' if kind == 'step_start' else 'checking'} {escape(data['id'])}", info="")
         elif kind == "candidate_point":
             point = data["point"]
-            self.progress.update(self.task, description=f"profiling {data['id']}", info=f"batch {point['batch']}: {point['throughput']:,.0f}/s")
+            self.progress.update(self.task, description=f"profiling {escape(data['id'])}", info=f"batch {point['batch']}: {point['throughput']:,.0f}/s")
         elif kind in ("step_end", "candidate_end"):
             self.progress.advance(self.task)
             record = data["record"]
-            if record["status"] != "ok":
-                self.console.print(f"  {data['id']}: {_status_text(record)}")
+            if record["status"] not in ("ok", "skipped", "duplicate"):
+                self.console.print(f"  {escape(data['id'])}: {_status_text(record, limit=200)}")
         elif kind == "note":
             self.console.print(f"[cyan]note:[/cyan] {data['text']}")

@@ -34,7 +34,9 @@ class State:
 def _console(stderr: bool = False) -> Console:
     """A console for tables; wide when not a terminal, so piped tables and logs are not folded."""
     console = Console(stderr=stderr)
-    return console if console.is_terminal else Console(stderr=stderr, width=200)
+    if console.is_terminal or "COLUMNS" in os.environ:
+        return console
+    return Console(stderr=stderr, width=200)
 
 
 def _stderr() -> Console:
@@ -192,6 +194,8 @@ def _render_package(status: dict[str, Any], path: str, as_json: bool, console: C
     if as_json:
         return _print_json({"package": path, **status})
     _console().print(report.results_table(status))
+    for line in report.reasons(status):
+        console.print(f"  {line}", highlight=False)
     for note in status.get("notes", []):
         console.print(f"[cyan]note:[/cyan] {note}")
     console.print(report.summary_line(status, path))
