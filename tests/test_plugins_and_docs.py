@@ -47,7 +47,7 @@ def test_a_third_party_plugin_installed_from_a_folder_is_listed_and_used(tmp_pat
     shutil.copytree(ROOT / "plugins" / "_template", source)
     target = tmp_path / "site"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(target), str(source)],
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(source)],
         check=True, timeout=300,
     )
     env = {"PYTHONPATH": str(target)}

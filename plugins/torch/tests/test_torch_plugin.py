@@ -95,7 +95,9 @@ def test_convnet_every_format(catalog, options):
     torch.manual_seed(0)
     x = np.random.default_rng(0).standard_normal((2, 3, 16, 16)).astype(np.float32)
     status = _optimize(ConvNet().eval(), x, catalog, options, runners=NO_COMPILE).status
-    for step in ("torchscript-trace", "torchscript-script", "torch-export", "torch-onnx-legacy"):
+    # ONNX exports are planned only when something can run ONNX (the onnx plugin installed too)
+    steps = ("torchscript-trace", "torchscript-script", "torch-export") + (("torch-onnx-legacy",) if HAS_ORT else ())
+    for step in steps:
         assert status["steps"][step]["status"] in ("ok", "duplicate"), status["steps"][step].get("reason")
     for candidate in ("source:torch-eager@cpu", "torchscript-trace:torchscript@cpu", "torch-export:torch-exported@cpu"):
         _ok(status, candidate)
@@ -191,3 +193,53 @@ def test_cuda_paths(catalog, options):
     x = np.random.default_rng(0).standard_normal((2, 3, 16, 16)).astype(np.float32)
     status = _optimize(ConvNet().eval(), x, catalog, options, device="cuda", precisions=("fp32", "fp16", "bf16")).status
     assert any(c.endswith("@cuda") and r["status"] == "ok" for c, r in status["candidates"].items())
+
+
+class WithModelOutput(nn.Module):
+    """Returns a dataclass like a Hugging Face ModelOutput, with a None field left out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 3)
+
+    def forward(self, x):
+        import dataclasses
+
+        @dataclasses.dataclass
+        class Output:
+            logits: torch.Tensor
+            hidden: torch.Tensor
+            attentions: object = None
+
+        return Output(self.lin(x), x * 2)
+
+
+def test_dataclass_outputs_are_flattened_by_field_name(catalog, options):
+    x = np.ones((2, 4), np.float32)
+    status = _optimize(WithModelOutput().eval(), x, catalog, options, runners=("torch-eager",)).status
+    assert [o["name"] for o in status["signature"]["outputs"]] == ["logits", "hidden"]
+
+
+def test_torchscript_and_exported_program_files_are_sources(catalog, options, tmp_path):
+    torch.manual_seed(0)
+    model = ConvNet().eval()
+    example = torch.randn(2, 3, 16, 16)
+    scripted = tmp_path / "convnet.pt"
+    torch.jit.trace(model, example).save(str(scripted))
+    x = example.numpy()
+    status = sextant.optimize(scripted, {"x": x}, options=replace(options, runners=("torchscript",)), catalog=catalog).status
+    assert status["model"]["format"] == "torchscript"
+    _ok(status, "source:torchscript@cpu")
+
+    program = tmp_path / "convnet.pt2"
+    batch = torch.export.Dim("batch", min=1, max=64)
+    torch.export.save(torch.export.export(model, (example,), dynamic_shapes=({0: batch},)), str(program))
+    status = sextant.optimize(program, {"x": x}, options=replace(options, workspace=tmp_path / "ws2", runners=("torch-exported",)),
+                              catalog=catalog).status
+    assert status["model"]["format"] == "torch-exported"
+    _ok(status, "source:torch-exported@cpu")
+    # a file that is neither is refused by this plugin and named in the error
+    junk = tmp_path / "weights.pt"
+    torch.save(model.state_dict(), junk)
+    with pytest.raises(sextant.SextantError, match="no installed plugin recognises the file"):
+        catalog.load_source(junk)
