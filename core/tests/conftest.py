@@ -1,13 +1,15 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from sextant.pipeline import OptimizeOptions
 from sextant.plugins import load_catalog
-from sextant.profiler import ProfilerConfig
+from sextant.testing.fixtures import FAST as SHORT
 
-FAST = ProfilerConfig(window_s=0.002, warmup_s=0.001, batch_budget_s=0.1, max_batch=8, stability=1.0)
+FAST = replace(SHORT, max_batch=8)
 
 
 @pytest.fixture(autouse=True)

@@ -8,6 +8,7 @@ float32 numpy arrays named as in ``sextant_torch.tensors``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -28,9 +29,11 @@ _AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 class TorchRunner:
     """Calls a torch callable on named numpy inputs."""
 
-    def __init__(self, model: Callable[..., Any], request: RunnerRequest) -> None:
+    def __init__(self, model: Callable[..., Any], request: RunnerRequest, call_style: str | None = None) -> None:
         self.model = model
         self.signature: Signature = request.signature
+        if call_style and call_style != self.signature.call_style:
+            self.signature = dataclasses.replace(self.signature, call_style=call_style)
         self.device = request.device
         self.precision = request.precision
 
@@ -81,4 +84,14 @@ def load_torchscript(request: RunnerRequest) -> TorchRunner:
 def load_exported(request: RunnerRequest) -> TorchRunner:
     _setup(request)
     program = torch.export.load(str(request.artifact))
-    return TorchRunner(program.module().to(request.device), request)
+    return TorchRunner(program.module().to(request.device), request, _exported_call_style(program))
+
+
+def _exported_call_style(program: Any) -> str | None:
+    """How a saved program takes its inputs: as it was exported (positional or keyword), which a
+    user's .pt2 file decides, not the samples."""
+    try:
+        _, kwargs_spec = program.call_spec.in_spec.children_specs
+    except Exception:
+        return None
+    return "keyword" if kwargs_spec.num_leaves else "positional"
