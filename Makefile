@@ -7,7 +7,7 @@ VENV := .venv
 DISTS := core plugins/torch plugins/onnx
 DEMO_WS ?= sextant-workspace/mlp
 
-.PHONY: demo test test-core test-torch test-onnx test-template test-all install clean
+.PHONY: demo test test-core test-torch test-onnx test-template test-_template test-all install clean
 
 # one environment with every distribution (editable), for the demo and the cross-distribution tests
 $(VENV)/.installed: $(foreach d,$(DISTS),$(d)/pyproject.toml) constraints.txt
@@ -22,26 +22,22 @@ demo: install
 	$(VENV)/bin/sextant plugins
 	$(VENV)/bin/sextant optimize examples/mlp.py:build --samples examples/mlp.py:samples --workspace $(DEMO_WS)
 
-# each distribution alone with the core (non-editable), so a missing dependency declaration fails
+# each distribution alone with the core (non-editable), so a missing dependency declaration fails;
+# the stamp covers the dependencies, and the distributions themselves are reinstalled on every run
+comma := ,
+dist_of = $(if $(filter core,$(1)),,'./plugins/$(1)[test$(if $(filter onnx,$(1)),$(comma)cpu,)]')
+
 .venv-%/.installed: constraints.txt core/pyproject.toml
 	$(PYTHON) -m venv .venv-$*
 	.venv-$*/bin/pip install $(PIP_FLAGS) --upgrade pip
-	.venv-$*/bin/pip install $(PIP_FLAGS) ./core[test] $(if $(filter core,$*),,'./plugins/$*[test$(if $(filter onnx,$*),$(comma)cpu,)]')
+	.venv-$*/bin/pip install $(PIP_FLAGS) ./core[test] $(call dist_of,$*)
 	touch $@
 
-comma := ,
+test-core test-torch test-onnx test-_template: test-%: .venv-%/.installed
+	.venv-$*/bin/pip install $(PIP_FLAGS) --no-deps --force-reinstall ./core $(call dist_of,$*)
+	.venv-$*/bin/python -m pytest $(if $(filter core,$*),core/tests,plugins/$*/tests)
 
-test-core: .venv-core/.installed
-	.venv-core/bin/python -m pytest core/tests
-
-test-torch: .venv-torch/.installed
-	.venv-torch/bin/python -m pytest plugins/torch/tests
-
-test-onnx: .venv-onnx/.installed
-	.venv-onnx/bin/python -m pytest plugins/onnx/tests
-
-test-template: .venv-_template/.installed
-	.venv-_template/bin/python -m pytest plugins/_template/tests
+test-template: test-_template
 
 test-all: install
 	$(VENV)/bin/python -m pytest tests plugins/torch/tests plugins/onnx/tests

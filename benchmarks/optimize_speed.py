@@ -24,9 +24,21 @@ ROOT = Path(__file__).resolve().parents[1]
 def run(example: str, ws: Path) -> tuple[float, dict]:
     start = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, "-m", "sextant.cli", "optimize", f"examples/{example}.py:build",
-         "--samples", f"examples/{example}.py:samples", "-w", str(ws), "--json"],
-        cwd=ROOT, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "sextant.cli",
+            "optimize",
+            f"examples/{example}.py:build",
+            "--samples",
+            f"examples/{example}.py:samples",
+            "-w",
+            str(ws),
+            "--json",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     seconds = time.perf_counter() - start
     if result.returncode != 0:

@@ -48,8 +48,10 @@ def main() -> None:
         true_ms = bare_mean_ms(fn, 0.3)
         point = measure(fn, 1, ProfilerConfig())
         overheads.append(point.mean_ms / true_ms - 1)
-    print(f"model {args.micros:.0f} us: profiler overhead median {statistics.median(overheads) * 100:+.2f} % "
-          f"(min {min(overheads) * 100:+.2f}, max {max(overheads) * 100:+.2f}) of the reported latency, {args.repeat} rounds")
+    print(
+        f"model {args.micros:.0f} us: profiler overhead median {statistics.median(overheads) * 100:+.2f} % "
+        f"(min {min(overheads) * 100:+.2f}, max {max(overheads) * 100:+.2f}) of the reported latency, {args.repeat} rounds"
+    )
 
 
 if __name__ == "__main__":

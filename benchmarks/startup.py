@@ -33,7 +33,9 @@ def main() -> None:
         ("python -c 'import torch'", [sys.executable, "-c", "import torch"]),
     ):
         times = timed(args, repeat)
-        print(f"{label:28s} median {statistics.median(times) * 1000:6.0f} ms  (min {min(times) * 1000:.0f}, max {max(times) * 1000:.0f})")
+        print(
+            f"{label:28s} median {statistics.median(times) * 1000:6.0f} ms  (min {min(times) * 1000:.0f}, max {max(times) * 1000:.0f})"
+        )
 
 
 if __name__ == "__main__":

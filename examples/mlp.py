@@ -1,6 +1,6 @@
 """A ~1M-parameter MLP (512 → 1024 → 512 → 10) with random weights, and samples for it.
 
-    sextant optimize examples/mlp.py:build --samples examples/mlp.py:samples
+sextant optimize examples/mlp.py:build --samples examples/mlp.py:samples
 """
 
 import numpy as np

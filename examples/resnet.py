@@ -1,6 +1,6 @@
 """A ResNet-18-like CNN (BasicBlocks [2, 2, 2, 2], widths 64-512) for 3x64x64 images, random weights.
 
-    sextant optimize examples/resnet.py:build --samples examples/resnet.py:samples
+sextant optimize examples/resnet.py:build --samples examples/resnet.py:samples
 """
 
 import numpy as np

@@ -10,7 +10,9 @@ from torch import nn
 
 
 class Encoder(nn.Module):
-    def __init__(self, vocab: int = 1000, width: int = 256, layers: int = 4, heads: int = 4, max_len: int = 512) -> None:
+    def __init__(
+        self, vocab: int = 1000, width: int = 256, layers: int = 4, heads: int = 4, max_len: int = 512
+    ) -> None:
         super().__init__()
         self.tokens = nn.Embedding(vocab, width)
         self.positions = nn.Embedding(max_len, width)

@@ -21,5 +21,9 @@ def _cache(monkeypatch, tmp_path_factory):
 def sextant(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-c", "import sys; from sextant.cli import main; sys.exit(main())", *args],
-        capture_output=True, text=True, env={**os.environ, **(env or {})}, cwd=ROOT, timeout=900,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=ROOT,
+        timeout=900,
     )

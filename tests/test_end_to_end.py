@@ -6,18 +6,27 @@ import json
 
 import numpy as np
 import pytest
+import sextant as sx
 import torch
 from conftest import FAST, ROOT, sextant
-
-import sextant as sx
 
 pytest.importorskip("onnxruntime")
 
 
 def test_torch_factory_to_a_loaded_runner(tmp_path):
     ws = tmp_path / "mlp"
-    result = sextant("optimize", "examples/mlp.py:build", "--samples", "examples/mlp.py:samples", "-w", str(ws),
-                     "--runners", "torch-eager,torchscript,torch-exported,onnxruntime", "--json", *FAST)
+    result = sextant(
+        "optimize",
+        "examples/mlp.py:build",
+        "--samples",
+        "examples/mlp.py:samples",
+        "-w",
+        str(ws),
+        "--runners",
+        "torch-eager,torchscript,torch-exported,onnxruntime",
+        "--json",
+        *FAST,
+    )
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     formats = {r["format"] for r in document["candidates"].values() if r["status"] == "ok"}
@@ -39,8 +48,15 @@ def test_torch_factory_to_a_loaded_runner(tmp_path):
 def test_onnx_file_with_no_samples_and_every_precision(tmp_path):
     model = torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.ReLU(), torch.nn.Linear(64, 8)).eval()
     path = tmp_path / "small.onnx"
-    torch.onnx.export(model, (torch.randn(2, 32),), str(path), dynamo=False, input_names=["features"],
-                      output_names=["logits"], dynamic_axes={"features": {0: "n"}, "logits": {0: "n"}})
+    torch.onnx.export(
+        model,
+        (torch.randn(2, 32),),
+        str(path),
+        dynamo=False,
+        input_names=["features"],
+        output_names=["logits"],
+        dynamic_axes={"features": {0: "n"}, "logits": {0: "n"}},
+    )
     result = sextant("optimize", str(path), "--precision", "auto", "-w", str(tmp_path / "ws"), "--json", *FAST)
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)

@@ -8,9 +8,8 @@ import shutil
 import subprocess
 import sys
 
-from conftest import ROOT, sextant
-
 import sextant.hookspecs as hookspecs
+from conftest import ROOT, sextant
 
 
 def test_every_hook_is_documented_in_the_readme():
@@ -48,7 +47,8 @@ def test_a_third_party_plugin_installed_from_a_folder_is_listed_and_used(tmp_pat
     target = tmp_path / "site"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(source)],
-        check=True, timeout=300,
+        check=True,
+        timeout=300,
     )
     env = {"PYTHONPATH": str(target)}
     document = json.loads(sextant("plugins", "--json", env=env).stdout)
@@ -61,8 +61,22 @@ def test_a_third_party_plugin_installed_from_a_folder_is_listed_and_used(tmp_pat
 
     NumpyMLP().save(model)
     env["SEXTANT_PLUGIN_MODULES"] = "sextant.testing.fake"
-    result = sextant("optimize", str(model), "--comparator", "cosine", "-w", str(tmp_path / "ws"), "--json",
-                     "--max-batch-size", "2", "--batch-budget-s", "0.1", "--window-ms", "2", env=env)
+    result = sextant(
+        "optimize",
+        str(model),
+        "--comparator",
+        "cosine",
+        "-w",
+        str(tmp_path / "ws"),
+        "--json",
+        "--max-batch-size",
+        "2",
+        "--batch-budget-s",
+        "0.1",
+        "--window-ms",
+        "2",
+        env=env,
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["options"]["comparator"] == "cosine"
 

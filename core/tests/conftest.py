@@ -4,7 +4,6 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-
 from sextant.pipeline import OptimizeOptions
 from sextant.plugins import load_catalog
 from sextant.testing.fixtures import FAST as SHORT
@@ -42,4 +41,7 @@ def options(tmp_path):
 @pytest.fixture
 def samples():
     rng = np.random.default_rng(1)
-    return [{"x": rng.standard_normal((4, 8)).astype(np.float32)}, {"x": rng.standard_normal((2, 8)).astype(np.float32)}]
+    return [
+        {"x": rng.standard_normal((4, 8)).astype(np.float32)},
+        {"x": rng.standard_normal((2, 8)).astype(np.float32)},
+    ]

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from sextant.testing.fake import NumpyMLP
 
 FAST = ["--max-batch-size", "4", "--batch-budget-s", "0.1", "--window-ms", "2"]
@@ -22,7 +21,11 @@ def sextant(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
     full_env = {**os.environ, "SEXTANT_PLUGIN_MODULES": "sextant.testing.fake", **(env or {})}
     return subprocess.run(
         [sys.executable, "-c", "import sys; from sextant.cli import main; sys.exit(main())", *args],
-        capture_output=True, text=True, env=full_env, cwd=cwd, timeout=300,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        timeout=300,
     )
 
 
@@ -88,8 +91,16 @@ def test_errors_are_one_paragraph_with_the_right_exit_code(tmp_path, model_file,
 
 
 def test_correctness_failure_exits_3(tmp_path, model_file):
-    result = sextant("optimize", str(model_file), "--formats", "fault-graph", "-w", str(tmp_path / "ws"), *FAST,
-                     env={"SEXTANT_PLUGIN_MODULES": "sextant.testing.fake,sextant.testing.faults", "SEXTANT_FAULTS": "wrong"})
+    result = sextant(
+        "optimize",
+        str(model_file),
+        "--formats",
+        "fault-graph",
+        "-w",
+        str(tmp_path / "ws"),
+        *FAST,
+        env={"SEXTANT_PLUGIN_MODULES": "sextant.testing.fake,sextant.testing.faults", "SEXTANT_FAULTS": "wrong"},
+    )
     assert result.returncode == 3, result.stderr
     assert "failed correctness" in result.stderr
 
@@ -101,10 +112,22 @@ def test_debug_shows_the_traceback(tmp_path):
 
 def test_interrupted_run_resumes_where_it_stopped(tmp_path, model_file):
     ws = tmp_path / "ws"
-    env = {**os.environ, "SEXTANT_PLUGIN_MODULES": "sextant.testing.fake,sextant.testing.faults",
-           "SEXTANT_FAULTS": "slow", "SEXTANT_FAULT_SLOW_S": "30"}
-    command = [sys.executable, "-c", "import sys; from sextant.cli import main; sys.exit(main())",
-               "optimize", str(model_file), "-w", str(ws), *FAST]
+    env = {
+        **os.environ,
+        "SEXTANT_PLUGIN_MODULES": "sextant.testing.fake,sextant.testing.faults",
+        "SEXTANT_FAULTS": "slow",
+        "SEXTANT_FAULT_SLOW_S": "30",
+    }
+    command = [
+        sys.executable,
+        "-c",
+        "import sys; from sextant.cli import main; sys.exit(main())",
+        "optimize",
+        str(model_file),
+        "-w",
+        str(ws),
+        *FAST,
+    ]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not (ws / "logs" / "fault-slow.log").exists():  # the slow step has started

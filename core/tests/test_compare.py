@@ -1,5 +1,4 @@
 import numpy as np
-
 from sextant.compare import Tolerance, Verdict, compare
 
 TOL = Tolerance(atol=1e-3, rtol=1e-2)

@@ -4,7 +4,6 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-
 import sextant
 from sextant.errors import CorrectnessError, ModelLoadError, SampleError, UsageError
 from sextant.package import Package
@@ -19,7 +18,9 @@ def test_end_to_end_selects_a_correct_candidate_and_loads_it(fake_catalog, optio
     package = run(fake_catalog, options, samples)
     status = package.status
     assert status["baseline"] == "source:numpy-eager@cpu"
-    assert {"source:numpy-eager@cpu", "fake-graph:fake-graph@cpu", "fake-graph:fake-graph[impl=einsum]@cpu"} <= set(status["candidates"])
+    assert {"source:numpy-eager@cpu", "fake-graph:fake-graph@cpu", "fake-graph:fake-graph[impl=einsum]@cpu"} <= set(
+        status["candidates"]
+    )
     for record in status["candidates"].values():
         assert record["status"] == "ok"
         assert record["correctness"]["passed"]

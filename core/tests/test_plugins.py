@@ -2,7 +2,6 @@ import sys
 import textwrap
 
 import pytest
-
 from sextant.errors import ModelLoadError, PluginError
 from sextant.plugins import availability, load_catalog
 from sextant.specs import ExporterSpec, Format, RunnerSpec
@@ -18,8 +17,13 @@ def _write_module(tmp_path, monkeypatch, name: str, body: str) -> str:
 
 def test_fake_plugin_contributions(fake_catalog):
     names = {(c.kind, c.name) for c in fake_catalog.contributions}
-    assert {("exporter", "fake-graph"), ("converter", "fake-fp16"), ("runner", "numpy-eager"),
-            ("runner", "fake-graph"), ("comparator", "allclose")} <= names
+    assert {
+        ("exporter", "fake-graph"),
+        ("converter", "fake-fp16"),
+        ("runner", "numpy-eager"),
+        ("runner", "fake-graph"),
+        ("comparator", "allclose"),
+    } <= names
     assert fake_catalog.reference_runner(Format("numpy-mlp")).name == "numpy-eager"
 
 
@@ -31,27 +35,39 @@ def test_broken_plugin_is_reported_not_raised(tmp_path, monkeypatch):
 
 
 def test_duplicate_names_are_a_loud_error_naming_both(tmp_path, monkeypatch):
-    name = _write_module(tmp_path, monkeypatch, "dup_plugin", """
+    name = _write_module(
+        tmp_path,
+        monkeypatch,
+        "dup_plugin",
+        """
         from sextant import hookimpl
         from sextant.specs import RunnerSpec, Format
 
         @hookimpl
         def sextant_register_runners():
             return [RunnerSpec("numpy-eager", Format("numpy-mlp"), load="x:y")]
-    """)
-    with pytest.raises(PluginError, match=r"named 'numpy-eager'.*sextant \(plugin sextant.testing.fake\).*plugin dup_plugin"):
+    """,
+    )
+    with pytest.raises(
+        PluginError, match=r"named 'numpy-eager'.*sextant \(plugin sextant.testing.fake\).*plugin dup_plugin"
+    ):
         load_catalog(extra_modules=["sextant.testing.fake", name], entry_points=False)
 
 
 def test_wrong_spec_type_is_rejected(tmp_path, monkeypatch):
-    name = _write_module(tmp_path, monkeypatch, "wrongtype_plugin", """
+    name = _write_module(
+        tmp_path,
+        monkeypatch,
+        "wrongtype_plugin",
+        """
         from sextant import hookimpl
         from sextant.specs import ComparatorSpec
 
         @hookimpl
         def sextant_register_runners():
             return [ComparatorSpec("c", run="x:y")]
-    """)
+    """,
+    )
     with pytest.raises(PluginError, match="expected RunnerSpec"):
         load_catalog(extra_modules=[name], entry_points=False)
 
@@ -86,13 +102,18 @@ def test_loader_says_what_it_could_not_recognise(fake_catalog, tmp_path):
 
 def test_contract_checks_pass_for_fake_and_fail_for_bad(tmp_path, monkeypatch):
     assert check_plugin("sextant.testing.fake")
-    name = _write_module(tmp_path, monkeypatch, "badref_plugin", """
+    name = _write_module(
+        tmp_path,
+        monkeypatch,
+        "badref_plugin",
+        """
         from sextant import hookimpl
         from sextant.specs import RunnerSpec, Format
 
         @hookimpl
         def sextant_register_runners():
             return [RunnerSpec("r", Format("f"), load="badref_plugin:missing")]
-    """)
+    """,
+    )
     with pytest.raises(AssertionError, match="has no attribute 'missing'"):
         check_plugin(name)

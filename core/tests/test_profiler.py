@@ -25,7 +25,9 @@ def test_sweep_stops_when_throughput_plateaus():
 
 def test_sweep_runs_to_max_batch_when_batching_pays():
     points = []
-    reason = sweep(lambda b: busy(0.5), ProfilerConfig(window_s=0.01, warmup_s=0.002, max_batch=8, stability=0.5), points.append)
+    reason = sweep(
+        lambda b: busy(0.5), ProfilerConfig(window_s=0.01, warmup_s=0.002, max_batch=8, stability=0.5), points.append
+    )
     assert [p.batch for p in points] == [1, 2, 4, 8]
     assert reason == "reached max batch 8"
     assert points[-1].throughput > points[0].throughput * 4
@@ -39,8 +41,11 @@ def test_keep_going_can_stop_a_candidate_that_cannot_win():
 
 def test_unstable_measurements_are_reported_not_hidden():
     calls = iter(range(10**9))  # every call slower than the last: windows never agree
-    point = measure(lambda: busy(0.05 + 0.005 * next(calls))(), 1,
-                    ProfilerConfig(window_s=0.01, warmup_s=0.001, batch_budget_s=0.3, stability=0.01))
+    point = measure(
+        lambda: busy(0.05 + 0.005 * next(calls))(),
+        1,
+        ProfilerConfig(window_s=0.01, warmup_s=0.001, batch_budget_s=0.3, stability=0.01),
+    )
     assert point.windows >= 3
     assert point.stable is False
     assert point.p99_ms >= point.p50_ms > 0

@@ -2,7 +2,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from sextant.errors import SampleError
 from sextant.samples import load_batches, normalize, random_batches, resize_batch, save_batches
 from sextant.signature import Signature, TensorSpec, infer_tensors

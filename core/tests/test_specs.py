@@ -1,5 +1,4 @@
 import pytest
-
 from sextant.errors import PluginError, UsageError
 from sextant.specs import Format, Param, RunnerSpec, least_exact
 
@@ -21,7 +20,9 @@ def test_param_grids():
 
 def test_runner_option_sets_and_parsing():
     spec = RunnerSpec(
-        "r", Format("x"), load="m:f",
+        "r",
+        Format("x"),
+        load="m:f",
         options=(Param("impl", "categorical", ("a", "b"), "a"), Param("n", "linear", (1, 3), 1)),
         variants=({"impl": "b"}, {"impl": "a"}),
     )

@@ -123,15 +123,15 @@ class Verdict:
         return Verdict(all(o.passed for o in outputs), outputs)
 
 
-def compare(
-    reference: Mapping[str, np.ndarray], candidate: Mapping[str, np.ndarray], tolerance: Tolerance
-) -> Verdict:
+def compare(reference: Mapping[str, np.ndarray], candidate: Mapping[str, np.ndarray], tolerance: Tolerance) -> Verdict:
     """Compare every reference output with the candidate's output of the same name."""
     reports = []
     for name, ref in reference.items():
         atol, rtol = tolerance.for_output(name)
         if name not in candidate:
-            reports.append(OutputReport(name, False, atol=atol, rtol=rtol, problem=f"missing (got {sorted(candidate)})"))
+            reports.append(
+                OutputReport(name, False, atol=atol, rtol=rtol, problem=f"missing (got {sorted(candidate)})")
+            )
             continue
         reports.append(_compare_one(name, np.asarray(ref), np.asarray(candidate[name]), atol, rtol))
     return Verdict(all(r.passed for r in reports), tuple(reports))

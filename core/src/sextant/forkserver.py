@@ -13,6 +13,7 @@ parent's end closes.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
@@ -81,10 +82,8 @@ class ForkServer:
         return words[0], int(words[1])
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self._ctrl.send(b"exit")
-        except OSError:
-            pass
         self._ctrl.close()
         try:
             self._process.wait(timeout=5)

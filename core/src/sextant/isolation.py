@@ -12,6 +12,7 @@ profile sweep) runs on; one that goes quiet for ``timeout`` seconds is killed.
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import os
 import signal
@@ -176,10 +177,8 @@ class Isolator:
             os.killpg(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             if status is None:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
         if status is None:
             status = self._server.exit_status(pid, timeout=5.0)
         return status

@@ -8,9 +8,8 @@ workspace's ``status.json`` under the same key, and redoes only what a changed o
 from __future__ import annotations
 
 import shutil
-import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,64 +18,24 @@ import numpy as np
 from sextant import __version__
 from sextant.cache import cache_dir, digest, hash_path, library_versions
 from sextant.compare import Tolerance, Verdict
-from sextant.devices import cpu_threads, cuda_unavailable_reason
-from sextant.errors import CorrectnessError, NothingRunnableError, SampleError, UsageError
+from sextant.devices import cpu_threads
+from sextant.errors import CorrectnessError, NothingRunnableError, SampleError
+from sextant.inputs import prepare_inputs
 from sextant.isolation import ChildResult, Isolator
+from sextant.options import OptimizeOptions
 from sextant.package import SCHEMA_VERSION, STATUS, Package, write_json
 from sextant.planner import SOURCE, Plan, PlannedCandidate, PlannedStep, make_plan
 from sextant.plugins import Catalog, load_catalog
 from sextant.profiler import ProfilerConfig
 from sextant.references import resolve_model
-from sextant.samples import load_batches, normalize, random_batches, resize_batch, save_batches
-from sextant.selection import OBJECTIVES, Objective, select
-from sextant.signature import Signature, TensorSpec, batch_size, infer_tensors
+from sextant.samples import load_batches, save_batches
+from sextant.selection import Objective, select
+from sextant.signature import batch_size, infer_tensors
 from sextant.specs import PRECISIONS, SourceModel, resolve
 
 EventHandler = Callable[[str, Mapping[str, Any]], None]
 VerifyFunc = Callable[[list[dict[str, np.ndarray]], list[dict[str, np.ndarray]]], bool]
 RETRIED = ("timeout", "lost", "interrupted")  # causes of failure worth retrying on a re-run
-
-
-@dataclass(frozen=True)
-class OptimizeOptions:
-    """Every knob of one optimize run (the CLI's options, the API's keyword arguments)."""
-
-    workspace: Path | None = None
-    name: str | None = None
-    device: str = "auto"
-    formats: tuple[str, ...] | None = None
-    runners: tuple[str, ...] | None = None
-    precisions: tuple[str, ...] = ("fp32",)
-    step_timeout: float = 600.0
-    fresh: bool = False
-    objective: str = "throughput"
-    latency_budget_ms: float | None = None
-    max_batch_size: int = 64
-    atol: float | None = None
-    rtol: float | None = None
-    tolerances: Mapping[str, tuple[float, float]] = field(default_factory=dict)
-    shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
-    unbatched: tuple[str, ...] = ()
-    comparator: str = "allclose"
-    threads: int | None = None
-    cutoff: float = 0.7
-    profiler: ProfilerConfig = field(default_factory=ProfilerConfig)
-
-    def __post_init__(self) -> None:
-        if self.objective not in OBJECTIVES:
-            raise UsageError(f"unknown objective {self.objective!r}", hint=f"Choose one of {', '.join(OBJECTIVES)}.")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise UsageError(f"unknown device {self.device!r}", hint="Choose cpu, cuda or auto.")
-        unknown = set(self.precisions) - set(PRECISIONS)
-        if unknown:
-            raise UsageError(f"unknown precision {sorted(unknown)}", hint=f"Known: {', '.join(PRECISIONS)}, auto.")
-        if self.max_batch_size < 1:
-            raise UsageError("--max-batch-size must be at least 1")
-
-    def devices(self) -> list[str]:
-        if self.device == "auto":
-            return ["cpu"] if cuda_unavailable_reason() else ["cpu", "cuda"]
-        return [self.device]
 
 
 def optimize(
@@ -191,8 +150,12 @@ class _Run:
         self.status: dict[str, Any] = {
             "schema": SCHEMA_VERSION,
             "sextant": __version__,
-            "model": {"name": source.name, "format": source.format.name, "source": str(self.source_path.relative_to(ws))},
-            "options": _options_record(self.options),
+            "model": {
+                "name": source.name,
+                "format": source.format.name,
+                "source": str(self.source_path.relative_to(ws)),
+            },
+            "options": self.options.to_record(),
             "host": {"threads": self.threads, "devices": self.options.devices()},
             # records of earlier runs stay until this run replaces them, so an interrupted
             # re-run loses nothing; a finished run drops those its plan no longer has
@@ -202,36 +165,15 @@ class _Run:
         }
 
     def _prepare_samples(self, source: SourceModel, samples: Any) -> None:
-        declared = source.signature
-        if samples is None:
-            if declared is None:
-                raise SampleError(
-                    f"the {source.format} model '{source.name}' does not declare its inputs, so samples are needed",
-                    hint="Pass --samples FILE.npz (one array per input name, first axis = batch).",
-                )
-            resolved = _resolve_shapes(declared, self.options.shapes)
-            batches, call_style = random_batches(resolved), declared.call_style
-            self._note(f"no samples given: using random inputs generated from the model's declared signature {_shapes(resolved)}")
-        else:
-            batches, call_style = normalize(samples)
-        tensors = infer_tensors(batches, unbatched=self.options.unbatched)
-        if declared is not None:
-            _check_against_declared(tensors, declared)
-        max_batch = self.options.max_batch_size
-        if declared is not None and declared.max_batch is not None:
-            max_batch = min(max_batch, declared.max_batch)
-        self.max_batch = max_batch
-        self.signature = Signature(tensors, call_style=call_style, max_batch=declared.max_batch if declared else None)
-        save_batches(self.ws / "samples.npz", batches)
-        first = batches[0]
-        checks = list(batches)
-        for size in sorted({1, max_batch}):
-            if all(batch_size(b, self.signature) != size for b in checks):
-                checks.append(resize_batch(first, size, self.signature))
-        save_batches(self.ws / "inputs.npz", checks)
+        prepared = prepare_inputs(source, samples, self.options)
+        for note in prepared.notes:
+            self._note(note)
+        self.signature, self.max_batch = prepared.signature, prepared.max_batch
+        save_batches(self.ws / "samples.npz", prepared.samples)
+        save_batches(self.ws / "inputs.npz", prepared.checks)
         self.inputs_key = hash_path(self.ws / "inputs.npz")
         self.status["signature"] = self.signature.to_dict()
-        self.status["correctness_batches"] = [batch_size(b, self.signature) for b in checks]
+        self.status["correctness_batches"] = [batch_size(b, self.signature) for b in prepared.checks]
         self._save()
 
     # -- steps ----------------------------------------------------------------------------------
@@ -267,14 +209,19 @@ class _Run:
             self._record_step(step.id, {**record, "status": "skipped", "reason": f"{step.parent} did not succeed"})
             return
         old = self.previous.get("steps", {}).get(step.id)
-        if old and old.get("key") == key and old.get("cause") not in RETRIED and (
-            old["status"] != "ok" or (self.ws / old["artifact"]).exists()
+        if (
+            old
+            and old.get("key") == key
+            and old.get("cause") not in RETRIED
+            and (old["status"] != "ok" or (self.ws / old["artifact"]).exists())
         ):
             self._record_step(step.id, {**old, "cached": True})
             return
         out_dir = self.ws / "artifacts" / f"{_slug(step.id)}-{key[:10]}"
         shutil.rmtree(out_dir, ignore_errors=True)
-        input_path = self.source_path if step.parent is None else self.ws / self.status["steps"][step.parent]["artifact"]
+        input_path = (
+            self.source_path if step.parent is None else self.ws / self.status["steps"][step.parent]["artifact"]
+        )
         payload = {
             "run": step.spec.run,
             "input": str(input_path),
@@ -302,9 +249,14 @@ class _Run:
         """An earlier step of this run that produced the very same artifact (a no-op conversion)."""
         for other_id in self.recorded:
             other = self.status["steps"].get(other_id, {})
-            if other_id != step_id and other.get("content") == record["content"] and other["status"] == "ok":
-                if other.get("format") == record["format"] and other.get("key") != record["key"]:
-                    return other_id
+            if (
+                other_id != step_id
+                and other.get("status") == "ok"
+                and other.get("content") == record["content"]
+                and other.get("format") == record["format"]
+                and other.get("key") != record["key"]
+            ):
+                return other_id
         return None
 
     def _record_step(self, step_id: str, record: dict[str, Any]) -> None:
@@ -442,9 +394,12 @@ class _Run:
         a runtime option changes how a graph runs, not which graph is fastest."""
         objective = Objective(self.options.objective, self.options.latency_budget_ms, self.max_batch)
         rivals = [
-            c for c in plan.candidates
-            if c.runner == candidate.runner and c.device == candidate.device
-            and c.options == c.runner.defaults() and self.status["candidates"].get(c.id, {}).get("status") == "ok"
+            c
+            for c in plan.candidates
+            if c.runner == candidate.runner
+            and c.device == candidate.device
+            and c.options == c.runner.defaults()
+            and self.status["candidates"].get(c.id, {}).get("status") == "ok"
         ]
         scored = [(objective.best_point(self.status["candidates"][c.id]["profile"]["points"]), c) for c in rivals]
         scored = [(p, c) for p, c in scored if p is not None]
@@ -472,7 +427,12 @@ class _Run:
             record.update(status="incorrect", reason=f"{len(outputs)} output batches, expected {len(self.reference)}")
             return "stop"
         verdict = Verdict.merge([self.comparator(r, o, tolerance) for r, o in zip(self.reference, outputs)])
-        record["correctness"] = {**verdict.to_dict(), "atol": tolerance.atol, "rtol": tolerance.rtol, "summary": verdict.summary()}
+        record["correctness"] = {
+            **verdict.to_dict(),
+            "atol": tolerance.atol,
+            "rtol": tolerance.rtol,
+            "summary": verdict.summary(),
+        }
         if not verdict.passed:
             record.update(status="incorrect", reason=f"correctness: {verdict.summary()}")
             return "stop"
@@ -539,7 +499,9 @@ class _Run:
         max_batch = getattr(self, "max_batch", self.options.max_batch_size)  # unset if the samples were refused
         objective = Objective(self.options.objective, self.options.latency_budget_ms, max_batch)
         current = {cid: r for cid, r in self.status["candidates"].items() if cid in planned}
-        self.status["selection"] = select(current, objective, self.status.get("baseline"), planned - plan.reference_only)
+        self.status["selection"] = select(
+            current, objective, self.status.get("baseline"), planned - plan.reference_only
+        )
         self._save()
         if complete:
             self._prune()
@@ -549,7 +511,11 @@ class _Run:
         if self.status["selection"]["best"] is not None:
             return
         competing = set(self.status["candidates"]) - set(self.status["reference_only"])
-        ran = [r for c, r in self.status["candidates"].items() if c in competing and r["status"] in ("ok", "incorrect", "rejected")]
+        ran = [
+            r
+            for c, r in self.status["candidates"].items()
+            if c in competing and r["status"] in ("ok", "incorrect", "rejected")
+        ]
         if ran and all(r["status"] in ("incorrect", "rejected") for r in ran):
             raise CorrectnessError(
                 "every candidate that ran failed correctness: " + self.status["selection"]["reason"],
@@ -604,50 +570,3 @@ def _preload(plan: Plan) -> list[str]:
 
 def _slug(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)
-
-
-def _shapes(signature: Signature) -> str:
-    return ", ".join(f"{t.name}:{'x'.join(str(s) for s in t.shape)}" for t in signature.inputs)
-
-
-def _resolve_shapes(declared: Signature, shapes: Mapping[str, tuple[int, ...]]) -> Signature:
-    """Fill dynamic axes of a declared signature: user shapes first, else 1 (batch) or 16."""
-    unknown = set(shapes) - set(declared.input_names)
-    if unknown:
-        raise UsageError(f"--shape names unknown inputs {sorted(unknown)}", hint=f"Inputs: {', '.join(declared.input_names)}.")
-    inputs = []
-    for spec in declared.inputs:
-        if spec.name in shapes:
-            shape = tuple(shapes[spec.name])
-            if len(shape) != len(spec.shape) or any(d is not None and d != s for d, s in zip(spec.shape, shape)):
-                raise UsageError(f"--shape {spec.name}:{'x'.join(map(str, shape))} does not fit the declared shape {spec.shape}")
-        else:
-            shape = tuple((1 if i == 0 and spec.batched else 16) if d is None else d for i, d in enumerate(spec.shape))
-        inputs.append(TensorSpec(spec.name, spec.dtype, shape, spec.batched))
-    return replace(declared, inputs=tuple(inputs))
-
-
-def _check_against_declared(tensors: Sequence[TensorSpec], declared: Signature) -> None:
-    given = {t.name: t for t in tensors}
-    names = set(declared.input_names)
-    if set(given) != names:
-        missing, extra = sorted(names - set(given)), sorted(set(given) - names)
-        raise SampleError(
-            f"samples do not fit the model's inputs: missing {missing}, unknown {extra}",
-            hint=f"The model takes {', '.join(declared.input_names)}.",
-        )
-    for spec in declared.inputs:
-        sample = given[spec.name]
-        if sample.dtype != spec.dtype:
-            raise SampleError(f"input '{spec.name}': samples are {sample.dtype}, the model takes {spec.dtype}")
-        if len(sample.shape) != len(spec.shape):
-            raise SampleError(f"input '{spec.name}': samples have {len(sample.shape)} axes, the model takes {spec.shape}")
-        for axis, (want, got) in enumerate(zip(spec.shape, sample.shape)):
-            if axis > 0 and want is not None and got is not None and want != got:
-                raise SampleError(f"input '{spec.name}' axis {axis}: samples have {got}, the model takes {want}")
-
-
-def _options_record(options: OptimizeOptions) -> dict[str, Any]:
-    record = {k: v for k, v in options.__dict__.items() if k != "profiler"}
-    record["profiler"] = options.profiler.to_dict()
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in record.items()}

@@ -30,7 +30,9 @@ def _describe(contribution: Any) -> dict[str, Any]:
     if isinstance(spec, RunnerSpec):
         out["devices"] = {device: availability(spec, device) for device in spec.devices}
         out["precisions"] = list(spec.precisions)
-        out["options"] = [{"name": p.name, "kind": p.kind, "values": list(p.values), "default": p.default} for p in spec.options]
+        out["options"] = [
+            {"name": p.name, "kind": p.kind, "values": list(p.values), "default": p.default} for p in spec.options
+        ]
     elif hasattr(spec, "precision"):
         out["precision"] = spec.precision
     reason = availability(spec)
@@ -45,7 +47,13 @@ def plugins_document(catalog: Catalog) -> dict[str, Any]:
     for info in catalog.plugins:
         contributions = [_describe(c) for c in catalog.contributions if c.plugin == info]
         plugins.append(
-            {"name": info.name, "distribution": info.distribution, "version": info.version, "error": info.error, "contributions": contributions}
+            {
+                "name": info.name,
+                "distribution": info.distribution,
+                "version": info.version,
+                "error": info.error,
+                "contributions": contributions,
+            }
         )
     return {"plugins": plugins}
 
@@ -73,15 +81,29 @@ def plugins_table(catalog: Catalog) -> Table:
 
 def formats_document(catalog: Catalog) -> dict[str, Any]:
     edges = [
-        {"kind": c.kind, "name": c.name, "from": str(c.spec.consumes), "to": str(c.spec.produces), "available": availability(c.spec) is None}
+        {
+            "kind": c.kind,
+            "name": c.name,
+            "from": str(c.spec.consumes),
+            "to": str(c.spec.produces),
+            "available": availability(c.spec) is None,
+        }
         for c in catalog.contributions
         if c.kind in ("exporter", "converter")
     ]
     runners = [
-        {"name": c.name, "format": str(c.spec.consumes), "devices": list(c.spec.devices), "available": availability(c.spec) is None}
+        {
+            "name": c.name,
+            "format": str(c.spec.consumes),
+            "devices": list(c.spec.devices),
+            "available": availability(c.spec) is None,
+        }
         for c in catalog.of("runner")
     ]
-    sources = sorted({e["from"] for e in edges if e["kind"] == "exporter"} | {r["format"] for r in runners if _is_reference(catalog, r)})
+    sources = sorted(
+        {e["from"] for e in edges if e["kind"] == "exporter"}
+        | {r["format"] for r in runners if _is_reference(catalog, r)}
+    )
     return {"sources": sources, "edges": edges, "runners": runners}
 
 
@@ -101,7 +123,11 @@ def formats_tree(catalog: Catalog) -> Tree:
         for edge in doc["edges"]:
             if edge["from"] == fmt and edge["name"] not in seen and (edge["kind"] == "converter" or not seen):
                 style = "" if edge["available"] else "dim"
-                child = node.add(f"[{style}]{edge['name']} → [bold]{edge['to']}[/bold][/{style}]" if style else f"{edge['name']} → [bold]{edge['to']}[/bold]")
+                child = node.add(
+                    f"[{style}]{edge['name']} → [bold]{edge['to']}[/bold][/{style}]"
+                    if style
+                    else f"{edge['name']} → [bold]{edge['to']}[/bold]"
+                )
                 grow(child, edge["to"], seen | {edge["name"]})
 
     for source in doc["sources"]:
@@ -115,9 +141,25 @@ def formats_tree(catalog: Catalog) -> Tree:
 def plan_document(plan: Plan) -> dict[str, Any]:
     return {
         "source": str(plan.source),
-        "steps": [{"id": s.id, "kind": s.kind, "from": s.parent or "source", "format": str(s.format), "precision": s.precision} for s in plan.steps],
+        "steps": [
+            {
+                "id": s.id,
+                "kind": s.kind,
+                "from": s.parent or "source",
+                "format": str(s.format),
+                "precision": s.precision,
+            }
+            for s in plan.steps
+        ],
         "candidates": [
-            {"id": c.id, "format": str(c.format), "runner": c.runner.name, "device": c.device, "precision": c.precision, "options": c.options}
+            {
+                "id": c.id,
+                "format": str(c.format),
+                "runner": c.runner.name,
+                "device": c.device,
+                "precision": c.precision,
+                "options": c.options,
+            }
             for c in plan.candidates
         ],
         "skipped": [{"what": what, "reason": reason} for what, reason in plan.skipped],
@@ -177,7 +219,9 @@ def results_table(status: Mapping[str, Any]) -> Table:
         table.add_row(*row)
     for step_id, record in status.get("steps", {}).items():
         if record["status"] not in ("ok",):
-            table.add_row(f"[dim]{escape(step_id)} (step)[/dim]", record.get("precision", ""), _status_word(record), *[""] * 6)
+            table.add_row(
+                f"[dim]{escape(step_id)} (step)[/dim]", record.get("precision", ""), _status_word(record), *[""] * 6
+            )
     return table
 
 
@@ -220,8 +264,13 @@ class ProgressView:
     def __init__(self, console: Console) -> None:
         self.console = console
         self.progress = Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
-            console=console, transient=True,
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
         )
         self.task: Any = None
 
@@ -238,10 +287,18 @@ class ProgressView:
             total = len(plan.steps) + len(plan.candidates)
             self.task = self.progress.add_task("planning", total=total, info="")
         elif kind in ("step_start", "candidate_start"):
-            self.progress.update(self.task, description=f"{'building' if kind == 'step_start' else 'checking'} {escape(data['id'])}", info="")
+            self.progress.update(
+                self.task,
+                description=f"{'building' if kind == 'step_start' else 'checking'} {escape(data['id'])}",
+                info="",
+            )
         elif kind == "candidate_point":
             point = data["point"]
-            self.progress.update(self.task, description=f"profiling {escape(data['id'])}", info=f"batch {point['batch']}: {point['throughput']:,.0f}/s")
+            self.progress.update(
+                self.task,
+                description=f"profiling {escape(data['id'])}",
+                info=f"batch {point['batch']}: {point['throughput']:,.0f}/s",
+            )
         elif kind in ("step_end", "candidate_end"):
             self.progress.advance(self.task)
             record = data["record"]

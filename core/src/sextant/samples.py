@@ -44,7 +44,9 @@ def _one_batch(value: Any, index: int) -> tuple[Batch, CallStyle]:
     if isinstance(value, Mapping):
         return {str(k): to_numpy(v, where=f"sample {index}, field '{k}'") for k, v in value.items()}, "keyword"
     if isinstance(value, tuple):
-        return {f"input_{i}": to_numpy(v, where=f"sample {index}, input {i}") for i, v in enumerate(value)}, "positional"
+        return {
+            f"input_{i}": to_numpy(v, where=f"sample {index}, input {i}") for i, v in enumerate(value)
+        }, "positional"
     return {"input_0": to_numpy(value, where=f"sample {index}")}, "positional"
 
 

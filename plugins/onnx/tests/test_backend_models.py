@@ -5,11 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import onnx
 import pytest
 from onnx import numpy_helper
-
 from sextant.compare import Tolerance, compare
 from sextant.errors import SextantError
 from sextant.runtime import RunnerRequest

@@ -9,9 +9,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
-
 import sextant
+from onnx import TensorProto, helper, numpy_helper
 from sextant.errors import ModelLoadError, SampleError
 from sextant.runtime import RunnerRequest
 from sextant.testing.contracts import check_plugin
@@ -31,7 +30,8 @@ def mlp_onnx(path: Path, *, batch: int | str = "N", external: bool = False, op: 
         helper.make_node("MatMul", ["h2", "w2"], ["y"]),
     ]
     graph = helper.make_graph(
-        nodes, "mlp",
+        nodes,
+        "mlp",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 16])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, 4])],
         initializer=[w1, b1, w2],
@@ -40,8 +40,14 @@ def mlp_onnx(path: Path, *, batch: int | str = "N", external: bool = False, op: 
     model = helper.make_model(graph, opset_imports=opsets)
     model.ir_version = 8
     if external:
-        onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
-                        location="weights.bin", size_threshold=0)
+        onnx.save_model(
+            model,
+            str(path),
+            save_as_external_data=True,
+            all_tensors_to_one_file=True,
+            location="weights.bin",
+            size_threshold=0,
+        )
     else:
         onnx.save_model(model, str(path))
     return path
@@ -63,7 +69,9 @@ def test_declared_signature(catalog, tmp_path):
 
 def test_optimize_with_no_samples_makes_every_variant(catalog, options, tmp_path):
     model = mlp_onnx(tmp_path / "mlp.onnx")
-    package = sextant.optimize(model, None, options=replace(options, precisions=("fp32", "fp16", "int8")), catalog=catalog)
+    package = sextant.optimize(
+        model, None, options=replace(options, precisions=("fp32", "fp16", "int8")), catalog=catalog
+    )
     status = package.status
     assert any("random inputs" in n for n in status["notes"])
     for step in ("onnx-slim", "onnx-ort-opt", "onnx-fp16", "onnx-int8"):

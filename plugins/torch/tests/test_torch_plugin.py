@@ -8,11 +8,10 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-import torch
-from torch import nn
-
 import sextant
+import torch
 from sextant.testing.contracts import check_plugin
+from torch import nn
 
 HAS_ONNX_EXPORT = all(importlib.util.find_spec(m) for m in ("onnx", "onnxscript"))
 HAS_ORT = importlib.util.find_spec("onnxruntime") is not None
@@ -136,8 +135,14 @@ def test_tuple_outputs_and_an_unbatched_input(catalog, options):
     _ok(status, "torchscript-trace:torchscript@cpu")
 
     samples = (np.ones((2, 4), np.float32), np.linspace(0.5, 2, 4).astype(np.float32))
-    status = _optimize(Scaled().eval(), samples, catalog, options, unbatched=("input_1",),
-                       runners=("torch-eager", "torch-exported", "torchscript")).status
+    status = _optimize(
+        Scaled().eval(),
+        samples,
+        catalog,
+        options,
+        unbatched=("input_1",),
+        runners=("torch-eager", "torch-exported", "torchscript"),
+    ).status
     assert status["signature"]["inputs"][1] == {"name": "input_1", "dtype": "float32", "shape": [4], "batched": False}
     _ok(status, "torch-export:torch-exported@cpu")
     _ok(status, "torchscript-trace:torchscript@cpu")
@@ -145,7 +150,9 @@ def test_tuple_outputs_and_an_unbatched_input(catalog, options):
 
 def test_a_failing_export_fails_only_its_branch(catalog, options):
     x = np.abs(np.random.default_rng(0).standard_normal((2, 4))).astype(np.float32)
-    status = _optimize(DataDependent().eval(), x, catalog, options, runners=("torch-eager", "torch-exported", "torchscript")).status
+    status = _optimize(
+        DataDependent().eval(), x, catalog, options, runners=("torch-eager", "torch-exported", "torchscript")
+    ).status
     export = status["steps"]["torch-export"]
     assert export["status"] == "failed"
     assert "data" in export["reason"].lower() or "guard" in export["reason"].lower(), export["reason"]
@@ -157,7 +164,9 @@ def test_a_failing_export_fails_only_its_branch(catalog, options):
 def test_reduced_precision_is_named_and_uses_looser_tolerances(catalog, options):
     torch.manual_seed(0)
     x = np.random.default_rng(0).standard_normal((2, 3, 16, 16)).astype(np.float32)
-    status = _optimize(ConvNet().eval(), x, catalog, options, runners=("torch-eager",), precisions=("fp32", "bf16")).status
+    status = _optimize(
+        ConvNet().eval(), x, catalog, options, runners=("torch-eager",), precisions=("fp32", "bf16")
+    ).status
     record = status["candidates"]["source:torch-eager/bf16@cpu"]
     assert record["precision"] == "bf16"
     assert record["correctness"]["atol"] == 5e-2
@@ -227,15 +236,21 @@ def test_torchscript_and_exported_program_files_are_sources(catalog, options, tm
     scripted = tmp_path / "convnet.pt"
     torch.jit.trace(model, example).save(str(scripted))
     x = example.numpy()
-    status = sextant.optimize(scripted, {"x": x}, options=replace(options, runners=("torchscript",)), catalog=catalog).status
+    status = sextant.optimize(
+        scripted, {"x": x}, options=replace(options, runners=("torchscript",)), catalog=catalog
+    ).status
     assert status["model"]["format"] == "torchscript"
     _ok(status, "source:torchscript@cpu")
 
     program = tmp_path / "convnet.pt2"
     batch = torch.export.Dim("batch", min=1, max=64)
     torch.export.save(torch.export.export(model, (example,), dynamic_shapes=({0: batch},)), str(program))
-    status = sextant.optimize(program, {"x": x}, options=replace(options, workspace=tmp_path / "ws2", runners=("torch-exported",)),
-                              catalog=catalog).status
+    status = sextant.optimize(
+        program,
+        {"x": x},
+        options=replace(options, workspace=tmp_path / "ws2", runners=("torch-exported",)),
+        catalog=catalog,
+    ).status
     assert status["model"]["format"] == "torch-exported"
     _ok(status, "source:torch-exported@cpu")
     # a file that is neither is refused by this plugin and named in the error

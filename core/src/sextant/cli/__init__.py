@@ -12,7 +12,7 @@ import sys
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -67,7 +67,7 @@ def build_app(catalog: Any) -> typer.Typer:
         ctx: typer.Context,
         debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
         version: Annotated[
-            Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+            bool | None, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
         ] = None,
     ) -> None:
         ctx.obj = State(catalog=catalog, debug=debug)
@@ -101,30 +101,111 @@ def build_app(catalog: Any) -> typer.Typer:
     @app.command(rich_help_panel="Optimize")
     def optimize(
         ctx: typer.Context,
-        model: Annotated[str, typer.Argument(help="Model file/folder, or path/to/file.py:factory, or package.module:factory.")],
-        samples: Annotated[Optional[str], typer.Option("--samples", "-s", help="NPZ file (one array per input name, first axis = batch), or file.py:function returning samples.", rich_help_panel=PANEL_RUN)] = None,
-        workspace: Annotated[Optional[Path], typer.Option("--workspace", "-w", help="Package folder [default: ./sextant-workspace/<model-name>].", rich_help_panel=PANEL_RUN)] = None,
-        name: Annotated[Optional[str], typer.Option(help="Model name (workspace folder, reports).", rich_help_panel=PANEL_RUN)] = None,
+        model: Annotated[
+            str, typer.Argument(help="Model file/folder, or path/to/file.py:factory, or package.module:factory.")
+        ],
+        samples: Annotated[
+            str | None,
+            typer.Option(
+                "--samples",
+                "-s",
+                help="NPZ file (one array per input name, first axis = batch), or file.py:function returning samples.",
+                rich_help_panel=PANEL_RUN,
+            ),
+        ] = None,
+        workspace: Annotated[
+            Path | None,
+            typer.Option(
+                "--workspace",
+                "-w",
+                help="Package folder [default: ./sextant-workspace/<model-name>].",
+                rich_help_panel=PANEL_RUN,
+            ),
+        ] = None,
+        name: Annotated[
+            str | None, typer.Option(help="Model name (workspace folder, reports).", rich_help_panel=PANEL_RUN)
+        ] = None,
         device: Annotated[str, typer.Option(help="cpu, cuda or auto.", rich_help_panel=PANEL_RUN)] = "auto",
-        formats: Annotated[Optional[str], typer.Option("--formats", help="Only candidates of these formats (comma-separated).", rich_help_panel=PANEL_RUN)] = None,
-        runners: Annotated[Optional[str], typer.Option("--runners", help="Only these runners (comma-separated).", rich_help_panel=PANEL_RUN)] = None,
-        precision: Annotated[str, typer.Option(help="Allowed precisions: fp32,bf16,fp16,int8,tf32 or auto (all).", rich_help_panel=PANEL_RUN)] = "fp32",
-        shape: Annotated[Optional[list[str]], typer.Option("--shape", help="Input shape for generated samples, e.g. input:1x3x224x224 (repeatable).", rich_help_panel=PANEL_RUN)] = None,
-        unbatched: Annotated[Optional[str], typer.Option(help="Inputs that have no batch axis (comma-separated).", rich_help_panel=PANEL_RUN)] = None,
-        step_timeout: Annotated[float, typer.Option(help="Seconds a step may go without progress before it is killed.", rich_help_panel=PANEL_RUN)] = 600.0,
-        fresh: Annotated[bool, typer.Option("--fresh", help="Ignore results recorded in the workspace.", rich_help_panel=PANEL_RUN)] = False,
-        plan: Annotated[bool, typer.Option("--plan", help="Print the plan and exit without running it.", rich_help_panel=PANEL_RUN)] = False,
-        atol: Annotated[Optional[float], typer.Option(help="Absolute tolerance [default: by precision].", rich_help_panel=PANEL_CHECK)] = None,
-        rtol: Annotated[Optional[float], typer.Option(help="Relative tolerance [default: by precision].", rich_help_panel=PANEL_CHECK)] = None,
-        tolerance: Annotated[Optional[list[str]], typer.Option("--tolerance", help="Per-output override NAME:ATOL:RTOL (repeatable).", rich_help_panel=PANEL_CHECK)] = None,
-        comparator: Annotated[str, typer.Option(help="Comparator that judges outputs (see sextant plugins).", rich_help_panel=PANEL_CHECK)] = "allclose",
-        objective: Annotated[str, typer.Option(help="throughput or latency.", rich_help_panel=PANEL_SELECT)] = "throughput",
-        latency_budget_ms: Annotated[Optional[float], typer.Option(help="Largest p99 latency a selected configuration may have.", rich_help_panel=PANEL_SELECT)] = None,
-        max_batch_size: Annotated[int, typer.Option(help="Largest batch size checked and profiled.", rich_help_panel=PANEL_SELECT)] = 64,
-        threads: Annotated[Optional[int], typer.Option(help="CPU threads per runner [default: all cores].", rich_help_panel=PANEL_SELECT)] = None,
-        batch_budget_s: Annotated[float, typer.Option(help="Seconds at most per batch size before a point is reported unstable.", rich_help_panel=PANEL_SELECT)] = 3.0,
-        cutoff: Annotated[float, typer.Option(help="Stop profiling a candidate below this share of the best throughput at the same batch size.", rich_help_panel=PANEL_SELECT)] = 0.7,
-        window_ms: Annotated[float, typer.Option(help="Length of one measurement window.", rich_help_panel=PANEL_SELECT)] = 50.0,
+        formats: Annotated[
+            str | None,
+            typer.Option(
+                "--formats", help="Only candidates of these formats (comma-separated).", rich_help_panel=PANEL_RUN
+            ),
+        ] = None,
+        runners: Annotated[
+            str | None,
+            typer.Option("--runners", help="Only these runners (comma-separated).", rich_help_panel=PANEL_RUN),
+        ] = None,
+        precision: Annotated[
+            str,
+            typer.Option(help="Allowed precisions: fp32,bf16,fp16,int8,tf32 or auto (all).", rich_help_panel=PANEL_RUN),
+        ] = "fp32",
+        shape: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--shape",
+                help="Input shape for generated samples, e.g. input:1x3x224x224 (repeatable).",
+                rich_help_panel=PANEL_RUN,
+            ),
+        ] = None,
+        unbatched: Annotated[
+            str | None,
+            typer.Option(help="Inputs that have no batch axis (comma-separated).", rich_help_panel=PANEL_RUN),
+        ] = None,
+        step_timeout: Annotated[
+            float,
+            typer.Option(help="Seconds a step may go without progress before it is killed.", rich_help_panel=PANEL_RUN),
+        ] = 600.0,
+        fresh: Annotated[
+            bool, typer.Option("--fresh", help="Ignore results recorded in the workspace.", rich_help_panel=PANEL_RUN)
+        ] = False,
+        plan: Annotated[
+            bool, typer.Option("--plan", help="Print the plan and exit without running it.", rich_help_panel=PANEL_RUN)
+        ] = False,
+        atol: Annotated[
+            float | None, typer.Option(help="Absolute tolerance [default: by precision].", rich_help_panel=PANEL_CHECK)
+        ] = None,
+        rtol: Annotated[
+            float | None, typer.Option(help="Relative tolerance [default: by precision].", rich_help_panel=PANEL_CHECK)
+        ] = None,
+        tolerance: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--tolerance", help="Per-output override NAME:ATOL:RTOL (repeatable).", rich_help_panel=PANEL_CHECK
+            ),
+        ] = None,
+        comparator: Annotated[
+            str, typer.Option(help="Comparator that judges outputs (see sextant plugins).", rich_help_panel=PANEL_CHECK)
+        ] = "allclose",
+        objective: Annotated[
+            str, typer.Option(help="throughput or latency.", rich_help_panel=PANEL_SELECT)
+        ] = "throughput",
+        latency_budget_ms: Annotated[
+            float | None,
+            typer.Option(help="Largest p99 latency a selected configuration may have.", rich_help_panel=PANEL_SELECT),
+        ] = None,
+        max_batch_size: Annotated[
+            int, typer.Option(help="Largest batch size checked and profiled.", rich_help_panel=PANEL_SELECT)
+        ] = 64,
+        threads: Annotated[
+            int | None, typer.Option(help="CPU threads per runner [default: all cores].", rich_help_panel=PANEL_SELECT)
+        ] = None,
+        batch_budget_s: Annotated[
+            float,
+            typer.Option(
+                help="Seconds at most per batch size before a point is reported unstable.", rich_help_panel=PANEL_SELECT
+            ),
+        ] = 3.0,
+        cutoff: Annotated[
+            float,
+            typer.Option(
+                help="Stop profiling a candidate below this share of the best throughput at the same batch size.",
+                rich_help_panel=PANEL_SELECT,
+            ),
+        ] = 0.7,
+        window_ms: Annotated[
+            float, typer.Option(help="Length of one measurement window.", rich_help_panel=PANEL_SELECT)
+        ] = 50.0,
         as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")] = False,
     ) -> None:
         """Export, convert, check, profile and select the fastest correct way to run MODEL."""
@@ -216,7 +297,9 @@ def _shapes(items: list[str]) -> dict[str, tuple[int, ...]]:
                 raise ValueError
             shapes[name] = tuple(int(d) for d in dims.lower().split("x"))
         except ValueError:
-            raise UsageError(f"--shape {item!r} is not NAME:DxDxD", hint="For example --shape input:1x3x224x224.") from None
+            raise UsageError(
+                f"--shape {item!r} is not NAME:DxDxD", hint="For example --shape input:1x3x224x224."
+            ) from None
     return shapes
 
 
@@ -229,7 +312,9 @@ def _tolerances(items: list[str]) -> dict[str, tuple[float, float]]:
                 raise ValueError
             out[parts[0]] = (float(parts[1]), float(parts[2]))
         except ValueError:
-            raise UsageError(f"--tolerance {item!r} is not NAME:ATOL:RTOL", hint="For example --tolerance logits:1e-3:1e-3.") from None
+            raise UsageError(
+                f"--tolerance {item!r} is not NAME:ATOL:RTOL", hint="For example --tolerance logits:1e-3:1e-3."
+            ) from None
     return out
 
 

@@ -72,7 +72,9 @@ def _declared(model: NumpyMLP) -> Signature:
 def sextant_load_source(model: object, name: str | None) -> SourceModel | None:
     if isinstance(model, Path) and model.suffix == SUFFIX:
         loaded = NumpyMLP.read(model)
-        return SourceModel(SOURCE, name or model.stem, lambda folder: loaded.save(folder / "model.npz"), _declared(loaded))
+        return SourceModel(
+            SOURCE, name or model.stem, lambda folder: loaded.save(folder / "model.npz"), _declared(loaded)
+        )
     if isinstance(model, NumpyMLP):
         return SourceModel(SOURCE, name or "numpy-mlp", lambda folder: model.save(folder / "model.npz"))
     return None
@@ -80,14 +82,23 @@ def sextant_load_source(model: object, name: str | None) -> SourceModel | None:
 
 @hookimpl
 def sextant_register_exporters() -> list[ExporterSpec]:
-    return [ExporterSpec("fake-graph", SOURCE, GRAPH, run="sextant.testing.fake:export_graph", description="MLP → JSON graph")]
+    return [
+        ExporterSpec(
+            "fake-graph", SOURCE, GRAPH, run="sextant.testing.fake:export_graph", description="MLP → JSON graph"
+        )
+    ]
 
 
 @hookimpl
 def sextant_register_converters() -> list[ConverterSpec]:
     return [
         ConverterSpec(
-            "fake-fp16", GRAPH, GRAPH, run="sextant.testing.fake:convert_fp16", precision="fp16", description="weights to float16"
+            "fake-fp16",
+            GRAPH,
+            GRAPH,
+            run="sextant.testing.fake:convert_fp16",
+            precision="fp16",
+            description="weights to float16",
         )
     ]
 
@@ -95,7 +106,9 @@ def sextant_register_converters() -> list[ConverterSpec]:
 @hookimpl
 def sextant_register_runners() -> list[RunnerSpec]:
     return [
-        RunnerSpec("numpy-eager", SOURCE, load="sextant.testing.fake:load_eager", reference=True, description="the MLP itself"),
+        RunnerSpec(
+            "numpy-eager", SOURCE, load="sextant.testing.fake:load_eager", reference=True, description="the MLP itself"
+        ),
         RunnerSpec(
             "fake-graph",
             GRAPH,

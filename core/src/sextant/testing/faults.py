@@ -29,8 +29,13 @@ def sextant_register_exporters() -> list[ExporterSpec]:
     names = FAULTS if chosen is None else [n.strip() for n in chosen.split(",") if n.strip()]
     options = {"seconds": float(os.environ.get("SEXTANT_FAULT_SLOW_S", "2"))}
     return [
-        ExporterSpec(f"fault-{name}", SOURCE, WRONG_GRAPH if name == "wrong" else GRAPH,
-                     run=f"sextant.testing.faults:fault_{name}", options=options)
+        ExporterSpec(
+            f"fault-{name}",
+            SOURCE,
+            WRONG_GRAPH if name == "wrong" else GRAPH,
+            run=f"sextant.testing.faults:fault_{name}",
+            options=options,
+        )
         for name in names
     ]
 
@@ -53,7 +58,6 @@ def fault_hang(request: StepRequest) -> Path:
 
 def fault_raise(request: StepRequest) -> Path:
     raise ValueError("unsupported operator 'Frobnicate' in layer 3")
-
 
 
 def fault_wrong(request: StepRequest) -> Path:

@@ -20,12 +20,27 @@ ONNX = Format("onnx")
 ORT = ("onnxruntime",)
 
 SESSION_OPTIONS = (
-    Param("graph_optimization_level", "categorical", ("all", "extended", "basic", "disable"), "all",
-          "ONNX Runtime graph optimisation level"),
-    Param("intra_op_threads", "categorical", (0, 1, 2, 4, 8, 16), 0,
-          "threads inside one operator; 0: as many as sextant gives the runner"),
-    Param("execution_mode", "categorical", ("sequential", "parallel"), "sequential",
-          "run independent branches of the graph in parallel"),
+    Param(
+        "graph_optimization_level",
+        "categorical",
+        ("all", "extended", "basic", "disable"),
+        "all",
+        "ONNX Runtime graph optimisation level",
+    ),
+    Param(
+        "intra_op_threads",
+        "categorical",
+        (0, 1, 2, 4, 8, 16),
+        0,
+        "threads inside one operator; 0: as many as sextant gives the runner",
+    ),
+    Param(
+        "execution_mode",
+        "categorical",
+        ("sequential", "parallel"),
+        "sequential",
+        "run independent branches of the graph in parallel",
+    ),
 )
 CUDA_OPTIONS = (Param("io_binding", "categorical", (False, True), False, "bind inputs/outputs to avoid copies (CUDA)"),)
 
@@ -42,29 +57,76 @@ def sextant_load_source(model: object, name: str | None) -> SourceModel | None:
 @hookimpl
 def sextant_register_converters() -> list[ConverterSpec]:
     return [
-        ConverterSpec("onnx-slim", ONNX, ONNX, run="sextant_onnx.convert:slim", requires=("onnx", "onnxslim"),
-                      description="onnxslim: constant folding, dead code, fusions"),
-        ConverterSpec("onnx-ort-opt", ONNX, ONNX, run="sextant_onnx.convert:ort_optimize", requires=("onnx", *ORT),
-                      description="ONNX Runtime's offline-optimised model (extended level)"),
-        ConverterSpec("onnx-fp16", ONNX, ONNX, run="sextant_onnx.convert:to_fp16", precision="fp16",
-                      requires=("onnx", "onnxconverter_common"), options={"keep_io_types": True},
-                      description="weights and compute in float16; inputs/outputs stay float32"),
-        ConverterSpec("onnx-int8", ONNX, ONNX, run="sextant_onnx.convert:quantize_int8", precision="int8",
-                      requires=("onnx", *ORT), description="ONNX Runtime dynamic int8 quantisation"),
+        ConverterSpec(
+            "onnx-slim",
+            ONNX,
+            ONNX,
+            run="sextant_onnx.convert:slim",
+            requires=("onnx", "onnxslim"),
+            description="onnxslim: constant folding, dead code, fusions",
+        ),
+        ConverterSpec(
+            "onnx-ort-opt",
+            ONNX,
+            ONNX,
+            run="sextant_onnx.convert:ort_optimize",
+            requires=("onnx", *ORT),
+            description="ONNX Runtime's offline-optimised model (extended level)",
+        ),
+        ConverterSpec(
+            "onnx-fp16",
+            ONNX,
+            ONNX,
+            run="sextant_onnx.convert:to_fp16",
+            precision="fp16",
+            requires=("onnx", "onnxconverter_common"),
+            options={"keep_io_types": True},
+            description="weights and compute in float16; inputs/outputs stay float32",
+        ),
+        ConverterSpec(
+            "onnx-int8",
+            ONNX,
+            ONNX,
+            run="sextant_onnx.convert:quantize_int8",
+            precision="int8",
+            requires=("onnx", *ORT),
+            description="ONNX Runtime dynamic int8 quantisation",
+        ),
     ]
 
 
 @hookimpl
 def sextant_register_runners() -> list[RunnerSpec]:
     return [
-        RunnerSpec("onnxruntime", ONNX, load="sextant_onnx.runner:load", devices=("cpu", "cuda"), requires=ORT,
-                   options=SESSION_OPTIONS + CUDA_OPTIONS, variants=({"intra_op_threads": 1},),
-                   check="sextant_onnx.checks:check_ort", reference=True,
-                   description="ONNX Runtime: CPU execution provider, CUDA with onnxruntime-gpu"),
-        RunnerSpec("onnxruntime-trt", ONNX, load="sextant_onnx.runner:load_tensorrt", devices=("cuda",), requires=ORT,
-                   options=SESSION_OPTIONS, check="sextant_onnx.checks:check_ort_tensorrt",
-                   description="ONNX Runtime's TensorRT execution provider"),
-        RunnerSpec("onnxruntime-openvino", ONNX, load="sextant_onnx.runner:load_openvino", requires=ORT,
-                   options=SESSION_OPTIONS, check="sextant_onnx.checks:check_ort_openvino",
-                   description="ONNX Runtime's OpenVINO execution provider"),
+        RunnerSpec(
+            "onnxruntime",
+            ONNX,
+            load="sextant_onnx.runner:load",
+            devices=("cpu", "cuda"),
+            requires=ORT,
+            options=SESSION_OPTIONS + CUDA_OPTIONS,
+            variants=({"intra_op_threads": 1},),
+            check="sextant_onnx.checks:check_ort",
+            reference=True,
+            description="ONNX Runtime: CPU execution provider, CUDA with onnxruntime-gpu",
+        ),
+        RunnerSpec(
+            "onnxruntime-trt",
+            ONNX,
+            load="sextant_onnx.runner:load_tensorrt",
+            devices=("cuda",),
+            requires=ORT,
+            options=SESSION_OPTIONS,
+            check="sextant_onnx.checks:check_ort_tensorrt",
+            description="ONNX Runtime's TensorRT execution provider",
+        ),
+        RunnerSpec(
+            "onnxruntime-openvino",
+            ONNX,
+            load="sextant_onnx.runner:load_openvino",
+            requires=ORT,
+            options=SESSION_OPTIONS,
+            check="sextant_onnx.checks:check_ort_openvino",
+            description="ONNX Runtime's OpenVINO execution provider",
+        ),
     ]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import onnx
-
 from sextant.runtime import StepRequest
+
 from sextant_onnx.source import read_model
 
 _EXTERNAL_AT = 1_800_000_000  # bytes; protobuf cannot hold a model over 2 GB in one file

@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 import onnxruntime as ort
-
 from sextant.errors import ModelLoadError, SampleError
 from sextant.runtime import RunnerRequest
 
@@ -27,13 +26,17 @@ class OrtRunner:
         so.intra_op_num_threads = int(options.get("intra_op_threads") or request.threads)
         so.inter_op_num_threads = 1 if options.get("execution_mode", "sequential") == "sequential" else request.threads
         so.execution_mode = (
-            ort.ExecutionMode.ORT_PARALLEL if options.get("execution_mode") == "parallel" else ort.ExecutionMode.ORT_SEQUENTIAL
+            ort.ExecutionMode.ORT_PARALLEL
+            if options.get("execution_mode") == "parallel"
+            else ort.ExecutionMode.ORT_SEQUENTIAL
         )
         so.log_severity_level = 3
         try:
             self.session = ort.InferenceSession(str(request.artifact), so, providers=list(providers))
         except Exception as exc:  # ORT raises its own exception types for bad models and missing ops
-            raise ModelLoadError(f"ONNX Runtime cannot load {request.artifact.name}: {exc}", hint=_hint(request)) from exc
+            raise ModelLoadError(
+                f"ONNX Runtime cannot load {request.artifact.name}: {exc}", hint=_hint(request)
+            ) from exc
         wanted = [p if isinstance(p, str) else p[0] for p in providers]
         if wanted[0] not in self.session.get_providers():
             raise ModelLoadError(f"ONNX Runtime did not enable {wanted[0]} (got {self.session.get_providers()})")
@@ -68,8 +71,10 @@ def _hint(request: RunnerRequest) -> str | None:
         return None
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     if opset is not None and opset < 7:
-        return (f"The model uses opset {opset}; ONNX Runtime supports opset 7 and later. Upgrade it with "
-                "onnx.version_converter.convert_version(model, 17) and save it again.")
+        return (
+            f"The model uses opset {opset}; ONNX Runtime supports opset 7 and later. Upgrade it with "
+            "onnx.version_converter.convert_version(model, 17) and save it again."
+        )
     return "An operator may be missing from this ONNX Runtime build, or the model may be invalid."
 
 
@@ -82,8 +87,15 @@ def load_tensorrt(request: RunnerRequest) -> OrtRunner:
     from sextant.cache import cache_dir
 
     cache = cache_dir() / "ort-tensorrt"
-    trt = ("TensorrtExecutionProvider", {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache),
-                                         "trt_timing_cache_enable": True, "trt_fp16_enable": request.precision == "fp16"})
+    trt = (
+        "TensorrtExecutionProvider",
+        {
+            "trt_engine_cache_enable": True,
+            "trt_engine_cache_path": str(cache),
+            "trt_timing_cache_enable": True,
+            "trt_fp16_enable": request.precision == "fp16",
+        },
+    )
     return OrtRunner(request, [trt, "CUDAExecutionProvider"])
 
 

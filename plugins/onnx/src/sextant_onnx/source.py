@@ -7,10 +7,10 @@ from pathlib import Path
 
 import onnx
 from onnx.external_data_helper import _get_all_tensors, uses_external_data
-
 from sextant.errors import ModelLoadError
 from sextant.signature import Signature, TensorSpec
 from sextant.specs import SourceModel
+
 from sextant_onnx import ONNX
 
 
@@ -47,7 +47,9 @@ def declared_signature(model: onnx.ModelProto) -> Signature:
             continue
         tensor_type = value.type.tensor_type
         dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type)
-        shape = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in tensor_type.shape.dim)
+        shape = tuple(
+            d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in tensor_type.shape.dim
+        )
         if shape and shape[0] is not None:
             fixed_batches.append(shape[0])
         inputs.append(TensorSpec(value.name, str(dtype), shape, batched=len(shape) > 0))

@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 import torch
-
 from sextant.cache import cache_dir
 from sextant.errors import StepError
 from sextant.runtime import RunnerRequest
 from sextant.signature import Signature
+
 from sextant_torch.source import load_module
 from sextant_torch.tensors import call, to_numpy, to_torch
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import cloudpickle
 import torch
-
 from sextant.errors import ModelLoadError
 from sextant.specs import SourceModel
+
 from sextant_torch import EXPORTED, MODULE, TORCHSCRIPT
 
 MODEL_FILE = "model.pt"

@@ -1,0 +1,103 @@
+"""From what the user gave (samples, or nothing for a model that declares its inputs) to the
+signature, the samples, and the correctness inputs every candidate is checked on.
+
+Correctness inputs are the samples at their own batch sizes, plus the first sample resized to batch
+1 and to the largest batch that will be profiled: an export that bakes in a batch size fails there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from sextant.errors import SampleError, UsageError
+from sextant.options import OptimizeOptions
+from sextant.samples import Batch, normalize, random_batches, resize_batch
+from sextant.signature import Signature, TensorSpec, batch_size, infer_tensors
+from sextant.specs import SourceModel
+
+
+@dataclass(frozen=True)
+class PreparedInputs:
+    signature: Signature
+    samples: list[Batch]
+    checks: list[Batch]
+    max_batch: int
+    notes: tuple[str, ...] = ()
+
+
+def prepare_inputs(source: SourceModel, samples: Any, options: OptimizeOptions) -> PreparedInputs:
+    declared = source.signature
+    notes: tuple[str, ...] = ()
+    if samples is None:
+        if declared is None:
+            raise SampleError(
+                f"the {source.format} model '{source.name}' does not declare its inputs, so samples are needed",
+                hint="Pass --samples FILE.npz (one array per input name, first axis = batch).",
+            )
+        resolved = _resolve_shapes(declared, options.shapes)
+        batches, call_style = random_batches(resolved), declared.call_style
+        notes = (
+            f"no samples given: using random inputs generated from the model's declared signature {_shapes(resolved)}",
+        )
+    else:
+        batches, call_style = normalize(samples)
+    tensors = infer_tensors(batches, unbatched=options.unbatched)
+    if declared is not None:
+        _check_against_declared(tensors, declared)
+    fixed = declared.max_batch if declared is not None else None
+    max_batch = options.max_batch_size if fixed is None else min(options.max_batch_size, fixed)
+    signature = Signature(tensors, call_style=call_style, max_batch=fixed)
+    checks = list(batches)
+    for size in sorted({1, max_batch}):
+        if all(batch_size(b, signature) != size for b in checks):
+            checks.append(resize_batch(batches[0], size, signature))
+    return PreparedInputs(signature, batches, checks, max_batch, notes)
+
+
+def _shapes(signature: Signature) -> str:
+    return ", ".join(f"{t.name}:{'x'.join(str(s) for s in t.shape)}" for t in signature.inputs)
+
+
+def _resolve_shapes(declared: Signature, shapes: Mapping[str, tuple[int, ...]]) -> Signature:
+    """Fill dynamic axes of a declared signature: user shapes first, else 1 (batch) or 16."""
+    unknown = set(shapes) - set(declared.input_names)
+    if unknown:
+        raise UsageError(
+            f"--shape names unknown inputs {sorted(unknown)}", hint=f"Inputs: {', '.join(declared.input_names)}."
+        )
+    inputs = []
+    for spec in declared.inputs:
+        if spec.name in shapes:
+            shape = tuple(shapes[spec.name])
+            if len(shape) != len(spec.shape) or any(d is not None and d != s for d, s in zip(spec.shape, shape)):
+                raise UsageError(
+                    f"--shape {spec.name}:{'x'.join(map(str, shape))} does not fit the declared shape {spec.shape}"
+                )
+        else:
+            shape = tuple((1 if i == 0 and spec.batched else 16) if d is None else d for i, d in enumerate(spec.shape))
+        inputs.append(TensorSpec(spec.name, spec.dtype, shape, spec.batched))
+    return replace(declared, inputs=tuple(inputs))
+
+
+def _check_against_declared(tensors: Sequence[TensorSpec], declared: Signature) -> None:
+    given = {t.name: t for t in tensors}
+    names = set(declared.input_names)
+    if set(given) != names:
+        missing, extra = sorted(names - set(given)), sorted(set(given) - names)
+        raise SampleError(
+            f"samples do not fit the model's inputs: missing {missing}, unknown {extra}",
+            hint=f"The model takes {', '.join(declared.input_names)}.",
+        )
+    for spec in declared.inputs:
+        sample = given[spec.name]
+        if sample.dtype != spec.dtype:
+            raise SampleError(f"input '{spec.name}': samples are {sample.dtype}, the model takes {spec.dtype}")
+        if len(sample.shape) != len(spec.shape):
+            raise SampleError(
+                f"input '{spec.name}': samples have {len(sample.shape)} axes, the model takes {spec.shape}"
+            )
+        for axis, (want, got) in enumerate(zip(spec.shape, sample.shape)):
+            if axis > 0 and want is not None and got is not None and want != got:
+                raise SampleError(f"input '{spec.name}' axis {axis}: samples have {got}, the model takes {want}")
