@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sextant.pipeline import OptimizeOptions
 from sextant.plugins import load_catalog
-from sextant.testing.fixtures import FAST as SHORT
+from sextant.testing import FAST as SHORT
 
 FAST = replace(SHORT, max_batch=8)
 

@@ -7,3 +7,8 @@
   how a pipeline survives them.
 - ``sextant.testing.contracts``: checks a plugin author runs against their own specs.
 """
+
+from sextant.profiler import ProfilerConfig
+
+#: a profiler shortened for tests: tests check behaviour, benchmarks measure speed
+FAST = ProfilerConfig(window_s=0.002, warmup_s=0.001, batch_budget_s=0.1, max_batch=4, stability=1.0)

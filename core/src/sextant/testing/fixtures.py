@@ -3,7 +3,7 @@
 - an isolated ``SEXTANT_CACHE_DIR`` for the test session (autouse);
 - ``catalog``: every installed plugin, as the CLI sees them;
 - ``options``: :class:`~sextant.pipeline.OptimizeOptions` writing to a temporary workspace, with a
-  profiler shortened for tests (``FAST``): tests check behaviour, benchmarks measure speed.
+  profiler shortened for tests (``sextant.testing.FAST``).
 """
 
 from __future__ import annotations
@@ -12,9 +12,7 @@ import pytest
 
 from sextant.pipeline import OptimizeOptions
 from sextant.plugins import load_catalog
-from sextant.profiler import ProfilerConfig
-
-FAST = ProfilerConfig(window_s=0.002, warmup_s=0.001, batch_budget_s=0.1, max_batch=4, stability=1.0)
+from sextant.testing import FAST
 
 
 @pytest.fixture(autouse=True)
