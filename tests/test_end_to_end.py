@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import sextant as sx
 import torch
-from conftest import FAST, ROOT, sextant
+from _support import FAST, ROOT, sextant
 
 pytest.importorskip("onnxruntime")
 

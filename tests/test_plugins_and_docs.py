@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import sextant.hookspecs as hookspecs
-from conftest import ROOT, sextant
+from _support import ROOT, sextant
 
 
 def test_every_hook_is_documented_in_the_readme():
