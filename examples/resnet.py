@@ -1,4 +1,5 @@
-"""A ResNet-18-like CNN (BasicBlocks [2, 2, 2, 2], widths 64-512) for 3x64x64 images, random weights.
+"""A ResNet-18 (7x7 stride-2 stem, max-pool, BasicBlocks [2, 2, 2, 2], widths 64-512) for 3x64x64
+images, random weights.
 
 sextant optimize examples/resnet.py:build --samples examples/resnet.py:samples
 """
@@ -29,7 +30,9 @@ class Block(nn.Module):
 class ResNet18(nn.Module):
     def __init__(self, classes: int = 100) -> None:
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(3, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU())
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(3, 2, 1)
+        )
         layers, cin = [], 64
         for cout, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
             layers += [Block(cin, cout, stride), Block(cout, cout, 1)]

@@ -143,7 +143,7 @@ class _Run:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         written = source.write(tmp)
-        self.source_key = hash_path(tmp)
+        self.source_key = source.fingerprint() if source.fingerprint else hash_path(tmp)
         shutil.rmtree(ws / "source", ignore_errors=True)
         tmp.rename(ws / "source")
         self.source_path = ws / "source" / written.relative_to(tmp)

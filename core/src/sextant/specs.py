@@ -234,6 +234,8 @@ class SourceModel:
     ``write(folder)`` writes the model into an empty folder in ``format`` (which the format's
     reference runner and exporters read in child processes) and returns the artifact's path.
     ``signature`` is the model's own declaration when it has one (ONNX, SavedModel), else ``None``.
+    ``fingerprint()`` returns a stable content key (weights and code) where the written bytes are
+    not stable (pickles with random ids); without it the written artifact's bytes are hashed.
     """
 
     format: Format
@@ -241,6 +243,7 @@ class SourceModel:
     write: Callable[[Path], Path]
     signature: Signature | None = None
     description: str = ""
+    fingerprint: Callable[[], str] | None = None
 
 
 Spec = ExporterSpec | ConverterSpec | RunnerSpec | ComparatorSpec | SearchStrategySpec

@@ -258,3 +258,22 @@ def test_torchscript_and_exported_program_files_are_sources(catalog, options, tm
     torch.save(model.state_dict(), junk)
     with pytest.raises(sextant.SextantError, match="no installed plugin recognises the file"):
         catalog.load_source(junk)
+
+
+def test_a_rerun_on_a_freshly_built_model_is_cached(catalog, options, tmp_path):
+    """A factory builds a new object each run, and classes defined in a script are pickled with
+    random ids: the source key must come from weights and code, not from the pickle's bytes."""
+    x = np.random.default_rng(0).standard_normal((2, 3, 16, 16)).astype(np.float32)
+    opts = replace(options, runners=("torch-eager", "torchscript"))
+
+    def build():
+        torch.manual_seed(0)
+        return ConvNet().eval()
+
+    sextant.optimize(build(), x, options=opts, catalog=catalog)
+    again = sextant.optimize(build(), x, options=opts, catalog=catalog).status
+    assert all(r.get("cached") for r in again["steps"].values())
+    assert all(r.get("cached") for r in again["candidates"].values())
+    torch.manual_seed(1)
+    changed = sextant.optimize(ConvNet().eval(), x, options=opts, catalog=catalog).status
+    assert not any(r.get("cached") for r in changed["candidates"].values())

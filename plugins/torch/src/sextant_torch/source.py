@@ -7,6 +7,8 @@ packages travel by reference and must be importable in the child (they are: same
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import shutil
 import sys
 from pathlib import Path
@@ -44,7 +46,32 @@ def module_source(model: torch.nn.Module, name: str | None) -> SourceModel:
             ) from exc
         return path
 
-    return SourceModel(MODULE, name or type(model).__name__.lower(), write, description="PyTorch nn.Module")
+    return SourceModel(
+        MODULE,
+        name or type(model).__name__.lower(),
+        write,
+        description="PyTorch nn.Module",
+        fingerprint=lambda: fingerprint(model),
+    )
+
+
+def fingerprint(model: torch.nn.Module) -> str:
+    """A key that changes when the weights, the structure or the classes' source code change.
+
+    The saved pickle cannot serve: torch writes a random serialization id, and cloudpickle gives
+    classes it pickles by value a random tracking id."""
+    sha = hashlib.sha256(repr(model).encode())
+    for cls in sorted({type(m) for m in model.modules()}, key=lambda c: f"{c.__module__}.{c.__qualname__}"):
+        sha.update(f"{cls.__module__}.{cls.__qualname__}".encode())
+        try:
+            sha.update(inspect.getsource(cls).encode())
+        except (OSError, TypeError):  # built-in or source not available: its name and the repr stand in
+            pass
+    for key, tensor in model.state_dict().items():
+        tensor = tensor.detach().cpu().contiguous().reshape(-1)
+        sha.update(f"{key}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        sha.update(tensor.view(torch.uint8).numpy().tobytes())
+    return sha.hexdigest()
 
 
 def load_module(path: Path) -> torch.nn.Module:
