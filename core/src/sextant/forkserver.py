@@ -85,10 +85,11 @@ class ForkServer:
         with contextlib.suppress(OSError):
             self._ctrl.send(b"exit")
         self._ctrl.close()
-        try:
-            self._process.wait(timeout=5)
+        try:  # a server still importing its preload (a run that found everything cached) is not waited for
+            self._process.wait(timeout=0.5)
         except subprocess.TimeoutExpired:
             self._process.kill()
+            self._process.wait()
 
 
 def serve(ctrl: socket.socket, child: Callable[[Connection], None]) -> None:

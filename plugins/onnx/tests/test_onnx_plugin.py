@@ -74,7 +74,7 @@ def test_optimize_with_no_samples_makes_every_variant(catalog, options, tmp_path
     )
     status = package.status
     assert any("random inputs" in n for n in status["notes"])
-    for step in ("onnx-slim", "onnx-ort-opt", "onnx-fp16", "onnx-int8"):
+    for step in ("onnx-slim", "onnx-fp16", "onnx-int8"):
         assert status["steps"][step]["status"] in ("ok", "duplicate"), (step, status["steps"][step].get("reason"))
     fp16 = status["candidates"]["onnx-fp16:onnxruntime@cpu"]
     int8 = status["candidates"]["onnx-int8:onnxruntime@cpu"]

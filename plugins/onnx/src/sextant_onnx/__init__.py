@@ -1,8 +1,9 @@
 """sextant plugin for ONNX and ONNX Runtime.
 
 Source: ``.onnx`` files (external data kept beside them), with their declared signature, so no
-samples are needed. Converters: onnxslim simplification, ONNX Runtime's offline graph optimisation,
-fp16 (onnxconverter-common, inputs/outputs kept fp32), dynamic int8 quantisation. Runners: ONNX
+samples are needed. Converters: onnxslim simplification, fp16 (onnxconverter-common, inputs/outputs
+kept fp32), dynamic int8 quantisation. (ONNX Runtime's offline-optimised model is not offered: the
+runner applies the same optimisations when it creates its session, so it would only add a tie.) Runners: ONNX
 Runtime on the CPU execution provider, the CUDA one with ``onnxruntime-gpu``, TensorRT's through
 ONNX Runtime, and OpenVINO's with ``onnxruntime-openvino``.
 
@@ -64,14 +65,6 @@ def sextant_register_converters() -> list[ConverterSpec]:
             run="sextant_onnx.convert:slim",
             requires=("onnx", "onnxslim"),
             description="onnxslim: constant folding, dead code, fusions",
-        ),
-        ConverterSpec(
-            "onnx-ort-opt",
-            ONNX,
-            ONNX,
-            run="sextant_onnx.convert:ort_optimize",
-            requires=("onnx", *ORT),
-            description="ONNX Runtime's offline-optimised model (extended level)",
         ),
         ConverterSpec(
             "onnx-fp16",

@@ -25,18 +25,6 @@ def slim(request: StepRequest) -> Path:
     return save(onnxslim.slim(str(request.input)), request.output_dir)
 
 
-def ort_optimize(request: StepRequest) -> Path:
-    import onnxruntime as ort
-
-    path = request.output_dir / "model.onnx"
-    options = ort.SessionOptions()
-    # 'extended' and below stay portable; 'all' adds layout changes tied to this machine
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-    options.optimized_model_filepath = str(path)
-    ort.InferenceSession(str(request.input), options, providers=["CPUExecutionProvider"])
-    return path
-
-
 def to_fp16(request: StepRequest) -> Path:
     from onnxconverter_common import float16
 

@@ -7,6 +7,7 @@ packages travel by reference and must be importable in the child (they are: same
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import shutil
@@ -63,10 +64,8 @@ def fingerprint(model: torch.nn.Module) -> str:
     sha = hashlib.sha256(repr(model).encode())
     for cls in sorted({type(m) for m in model.modules()}, key=lambda c: f"{c.__module__}.{c.__qualname__}"):
         sha.update(f"{cls.__module__}.{cls.__qualname__}".encode())
-        try:
+        with contextlib.suppress(OSError, TypeError):  # no source (built-in): its name and the repr stand in
             sha.update(inspect.getsource(cls).encode())
-        except (OSError, TypeError):  # built-in or source not available: its name and the repr stand in
-            pass
     for key, tensor in model.state_dict().items():
         tensor = tensor.detach().cpu().contiguous().reshape(-1)
         sha.update(f"{key}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
