@@ -74,7 +74,8 @@ class _Run:
         self.threads = options.threads or cpu_threads()
         self.comparator = resolve(catalog.get("comparator", options.comparator).spec.run)
         self.previous: dict[str, Any] = {}
-        self.recorded: list[str] = []  # steps recorded by this run, in order
+        self.recorded_steps: list[str] = []  # recorded by this run, in order
+        self.recorded_candidates: list[str] = []
 
     # -- set-up ---------------------------------------------------------------------------------
 
@@ -247,7 +248,7 @@ class _Run:
 
     def _same_content(self, step_id: str, record: dict[str, Any]) -> str | None:
         """An earlier step of this run that produced the very same artifact (a no-op conversion)."""
-        for other_id in self.recorded:
+        for other_id in self.recorded_steps:
             other = self.status["steps"].get(other_id, {})
             if (
                 other_id != step_id
@@ -261,7 +262,7 @@ class _Run:
 
     def _record_step(self, step_id: str, record: dict[str, Any]) -> None:
         self.status["steps"][step_id] = record
-        self.recorded.append(step_id)
+        self.recorded_steps.append(step_id)
         self._save()
         self.emit("step_end", {"id": step_id, "record": record})
 
@@ -450,16 +451,25 @@ class _Run:
         return "profile"
 
     def _rivals(self) -> dict[int, float]:
+        """The best throughput measured so far at or below each batch size: a batch of b can always
+        be served as smaller batches, so what a rival reached at b' <= b it can reach at b."""
         best: dict[int, float] = {}
-        for record in self.status["candidates"].values():
+        for cid in self.recorded_candidates:  # this run's, not stale records of an earlier model
+            record = self.status["candidates"][cid]
             if record["status"] != "ok":
                 continue
             for point in record.get("profile", {}).get("points", []):
                 best[point["batch"]] = max(best.get(point["batch"], 0.0), point["throughput"])
-        return best
+        envelope, running = {}, 0.0
+        for batch in self._profiler().batch_sizes():
+            running = max(running, best.get(batch, 0.0))
+            if running:
+                envelope[batch] = running
+        return envelope
 
     def _record_candidate(self, cid: str, record: dict[str, Any]) -> None:
         self.status["candidates"][cid] = record
+        self.recorded_candidates.append(cid)
         self._save()
         self.emit("candidate_end", {"id": cid, "record": record})
 
