@@ -388,6 +388,7 @@ class _Run:
             else:
                 record.update(status="failed", reason=f"while profiling: {result.reason()}")
                 record.update({k: v for k, v in _outcome(result).items() if k not in ("status", "reason")})
+        record["seconds"] = round(result.seconds, 3)
         self._record_candidate(candidate.id, record)
 
     def _run_variant(self, plan: Plan, candidate: PlannedCandidate) -> None:

@@ -102,6 +102,8 @@ def make_plan(
             kind = contribution.kind
             if spec.consumes != fmt or spec.name in used or len(used) >= MAX_CHAIN:
                 continue
+            if spec.precision != "fp32" and precision != "fp32":
+                continue  # one precision reduction per chain: fp16 of an int8 model is no candidate
             step_id = spec.name if parent_id is None else f"{parent_id}+{spec.name}"
             reason = availability(spec)
             if reason is None and spec.precision not in precisions:
