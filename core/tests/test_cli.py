@@ -152,3 +152,18 @@ def test_interrupted_run_resumes_where_it_stopped(tmp_path, model_file):
     assert status["steps"]["fault-slow"]["status"] == "duplicate"
     assert status["steps"]["fault-slow"]["reason"] == "same bytes as fake-graph"
     assert "interrupted" not in status
+
+
+def test_formats_shows_the_planned_chains():
+    tree = sextant("formats")
+    assert tree.returncode == 0, tree.stderr
+    assert "fake-graph → fake-graph" in tree.stdout and "fake-fp16 → fake-graph (fp16)" in tree.stdout
+    document = json.loads(sextant("formats", "--json").stdout)
+    assert "numpy-mlp" in document["sources"]
+    assert {
+        "kind": "converter",
+        "name": "fake-fp16",
+        "from": "fake-graph",
+        "to": "fake-graph",
+        "available": True,
+    } in document["edges"]

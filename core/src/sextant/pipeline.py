@@ -113,12 +113,12 @@ class _Run:
             self._prepare_samples(source, samples)
             self._run_baseline(plan)
             for step in plan.steps:
-                self._run_step(plan, step)
+                self._run_step(step)
             baseline = plan.baseline()
             variants = [c for c in plan.candidates if c.options != c.runner.defaults()]
             for candidate in plan.candidates:
                 if candidate is not baseline and candidate not in variants:
-                    self._run_candidate(plan, candidate)
+                    self._run_candidate(candidate)
             for candidate in variants:
                 self._run_variant(plan, candidate)
         except BaseException:
@@ -179,7 +179,7 @@ class _Run:
 
     # -- steps ----------------------------------------------------------------------------------
 
-    def _step_key(self, plan: Plan, step: PlannedStep) -> str:
+    def _step_key(self, step: PlannedStep) -> str:
         parent = self.source_key if step.parent is None else self.status["steps"][step.parent]["key"]
         return digest(
             {
@@ -194,8 +194,8 @@ class _Run:
             }
         )
 
-    def _run_step(self, plan: Plan, step: PlannedStep) -> None:
-        key = self._step_key(plan, step)
+    def _run_step(self, step: PlannedStep) -> None:
+        key = self._step_key(step)
         record: dict[str, Any] = {
             "kind": step.kind,
             "spec": step.spec.name,
@@ -273,7 +273,7 @@ class _Run:
         assert baseline is not None
         self.status["baseline"] = baseline.id
         self.reference: list[dict[str, np.ndarray]] | None = None
-        self._run_candidate(plan, baseline)
+        self._run_candidate(baseline)
         record = self.status["candidates"][baseline.id]
         if self.reference is None:
             raise SampleError(
@@ -315,7 +315,7 @@ class _Run:
             "status": "pending",
         }
 
-    def _run_candidate(self, plan: Plan, candidate: PlannedCandidate) -> None:
+    def _run_candidate(self, candidate: PlannedCandidate) -> None:
         record = self._base_record(candidate)
         if candidate.step is not None:
             step = self.status["steps"].get(candidate.step)
@@ -408,7 +408,7 @@ class _Run:
         if scored:
             best = max(scored, key=lambda pc: objective.score(pc[0]))[1]
             if best.step == candidate.step and best.precision == candidate.precision:
-                return self._run_candidate(plan, candidate)
+                return self._run_candidate(candidate)
             reason = f"variants run on {best.step or SOURCE} only, where the defaults did best"
         else:
             reason = f"{candidate.runner.name} with default options did not succeed on any artifact"
@@ -425,7 +425,6 @@ class _Run:
             candidate.precision, self.options.atol, self.options.rtol, self.options.tolerances
         )
         if len(outputs) != len(self.reference):
-            verdict = Verdict(False, ())
             record.update(status="incorrect", reason=f"{len(outputs)} output batches, expected {len(self.reference)}")
             return "stop"
         verdict = Verdict.merge([self.comparator(r, o, tolerance) for r, o in zip(self.reference, outputs)])

@@ -11,9 +11,9 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 from rich.tree import Tree
 
-from sextant.planner import Plan
+from sextant.planner import Plan, make_plan
 from sextant.plugins import Catalog, availability
-from sextant.specs import RunnerSpec
+from sextant.specs import DEVICES, PRECISIONS, Format, RunnerSpec
 
 STATUS_STYLE = {"ok": "green", "failed": "red", "timeout": "red", "incorrect": "yellow", "rejected": "yellow"}
 
@@ -112,26 +112,24 @@ def _is_reference(catalog: Catalog, runner: Mapping[str, Any]) -> bool:
 
 
 def formats_tree(catalog: Catalog) -> Tree:
+    """Each source's steps as the planner would chain them (every precision allowed), then which
+    runners take each format."""
     doc = formats_document(catalog)
     root = Tree("[bold]formats reachable from each source[/bold]")
-
-    def grow(node: Tree, fmt: str, seen: frozenset[str]) -> None:
-        for runner in doc["runners"]:
-            if runner["format"] == fmt:
-                style = "green" if runner["available"] else "dim"
-                node.add(f"[{style}]runs on {runner['name']} ({', '.join(runner['devices'])})[/{style}]")
-        for edge in doc["edges"]:
-            if edge["from"] == fmt and edge["name"] not in seen and (edge["kind"] == "converter" or not seen):
-                style = "" if edge["available"] else "dim"
-                child = node.add(
-                    f"[{style}]{edge['name']} → [bold]{edge['to']}[/bold][/{style}]"
-                    if style
-                    else f"{edge['name']} → [bold]{edge['to']}[/bold]"
-                )
-                grow(child, edge["to"], seen | {edge["name"]})
-
     for source in doc["sources"]:
-        grow(root.add(f"[bold cyan]{escape(source)}[/bold cyan]"), source, frozenset())
+        plan = make_plan(catalog, Format(source), devices=DEVICES, precisions=PRECISIONS)
+        nodes = {None: root.add(f"[bold cyan]{escape(source)}[/bold cyan]")}
+        for step in plan.steps:
+            label = f"{escape(step.spec.name)} → [bold]{step.format}[/bold]"
+            if step.precision != "fp32":
+                label += f" ({step.precision})"
+            nodes[step.id] = nodes[step.parent].add(label)
+    runners = root.add("[bold]runners by format[/bold]")
+    for fmt in sorted({r["format"] for r in doc["runners"]}):
+        names = [
+            r["name"] if r["available"] else f"[dim]{r['name']}[/dim]" for r in doc["runners"] if r["format"] == fmt
+        ]
+        runners.add(f"[bold]{escape(fmt)}[/bold]: {', '.join(names)}")
     return root
 
 
