@@ -167,3 +167,20 @@ def test_formats_shows_the_planned_chains():
         "to": "fake-graph",
         "available": True,
     } in document["edges"]
+
+
+def test_a_plugin_can_add_a_command(tmp_path):
+    (tmp_path / "hello_plugin.py").write_text(
+        "from sextant import hookimpl\n\n"
+        "@hookimpl\n"
+        "def sextant_register_commands(app):\n"
+        "    @app.command()\n"
+        "    def hello(name: str = 'world'):\n"
+        "        '''Say hello.'''\n"
+        "        print(f'hello {name}')\n"
+    )
+    env = {"SEXTANT_PLUGIN_MODULES": "hello_plugin", "PYTHONPATH": str(tmp_path)}
+    result = sextant("hello", "--name", "sextant", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "hello sextant"
+    assert "hello" in sextant("--help", env=env).stdout
