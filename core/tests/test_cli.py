@@ -184,3 +184,14 @@ def test_a_plugin_can_add_a_command(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "hello sextant"
     assert "hello" in sextant("--help", env=env).stdout
+
+
+def test_a_step_log_names_the_command_that_replays_it(tmp_path, model_file, samples_file):
+    ws = tmp_path / "ws"
+    assert sextant("optimize", str(model_file), "--samples", str(samples_file), "-w", str(ws), *FAST).returncode == 0
+    header = (ws / "logs" / "fake-graph_fake-graph_cpu.log").read_text().splitlines()[1]
+    command = header.split("reproduce in this process: ", 1)[1].split()
+    assert command[:3] == ["python", "-m", "sextant.worker"]
+    replay = subprocess.run([sys.executable, *command[1:]], capture_output=True, text=True, timeout=120)
+    assert replay.returncode == 0, replay.stderr
+    assert "point:" in replay.stdout and '"profiled": true' in replay.stdout

@@ -70,6 +70,8 @@ class Channel:
     def emit(self, kind: str, data: Any = None) -> None:
         if self._conn is not None:
             self._conn.send(("event", kind, data))
+        elif self._answer is not None:  # replayed in-process: show the event
+            self._answer(kind, data)
 
     def ask(self, kind: str, data: Any = None) -> Any:
         if self._conn is None:

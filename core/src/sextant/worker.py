@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -52,8 +53,6 @@ def run_candidate(payload: Mapping[str, Any], channel: Channel) -> dict[str, Any
     Events: ``loaded`` (seconds), ``point`` (one profile point). Ask ``outputs`` (path of the
     saved outputs) is answered with ``{"profile": bool, "config": ..., "rivals": {batch: tput}}``.
     """
-    import time
-
     threads = int(payload["threads"])
     _set_threads(threads)
     signature = Signature.from_dict(payload["signature"])
