@@ -419,7 +419,13 @@ class _Run:
         if self.reference is None:  # the baseline: its outputs are the reference
             self.reference = outputs
             save_batches(self.ws / "reference.npz", outputs)
-            self.signature = self.signature.with_outputs(infer_tensors(outputs, what="output"))
+            sizes = self.status["correctness_batches"]
+            unbatched = [  # outputs whose first axis does not follow the inputs' batch size
+                name
+                for name in outputs[0]
+                if any(o[name].ndim == 0 or o[name].shape[0] != size for o, size in zip(outputs, sizes))
+            ]
+            self.signature = self.signature.with_outputs(infer_tensors(outputs, what="output", unbatched=unbatched))
             self.status["signature"] = self.signature.to_dict()
         tolerance = Tolerance.for_precision(
             candidate.precision, self.options.atol, self.options.rtol, self.options.tolerances

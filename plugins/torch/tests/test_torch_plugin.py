@@ -58,6 +58,27 @@ class TupleOut(nn.Module):
         return self.a(x), torch.softmax(self.b(x), -1)
 
 
+class WithTable(nn.Module):
+    """Returns, besides its batched output, a tensor with no batch axis."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 2)
+        self.table = nn.Parameter(torch.randn(5, 3))
+
+    def forward(self, x):
+        return self.lin(x), self.table * 2
+
+
+def test_an_output_without_a_batch_axis(catalog, options):
+    torch.manual_seed(0)
+    x = np.ones((3, 4), np.float32)
+    status = _optimize(WithTable().eval(), x, catalog, options, runners=("torch-eager", "torchscript")).status
+    table = status["signature"]["outputs"][1]
+    assert table == {"name": "output_1", "dtype": "float32", "shape": [5, 3], "batched": False}
+    _ok(status, "torchscript-trace:torchscript@cpu")
+
+
 class Scaled(nn.Module):
     """Takes an input with no batch axis (a per-feature scale)."""
 
