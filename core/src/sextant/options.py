@@ -37,6 +37,8 @@ class OptimizeOptions:
     comparator: str = "allclose"
     threads: int | None = None
     cutoff: float = 0.7
+    search: str | None = None
+    search_budget_s: float | None = None
     profiler: ProfilerConfig = field(default_factory=ProfilerConfig)
 
     def __post_init__(self) -> None:

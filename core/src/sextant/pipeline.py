@@ -7,6 +7,7 @@ workspace's ``status.json`` under the same key, and redoes only what a changed o
 
 from __future__ import annotations
 
+import platform
 import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -24,11 +25,12 @@ from sextant.inputs import prepare_inputs
 from sextant.isolation import ChildResult, Isolator
 from sextant.options import OptimizeOptions
 from sextant.package import SCHEMA_VERSION, STATUS, Package, write_json
-from sextant.planner import SOURCE, Plan, PlannedCandidate, PlannedStep, make_plan
+from sextant.planner import SOURCE, Plan, PlannedCandidate, PlannedStep, make_plan, with_options
 from sextant.plugins import Catalog, load_catalog
 from sextant.profiler import ProfilerConfig
 from sextant.references import resolve_model
 from sextant.samples import load_batches, save_batches
+from sextant.search import Goal, ResultsStore, run_search
 from sextant.selection import Objective, select
 from sextant.signature import batch_size, infer_tensors
 from sextant.specs import PRECISIONS, SourceModel, resolve
@@ -119,8 +121,11 @@ class _Run:
             for candidate in plan.candidates:
                 if candidate is not baseline and candidate not in variants:
                     self._run_candidate(candidate)
-            for candidate in variants:
-                self._run_variant(plan, candidate)
+            if self.options.search:
+                self._search(plan, variants)
+            else:
+                for candidate in variants:
+                    self._run_variant(plan, candidate)
         except BaseException:
             self._finish(plan, complete=False)  # record what is done; the original error goes on
             raise
@@ -391,22 +396,103 @@ class _Run:
         record["seconds"] = round(result.seconds, 3)
         self._record_candidate(candidate.id, record)
 
+    def _objective(self) -> Objective:
+        return Objective(self.options.objective, self.options.latency_budget_ms, self.max_batch)
+
+    def _best_default(self, plan: Plan, runner: Any, device: str) -> PlannedCandidate | None:
+        """Where the runner with its default options did best (option variants are measured there
+        only: a runtime option changes how a graph runs, not which graph is fastest)."""
+        objective = self._objective()
+        scored = []
+        for c in plan.candidates:
+            record = self.status["candidates"].get(c.id, {})
+            if (
+                c.runner == runner
+                and c.device == device
+                and c.options == runner.defaults()
+                and record.get("status") == "ok"
+            ):
+                point = objective.best_point(record["profile"]["points"])
+                if point is not None:
+                    scored.append((objective.score(point), c))
+        return max(scored, key=lambda sc: sc[0])[1] if scored else None
+
+    def _search(self, plan: Plan, variants: list[PlannedCandidate]) -> None:
+        """Search each runner's option space on its best artifact with the chosen strategy."""
+        spec = self.catalog.get("search_strategy", self.options.search).spec
+        goal = Goal(
+            weights={"p50_ms": 1.0} if self.options.objective == "latency" else {"throughput": 1.0},
+            max_p99_ms=self.options.latency_budget_ms,
+        )
+        store = ResultsStore(self.ws / "search.sqlite")
+        hardware = f"{platform.machine()}-{self.threads}threads"
+        searched: dict[str, Any] = {}
+        try:
+            pairs = {
+                (c.runner.name, c.device): (c.runner, c.device) for c in plan.candidates if c.runner.space(c.device)
+            }
+            for runner, device in pairs.values():
+                start = self._best_default(plan, runner, device)
+                if start is None:
+                    continue
+                settings = (
+                    {"storage": f"sqlite:///{self.ws / 'optuna.sqlite'}", "study_name": start.id}
+                    if spec.name == "optuna"
+                    else {}
+                )
+                strategy = resolve(spec.create)(runner.space(device), seed=0, **settings)
+
+                def measure(config: dict[str, Any], start: PlannedCandidate = start) -> dict[str, float] | None:
+                    candidate = with_options(start, config)
+                    if candidate not in plan.candidates:
+                        plan.candidates.append(candidate)  # a searched configuration is a candidate like any other
+                    if candidate.id not in self.recorded_candidates:
+                        self._run_candidate(candidate)
+                    record = self.status["candidates"][candidate.id]
+                    point = self._objective().best_point(record.get("profile", {}).get("points", []))
+                    if record["status"] != "ok" or point is None:
+                        return None
+                    return {"throughput": point["throughput"], "p50_ms": point["p50_ms"], "p99_ms": point["p99_ms"]}
+
+                result = run_search(
+                    strategy,
+                    measure,
+                    goal=goal,
+                    store=store,
+                    candidate=self._candidate_keys(start)["outputs"],  # content, not name: a new model misses
+                    hardware=hardware,
+                    budget_s=self.options.search_budget_s,
+                )
+                searched[start.id] = {
+                    "strategy": spec.name,
+                    "best_options": result.best,
+                    "measured": result.measured,
+                    "configurations": len(result.history),
+                    "stopped": result.stopped,
+                }
+                for config, _ in result.history:  # configurations found in the store are candidates too
+                    candidate = with_options(start, config)
+                    if candidate not in plan.candidates:
+                        plan.candidates.append(candidate)
+                    if candidate.id not in self.recorded_candidates:
+                        self._run_candidate(candidate)  # recorded in the workspace: reused, not measured
+        finally:
+            store.close()
+        self.status["search"] = searched
+        for candidate in variants:
+            if candidate.id not in self.recorded_candidates:
+                self._record_candidate(
+                    candidate.id,
+                    {
+                        **self._base_record(candidate),
+                        "status": "skipped",
+                        "reason": f"not proposed by the {spec.name} search",
+                    },
+                )
+
     def _run_variant(self, plan: Plan, candidate: PlannedCandidate) -> None:
-        """Option variants are measured on the artifact where the runner's defaults did best, only:
-        a runtime option changes how a graph runs, not which graph is fastest."""
-        objective = Objective(self.options.objective, self.options.latency_budget_ms, self.max_batch)
-        rivals = [
-            c
-            for c in plan.candidates
-            if c.runner == candidate.runner
-            and c.device == candidate.device
-            and c.options == c.runner.defaults()
-            and self.status["candidates"].get(c.id, {}).get("status") == "ok"
-        ]
-        scored = [(objective.best_point(self.status["candidates"][c.id]["profile"]["points"]), c) for c in rivals]
-        scored = [(p, c) for p, c in scored if p is not None]
-        if scored:
-            best = max(scored, key=lambda pc: objective.score(pc[0]))[1]
+        best = self._best_default(plan, candidate.runner, candidate.device)
+        if best is not None:
             if best.step == candidate.step and best.precision == candidate.precision:
                 return self._run_candidate(candidate)
             reason = f"variants run on {best.step or SOURCE} only, where the defaults did best"

@@ -8,7 +8,7 @@ candidate. What cannot be planned is listed with the reason, so the report can s
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sextant.plugins import Catalog, Contribution, availability
@@ -46,6 +46,15 @@ class PlannedCandidate:
     device: str
     precision: str
     options: dict[str, Any]
+
+
+def with_options(candidate: PlannedCandidate, options: dict[str, Any]) -> PlannedCandidate:
+    """The same artifact, runner, device and precision with other runner options."""
+    base = candidate.id[: candidate.id.rindex("@")]
+    if "[" in base:
+        base = base[: base.index("[")]
+    options = candidate.runner.parse_options(options)
+    return replace(candidate, id=f"{base}{_label(candidate.runner, options)}@{candidate.device}", options=options)
 
 
 @dataclass

@@ -80,6 +80,7 @@ class Param:
     values: tuple[Any, ...]
     default: Any
     description: str = ""
+    devices: tuple[str, ...] | None = None  # None: matters on every device
 
     def __post_init__(self) -> None:
         if self.kind != "categorical" and len(self.values) != 2:
@@ -171,6 +172,10 @@ class RunnerSpec:
 
     def defaults(self) -> dict[str, Any]:
         return {p.name: p.default for p in self.options}
+
+    def space(self, device: str) -> tuple[Param, ...]:
+        """The options worth searching on ``device``."""
+        return tuple(p for p in self.options if p.devices is None or device in p.devices)
 
     def option_sets(self) -> list[dict[str, Any]]:
         """The defaults, then each variant merged over them, without repeats."""

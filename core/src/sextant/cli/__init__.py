@@ -203,6 +203,17 @@ def build_app(catalog: Any) -> typer.Typer:
                 rich_help_panel=PANEL_SELECT,
             ),
         ] = 0.7,
+        search: Annotated[
+            str | None,
+            typer.Option(
+                help="Search each runner's options with this strategy (sextant search --list).",
+                rich_help_panel=PANEL_SELECT,
+            ),
+        ] = None,
+        budget_s: Annotated[
+            float | None,
+            typer.Option(help="Seconds the search may take for each runner.", rich_help_panel=PANEL_SELECT),
+        ] = None,
         window_ms: Annotated[
             float, typer.Option(help="Length of one measurement window.", rich_help_panel=PANEL_SELECT)
         ] = 50.0,
@@ -236,6 +247,8 @@ def build_app(catalog: Any) -> typer.Typer:
             unbatched=_split(unbatched) or (),
             threads=threads,
             cutoff=cutoff,
+            search=search,
+            search_budget_s=budget_s,
             profiler=ProfilerConfig(batch_budget_s=batch_budget_s, window_s=window_ms / 1000.0),
         )
         console = _stderr()

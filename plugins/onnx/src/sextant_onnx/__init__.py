@@ -43,7 +43,9 @@ SESSION_OPTIONS = (
         "run independent branches of the graph in parallel",
     ),
 )
-CUDA_OPTIONS = (Param("io_binding", "categorical", (False, True), False, "bind inputs/outputs to avoid copies (CUDA)"),)
+CUDA_OPTIONS = (
+    Param("io_binding", "categorical", (False, True), False, "bind inputs/outputs to avoid copies", devices=("cuda",)),
+)
 
 
 @hookimpl

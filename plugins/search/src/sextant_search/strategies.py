@@ -1,0 +1,191 @@
+"""Search strategies over a grid of :class:`~sextant.specs.Param` dimensions.
+
+Each implements ``sextant.runtime.SearchStrategy``: ``ask(history)`` returns the next
+configurations to measure (empty when done); ``history`` holds ``(configuration, score)`` with
+higher scores better and ``None`` for failed or infeasible configurations.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sextant.specs import Param
+
+Config = dict[str, Any]
+History = Sequence[tuple[Mapping[str, Any], float | None]]
+
+
+def _key(config: Mapping[str, Any]) -> str:
+    return json.dumps(dict(config), sort_keys=True)
+
+
+class _Grid:
+    def __init__(self, space: Sequence[Param]) -> None:
+        self.space = tuple(space)
+        self.grids = [p.grid() for p in self.space]
+
+    def config(self, index: Sequence[int]) -> Config:
+        return {p.name: grid[i] for p, grid, i in zip(self.space, self.grids, index)}
+
+    def index(self, config: Mapping[str, Any]) -> tuple[int, ...]:
+        return tuple(grid.index(config[p.name]) for p, grid in zip(self.space, self.grids))
+
+    def size(self) -> int:
+        return math.prod(len(g) for g in self.grids)
+
+
+class Brute(_Grid):
+    """Every point of the grid, in order, except where an exponential dimension has stopped paying:
+    after ``patience`` consecutive doublings that each gained under ``min_gain``, or past a value
+    that failed or broke a constraint (constraints such as a latency budget fail monotonically)."""
+
+    def __init__(self, space: Sequence[Param], seed: int = 0, min_gain: float = 0.05, patience: int = 2) -> None:
+        super().__init__(space)
+        self.min_gain, self.patience = min_gain, patience
+
+    def ask(self, history: History) -> list[Config]:
+        scores = {_key(c): s for c, s in history}
+        for index in itertools.product(*(range(len(g)) for g in self.grids)):
+            config = self.config(index)
+            if _key(config) not in scores and not self._pruned(index, scores):
+                return [config]
+        return []
+
+    def _pruned(self, index: tuple[int, ...], scores: Mapping[str, float | None]) -> bool:
+        for d, param in enumerate(self.space):
+            if param.kind != "exponential":
+                continue
+            below = [self.config(index[:d] + (j,) + index[d + 1 :]) for j in range(index[d])]
+            measured = [scores[_key(c)] for c in below if _key(c) in scores]
+            if any(s is None for s in measured):
+                return True
+            if len(measured) > self.patience:
+                tail = measured[-(self.patience + 1) :]
+                if all((1 + b) / (1 + a) - 1 < self.min_gain for a, b in zip(tail, tail[1:])):
+                    return True
+        return False
+
+
+class Quick(_Grid):
+    """Hill-climbing on the grid's integer lattice from the default point: measure the neighbours
+    within ``radius`` steps along each dimension, move to the best one that beats the current point,
+    stop when none does (a move is only ever to a strictly better point, so it never revisits)."""
+
+    def __init__(self, space: Sequence[Param], seed: int = 0, radius: int = 1) -> None:
+        super().__init__(space)
+        self.radius = radius
+        self.current = self.index({p.name: p.default for p in self.space})
+
+    def _neighbours(self, index: tuple[int, ...]) -> list[tuple[int, ...]]:
+        out = []
+        for d, grid in enumerate(self.grids):
+            for step in range(-self.radius, self.radius + 1):
+                j = index[d] + step
+                if step and 0 <= j < len(grid):
+                    out.append(index[:d] + (j,) + index[d + 1 :])
+        return out
+
+    def ask(self, history: History) -> list[Config]:
+        scores = {_key(c): s for c, s in history}
+        while True:
+            here = scores.get(_key(self.config(self.current)))
+            if _key(self.config(self.current)) not in scores:
+                return [self.config(self.current)]
+            around = [self.config(n) for n in self._neighbours(self.current)]
+            todo = [c for c in around if _key(c) not in scores]
+            if todo:
+                return todo
+            better = [(scores[_key(c)], c) for c in around if scores[_key(c)] is not None]
+            best = max(better, key=lambda sc: sc[0], default=None)
+            if best is None or here is not None and best[0] <= here:
+                return []
+            self.current = self.index(best[1])
+
+
+class OptunaSearch(_Grid):
+    """TPE through Optuna. ``storage`` is any database URL Optuna accepts (SQLite by default in the
+    workspace; PostgreSQL to share one study between machines); workers that name the same study
+    work on it together. Stops after ``trials`` trials (default: ``share`` of the grid) or
+    ``patience`` trials in a row without improvement."""
+
+    def __init__(
+        self,
+        space: Sequence[Param],
+        seed: int = 0,
+        storage: str | None = None,
+        study_name: str = "sextant",
+        trials: int | None = None,
+        share: float = 0.3,
+        patience: int = 8,
+    ) -> None:
+        import optuna
+
+        super().__init__(space)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self.optuna = optuna
+        self.study = optuna.create_study(
+            direction="maximize",
+            sampler=optuna.samplers.TPESampler(seed=seed),
+            storage=storage,
+            study_name=study_name,
+            load_if_exists=True,
+        )
+        self.trials = trials or max(2, math.ceil(share * self.size()))
+        self.patience = patience
+        self.distributions = {
+            p.name: optuna.distributions.CategoricalDistribution(list(grid)) for p, grid in zip(self.space, self.grids)
+        }
+        self.pending: dict[str, Any] = {}
+        self.told: set[str] = set()
+
+    def _tell(self, config: Mapping[str, Any], score: float | None) -> None:
+        key = _key(config)
+        trial = self.pending.pop(key, None)
+        state = self.optuna.trial.TrialState
+        if trial is not None:
+            self.study.tell(trial, score, state=state.COMPLETE if score is not None else state.FAIL)
+        elif key not in self.told:  # measured without a trial (the default point): record it
+            self.study.add_trial(
+                self.optuna.trial.create_trial(
+                    params=dict(config),
+                    distributions=self.distributions,
+                    value=score,
+                    state=state.COMPLETE if score is not None else state.FAIL,
+                )
+            )
+        self.told.add(key)
+
+    def _stalled(self) -> bool:
+        values = [t.value for t in self.study.trials if t.value is not None]
+        if len(values) <= self.patience:
+            return False
+        best_before = max(values[: -self.patience])
+        return max(values[-self.patience :]) <= best_before
+
+    def ask(self, history: History) -> list[Config]:
+        known = {_key(c): s for c, s in history}
+        for config, score in history:
+            if _key(config) not in self.told:
+                self._tell(config, score)
+        for _ in range(4 * self.size()):  # TPE may propose a point already measured: answer it at once
+            if len(self.study.trials) >= self.trials or self._stalled():
+                return []
+            trial = self.study.ask(self.distributions)
+            config = dict(trial.params)
+            key = _key(config)
+            if key in known:
+                self.study.tell(
+                    trial,
+                    known[key],
+                    state=self.optuna.trial.TrialState.COMPLETE
+                    if known[key] is not None
+                    else self.optuna.trial.TrialState.FAIL,
+                )
+                continue
+            self.pending[key] = trial
+            return [config]
+        return []
