@@ -65,3 +65,35 @@ def test_onnx_file_with_no_samples_and_every_precision(tmp_path):
     assert {"fp32", "fp16", "int8"} <= precisions
     best = document["candidates"][document["selection"]["best"]]
     assert best["correctness"]["passed"]
+
+
+@pytest.mark.parametrize("strategy", ["brute", "quick", "optuna"])
+def test_search_of_onnx_runtime_options_on_a_real_runner(tmp_path, strategy):
+    ws = tmp_path / "ws"
+    args = [
+        "optimize",
+        "examples/mlp.py:build",
+        "--samples",
+        "examples/mlp.py:samples",
+        "-w",
+        str(ws),
+        "--runners",
+        "onnxruntime",
+        "--formats",
+        "onnx",
+        "--search",
+        strategy,
+        "--json",
+        *FAST,
+    ]
+    result = sextant(*args)
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    (searched,) = document["search"].values()
+    assert searched["strategy"] == strategy and searched["measured"] >= 2
+    searched_ids = [c for c in document["candidates"] if "[" in c and document["candidates"][c]["status"] == "ok"]
+    assert searched_ids, "the search measured configurations other than the defaults"
+    assert "io_binding" not in json.dumps(document["search"])  # a CUDA-only option is not searched on the CPU
+    # a second run finds every measurement in its store and the workspace: nothing is measured again
+    again = json.loads(sextant(*args).stdout)
+    assert list(again["search"].values())[0]["measured"] == 0

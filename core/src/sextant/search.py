@@ -169,3 +169,14 @@ def run_search(
     ranked = [(c, m) for c, m in history if m is not None and goal.feasible(m)]
     best = max(ranked, key=lambda cm: goal.gain(cm[1], baseline or cm[1]), default=(None, None))
     return SearchResult(best[0], best[1], baseline, measured, history, stopped)
+
+
+def rerank(store: ResultsStore, *, candidate: str, hardware: str, goal: Goal) -> tuple[Config | None, Metrics | None]:
+    """The best stored configuration under another goal: changing objectives or constraints
+    re-ranks what was measured, measuring nothing."""
+    history = store.all(candidate, hardware)
+    baseline = history[0][1] if history and history[0][1] else None
+    ranked = [(c, m) for c, m in history if m is not None and goal.feasible(m)]
+    if not ranked:
+        return None, None
+    return max(ranked, key=lambda cm: goal.gain(cm[1], baseline or cm[1]))

@@ -40,8 +40,9 @@ class _Grid:
 
 class Brute(_Grid):
     """Every point of the grid, in order, except where an exponential dimension has stopped paying:
-    after ``patience`` consecutive doublings that each gained under ``min_gain``, or past a value
-    that failed or broke a constraint (constraints such as a latency budget fail monotonically)."""
+    after ``patience`` consecutive doublings that each gained under ``min_gain``, or past the edge
+    where a value that met the constraints is followed by one that breaks them (a latency budget
+    along batch size or concurrency fails from there on)."""
 
     def __init__(self, space: Sequence[Param], seed: int = 0, min_gain: float = 0.05, patience: int = 2) -> None:
         super().__init__(space)
@@ -61,9 +62,12 @@ class Brute(_Grid):
                 continue
             below = [self.config(index[:d] + (j,) + index[d + 1 :]) for j in range(index[d])]
             measured = [scores[_key(c)] for c in below if _key(c) in scores]
-            if any(s is None for s in measured):
+            feasible_then_not = [
+                i for i in range(1, len(measured)) if measured[i] is None and measured[i - 1] is not None
+            ]
+            if feasible_then_not:  # the edge where a constraint starts to fail: past it, it fails too
                 return True
-            if len(measured) > self.patience:
+            if len(measured) > self.patience and None not in measured:
                 tail = measured[-(self.patience + 1) :]
                 if all((1 + b) / (1 + a) - 1 < self.min_gain for a, b in zip(tail, tail[1:])):
                     return True
@@ -120,7 +124,7 @@ class OptunaSearch(_Grid):
         study_name: str = "sextant",
         trials: int | None = None,
         share: float = 0.3,
-        patience: int = 8,
+        patience: int = 20,
     ) -> None:
         import optuna
 
@@ -136,11 +140,27 @@ class OptunaSearch(_Grid):
         )
         self.trials = trials or max(2, math.ceil(share * self.size()))
         self.patience = patience
+        # ordered dimensions by grid index, so TPE can use their order; categories as categories
         self.distributions = {
-            p.name: optuna.distributions.CategoricalDistribution(list(grid)) for p, grid in zip(self.space, self.grids)
+            p.name: optuna.distributions.CategoricalDistribution(list(grid))
+            if p.kind == "categorical"
+            else optuna.distributions.IntDistribution(0, len(grid) - 1)
+            for p, grid in zip(self.space, self.grids)
         }
         self.pending: dict[str, Any] = {}
         self.told: set[str] = set()
+
+    def _params(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            p.name: config[p.name] if p.kind == "categorical" else grid.index(config[p.name])
+            for p, grid in zip(self.space, self.grids)
+        }
+
+    def _config(self, params: Mapping[str, Any]) -> Config:
+        return {
+            p.name: params[p.name] if p.kind == "categorical" else grid[params[p.name]]
+            for p, grid in zip(self.space, self.grids)
+        }
 
     def _tell(self, config: Mapping[str, Any], score: float | None) -> None:
         key = _key(config)
@@ -175,7 +195,7 @@ class OptunaSearch(_Grid):
             if len(self.study.trials) >= self.trials or self._stalled():
                 return []
             trial = self.study.ask(self.distributions)
-            config = dict(trial.params)
+            config = self._config(trial.params)
             key = _key(config)
             if key in known:
                 self.study.tell(

@@ -1,0 +1,127 @@
+"""The strategies on a synthetic surface with a known optimum, and on the results store."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import math
+import subprocess
+import sys
+import textwrap
+
+import optuna
+import pytest
+from sextant.search import Goal, ResultsStore, rerank, run_search
+from sextant.testing.contracts import check_plugin
+from sextant_search.strategies import Brute, OptunaSearch, Quick
+from sextant_search.synthetic import SPACE, metrics, optimum
+
+GRID = math.prod(len(p.grid()) for p in SPACE)
+GOAL = Goal()
+
+
+def search(strategy, tmp_path, name="s", goal=GOAL, **kw):
+    store = ResultsStore(tmp_path / f"{name}.sqlite")
+    try:
+        return run_search(strategy, metrics, goal=goal, store=store, candidate="synthetic", hardware="test", **kw)
+    finally:
+        store.close()
+
+
+def test_entry_point_and_contracts():
+    (ep,) = [e for e in importlib.metadata.entry_points(group="sextant") if e.name == "search"]
+    assert ep.load().__name__ == "sextant_search"
+    assert {c.name for c in check_plugin("sextant_search")} == {"brute", "quick", "optuna"}
+
+
+def test_brute_finds_the_optimum_and_skips_what_stopped_paying(tmp_path):
+    best, best_metrics = optimum()
+    result = search(Brute(SPACE), tmp_path)
+    assert result.best == best
+    assert result.measured < GRID  # threads past the peak were skipped after two losing doublings
+    measured_threads = {c["threads"] for c, _ in result.history}
+    assert 64 not in measured_threads
+
+
+def test_brute_stops_at_a_constraint_edge(tmp_path):
+    goal = Goal(max_p99_ms=8.0)
+    best, _ = optimum(max_p99_ms=8.0)
+    result = search(Brute(SPACE), tmp_path, goal=goal)
+    assert result.best == best
+    assert metrics(result.best)["p99_ms"] <= 8.0
+
+
+def test_quick_reaches_95_percent_of_the_optimum_measuring_a_small_share(tmp_path):
+    _, best = optimum()
+    result = search(Quick(SPACE), tmp_path)
+    assert result.best_metrics["throughput"] >= 0.95 * best["throughput"]
+    assert result.measured <= 0.1 * GRID
+
+
+def test_optuna_is_repeatable_with_a_seed_and_close_to_the_optimum(tmp_path):
+    _, best = optimum()
+    first = search(OptunaSearch(SPACE, seed=3, trials=80), tmp_path, name="a")
+    second = search(OptunaSearch(SPACE, seed=3, trials=80), tmp_path, name="b")
+    assert [c for c, _ in first.history] == [c for c, _ in second.history]
+    assert first.best_metrics["throughput"] >= 0.9 * best["throughput"]
+    assert first.measured <= 80
+
+
+def test_a_killed_search_resumes_from_its_store(tmp_path):
+    full = search(Quick(SPACE), tmp_path, name="full")
+    partial = search(Quick(SPACE), tmp_path, name="resumed", max_measurements=4)
+    assert partial.measured == 4 and "ran out" in partial.stopped
+    resumed = search(Quick(SPACE), tmp_path, name="resumed")
+    assert resumed.best == full.best
+    assert resumed.measured == full.measured - 4  # the four stored ones were not measured again
+
+
+def test_changing_the_goal_reranks_without_measuring(tmp_path):
+    search(Brute(SPACE), tmp_path, name="store")
+    store = ResultsStore(tmp_path / "store.sqlite")
+    try:
+        best, best_metrics = rerank(store, candidate="synthetic", hardware="test", goal=Goal(max_p99_ms=8.0))
+    finally:
+        store.close()
+    assert best == optimum(max_p99_ms=8.0)[0]
+    assert best_metrics["p99_ms"] <= 8.0
+
+
+WORKER = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from sextant.search import Goal, ResultsStore, rerank, run_search
+    from sextant_search.strategies import OptunaSearch
+    from sextant_search.synthetic import SPACE, metrics
+
+    folder = Path(sys.argv[1])
+    strategy = OptunaSearch(SPACE, seed=int(sys.argv[2]), storage=f"sqlite:///{folder / 'study.sqlite'}",
+                            study_name="shared", trials=30)
+    store = ResultsStore(folder / "results.sqlite")
+    result = run_search(strategy, metrics, goal=Goal(), store=store, candidate="synthetic", hardware="test")
+    print(result.measured)
+    """
+)
+
+
+def test_two_workers_share_one_optuna_study(tmp_path):
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    optuna.create_study(direction="maximize", storage=f"sqlite:///{tmp_path / 'study.sqlite'}", study_name="shared")
+    workers = [
+        subprocess.Popen([sys.executable, str(script), str(tmp_path), str(seed)], stdout=subprocess.PIPE, text=True)
+        for seed in (1, 2)
+    ]
+    measured = [int(w.communicate(timeout=300)[0].strip().splitlines()[-1]) for w in workers]
+    assert all(w.returncode == 0 for w in workers)
+    study = optuna.load_study(study_name="shared", storage=f"sqlite:///{tmp_path / 'study.sqlite'}")
+    # one budget of 30 trials, shared: together they ran about 30, not 60
+    assert 30 <= len(study.trials) < 45
+    assert all(m > 0 for m in measured)
+
+
+@pytest.mark.parametrize("name", ["brute", "quick", "optuna"])
+def test_strategies_are_listed_by_the_cli(name):
+    result = subprocess.run([sys.executable, "-m", "sextant.cli", "search", "--list"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert any(line.startswith(name) for line in result.stdout.splitlines())
