@@ -78,6 +78,7 @@ def test_plan_prints_without_running(tmp_path, model_file):
         (["optimize", "nowhere/model.onnx"], 1, "no such file or folder"),
         (["optimize", "{model}", "--shape", "x=1x8"], 2, "is not NAME:DxDxD"),
         (["optimize", "{model}", "--objective", "fastest"], 2, "unknown objective"),
+        (["optimize", "{model}", "--search", "simulated-annealing"], 2, "no search strategy named"),
         (["optimize", "{model}", "--device", "cuda", *FAST], 4, "no candidate could be selected"),
         (["inspect", "{tmp}"], 1, "is not a sextant package"),
     ],

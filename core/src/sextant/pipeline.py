@@ -20,13 +20,13 @@ from sextant import __version__
 from sextant.cache import cache_dir, digest, hash_path, library_versions
 from sextant.compare import Tolerance, Verdict
 from sextant.devices import cpu_threads
-from sextant.errors import CorrectnessError, NothingRunnableError, SampleError
+from sextant.errors import CorrectnessError, NothingRunnableError, SampleError, UsageError
 from sextant.inputs import prepare_inputs
 from sextant.isolation import ChildResult, Isolator
 from sextant.options import OptimizeOptions
 from sextant.package import SCHEMA_VERSION, STATUS, Package, write_json
 from sextant.planner import SOURCE, Plan, PlannedCandidate, PlannedStep, make_plan, with_options
-from sextant.plugins import Catalog, load_catalog
+from sextant.plugins import Catalog, availability, load_catalog
 from sextant.profiler import ProfilerConfig
 from sextant.references import resolve_model
 from sextant.samples import load_batches, save_batches
@@ -75,6 +75,10 @@ class _Run:
         self.verify = verify
         self.threads = options.threads or cpu_threads()
         self.comparator = resolve(catalog.get("comparator", options.comparator).spec.run)
+        if options.search:  # an unknown or unavailable strategy fails now, not after the profiling
+            reason = availability(catalog.get("search_strategy", options.search).spec)
+            if reason:
+                raise UsageError(f"search strategy {options.search!r} is unavailable: {reason}")
         self.previous: dict[str, Any] = {}
         self.recorded_steps: list[str] = []  # recorded by this run, in order
         self.recorded_candidates: list[str] = []
