@@ -91,6 +91,7 @@ def test_search_of_onnx_runtime_options_on_a_real_runner(tmp_path, strategy):
     document = json.loads(result.stdout)
     (searched,) = document["search"].values()
     assert searched["strategy"] == strategy and searched["measured"] >= 2
+    assert searched["gain_over_defaults"] >= 0.0  # the defaults are measured: the best is never worse
     searched_ids = [c for c in document["candidates"] if "[" in c and document["candidates"][c]["status"] == "ok"]
     assert searched_ids, "the search measured configurations other than the defaults"
     assert "io_binding" not in json.dumps(document["search"])  # a CUDA-only option is not searched on the CPU

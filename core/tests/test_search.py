@@ -50,6 +50,8 @@ def test_run_search_measures_each_configuration_once_and_keeps_everything(tmp_pa
 
 def test_budgets_stop_the_search(tmp_path):
     store = ResultsStore(tmp_path / "r.sqlite")
-    result = run_search(Listed(), fake_metrics, goal=Goal(), store=store, candidate="c", hardware="h", max_measurements=2)
+    result = run_search(
+        Listed(), fake_metrics, goal=Goal(), store=store, candidate="c", hardware="h", max_measurements=2
+    )
     assert result.measured == 2 and "measurements ran out" in result.stopped
     store.close()

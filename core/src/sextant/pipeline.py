@@ -470,6 +470,11 @@ class _Run:
                 searched[start.id] = {
                     "strategy": spec.name,
                     "best_options": result.best,
+                    "gain_over_defaults": (
+                        round(goal.gain(result.best_metrics, result.baseline), 4)
+                        if result.best_metrics and result.baseline
+                        else None
+                    ),
                     "measured": result.measured,
                     "configurations": len(result.history),
                     "stopped": result.stopped,
