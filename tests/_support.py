@@ -20,3 +20,18 @@ def sextant(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
         cwd=ROOT,
         timeout=900,
     )
+
+
+def mlp_args(workspace: Path, *extra: str) -> list[str]:
+    """`sextant optimize` of the bundled MLP example into ``workspace``, with a short profiler."""
+    return [
+        "optimize",
+        "examples/mlp.py:build",
+        "--samples",
+        "examples/mlp.py:samples",
+        "-w",
+        str(workspace),
+        *extra,
+        "--json",
+        *FAST,
+    ]

@@ -8,25 +8,14 @@ import numpy as np
 import pytest
 import sextant as sx
 import torch
-from _support import FAST, ROOT, sextant
+from _support import FAST, ROOT, mlp_args, sextant
 
 pytest.importorskip("onnxruntime")
 
 
 def test_torch_factory_to_a_loaded_runner(tmp_path):
     ws = tmp_path / "mlp"
-    result = sextant(
-        "optimize",
-        "examples/mlp.py:build",
-        "--samples",
-        "examples/mlp.py:samples",
-        "-w",
-        str(ws),
-        "--runners",
-        "torch-eager,torchscript,torch-exported,onnxruntime",
-        "--json",
-        *FAST,
-    )
+    result = sextant(*mlp_args(ws, "--runners", "torch-eager,torchscript,torch-exported,onnxruntime"))
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     formats = {r["format"] for r in document["candidates"].values() if r["status"] == "ok"}
@@ -70,22 +59,7 @@ def test_onnx_file_with_no_samples_and_every_precision(tmp_path):
 @pytest.mark.parametrize("strategy", ["brute", "quick", "optuna"])
 def test_search_of_onnx_runtime_options_on_a_real_runner(tmp_path, strategy):
     ws = tmp_path / "ws"
-    args = [
-        "optimize",
-        "examples/mlp.py:build",
-        "--samples",
-        "examples/mlp.py:samples",
-        "-w",
-        str(ws),
-        "--runners",
-        "onnxruntime",
-        "--formats",
-        "onnx",
-        "--search",
-        strategy,
-        "--json",
-        *FAST,
-    ]
+    args = mlp_args(ws, "--runners", "onnxruntime", "--formats", "onnx", "--search", strategy)
     result = sextant(*args)
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
