@@ -147,36 +147,40 @@ def run_search(
         measured += 1
         return metrics
 
+    def out_of_budget() -> str | None:
+        if budget_s is not None and time.monotonic() - start > budget_s:
+            return f"the time budget of {budget_s:g} s ran out"
+        if max_measurements is not None and measured >= max_measurements:
+            return f"the budget of {max_measurements} measurements ran out"
+        return None
+
     baseline = get(defaults(space))
     history.append((defaults(space), baseline))
-    stopped = "the strategy finished"
-    while True:
+    stopped = None
+    while stopped is None:
         scored = [(c, goal.score(m, baseline or {})) for c, m in history]
         proposals = [c for c in strategy.ask(scored) if all(c != h for h, _ in history)]
         if not proposals:
-            break
+            stopped = "the strategy finished"
         for config in proposals:
-            if budget_s is not None and time.monotonic() - start > budget_s:
-                stopped = f"the time budget of {budget_s:g} s ran out"
-                break
-            if max_measurements is not None and measured >= max_measurements:
-                stopped = f"the budget of {max_measurements} measurements ran out"
+            stopped = out_of_budget()
+            if stopped:
                 break
             history.append((config, get(config)))
-        else:
-            continue
-        break
+    best, best_metrics = _best(history, goal, baseline)
+    return SearchResult(best, best_metrics, baseline, measured, history, stopped)
+
+
+def _best(
+    history: Sequence[tuple[Config, Metrics | None]], goal: Goal, baseline: Metrics | None
+) -> tuple[Config | None, Metrics | None]:
+    """The feasible configuration with the largest gain over the baseline."""
     ranked = [(c, m) for c, m in history if m is not None and goal.feasible(m)]
-    best = max(ranked, key=lambda cm: goal.gain(cm[1], baseline or cm[1]), default=(None, None))
-    return SearchResult(best[0], best[1], baseline, measured, history, stopped)
+    return max(ranked, key=lambda cm: goal.gain(cm[1], baseline or cm[1]), default=(None, None))
 
 
 def rerank(store: ResultsStore, *, candidate: str, hardware: str, goal: Goal) -> tuple[Config | None, Metrics | None]:
     """The best stored configuration under another goal: changing objectives or constraints
     re-ranks what was measured, measuring nothing."""
     history = store.all(candidate, hardware)
-    baseline = history[0][1] if history and history[0][1] else None
-    ranked = [(c, m) for c, m in history if m is not None and goal.feasible(m)]
-    if not ranked:
-        return None, None
-    return max(ranked, key=lambda cm: goal.gain(cm[1], baseline or cm[1]))
+    return _best(history, goal, history[0][1] if history else None)
