@@ -439,12 +439,7 @@ class _Run:
                 start = self._best_default(plan, runner, device)
                 if start is None:
                     continue
-                settings = (
-                    {"storage": f"sqlite:///{self.ws / 'optuna.sqlite'}", "study_name": start.id}
-                    if spec.name == "optuna"
-                    else {}
-                )
-                strategy = resolve(spec.create)(runner.space(device), seed=0, **settings)
+                strategy = resolve(spec.create)(runner.space(device), seed=0, workspace=self.ws, name=start.id)
 
                 def measure(config: dict[str, Any], start: PlannedCandidate = start) -> dict[str, float] | None:
                     candidate = with_options(start, config)

@@ -219,8 +219,9 @@ class ComparatorSpec:
 class SearchStrategySpec:
     """Proposes the next configurations to measure in a parameter space.
 
-    ``create`` names ``(space: Sequence[Param], seed: int, **settings) -> SearchStrategy``; see
-    ``sextant.runtime.SearchStrategy``.
+    ``create`` names ``(space: Sequence[Param], seed: int, workspace: Path | None, name: str) ->
+    SearchStrategy``: ``workspace`` is where a strategy may keep state of its own (a study), ``name``
+    identifies what is searched; see ``sextant.runtime.SearchStrategy``.
     """
 
     name: str

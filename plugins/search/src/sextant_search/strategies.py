@@ -11,6 +11,7 @@ import itertools
 import json
 import math
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from sextant.specs import Param
@@ -44,7 +45,15 @@ class Brute(_Grid):
     where a value that met the constraints is followed by one that breaks them (a latency budget
     along batch size or concurrency fails from there on)."""
 
-    def __init__(self, space: Sequence[Param], seed: int = 0, min_gain: float = 0.05, patience: int = 2) -> None:
+    def __init__(
+        self,
+        space: Sequence[Param],
+        seed: int = 0,
+        workspace: Path | None = None,
+        name: str = "",
+        min_gain: float = 0.05,
+        patience: int = 2,
+    ) -> None:
         super().__init__(space)
         self.min_gain, self.patience = min_gain, patience
 
@@ -79,7 +88,9 @@ class Quick(_Grid):
     within ``radius`` steps along each dimension, move to the best one that beats the current point,
     stop when none does (a move is only ever to a strictly better point, so it never revisits)."""
 
-    def __init__(self, space: Sequence[Param], seed: int = 0, radius: int = 1) -> None:
+    def __init__(
+        self, space: Sequence[Param], seed: int = 0, workspace: Path | None = None, name: str = "", radius: int = 1
+    ) -> None:
         super().__init__(space)
         self.radius = radius
         self.current = self.index({p.name: p.default for p in self.space})
@@ -111,8 +122,8 @@ class Quick(_Grid):
 
 
 class OptunaSearch(_Grid):
-    """TPE through Optuna. ``storage`` is any database URL Optuna accepts (SQLite by default in the
-    workspace; PostgreSQL to share one study between machines); workers that name the same study
+    """TPE through Optuna. ``storage`` is any database URL Optuna accepts (default: ``optuna.sqlite``
+    in the workspace; PostgreSQL to share one study between machines); workers that name the same study
     work on it together. Stops after ``trials`` trials (default: ``share`` of the grid) or
     ``patience`` trials in a row without improvement."""
 
@@ -120,8 +131,10 @@ class OptunaSearch(_Grid):
         self,
         space: Sequence[Param],
         seed: int = 0,
+        workspace: Path | None = None,
+        name: str = "",
         storage: str | None = None,
-        study_name: str = "sextant",
+        study_name: str | None = None,
         trials: int | None = None,
         share: float = 0.3,
         patience: int = 20,
@@ -134,8 +147,8 @@ class OptunaSearch(_Grid):
         self.study = optuna.create_study(
             direction="maximize",
             sampler=optuna.samplers.TPESampler(seed=seed),
-            storage=storage,
-            study_name=study_name,
+            storage=storage or (f"sqlite:///{workspace / 'optuna.sqlite'}" if workspace else None),
+            study_name=study_name or name or "sextant",
             load_if_exists=True,
         )
         self.trials = trials or max(2, math.ceil(share * self.size()))
