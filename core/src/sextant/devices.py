@@ -24,6 +24,22 @@ def cuda_unavailable_reason() -> str | None:
     return "no CUDA device (no NVIDIA driver or GPU found)"
 
 
+@functools.cache
+def device_identity(device: str) -> str:
+    """What an artifact built for ``device`` depends on, for cache keys: for CUDA, the GPU models
+    and the driver version (an engine built on one GPU or driver is not valid on another)."""
+    if device != "cuda":
+        return device
+    models = []
+    for info in sorted(Path("/proc/driver/nvidia/gpus").glob("*/information")):
+        for line in info.read_text(errors="replace").splitlines():
+            if line.startswith("Model:"):
+                models.append(line.split(":", 1)[1].strip())
+    version = Path("/proc/driver/nvidia/version")
+    driver = version.read_text(errors="replace").splitlines()[0] if version.exists() else "unknown driver"
+    return f"cuda: {', '.join(models) or 'unknown GPU'}; {driver}"
+
+
 def cpu_threads() -> int:
     """CPU cores this process may run on."""
     try:

@@ -19,7 +19,7 @@ import numpy as np
 from sextant import __version__
 from sextant.cache import cache_dir, digest, hash_path, library_versions
 from sextant.compare import Tolerance, Verdict
-from sextant.devices import cpu_threads
+from sextant.devices import cpu_threads, device_identity
 from sextant.errors import CorrectnessError, NothingRunnableError, SampleError, UsageError
 from sextant.inputs import prepare_inputs
 from sextant.isolation import ChildResult, Isolator
@@ -200,6 +200,7 @@ class _Run:
                 "signature": self.signature.to_dict(),
                 "max_batch": self.max_batch,
                 "libraries": library_versions(step.spec.requires),
+                "device": device_identity(step.device),
             }
         )
 
@@ -212,6 +213,7 @@ class _Run:
             "from": step.parent or SOURCE,
             "format": step.format.name,
             "precision": step.precision,
+            "device": step.device,
             "key": key,
         }
         parent = self.status["steps"].get(step.parent) if step.parent else None
@@ -238,7 +240,7 @@ class _Run:
             "output_dir": str(out_dir),
             "signature": self.signature.to_dict(),
             "samples": str(self.ws / "samples.npz"),
-            "device": "cpu",
+            "device": step.device,
             "max_batch": self.max_batch,
             "options": dict(step.spec.options),
         }

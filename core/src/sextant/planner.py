@@ -28,6 +28,7 @@ class PlannedStep:
     plugin: str
     parent: str | None
     precision: str
+    device: str = "cpu"
 
     @property
     def format(self) -> Format:
@@ -99,11 +100,12 @@ def make_plan(
 ) -> Plan:
     """Build the plan for a source format (see module doc)."""
     plan = Plan(source)
-    # artifact nodes: (step id or None, format, chain precision, names used in the chain)
-    nodes: list[tuple[str | None, Format, str, frozenset[str]]] = [(None, source, "fp32", frozenset())]
+    # artifact nodes: (step id or None, format, chain precision, names used in the chain, device
+    # the chain was built for: "cpu" unless a step builds for a device, like a TensorRT engine)
+    nodes: list[tuple[str | None, Format, str, frozenset[str], str]] = [(None, source, "fp32", frozenset(), "cpu")]
     frontier = list(nodes)
     while frontier:
-        parent_id, fmt, precision, used = frontier.pop(0)
+        parent_id, fmt, precision, used, built_for = frontier.pop(0)
         # the source takes exporters and, when it is a file format itself, converters too
         kinds = ("exporter", "converter") if parent_id is None else ("converter",)
         for contribution in [c for kind in kinds for c in catalog.of(kind)]:
@@ -114,22 +116,31 @@ def make_plan(
             if spec.precision != "fp32" and precision != "fp32":
                 continue  # one precision reduction per chain: fp16 of an int8 model is no candidate
             step_id = spec.name if parent_id is None else f"{parent_id}+{spec.name}"
-            reason = availability(spec)
+            if spec.device != "cpu" and built_for not in ("cpu", spec.device):
+                continue  # a chain builds for one device at most
+            reason = None
+            if spec.device not in devices:
+                reason = f"builds for {spec.device} (add --device {spec.device})"
+            reason = reason or availability(spec)
             if reason is None and spec.precision not in precisions:
                 reason = f"{spec.precision} not allowed (add it to --precision)"
             if reason:
                 plan.skipped.append((step_id, reason))
                 continue
             chain_precision = least_exact(precision, spec.precision)
-            plan.steps.append(PlannedStep(step_id, kind, spec, _plugin(contribution), parent_id, chain_precision))
-            node = (step_id, spec.produces, chain_precision, used | {spec.name})
+            device = spec.device if spec.device != "cpu" else built_for
+            plan.steps.append(
+                PlannedStep(step_id, kind, spec, _plugin(contribution), parent_id, chain_precision, device)
+            )
+            node = (step_id, spec.produces, chain_precision, used | {spec.name}, device)
             nodes.append(node)
             frontier.append(node)
     # the reference is always computed on the CPU, whichever devices compete
     planned_devices = list(dict.fromkeys(["cpu", *devices]))
-    for step_id, fmt, precision, _ in nodes:
+    for step_id, fmt, precision, _, built_for in nodes:
+        node_devices = planned_devices if built_for == "cpu" else [built_for]
         for contribution in catalog.of("runner"):
-            _add_candidates(plan, contribution, step_id, fmt, precision, planned_devices, precisions)
+            _add_candidates(plan, contribution, step_id, fmt, precision, node_devices, precisions)
     _filter(plan, formats, runners, devices)
     return plan
 

@@ -131,10 +131,12 @@ def availability(spec: Spec, device: str | None = None) -> str | None:
         reasons = [_device_reason(spec, d) for d in ((device,) if device else spec.devices)]
         if all(reasons):
             return "; ".join(dict.fromkeys(r for r in reasons if r))
+    elif isinstance(spec, (ExporterSpec, ConverterSpec)):
+        return _device_reason(spec, spec.device)
     return None
 
 
-def _device_reason(spec: RunnerSpec, device: str) -> str | None:
+def _device_reason(spec: RunnerSpec | ExporterSpec | ConverterSpec, device: str) -> str | None:
     reason = unavailable_reason(device)
     if reason is None and spec.check is not None:
         reason = resolve(spec.check)(device)

@@ -107,12 +107,16 @@ class _Step:
     requires: tuple[str, ...] = ()
     precision: str = "fp32"
     options: Mapping[str, Any] = field(default_factory=dict)
+    device: str = "cpu"
+    check: str | None = None
     description: str = ""
 
     def __post_init__(self) -> None:
         _check_name("step", self.name)
         if self.precision not in PRECISIONS:
             raise PluginError(f"{self.name}: unknown precision {self.precision!r}; known: {', '.join(PRECISIONS)}")
+        if self.device not in DEVICES:
+            raise PluginError(f"{self.name}: unknown device {self.device!r}; known: {', '.join(DEVICES)}")
 
 
 @dataclass(frozen=True)
@@ -129,7 +133,10 @@ class ConverterSpec(_Step):
     """Artifact → artifact (simplification, precision conversion, compilation to an engine).
 
     ``run`` has the exporter's signature. A ``precision`` other than fp32 marks a reduced-precision
-    conversion, planned only when the user allows that precision.
+    conversion, planned only when the user allows that precision. A ``device`` other than ``cpu``
+    marks a step that builds for that device (a TensorRT engine): it is planned only when the run
+    targets the device, its artifact runs only there, and its cache key names the device's hardware.
+    ``check`` optionally names a cheap ``(device: str) -> str | None``, as for runners.
     """
 
 
