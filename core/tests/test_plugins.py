@@ -2,7 +2,7 @@ import sys
 import textwrap
 
 import pytest
-from sextant.errors import ModelLoadError, PluginError
+from sextant.errors import ModelLoadError, PluginError, UsageError
 from sextant.plugins import availability, load_catalog
 from sextant.specs import ExporterSpec, Format, RunnerSpec
 from sextant.testing.contracts import check_plugin
@@ -117,3 +117,10 @@ def test_contract_checks_pass_for_fake_and_fail_for_bad(tmp_path, monkeypatch):
     )
     with pytest.raises(AssertionError, match="has no attribute 'missing'"):
         check_plugin(name)
+
+def test_a_source_option_no_loader_used_is_an_error(fake_catalog):
+    from sextant.testing.fake import NumpyMLP
+
+    assert fake_catalog.load_source(NumpyMLP(), options={}).options == {}
+    with pytest.raises(UsageError, match="--source-option signature: the loader of .* does not take this option"):
+        fake_catalog.load_source(NumpyMLP(), options={"signature": "serve"})

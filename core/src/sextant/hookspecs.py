@@ -8,6 +8,7 @@ take fewer arguments than its spec. Collecting hooks return lists of frozen spec
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import pluggy
@@ -55,7 +56,7 @@ def sextant_register_search_strategies() -> list[SearchStrategySpec]:
 
 
 @hookspec(firstresult=True)
-def sextant_load_source(model: object, name: str | None) -> SourceModel | None:
+def sextant_load_source(model: object, name: str | None, options: Mapping[str, str]) -> SourceModel | None:
     """Recognise ``model`` and wrap it as a :class:`~sextant.specs.SourceModel`.
 
     :param model: a filesystem path (``pathlib.Path``) to a model file or folder, or an in-memory
@@ -63,6 +64,9 @@ def sextant_load_source(model: object, name: str | None) -> SourceModel | None:
         Check cheaply: test suffixes, or ``sys.modules`` for an already imported framework, before
         importing anything heavy.
     :param name: the name the user chose for the model, or ``None``.
+    :param options: the user's ``--source-option KEY=VALUE`` settings (a SavedModel's signature, say).
+        A loader that uses some lists them in ``SourceModel.options``; keys no loader used are an
+        error. Implementations that take no options may leave this parameter out.
     :return: the source model, or ``None`` when this plugin does not handle ``model``.
 
     Stops at the first non-None result.

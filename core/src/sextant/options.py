@@ -33,6 +33,7 @@ class OptimizeOptions:
     rtol: float | None = None
     tolerances: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    source_options: Mapping[str, str] = field(default_factory=dict)
     unbatched: tuple[str, ...] = ()
     comparator: str = "allclose"
     threads: int | None = None

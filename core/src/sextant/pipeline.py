@@ -94,7 +94,7 @@ class _Run:
             name = name or model.stem
         if isinstance(samples, (str, Path)) and not Path(samples).exists() and ":" in str(samples):
             samples, _ = resolve_model(str(samples), what="samples")
-        source = self.catalog.load_source(model, name)
+        source = self.catalog.load_source(model, name, self.options.source_options)
         plan = make_plan(
             self.catalog,
             source.format,
@@ -154,6 +154,8 @@ class _Run:
         tmp.mkdir()
         written = source.write(tmp)
         self.source_key = source.fingerprint() if source.fingerprint else hash_path(tmp)
+        if source.options:
+            self.source_key = digest({"source": self.source_key, "options": dict(source.options)})
         shutil.rmtree(ws / "source", ignore_errors=True)
         tmp.rename(ws / "source")
         self.source_path = ws / "source" / written.relative_to(tmp)

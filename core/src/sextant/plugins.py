@@ -18,7 +18,7 @@ import importlib.metadata
 import importlib.util
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,9 +102,12 @@ class Catalog:
                 return contribution.spec
         return None
 
-    def load_source(self, model: object, name: str | None = None) -> SourceModel:
+    def load_source(
+        self, model: object, name: str | None = None, options: Mapping[str, str] | None = None
+    ) -> SourceModel:
         """Ask the loader plugins to recognise ``model`` (a path or an in-memory object)."""
-        source = self.manager.hook.sextant_load_source(model=model, name=name)
+        options = dict(options or {})
+        source = self.manager.hook.sextant_load_source(model=model, name=name, options=options)
         if source is None:
             what = f"file {model}" if isinstance(model, Path) else f"object of type {type(model).__qualname__}"
             loaders = ", ".join(p.name for p in self.plugins if p.error is None) or "none"
@@ -112,6 +115,13 @@ class Catalog:
                 f"no installed plugin recognises the {what}",
                 hint=f"Plugins loaded: {loaders}. Install the plugin for this framework "
                 "(for example pip install ./plugins/onnx) or check the file's suffix.",
+            )
+        unused = sorted(set(options) - set(source.options))
+        if unused:
+            raise UsageError(
+                f"--source-option {', '.join(unused)}: the loader of {source.description or source.format} "
+                "does not take this option",
+                hint=f"Options it used: {', '.join(sorted(source.options)) or 'none'}.",
             )
         return source
 

@@ -249,6 +249,7 @@ class SourceModel:
     ``signature`` is the model's own declaration when it has one (ONNX, SavedModel), else ``None``.
     ``fingerprint()`` returns a stable content key (weights and code) where the written bytes are
     not stable (pickles with random ids); without it the written artifact's bytes are hashed.
+    ``options`` are the ``--source-option`` settings the loader used (they join the source's key).
     """
 
     format: Format
@@ -257,6 +258,7 @@ class SourceModel:
     signature: Signature | None = None
     description: str = ""
     fingerprint: Callable[[], str] | None = None
+    options: Mapping[str, str] = field(default_factory=dict)
 
 
 Spec = ExporterSpec | ConverterSpec | RunnerSpec | ComparatorSpec | SearchStrategySpec

@@ -148,6 +148,14 @@ def build_app(catalog: Any) -> typer.Typer:
                 rich_help_panel=PANEL_RUN,
             ),
         ] = None,
+        source_option: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--source-option",
+                help="KEY=VALUE for the model's loader, e.g. signature=serving_default (repeatable).",
+                rich_help_panel=PANEL_RUN,
+            ),
+        ] = None,
         unbatched: Annotated[
             str | None,
             typer.Option(help="Inputs that have no batch axis (comma-separated).", rich_help_panel=PANEL_RUN),
@@ -244,6 +252,7 @@ def build_app(catalog: Any) -> typer.Typer:
             tolerances=_tolerances(tolerance or []),
             comparator=comparator,
             shapes=_shapes(shape or []),
+            source_options=_key_values(source_option or []),
             unbatched=_split(unbatched) or (),
             threads=threads,
             cutoff=cutoff,
@@ -314,6 +323,18 @@ def _shapes(items: list[str]) -> dict[str, tuple[int, ...]]:
                 f"--shape {item!r} is not NAME:DxDxD", hint="For example --shape input:1x3x224x224."
             ) from None
     return shapes
+
+
+def _key_values(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(
+                f"--source-option {item!r} is not KEY=VALUE", hint="For example signature=serving_default."
+            )
+        out[key.strip()] = value
+    return out
 
 
 def _tolerances(items: list[str]) -> dict[str, tuple[float, float]]:
