@@ -70,3 +70,21 @@ def test_resize_and_random_batches():
     sig_fixed = Signature((TensorSpec("x", "int64", (3, 4)),))
     made = random_batches(sig_fixed, count=2)
     assert made[0]["x"].shape == (3, 4) and made[0]["x"].dtype == np.int64
+
+
+def test_positional_samples_take_the_names_a_model_declares():
+    from sextant.inputs import prepare_inputs
+    from sextant.options import OptimizeOptions
+    from sextant.specs import Format, SourceModel
+
+    declared = Signature(
+        (TensorSpec("tokens", "int32", (None, None)), TensorSpec("mask", "float32", (None, None))),
+        call_style="positional",
+    )
+    source = SourceModel(Format("declared"), "m", write=lambda folder: folder, signature=declared)
+    tokens, mask = np.zeros((2, 5), np.int32), np.ones((2, 5), np.float32)
+    prepared = prepare_inputs(source, (tokens, mask), OptimizeOptions())
+    assert prepared.signature.input_names == ("tokens", "mask")
+    assert prepared.signature.call_style == "positional"
+    with pytest.raises(SampleError, match="samples have 1 positional inputs, the model takes 2: tokens, mask"):
+        prepare_inputs(source, (tokens,), OptimizeOptions())

@@ -43,6 +43,8 @@ def prepare_inputs(source: SourceModel, samples: Any, options: OptimizeOptions) 
         )
     else:
         batches, call_style = normalize(samples)
+        if declared is not None and call_style == declared.call_style == "positional":
+            batches = _name_positional(batches, declared)
     tensors = infer_tensors(batches, unbatched=options.unbatched)
     if declared is not None:
         _check_against_declared(tensors, declared)
@@ -54,6 +56,16 @@ def prepare_inputs(source: SourceModel, samples: Any, options: OptimizeOptions) 
         if all(batch_size(b, signature) != size for b in checks):
             checks.append(resize_batch(batches[0], size, signature))
     return PreparedInputs(signature, batches, checks, max_batch, notes)
+
+
+def _name_positional(batches: list[Batch], declared: Signature) -> list[Batch]:
+    """Positional samples (tuples, bare arrays) take the names the model declares, in order."""
+    if len(batches[0]) != len(declared.inputs):
+        raise SampleError(
+            f"samples have {len(batches[0])} positional inputs, the model takes {len(declared.inputs)}: "
+            f"{', '.join(declared.input_names)}"
+        )
+    return [dict(zip(declared.input_names, batch.values())) for batch in batches]
 
 
 def _shapes(signature: Signature) -> str:
