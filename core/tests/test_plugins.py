@@ -118,6 +118,7 @@ def test_contract_checks_pass_for_fake_and_fail_for_bad(tmp_path, monkeypatch):
     with pytest.raises(AssertionError, match="has no attribute 'missing'"):
         check_plugin(name)
 
+
 def test_a_source_option_no_loader_used_is_an_error(fake_catalog):
     from sextant.testing.fake import NumpyMLP
 

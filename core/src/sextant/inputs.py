@@ -43,8 +43,9 @@ def prepare_inputs(source: SourceModel, samples: Any, options: OptimizeOptions) 
         )
     else:
         batches, call_style = normalize(samples)
-        if declared is not None and call_style == declared.call_style == "positional":
+        if declared is not None and call_style == "positional":
             batches = _name_positional(batches, declared)
+            call_style = declared.call_style  # the model decides how it is called
     tensors = infer_tensors(batches, unbatched=options.unbatched)
     if declared is not None:
         _check_against_declared(tensors, declared)
@@ -59,7 +60,13 @@ def prepare_inputs(source: SourceModel, samples: Any, options: OptimizeOptions) 
 
 
 def _name_positional(batches: list[Batch], declared: Signature) -> list[Batch]:
-    """Positional samples (tuples, bare arrays) take the names the model declares, in order."""
+    """Positional samples (tuples, bare arrays) take the names the model declares, in order; a
+    model that declares keyword inputs only when it has one (their order means nothing)."""
+    if declared.call_style == "keyword" and len(declared.inputs) > 1:
+        raise SampleError(
+            f"samples are positional, but the model takes named inputs: {', '.join(declared.input_names)}",
+            hint="Pass each sample as a dict of input name to array (or an .npz file with those names).",
+        )
     if len(batches[0]) != len(declared.inputs):
         raise SampleError(
             f"samples have {len(batches[0])} positional inputs, the model takes {len(declared.inputs)}: "

@@ -1,0 +1,162 @@
+"""sextant plugin for TensorFlow and Keras.
+
+Sources: Keras models (objects through the API and ``file.py:factory``, ``.keras`` / ``.h5``
+files), SavedModel folders (the ``serving_default`` signature, or the one named with
+``--source-option signature=NAME``), and ``tf.function`` objects with an input signature.
+Steps: Keras → SavedModel (one serving signature named like sextant's inputs and outputs),
+SavedModel → ONNX (tf2onnx), so installed ONNX runners compete too, and SavedModel → TF-TRT
+(fp32, fp16) when TensorFlow has CUDA and TensorRT. Runners on CPU and GPU: Keras (eager, as a
+``tf.function``, or XLA-compiled; mixed bf16/fp16 when allowed) and SavedModel (graph, or XLA
+with ``jit_compile``).
+
+This module only declares specs: TensorFlow is imported by the callables, in the child processes.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from sextant import hookimpl
+from sextant.specs import ConverterSpec, ExporterSpec, Format, Param, RunnerSpec, SourceModel
+
+KERAS = Format("keras")
+SAVEDMODEL = Format("tf-savedmodel")
+ONNX = Format("onnx")
+
+KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
+_DEVICES = ("cpu", "cuda")
+_TF = ("tensorflow",)
+_TF_CHECK = "sextant_tensorflow.checks:check_tensorflow"
+
+# TensorFlow's C++ start-up chatter (oneDNN notices, CUDA probes) would flood every step's log;
+# set before any child (and the fork server, which inherits the environment) imports it.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def is_savedmodel(path: Path) -> bool:
+    return path.is_dir() and (path / "saved_model.pb").is_file()
+
+
+@hookimpl
+def sextant_load_source(model: object, name: str | None, options: Mapping[str, str]) -> SourceModel | None:
+    if isinstance(model, Path):
+        if model.suffix in KERAS_SUFFIXES and model.is_file():
+            from sextant_tensorflow.source import keras_file_source
+
+            return keras_file_source(model, name)
+        if is_savedmodel(model):
+            from sextant_tensorflow.source import savedmodel_source
+
+            return savedmodel_source(model, name, options)
+        return None
+    keras = sys.modules.get("keras")  # a Keras model means keras is already imported
+    if keras is not None and isinstance(model, keras.Model):
+        from sextant_tensorflow.source import keras_object_source
+
+        return keras_object_source(model, name)
+    tf = sys.modules.get("tensorflow")
+    if tf is not None and isinstance(model, tf.types.experimental.GenericFunction):
+        from sextant_tensorflow.source import function_source
+
+        return function_source(model, name)
+    return None
+
+
+@hookimpl
+def sextant_register_exporters() -> list[ExporterSpec]:
+    return [
+        ExporterSpec(
+            "keras-savedmodel",
+            KERAS,
+            SAVEDMODEL,
+            run="sextant_tensorflow.export:keras_to_savedmodel",
+            requires=_TF,
+            description="Keras ExportArchive: one serving signature with sextant's names",
+        )
+    ]
+
+
+@hookimpl
+def sextant_register_converters() -> list[ConverterSpec]:
+    tftrt = ("tensorflow", "tensorrt")
+    return [
+        ConverterSpec(
+            "tf2onnx",
+            SAVEDMODEL,
+            ONNX,
+            run="sextant_tensorflow.export:savedmodel_to_onnx",
+            requires=(*_TF, "tf2onnx", "onnx"),
+            description="tf2onnx on the SavedModel's signature (opset 17)",
+        ),
+        ConverterSpec(
+            "tf-trt",
+            SAVEDMODEL,
+            SAVEDMODEL,
+            run="sextant_tensorflow.export:tf_trt",
+            requires=tftrt,
+            device="cuda",
+            check=_TF_CHECK,
+            description="TF-TRT: TensorRT engines inside the SavedModel, fp32",
+        ),
+        ConverterSpec(
+            "tf-trt-fp16",
+            SAVEDMODEL,
+            SAVEDMODEL,
+            run="sextant_tensorflow.export:tf_trt",
+            requires=tftrt,
+            precision="fp16",
+            options={"precision": "FP16"},
+            device="cuda",
+            check=_TF_CHECK,
+            description="TF-TRT: TensorRT engines inside the SavedModel, fp16",
+        ),
+    ]
+
+
+@hookimpl
+def sextant_register_runners() -> list[RunnerSpec]:
+    inter_op = Param(
+        "inter_op_threads", "categorical", (0, 1, 2), 0, "threads running independent ops; 0: TensorFlow's choice"
+    )
+    return [
+        RunnerSpec(
+            "keras",
+            KERAS,
+            load="sextant_tensorflow.runners:load_keras",
+            devices=_DEVICES,
+            precisions=("fp32", "bf16", "fp16"),
+            requires=_TF,
+            check=_TF_CHECK,
+            options=(
+                Param(
+                    "mode",
+                    "categorical",
+                    ("eager", "function", "xla"),
+                    "eager",
+                    "call the model eagerly, as a tf.function, or XLA-compiled (jit_compile)",
+                ),
+                inter_op,
+            ),
+            variants=({"mode": "function"},),
+            reference=True,
+            description="the Keras model; bf16/fp16 as Keras mixed precision",
+        ),
+        RunnerSpec(
+            "tf-savedmodel",
+            SAVEDMODEL,
+            load="sextant_tensorflow.runners:load_savedmodel",
+            devices=_DEVICES,
+            requires=_TF,
+            check=_TF_CHECK,
+            options=(
+                Param("jit_compile", "categorical", (False, True), False, "compile the signature with XLA"),
+                inter_op,
+            ),
+            variants=({"jit_compile": True},),
+            reference=True,
+            description="a SavedModel signature, as a graph or XLA-compiled",
+        ),
+    ]
