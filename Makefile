@@ -4,16 +4,16 @@
 PYTHON ?= python3
 PIP_FLAGS ?= -q --disable-pip-version-check -c constraints.txt
 VENV := .venv
-DISTS := core plugins/torch plugins/onnx plugins/search
+DISTS := core plugins/torch plugins/onnx plugins/search plugins/tensorflow
 DEMO_WS ?= sextant-workspace/mlp
 
-.PHONY: demo test test-core test-torch test-onnx test-search test-template test-_template test-all install clean
+.PHONY: demo test test-core test-torch test-onnx test-search test-tensorflow test-template test-_template test-all install clean
 
 # one environment with every distribution (editable), for the demo and the cross-distribution tests
 $(VENV)/.installed: $(foreach d,$(DISTS),$(d)/pyproject.toml) constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install $(PIP_FLAGS) --upgrade pip
-	$(VENV)/bin/pip install $(PIP_FLAGS) -e ./core[test] -e ./plugins/torch[test,onnx] -e './plugins/onnx[cpu,test]' -e './plugins/search[test]'
+	$(VENV)/bin/pip install $(PIP_FLAGS) -e ./core[test] -e ./plugins/torch[test,onnx] -e './plugins/onnx[cpu,test]' -e './plugins/search[test]' -e './plugins/tensorflow[cpu,onnx,test]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -25,7 +25,7 @@ demo: install
 # each distribution alone with the core (non-editable), so a missing dependency declaration fails;
 # the stamp covers the dependencies, and the distributions themselves are reinstalled on every run
 comma := ,
-dist_of = $(if $(filter core,$(1)),,'./plugins/$(1)[test$(if $(filter onnx,$(1)),$(comma)cpu,)]')
+dist_of = $(if $(filter core,$(1)),,'./plugins/$(1)[test$(if $(filter onnx tensorflow,$(1)),$(comma)cpu,)]')
 
 .venv-%/.installed: constraints.txt core/pyproject.toml
 	$(PYTHON) -m venv .venv-$*
@@ -33,16 +33,16 @@ dist_of = $(if $(filter core,$(1)),,'./plugins/$(1)[test$(if $(filter onnx,$(1))
 	.venv-$*/bin/pip install $(PIP_FLAGS) ./core[test] $(call dist_of,$*)
 	touch $@
 
-test-core test-torch test-onnx test-search test-_template: test-%: .venv-%/.installed
+test-core test-torch test-onnx test-search test-tensorflow test-_template: test-%: .venv-%/.installed
 	.venv-$*/bin/pip install $(PIP_FLAGS) --no-deps --force-reinstall ./core $(call dist_of,$*)
 	.venv-$*/bin/python -m pytest $(if $(filter core,$*),core/tests,plugins/$*/tests)
 
 test-template: test-_template
 
 test-all: install
-	$(VENV)/bin/python -m pytest tests plugins/torch/tests plugins/onnx/tests plugins/search/tests
+	$(VENV)/bin/python -m pytest tests plugins/torch/tests plugins/onnx/tests plugins/search/tests plugins/tensorflow/tests
 
-test: test-core test-template test-search test-torch test-onnx test-all
+test: test-core test-template test-search test-torch test-onnx test-tensorflow test-all
 
 clean:
-	rm -rf $(VENV) .venv-core .venv-_template .venv-search .venv-torch .venv-onnx sextant-workspace
+	rm -rf $(VENV) .venv-core .venv-_template .venv-search .venv-torch .venv-onnx .venv-tensorflow sextant-workspace

@@ -34,7 +34,8 @@ def test_installed_plugins_are_listed_with_their_contributions():
 def test_cli_start_up_imports_no_framework():
     probe = (
         "import sys; from sextant.cli import main; main(['plugins', '--json']);"
-        "heavy = [m for m in ('torch', 'onnx', 'onnxruntime', 'tensorflow', 'onnxslim') if m in sys.modules];"
+        "heavy = [m for m in ('torch', 'onnx', 'onnxruntime', 'tensorflow', 'keras', 'tf2onnx', 'onnxslim')"
+        " if m in sys.modules];"
         "print('HEAVY', heavy, file=sys.stderr)"
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)

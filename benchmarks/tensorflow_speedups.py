@@ -1,0 +1,79 @@
+"""Speedups of every candidate over the baseline (Keras eager for Keras sources, the SavedModel
+graph for SavedModel folders), on this machine.
+
+    python benchmarks/tensorflow_speedups.py [--repeat N]
+
+Sources: the bundled Keras CNN (examples/keras_cnn.py, a factory), and a MobileNetV2 (alpha 0.35,
+96x96, random weights) saved first as a .keras file and as a SavedModel folder (keras'
+model.export). Each run is a full default `sextant optimize` in a fresh workspace; the table gives,
+per candidate, the median of its best throughput over the baseline's (each ratio taken within one
+run) with min and max, and the wall time of the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def optimize(model: str, ws: Path, *extra: str) -> tuple[float, dict]:
+    start = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "sextant.cli", "optimize", model, "-w", str(ws), "--json", *extra],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"{model} failed:\n{result.stderr[-3000:]}")
+    return time.perf_counter() - start, json.loads(result.stdout)
+
+
+def mobilenet(folder: Path) -> tuple[Path, Path]:
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.applications.MobileNetV2(input_shape=(96, 96, 3), alpha=0.35, weights=None, classes=100)
+    model.save(folder / "mobilenet.keras")
+    model.export(str(folder / "mobilenet_savedmodel"), verbose=False)
+    return folder / "mobilenet.keras", folder / "mobilenet_savedmodel"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeat", type=int, default=1)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        keras_file, savedmodel = mobilenet(Path(tmp))
+        sources = {
+            "keras_cnn (factory)": ["examples/keras_cnn.py:build", "--samples", "examples/keras_cnn.py:samples"],
+            "mobilenet_v2 .keras": [str(keras_file)],
+            "mobilenet_v2 SavedModel": [str(savedmodel)],
+        }
+        for label, argv in sources.items():
+            ratios: dict[str, list[float]] = defaultdict(list)
+            walls, best = [], []
+            for index in range(args.repeat):
+                wall, doc = optimize(argv[0], Path(tmp) / f"ws-{label.split()[0]}-{index}", *argv[1:])
+                walls.append(wall)
+                base = doc["candidates"][doc["baseline"]]["best_point"]["throughput"]
+                for cid, record in doc["candidates"].items():
+                    if record["status"] == "ok":
+                        ratios[cid].append(record["best_point"]["throughput"] / base)
+                best.append(doc["selection"]["best"])
+            print(f"\n{label}: baseline {doc['baseline']}, wall {statistics.median(walls):.1f} s, best {best}")
+            for cid, values in sorted(ratios.items(), key=lambda kv: -statistics.median(kv[1])):
+                print(f"  {cid:60s} {statistics.median(values):6.2f}x  (min {min(values):.2f}, max {max(values):.2f})")
+
+
+if __name__ == "__main__":
+    main()
