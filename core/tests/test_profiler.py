@@ -53,3 +53,21 @@ def test_unstable_measurements_are_reported_not_hidden():
 
 def test_max_batch_is_always_measured():
     assert ProfilerConfig(max_batch=12).batch_sizes() == [1, 2, 4, 8, 12]
+
+
+def test_stage_times_are_counted_after_the_warm_up_and_recorded():
+    calls = {"n": 0, "reads": []}
+
+    def infer():
+        busy(0.2)()
+        calls["n"] += 1
+
+    def stages():
+        calls["reads"].append(calls["n"])
+        return {"compute": 0.2, "calls": float(calls["n"])}
+
+    point = measure(infer, 1, CONFIG, stages)
+    first, last = calls["reads"]
+    assert first >= 2 and last > first  # reset once warm, read at the end
+    assert point.stages_ms == {"compute": 0.2, "calls": float(last)}
+    assert measure(infer, 1, CONFIG).stages_ms is None

@@ -134,7 +134,8 @@ def availability(spec: Spec, device: str | None = None) -> str | None:
     for module in spec.requires:
         top = module.split(".", 1)[0]
         if importlib.util.find_spec(top) is None:
-            return f"{top} not importable"
+            install = getattr(spec, "install", "")
+            return f"{top} not importable" + (f" ({install})" if install else "")
     if isinstance(spec, RunnerSpec):
         if device is not None and device not in spec.devices:
             return f"does not run on {device}"

@@ -59,6 +59,8 @@ class Point:
     windows: int
     stable: bool
     window_spread: float
+    #: mean milliseconds per call of each stage, from runners that time them (``StageTimer``)
+    stages_ms: Mapping[str, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -83,10 +85,20 @@ def _window(infer: Callable[[], Any], window_s: float, min_calls: int) -> list[f
             return [t / 1e6 for t in times]
 
 
-def measure(infer: Callable[[], Any], batch: int, config: ProfilerConfig) -> Point:
-    """Measure one batch size: warm-up, then windows until stable or out of budget."""
+def measure(
+    infer: Callable[[], Any],
+    batch: int,
+    config: ProfilerConfig,
+    stages: Callable[[], Mapping[str, float]] | None = None,
+) -> Point:
+    """Measure one batch size: warm-up, then windows until stable or out of budget.
+
+    ``stages`` (a runner's ``stage_times``) is read after the warm-up, to start its count, and at
+    the end."""
     deadline = time.perf_counter() + config.batch_budget_s
     _window(infer, config.warmup_s, 2)
+    if stages is not None:
+        stages()
     windows: list[list[float]] = []
     stable = False
     spread = float("inf")
@@ -117,6 +129,7 @@ def measure(infer: Callable[[], Any], batch: int, config: ProfilerConfig) -> Poi
         windows=len(windows),
         stable=stable,
         window_spread=float(spread),
+        stages_ms=dict(stages()) if stages is not None else None,
     )
 
 
@@ -125,12 +138,13 @@ def sweep(
     config: ProfilerConfig,
     report: Callable[[Point], None],
     keep_going: Callable[[Point], str | None] = lambda point: None,
+    stages: Callable[[], Mapping[str, float]] | None = None,
 ) -> str:
     """Profile batch sizes in order; returns why the sweep stopped."""
     best = 0.0
     low_gain = 0
     for batch in config.batch_sizes():
-        point = measure(make_infer(batch), batch, config)
+        point = measure(make_infer(batch), batch, config, stages)
         report(point)
         reason = keep_going(point)
         if reason:

@@ -58,6 +58,17 @@ class Runner(Protocol):
 
 
 @runtime_checkable
+class StageTimer(Protocol):
+    """A runner that times the stages of a call (a GPU runner: copies in, compute, copies out).
+
+    ``stage_times`` returns the mean milliseconds per call of each stage since it was last called,
+    and starts a new count; the profiler records them with each batch size's point.
+    """
+
+    def stage_times(self) -> Mapping[str, float]: ...
+
+
+@runtime_checkable
 class SearchStrategy(Protocol):
     """Proposes configurations; ``ask`` returns the next ones to measure, empty when done.
 

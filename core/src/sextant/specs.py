@@ -109,6 +109,7 @@ class _Step:
     options: Mapping[str, Any] = field(default_factory=dict)
     device: str = "cpu"
     check: str | None = None
+    install: str = ""
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -149,6 +150,7 @@ class RunnerSpec:
     search (each merged over the defaults). ``check`` optionally names a cheap function
     ``(device: str) -> str | None`` that returns why the runner is unavailable (it must not import
     heavy libraries). ``reference`` marks the runner that computes reference outputs for its format.
+    ``install`` says how to get what ``requires`` names, shown when it is missing (steps have it too).
     """
 
     name: str
@@ -161,6 +163,7 @@ class RunnerSpec:
     requires: tuple[str, ...] = ()
     check: str | None = None
     reference: bool = False
+    install: str = ""
     description: str = ""
 
     def __post_init__(self) -> None:

@@ -18,7 +18,7 @@ import numpy as np
 
 from sextant.isolation import Channel
 from sextant.profiler import Point, ProfilerConfig, sweep
-from sextant.runtime import RunnerRequest, StepRequest
+from sextant.runtime import RunnerRequest, StageTimer, StepRequest
 from sextant.samples import load_batches, resize_batch, save_batches
 from sextant.signature import Signature
 from sextant.specs import resolve
@@ -94,7 +94,8 @@ def run_candidate(payload: Mapping[str, Any], channel: Channel) -> dict[str, Any
                 )
             return None
 
-        stopped = sweep(make_infer, config, lambda p: channel.emit("point", p.to_dict()), keep_going)
+        stages = runner.stage_times if isinstance(runner, StageTimer) else None
+        stopped = sweep(make_infer, config, lambda p: channel.emit("point", p.to_dict()), keep_going, stages)
         return {"profiled": True, "stopped": stopped, "threads": threads}
     finally:
         runner.close()
