@@ -4,16 +4,16 @@
 PYTHON ?= python3
 PIP_FLAGS ?= -q --disable-pip-version-check -c constraints.txt
 VENV := .venv
-DISTS := core plugins/torch plugins/onnx plugins/search plugins/tensorflow
+DISTS := core plugins/torch plugins/onnx plugins/search plugins/tensorflow plugins/tensorrt
 DEMO_WS ?= sextant-workspace/mlp
 
-.PHONY: demo test test-core test-torch test-onnx test-search test-tensorflow test-template test-_template test-all install clean
+.PHONY: demo test test-core test-torch test-onnx test-search test-tensorflow test-tensorrt test-template test-_template test-all install clean
 
 # one environment with every distribution (editable), for the demo and the cross-distribution tests
 $(VENV)/.installed: $(foreach d,$(DISTS),$(d)/pyproject.toml) constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install $(PIP_FLAGS) --upgrade pip
-	$(VENV)/bin/pip install $(PIP_FLAGS) -e ./core[test] -e ./plugins/torch[test,onnx] -e './plugins/onnx[cpu,test]' -e './plugins/search[test]' -e './plugins/tensorflow[cpu,onnx,test]'
+	$(VENV)/bin/pip install $(PIP_FLAGS) -e ./core[test] -e ./plugins/torch[test,onnx] -e './plugins/onnx[cpu,test]' -e './plugins/search[test]' -e './plugins/tensorflow[cpu,onnx,test]' -e './plugins/tensorrt[test]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -33,16 +33,16 @@ dist_of = $(if $(filter core,$(1)),,'./plugins/$(1)[test$(if $(filter onnx tenso
 	.venv-$*/bin/pip install $(PIP_FLAGS) ./core[test] $(call dist_of,$*)
 	touch $@
 
-test-core test-torch test-onnx test-search test-tensorflow test-_template: test-%: .venv-%/.installed
+test-core test-torch test-onnx test-search test-tensorflow test-tensorrt test-_template: test-%: .venv-%/.installed
 	.venv-$*/bin/pip install $(PIP_FLAGS) --no-deps --force-reinstall ./core $(call dist_of,$*)
 	.venv-$*/bin/python -m pytest $(if $(filter core,$*),core/tests,plugins/$*/tests)
 
 test-template: test-_template
 
 test-all: install
-	$(VENV)/bin/python -m pytest tests plugins/torch/tests plugins/onnx/tests plugins/search/tests plugins/tensorflow/tests
+	$(VENV)/bin/python -m pytest tests plugins/torch/tests plugins/onnx/tests plugins/search/tests plugins/tensorflow/tests plugins/tensorrt/tests
 
-test: test-core test-template test-search test-torch test-onnx test-tensorflow test-all
+test: test-core test-template test-search test-torch test-onnx test-tensorflow test-tensorrt test-all
 
 clean:
-	rm -rf $(VENV) .venv-core .venv-_template .venv-search .venv-torch .venv-onnx .venv-tensorflow sextant-workspace
+	rm -rf $(VENV) .venv-core .venv-_template .venv-search .venv-torch .venv-onnx .venv-tensorflow .venv-tensorrt sextant-workspace

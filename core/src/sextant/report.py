@@ -65,15 +65,15 @@ def plugins_table(catalog: Catalog) -> Table:
     for plugin in plugins_document(catalog)["plugins"]:
         label = f"{plugin['distribution']} {plugin['version']}"
         if plugin["error"]:
-            table.add_row(plugin["name"], label, "", "", "", f"[red]failed to load: {plugin['error']}[/red]")
+            table.add_row(plugin["name"], label, "", "", "", f"[red]failed to load: {escape(plugin['error'])}[/red]")
             continue
         for c in plugin["contributions"]:
             what = f"{c.get('consumes', '')} → {c['produces']}" if "produces" in c else c.get("consumes", "")
             if c["kind"] == "runner":
-                devices = ", ".join(f"{d}" if r is None else f"{d}: {r}" for d, r in c["devices"].items())
+                devices = escape(", ".join(f"{d}" if r is None else f"{d}: {r}" for d, r in c["devices"].items()))
                 state = f"[green]{devices}[/green]" if c["available"] else f"[red]{devices}[/red]"
             else:
-                state = "[green]yes[/green]" if c["available"] else f"[red]no: {c['reason']}[/red]"
+                state = "[green]yes[/green]" if c["available"] else f"[red]no: {escape(c['reason'])}[/red]"
             table.add_row(plugin["name"] if label else "", label, c["kind"], c["name"], what, state)
             label = ""
     return table

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from sextant import __version__
 from sextant.errors import ExitCode, Interrupted, SextantError, UsageError
@@ -300,7 +301,7 @@ def _render_package(status: dict[str, Any], path: str, as_json: bool, console: C
     for line in report.reasons(status):
         console.print(f"  {line}", highlight=False)
     for note in status.get("notes", []):
-        console.print(f"[cyan]note:[/cyan] {note}")
+        console.print(f"[cyan]note:[/cyan] {escape(note)}")
     console.print(report.summary_line(status, path))
 
 

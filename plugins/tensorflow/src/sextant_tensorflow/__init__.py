@@ -82,6 +82,7 @@ def sextant_register_exporters() -> list[ExporterSpec]:
 @hookimpl
 def sextant_register_converters() -> list[ConverterSpec]:
     tftrt = ("tensorflow", "tensorrt")
+    tftrt_install = "TF-TRT needs TensorFlow with CUDA and TensorRT: pip install 'sextant-tensorflow[gpu]' tensorrt"
     return [
         ConverterSpec(
             "tf2onnx",
@@ -99,6 +100,7 @@ def sextant_register_converters() -> list[ConverterSpec]:
             requires=tftrt,
             device="cuda",
             check=_TF_CHECK,
+            install=tftrt_install,
             description="TF-TRT: TensorRT engines inside the SavedModel, fp32",
         ),
         ConverterSpec(
@@ -111,6 +113,7 @@ def sextant_register_converters() -> list[ConverterSpec]:
             options={"precision": "FP16"},
             device="cuda",
             check=_TF_CHECK,
+            install=tftrt_install,
             description="TF-TRT: TensorRT engines inside the SavedModel, fp16",
         ),
     ]
