@@ -30,8 +30,15 @@ def export(example: str, path: Path) -> None:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     model, sample = module.build(), module.samples()[0]
-    torch.onnx.export(model, (torch.from_numpy(sample),), str(path), dynamo=False, input_names=["x"],
-                      output_names=["y"], dynamic_axes={"x": {0: "n"}, "y": {0: "n"}})
+    torch.onnx.export(
+        model,
+        (torch.from_numpy(sample),),
+        str(path),
+        dynamo=False,
+        input_names=["x"],
+        output_names=["y"],
+        dynamic_axes={"x": {0: "n"}, "y": {0: "n"}},
+    )
 
 
 def main() -> None:
@@ -47,18 +54,36 @@ def main() -> None:
         for i in range(args.repeat):
             start = time.perf_counter()
             result = subprocess.run(
-                [sys.executable, "-m", "sextant.cli", "optimize", str(model), "--precision", args.precision,
-                 "-w", f"{tmp}/ws{i}", "--json"], capture_output=True, text=True, check=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "sextant.cli",
+                    "optimize",
+                    str(model),
+                    "--precision",
+                    args.precision,
+                    "-w",
+                    f"{tmp}/ws{i}",
+                    "--json",
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             totals.append(time.perf_counter() - start)
             doc = json.loads(result.stdout)
             best = doc["candidates"][doc["selection"]["best"]]
             base = doc["candidates"]["source:onnxruntime@cpu"]["best_point"]
             ratios.append(best["best_point"]["throughput"] / base["throughput"])
             variant_costs.append(sum(r.get("seconds", 0) or 0 for c, r in doc["candidates"].items() if "[" in c))
-            print(f"run {i}: best {doc['selection']['best']} {best['best_point']['throughput']:,.0f}/s vs ORT defaults "
-                  f"{base['throughput']:,.0f}/s = {ratios[-1]:.2f}x; option variants cost {variant_costs[-1]:.1f} s of {totals[-1]:.1f} s")
-    print(f"median: {statistics.median(ratios):.2f}x ORT defaults (min {min(ratios):.2f}, max {max(ratios):.2f}); "
-          f"variants {statistics.median(variant_costs):.1f} s of {statistics.median(totals):.1f} s")
+            print(
+                f"run {i}: best {doc['selection']['best']} {best['best_point']['throughput']:,.0f}/s vs ORT defaults "
+                f"{base['throughput']:,.0f}/s = {ratios[-1]:.2f}x; option variants cost {variant_costs[-1]:.1f} s of {totals[-1]:.1f} s"
+            )
+    print(
+        f"median: {statistics.median(ratios):.2f}x ORT defaults (min {min(ratios):.2f}, max {max(ratios):.2f}); "
+        f"variants {statistics.median(variant_costs):.1f} s of {statistics.median(totals):.1f} s"
+    )
 
 
 if __name__ == "__main__":

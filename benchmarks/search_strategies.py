@@ -30,8 +30,11 @@ def synthetic() -> None:
     for label, goal, cap in (("unconstrained", Goal(), None), ("p99 <= 8 ms", Goal(max_p99_ms=8.0), 8.0)):
         _, best = optimum(cap)
         print(f"synthetic surface, {grid} configurations, {label}: optimum {best['throughput']:.0f}/s")
-        for name, make in (("brute", lambda s: Brute(SPACE)), ("quick", lambda s: Quick(SPACE)),
-                           ("optuna", lambda s: OptunaSearch(SPACE, seed=s, trials=80))):
+        for name, make in (
+            ("brute", lambda s: Brute(SPACE)),
+            ("quick", lambda s: Quick(SPACE)),
+            ("optuna", lambda s: OptunaSearch(SPACE, seed=s, trials=80)),
+        ):
             shares, counts = [], []
             for seed in range(5 if name == "optuna" else 1):
                 with tempfile.TemporaryDirectory() as tmp:
@@ -41,8 +44,10 @@ def synthetic() -> None:
                 shares.append(result.best_metrics["throughput"] / best["throughput"] if result.best_metrics else 0.0)
                 counts.append(result.measured)
             spread = f" (min {min(shares):.1%}, {len(shares)} seeds)" if len(shares) > 1 else ""
-            print(f"  {name:7s} reaches {statistics.median(shares):6.1%} of the optimum{spread}, "
-                  f"measuring {statistics.median(counts):.0f} ({statistics.median(counts) / grid:.1%} of the grid)")
+            print(
+                f"  {name:7s} reaches {statistics.median(shares):6.1%} of the optimum{spread}, "
+                f"measuring {statistics.median(counts):.0f} ({statistics.median(counts) / grid:.1%} of the grid)"
+            )
 
 
 def real() -> None:
@@ -50,14 +55,36 @@ def real() -> None:
     for name in ("brute", "quick", "optuna"):
         with tempfile.TemporaryDirectory() as tmp:
             result = subprocess.run(
-                [sys.executable, "-m", "sextant.cli", "optimize", "examples/mlp.py:build", "--samples",
-                 "examples/mlp.py:samples", "-w", f"{tmp}/ws", "--runners", "onnxruntime", "--formats", "onnx",
-                 "--search", name, "--json"], cwd=ROOT, capture_output=True, text=True, check=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "sextant.cli",
+                    "optimize",
+                    "examples/mlp.py:build",
+                    "--samples",
+                    "examples/mlp.py:samples",
+                    "-w",
+                    f"{tmp}/ws",
+                    "--runners",
+                    "onnxruntime",
+                    "--formats",
+                    "onnx",
+                    "--search",
+                    name,
+                    "--json",
+                ],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
         doc = json.loads(result.stdout)
         (searched,) = doc["search"].values()
         best = doc["candidates"][doc["selection"]["best"]]["best_point"]
-        print(f"  {name:7s} measured {searched['measured']:3d} configurations in {searched['configurations']}; best "
-              f"{best['throughput']:,.0f}/s with {searched['best_options']}")
+        print(
+            f"  {name:7s} measured {searched['measured']:3d} configurations in {searched['configurations']}; best "
+            f"{best['throughput']:,.0f}/s with {searched['best_options']}"
+        )
 
 
 def main() -> None:
