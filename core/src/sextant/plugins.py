@@ -147,6 +147,16 @@ def availability(spec: Spec, device: str | None = None) -> str | None:
     return None
 
 
+def installed(distribution: str) -> bool:
+    """Whether a distribution is installed (package metadata only; nothing is imported): for
+    ``check`` functions that tell builds apart, like onnxruntime from onnxruntime-gpu."""
+    try:
+        importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
 def _device_reason(spec: RunnerSpec | ExporterSpec | ConverterSpec, device: str) -> str | None:
     reason = unavailable_reason(device)
     if reason is None and spec.check is not None:

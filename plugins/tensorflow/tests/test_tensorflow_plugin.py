@@ -15,6 +15,7 @@ import pytest
 import sextant
 import tensorflow as tf
 from sextant.errors import ModelLoadError, UsageError
+from sextant.plugins import installed
 from sextant.testing.contracts import check_plugin
 
 HAS_TF2ONNX = all(importlib.util.find_spec(m) for m in ("tf2onnx", "onnx", "onnxruntime"))
@@ -247,7 +248,7 @@ def test_gpu_steps_and_runners_say_why_they_are_unavailable():
     reason = availability(tftrt)
     no_gpu = "no CUDA device" in (reason or "") or "tensorrt not importable" in (reason or "")
     assert no_gpu or "tensorflow-cpu" in (reason or ""), reason
-    if "tensorflow-cpu" in {d.metadata["Name"] for d in importlib.metadata.distributions()}:
+    if installed("tensorflow-cpu"):
         from sextant_tensorflow.checks import check_tensorflow
 
         assert "tensorflow-cpu has no CUDA support" in check_tensorflow("cuda")
