@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
-import subprocess
-import sys
 import textwrap
 from dataclasses import replace
 
@@ -16,7 +14,7 @@ import sextant
 import tensorflow as tf
 from sextant.errors import ModelLoadError, UsageError
 from sextant.plugins import installed
-from sextant.testing.contracts import check_plugin
+from sextant.testing.contracts import check_light_start_up, check_plugin
 
 HAS_TF2ONNX = all(importlib.util.find_spec(m) for m in ("tf2onnx", "onnx", "onnxruntime"))
 RNG = np.random.default_rng(0)
@@ -255,9 +253,4 @@ def test_gpu_steps_and_runners_say_why_they_are_unavailable():
 
 
 def test_listing_plugins_does_not_import_tensorflow():
-    probe = (
-        "import sys; from sextant.cli import main; main(['plugins', '--json']);"
-        "print('HEAVY', [m for m in ('tensorflow', 'keras', 'tf2onnx') if m in sys.modules], file=sys.stderr)"
-    )
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
-    assert "HEAVY []" in result.stderr, result.stderr
+    check_light_start_up(["tensorflow", "keras", "tf2onnx"])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
-import json
 import subprocess
 import sys
 
@@ -14,7 +13,7 @@ from sextant.devices import cuda_unavailable_reason
 from sextant.errors import StepError
 from sextant.plugins import availability, load_catalog
 from sextant.signature import Signature, TensorSpec
-from sextant.testing.contracts import check_plugin
+from sextant.testing.contracts import check_light_start_up, check_plugin
 from sextant_tensorrt.profiles import builder_flags, derive_profile, pick_profile, timing_cache_path
 
 HAS_TRT = importlib.util.find_spec("tensorrt") is not None
@@ -109,13 +108,7 @@ def test_without_a_gpu_the_planner_skips_engine_builds_with_the_reason():
 
 
 def test_sextant_plugins_lists_the_plugin_without_importing_tensorrt():
-    probe = (
-        "import sys, json; from sextant.cli import main; main(['plugins', '--json']);"
-        "print('HEAVY', [m for m in ('tensorrt', 'torch_tensorrt', 'torch') if m in sys.modules], file=sys.stderr)"
-    )
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
-    assert "HEAVY []" in result.stderr, result.stderr
-    document = json.loads(result.stdout)
+    document = check_light_start_up(["tensorrt", "torch_tensorrt", "torch"])
     plugin = next(p for p in document["plugins"] if p["name"] == "tensorrt")
     assert plugin["distribution"] == "sextant-tensorrt"
 

@@ -2,10 +2,11 @@
 
 ::
 
-    from sextant.testing.contracts import check_plugin, check_runner, check_step
+    from sextant.testing.contracts import check_light_start_up, check_plugin, check_runner, check_step
 
     def test_contracts():
         check_plugin("my_plugin")            # specs well-formed, callables importable, names unique
+        check_light_start_up(["my_framework"])  # `sextant plugins` does not import it
 
 Each check raises ``AssertionError`` listing every problem it found.
 """
@@ -13,7 +14,10 @@ Each check raises ``AssertionError`` listing every problem it found.
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Mapping
+import json
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +49,21 @@ def check_plugin(module: str) -> list[Any]:
                 problems.append(f"{contribution.kind} {spec.name}: cannot import {ref}: {type(exc).__name__}: {exc}")
     assert not problems, "plugin contract problems:\n- " + "\n- ".join(problems)
     return mine
+
+
+def check_light_start_up(modules: Sequence[str]) -> dict[str, Any]:
+    """Run ``sextant plugins --json`` in a fresh interpreter and check that it imported none of
+    ``modules`` (listing plugins must stay fast); return the listing."""
+    probe = (
+        "import json, sys; from sextant.cli import main; main(['plugins', '--json']);"
+        f"print('HEAVY', json.dumps([m for m in {list(modules)!r} if m in sys.modules]), file=sys.stderr)"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    line = next((ln for ln in result.stderr.splitlines() if ln.startswith("HEAVY ")), None)
+    assert line is not None, f"sextant plugins failed:\n{result.stderr[-2000:]}"
+    heavy = json.loads(line.removeprefix("HEAVY "))
+    assert not heavy, f"sextant plugins imported {heavy}"
+    return json.loads(result.stdout)
 
 
 def check_step(
