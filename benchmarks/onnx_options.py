@@ -12,17 +12,12 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
-
-ROOT = Path(__file__).resolve().parents[1]
+from _run import ROOT, optimize
 
 
 def export(example: str, path: Path) -> None:
@@ -52,26 +47,8 @@ def main() -> None:
         model = Path(tmp) / f"{args.example}.onnx"
         export(args.example, model)
         for i in range(args.repeat):
-            start = time.perf_counter()
-            result = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "sextant.cli",
-                    "optimize",
-                    str(model),
-                    "--precision",
-                    args.precision,
-                    "-w",
-                    f"{tmp}/ws{i}",
-                    "--json",
-                ],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            totals.append(time.perf_counter() - start)
-            doc = json.loads(result.stdout)
+            seconds, doc = optimize(str(model), Path(tmp) / f"ws{i}", "--precision", args.precision)
+            totals.append(seconds)
             best = doc["candidates"][doc["selection"]["best"]]
             base = doc["candidates"]["source:onnxruntime@cpu"]["best_point"]
             ratios.append(best["best_point"]["throughput"] / base["throughput"])

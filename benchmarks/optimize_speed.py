@@ -10,40 +10,15 @@ workspace; the inductor cache is shared, as between a user's runs).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from _run import optimize
 
 
 def run(example: str, ws: Path) -> tuple[float, dict]:
-    start = time.perf_counter()
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sextant.cli",
-            "optimize",
-            f"examples/{example}.py:build",
-            "--samples",
-            f"examples/{example}.py:samples",
-            "-w",
-            str(ws),
-            "--json",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    seconds = time.perf_counter() - start
-    if result.returncode != 0:
-        raise SystemExit(f"{example} failed:\n{result.stderr[-3000:]}")
-    return seconds, json.loads(result.stdout)
+    return optimize(f"examples/{example}.py:build", ws, "--samples", f"examples/{example}.py:samples")
 
 
 def main() -> None:

@@ -10,19 +10,15 @@ the best throughput each strategy found and how many configurations it measured.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import statistics
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
+from _run import optimize
 from sextant.search import Goal, ResultsStore, run_search
 from sextant_search.strategies import Brute, OptunaSearch, Quick
 from sextant_search.synthetic import SPACE, metrics, optimum
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def synthetic() -> None:
@@ -54,31 +50,18 @@ def real() -> None:
     print("real runner: ONNX Runtime options of the MLP example on this CPU")
     for name in ("brute", "quick", "optuna"):
         with tempfile.TemporaryDirectory() as tmp:
-            result = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "sextant.cli",
-                    "optimize",
-                    "examples/mlp.py:build",
-                    "--samples",
-                    "examples/mlp.py:samples",
-                    "-w",
-                    f"{tmp}/ws",
-                    "--runners",
-                    "onnxruntime",
-                    "--formats",
-                    "onnx",
-                    "--search",
-                    name,
-                    "--json",
-                ],
-                cwd=ROOT,
-                capture_output=True,
-                text=True,
-                check=True,
+            _, doc = optimize(
+                "examples/mlp.py:build",
+                Path(tmp) / "ws",
+                "--samples",
+                "examples/mlp.py:samples",
+                "--runners",
+                "onnxruntime",
+                "--formats",
+                "onnx",
+                "--search",
+                name,
             )
-        doc = json.loads(result.stdout)
         (searched,) = doc["search"].values()
         best = doc["candidates"][doc["selection"]["best"]]["best_point"]
         print(

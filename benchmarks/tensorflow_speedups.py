@@ -15,29 +15,12 @@ batches only: compare them at batch 1.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from collections import defaultdict
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def optimize(model: str, ws: Path, *extra: str) -> tuple[float, dict]:
-    start = time.perf_counter()
-    result = subprocess.run(
-        [sys.executable, "-m", "sextant.cli", "optimize", model, "-w", str(ws), "--json", *extra],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    if result.returncode != 0:
-        raise SystemExit(f"{model} failed:\n{result.stderr[-3000:]}")
-    return time.perf_counter() - start, json.loads(result.stdout)
+from _run import optimize
 
 
 def _batch_1(record: dict) -> float:

@@ -1,0 +1,27 @@
+"""What the benchmark scripts share: one timed `sextant optimize` in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def optimize(model: str, workspace: Path, *extra: str) -> tuple[float, dict]:
+    """`sextant optimize MODEL -w WORKSPACE --json EXTRA...` from the repository root: its wall time
+    in seconds and its JSON document. A failed run stops the benchmark with the end of its stderr."""
+    start = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "sextant.cli", "optimize", model, "-w", str(workspace), "--json", *extra],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    seconds = time.perf_counter() - start
+    if result.returncode != 0:
+        raise SystemExit(f"sextant optimize {model} failed:\n{result.stderr[-3000:]}")
+    return seconds, json.loads(result.stdout)
