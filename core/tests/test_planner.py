@@ -57,3 +57,9 @@ def test_the_artifact_of_a_device_step_runs_only_on_that_device(engine_catalog, 
     assert [c.device for c in on_engine] == ["cuda"]
     # the engine's parent chain is device-free: its runners still get the CPU
     assert any(c.step == "fake-graph" and c.device == "cpu" for c in plan.candidates)
+
+
+def test_a_cuda_only_run_still_plans_the_steps_that_run_on_the_cpu(engine_catalog, monkeypatch):
+    monkeypatch.setattr(plugins, "unavailable_reason", lambda device: None)
+    plan = _plan(engine_catalog, ["cuda"])
+    assert {s.id: s.device for s in plan.steps} == {"fake-graph": "cpu", "fake-graph+fake-build": "cuda"}

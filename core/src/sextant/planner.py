@@ -118,10 +118,10 @@ def make_plan(
             step_id = spec.name if parent_id is None else f"{parent_id}+{spec.name}"
             if spec.device != "cpu" and built_for not in ("cpu", spec.device):
                 continue  # a chain builds for one device at most
-            reason = None
-            if spec.device not in devices:
-                reason = f"builds for {spec.device} (add --device {spec.device})"
-            reason = reason or availability(spec)
+            if spec.device != "cpu" and spec.device not in devices:
+                reason: str | None = f"builds for {spec.device} (add --device {spec.device})"
+            else:
+                reason = availability(spec)
             if reason is None and spec.precision not in precisions:
                 reason = f"{spec.precision} not allowed (add it to --precision)"
             if reason:
