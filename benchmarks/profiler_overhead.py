@@ -2,7 +2,9 @@
 
 For each of --repeat rounds: time N bare calls back to back (no per-call timing) to get the true
 latency, then let the profiler measure the same function; overhead = reported mean / true - 1.
-Prints medians and spread.
+Prints medians and spread, then the real-clock check the tests no longer make (they run on a fake
+clock): a sweep of a model whose cost does not grow with the batch, where throughput should scale with
+the batch size (ideal: 8 times at batch 8).
 
     python benchmarks/profiler_overhead.py [--repeat 7] [--micros 100]
 """
@@ -13,7 +15,7 @@ import argparse
 import statistics
 import time
 
-from sextant.profiler import ProfilerConfig, measure
+from sextant.profiler import ProfilerConfig, measure, sweep
 
 
 def busy(micros: float):
@@ -51,6 +53,12 @@ def main() -> None:
     print(
         f"model {args.micros:.0f} us: profiler overhead median {statistics.median(overheads) * 100:+.2f} % "
         f"(min {min(overheads) * 100:+.2f}, max {max(overheads) * 100:+.2f}) of the reported latency, {args.repeat} rounds"
+    )
+    points = []
+    stopped = sweep(lambda batch: fn, ProfilerConfig(max_batch=8), points.append)
+    print(
+        f"fixed-cost model: throughput at batch {points[-1].batch} is {points[-1].throughput / points[0].throughput:.2f} x "
+        f"batch 1 (ideal {points[-1].batch}), {stopped}"
     )
 
 

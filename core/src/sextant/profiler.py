@@ -6,6 +6,10 @@ window), until the mean latencies of the last ``stable_windows`` windows agree w
 ``stability``, or the batch size's time budget runs out, in which case the point is marked unstable.
 The sweep stops after ``plateau_steps`` consecutive doublings that each gain less than
 ``min_gain`` throughput, or when ``keep_going(point)`` says the candidate cannot win.
+
+Time comes from ``clock`` (integer nanoseconds, ``time.perf_counter_ns`` by default), both for the
+windows and for the budget, so tests can script it. With a memory probe (:mod:`sextant.memory`) each
+point also records the peak resident memory while its batch size was measured.
 """
 
 from __future__ import annotations
@@ -13,9 +17,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from sextant.memory import MemorySource
+
+#: a monotonic clock in integer nanoseconds
+Clock = Callable[[], int]
 
 
 @dataclass(frozen=True)
@@ -61,18 +71,26 @@ class Point:
     window_spread: float
     #: mean milliseconds per call of each stage, from runners that time them (``StageTimer``)
     stages_ms: Mapping[str, float] | None = None
+    #: peak resident memory of the process while this batch size was measured, in MB (2**20 bytes)
+    memory_mb: float | None = None
+    #: peak memory allocated on the GPU while this batch size was measured, in MB; ``None`` off-GPU
+    device_memory_mb: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Point:
+        """The point from :meth:`to_dict`; optional fields missing from older records are ``None``."""
         return cls(**data)
 
 
-def _window(infer: Callable[[], Any], window_s: float, min_calls: int) -> list[float]:
-    clock = time.perf_counter_ns
-    limit = int(window_s * 1e9)
+def _ns(seconds: float) -> int:
+    return round(seconds * 1e9)
+
+
+def _window(infer: Callable[[], Any], window_s: float, min_calls: int, clock: Clock) -> list[float]:
+    limit = _ns(window_s)
     times: list[int] = []
     append = times.append
     start = clock()
@@ -90,28 +108,35 @@ def measure(
     batch: int,
     config: ProfilerConfig,
     stages: Callable[[], Mapping[str, float]] | None = None,
+    *,
+    memory: MemorySource | None = None,
+    clock: Clock = time.perf_counter_ns,
 ) -> Point:
     """Measure one batch size: warm-up, then windows until stable or out of budget.
 
     ``stages`` (a runner's ``stage_times``) is read after the warm-up, to start its count, and at
-    the end."""
-    deadline = time.perf_counter() + config.batch_budget_s
-    _window(infer, config.warmup_s, 2)
+    the end. ``memory`` (a :class:`sextant.memory.MemoryProbe`) is reset after the warm-up and read
+    at the end. ``clock`` times the calls and the budget."""
+    deadline = clock() + _ns(config.batch_budget_s)
+    _window(infer, config.warmup_s, 2, clock)
     if stages is not None:
         stages()
+    if memory is not None:
+        memory.reset()
     windows: list[list[float]] = []
     stable = False
     spread = float("inf")
     while True:
-        windows.append(_window(infer, config.window_s, config.min_calls))
+        windows.append(_window(infer, config.window_s, config.min_calls, clock))
         if len(windows) >= config.stable_windows:
             means = [float(np.mean(w)) for w in windows[-config.stable_windows :]]
             spread = max(means) / min(means) - 1.0
             if spread <= config.stability:
                 stable = True
                 break
-        if time.perf_counter() >= deadline:
+        if clock() >= deadline:
             break
+    reading = memory.read() if memory is not None else None
     kept = windows[-config.stable_windows :]
     latencies = np.concatenate([np.asarray(w) for w in kept])
     p50, p90, p95, p99 = np.percentile(latencies, [50, 90, 95, 99])
@@ -130,6 +155,8 @@ def measure(
         stable=stable,
         window_spread=float(spread),
         stages_ms=dict(stages()) if stages is not None else None,
+        memory_mb=reading.peak_mb if reading is not None else None,
+        device_memory_mb=reading.device_peak_mb if reading is not None else None,
     )
 
 
@@ -139,12 +166,15 @@ def sweep(
     report: Callable[[Point], None],
     keep_going: Callable[[Point], str | None] = lambda point: None,
     stages: Callable[[], Mapping[str, float]] | None = None,
+    *,
+    memory: MemorySource | None = None,
+    clock: Clock = time.perf_counter_ns,
 ) -> str:
-    """Profile batch sizes in order; returns why the sweep stopped."""
+    """Profile batch sizes in order (each with :func:`measure`); returns why the sweep stopped."""
     best = 0.0
     low_gain = 0
     for batch in config.batch_sizes():
-        point = measure(make_infer(batch), batch, config, stages)
+        point = measure(make_infer(batch), batch, config, stages, memory=memory, clock=clock)
         report(point)
         reason = keep_going(point)
         if reason:
