@@ -1,5 +1,5 @@
 import numpy as np
-from sextant.compare import Tolerance
+from sextant.api import Tolerance
 from sextant.testing.contracts import check_plugin
 from sextant_cosine.compare import compare
 

@@ -3,8 +3,7 @@ the callables that the specs name, never here."""
 
 from __future__ import annotations
 
-from sextant import hookimpl
-from sextant.specs import ComparatorSpec
+from sextant.api import ComparatorSpec, hookimpl
 
 
 @hookimpl

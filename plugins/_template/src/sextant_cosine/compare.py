@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
-from sextant.compare import OutputReport, Tolerance, Verdict
+from sextant.api import OutputReport, Tolerance, Verdict
 
 
 def compare(reference: Mapping[str, np.ndarray], candidate: Mapping[str, np.ndarray], tolerance: Tolerance) -> Verdict:

@@ -14,10 +14,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sextant import hookimpl
-from sextant.specs import ConverterSpec, Format, Param, RunnerSpec, SourceModel
+from sextant.api import ONNX, ConverterSpec, Param, RunnerSpec, SourceModel, hookimpl
 
-ONNX = Format("onnx")
 ORT = ("onnxruntime",)
 
 SESSION_OPTIONS = (

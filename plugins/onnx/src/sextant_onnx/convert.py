@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import onnx
-from sextant.runtime import StepRequest
+from sextant.api import StepRequest
 
 from sextant_onnx.source import read_model
 

@@ -7,8 +7,7 @@ from typing import Any
 
 import numpy as np
 import onnxruntime as ort
-from sextant.errors import ModelLoadError, SampleError
-from sextant.runtime import RunnerRequest
+from sextant.api import ModelLoadError, RunnerRequest, SampleError, cache_dir
 
 _LEVELS = {
     "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
@@ -84,8 +83,6 @@ def load(request: RunnerRequest) -> OrtRunner:
 
 
 def load_tensorrt(request: RunnerRequest) -> OrtRunner:
-    from sextant.cache import cache_dir
-
     cache = cache_dir() / "ort-tensorrt"
     trt = (
         "TensorrtExecutionProvider",

@@ -7,11 +7,7 @@ from pathlib import Path
 
 import onnx
 from onnx.external_data_helper import _get_all_tensors, uses_external_data
-from sextant.errors import ModelLoadError
-from sextant.signature import Signature, TensorSpec
-from sextant.specs import SourceModel
-
-from sextant_onnx import ONNX
+from sextant.api import ONNX, ModelLoadError, Signature, SourceModel, TensorSpec
 
 
 def read_model(path: Path, *, load_external_data: bool = False) -> onnx.ModelProto:

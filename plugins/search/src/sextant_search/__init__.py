@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Annotated
 
 import typer  # the CLI's own dependency, already loaded when commands are registered
-from sextant import hookimpl
-from sextant.specs import SearchStrategySpec
+from sextant.api import SearchStrategySpec, hookimpl
 
 STRATEGIES = [
     SearchStrategySpec(
@@ -42,9 +42,12 @@ def sextant_register_commands(app: typer.Typer) -> None:
     ) -> None:
         """Search strategies: brute (grid), quick (hill-climbing), optuna (TPE). Use them with
         `sextant optimize --search NAME [--budget-s S]`."""
-        from sextant.plugins import availability
-
         for contribution in ctx.obj.catalog.of("search_strategy"):
-            reason = availability(contribution.spec)
-            state = "" if reason is None else f" (unavailable: {reason})"
+            missing = _missing(contribution.spec)
+            state = "" if missing is None else f" (unavailable: {missing} not importable)"
             typer.echo(f"{contribution.name:8s} {contribution.spec.description}{state}")
+
+
+def _missing(spec: SearchStrategySpec) -> str | None:
+    """The first module a strategy requires that cannot be found (looked up, not imported)."""
+    return next((m for m in spec.requires if importlib.util.find_spec(m.split(".", 1)[0]) is None), None)

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sextant.specs import Param
+from sextant.api import Param
 
 Config = dict[str, Any]
 History = Sequence[tuple[Mapping[str, Any], float | None]]

@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from sextant.specs import Param
+from sextant.api import Param
 
 SPACE = (
     Param("threads", "exponential", (1, 64), 1),

@@ -19,12 +19,17 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from sextant import hookimpl
-from sextant.specs import ConverterSpec, ExporterSpec, Format, Param, RunnerSpec, SourceModel
-
-KERAS = Format("keras")
-SAVEDMODEL = Format("tf-savedmodel")
-ONNX = Format("onnx")
+from sextant.api import (
+    KERAS,
+    ONNX,
+    TF_SAVEDMODEL,
+    ConverterSpec,
+    ExporterSpec,
+    Param,
+    RunnerSpec,
+    SourceModel,
+    hookimpl,
+)
 
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 _DEVICES = ("cpu", "cuda")
@@ -71,7 +76,7 @@ def sextant_register_exporters() -> list[ExporterSpec]:
         ExporterSpec(
             "keras-savedmodel",
             KERAS,
-            SAVEDMODEL,
+            TF_SAVEDMODEL,
             run="sextant_tensorflow.export:keras_to_savedmodel",
             requires=_TF,
             description="Keras ExportArchive: one serving signature with sextant's names",
@@ -86,7 +91,7 @@ def sextant_register_converters() -> list[ConverterSpec]:
     return [
         ConverterSpec(
             "tf2onnx",
-            SAVEDMODEL,
+            TF_SAVEDMODEL,
             ONNX,
             run="sextant_tensorflow.export:savedmodel_to_onnx",
             requires=(*_TF, "tf2onnx", "onnx"),
@@ -94,8 +99,8 @@ def sextant_register_converters() -> list[ConverterSpec]:
         ),
         ConverterSpec(
             "tf-trt",
-            SAVEDMODEL,
-            SAVEDMODEL,
+            TF_SAVEDMODEL,
+            TF_SAVEDMODEL,
             run="sextant_tensorflow.export:tf_trt",
             requires=tftrt,
             device="cuda",
@@ -105,8 +110,8 @@ def sextant_register_converters() -> list[ConverterSpec]:
         ),
         ConverterSpec(
             "tf-trt-fp16",
-            SAVEDMODEL,
-            SAVEDMODEL,
+            TF_SAVEDMODEL,
+            TF_SAVEDMODEL,
             run="sextant_tensorflow.export:tf_trt",
             requires=tftrt,
             precision="fp16",
@@ -149,7 +154,7 @@ def sextant_register_runners() -> list[RunnerSpec]:
         ),
         RunnerSpec(
             "tf-savedmodel",
-            SAVEDMODEL,
+            TF_SAVEDMODEL,
             load="sextant_tensorflow.runners:load_savedmodel",
             devices=_DEVICES,
             requires=_TF,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sextant.plugins import installed
+from sextant.api import installed
 
 
 def check_tensorflow(device: str) -> str | None:

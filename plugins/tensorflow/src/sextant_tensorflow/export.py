@@ -11,8 +11,7 @@ from pathlib import Path
 
 import keras
 import tensorflow as tf
-from sextant.errors import StepError
-from sextant.runtime import StepRequest
+from sextant.api import StepError, StepRequest
 
 from sextant_tensorflow.source import SERVING, SIGNATURE_FILE, read_keras, signature_name
 from sextant_tensorflow.tensors import model_inputs, named, tensor_specs

@@ -16,9 +16,7 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
-from sextant.errors import StepError
-from sextant.runtime import RunnerRequest
-from sextant.signature import Signature
+from sextant.api import RunnerRequest, Signature, StepError
 
 from sextant_tensorflow.source import custom_objects, read_keras, signature_name
 from sextant_tensorflow.tensors import model_inputs, tensor_specs, to_numpy

@@ -25,11 +25,16 @@ import cloudpickle
 import keras
 import numpy as np
 import tensorflow as tf
-from sextant.errors import ModelLoadError, UsageError
-from sextant.signature import Signature, TensorSpec
-from sextant.specs import SourceModel
-
-from sextant_tensorflow import KERAS, SAVEDMODEL
+from sextant.api import (
+    KERAS,
+    TF_SAVEDMODEL,
+    ModelLoadError,
+    Signature,
+    SourceModel,
+    TensorSpec,
+    UsageError,
+    is_user_module,
+)
 
 KERAS_FILE = "model.keras"
 CUSTOM_OBJECTS = "custom_objects.pkl"
@@ -46,7 +51,7 @@ def _custom_classes(model: keras.Model) -> dict[str, type]:
     for layer in [model, *model._flatten_layers(include_self=False)]:
         cls = type(layer)
         module = cls.__module__
-        if module == "__main__" or module.startswith("sextant_user_"):
+        if is_user_module(module):
             cloudpickle.register_pickle_by_value(sys.modules[module])
             found[cls.__name__] = cls
     return found
@@ -210,7 +215,7 @@ def savedmodel_source(folder: Path, name: str | None, options: Mapping[str, str]
 
     used = {"signature": options["signature"]} if "signature" in options else {}
     return SourceModel(
-        SAVEDMODEL,
+        TF_SAVEDMODEL,
         name or folder.name,
         write,
         signature=declared_signature(folder, signature),
@@ -249,4 +254,4 @@ def function_source(function: Any, name: str | None) -> SourceModel:
         shutil.rmtree(staged, ignore_errors=True)
         return copy
 
-    return SourceModel(SAVEDMODEL, name or function.__name__, write, signature=signature, description="tf.function")
+    return SourceModel(TF_SAVEDMODEL, name or function.__name__, write, signature=signature, description="tf.function")

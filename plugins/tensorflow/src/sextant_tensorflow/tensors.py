@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
-from sextant.signature import Signature
+from sextant.api import Signature
 
 
 def tensor_specs(signature: Signature) -> list[tf.TensorSpec]:

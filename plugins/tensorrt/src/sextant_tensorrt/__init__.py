@@ -13,13 +13,16 @@ This module only declares specs: TensorRT is imported by the callables, in the c
 
 from __future__ import annotations
 
-from sextant import hookimpl
-from sextant.specs import ConverterSpec, Format, Param, RunnerSpec
-
-ONNX = Format("onnx")
-ENGINE = Format("tensorrt-engine")
-EXPORTED = Format("torch-exported")
-TORCH_TRT = Format("torch-tensorrt")
+from sextant.api import (
+    ONNX,
+    TENSORRT_ENGINE,
+    TORCH_EXPORTED,
+    TORCH_TENSORRT,
+    ConverterSpec,
+    Param,
+    RunnerSpec,
+    hookimpl,
+)
 
 INSTALL = "pip install 'sextant-tensorrt[runtime]'; the wheels come from NVIDIA's index, pypi.nvidia.com"
 _ENGINE_NEEDS = ("tensorrt", "torch")
@@ -32,7 +35,7 @@ def _engine(precision: str) -> ConverterSpec:
     return ConverterSpec(
         f"tensorrt{suffix}",
         ONNX,
-        ENGINE,
+        TENSORRT_ENGINE,
         run="sextant_tensorrt.build:build_engine",
         requires=_ENGINE_NEEDS,
         precision=precision,
@@ -47,8 +50,8 @@ def _torch_trt(precision: str) -> ConverterSpec:
     suffix = "" if precision == "fp32" else f"-{precision}"
     return ConverterSpec(
         f"torch-tensorrt{suffix}",
-        EXPORTED,
-        TORCH_TRT,
+        TORCH_EXPORTED,
+        TORCH_TENSORRT,
         run="sextant_tensorrt.torch_trt:compile_exported",
         requires=_TORCH_TRT_NEEDS,
         precision=precision,
@@ -72,7 +75,7 @@ def sextant_register_runners() -> list[RunnerSpec]:
     return [
         RunnerSpec(
             "tensorrt",
-            ENGINE,
+            TENSORRT_ENGINE,
             load="sextant_tensorrt.runner:load",
             devices=("cuda",),
             requires=_ENGINE_NEEDS,
@@ -83,7 +86,7 @@ def sextant_register_runners() -> list[RunnerSpec]:
         ),
         RunnerSpec(
             "torch-tensorrt",
-            TORCH_TRT,
+            TORCH_TENSORRT,
             load="sextant_tensorrt.torch_trt:load",
             devices=("cuda",),
             requires=_TORCH_TRT_NEEDS,

@@ -13,10 +13,7 @@ from typing import Any
 
 import numpy as np
 import tensorrt as trt
-from sextant.devices import device_identity
-from sextant.errors import StepError
-from sextant.runtime import StepRequest
-from sextant.samples import load_batches
+from sextant.api import StepError, StepRequest, device_identity, load_batches
 
 from sextant_tensorrt.profiles import builder_flags, derive_profile, timing_cache_path
 

@@ -14,9 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-from sextant.cache import cache_dir, digest
-from sextant.errors import StepError
-from sextant.signature import Signature
+from sextant.api import Signature, StepError, cache_dir, digest
 
 Shape = tuple[int, ...]
 

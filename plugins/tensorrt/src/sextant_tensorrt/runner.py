@@ -15,8 +15,7 @@ from typing import Any
 import numpy as np
 import tensorrt as trt
 import torch
-from sextant.errors import ModelLoadError, StepError
-from sextant.runtime import RunnerRequest
+from sextant.api import ModelLoadError, RunnerRequest, StepError
 
 from sextant_tensorrt.profiles import Shape, pick_profile
 

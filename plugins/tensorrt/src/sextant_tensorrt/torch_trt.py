@@ -7,8 +7,7 @@ from pathlib import Path
 
 import torch
 import torch_tensorrt
-from sextant.runtime import RunnerRequest, StepRequest
-from sextant.samples import load_batches, resize_batch
+from sextant.api import RunnerRequest, StepRequest, load_batches, resize_batch
 from sextant_torch.runners import TorchRunner
 from sextant_torch.tensors import to_torch
 

@@ -14,13 +14,17 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from sextant import hookimpl
-from sextant.specs import ExporterSpec, Format, Param, RunnerSpec, SourceModel
-
-MODULE = Format("torch-module")
-TORCHSCRIPT = Format("torchscript")
-EXPORTED = Format("torch-exported")
-ONNX = Format("onnx")
+from sextant.api import (
+    ONNX,
+    TORCH_EXPORTED,
+    TORCH_MODULE,
+    TORCHSCRIPT,
+    ExporterSpec,
+    Param,
+    RunnerSpec,
+    SourceModel,
+    hookimpl,
+)
 
 _HALF = ("fp32", "bf16", "fp16")
 _DEVICES = ("cpu", "cuda")
@@ -52,7 +56,7 @@ def sextant_register_exporters() -> list[ExporterSpec]:
     return [
         ExporterSpec(
             "torchscript-trace",
-            MODULE,
+            TORCH_MODULE,
             TORCHSCRIPT,
             run="sextant_torch.export:trace",
             requires=("torch",),
@@ -60,7 +64,7 @@ def sextant_register_exporters() -> list[ExporterSpec]:
         ),
         ExporterSpec(
             "torchscript-script",
-            MODULE,
+            TORCH_MODULE,
             TORCHSCRIPT,
             run="sextant_torch.export:script",
             requires=("torch",),
@@ -68,15 +72,15 @@ def sextant_register_exporters() -> list[ExporterSpec]:
         ),
         ExporterSpec(
             "torch-export",
-            MODULE,
-            EXPORTED,
+            TORCH_MODULE,
+            TORCH_EXPORTED,
             run="sextant_torch.export:export_program",
             requires=("torch",),
             description="torch.export with dynamic dimensions from the samples",
         ),
         ExporterSpec(
             "torch-onnx",
-            MODULE,
+            TORCH_MODULE,
             ONNX,
             run="sextant_torch.export:onnx_dynamo",
             requires=onnx_needs,
@@ -84,7 +88,7 @@ def sextant_register_exporters() -> list[ExporterSpec]:
         ),
         ExporterSpec(
             "torch-onnx-legacy",
-            MODULE,
+            TORCH_MODULE,
             ONNX,
             run="sextant_torch.export:onnx_legacy",
             requires=("torch", "onnx"),
@@ -99,7 +103,7 @@ def sextant_register_runners() -> list[RunnerSpec]:
     return [
         RunnerSpec(
             "torch-eager",
-            MODULE,
+            TORCH_MODULE,
             load="sextant_torch.runners:load_eager",
             devices=_DEVICES,
             precisions=_HALF,
@@ -109,7 +113,7 @@ def sextant_register_runners() -> list[RunnerSpec]:
         ),
         RunnerSpec(
             "torch-compile",
-            MODULE,
+            TORCH_MODULE,
             load="sextant_torch.runners:load_compiled",
             devices=_DEVICES,
             precisions=_HALF,
@@ -129,7 +133,7 @@ def sextant_register_runners() -> list[RunnerSpec]:
         ),
         RunnerSpec(
             "torch-exported",
-            EXPORTED,
+            TORCH_EXPORTED,
             load="sextant_torch.runners:load_exported",
             devices=_DEVICES,
             requires=("torch",),

@@ -11,9 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from sextant.runtime import StepRequest
-from sextant.samples import load_batches, resize_batch
-from sextant.signature import Signature
+from sextant.api import Signature, StepRequest, load_batches, resize_batch
 
 from sextant_torch.source import load_module
 from sextant_torch.tensors import example_inputs, output_names, to_torch

@@ -15,10 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from sextant.cache import cache_dir
-from sextant.errors import StepError
-from sextant.runtime import RunnerRequest
-from sextant.signature import Signature
+from sextant.api import RunnerRequest, Signature, StepError, cache_dir
 
 from sextant_torch.source import load_module
 from sextant_torch.tensors import call, to_numpy, to_torch

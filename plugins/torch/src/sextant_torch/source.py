@@ -16,10 +16,7 @@ from pathlib import Path
 
 import cloudpickle
 import torch
-from sextant.errors import ModelLoadError
-from sextant.specs import SourceModel
-
-from sextant_torch import EXPORTED, MODULE, TORCHSCRIPT
+from sextant.api import TORCH_EXPORTED, TORCH_MODULE, TORCHSCRIPT, ModelLoadError, SourceModel, is_user_module
 
 MODEL_FILE = "model.pt"
 
@@ -28,7 +25,7 @@ def _by_value(model: torch.nn.Module) -> None:
     """Register the modules of classes that a fresh process could not import for pickling by value."""
     for module in model.modules():
         name = type(module).__module__
-        if name == "__main__" or name.startswith("sextant_user_"):
+        if is_user_module(name):
             cloudpickle.register_pickle_by_value(sys.modules[name])
 
 
@@ -48,7 +45,7 @@ def module_source(model: torch.nn.Module, name: str | None) -> SourceModel:
         return path
 
     return SourceModel(
-        MODULE,
+        TORCH_MODULE,
         name or type(model).__name__.lower(),
         write,
         description="PyTorch nn.Module",
@@ -99,4 +96,4 @@ def exported_source(path: Path, name: str | None) -> SourceModel:
         torch.export.load(str(path))
     except Exception as exc:
         raise ModelLoadError(f"{path} is not a loadable torch.export program: {type(exc).__name__}: {exc}") from exc
-    return SourceModel(EXPORTED, name or path.stem, _copy(path), description="torch.export program")
+    return SourceModel(TORCH_EXPORTED, name or path.stem, _copy(path), description="torch.export program")

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from sextant.signature import Signature
+from sextant.api import Signature
 
 
 def to_torch(inputs: Mapping[str, np.ndarray], device: str) -> dict[str, torch.Tensor]:
