@@ -27,7 +27,8 @@ from sextant.api import (
 INSTALL = "pip install 'sextant-tensorrt[runtime]'; the wheels come from NVIDIA's index, pypi.nvidia.com"
 _ENGINE_NEEDS = ("tensorrt", "torch")
 _TORCH_TRT_NEEDS = ("torch", "torch_tensorrt", "sextant_torch")
-_TORCH_TRT_INSTALL = INSTALL + ", and the torch plugin: pip install ./plugins/torch"
+# sextant_tensorrt.torch_trt imports the torch plugin: the [torch] extra declares it
+_TORCH_TRT_INSTALL = INSTALL + ", and the torch plugin: pip install ./plugins/torch './plugins/tensorrt[torch]'"
 
 
 def _engine(precision: str) -> ConverterSpec:

@@ -1,5 +1,5 @@
 """Torch-TensorRT: a ``torch.export`` program compiled into TensorRT subgraphs, saved as an exported
-program, and run through the torch plugin's runner (``sextant-torch`` must be installed)."""
+program, and run through the torch plugin's runner (``sextant-torch``, the ``[torch]`` extra)."""
 
 from __future__ import annotations
 
