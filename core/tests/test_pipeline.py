@@ -33,7 +33,7 @@ def test_end_to_end_selects_a_correct_candidate_and_loads_it(fake_catalog, optio
     np.testing.assert_allclose(runner.infer({"x": x})["output_0"], NumpyMLP()(x), rtol=1e-5, atol=1e-6)
     reopened = sextant.load(options.workspace)
     assert reopened.best().id == best.id
-    assert (options.workspace / best.record["log"]).read_text().startswith("# ")
+    assert (options.workspace / best.record.log).read_text().startswith("# ")
 
 
 def test_option_variants_run_on_the_best_artifact_only(fake_catalog, options, samples):

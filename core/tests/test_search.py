@@ -1,6 +1,7 @@
 """The search loop, goals and results store, with a trivial strategy (the strategies are a plugin)."""
 
-from sextant.search import Goal, ResultsStore, rerank, run_search
+from sextant.objective import Objective as Goal
+from sextant.search import ResultsStore, rerank, run_search
 from sextant.specs import Param
 
 SPACE = (Param("n", "linear", (1, 5), 1),)
@@ -38,12 +39,12 @@ def test_run_search_measures_each_configuration_once_and_keeps_everything(tmp_pa
         calls.append(config["n"])
         return fake_metrics(config)
 
-    result = run_search(Listed(), measure, goal=Goal(max_p99_ms=7.0), store=store, candidate="c", hardware="h")
+    result = run_search(Listed(), measure, objective=Goal(max_p99_ms=7.0), store=store, candidate="c", hardware="h")
     assert calls == [1, 2, 3, 4, 5]
     assert result.best == {"n": 3} and result.baseline == {"throughput": 100.0, "p99_ms": 2.0}
-    again = run_search(Listed(), measure, goal=Goal(), store=store, candidate="c", hardware="h")
+    again = run_search(Listed(), measure, objective=Goal(), store=store, candidate="c", hardware="h")
     assert again.measured == 0 and again.best == {"n": 5}
-    assert rerank(store, candidate="c", hardware="h", goal=Goal(max_p99_ms=5.0))[0] == {"n": 2}
+    assert rerank(store, candidate="c", hardware="h", objective=Goal(max_p99_ms=5.0))[0] == {"n": 2}
     assert len(store.all("c", "other-machine")) == 0  # keyed by hardware too
     store.close()
 
@@ -51,7 +52,7 @@ def test_run_search_measures_each_configuration_once_and_keeps_everything(tmp_pa
 def test_budgets_stop_the_search(tmp_path):
     store = ResultsStore(tmp_path / "r.sqlite")
     result = run_search(
-        Listed(), fake_metrics, goal=Goal(), store=store, candidate="c", hardware="h", max_measurements=2
+        Listed(), fake_metrics, objective=Goal(), store=store, candidate="c", hardware="h", max_measurements=2
     )
     assert result.measured == 2 and "measurements ran out" in result.stopped
     store.close()

@@ -146,7 +146,7 @@ def main(argv: list[str]) -> None:
             importlib.import_module(module)
         except Exception as exc:  # the child will meet the same error, with its real message
             print(f"preloading {module} failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
-    from sextant.isolation import child_main
+    from sextant.child import child_main
 
     serve(ctrl, child_main)
 

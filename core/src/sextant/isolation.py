@@ -13,22 +13,19 @@ profile sweep) runs on; one that goes quiet for ``timeout`` seconds is killed.
 from __future__ import annotations
 
 import contextlib
-import faulthandler
 import os
 import signal
-import sys
 import time
-import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 from sextant.forkserver import ForkServer
-from sextant.specs import resolve
 
 Handler = Callable[[str, Any], Any]
+Clock = Callable[[], float]
 
 
 @dataclass
@@ -60,53 +57,20 @@ class ChildResult:
         return f"child process exited with code {self.exitcode} without a result"
 
 
-class Channel:
-    """The child's end of the pipe."""
-
-    def __init__(self, conn: Connection | None = None, answer: Handler | None = None) -> None:
-        self._conn = conn
-        self._answer = answer
-
-    def emit(self, kind: str, data: Any = None) -> None:
-        if self._conn is not None:
-            self._conn.send(("event", kind, data))
-        elif self._answer is not None:  # replayed in-process: show the event
-            self._answer(kind, data)
-
-    def ask(self, kind: str, data: Any = None) -> Any:
-        if self._conn is None:
-            return self._answer(kind, data) if self._answer else None
-        self._conn.send(("ask", kind, data))
-        return self._conn.recv()
-
-
-def child_main(conn: Connection) -> None:
-    """Entry point inside the child: isolate, redirect output, run ``target(payload, channel)``."""
-    os.setsid()
-    target, payload, log_path, env = conn.recv()
-    os.environ.update(env)
-    log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.dup2(log_fd, 1)
-    os.dup2(log_fd, 2)
-    sys.stdout.reconfigure(line_buffering=True)
-    sys.stderr.reconfigure(line_buffering=True)
-    faulthandler.enable()  # a segfault leaves its Python traceback in the log
-    try:
-        result = resolve(target)(payload, Channel(conn))
-        conn.send(("result", result))
-    except BaseException as exc:  # report everything, including SystemExit from a library
-        conn.send(("error", f"{type(exc).__name__}: {exc}".strip(), traceback.format_exc()))
-    finally:
-        conn.close()
-
-
 class Isolator:
     """Runs jobs in children forked from one fork server, started on first use."""
 
-    def __init__(self, preload: Sequence[str] = (), server_log: Path | None = None) -> None:
+    def __init__(self, preload: Sequence[str] = (), server_log: Path | None = None, clock: Clock = time.monotonic) -> None:
         self._preload = ["sextant.worker", *preload]
         self._server_log = server_log
         self._server: ForkServer | None = None
+        self._clock = clock  # what the timeout is measured with (tests give their own)
+
+    def __enter__(self) -> Isolator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def close(self) -> None:
         if self._server is not None:
@@ -126,23 +90,24 @@ class Isolator:
     def run(
         self,
         target: str,
-        payload: dict[str, Any],
+        payload: Mapping[str, Any],
         *,
         log_path: Path,
         timeout: float,
         handler: Handler | None = None,
-        env: dict[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> ChildResult:
-        """Run ``target`` in a child; ``handler(kind, data)`` sees events and answers asks."""
+        """Run ``target(payload, channel)`` in a child; ``handler(kind, data)`` sees events and answers
+        asks. The child is killed after ``timeout`` seconds without a message from it."""
         started = time.perf_counter()
         pid, conn = self._fork()
         result = ChildResult(ok=False)
         try:
-            conn.send((target, payload, str(log_path), env or {}))
-            deadline = time.monotonic() + timeout
+            conn.send((target, dict(payload), str(log_path), dict(env or {})))
+            deadline = self._clock() + timeout
             while True:
                 if not conn.poll(0.05):
-                    if time.monotonic() > deadline:
+                    if self._clock() > deadline:
                         result.timed_out = True
                         break
                     continue
@@ -150,7 +115,7 @@ class Isolator:
                     message = conn.recv()
                 except (EOFError, OSError):
                     break  # the child died
-                deadline = time.monotonic() + timeout
+                deadline = self._clock() + timeout
                 if message[0] == "result":
                     result.ok, result.value = True, message[1]
                     break
@@ -162,7 +127,7 @@ class Isolator:
                 answer = handler(kind, data) if handler else None
                 if message[0] == "ask":
                     conn.send(answer)
-                    deadline = time.monotonic() + timeout
+                    deadline = self._clock() + timeout
         finally:
             conn.close()
             result.exitcode = self._stop(pid, graceful=result.ok or result.error is not None)

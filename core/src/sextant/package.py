@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sextant.errors import PackageError
+from sextant.records import CandidateRecord, Status
 
 if TYPE_CHECKING:
     from sextant.plugins import Catalog
@@ -56,19 +57,21 @@ def read_status(folder: Path) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class CandidateView:
-    """One candidate of a package, as recorded."""
+    """One candidate of a package, as recorded (``record``: a typed :class:`~sextant.records.CandidateRecord`)."""
 
     package: Package
     id: str
-    record: dict[str, Any]
+    record: CandidateRecord
 
     @property
-    def status(self) -> str:
-        return self.record["status"]
+    def status(self) -> Status:
+        return self.record.status
 
     @property
     def artifact(self) -> Path:
-        return self.package.path / self.record["artifact"]
+        if self.record.artifact is None:
+            raise PackageError(f"candidate {self.id!r} in {self.package.path} has no artifact ({self.status})")
+        return self.package.path / self.record.artifact
 
     def load(self, catalog: Catalog | None = None, threads: int | None = None) -> Runner:
         """Load this candidate's runner in this process; returns a :class:`~sextant.runtime.Runner`."""
@@ -79,14 +82,15 @@ class CandidateView:
         from sextant.specs import resolve
 
         catalog = catalog or load_catalog()
-        spec = catalog.get("runner", self.record["runner"]).spec
+        spec = catalog.get("runner", self.record.runner).spec
+        recorded_threads = self.record.profile.threads if self.record.profile else None
         request = RunnerRequest(
             artifact=self.artifact,
             signature=Signature.from_dict(self.package.status["signature"]),
-            device=self.record["device"],
-            precision=self.record["precision"],
-            threads=threads or self.record.get("profile", {}).get("threads") or cpu_threads(),
-            options=self.record["options"],
+            device=self.record.device,
+            precision=self.record.precision,
+            threads=threads or recorded_threads or cpu_threads(),
+            options=self.record.options,
         )
         return resolve(spec.load)(request)
 
@@ -103,13 +107,14 @@ class Package:
 
     def candidates(self) -> Iterator[CandidateView]:
         for cid, record in self.status.get("candidates", {}).items():
-            yield CandidateView(self, cid, record)
+            yield CandidateView(self, cid, CandidateRecord.from_json(record))
 
     def candidate(self, cid: str) -> CandidateView:
         try:
-            return CandidateView(self, cid, self.status["candidates"][cid])
+            record = self.status["candidates"][cid]
         except KeyError:
             raise PackageError(f"no candidate {cid!r} in {self.path}") from None
+        return CandidateView(self, cid, CandidateRecord.from_json(record))
 
     def best(self) -> CandidateView:
         """The selected candidate; raises :class:`PackageError` when none was selected."""

@@ -14,6 +14,15 @@ from typing import Any
 
 from sextant.errors import ModelLoadError
 
+#: modules that ``path/to/file.py:factory`` imports are named with this prefix
+USER_MODULE_PREFIX = "sextant_user_"
+
+
+def is_user_module(name: str) -> bool:
+    """Whether a module is the user's script (``__main__``) or a file sextant imported for a
+    factory reference: classes defined there are not importable elsewhere and travel by value."""
+    return name == "__main__" or name.startswith(USER_MODULE_PREFIX)
+
 
 def resolve_model(text: str, what: str = "model") -> tuple[Any, str]:
     """Return ``(path or object, name)`` for the MODEL argument (or a ``--samples`` reference)."""
@@ -46,7 +55,7 @@ def _import(target: str) -> Any:
         file = Path(target)
         if not file.exists():
             raise ModelLoadError(f"{file}: no such file", hint="Check the path before the ':'.")
-        name = f"sextant_user_{file.stem}"
+        name = f"{USER_MODULE_PREFIX}{file.stem}"
         spec = importlib.util.spec_from_file_location(name, file)
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)

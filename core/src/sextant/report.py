@@ -13,9 +13,10 @@ from rich.tree import Tree
 
 from sextant.planner import Plan, make_plan
 from sextant.plugins import Catalog, availability
+from sextant.records import CandidateRecord, Status, StepRecord
 from sextant.specs import DEVICES, PRECISIONS, Format, RunnerSpec
 
-STATUS_STYLE = {"ok": "green", "failed": "red", "timeout": "red", "incorrect": "yellow", "rejected": "yellow"}
+STATUS_STYLE = {Status.OK: "green", Status.FAILED: "red", Status.INCORRECT: "yellow", Status.REJECTED: "yellow"}
 
 
 # -- plugins and formats ------------------------------------------------------------------------
@@ -176,65 +177,67 @@ def plan_table(plan: Plan) -> Table:
     return table
 
 
-def _status_text(record: Mapping[str, Any], limit: int = 70) -> str:
-    status = record["status"]
-    style = STATUS_STYLE.get(status, "dim")
-    text = status if status == "ok" else f"{status}: {_short(record.get('reason', ''), limit)}"
-    if record.get("cached"):
+def _status_text(record: StepRecord | CandidateRecord, limit: int = 70) -> str:
+    style = STATUS_STYLE.get(record.status, "dim")
+    text = str(record.status) if record.status == Status.OK else f"{record.status}: {_short(record.reason or '', limit)}"
+    if record.cached:
         text += " (cached)"
     return f"[{style}]{escape(text)}[/{style}]"
 
 
 def _short(text: str, limit: int = 70) -> str:
-    line = (text or "").strip().splitlines()[0] if text else ""
+    line = text.strip().splitlines()[0] if text.strip() else ""
     return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _records(status: Mapping[str, Any]) -> tuple[dict[str, StepRecord], dict[str, CandidateRecord]]:
+    steps = {k: StepRecord.from_json(r) for k, r in status.get("steps", {}).items()}
+    candidates = {k: CandidateRecord.from_json(r) for k, r in status.get("candidates", {}).items()}
+    return steps, candidates
 
 
 def results_table(status: Mapping[str, Any]) -> Table:
     selection = status.get("selection", {})
     best = selection.get("best")
-    table = Table(title=f"sextant: {status['model']['name']} (objective: {selection.get('objective', 'throughput')})")
+    steps, candidates = _records(status)
+    table = Table(title=f"sextant: {escape(status['model']['name'])} (objective: {selection.get('objective', 'throughput')})")
     table.add_column("candidate", overflow="fold", ratio=1)
     for column in ("precision", "status"):
         table.add_column(column, no_wrap=True)
     for column in ("max abs err", "best tput/s", "@batch", "p50 ms", "p99 ms", "speedup"):
         table.add_column(column, justify="right", no_wrap=True)
-    for cid, record in status.get("candidates", {}).items():
-        point = record.get("best_point")
-        correctness = record.get("correctness")
-        err = f"{max((o['max_abs_error'] for o in correctness['outputs']), default=0):.1e}" if correctness else ""
+    for cid, record in candidates.items():
+        point = record.best_point
+        correctness = record.correctness
         row = [
             f"[bold green]★ {escape(cid)}[/bold green]" if cid == best else escape(cid),
-            record["precision"],
+            record.precision,
             _status_word(record),
-            err,
+            f"{correctness.max_abs_error:.1e}" if correctness else "",
             f"{point['throughput']:,.0f}" if point else "",
             str(point["batch"]) if point else "",
             f"{point['p50_ms']:.3f}" if point else "",
             f"{point['p99_ms']:.3f}" if point else "",
-            f"{record['speedup']:.2f}×" if record.get("speedup") else "",
+            f"{record.speedup:.2f}×" if record.speedup else "",
         ]
         table.add_row(*row)
-    for step_id, record in status.get("steps", {}).items():
-        if record["status"] not in ("ok",):
-            table.add_row(
-                f"[dim]{escape(step_id)} (step)[/dim]", record.get("precision", ""), _status_word(record), *[""] * 6
-            )
+    for step_id, step in steps.items():
+        if step.status != Status.OK:
+            table.add_row(f"[dim]{escape(step_id)} (step)[/dim]", step.precision, _status_word(step), *[""] * 6)
     return table
 
 
-def _status_word(record: Mapping[str, Any]) -> str:
-    status = record["status"]
-    style = STATUS_STYLE.get(status, "dim")
-    return f"[{style}]{status}{' (cached)' if record.get('cached') else ''}[/{style}]"
+def _status_word(record: StepRecord | CandidateRecord) -> str:
+    style = STATUS_STYLE.get(record.status, "dim")
+    return f"[{style}]{record.status}{' (cached)' if record.cached else ''}[/{style}]"
 
 
 def reasons(status: Mapping[str, Any]) -> list[str]:
     """Why each step or candidate that is not ok is not; the same reason for several is one line."""
     by_reason: dict[str, list[str]] = {}
-    for kind in ("steps", "candidates"):
-        for name, record in status.get(kind, {}).items():
-            if record["status"] != "ok" and record.get("reason"):
+    for records in _records(status):
+        for name, record in records.items():
+            if record.status != Status.OK and record.reason:
                 by_reason.setdefault(_status_text(record, limit=160), []).append(name)
     return [
         f"{escape(names[0])}: {text}" if len(names) == 1 else f"{len(names)} candidates: {text}"
@@ -243,16 +246,17 @@ def reasons(status: Mapping[str, Any]) -> list[str]:
 
 
 def summary_line(status: Mapping[str, Any], workspace: str) -> str:
+    """One line naming the best candidate (escaped: ids hold ``[option=value]``, not markup)."""
     selection = status.get("selection", {})
     best = selection.get("best")
     if best is None:
-        return f"no candidate selected: {selection.get('reason')}. Package: {workspace}"
-    record = status["candidates"][best]
-    point = record["best_point"]
-    speed = f", {record['speedup']:.2f}× the baseline" if record.get("speedup") else ""
+        return f"no candidate selected: {escape(str(selection.get('reason')))}. Package: {escape(workspace)}"
+    record = CandidateRecord.from_json(status["candidates"][best])
+    point = record.best_point or {}
+    speed = f", {record.speedup:.2f}× the baseline" if record.speedup else ""
     return (
-        f"best: {best} — {point['throughput']:,.0f}/s at batch {point['batch']}, p50 {point['p50_ms']:.3f} ms"
-        f"{speed}. Package: {workspace}"
+        f"best: {escape(best)} — {point['throughput']:,.0f}/s at batch {point['batch']}, p50 {point['p50_ms']:.3f} ms"
+        f"{speed}. Package: {escape(workspace)}"
     )
 
 
@@ -300,7 +304,8 @@ class ProgressView:
         elif kind in ("step_end", "candidate_end"):
             self.progress.advance(self.task)
             record = data["record"]
-            if record["status"] not in ("ok", "skipped", "duplicate"):
-                self.console.print(f"  {escape(data['id'])}: {_status_text(record, limit=200)}")
+            if record["status"] not in (Status.OK, Status.SKIPPED, Status.DUPLICATE):
+                parse = StepRecord.from_json if kind == "step_end" else CandidateRecord.from_json
+                self.console.print(f"  {escape(data['id'])}: {_status_text(parse(record), limit=200)}")
         elif kind == "note":
             self.console.print(f"[cyan]note:[/cyan] {data['text']}")

@@ -1,9 +1,9 @@
-"""Searching a runner's option space: goals (objectives and constraints), a results store, and the
-loop that asks a strategy for configurations and measures them.
+"""Searching an option space: a results store, and the loop that asks a strategy for configurations
+and measures them.
 
-A configuration that meets the constraints always beats one that does not; among those, the score
-is the weighted relative gain over the baseline (the default configuration), so a summary can say
-"X % better than the default". Strategies come from plugins (``sextant_register_search_strategies``).
+Configurations are ranked by an :class:`~sextant.objective.Objective` against the baseline (the
+default configuration, measured first), so a summary can say "X % better than the default".
+Strategies come from plugins (``sextant_register_search_strategies``).
 """
 
 from __future__ import annotations
@@ -12,50 +12,16 @@ import json
 import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sextant.objective import Objective
 from sextant.runtime import SearchStrategy
 from sextant.specs import Param
 
 Config = dict[str, Any]
 Metrics = dict[str, float]
-#: metric → True when higher is better
-METRICS = {"throughput": True, "p99_ms": False, "p50_ms": False, "memory_mb": False}
-
-
-@dataclass(frozen=True)
-class Goal:
-    """What to optimise (metric weights) under which constraints."""
-
-    weights: Mapping[str, float] = field(default_factory=lambda: {"throughput": 1.0})
-    max_p99_ms: float | None = None
-    min_throughput: float | None = None
-    max_memory_mb: float | None = None
-
-    def feasible(self, metrics: Mapping[str, float]) -> bool:
-        return not (
-            (self.max_p99_ms is not None and metrics.get("p99_ms", 0.0) > self.max_p99_ms)
-            or (self.min_throughput is not None and metrics.get("throughput", 0.0) < self.min_throughput)
-            or (self.max_memory_mb is not None and metrics.get("memory_mb", 0.0) > self.max_memory_mb)
-        )
-
-    def gain(self, metrics: Mapping[str, float], baseline: Mapping[str, float]) -> float:
-        """Weighted relative gain over the baseline (0.1: 10 % better)."""
-        total = 0.0
-        for metric, weight in self.weights.items():
-            value, base = metrics.get(metric), baseline.get(metric)
-            if not value or not base:
-                continue
-            total += weight * ((value / base) if METRICS[metric] else (base / value)) - weight
-        return total
-
-    def score(self, metrics: Mapping[str, float] | None, baseline: Mapping[str, float]) -> float | None:
-        """The strategy's view: the gain, or ``None`` for a failed or infeasible configuration."""
-        if metrics is None or not self.feasible(metrics):
-            return None
-        return self.gain(metrics, baseline)
 
 
 class ResultsStore:
@@ -124,7 +90,7 @@ def run_search(
     strategy: SearchStrategy,
     measure: Callable[[Config], Metrics | None],
     *,
-    goal: Goal,
+    objective: Objective,
     store: ResultsStore,
     candidate: str,
     hardware: str,
@@ -158,7 +124,7 @@ def run_search(
     history.append((defaults(space), baseline))
     stopped = None
     while stopped is None:
-        scored = [(c, goal.score(m, baseline or {})) for c, m in history]
+        scored = [(c, objective.score(m, baseline or {})) for c, m in history]
         proposals = [c for c in strategy.ask(scored) if all(c != h for h, _ in history)]
         if not proposals:
             stopped = "the strategy finished"
@@ -167,20 +133,25 @@ def run_search(
             if stopped:
                 break
             history.append((config, get(config)))
-    best, best_metrics = _best(history, goal, baseline)
+    best, best_metrics = _best(history, objective, baseline)
     return SearchResult(best, best_metrics, baseline, measured, history, stopped)
 
 
 def _best(
-    history: Sequence[tuple[Config, Metrics | None]], goal: Goal, baseline: Metrics | None
+    history: Sequence[tuple[Config, Metrics | None]], objective: Objective, baseline: Metrics | None
 ) -> tuple[Config | None, Metrics | None]:
     """The feasible configuration with the largest gain over the baseline."""
-    ranked = [(c, m) for c, m in history if m is not None and goal.feasible(m)]
-    return max(ranked, key=lambda cm: goal.gain(cm[1], baseline or cm[1]), default=(None, None))
+    measured = [(c, m) for c, m in history if m is not None and objective.feasible(m)]
+    if not measured:
+        return None, None
+    order = objective.rank([m for _, m in measured], baseline or measured[0][1])
+    return measured[order[0]]
 
 
-def rerank(store: ResultsStore, *, candidate: str, hardware: str, goal: Goal) -> tuple[Config | None, Metrics | None]:
-    """The best stored configuration under another goal: changing objectives or constraints
+def rerank(
+    store: ResultsStore, *, candidate: str, hardware: str, objective: Objective
+) -> tuple[Config | None, Metrics | None]:
+    """The best stored configuration under another objective: changing objectives or constraints
     re-ranks what was measured, measuring nothing."""
     history = store.all(candidate, hardware)
-    return _best(history, goal, history[0][1] if history else None)
+    return _best(history, objective, history[0][1] if history else None)

@@ -1,98 +1,105 @@
-"""Choosing the best candidate: an objective under constraints, ties broken by lower latency.
+"""Choosing the best candidate: the run's :class:`~sextant.objective.Objective` under its constraints.
 
-``throughput``: the highest throughput at any measured batch size up to ``max_batch`` whose p99
-latency fits ``latency_budget_ms``. ``latency``: the lowest p50 latency at batch size 1 (within
-the budget). Only candidates that passed correctness (and the user's verify function) and were
-profiled compete; the baseline's figure gives each candidate's speedup.
+Each candidate is represented by its best profile point under the objective (``throughput``: the
+highest throughput at any batch size up to the largest profiled whose p99 fits the latency budget;
+``latency``: the lowest p50 at batch 1; ``memory``: the lowest peak memory). Only candidates that
+passed correctness (and the user's verify function) and were profiled compete; the baseline's point
+gives each candidate's speedup.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
-OBJECTIVES = ("throughput", "latency")
+from sextant.objective import Objective
+from sextant.records import CandidateRecord, Status
 
 
 @dataclass(frozen=True)
-class Objective:
-    name: str = "throughput"
-    latency_budget_ms: float | None = None
-    max_batch: int | None = None
+class Selection:
+    """The ranking (best first), the winner, and why there is none when there is none."""
 
-    def best_point(self, points: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
-        """The point that represents a candidate under this objective, or ``None`` if none fits."""
-        fitting = [
-            p
-            for p in points
-            if (self.max_batch is None or p["batch"] <= self.max_batch)
-            and (self.latency_budget_ms is None or p["p99_ms"] <= self.latency_budget_ms)
-        ]
-        if self.name == "latency":
-            fitting = [p for p in fitting if p["batch"] == 1]
-            return min(fitting, key=lambda p: p["p50_ms"], default=None)
-        return max(fitting, key=lambda p: (p["throughput"], -p["p50_ms"]), default=None)
+    objective: Objective
+    baseline: str | None
+    ranking: tuple[str, ...]
+    reason: str | None = None
 
-    def score(self, point: Mapping[str, Any]) -> tuple[float, float]:
-        """Higher is better; the second member breaks ties by lower latency."""
-        if self.name == "latency":
-            return (-point["p50_ms"], point["throughput"])
-        return (point["throughput"], -point["p50_ms"])
+    @property
+    def best(self) -> str | None:
+        return self.ranking[0] if self.ranking else None
 
-    def speedup(self, point: Mapping[str, Any], baseline: Mapping[str, Any]) -> float:
-        if self.name == "latency":
-            return baseline["p50_ms"] / point["p50_ms"]
-        return point["throughput"] / baseline["throughput"]
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "objective": self.objective.name,
+            "weights": dict(self.objective.weights),
+            "latency_budget_ms": self.objective.max_p99_ms,
+            "min_throughput": self.objective.min_throughput,
+            "max_memory_mb": self.objective.max_memory_mb,
+            "max_batch": self.objective.max_batch,
+            "baseline": self.baseline,
+            "ranking": list(self.ranking),
+            "best": self.best,
+        }
+        if self.reason is not None:
+            out["reason"] = self.reason
+        return out
 
 
 def select(
-    candidates: Mapping[str, dict[str, Any]],
+    candidates: Mapping[str, CandidateRecord],
     objective: Objective,
     baseline: str | None,
     competing: set[str] | None = None,
-) -> dict[str, Any]:
-    """Rank the candidates in place (``best_point``, ``speedup``) and return the selection record.
-
-    Only ids in ``competing`` (default: all) can be selected; the baseline gives the speedups
-    whether or not it competes.
-    """
-    ranked = []
+) -> tuple[Selection, dict[str, CandidateRecord]]:
+    """Rank the candidates; returns the selection and the records with ``best_point`` and
+    ``speedup`` set. Only ids in ``competing`` (default: all) can be selected; the baseline gives
+    the speedups whether or not it competes."""
+    ranked: dict[str, CandidateRecord] = {}
     for cid, record in candidates.items():
-        record.pop("speedup", None)
-        points = record.get("profile", {}).get("points", [])
-        record["best_point"] = objective.best_point(points) if points else None
-        eligible = competing is None or cid in competing
-        if eligible and record["status"] == "ok" and record["best_point"] is not None:
-            ranked.append(cid)
-    ranked.sort(key=lambda cid: objective.score(candidates[cid]["best_point"]), reverse=True)
-    base_point = candidates[baseline]["best_point"] if baseline in candidates else None
-    if base_point is not None:
-        for record in candidates.values():
-            if record.get("best_point") is not None:
-                record["speedup"] = objective.speedup(record["best_point"], base_point)
-    selection: dict[str, Any] = {
-        "objective": objective.name,
-        "latency_budget_ms": objective.latency_budget_ms,
-        "max_batch": objective.max_batch,
-        "baseline": baseline,
-        "ranking": ranked,
-        "best": ranked[0] if ranked else None,
-    }
-    if not ranked:
-        pool = {cid: r for cid, r in candidates.items() if competing is None or cid in competing}
-        selection["reason"] = _why_none(pool, objective)
-    return selection
+        point = objective.best_point(record.points) if record.points else None
+        ranked[cid] = replace(record, best_point=point, speedup=None)
+    eligible = [
+        cid
+        for cid, r in ranked.items()
+        if (competing is None or cid in competing) and r.status == Status.OK and r.best_point is not None
+    ]
+    base = ranked[baseline].best_point if baseline in ranked else None
+    order = objective.rank([ranked[cid].best_point for cid in eligible], base)
+    ranking = tuple(eligible[i] for i in order)
+    if base is not None:
+        for cid, record in ranked.items():
+            if record.best_point is not None:
+                ranked[cid] = replace(record, speedup=objective.speedup(record.best_point, base))
+    reason = None
+    if not ranking:
+        pool = {cid: r for cid, r in ranked.items() if competing is None or cid in competing}
+        reason = why_none(pool, objective)
+    return Selection(objective, baseline, ranking, reason), ranked
 
 
-def _why_none(candidates: Mapping[str, dict[str, Any]], objective: Objective) -> str:
-    statuses = [r["status"] for r in candidates.values()]
+def why_none(candidates: Mapping[str, CandidateRecord], objective: Objective) -> str:
+    """Why no candidate could be selected, in one line."""
+    statuses = [r.status for r in candidates.values()]
     if not statuses:
         return "no candidate could be planned"
-    if all(s == "failed" for s in statuses):
+    if all(s == Status.FAILED for s in statuses):
         return "every candidate failed to build or run"
-    if any(s == "ok" for s in statuses) and objective.latency_budget_ms is not None:
-        return f"no candidate meets the latency budget of {objective.latency_budget_ms} ms"
-    if any(s == "incorrect" for s in statuses):
+    constrained = any(v is not None for v in (objective.max_p99_ms, objective.min_throughput, objective.max_memory_mb))
+    if any(s == Status.OK for s in statuses) and constrained:
+        return f"no candidate meets the constraints ({constraints_text(objective)})"
+    if any(s.judged_wrong for s in statuses):
         return "every candidate that ran failed correctness or verification"
     return "no candidate was profiled"
+
+
+def constraints_text(objective: Objective) -> str:
+    parts = []
+    if objective.max_p99_ms is not None:
+        parts.append(f"latency budget of {objective.max_p99_ms:g} ms p99")
+    if objective.min_throughput is not None:
+        parts.append(f"at least {objective.min_throughput:g}/s")
+    if objective.max_memory_mb is not None:
+        parts.append(f"at most {objective.max_memory_mb:g} MB of memory")
+    return ", ".join(parts) or "none"

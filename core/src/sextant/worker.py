@@ -1,7 +1,8 @@
 """Jobs that run inside isolated children: one export/convert step, or one candidate.
 
-Each job takes a JSON-able payload (so it can be written next to the step's log and replayed with
-``python -m sextant.worker JOB.json``) and a :class:`~sextant.isolation.Channel` to the parent.
+Each job arrives as the JSON document of a :mod:`sextant.jobs` job (the same document is written
+next to the step's log, so ``python -m sextant.worker JOB.json`` replays it in-process) together
+with a :class:`~sextant.child.Channel` to the parent.
 """
 
 from __future__ import annotations
@@ -16,29 +17,22 @@ from typing import Any
 
 import numpy as np
 
-from sextant.isolation import Channel
-from sextant.profiler import Point, ProfilerConfig, sweep
-from sextant.runtime import RunnerRequest, StageTimer, StepRequest
+from sextant.child import Channel
+from sextant.jobs import CandidateJob, ProfileOrder, StepJob, read_job
+from sextant.memory import MemoryProbe
+from sextant.profiler import Point, sweep
+from sextant.runtime import StageTimer
 from sextant.samples import load_batches, resize_batch, save_batches
-from sextant.signature import Signature
 from sextant.specs import resolve
 
 
-def run_step(payload: Mapping[str, Any], channel: Channel) -> str:
+def run_step(document: Mapping[str, Any], channel: Channel) -> str:
     """Run an exporter or converter; returns the artifact's path."""
-    request = StepRequest(
-        input=Path(payload["input"]),
-        output_dir=Path(payload["output_dir"]),
-        signature=Signature.from_dict(payload["signature"]),
-        samples=Path(payload["samples"]),
-        device=payload.get("device", "cpu"),
-        max_batch=payload.get("max_batch", 1),
-        options=payload.get("options", {}),
-    )
-    request.output_dir.mkdir(parents=True, exist_ok=True)
-    artifact = resolve(payload["run"])(request)
+    job = StepJob.from_json(document)
+    job.request.output_dir.mkdir(parents=True, exist_ok=True)
+    artifact = resolve(job.run)(job.request)
     if artifact is None or not Path(artifact).exists():
-        raise RuntimeError(f"{payload['run']} returned {artifact!r}, which does not exist")
+        raise RuntimeError(f"{job.run} returned {artifact!r}, which does not exist")
     return str(artifact)
 
 
@@ -47,56 +41,57 @@ def _set_threads(threads: int) -> None:
         os.environ[var] = str(threads)
 
 
-def run_candidate(payload: Mapping[str, Any], channel: Channel) -> dict[str, Any]:
+def cutoff_reason(point: Point, order: ProfileOrder) -> str | None:
+    """Why a sweep stops at ``point``: its throughput is under the cut-off share of the best rival's
+    at that batch size (batch 1 is always measured in full), else ``None``."""
+    rival = order.rivals.get(point.batch)
+    if point.batch >= 2 and rival and point.throughput < order.cutoff * rival:
+        return (
+            f"stopped early: cannot win ({point.throughput:.0f}/s at batch {point.batch} "
+            f"is under {order.cutoff:.0%} of the best so far, {rival:.0f}/s)"
+        )
+    return None
+
+
+def run_candidate(document: Mapping[str, Any], channel: Channel) -> dict[str, Any]:
     """Load a runner, run the correctness inputs, ask the parent, then profile if told to.
 
-    Events: ``loaded`` (seconds), ``point`` (one profile point). Ask ``outputs`` (path of the
-    saved outputs) is answered with ``{"profile": bool, "config": ..., "rivals": {batch: tput}}``.
+    Events: ``loaded`` (seconds), ``point`` (one profile point as a dict, with the peak resident
+    memory while it was measured). The ask ``outputs`` (path of the saved outputs) is answered with
+    a :class:`~sextant.jobs.ProfileOrder` document.
     """
-    threads = int(payload["threads"])
-    _set_threads(threads)
-    signature = Signature.from_dict(payload["signature"])
-    request = RunnerRequest(
-        artifact=Path(payload["artifact"]),
-        signature=signature,
-        device=payload["device"],
-        precision=payload["precision"],
-        threads=threads,
-        options=payload.get("options", {}),
-    )
+    job = CandidateJob.from_json(document)
+    _set_threads(job.request.threads)
+    memory = MemoryProbe()
     started = time.perf_counter()
-    runner = resolve(payload["load"])(request)
+    runner = resolve(job.load)(job.request)
     channel.emit("loaded", time.perf_counter() - started)
+    loaded_mb = memory.read().rss_mb
     try:
         outputs = []
-        for batch in load_batches(Path(payload["inputs"])):
+        for batch in load_batches(job.inputs):
             result = runner.infer(batch)
             outputs.append({name: np.asarray(value) for name, value in result.items()})
-        save_batches(Path(payload["outputs"]), outputs)
-        decision = channel.ask("outputs", payload["outputs"]) or {}
-        if not decision.get("profile"):
+        save_batches(job.outputs, outputs)
+        order = ProfileOrder.from_json(channel.ask("outputs", str(job.outputs)))
+        if not order.profile:
             return {"profiled": False}
-        config = ProfilerConfig(**decision.get("config", {}))
-        rivals = {int(k): v for k, v in decision.get("rivals", {}).items()}
-        cutoff = float(decision.get("cutoff", 0.5))
-        base = load_batches(Path(payload["inputs"]))[0]
+        base = load_batches(job.inputs)[0]
 
         def make_infer(size: int):
-            batch = resize_batch(base, size, signature)
+            batch = resize_batch(base, size, job.request.signature)
             return lambda: runner.infer(batch)
 
-        def keep_going(point: Point) -> str | None:
-            rival = rivals.get(point.batch)
-            if point.batch >= 2 and rival and point.throughput < cutoff * rival:
-                return (
-                    f"stopped early: cannot win ({point.throughput:.0f}/s at batch {point.batch} "
-                    f"is under {cutoff:.0%} of the best so far, {rival:.0f}/s)"
-                )
-            return None
-
         stages = runner.stage_times if isinstance(runner, StageTimer) else None
-        stopped = sweep(make_infer, config, lambda p: channel.emit("point", p.to_dict()), keep_going, stages)
-        return {"profiled": True, "stopped": stopped, "threads": threads}
+        stopped = sweep(
+            make_infer,
+            job.profiler,
+            lambda p: channel.emit("point", p.to_dict()),
+            lambda p: cutoff_reason(p, order),
+            stages,
+            memory=memory,
+        )
+        return {"profiled": True, "stopped": stopped, "threads": job.request.threads, "loaded_memory_mb": loaded_mb}
     finally:
         runner.close()
 
@@ -107,13 +102,15 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m sextant.worker JOB.json", file=sys.stderr)
         return 2
-    job = json.loads(Path(args[0]).read_text())
+    path = Path(args[0])
+    job = read_job(path)
 
     def answer(kind: str, data: Any) -> Any:
         print(f"{kind}: {data}")
-        return {"profile": True, "config": job.get("profiler", {})}
+        return ProfileOrder(profile=True).to_json()  # replayed alone: profile in full, no rivals
 
-    result = resolve(job["target"])(job["payload"], Channel(answer=answer))
+    document = json.loads(path.read_text())["job"]
+    result = resolve(job.target)(document, Channel(answer=answer))
     print(json.dumps(result, indent=2, default=str))
     return 0
 

@@ -1,0 +1,117 @@
+"""The plugin API: everything a plugin may import from the core, and nothing else.
+
+Plugins (ours under ``plugins/`` and third parties') import from this module only; what is not
+here is internal and may change between versions. Light names are imported eagerly (listing
+plugins must stay fast); the run-time helpers, which pull in numpy, on first use.
+
+Hooks and specs
+    ``hookimpl``, ``ExporterSpec``, ``ConverterSpec``, ``RunnerSpec``, ``ComparatorSpec``,
+    ``SearchStrategySpec``, ``Param``, ``SourceModel``, ``Format``, ``PRECISIONS``, ``DEVICES``
+Shared formats
+    ``ONNX``, ``TORCH_MODULE``, ``TORCHSCRIPT``, ``TORCH_EXPORTED``, ``TORCH_TENSORRT``, ``KERAS``,
+    ``TF_SAVEDMODEL``, ``TENSORRT_ENGINE``
+What callables receive and return
+    ``StepRequest``, ``RunnerRequest``, ``Runner``, ``StageTimer``, ``SearchStrategy``,
+    ``Signature``, ``TensorSpec``, ``Tolerance``, ``Verdict``, ``OutputReport``
+Helpers
+    ``load_batches``, ``resize_batch`` (samples), ``cache_dir`` (sextant's shared cache),
+    ``digest`` (a content key), ``device_identity`` (what an artifact built for a device depends
+    on), ``installed`` (is a distribution installed, without importing it), ``is_user_module``
+    (was a class defined in the user's script, so it must travel by value)
+Errors
+    ``SextantError``, ``StepError``, ``ModelLoadError``, ``SampleError``, ``UsageError``
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from sextant.cache import cache_dir, digest
+from sextant.devices import device_identity
+from sextant.errors import ModelLoadError, SampleError, SextantError, StepError, UsageError
+from sextant.formats import (
+    KERAS,
+    ONNX,
+    TENSORRT_ENGINE,
+    TF_SAVEDMODEL,
+    TORCH_EXPORTED,
+    TORCH_MODULE,
+    TORCH_TENSORRT,
+    TORCHSCRIPT,
+)
+from sextant.hookspecs import hookimpl
+from sextant.references import is_user_module
+from sextant.runtime import Runner, RunnerRequest, SearchStrategy, StageTimer, StepRequest
+from sextant.specs import (
+    DEVICES,
+    PRECISIONS,
+    ComparatorSpec,
+    ConverterSpec,
+    ExporterSpec,
+    Format,
+    Param,
+    RunnerSpec,
+    SearchStrategySpec,
+    SourceModel,
+)
+
+if TYPE_CHECKING:
+    from sextant.compare import OutputReport, Tolerance, Verdict
+    from sextant.plugins import installed
+    from sextant.samples import load_batches, resize_batch
+    from sextant.signature import Signature, TensorSpec
+
+_LAZY = {
+    "Signature": "sextant.signature",
+    "TensorSpec": "sextant.signature",
+    "Tolerance": "sextant.compare",
+    "Verdict": "sextant.compare",
+    "OutputReport": "sextant.compare",
+    "load_batches": "sextant.samples",
+    "resize_batch": "sextant.samples",
+    "installed": "sextant.plugins",
+}
+
+__all__ = [
+    "DEVICES",
+    "KERAS",
+    "ONNX",
+    "PRECISIONS",
+    "TENSORRT_ENGINE",
+    "TF_SAVEDMODEL",
+    "TORCHSCRIPT",
+    "TORCH_EXPORTED",
+    "TORCH_MODULE",
+    "TORCH_TENSORRT",
+    "ComparatorSpec",
+    "ConverterSpec",
+    "ExporterSpec",
+    "Format",
+    "ModelLoadError",
+    "Param",
+    "Runner",
+    "RunnerRequest",
+    "RunnerSpec",
+    "SampleError",
+    "SearchStrategy",
+    "SearchStrategySpec",
+    "SextantError",
+    "SourceModel",
+    "StageTimer",
+    "StepError",
+    "StepRequest",
+    "UsageError",
+    "cache_dir",
+    "device_identity",
+    "digest",
+    "hookimpl",
+    "is_user_module",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'sextant.api' has no attribute {name!r}")

@@ -1,0 +1,139 @@
+"""The jobs a parent hands to an isolated child, typed, and serialized to JSON in one place.
+
+A job is written next to its step's log (``logs/<name>.job.json``) and the same JSON document is
+sent to the child, so ``python -m sextant.worker logs/<name>.job.json`` replays exactly what ran.
+Every default lives on the dataclasses below or on the options they come from, never in the worker.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sextant.profiler import ProfilerConfig
+from sextant.runtime import RunnerRequest, StepRequest
+from sextant.signature import Signature
+
+STEP_TARGET = "sextant.worker:run_step"
+CANDIDATE_TARGET = "sextant.worker:run_candidate"
+
+
+@dataclass(frozen=True)
+class StepJob:
+    """Run one exporter or converter (``run`` names its callable) on ``request``."""
+
+    run: str
+    request: StepRequest
+
+    target = STEP_TARGET
+
+    def to_json(self) -> dict[str, Any]:
+        r = self.request
+        return {
+            "run": self.run,
+            "input": str(r.input),
+            "output_dir": str(r.output_dir),
+            "signature": r.signature.to_dict(),
+            "samples": str(r.samples),
+            "device": r.device,
+            "max_batch": r.max_batch,
+            "options": dict(r.options),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> StepJob:
+        request = StepRequest(
+            input=Path(data["input"]),
+            output_dir=Path(data["output_dir"]),
+            signature=Signature.from_dict(data["signature"]),
+            samples=Path(data["samples"]),
+            device=data["device"],
+            max_batch=data["max_batch"],
+            options=data["options"],
+        )
+        return cls(data["run"], request)
+
+
+@dataclass(frozen=True)
+class CandidateJob:
+    """Load a runner (``load`` names its callable), run ``inputs``, save the outputs to ``outputs``,
+    then profile with ``profiler`` if the parent says so (:class:`ProfileOrder`)."""
+
+    load: str
+    request: RunnerRequest
+    inputs: Path
+    outputs: Path
+    profiler: ProfilerConfig
+
+    target = CANDIDATE_TARGET
+
+    def to_json(self) -> dict[str, Any]:
+        r = self.request
+        return {
+            "load": self.load,
+            "artifact": str(r.artifact),
+            "signature": r.signature.to_dict(),
+            "device": r.device,
+            "precision": r.precision,
+            "threads": r.threads,
+            "options": dict(r.options),
+            "inputs": str(self.inputs),
+            "outputs": str(self.outputs),
+            "profiler": self.profiler.to_dict(),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CandidateJob:
+        request = RunnerRequest(
+            artifact=Path(data["artifact"]),
+            signature=Signature.from_dict(data["signature"]),
+            device=data["device"],
+            precision=data["precision"],
+            threads=int(data["threads"]),
+            options=data["options"],
+        )
+        return cls(
+            data["load"], request, Path(data["inputs"]), Path(data["outputs"]), ProfilerConfig(**data["profiler"])
+        )
+
+
+Job = StepJob | CandidateJob
+_KINDS: dict[str, type[StepJob] | type[CandidateJob]] = {STEP_TARGET: StepJob, CANDIDATE_TARGET: CandidateJob}
+
+
+@dataclass(frozen=True)
+class ProfileOrder:
+    """The parent's answer once it has judged a candidate's outputs: profile or stop, and the
+    cut-off: stop a sweep whose throughput at a batch size is under ``cutoff`` × the best rival's
+    (``rivals``: batch size → the best throughput reached at or below it)."""
+
+    profile: bool
+    cutoff: float = 0.0
+    rivals: Mapping[int, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"profile": self.profile, "cutoff": self.cutoff, "rivals": {str(k): v for k, v in self.rivals.items()}}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ProfileOrder:
+        return cls(data["profile"], data["cutoff"], {int(k): float(v) for k, v in data["rivals"].items()})
+
+
+def job_document(job: Job) -> dict[str, Any]:
+    """The JSON document of a job: what the job file holds and what the child receives."""
+    return {"target": job.target, "job": job.to_json()}
+
+
+def parse_job(document: Mapping[str, Any]) -> Job:
+    try:
+        kind = _KINDS[document["target"]]
+    except KeyError:
+        raise ValueError(f"not a sextant job: target {document.get('target')!r}") from None
+    return kind.from_json(document["job"])
+
+
+def read_job(path: Path) -> Job:
+    return parse_job(json.loads(path.read_text()))

@@ -1,0 +1,231 @@
+"""``optimize``: plan, export and convert in isolation, check correctness, profile, verify, select.
+
+The pipeline knows no framework by name: it composes what the catalog holds. It reads top to
+bottom as the job goes; each stage lives in its own module of this package:
+
+- :mod:`.workspace`: the package folder, the source model written into it, pruning;
+- :mod:`sextant.records`: typed step and candidate records (``Status``, ``Cause``);
+- :mod:`.ledger`: the one owner of ``status.json`` and of the events the CLI shows;
+- :mod:`.context`: what steps and candidates share, and handing a job to a child;
+- :mod:`.steps`: running one export or conversion (or reusing it);
+- :mod:`.candidates`: the reference, judging a candidate's outputs, profiling it (or reusing it);
+- :mod:`.variants`: runner option variants and option search, on the best artifact only;
+- :mod:`sextant.selection`: choosing the best under the objective.
+
+Every step and candidate is keyed by content; a re-run reuses what the workspace's ``status.json``
+recorded under the same key, and redoes only what a changed option touches.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import platform
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from sextant import __version__
+from sextant.cache import hash_path
+from sextant.devices import cpu_threads
+from sextant.errors import CorrectnessError, NothingRunnableError, PackageError
+from sextant.inputs import prepare_inputs
+from sextant.isolation import Isolator
+from sextant.options import OptimizeOptions
+from sextant.package import STATUS, Package, read_status
+from sextant.pipeline.candidates import Judge, VerifyFunc, evaluate, run_reference
+from sextant.pipeline.context import Run
+from sextant.pipeline.ledger import EventHandler, Ledger
+from sextant.records import Status
+from sextant.pipeline.steps import run_step
+from sextant.pipeline.variants import run_variants, search_options, search_strategy
+from sextant.pipeline.workspace import Workspace
+from sextant.planner import Plan, make_plan
+from sextant.plugins import Catalog, load_catalog
+from sextant.references import resolve_model
+from sextant.samples import save_batches
+from sextant.selection import select
+from sextant.signature import batch_size
+from sextant.specs import SourceModel, resolve
+
+__all__ = ["EventHandler", "OptimizeOptions", "VerifyFunc", "optimize"]
+
+
+def optimize(
+    model: Any,
+    samples: Any = None,
+    *,
+    options: OptimizeOptions | None = None,
+    catalog: Catalog | None = None,
+    verify_func: VerifyFunc | None = None,
+    on_event: EventHandler | None = None,
+    plan_only: bool = False,
+    **kwargs: Any,
+) -> Package | Plan:
+    """Find the fastest correct way to run ``model``; returns the package written.
+
+    :param model: a model object, a path, or a ``file.py:factory`` / ``module:factory`` reference.
+    :param samples: example inputs (see ``sextant.samples``); optional when the model declares
+        its inputs.
+    :param verify_func: ``(outputs, reference) -> bool`` over every correctness batch; a candidate
+        it rejects (or that makes it raise) is never selected.
+    :param on_event: ``(kind, data)`` for progress: plan, step_start/end, candidate_start/point/end,
+        note, done.
+    :param plan_only: return the :class:`~sextant.planner.Plan` without running anything.
+    :param kwargs: fields of :class:`OptimizeOptions`, as an alternative to ``options``.
+    """
+    options = replace(options, **kwargs) if options else OptimizeOptions(**kwargs)
+    catalog = catalog or load_catalog()
+    emit = on_event or (lambda kind, data: None)
+    compare = resolve(catalog.get("comparator", options.comparator).spec.run)
+    strategy = search_strategy(catalog, options.search)
+
+    source, samples = _load(catalog, model, samples, options)
+    plan = make_plan(
+        catalog,
+        source.format,
+        devices=options.devices(),
+        precisions=options.precisions,
+        formats=options.formats,
+        runners=options.runners,
+    )
+    emit("plan", {"plan": plan, "source": source})
+    if plan_only:
+        return plan
+    baseline = plan.baseline()
+    if baseline is None:
+        raise NothingRunnableError(
+            f"no reference runner for the source format '{source.format}' is available",
+            hint="Install the plugin for this framework; `sextant plugins` shows what is available and why not.",
+        )
+
+    workspace = Workspace.open(Path(options.workspace or Path("sextant-workspace") / source.name))
+    previous = _previous_status(workspace, options.fresh)
+    written = workspace.write_source(source)
+    threads = options.threads or cpu_threads()
+    ledger = Ledger(
+        workspace.path,
+        {
+            "sextant": __version__,
+            "model": {"name": source.name, "format": source.format.name, "source": workspace.relative(written.path)},
+            "options": options.to_record(),
+            "host": {"threads": threads, "devices": options.devices(), "machine": platform.machine()},
+        },
+        previous,
+        emit,
+    )
+    max_batch = options.max_batch_size  # until the samples say otherwise
+    with Isolator(preload=_preload(plan), server_log=workspace.path / "logs" / "forkserver.log") as isolator:
+        try:
+            isolator.start()  # it imports the heavy modules while the samples are prepared
+            prepared = prepare_inputs(source, samples, options)
+            max_batch = prepared.max_batch
+            for note in prepared.notes:
+                ledger.note(note)
+            save_batches(workspace.samples, prepared.samples)
+            save_batches(workspace.inputs, prepared.checks)
+            ledger.set(
+                signature=prepared.signature.to_dict(),
+                correctness_batches=[batch_size(b, prepared.signature) for b in prepared.checks],
+            )
+            run = Run(
+                options,
+                workspace,
+                ledger,
+                isolator,
+                threads,
+                written,
+                prepared.signature,
+                max_batch,
+                hash_path(workspace.inputs),
+            )
+            run, judge = run_reference(run, baseline, compare, verify_func)
+            for step in plan.steps:
+                run_step(run, step)
+            variants = [c for c in plan.candidates if c.options != c.runner.defaults()]
+            for candidate in plan.candidates:
+                if candidate is not baseline and candidate not in variants:
+                    evaluate(run, candidate, judge)
+
+            def evaluate_one(candidate: Any) -> Any:
+                return evaluate(run, candidate, judge)
+
+            if strategy is not None:
+                search_options(run, plan, variants, evaluate_one, strategy)
+            else:
+                run_variants(run, plan, variants, evaluate_one)
+        except BaseException:
+            _finish(ledger, plan, options, max_batch, complete=False)
+            raise  # what is done is recorded; the original error goes on
+    _finish(ledger, plan, options, max_batch, complete=True)
+    workspace.prune(
+        [r.artifact for r in ledger.steps.values()] + [r.outputs for r in ledger.candidates.values()]
+    )
+    _raise_if_nothing_selected(ledger, workspace)
+    return Package(workspace.path)
+
+
+def _load(catalog: Catalog, model: Any, samples: Any, options: OptimizeOptions) -> tuple[SourceModel, Any]:
+    """The MODEL and samples arguments resolved (paths, ``file.py:factory`` references), the
+    model recognised by a loader plugin."""
+    name = options.name
+    if isinstance(model, str):
+        model, default_name = resolve_model(model)
+        name = name or default_name
+    elif isinstance(model, Path):
+        name = name or model.stem
+    if isinstance(samples, (str, Path)) and not Path(samples).exists() and ":" in str(samples):
+        samples, _ = resolve_model(str(samples), what="samples")
+    return catalog.load_source(model, name, options.source_options), samples
+
+
+def _previous_status(workspace: Workspace, fresh: bool) -> Mapping[str, Any]:
+    """What an earlier run recorded in this workspace, unless ``--fresh`` (or it is unreadable)."""
+    if fresh or not (workspace.path / STATUS).exists():
+        return {}
+    try:
+        return read_status(workspace.path)
+    except PackageError:
+        return {}
+
+
+def _finish(ledger: Ledger, plan: Plan, options: OptimizeOptions, max_batch: int, *, complete: bool) -> None:
+    """Select under the objective and write the last status; a finished run keeps only what its
+    plan has, an interrupted one keeps every record and says where it stopped."""
+    if complete:
+        ledger.keep_only([s.id for s in plan.steps], [c.id for c in plan.candidates])
+        ledger.header.pop("interrupted", None)
+    planned = {c.id for c in plan.candidates}
+    current = {cid: r for cid, r in ledger.candidates.items() if cid in planned}
+    selection, ranked = select(current, options.goal(max_batch), ledger.header.get("baseline"), planned - plan.reference_only)
+    ledger.candidates.update(ranked)
+    ledger.set(
+        skipped=[{"what": what, "reason": reason} for what, reason in plan.skipped],
+        reference_only=sorted(plan.reference_only),
+        selection=selection.to_json(),
+    )
+    ledger.emit("done", {"status": ledger.document()})
+
+
+def _raise_if_nothing_selected(ledger: Ledger, workspace: Workspace) -> None:
+    selection = ledger.header["selection"]
+    if selection["best"] is not None:
+        return
+    competing = set(ledger.candidates) - set(ledger.header["reference_only"])
+    ran = [r for c, r in ledger.candidates.items() if c in competing and (r.status == Status.OK or r.status.judged_wrong)]
+    if ran and all(r.status.judged_wrong for r in ran):
+        raise CorrectnessError(
+            "every candidate that ran failed correctness: " + selection["reason"],
+            hint=f"See `sextant inspect {workspace.path}`; loosen --atol/--rtol only if the errors are acceptable.",
+        )
+    raise NothingRunnableError(
+        f"no candidate could be selected: {selection['reason']}",
+        hint=f"See `sextant inspect {workspace.path}` and the logs in {workspace.path / 'logs'}.",
+    )
+
+
+def _preload(plan: Plan) -> list[str]:
+    """The top-level modules the plan's steps and runners need, for the fork server to import once."""
+    modules = {m.split(".", 1)[0] for s in plan.steps for m in s.spec.requires}
+    modules |= {m.split(".", 1)[0] for c in plan.candidates for m in c.runner.requires}
+    return sorted(m for m in modules if importlib.util.find_spec(m) is not None)

@@ -1,0 +1,263 @@
+"""Evaluating one candidate: its keys, reuse of what was recorded, the isolated run, judging its
+outputs against the reference (the comparator, then the user's verify_func), and whether to profile.
+
+The baseline goes first (:func:`run_reference`): its outputs become the reference every other
+candidate is judged against, and name the model's outputs in the signature.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sextant.cache import digest, library_versions
+from sextant.compare import Tolerance, Verdict
+from sextant.errors import SampleError
+from sextant.jobs import CandidateJob, ProfileOrder
+from sextant.options import OptimizeOptions
+from sextant.pipeline.context import Run, outcome
+from sextant.records import CandidateKeys, CandidateRecord, Correctness, Profile, Status
+from sextant.planner import SOURCE, PlannedCandidate
+from sextant.runtime import RunnerRequest
+from sextant.samples import Batch, load_batches, save_batches
+from sextant.signature import infer_tensors
+
+VerifyFunc = Callable[[list[dict[str, np.ndarray]], list[dict[str, np.ndarray]]], bool]
+Comparator = Callable[[Mapping[str, np.ndarray], Mapping[str, np.ndarray], Tolerance], Verdict]
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """A verdict on a candidate's outputs: ``PROFILING`` when it may go on to be profiled."""
+
+    status: Status
+    correctness: Correctness | None = None
+    reason: str | None = None
+    verified: bool | None = None
+    verify_error: str | None = None
+
+    def fields(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class Judge:
+    """Compares a candidate's outputs with the reference under its precision's tolerance, then
+    asks ``verify`` (the user's verify_func) about those that pass."""
+
+    compare: Comparator
+    options: OptimizeOptions
+    reference: Sequence[Batch]
+    verify: VerifyFunc | None = None
+
+    def __call__(self, candidate: PlannedCandidate, outputs: Sequence[Batch]) -> Judgement:
+        opts = self.options
+        tolerance = Tolerance.for_precision(candidate.precision, opts.atol, opts.rtol, opts.tolerances)
+        if len(outputs) != len(self.reference):
+            return Judgement(
+                Status.INCORRECT, reason=f"{len(outputs)} output batches, expected {len(self.reference)}"
+            )
+        verdict = Verdict.merge([self.compare(r, o, tolerance) for r, o in zip(self.reference, outputs)])
+        correctness = Correctness(
+            verdict.passed, tuple(verdict.to_dict()["outputs"]), tolerance.atol, tolerance.rtol, verdict.summary()
+        )
+        if not verdict.passed:
+            return Judgement(Status.INCORRECT, correctness, reason=f"correctness: {verdict.summary()}")
+        if self.verify is None:
+            return Judgement(Status.PROFILING, correctness)
+        try:
+            accepted = bool(self.verify(list(outputs), list(self.reference)))
+        except Exception as exc:  # the user's code: a failure of this candidate, not of the run
+            error = f"{type(exc).__name__}: {exc}"
+            return Judgement(
+                Status.REJECTED, correctness, reason=f"verify_func raised {error}", verified=False, verify_error=error
+            )
+        if not accepted:
+            return Judgement(Status.REJECTED, correctness, reason="rejected by verify_func", verified=False)
+        return Judgement(Status.PROFILING, correctness, verified=True)
+
+
+JudgeFunc = Callable[[PlannedCandidate, Sequence[Batch]], Judgement]
+
+
+def run_reference(
+    run: Run, baseline: PlannedCandidate, compare: Comparator, verify: VerifyFunc | None
+) -> tuple[Run, Judge]:
+    """Evaluate the baseline, adopting its outputs as the reference; returns the run with the
+    outputs in its signature, and the judge of every other candidate."""
+    adopted: dict[str, Any] = {}
+
+    def adopt(candidate: PlannedCandidate, outputs: Sequence[Batch]) -> Judgement:
+        save_batches(run.workspace.reference, outputs)
+        sizes = run.ledger.header["correctness_batches"]
+        unbatched = [  # outputs whose first axis does not follow the inputs' batch size
+            name
+            for name in outputs[0]
+            if any(o[name].ndim == 0 or o[name].shape[0] != size for o, size in zip(outputs, sizes))
+        ]
+        signature = run.signature.with_outputs(infer_tensors(outputs, what="output", unbatched=unbatched))
+        run.ledger.set(signature=signature.to_dict())
+        adopted["signature"], adopted["judge"] = signature, Judge(compare, run.options, list(outputs), verify)
+        return adopted["judge"](candidate, outputs)
+
+    run.ledger.set(baseline=baseline.id)
+    record = evaluate(run, baseline, adopt)
+    if "judge" not in adopted:
+        raise SampleError(
+            f"the source model could not run the correctness inputs "
+            f"(batch sizes {run.ledger.header['correctness_batches']}): {record.reason}",
+            hint=f"See {run.workspace / (record.log or 'logs')}. If the model only takes a fixed batch size, "
+            "pass --max-batch-size with that size; check input names, dtypes and shapes.",
+        )
+    return replace(run, signature=adopted["signature"]), adopted["judge"]
+
+
+def candidate_keys(run: Run, candidate: PlannedCandidate) -> CandidateKeys:
+    """What the candidate's outputs depend on (its artifact, runner, options, threads, the
+    correctness inputs, library versions), and that plus the profiler's settings."""
+    artifact = run.source.key if candidate.step is None else run.ledger.steps[candidate.step].key
+    outputs = digest(
+        {
+            "artifact": artifact,
+            "runner": candidate.runner.name,
+            "plugin": candidate.plugin,
+            "device": candidate.device,
+            "precision": candidate.precision,
+            "options": candidate.options,
+            "threads": run.threads,
+            "inputs": run.inputs_key,
+            "libraries": library_versions(candidate.runner.requires),
+        }
+    )
+    return CandidateKeys(outputs, digest({"outputs": outputs, "profiler": run.profiler.to_dict()}))
+
+
+def base_record(candidate: PlannedCandidate) -> CandidateRecord:
+    """What the plan says about a candidate, before anything ran."""
+    return CandidateRecord(
+        step=candidate.step or SOURCE,
+        format=candidate.format.name,
+        runner=candidate.runner.name,
+        plugin=candidate.plugin,
+        device=candidate.device,
+        precision=candidate.precision,
+        options=dict(candidate.options),
+    )
+
+
+def evaluate(run: Run, candidate: PlannedCandidate, judge: JudgeFunc) -> CandidateRecord:
+    """Check and profile one candidate (or reuse what an earlier run recorded); record the result."""
+    ws, ledger = run.workspace, run.ledger
+    record = base_record(candidate)
+    if candidate.step is not None:
+        step = ledger.steps.get(candidate.step)
+        if step is None or step.status != Status.OK or step.artifact is None:
+            return _record(run, candidate, replace(record, status=Status.SKIPPED, reason=f"{candidate.step} did not succeed"))
+        artifact = step.artifact
+    else:
+        artifact = ws.relative(run.source.path)
+    keys = candidate_keys(run, candidate)
+    record = replace(
+        record,
+        artifact=artifact,
+        keys=keys,
+        outputs=ws.outputs_file(candidate.id, keys.outputs),
+        log=ws.log(candidate.id),
+    )
+    reused = _reuse(run, candidate, record, judge)
+    if reused is not None:
+        return _record(run, candidate, reused)
+
+    ledger.emit("candidate_start", {"id": candidate.id})
+    points: list[dict[str, Any]] = []
+    current = {"record": record}  # the judgement arrives while the child waits for it
+
+    def handle(kind: str, data: Any) -> Any:
+        if kind == "outputs":
+            judgement = judge(candidate, load_batches(Path(data)))
+            current["record"] = replace(current["record"], **judgement.fields())
+            if judgement.status != Status.PROFILING:
+                return ProfileOrder(profile=False).to_json()
+            return ProfileOrder(True, run.options.cutoff, rivals(run)).to_json()
+        if kind == "point":
+            points.append(data)
+            ledger.emit("candidate_point", {"id": candidate.id, "point": data})
+        elif kind == "loaded":
+            current["record"] = replace(current["record"], load_seconds=round(float(data), 3))
+        return None
+
+    request = RunnerRequest(
+        artifact=ws / artifact,
+        signature=run.signature,
+        device=candidate.device,
+        precision=candidate.precision,
+        threads=run.threads,
+        options=dict(candidate.options),
+    )
+    job = CandidateJob(candidate.runner.load, request, ws.inputs, ws / record.outputs, run.profiler)
+    result = run.child(job, candidate.id, handle)
+    return _record(run, candidate, _ended(current["record"], result, points, run.threads))
+
+
+def _ended(record: CandidateRecord, result: Any, points: list[dict[str, Any]], threads: int) -> CandidateRecord:
+    """The record once the child ended: how far it got decides what its end means."""
+    profile = Profile(tuple(points), threads) if points else None
+    if record.status == Status.PENDING:  # it never reached the verdict: the child's failure is the story
+        record = replace(record, **outcome(result), profile=profile)
+    elif record.status == Status.PROFILING:
+        if result.ok and points:
+            value = result.value
+            profile = Profile(tuple(points), value.get("threads"), value.get("stopped"), value.get("loaded_memory_mb"))
+            record = replace(record, status=Status.OK, profile=profile)
+        else:
+            failure = outcome(result)
+            failure.update(status=Status.FAILED, reason=f"while profiling: {result.reason()}")
+            record = replace(record, **failure, profile=profile)
+    return replace(record, seconds=round(result.seconds, 3))
+
+
+def _reuse(run: Run, candidate: PlannedCandidate, record: CandidateRecord, judge: JudgeFunc) -> CandidateRecord | None:
+    """The record rebuilt from an earlier run with the same keys (outputs re-judged: the reference
+    or the tolerance may have changed), or ``None`` when it must run again."""
+    old = run.ledger.previous_candidate(candidate.id)
+    if old is None or old.keys != record.keys or (old.cause is not None and old.cause.retried):
+        return None
+    if old.status == Status.FAILED:
+        return replace(record, status=Status.FAILED, reason=old.reason, cause=old.cause, cached=True)
+    if old.outputs is None or not (run.workspace / old.outputs).exists():
+        return None
+    judgement = judge(candidate, load_batches(run.workspace / old.outputs))
+    record = replace(record, **judgement.fields(), cached=True)
+    if judgement.status != Status.PROFILING:
+        return record
+    if old.points:
+        return replace(record, status=Status.OK, profile=old.profile, load_seconds=old.load_seconds)
+    return None
+
+
+def rivals(run: Run) -> dict[int, float]:
+    """The best throughput this run measured at or below each batch size: a batch of b can always
+    be served as smaller batches, so what a rival reached at b' <= b it can reach at b."""
+    best: dict[int, float] = {}
+    for cid in run.ledger.run_candidates:  # this run's, not stale records of an earlier model
+        record = run.ledger.candidates[cid]
+        if record.status != Status.OK:
+            continue
+        for point in record.points:
+            best[point["batch"]] = max(best.get(point["batch"], 0.0), point["throughput"])
+    envelope, running = {}, 0.0
+    for batch in run.profiler.batch_sizes():
+        running = max(running, best.get(batch, 0.0))
+        if running:
+            envelope[batch] = running
+    return envelope
+
+
+def _record(run: Run, candidate: PlannedCandidate, record: CandidateRecord) -> CandidateRecord:
+    run.ledger.record_candidate(candidate.id, record)
+    return record
+

@@ -1,0 +1,77 @@
+"""What every step and candidate of one run shares, and how a job is handed to a child."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from sextant.cache import cache_dir
+from sextant.isolation import ChildResult, Handler, Isolator
+from sextant.jobs import Job, job_document
+from sextant.objective import Objective
+from sextant.options import OptimizeOptions
+from sextant.package import write_json
+from sextant.pipeline.ledger import Ledger
+from sextant.records import Cause, Status
+from sextant.pipeline.workspace import Workspace, WrittenSource
+from sextant.profiler import ProfilerConfig
+from sextant.signature import Signature
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run's settings and services. ``signature`` gains the outputs once the reference ran
+    (``dataclasses.replace``)."""
+
+    options: OptimizeOptions
+    workspace: Workspace
+    ledger: Ledger
+    isolator: Isolator
+    threads: int
+    source: WrittenSource
+    signature: Signature
+    max_batch: int
+    inputs_key: str
+
+    @property
+    def profiler(self) -> ProfilerConfig:
+        return replace(self.options.profiler, max_batch=self.max_batch)
+
+    @property
+    def objective(self) -> Objective:
+        return self.options.goal(self.max_batch)
+
+    def child(self, job: Job, name: str, handler: Handler | None = None) -> ChildResult:
+        """Write the job next to its log, then run it in an isolated child."""
+        log = self.workspace / self.workspace.log(name)
+        document = job_document(job)
+        write_json(log.with_suffix(".job.json"), document)
+        log.write_text(f"# {name}\n# reproduce in this process: python -m sextant.worker {log.with_suffix('.job.json')}\n")
+        try:
+            return self.isolator.run(
+                job.target,
+                document["job"],
+                log_path=log,
+                timeout=self.options.step_timeout,
+                handler=handler,
+                env={"SEXTANT_CACHE_DIR": str(cache_dir())},
+            )
+        except KeyboardInterrupt:
+            self.ledger.set(interrupted=name)
+            raise
+
+
+def outcome(result: ChildResult) -> dict[str, Any]:
+    """A child's end as record fields: status, seconds, and for a failure its cause and reason."""
+    out: dict[str, Any] = {"status": Status.OK if result.ok else Status.FAILED, "seconds": round(result.seconds, 3)}
+    if not result.ok:
+        if result.timed_out:
+            out["cause"] = Cause.TIMEOUT
+        elif result.error:
+            out["cause"] = Cause.EXCEPTION
+        elif result.exitcode is not None and result.exitcode < 0:
+            out["cause"] = Cause.CRASH
+        else:
+            out["cause"] = Cause.LOST
+        out.update(reason=result.reason(), log_tail=result.log_tail, traceback=result.traceback)
+    return out

@@ -1,0 +1,108 @@
+"""Running one export or conversion step: its key, reuse of a recorded result, the isolated run,
+and recognising a step whose artifact is byte-identical to another's (a no-op conversion)."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+from sextant.cache import digest, hash_path, library_versions
+from sextant.devices import device_identity
+from sextant.jobs import StepJob
+from sextant.pipeline.context import Run, outcome
+from sextant.records import Status, StepRecord
+from sextant.planner import SOURCE, PlannedStep
+from sextant.runtime import StepRequest
+
+
+def step_key(run: Run, step: PlannedStep) -> str:
+    """Everything the step's artifact depends on."""
+    parent = run.source.key if step.parent is None else run.ledger.steps[step.parent].key
+    return digest(
+        {
+            "parent": parent,
+            "step": step.spec.name,
+            "plugin": step.plugin,
+            "run": step.spec.run,
+            "options": dict(step.spec.options),
+            "signature": run.signature.to_dict(),
+            "max_batch": run.max_batch,
+            "libraries": library_versions(step.spec.requires),
+            "device": device_identity(step.device),
+        }
+    )
+
+
+def run_step(run: Run, step: PlannedStep) -> StepRecord:
+    """Build the step's artifact (or reuse the recorded one); record and return how it ended."""
+    ws, ledger = run.workspace, run.ledger
+    record = StepRecord(
+        kind=step.kind,
+        spec=step.spec.name,
+        plugin=step.plugin,
+        parent=step.parent or SOURCE,
+        format=step.format.name,
+        precision=step.precision,
+        device=step.device,
+        key=step_key(run, step),
+    )
+    if not _parent_ok(run, step):
+        return _record(run, step.id, replace(record, status=Status.SKIPPED, reason=f"{step.parent} did not succeed"))
+    old = ledger.previous_step(step.id)
+    if (
+        old is not None
+        and old.key == record.key
+        and not (old.cause and old.cause.retried)
+        and (old.status != Status.OK or (old.artifact is not None and (ws / old.artifact).exists()))
+    ):
+        return _record(run, step.id, replace(old, cached=True))
+    out_dir = ws.artifact_dir(step.id, record.key)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    source = run.source.path if step.parent is None else ws / ledger.steps[step.parent].artifact
+    request = StepRequest(
+        input=source,
+        output_dir=out_dir,
+        signature=run.signature,
+        samples=ws.samples,
+        device=step.device,
+        max_batch=run.max_batch,
+        options=dict(step.spec.options),
+    )
+    ledger.emit("step_start", {"id": step.id, "kind": step.kind})
+    result = run.child(StepJob(step.spec.run, request), step.id)
+    record = replace(record, **outcome(result), log=ws.log(step.id))
+    if result.ok:
+        record = replace(record, artifact=ws.relative(Path(result.value)), content=hash_path(out_dir))
+        twin = _same_content(run, step.id, record)
+        if twin:
+            shutil.rmtree(out_dir, ignore_errors=True)
+            record = replace(record, status=Status.DUPLICATE, reason=f"same bytes as {twin}", artifact=None)
+    return _record(run, step.id, record)
+
+
+def _parent_ok(run: Run, step: PlannedStep) -> bool:
+    if step.parent is None:
+        return True
+    parent = run.ledger.steps.get(step.parent)
+    return parent is not None and parent.status == Status.OK
+
+
+def _same_content(run: Run, step_id: str, record: StepRecord) -> str | None:
+    """An earlier step of this run that produced the very same artifact."""
+    for other_id in run.ledger.run_steps:
+        other = run.ledger.steps[other_id]
+        if (
+            other_id != step_id
+            and other.status == Status.OK
+            and other.content == record.content
+            and other.format == record.format
+            and other.key != record.key
+        ):
+            return other_id
+    return None
+
+
+def _record(run: Run, step_id: str, record: StepRecord) -> StepRecord:
+    run.ledger.record_step(step_id, record)
+    return record

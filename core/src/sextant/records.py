@@ -1,0 +1,242 @@
+"""What a run records about each step and candidate: typed, frozen, and written as status.json.
+
+Every status and cause is a member of :class:`Status` or :class:`Cause`; the JSON keeps their
+string values (schema 1), so packages written before these types existed read back unchanged.
+A record is replaced, never edited: ``dataclasses.replace(record, status=Status.OK, ...)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from enum import Enum
+from typing import Any
+
+
+class Status(str, Enum):
+    """Where a step or candidate ended (``PENDING`` and ``PROFILING`` only while it runs)."""
+
+    OK = "ok"
+    FAILED = "failed"  # it could not build or run; ``cause`` and ``reason`` say why
+    INCORRECT = "incorrect"  # its outputs are not the reference's within the tolerance
+    REJECTED = "rejected"  # the user's verify_func said no (or raised)
+    SKIPPED = "skipped"  # not run; ``reason`` says why (its input failed, a policy)
+    DUPLICATE = "duplicate"  # a step whose artifact is byte-identical to another step's
+    PENDING = "pending"
+    PROFILING = "profiling"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def judged_wrong(self) -> bool:
+        """It ran, and its answers were refused (by the comparator or by verify_func)."""
+        return self in (Status.INCORRECT, Status.REJECTED)
+
+
+class Cause(str, Enum):
+    """Why a child failed."""
+
+    EXCEPTION = "exception"
+    CRASH = "crash"  # killed by a signal
+    TIMEOUT = "timeout"  # no progress for --step-timeout seconds
+    LOST = "lost"  # ended without a result
+    INTERRUPTED = "interrupted"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def retried(self) -> bool:
+        """Worth trying again on a re-run (the machine, not the model, may have been at fault)."""
+        return self in (Cause.TIMEOUT, Cause.LOST, Cause.INTERRUPTED)
+
+
+def _to_json(record: Any, renames: Mapping[str, str] = {}) -> dict[str, Any]:  # noqa: B006 - read only
+    """Fields in declaration order, leaving out the ones at their "nothing to say" value."""
+    out: dict[str, Any] = {}
+    for f in fields(record):
+        value = getattr(record, f.name)
+        if value is None or value is False or (f.name in _OPTIONAL_EMPTY and not value):
+            continue
+        if hasattr(value, "to_json"):
+            value = value.to_json()
+        elif isinstance(value, Enum):
+            value = value.value
+        out[renames.get(f.name, f.name)] = value
+    return out
+
+
+_OPTIONAL_EMPTY = {"log_tail"}
+
+
+@dataclass(frozen=True)
+class Failure:
+    """The real cause of a failure: what the child said, how it ended, the tail of its log."""
+
+    cause: Cause
+    reason: str
+    log_tail: str = ""
+    traceback: str | None = None
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """One export or conversion: where it came from, its key, and how it ended."""
+
+    kind: str
+    spec: str
+    plugin: str
+    parent: str  # the step it read, or "source"
+    format: str
+    precision: str
+    device: str
+    key: str
+    status: Status = Status.PENDING
+    reason: str | None = None
+    cause: Cause | None = None
+    log_tail: str = ""
+    traceback: str | None = None
+    seconds: float | None = None
+    log: str | None = None
+    artifact: str | None = None  # relative to the package
+    content: str | None = None  # hash of the artifact's bytes
+    cached: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return _to_json(self, {"parent": "from"})
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> StepRecord:
+        values = {f.name: data[f.name] for f in fields(cls) if f.name in data}
+        values["parent"] = data.get("from", "source")
+        return cls(**_typed(values))
+
+
+@dataclass(frozen=True)
+class Correctness:
+    """The comparator's verdict over every correctness batch, with the tolerance it applied."""
+
+    passed: bool
+    outputs: tuple[Mapping[str, Any], ...]  # one report per output (sextant.compare.OutputReport)
+    atol: float
+    rtol: float
+    summary: str
+
+    @property
+    def max_abs_error(self) -> float:
+        return max((o["max_abs_error"] for o in self.outputs), default=0.0)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "outputs": [dict(o) for o in self.outputs],
+            "atol": self.atol,
+            "rtol": self.rtol,
+            "summary": self.summary,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Correctness:
+        return cls(data["passed"], tuple(data["outputs"]), data["atol"], data["rtol"], data.get("summary", ""))
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Profile points (``sextant.profiler.Point`` as dicts), the threads they used, why the sweep
+    stopped, and the resident memory of the candidate's process once loaded."""
+
+    points: tuple[Mapping[str, Any], ...] = ()
+    threads: int | None = None
+    stopped: str | None = None
+    loaded_memory_mb: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"points": [dict(p) for p in self.points], "threads": self.threads}
+        if self.stopped is not None:
+            out["stopped"] = self.stopped
+        if self.loaded_memory_mb is not None:
+            out["loaded_memory_mb"] = self.loaded_memory_mb
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Profile:
+        return cls(
+            tuple(data.get("points", ())), data.get("threads"), data.get("stopped"), data.get("loaded_memory_mb")
+        )
+
+
+@dataclass(frozen=True)
+class CandidateKeys:
+    """``outputs``: what the outputs depend on; ``profile``: that plus the profiler's settings."""
+
+    outputs: str
+    profile: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"outputs": self.outputs, "profile": self.profile}
+
+
+@dataclass(frozen=True)
+class CandidateRecord:
+    """One candidate: what it is, how it was judged and measured, and how it ranks."""
+
+    step: str  # the step whose artifact it runs, or "source"
+    format: str
+    runner: str
+    plugin: str
+    device: str
+    precision: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    status: Status = Status.PENDING
+    reason: str | None = None
+    cause: Cause | None = None
+    log_tail: str = ""
+    traceback: str | None = None
+    artifact: str | None = None
+    keys: CandidateKeys | None = None
+    outputs: str | None = None
+    log: str | None = None
+    load_seconds: float | None = None
+    correctness: Correctness | None = None
+    verified: bool | None = None
+    verify_error: str | None = None
+    profile: Profile | None = None
+    seconds: float | None = None
+    cached: bool = False
+    best_point: Mapping[str, Any] | None = None  # set by the selection
+    speedup: float | None = None  # set by the selection
+
+    @property
+    def points(self) -> tuple[Mapping[str, Any], ...]:
+        return self.profile.points if self.profile else ()
+
+    def to_json(self) -> dict[str, Any]:
+        out = _to_json(self)
+        out["options"] = dict(self.options)
+        if self.verified is False:
+            out["verified"] = False
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CandidateRecord:
+        values = {f.name: data[f.name] for f in fields(cls) if f.name in data}
+        return cls(**_typed(values))
+
+
+def _typed(values: dict[str, Any]) -> dict[str, Any]:
+    """JSON values → the records' field types."""
+    if "status" in values:
+        values["status"] = Status(values["status"])
+    if values.get("cause") is not None:
+        values["cause"] = Cause(values["cause"])
+    if isinstance(values.get("keys"), Mapping):
+        values["keys"] = CandidateKeys(**values["keys"])
+    if isinstance(values.get("correctness"), Mapping):
+        values["correctness"] = Correctness.from_json(values["correctness"])
+    if isinstance(values.get("profile"), Mapping):
+        values["profile"] = Profile.from_json(values["profile"])
+    return values
+
+
+Record = StepRecord | CandidateRecord
