@@ -16,14 +16,18 @@ import tempfile
 from pathlib import Path
 
 from _run import optimize
-from sextant.search import Goal, ResultsStore, run_search
+from sextant.objective import Objective
+from sextant.search import ResultsStore, run_search
 from sextant_search.strategies import Brute, OptunaSearch, Quick
 from sextant_search.synthetic import SPACE, metrics, optimum
 
 
 def synthetic() -> None:
     grid = math.prod(len(p.grid()) for p in SPACE)
-    for label, goal, cap in (("unconstrained", Goal(), None), ("p99 <= 8 ms", Goal(max_p99_ms=8.0), 8.0)):
+    for label, objective, cap in (
+        ("unconstrained", Objective(), None),
+        ("p99 <= 8 ms", Objective(max_p99_ms=8.0), 8.0),
+    ):
         _, best = optimum(cap)
         print(f"synthetic surface, {grid} configurations, {label}: optimum {best['throughput']:.0f}/s")
         for name, make in (
@@ -35,7 +39,9 @@ def synthetic() -> None:
             for seed in range(5 if name == "optuna" else 1):
                 with tempfile.TemporaryDirectory() as tmp:
                     store = ResultsStore(Path(tmp) / "s.sqlite")
-                    result = run_search(make(seed), metrics, goal=goal, store=store, candidate="x", hardware="h")
+                    result = run_search(
+                        make(seed), metrics, objective=objective, store=store, candidate="x", hardware="h"
+                    )
                     store.close()
                 shares.append(result.best_metrics["throughput"] / best["throughput"] if result.best_metrics else 0.0)
                 counts.append(result.measured)

@@ -10,19 +10,22 @@ import textwrap
 
 import optuna
 import pytest
-from sextant.search import Goal, ResultsStore, rerank, run_search
+from sextant.objective import Objective
+from sextant.search import ResultsStore, rerank, run_search
 from sextant.testing.contracts import check_plugin
 from sextant_search.strategies import Brute, OptunaSearch, Quick
 from sextant_search.synthetic import SPACE, metrics, optimum
 
 GRID = math.prod(len(p.grid()) for p in SPACE)
-GOAL = Goal()
+THROUGHPUT = Objective()
 
 
-def search(strategy, tmp_path, name="s", goal=GOAL, **kw):
+def search(strategy, tmp_path, name="s", objective=THROUGHPUT, **kw):
     store = ResultsStore(tmp_path / f"{name}.sqlite")
     try:
-        return run_search(strategy, metrics, goal=goal, store=store, candidate="synthetic", hardware="test", **kw)
+        return run_search(
+            strategy, metrics, objective=objective, store=store, candidate="synthetic", hardware="test", **kw
+        )
     finally:
         store.close()
 
@@ -43,9 +46,8 @@ def test_brute_finds_the_optimum_and_skips_what_stopped_paying(tmp_path):
 
 
 def test_brute_stops_at_a_constraint_edge(tmp_path):
-    goal = Goal(max_p99_ms=8.0)
     best, _ = optimum(max_p99_ms=8.0)
-    result = search(Brute(SPACE), tmp_path, goal=goal)
+    result = search(Brute(SPACE), tmp_path, objective=Objective(max_p99_ms=8.0))
     assert result.best == best
     assert metrics(result.best)["p99_ms"] <= 8.0
 
@@ -75,11 +77,11 @@ def test_a_killed_search_resumes_from_its_store(tmp_path):
     assert resumed.measured == full.measured - 4  # the four stored ones were not measured again
 
 
-def test_changing_the_goal_reranks_without_measuring(tmp_path):
+def test_changing_the_objective_reranks_without_measuring(tmp_path):
     search(Brute(SPACE), tmp_path, name="store")
     store = ResultsStore(tmp_path / "store.sqlite")
     try:
-        best, best_metrics = rerank(store, candidate="synthetic", hardware="test", goal=Goal(max_p99_ms=8.0))
+        best, best_metrics = rerank(store, candidate="synthetic", hardware="test", objective=Objective(max_p99_ms=8.0))
     finally:
         store.close()
     assert best == optimum(max_p99_ms=8.0)[0]
@@ -90,7 +92,8 @@ WORKER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from sextant.search import Goal, ResultsStore, rerank, run_search
+    from sextant.objective import Objective
+    from sextant.search import ResultsStore, run_search
     from sextant_search.strategies import OptunaSearch
     from sextant_search.synthetic import SPACE, metrics
 
@@ -98,7 +101,7 @@ WORKER = textwrap.dedent(
     strategy = OptunaSearch(SPACE, seed=int(sys.argv[2]), storage=f"sqlite:///{folder / 'study.sqlite'}",
                             study_name="shared", trials=30)
     store = ResultsStore(folder / "results.sqlite")
-    result = run_search(strategy, metrics, goal=Goal(), store=store, candidate="synthetic", hardware="test")
+    result = run_search(strategy, metrics, objective=Objective(), store=store, candidate="synthetic", hardware="test")
     print(result.measured)
     """
 )
