@@ -88,6 +88,17 @@ def test_changing_the_objective_reranks_without_measuring(tmp_path):
     assert best_metrics["p99_ms"] <= 8.0
 
 
+def test_the_default_point_is_recorded_in_the_study_where_it_is(tmp_path):
+    # exponential and linear dimensions are searched by grid index: the default configuration,
+    # measured before any trial, must enter the study at its own index, not at its value
+    strategy = OptunaSearch(SPACE, seed=0, trials=5)
+    default = {p.name: p.default for p in SPACE}
+    strategy.ask([(default, 0.0)])
+    first = strategy.study.trials[0]
+    assert strategy._config(first.params) == default
+    assert first.value == 0.0
+
+
 WORKER = textwrap.dedent(
     """
     import sys

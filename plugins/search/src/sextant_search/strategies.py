@@ -184,7 +184,7 @@ class OptunaSearch(_Grid):
         elif key not in self.told:  # measured without a trial (the default point): record it
             self.study.add_trial(
                 self.optuna.trial.create_trial(
-                    params=dict(config),
+                    params=self._params(config),
                     distributions=self.distributions,
                     value=score,
                     state=state.COMPLETE if score is not None else state.FAIL,
