@@ -158,3 +158,60 @@ def test_latency_objective_and_budget(fake_catalog, options, samples):
     assert status["candidates"][status["selection"]["best"]]["best_point"]["batch"] == 1
     with pytest.raises(sextant.SextantError, match="latency budget"):
         run(fake_catalog, replace(options, latency_budget_ms=1e-9), samples)
+
+
+def test_a_candidate_that_cannot_win_is_cut_off(fault_catalog, options, samples):
+    status = run(fault_catalog("sleepy"), replace(options, cutoff=0.7), samples).status
+    sleepy = status["candidates"]["fake-graph:fault-sleepy@cpu"]
+    assert sleepy["status"] == "ok" and sleepy["correctness"]["passed"]
+    assert sleepy["profile"]["stopped"].startswith("stopped early: cannot win")
+    assert [p["batch"] for p in sleepy["profile"]["points"]] == [1, 2]  # batch 1 in full, stopped at 2
+    assert status["selection"]["best"] != "fake-graph:fault-sleepy@cpu"
+
+
+def test_changed_correctness_inputs_redo_every_candidate_but_no_step(fake_catalog, options, samples):
+    run(fake_catalog, options, samples)
+    other = [{name: value + 1.0 for name, value in batch.items()} for batch in samples]  # same shapes
+    status = run(fake_catalog, options, other).status
+    assert all(r.get("cached") for r in status["steps"].values())
+    assert not any(r.get("cached") for r in status["candidates"].values() if r["status"] != "skipped")
+
+
+def test_verify_func_rejecting_some_candidates_lets_another_win(fake_catalog, options, samples):
+    def exact(outputs, reference):  # the fp16 graph (and einsum's rounding) differ from the reference
+        return all(np.array_equal(o[k], r[k]) for o, r in zip(outputs, reference) for k in r)
+
+    status = run(fake_catalog, replace(options, precisions=("fp32", "fp16")), samples, verify_func=exact).status
+    judged = {c: r for c, r in status["candidates"].items() if r["status"] != "skipped"}
+    rejected = {c for c, r in judged.items() if r["status"] == "rejected"}
+    assert "fake-graph+fake-fp16:fake-graph@cpu" in rejected and "fake-graph:fake-graph@cpu" not in rejected
+    for cid, record in judged.items():  # rejected exactly where the outputs differ
+        assert (cid in rejected) == (record["correctness"]["outputs"][0]["max_abs_error"] > 0), cid
+    assert all(judged[c]["reason"] == "rejected by verify_func" and judged[c]["verified"] is False for c in rejected)
+    best = status["selection"]["best"]
+    assert best is not None and best not in rejected and judged[best]["verified"] is True
+    assert not set(status["selection"]["ranking"]) & rejected
+
+
+def test_verify_func_that_raises_fails_that_candidate_not_the_run(fake_catalog, options, samples):
+    def strict(outputs, reference):
+        for o, r in zip(outputs, reference):
+            if not np.array_equal(o["output_0"], r["output_0"]):
+                raise ValueError("outputs drifted")
+        return True
+
+    status = run(fake_catalog, replace(options, precisions=("fp32", "fp16")), samples, verify_func=strict).status
+    raised = [r for r in status["candidates"].values() if r.get("verify_error")]
+    assert raised and all(r["status"] == "rejected" for r in raised)
+    assert all(r["reason"] == "verify_func raised ValueError: outputs drifted" for r in raised)
+    assert status["selection"]["best"] is not None
+    assert status["candidates"][status["selection"]["best"]]["precision"] == "fp32"
+
+
+def test_memory_is_measured_and_a_memory_budget_constrains_the_choice(fake_catalog, options, samples):
+    status = run(fake_catalog, options, samples).status
+    points = [p for r in status["candidates"].values() for p in r.get("profile", {}).get("points", [])]
+    assert points and all(p["memory_mb"] > 0 for p in points)  # peak resident memory of the candidate's process
+    assert all(r["profile"]["loaded_memory_mb"] > 0 for r in status["candidates"].values() if r["status"] == "ok")
+    with pytest.raises(sextant.SextantError, match="at most 0.001 MB of memory"):
+        run(fake_catalog, replace(options, max_memory_mb=0.001), samples)

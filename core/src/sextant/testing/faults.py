@@ -1,8 +1,10 @@
-"""Exporters that misbehave on purpose, for tests of isolation, caching and correctness gating.
+"""Exporters and a runner that misbehave on purpose, for tests of isolation, caching, correctness
+gating and the profiler's cut-off.
 
-Each reads the fake ``numpy-mlp`` source. ``SEXTANT_FAULTS=crash,hang`` registers only those
-named (default: all). Options are fixed when the catalog is built, in the parent, so a child
-started from a long-lived fork server sees the values of this run.
+Each exporter reads the fake ``numpy-mlp`` source. ``SEXTANT_FAULTS=crash,hang`` registers only
+those named (default: every exporter). ``sleepy`` (only when named) adds a runner of fake graphs
+that sleeps 2 ms per call: correct, and far slower than its rivals. Options are fixed when the
+catalog is built, in the parent, so a child started from a long-lived fork server sees this run's.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 from sextant.hookspecs import hookimpl
 from sextant.runtime import StepRequest
 from sextant.specs import ExporterSpec, Format, RunnerSpec
-from sextant.testing.fake import GRAPH, SOURCE, NumpyMLP, write_graph
+from sextant.testing.fake import GRAPH, SOURCE, NumpyMLP, load_graph, write_graph
 
 #: what ``fault-wrong`` produces, so that ``--formats fault-graph`` leaves only wrong candidates
 WRONG_GRAPH = Format("fault-graph")
@@ -26,7 +28,7 @@ FAULTS = ("crash", "hang", "raise", "wrong", "slow")
 @hookimpl
 def sextant_register_exporters() -> list[ExporterSpec]:
     chosen = os.environ.get("SEXTANT_FAULTS")
-    names = FAULTS if chosen is None else [n.strip() for n in chosen.split(",") if n.strip()]
+    names = FAULTS if chosen is None else [n.strip() for n in chosen.split(",") if n.strip() in FAULTS]
     options = {"seconds": float(os.environ.get("SEXTANT_FAULT_SLOW_S", "2"))}
     return [
         ExporterSpec(
@@ -42,7 +44,10 @@ def sextant_register_exporters() -> list[ExporterSpec]:
 
 @hookimpl
 def sextant_register_runners() -> list[RunnerSpec]:
-    return [RunnerSpec("fault-graph", WRONG_GRAPH, load="sextant.testing.fake:load_graph")]
+    runners = [RunnerSpec("fault-graph", WRONG_GRAPH, load="sextant.testing.fake:load_graph")]
+    if "sleepy" in (os.environ.get("SEXTANT_FAULTS") or ""):
+        runners.append(RunnerSpec("fault-sleepy", GRAPH, load="sextant.testing.faults:load_sleepy"))
+    return runners
 
 
 def fault_crash(request: StepRequest) -> Path:
@@ -69,3 +74,21 @@ def fault_wrong(request: StepRequest) -> Path:
 def fault_slow(request: StepRequest) -> Path:
     time.sleep(request.options["seconds"])
     return write_graph(request.output_dir, NumpyMLP.read(request.input).weights, "float32")
+
+
+class _Sleepy:
+    """A correct runner that sleeps 2 ms per call."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    def infer(self, inputs):
+        time.sleep(0.002)
+        return self.inner.infer(inputs)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def load_sleepy(request):
+    return _Sleepy(load_graph(request))
