@@ -19,6 +19,7 @@ __all__ = [
     "__version__",
     "hookimpl",
     "load",
+    "Objective",
     "optimize",
     "OptimizeOptions",
     "Package",
@@ -27,7 +28,8 @@ __all__ = [
 
 _LAZY = {
     "optimize": "sextant.pipeline",
-    "OptimizeOptions": "sextant.pipeline",
+    "OptimizeOptions": "sextant.options",
+    "Objective": "sextant.objective",
     "load": "sextant.package",
     "Package": "sextant.package",
     "SextantError": "sextant.errors",
@@ -36,7 +38,9 @@ _LAZY = {
 if TYPE_CHECKING:
     from sextant.errors import SextantError
     from sextant.package import Package, load
-    from sextant.pipeline import OptimizeOptions, optimize
+    from sextant.objective import Objective
+    from sextant.options import OptimizeOptions
+    from sextant.pipeline import optimize
 
 
 def __getattr__(name: str) -> Any:

@@ -2,7 +2,7 @@
 
 - an isolated ``SEXTANT_CACHE_DIR`` for the test session (autouse);
 - ``catalog``: every installed plugin, as the CLI sees them;
-- ``options``: :class:`~sextant.pipeline.OptimizeOptions` writing to a temporary workspace, with a
+- ``options``: :class:`~sextant.options.OptimizeOptions` writing to a temporary workspace, with a
   profiler shortened for tests (``sextant.testing.FAST``).
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from sextant.pipeline import OptimizeOptions
+from sextant.options import OptimizeOptions
 from sextant.plugins import load_catalog
 from sextant.testing import FAST
 
