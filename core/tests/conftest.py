@@ -4,7 +4,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from sextant.pipeline import OptimizeOptions
+from sextant.options import OptimizeOptions
 from sextant.plugins import load_catalog
 from sextant.testing import FAST as SHORT
 
