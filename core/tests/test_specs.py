@@ -40,3 +40,42 @@ def test_least_exact_precision():
     assert least_exact() == "fp32"
     assert least_exact("fp32", "fp16") == "fp16"
     assert least_exact("bf16", "int8", "fp32") == "int8"
+
+
+def test_a_deployer_is_a_contribution_listed_with_what_it_serves(tmp_path, monkeypatch):
+    import sys
+
+    from sextant.plugins import load_catalog
+    from sextant.report import plugins_document
+
+    (tmp_path / "toy_deployer.py").write_text(
+        "from sextant.api import ONNX, DeployerSpec, hookimpl\n"
+        "@hookimpl\n"
+        "def sextant_register_deployers():\n"
+        "    return [DeployerSpec('toy', deploy='toy_deployer:deploy', formats=(ONNX,), runners=('onnxruntime',))]\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    catalog = load_catalog(extra_modules=["toy_deployer"], entry_points=False)
+    (deployer,) = catalog.of("deployer")
+    assert deployer.spec.formats[0].name == "onnx"
+    listed = [c for p in plugins_document(catalog)["plugins"] for c in p["contributions"] if c["kind"] == "deployer"]
+    assert listed == [
+        {
+            "kind": "deployer",
+            "name": "toy",
+            "description": "",
+            "formats": ["onnx"],
+            "runners": ["onnxruntime"],
+            "available": True,
+            "reason": None,
+            "requires": [],
+        }
+    ]
+    sys.modules.pop("toy_deployer", None)
+
+
+def test_deployer_names_are_checked():
+    from sextant.specs import DeployerSpec
+
+    with pytest.raises(PluginError, match="invalid deployer name"):
+        DeployerSpec("Triton Server", deploy="x:y")

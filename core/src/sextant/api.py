@@ -6,12 +6,12 @@ plugins must stay fast); the run-time helpers, which pull in numpy, on first use
 
 Hooks and specs
     ``hookimpl``, ``ExporterSpec``, ``ConverterSpec``, ``RunnerSpec``, ``ComparatorSpec``,
-    ``SearchStrategySpec``, ``Param``, ``SourceModel``, ``Format``, ``PRECISIONS``, ``DEVICES``
+    ``SearchStrategySpec``, ``DeployerSpec``, ``Param``, ``SourceModel``, ``Format``, ``PRECISIONS``, ``DEVICES``
 Shared formats
     ``ONNX``, ``TORCH_MODULE``, ``TORCHSCRIPT``, ``TORCH_EXPORTED``, ``TORCH_TENSORRT``, ``KERAS``,
     ``TF_SAVEDMODEL``, ``TENSORRT_ENGINE``
 What callables receive and return
-    ``StepRequest``, ``RunnerRequest``, ``Runner``, ``StageTimer``, ``SearchStrategy``,
+    ``StepRequest``, ``RunnerRequest``, ``DeployRequest``, ``Deployment``, ``Runner``, ``StageTimer``, ``SearchStrategy``,
     ``Signature``, ``TensorSpec``, ``Tolerance``, ``Verdict``, ``OutputReport``
 Helpers
     ``load_batches``, ``resize_batch`` (samples), ``cache_dir`` (sextant's shared cache),
@@ -42,12 +42,21 @@ from sextant.formats import (
 )
 from sextant.hookspecs import hookimpl
 from sextant.references import is_user_module
-from sextant.runtime import Runner, RunnerRequest, SearchStrategy, StageTimer, StepRequest
+from sextant.runtime import (
+    DeployRequest,
+    Deployment,
+    Runner,
+    RunnerRequest,
+    SearchStrategy,
+    StageTimer,
+    StepRequest,
+)
 from sextant.specs import (
     DEVICES,
     PRECISIONS,
     ComparatorSpec,
     ConverterSpec,
+    DeployerSpec,
     ExporterSpec,
     Format,
     Param,
@@ -86,6 +95,9 @@ __all__ = [
     "TORCH_TENSORRT",
     "ComparatorSpec",
     "ConverterSpec",
+    "DeployRequest",
+    "DeployerSpec",
+    "Deployment",
     "ExporterSpec",
     "Format",
     "ModelLoadError",

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from sextant.specs import (
         ComparatorSpec,
         ConverterSpec,
+        DeployerSpec,
         ExporterSpec,
         RunnerSpec,
         SearchStrategySpec,
@@ -53,6 +54,11 @@ def sextant_register_comparators() -> list[ComparatorSpec]:
 @hookspec
 def sextant_register_search_strategies() -> list[SearchStrategySpec]:
     """Return the search strategies this plugin contributes (propose configurations to measure)."""
+
+
+@hookspec
+def sextant_register_deployers() -> list[DeployerSpec]:
+    """Return the deployers this plugin contributes (write a package's candidate to a serving target)."""
 
 
 @hookspec(firstresult=True)

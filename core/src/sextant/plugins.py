@@ -31,6 +31,7 @@ from sextant.errors import ModelLoadError, PluginError, UsageError
 from sextant.specs import (
     ComparatorSpec,
     ConverterSpec,
+    DeployerSpec,
     ExporterSpec,
     RunnerSpec,
     SearchStrategySpec,
@@ -51,6 +52,7 @@ KINDS: dict[str, tuple[str, type]] = {
     "runner": ("sextant_register_runners", RunnerSpec),
     "comparator": ("sextant_register_comparators", ComparatorSpec),
     "search_strategy": ("sextant_register_search_strategies", SearchStrategySpec),
+    "deployer": ("sextant_register_deployers", DeployerSpec),
 }
 
 

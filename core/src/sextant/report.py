@@ -14,7 +14,7 @@ from rich.tree import Tree
 from sextant.planner import Plan, make_plan
 from sextant.plugins import Catalog, availability
 from sextant.records import CandidateRecord, Status, StepRecord
-from sextant.specs import DEVICES, PRECISIONS, Format, RunnerSpec
+from sextant.specs import DEVICES, PRECISIONS, DeployerSpec, Format, RunnerSpec
 
 STATUS_STYLE = {Status.OK: "green", Status.FAILED: "red", Status.INCORRECT: "yellow", Status.REJECTED: "yellow"}
 
@@ -34,6 +34,9 @@ def _describe(contribution: Any) -> dict[str, Any]:
         out["options"] = [
             {"name": p.name, "kind": p.kind, "values": list(p.values), "default": p.default} for p in spec.options
         ]
+    elif isinstance(spec, DeployerSpec):
+        out["formats"] = [str(f) for f in spec.formats]
+        out["runners"] = list(spec.runners)
     elif hasattr(spec, "precision"):
         out["precision"] = spec.precision
     reason = availability(spec)
@@ -70,6 +73,9 @@ def plugins_table(catalog: Catalog) -> Table:
             continue
         for c in plugin["contributions"]:
             what = f"{c.get('consumes', '')} → {c['produces']}" if "produces" in c else c.get("consumes", "")
+            if c["kind"] == "deployer":
+                native = ", ".join(c["formats"]) or "any format"
+                what = f"native: {native}; runners: {', '.join(c['runners']) or 'any'}"
             if c["kind"] == "runner":
                 devices = escape(", ".join(f"{d}" if r is None else f"{d}: {r}" for d, r in c["devices"].items()))
                 state = f"[green]{devices}[/green]" if c["available"] else f"[red]{devices}[/red]"

@@ -48,6 +48,34 @@ class RunnerRequest:
     options: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class DeployRequest:
+    """Input to a deployer: which candidate of which package, to where, with what settings.
+
+    ``candidate`` is a candidate id, or ``None`` for the package's selected best. ``target`` is
+    where it goes (a model repository folder, a URL), ``name`` the served model's name (default:
+    the package's model name). ``options`` are the deployer's own settings; ``force`` allows
+    replacing what is already there.
+    """
+
+    package: Path
+    target: str
+    candidate: str | None = None
+    name: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """What a deployer wrote: where, under which name, the files, and notes for the user."""
+
+    target: str
+    name: str
+    files: tuple[Path, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
 @runtime_checkable
 class Runner(Protocol):
     """A loaded model. ``infer`` takes and returns named numpy arrays (a whole batch)."""

@@ -264,4 +264,25 @@ class SourceModel:
     options: Mapping[str, str] = field(default_factory=dict)
 
 
-Spec = ExporterSpec | ConverterSpec | RunnerSpec | ComparatorSpec | SearchStrategySpec
+@dataclass(frozen=True)
+class DeployerSpec:
+    """Writes a package's candidate to a serving target (a Triton model repository, ...).
+
+    ``deploy`` names ``(request: sextant.runtime.DeployRequest) -> sextant.runtime.Deployment``.
+    ``formats`` lists the artifact formats it serves natively and ``runners`` the runners it serves
+    through sextant's own runner (empty: any); ``sextant plugins`` shows both.
+    """
+
+    name: str
+    deploy: str
+    formats: tuple[Format, ...] = ()
+    runners: tuple[str, ...] = ()
+    requires: tuple[str, ...] = ()
+    install: str = ""
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        _check_name("deployer", self.name)
+
+
+Spec = ExporterSpec | ConverterSpec | RunnerSpec | ComparatorSpec | SearchStrategySpec | DeployerSpec
