@@ -13,6 +13,9 @@ Shared formats
 What callables receive and return
     ``StepRequest``, ``RunnerRequest``, ``DeployRequest``, ``Deployment``, ``Runner``, ``StageTimer``, ``SearchStrategy``,
     ``Signature``, ``TensorSpec``, ``Tolerance``, ``Verdict``, ``OutputReport``
+Packages (what a deployer reads)
+    ``Package`` (``Package(path)``; ``.best()``, ``.candidate(id)``, ``.status``), ``CandidateRecord``,
+    ``Status``
 Helpers
     ``load_batches``, ``resize_batch`` (samples), ``cache_dir`` (sextant's shared cache),
     ``digest`` (a content key), ``device_identity`` (what an artifact built for a device depends
@@ -67,11 +70,16 @@ from sextant.specs import (
 
 if TYPE_CHECKING:
     from sextant.compare import OutputReport, Tolerance, Verdict
+    from sextant.package import Package
+    from sextant.records import CandidateRecord, Status
     from sextant.plugins import installed
     from sextant.samples import load_batches, resize_batch
     from sextant.signature import Signature, TensorSpec
 
 _LAZY = {
+    "Package": "sextant.package",
+    "CandidateRecord": "sextant.records",
+    "Status": "sextant.records",
     "Signature": "sextant.signature",
     "TensorSpec": "sextant.signature",
     "Tolerance": "sextant.compare",
