@@ -231,18 +231,18 @@ class Setting:
     :param flag: the flag's long name without ``--``; the run file's key.
     :param field: the :class:`OptimizeOptions` field, or ``profiler.<field>`` of its ProfilerConfig.
     :param parse: ``(flag, value) -> field value``; raises :class:`UsageError` on a bad value.
-    :param unit: the field's value is the parsed value times this (``--window-ms`` sets seconds).
+    :param scale: the flag's value is the field's times this (``--window-ms`` sets seconds: 1000).
     """
 
     flag: str
     field: str
     parse: Callable[[str, Any], Any]
-    unit: float = 1.0
+    scale: float = 1.0
 
     def value(self, given: Any) -> Any:
         """The field's value for a flag's or run-file value."""
         parsed = self.parse(self.flag, given)
-        return parsed * self.unit if self.unit != 1.0 else parsed
+        return parsed / self.scale if self.scale != 1.0 else parsed
 
     def default(self) -> Any:
         """The default, in the flag's terms (for help texts); ``None`` when there is none to show."""
@@ -253,7 +253,7 @@ class Setting:
             return None
         if isinstance(value, tuple):
             return ",".join(value) if value else None
-        return value / self.unit if self.unit != 1.0 else value
+        return value * self.scale if self.scale != 1.0 else value
 
 
 #: every ``sextant optimize`` flag that sets an option, by long name (also the run file's keys)
@@ -285,6 +285,6 @@ SETTINGS: dict[str, Setting] = {
         Setting("cutoff", "cutoff", _parse_number),
         Setting("search", "search", _parse_text),
         Setting("budget-s", "search_budget_s", _parse_number),
-        Setting("window-ms", "profiler.window_s", _parse_number, unit=0.001),
+        Setting("window-ms", "profiler.window_s", _parse_number, scale=1000.0),
     )
 }

@@ -1,0 +1,102 @@
+"""What every command shares: the per-run state, consoles, JSON output, errors, rendering a package.
+
+Messages and tables for people go to stderr when stdout carries data; ``--json`` writes exactly one
+JSON document on stdout. Nothing here imports more than typer and rich.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from sextant.errors import ExitCode, SextantError
+
+if TYPE_CHECKING:
+    from sextant.plugins import Catalog
+
+PANEL_RUN = "Run"
+PANEL_CHECK = "Correctness"
+PANEL_SELECT = "Selection and profiling"
+
+
+@dataclass
+class State:
+    """Per-run state, in ``ctx.obj``: the plugin catalog and whether to show tracebacks."""
+
+    catalog: Catalog
+    debug: bool = False
+
+
+def console(stderr: bool = False) -> Console:
+    """A console for tables; wide when not a terminal, so piped tables and logs are not folded."""
+    out = Console(stderr=stderr)
+    if out.is_terminal or "COLUMNS" in os.environ:
+        return out
+    return Console(stderr=stderr, width=200)
+
+
+def stderr() -> Console:
+    return console(stderr=True)
+
+
+def print_json(document: Any) -> None:
+    sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
+
+
+def set_debug(ctx: typer.Context, value: bool) -> bool:
+    """``--debug``, before the command or after it: tracebacks for every error of this run."""
+    if value and isinstance(ctx.obj, State):
+        ctx.obj.debug = True
+    return value
+
+
+def debugging(state: Any = None) -> bool:
+    """Whether to show tracebacks: ``--debug`` was given to this run (``state``), or, before a
+    run has a state, ``SEXTANT_DEBUG=1`` is set."""
+    return bool(getattr(state, "debug", False)) if state is not None else os.environ.get("SEXTANT_DEBUG") == "1"
+
+
+#: a command's ``--debug`` (the root command has its own, so both positions work)
+Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.", callback=set_debug)]
+Json = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+
+
+def report_error(exc: BaseException, debug: bool) -> int:
+    """Print one paragraph about ``exc`` on stderr (and its traceback with ``--debug``); return
+    the exit code: the error's own for a :class:`SextantError`, 1 for anything else."""
+    out = stderr()
+    if debug:
+        out.print(traceback.format_exc(), markup=False, highlight=False)
+    if isinstance(exc, SextantError):
+        out.print(f"[bold red]error:[/bold red] {escape(exc.message)}", highlight=False)
+        if exc.hint:
+            out.print(exc.hint, markup=False, highlight=False)
+        return exc.exit_code
+    out.print(f"[bold red]error:[/bold red] {escape(f'{type(exc).__name__}: {exc}')}", highlight=False)
+    if not debug:
+        out.print("This is unexpected; run again with --debug for the traceback and report it.")
+    return ExitCode.ERROR
+
+
+def render_package(status: dict[str, Any], path: str, as_json: bool) -> None:
+    """A package's results: one JSON document on stdout, or the table on stdout and the reasons,
+    notes and summary on stderr."""
+    from sextant import report
+
+    if as_json:
+        return print_json({"package": path, **status})
+    out = stderr()
+    console().print(report.results_table(status))
+    for line in report.reasons(status):
+        out.print(f"  {line}", highlight=False)
+    for note in status.get("notes", []):
+        out.print(f"[cyan]note:[/cyan] {escape(note)}")
+    out.print(report.summary_line(status, path))

@@ -1,0 +1,267 @@
+"""``sextant optimize`` and ``sextant inspect``: parse the flags (or a run file), call the pipeline
+once, render what it returns.
+
+Each flag that sets an option is a :data:`sextant.options.SETTINGS` entry of the same name; the
+options object is built once, by :meth:`OptimizeOptions.from_settings`, from the run file's values
+overridden by the flags given on the command line. Defaults are the dataclasses'; the help reads
+them there when it is printed (reading them imports the profiler, so plain ``sextant --help`` does
+not).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperCommand
+
+from sextant.cli._common import (
+    PANEL_CHECK,
+    PANEL_RUN,
+    PANEL_SELECT,
+    Debug,
+    Json,
+    console,
+    print_json,
+    render_package,
+    stderr,
+)
+from sextant.errors import Interrupted, UsageError
+from sextant.objective import PRESETS
+from sextant.specs import PRECISIONS
+
+
+class OptimizeCommand(TyperCommand):
+    """Shows each option's default, read from the dataclasses, when the help is printed."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        from sextant.options import SETTINGS, setting_name
+
+        for param in self.params:
+            setting = SETTINGS.get(setting_name(param.name or ""))
+            if setting is not None and param.default is None:
+                param.default = setting.default()
+        super().format_help(ctx, formatter)
+
+
+def optimize(
+    ctx: typer.Context,
+    model: Annotated[
+        str | None,
+        typer.Argument(
+            help="Model file/folder, or path/to/file.py:factory, or package.module:factory "
+            "(optional when the run file names it).",
+            show_default=False,
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="Run file (TOML): keys are these flags' long names, plus model and samples; "
+            "flags given here override it.",
+            rich_help_panel=PANEL_RUN,
+        ),
+    ] = None,
+    samples: Annotated[
+        str | None,
+        typer.Option(
+            "--samples",
+            "-s",
+            help="NPZ file (one array per input name, first axis = batch), or file.py:function returning samples.",
+            rich_help_panel=PANEL_RUN,
+        ),
+    ] = None,
+    workspace: Annotated[
+        Path | None,
+        typer.Option(
+            "--workspace",
+            "-w",
+            help="Package folder \\[default: ./sextant-workspace/<model-name>].",
+            rich_help_panel=PANEL_RUN,
+        ),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Model name (workspace folder, reports).", rich_help_panel=PANEL_RUN)
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda or auto.", rich_help_panel=PANEL_RUN)] = None,
+    formats: Annotated[
+        str | None,
+        typer.Option(
+            "--formats", help="Only candidates of these formats (comma-separated).", rich_help_panel=PANEL_RUN
+        ),
+    ] = None,
+    runners: Annotated[
+        str | None,
+        typer.Option("--runners", help="Only these runners (comma-separated).", rich_help_panel=PANEL_RUN),
+    ] = None,
+    precision: Annotated[
+        str | None,
+        typer.Option(
+            help=f"Allowed precisions: {','.join(PRECISIONS)} or auto (all).",
+            rich_help_panel=PANEL_RUN,
+        ),
+    ] = None,
+    shape: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--shape",
+            help="Input shape for generated samples, e.g. input:1x3x224x224 (repeatable).",
+            rich_help_panel=PANEL_RUN,
+        ),
+    ] = None,
+    source_option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--source-option",
+            help="KEY=VALUE for the model's loader, e.g. signature=serving_default (repeatable).",
+            rich_help_panel=PANEL_RUN,
+        ),
+    ] = None,
+    unbatched: Annotated[
+        str | None,
+        typer.Option(help="Inputs that have no batch axis (comma-separated).", rich_help_panel=PANEL_RUN),
+    ] = None,
+    step_timeout: Annotated[
+        float | None,
+        typer.Option(help="Seconds a step may go without progress before it is killed.", rich_help_panel=PANEL_RUN),
+    ] = None,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Ignore results recorded in the workspace.", rich_help_panel=PANEL_RUN)
+    ] = False,
+    plan: Annotated[
+        bool, typer.Option("--plan", help="Print the plan and exit without running it.", rich_help_panel=PANEL_RUN)
+    ] = False,
+    atol: Annotated[
+        float | None, typer.Option(help="Absolute tolerance \\[default: by precision].", rich_help_panel=PANEL_CHECK)
+    ] = None,
+    rtol: Annotated[
+        float | None, typer.Option(help="Relative tolerance \\[default: by precision].", rich_help_panel=PANEL_CHECK)
+    ] = None,
+    tolerance: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--tolerance", help="Per-output override NAME:ATOL:RTOL (repeatable).", rich_help_panel=PANEL_CHECK
+        ),
+    ] = None,
+    comparator: Annotated[
+        str | None,
+        typer.Option(help="Comparator that judges outputs (see sextant plugins).", rich_help_panel=PANEL_CHECK),
+    ] = None,
+    objective: Annotated[
+        str | None,
+        typer.Option(help=f"{', '.join(list(PRESETS)[:-1])} or {list(PRESETS)[-1]}.", rich_help_panel=PANEL_SELECT),
+    ] = None,
+    latency_budget_ms: Annotated[
+        float | None,
+        typer.Option(help="Largest p99 latency a selected configuration may have.", rich_help_panel=PANEL_SELECT),
+    ] = None,
+    max_memory_mb: Annotated[
+        float | None,
+        typer.Option(
+            help="Largest peak resident memory (MB) a selected configuration may have.", rich_help_panel=PANEL_SELECT
+        ),
+    ] = None,
+    min_throughput: Annotated[
+        float | None,
+        typer.Option(
+            help="Smallest throughput (samples/s) a selected configuration may have.", rich_help_panel=PANEL_SELECT
+        ),
+    ] = None,
+    max_batch_size: Annotated[
+        int | None, typer.Option(help="Largest batch size checked and profiled.", rich_help_panel=PANEL_SELECT)
+    ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(help="CPU threads per runner \\[default: all cores].", rich_help_panel=PANEL_SELECT),
+    ] = None,
+    batch_budget_s: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds at most per batch size before a point is reported unstable.", rich_help_panel=PANEL_SELECT
+        ),
+    ] = None,
+    cutoff: Annotated[
+        float | None,
+        typer.Option(
+            help="Stop profiling a candidate below this share of the best throughput at the same batch size.",
+            rich_help_panel=PANEL_SELECT,
+        ),
+    ] = None,
+    search: Annotated[
+        str | None,
+        typer.Option(
+            help="Search each runner's options with this strategy (sextant search --list).",
+            rich_help_panel=PANEL_SELECT,
+        ),
+    ] = None,
+    budget_s: Annotated[
+        float | None,
+        typer.Option(help="Seconds the search may take for each runner.", rich_help_panel=PANEL_SELECT),
+    ] = None,
+    window_ms: Annotated[
+        float | None, typer.Option(help="Length of one measurement window.", rich_help_panel=PANEL_SELECT)
+    ] = None,
+    as_json: Json = False,
+    debug: Debug = False,
+) -> None:
+    """Export, convert, check, profile and select the fastest correct way to run MODEL."""
+    from sextant import pipeline, report
+    from sextant.options import OptimizeOptions
+
+    settings = run_settings(ctx, config)
+    model, samples = settings.pop("model", None), settings.pop("samples", None)
+    if model is None:
+        raise UsageError(
+            "no MODEL to optimize",
+            hint='Give it on the command line, or as model = "path/to/model" in the run file (--config).',
+        )
+    options = OptimizeOptions.from_settings(settings)
+    catalog = ctx.obj.catalog
+    if plan:
+        result = pipeline.optimize(model, samples, options=options, catalog=catalog, plan_only=True)
+        if as_json:
+            return print_json(report.plan_document(result))
+        return console().print(report.plan_table(result))
+    try:
+        with report.ProgressView(stderr()) as view:
+            package = pipeline.optimize(model, samples, options=options, catalog=catalog, on_event=view)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            "interrupted: every finished step is kept in the workspace",
+            hint="Run the same command again to resume where it stopped.",
+        ) from None
+    render_package(package.status, str(package.path), as_json)
+
+
+def run_settings(ctx: typer.Context, config: Path | None) -> dict[str, Any]:
+    """The run's settings by flag name: the run file's, then the flags given on the command line."""
+    from sextant.cli.runfile import RUN_KEYS, read_run_file
+    from sextant.options import SETTINGS, setting_name
+
+    settings = read_run_file(config, tuple(SETTINGS)) if config is not None else {}
+    for parameter, value in ctx.params.items():
+        name = setting_name(parameter)
+        if (name in RUN_KEYS or name in SETTINGS) and given(ctx, parameter):
+            settings[name] = value
+    return settings
+
+
+def given(ctx: typer.Context, parameter: str) -> bool:
+    """Whether ``parameter`` was given (on the command line), not left at its default."""
+    source = ctx.get_parameter_source(parameter)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+
+def inspect(
+    package: Annotated[Path, typer.Argument(help="A package folder written by sextant optimize.")],
+    as_json: Json = False,
+    debug: Debug = False,
+) -> None:
+    """Show what an optimize run produced: every candidate, its status, numbers and the winner."""
+    from sextant.package import Package
+
+    opened = Package(package)
+    render_package(opened.status, str(opened.path), as_json)
