@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import math
 import subprocess
 import sys
@@ -99,8 +100,10 @@ def test_the_default_point_is_recorded_in_the_study_where_it_is(tmp_path):
     assert first.value == 0.0
 
 
+BUDGET = 30
 WORKER = textwrap.dedent(
-    """
+    f"""
+    import json
     import sys
     from pathlib import Path
     from sextant.objective import Objective
@@ -109,29 +112,106 @@ WORKER = textwrap.dedent(
     from sextant_search.synthetic import SPACE, metrics
 
     folder = Path(sys.argv[1])
-    strategy = OptunaSearch(SPACE, seed=int(sys.argv[2]), storage=f"sqlite:///{folder / 'study.sqlite'}",
-                            study_name="shared", trials=30)
+    # patience past the budget: the workers stop on the shared trial budget only
+    strategy = OptunaSearch(SPACE, seed=int(sys.argv[2]), storage=f"sqlite:///{{folder / 'study.sqlite'}}",
+                            study_name="shared", trials={BUDGET}, patience=10_000)
+    measured = []
+
+    def measure(config):
+        measured.append(config)
+        return metrics(config)
+
     store = ResultsStore(folder / "results.sqlite")
-    result = run_search(strategy, metrics, objective=Objective(), store=store, candidate="synthetic", hardware="test")
-    print(result.measured)
+    result = run_search(strategy, measure, objective=Objective(), store=store, candidate="synthetic", hardware="test")
+    print(json.dumps({{"measured": result.measured, "configs": measured, "stopped": result.stopped}}))
     """
 )
 
 
+def _key(config):
+    return json.dumps(config, sort_keys=True)
+
+
 def test_two_workers_share_one_optuna_study(tmp_path):
+    """Two processes on one study: what holds whatever the interleaving of their calls.
+
+    Each worker records the default configuration as one trial, and asks for a new trial only after
+    it has seen fewer than BUDGET trials; between a worker's look and its ask the other can add at most
+    one trial. So together they make BUDGET or BUDGET + 1 trials, not two budgets, and measure no more
+    configurations than there are trials (one per asked trial, plus the default, recorded twice).
+    """
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
-    optuna.create_study(direction="maximize", storage=f"sqlite:///{tmp_path / 'study.sqlite'}", study_name="shared")
+    storage = f"sqlite:///{tmp_path / 'study.sqlite'}"
+    optuna.create_study(direction="maximize", storage=storage, study_name="shared")
     workers = [
         subprocess.Popen([sys.executable, str(script), str(tmp_path), str(seed)], stdout=subprocess.PIPE, text=True)
         for seed in (1, 2)
     ]
-    measured = [int(w.communicate(timeout=300)[0].strip().splitlines()[-1]) for w in workers]
-    assert all(w.returncode == 0 for w in workers)
-    study = optuna.load_study(study_name="shared", storage=f"sqlite:///{tmp_path / 'study.sqlite'}")
-    # one budget of 30 trials, shared: together they ran about 30, not 60
-    assert 30 <= len(study.trials) < 45
-    assert all(m > 0 for m in measured)
+    reports = [json.loads(w.communicate(timeout=300)[0].strip().splitlines()[-1]) for w in workers]
+    assert [w.returncode for w in workers] == [0, 0]
+    assert all(r["stopped"] == "the strategy finished" for r in reports)
+
+    trials = optuna.load_study(study_name="shared", storage=storage).trials
+    assert BUDGET <= len(trials) <= BUDGET + 1
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)  # every asked trial was told
+    grid = OptunaSearch(SPACE)  # only to map the study's grid indexes back to configurations
+    trial_configs = [_key(grid._config(t.params)) for t in trials]
+    default = _key({p.name: p.default for p in SPACE})
+    assert trial_configs.count(default) >= 2  # both workers recorded their baseline in the one study
+
+    store = ResultsStore(tmp_path / "results.sqlite")
+    try:
+        stored = {_key(c) for c, _ in store.all("synthetic", "test")}
+    finally:
+        store.close()
+    assert set(trial_configs) == stored  # the study and the shared store hold the same configurations
+    measured = [_key(c) for r in reports for c in r["configs"]]
+    assert [r["measured"] for r in reports] == [len(r["configs"]) for r in reports]
+    assert set(measured) == stored  # whatever is stored, some worker measured
+    assert len(measured) <= len(trials)  # one budget: at most one measurement per trial
+
+
+def test_two_strategies_on_one_study_split_one_budget_exactly(tmp_path):
+    """The same sharing with the two workers' calls interleaved in turn, in one process: exact counts."""
+    storage = f"sqlite:///{tmp_path / 'study.sqlite'}"
+    workers = [
+        OptunaSearch(SPACE, seed=seed, storage=storage, study_name="shared", trials=BUDGET, patience=10_000)
+        for seed in (1, 2)
+    ]
+    store = ResultsStore(tmp_path / "results.sqlite")
+    default = {p.name: p.default for p in SPACE}
+    baseline = metrics(default)
+    histories = [[], []]
+    measured = [[], []]
+
+    def get(i, config):
+        if not store.has("synthetic", config, "test"):
+            measured[i].append(_key(config))
+            store.put("synthetic", config, "test", metrics(config))
+        histories[i].append((config, store.get("synthetic", config, "test")))
+
+    try:
+        for i in (0, 1):
+            get(i, default)
+        active = [0, 1]
+        while active:
+            for i in list(active):
+                scored = [(c, THROUGHPUT.score(m, baseline)) for c, m in histories[i]]
+                proposals = workers[i].ask(scored)
+                if not proposals:
+                    active.remove(i)
+                for config in proposals:
+                    get(i, config)
+        stored = {_key(c) for c, _ in store.all("synthetic", "test")}
+    finally:
+        store.close()
+
+    assert len(workers[0].study.trials) == BUDGET  # one budget for both, and not one trial past it
+    everything = measured[0] + measured[1]
+    assert len(everything) == len(set(everything)) == len(stored)  # nothing measured twice
+    # both measured points that TPE proposed to them (the first worker also measured the default)
+    assert len(measured[0]) > 1 and len(measured[1]) > 0
 
 
 @pytest.mark.parametrize("name", ["brute", "quick", "optuna"])
