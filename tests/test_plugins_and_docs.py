@@ -10,6 +10,7 @@ import sys
 
 import sextant.hookspecs as hookspecs
 from _support import ROOT, sextant
+from sextant.devices import cuda_unavailable_reason
 from sextant.testing.contracts import check_light_start_up
 
 
@@ -28,8 +29,13 @@ def test_installed_plugins_are_listed_with_their_contributions():
     assert {"builtin", "torch", "onnx"} <= set(by_name)
     torch_runners = {c["name"]: c for c in by_name["torch"]["contributions"] if c["kind"] == "runner"}
     assert torch_runners["torch-eager"]["devices"]["cpu"] is None
-    cuda = torch_runners["torch-eager"]["devices"]["cuda"]
-    assert cuda is None or "CUDA" in cuda  # available, or says why not
+    # on CUDA, torch-eager has no check of its own: available exactly where a GPU is visible
+    no_gpu = cuda_unavailable_reason()
+    if no_gpu is None:
+        assert torch_runners["torch-eager"]["devices"]["cuda"] is None
+    else:
+        assert no_gpu.startswith("no CUDA device")
+        assert torch_runners["torch-eager"]["devices"]["cuda"] == no_gpu
 
 
 def test_cli_start_up_imports_no_framework():

@@ -2,6 +2,7 @@ import sys
 import textwrap
 
 import pytest
+from sextant.devices import cuda_unavailable_reason
 from sextant.errors import ModelLoadError, PluginError, UsageError
 from sextant.plugins import availability, load_catalog
 from sextant.specs import ExporterSpec, Format, RunnerSpec
@@ -76,8 +77,12 @@ def test_availability_reasons_without_importing():
     missing = ExporterSpec("e", Format("a"), Format("b"), run="m:f", requires=("surely_not_installed_xyz",))
     assert availability(missing) == "surely_not_installed_xyz not importable"
     gpu_only = RunnerSpec("r", Format("a"), load="m:f", devices=("cuda",))
-    reason = availability(gpu_only, "cuda")
-    assert reason is None or "CUDA" in reason
+    no_gpu = cuda_unavailable_reason()
+    if no_gpu is None:  # a GPU is visible: nothing stops a runner with no requirements and no check
+        assert availability(gpu_only, "cuda") is None
+    else:
+        assert no_gpu.startswith("no CUDA device")
+        assert availability(gpu_only, "cuda") == no_gpu
     assert availability(gpu_only, "cpu") == "does not run on cpu"
 
 
