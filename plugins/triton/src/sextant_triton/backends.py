@@ -1,0 +1,175 @@
+"""Which Triton backend serves a candidate, and the backend settings that carry what was measured.
+
+A :class:`Backend` is a value object naming Triton's ``platform`` and ``backend``, the file a version
+folder holds and how tensors are named. :func:`native_backend` finds the one Triton has for a
+candidate's artifact *and* runner (ONNX on ONNX Runtime, TorchScript, a SavedModel, a TensorRT
+engine); anything else (eager and compiled torch, exported programs, Keras) runs through
+:data:`PYTHON`, a Python-backend model running sextant's own runner. :func:`tuning` turns the
+winning runner options into the backend's settings: for ONNX Runtime the threads, graph
+optimisation level, execution mode and execution provider it was measured with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sextant.api import ONNX, TENSORRT_ENGINE, TF_SAVEDMODEL, TORCHSCRIPT
+
+if TYPE_CHECKING:
+    from sextant.api import CandidateRecord
+
+
+@dataclass(frozen=True)
+class Accelerator:
+    """An entry of ``optimization.execution_accelerators`` (``name`` and string parameters)."""
+
+    name: str
+    parameters: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """Backend settings for one candidate: model ``parameters``, ``optimization.graph.level``,
+    execution accelerators, CUDA graphs, and notes on what could not be carried over."""
+
+    parameters: Mapping[str, str] = field(default_factory=dict)
+    graph_level: int | None = None
+    cpu_accelerators: tuple[Accelerator, ...] = ()
+    gpu_accelerators: tuple[Accelerator, ...] = ()
+    cuda_graphs: bool = False
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A Triton backend: its config names, the file (or folder) in a version folder, whether
+    tensors are named by position (``<name>__<index>``, as LibTorch binds them), and the function
+    that turns a candidate's options into :class:`Tuning`."""
+
+    name: str
+    backend: str
+    platform: str = ""
+    filename: str = ""
+    positional_names: bool = False
+    translate: Callable[[CandidateRecord, int], Tuning] = field(default=lambda record, threads: Tuning(), compare=False)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+#: the runner option that sets a runner's threads per call (0 or absent: the threads it is given)
+THREAD_OPTIONS = {
+    "onnxruntime": "intra_op_threads",
+    "onnxruntime-trt": "intra_op_threads",
+    "onnxruntime-openvino": "intra_op_threads",
+}
+
+
+def threads_per_call(record: CandidateRecord, default: int) -> int:
+    """How many threads the candidate's runner used for one call when it was measured."""
+    option = THREAD_OPTIONS.get(record.runner)
+    given = int(record.options.get(option) or 0) if option else 0
+    return given or (record.profile.threads if record.profile and record.profile.threads else default)
+
+
+_ORT_LEVELS = {"all": None, "extended": 1, "basic": -1, "disable": 2}  # Triton's optimization.graph.level
+_TRT_PRECISIONS = {"fp16": "FP16", "int8": "INT8"}
+
+
+def _onnxruntime(record: CandidateRecord, threads: int) -> Tuning:
+    options = record.options
+    sequential = options.get("execution_mode", "sequential") == "sequential"
+    parameters = {
+        "intra_op_thread_count": str(threads_per_call(record, threads)),
+        "inter_op_thread_count": str(1 if sequential else threads),
+        "execution_mode": "0" if sequential else "1",
+    }
+    cpu: tuple[Accelerator, ...] = ()
+    gpu: tuple[Accelerator, ...] = ()
+    notes: list[str] = []
+    if record.runner == "onnxruntime-openvino":
+        cpu = (Accelerator("openvino"),)
+    elif record.runner == "onnxruntime-trt":
+        gpu = (Accelerator("tensorrt", {"precision_mode": _TRT_PRECISIONS.get(record.precision, "FP32")}),)
+    if options.get("io_binding"):
+        notes.append("io_binding: Triton's ONNX Runtime backend binds inputs and outputs itself")
+    return Tuning(
+        parameters=parameters,
+        graph_level=_ORT_LEVELS[options.get("graph_optimization_level", "all")],
+        cpu_accelerators=cpu,
+        gpu_accelerators=gpu,
+        notes=tuple(notes),
+    )
+
+
+def _libtorch(record: CandidateRecord, threads: int) -> Tuning:
+    parameters = {"INFERENCE_MODE": "true"}
+    if record.device == "cpu":
+        parameters["INTRA_OP_THREAD_COUNT"] = str(threads_per_call(record, threads))
+    return Tuning(parameters=parameters)
+
+
+def _tensorflow(record: CandidateRecord, threads: int) -> Tuning:
+    notes = []
+    if record.options.get("inter_op_threads"):
+        notes.append(
+            "inter_op_threads: TensorFlow's thread pools are set for the whole server "
+            "(--backend-config=tensorflow,...), not per model"
+        )
+    return Tuning(graph_level=1 if record.options.get("jit_compile") else None, notes=tuple(notes))
+
+
+def _tensorrt(record: CandidateRecord, threads: int) -> Tuning:
+    return Tuning(cuda_graphs=bool(record.options.get("cuda_graph")))
+
+
+ONNXRUNTIME = Backend("onnxruntime_onnx", "onnxruntime", "onnxruntime_onnx", "model.onnx", translate=_onnxruntime)
+LIBTORCH = Backend("pytorch_libtorch", "pytorch", "pytorch_libtorch", "model.pt", True, translate=_libtorch)
+TENSORFLOW = Backend(
+    "tensorflow_savedmodel", "tensorflow", "tensorflow_savedmodel", "model.savedmodel", translate=_tensorflow
+)
+TENSORRT = Backend("tensorrt_plan", "tensorrt", "tensorrt_plan", "model.plan", translate=_tensorrt)
+PYTHON = Backend("python", "python", "", "model.py")
+
+#: (artifact format, runner) → the native backend that runs that artifact the way the runner did
+NATIVE: Mapping[tuple[str, str], Backend] = {
+    (ONNX.name, "onnxruntime"): ONNXRUNTIME,
+    (ONNX.name, "onnxruntime-trt"): ONNXRUNTIME,
+    (ONNX.name, "onnxruntime-openvino"): ONNXRUNTIME,
+    (TORCHSCRIPT.name, "torchscript"): LIBTORCH,
+    (TF_SAVEDMODEL.name, "tf-savedmodel"): TENSORFLOW,
+    (TENSORRT_ENGINE.name, "tensorrt"): TENSORRT,
+}
+
+BACKENDS = {b.name: b for b in (ONNXRUNTIME, LIBTORCH, TENSORFLOW, TENSORRT, PYTHON)}
+
+
+def native_backend(record: CandidateRecord) -> Backend | None:
+    """The backend Triton has for this candidate's artifact and runner, if any."""
+    return NATIVE.get((record.format, record.runner))
+
+
+def native_summary() -> str:
+    """What has a native backend, for messages."""
+    return ", ".join(f"{fmt} on {runner} ({b.platform})" for (fmt, runner), b in NATIVE.items())
+
+
+def tuning(backend: Backend, record: CandidateRecord, threads: int) -> Tuning:
+    return backend.translate(record, threads)
+
+
+def describe(tuning: Tuning) -> dict[str, Any]:
+    """The tuning as plain data, for notes and JSON."""
+    out: dict[str, Any] = {}
+    if tuning.parameters:
+        out["parameters"] = dict(tuning.parameters)
+    if tuning.graph_level is not None:
+        out["graph_level"] = tuning.graph_level
+    for key in ("cpu_accelerators", "gpu_accelerators"):
+        if getattr(tuning, key):
+            out[key] = [a.name for a in getattr(tuning, key)]
+    if tuning.cuda_graphs:
+        out["cuda_graphs"] = True
+    return out

@@ -1,0 +1,50 @@
+"""The ``model.py`` of a Python-backend model that runs a sextant runner inside Triton.
+
+``sextant deploy triton --backend python`` copies this file as ``<model>/<version>/model.py`` and
+writes beside it ``package/``: a one-candidate package (``status.json`` with the signature and the
+candidate's record, and its artifact). ``initialize`` loads that candidate's runner through
+``sextant.api.Package``, on the device and with the options and threads it was measured with;
+``execute`` runs every group of same-shaped requests as one batch (Triton's dynamic batcher hands
+several at once) and answers each request with its rows.
+
+The Python that Triton's stub embeds must have sextant, sextant-triton and the plugin of the
+candidate's runner installed (for example ``pip install sextant sextant-triton sextant-torch`` in
+the server's image).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def initialize(self, args: dict) -> None:
+        from sextant.api import Package
+
+        config = json.loads(args["model_config"])
+        folder = Path(args["model_repository"]) / args["model_version"]
+        self.runner = Package(folder / "package").best().load()
+        self.batching = int(config.get("max_batch_size", 0)) > 0
+        self.inputs = [i["name"] for i in config["input"]]
+        self.outputs = {o["name"]: pb_utils.triton_string_to_numpy(o["data_type"]) for o in config["output"]}
+
+    def execute(self, requests: list) -> list:
+        from sextant_triton.batching import run_batched
+
+        feeds = [{n: pb_utils.get_input_tensor_by_name(r, n).as_numpy() for n in self.inputs} for r in requests]
+        responses = []
+        for result in run_batched(feeds, self.runner.infer, self.batching):
+            if isinstance(result, Exception):
+                error = pb_utils.TritonError(f"{type(result).__name__}: {result}")
+                responses.append(pb_utils.InferenceResponse(error=error))
+                continue
+            tensors = [pb_utils.Tensor(n, np.ascontiguousarray(result[n], dtype)) for n, dtype in self.outputs.items()]
+            responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
+        return responses
+
+    def finalize(self) -> None:
+        self.runner.close()

@@ -1,0 +1,283 @@
+"""``sextant deploy triton``: write a package's candidate as a Triton model repository entry.
+
+The layout, for a model named ``mlp`` at version 1::
+
+    REPOSITORY/mlp/config.pbtxt          Triton's ModelConfig (see :mod:`sextant_triton.config`)
+    REPOSITORY/mlp/1/model.onnx          native: the artifact, named as the backend expects
+    REPOSITORY/mlp/1/model.py            python: sextant's runner inside Triton's Python backend,
+    REPOSITORY/mlp/1/package/            with a one-candidate package (record + artifact)
+    REPOSITORY/mlp/warmup/<input>        one sample row per input, for the warmup requests
+    mlp_client.py, mlp_client_inputs.npz next to REPOSITORY: a tritonclient example and its request
+
+Everything is written to a staging folder first; it replaces nothing: an existing model folder
+with other content, or a client file that differs, is a refusal unless ``force``. Deploying the
+same thing twice is a no-op.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from sextant.api import Deployment, DeployRequest, SextantError, UsageError
+
+from sextant_triton import backends, client, config
+from sextant_triton.settings import DeployOptions, ServingSettings, derive
+
+if TYPE_CHECKING:
+    from sextant.api import Package
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+PYTHON_MODEL = Path(__file__).with_name("python_model.py")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a deployment will write, decided before anything is written."""
+
+    name: str
+    view: Any  # the package's CandidateView
+    backend: backends.Backend
+    settings: ServingSettings
+    config: Any  # model_config_pb2.ModelConfig
+    warmup_files: Mapping[str, bytes]
+    request: Mapping[str, np.ndarray]  # the client example's request, by served input name
+    outputs: tuple[str, ...]  # served output names
+    notes: tuple[str, ...]
+
+
+def candidate_view(package: Package, candidate: str | None) -> Any:
+    """The candidate to deploy: the given id, or the package's selection; refusals say why not."""
+    ids = list(package.status.get("candidates", {}))
+    if candidate is None:
+        best = package.status.get("selection", {}).get("best")
+        if best is None:
+            passed = [cid for cid, c in package.status.get("candidates", {}).items() if c.get("status") == "ok"]
+            reason = package.status.get("selection", {}).get("reason", "the run did not select one")
+            raise UsageError(
+                f"{package.path} has no selected candidate ({reason}), so there is nothing to deploy by default",
+                hint=(
+                    f"Pass --candidate with one that passed: {', '.join(passed)}."
+                    if passed
+                    else "No candidate passed; fix the run (sextant inspect shows why) and optimize again."
+                ),
+            )
+        candidate = best
+    if candidate not in ids:
+        raise UsageError(f"no candidate {candidate!r} in {package.path}", hint=f"Its candidates: {', '.join(ids)}.")
+    view = package.candidate(candidate)
+    if str(view.status) != "ok" or view.record.artifact is None:
+        reason = f": {view.record.reason}" if view.record.reason else ""
+        raise UsageError(
+            f"candidate {candidate} did not pass ({view.status}{reason}); only a passing candidate is deployed"
+        )
+    return view
+
+
+def choose_backend(view: Any, choice: str) -> backends.Backend:
+    native = backends.native_backend(view.record)
+    if choice == "python":
+        return backends.PYTHON
+    if choice == "native" and native is None:
+        raise UsageError(
+            f"no native Triton backend serves {view.id} ({view.record.format} on {view.record.runner})",
+            hint=f"Triton's native backends serve {backends.native_summary()}. "
+            "Use --backend python to run sextant's runner inside Triton's Python backend, "
+            "or pick such a candidate with --candidate.",
+        )
+    return native or backends.PYTHON
+
+
+def model_name(package: Package, given: str | None) -> str:
+    name = given or package.status.get("model", {}).get("name") or package.path.name
+    if not _NAME.match(name):
+        raise UsageError(
+            f"model name {name!r} is not a folder name Triton accepts",
+            hint="Pass --name with letters, digits, '_', '-', '.'.",
+        )
+    return name
+
+
+def plan(package: Package, request: DeployRequest, options: DeployOptions) -> Plan:
+    """Decide everything (candidate, backend, settings, config, files); write nothing."""
+    from sextant.api import Signature, load_batches
+
+    view = candidate_view(package, request.candidate)
+    backend = choose_backend(view, options.backend)
+    name = model_name(package, request.name)
+    signature = Signature.from_dict(package.status["signature"])
+    host_threads = int(package.status.get("host", {}).get("threads") or os.cpu_count() or 1)
+    settings = derive(view.record, signature, host_threads, options)
+    tuning = backends.tuning(backend, view.record, settings.threads)
+    sample = load_batches(package.path / "samples.npz")[0]
+    input_names, output_names = config.tensor_names(signature, backend)
+    warmup, files = config.warmups(sample, signature, input_names, settings) if settings.warmup else ([], {})
+    model_config = config.build(name, backend, signature, settings, tuning, warmup, {"sextant_candidate": view.id})
+    request_arrays = {
+        input_names[s.name]: sample[s.name][:1] if settings.max_batch_size and s.batched else sample[s.name]
+        for s in signature.inputs
+    }
+    return Plan(
+        name=name,
+        view=view,
+        backend=backend,
+        settings=settings,
+        config=model_config,
+        warmup_files=files,
+        request=request_arrays,
+        outputs=tuple(output_names.values()),
+        notes=_notes(view, backend, settings, tuning, [*input_names.values(), *output_names.values()]),
+    )
+
+
+def _notes(
+    view: Any, backend: backends.Backend, settings: ServingSettings, tuning: Any, served: list[str]
+) -> tuple[str, ...]:
+    """What the user should know about the deployment, one line each."""
+    if backend is backends.PYTHON:
+        why = "no native backend" if backends.native_backend(view.record) is None else "as asked"
+        notes = [f"backend python: sextant's {view.record.runner} runner inside Triton's Python backend ({why})"]
+    else:
+        notes = [f"backend {backend.name}"]
+    notes += [*settings.reasons, *tuning.notes]
+    if backend.positional_names:
+        notes.append(f"tensors are named <name>__<index> (LibTorch binds them by position): {', '.join(served)}")
+    if backend is backends.PYTHON:
+        plugin = view.record.plugin.split()[0]
+        notes.append(f"the server's Python needs sextant, sextant-triton and {plugin} installed")
+    return tuple(notes)
+
+
+def _copy_artifact(view: Any, backend: backends.Backend, version_dir: Path) -> list[Path]:
+    """Native: the artifact (and the files beside it, such as external data) under the backend's
+    file name. Python: model.py and a one-candidate package."""
+    artifact = view.artifact
+    if backend is backends.PYTHON:
+        shutil.copy2(PYTHON_MODEL, version_dir / "model.py")
+        package_dir = version_dir / "package"
+        relative = Path(view.record.artifact)
+        source = artifact.parent
+        shutil.copytree(source, package_dir / relative.parent, ignore=shutil.ignore_patterns("__pycache__"))
+        status = view.package.status
+        subset = {
+            "schema": status["schema"],
+            "sextant": status.get("sextant"),
+            "model": status.get("model"),
+            "host": status.get("host"),
+            "signature": status["signature"],
+            "candidates": {view.id: status["candidates"][view.id]},
+            "selection": {"best": view.id, "ranking": [view.id]},
+        }
+        (package_dir / "status.json").write_text(json.dumps(subset, indent=2, default=str))
+        return [version_dir / "model.py", package_dir]
+    target = version_dir / backend.filename
+    if artifact.is_dir():
+        shutil.copytree(artifact, target)
+        return [target]
+    for sibling in artifact.parent.iterdir():
+        if sibling != artifact and sibling.name != backend.filename:
+            (shutil.copytree if sibling.is_dir() else shutil.copy2)(sibling, version_dir / sibling.name)
+    shutil.copy2(artifact, target)
+    return [target]
+
+
+def _same_tree(a: Path, b: Path) -> bool:
+    """The same files with the same bytes under both folders."""
+
+    def files(root: Path) -> set[Path]:
+        return {p.relative_to(root) for p in root.rglob("*") if p.is_file()}
+
+    names = files(a)
+    return names == files(b) and all(filecmp.cmp(a / n, b / n, shallow=False) for n in names)
+
+
+def _check_repository(repository: Path) -> None:
+    if repository.exists() and not repository.is_dir():
+        raise UsageError(
+            f"the repository path {repository} is a file, not a folder",
+            hint="Pass --repository with a folder (it is created if missing).",
+        )
+
+
+def deploy(request: DeployRequest) -> Deployment:
+    """The ``triton`` deployer (``DeployerSpec.deploy``): write the model folder and the client example."""
+    from sextant.api import Package
+
+    options = DeployOptions.from_mapping(request.options)
+    package = Package(request.package)
+    repository = Path(request.target)
+    _check_repository(repository)
+    chosen = plan(package, request, options)
+    model_dir = repository / chosen.name
+    script = repository.parent / f"{chosen.name}_client.py"
+    npz = script.with_name(f"{chosen.name}_client_inputs.npz")
+    client_files = {
+        script: client.example(chosen.name, script.name, npz.name, chosen.request, list(chosen.outputs)).encode(),
+        npz: client.request_file(chosen.request),
+    }
+
+    staging = Path(tempfile.mkdtemp(prefix=f"sextant-deploy-{chosen.name}-"))
+    try:
+        staged = staging / chosen.name
+        version_dir = staged / str(options.version)
+        version_dir.mkdir(parents=True)
+        _copy_artifact(chosen.view, chosen.backend, version_dir)
+        config.write(staged / "config.pbtxt", chosen.config)
+        if chosen.warmup_files:
+            (staged / "warmup").mkdir()
+            for file, data in chosen.warmup_files.items():
+                (staged / "warmup" / file).write_bytes(data)
+
+        unchanged = model_dir.exists() and _same_tree(staged, model_dir)
+        occupied = model_dir.exists() and any(model_dir.iterdir()) and not unchanged
+        differing = [p for p, data in client_files.items() if p.exists() and p.read_bytes() != data]
+        if (occupied or differing) and not request.force:
+            what = [str(model_dir)] if occupied else []
+            raise UsageError(
+                f"{' and '.join(what + [str(p) for p in differing])} already exist{'s' if len(what + differing) == 1 else ''} "
+                "with other content; nothing was written",
+                hint="Pass --force to replace them, or choose another --name or --repository.",
+            )
+        repository.mkdir(parents=True, exist_ok=True)
+        if not unchanged:
+            if model_dir.exists():
+                shutil.rmtree(model_dir)
+            shutil.move(str(staged), str(model_dir))
+        for path, data in client_files.items():
+            path.write_bytes(data)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    files = tuple(
+        sorted(p for p in model_dir.rglob("*") if p.is_file() and "package" not in p.relative_to(model_dir).parts)
+    )
+    notes = (*chosen.notes, "unchanged: the repository already held exactly this model") if unchanged else chosen.notes
+    return Deployment(target=str(repository), name=chosen.name, files=(*files, *client_files), notes=notes)
+
+
+def deploy_package(
+    package: str | Path,
+    repository: str | Path,
+    *,
+    candidate: str | None = None,
+    name: str | None = None,
+    force: bool = False,
+    **options: Any,
+) -> Deployment:
+    """Python API: ``sextant_triton.deploy("sextant-workspace/mlp", "models", backend="python")``.
+    ``options`` are :class:`~sextant_triton.settings.DeployOptions` fields."""
+    request = DeployRequest(
+        Path(package), str(repository), candidate=candidate, name=name, options=options, force=force
+    )
+    try:
+        return deploy(request)
+    except OSError as exc:
+        raise SextantError(f"cannot write the repository {repository}: {exc}") from exc

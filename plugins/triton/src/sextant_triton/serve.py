@@ -1,0 +1,170 @@
+"""``sextant serve``: serve a package's candidate through PyTriton, with sextant's own runner.
+
+The runner runs in this process (PyTriton's proxy model hands it the requests Triton batched); the
+serving settings are the ones ``sextant deploy triton`` derives from the package (max batch size,
+dynamic batching, instances). Every endpoint binds to 127.0.0.1 unless told otherwise. SIGINT and
+SIGTERM stop the server; the PyTriton workspace is a temporary folder removed on the way out.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import tempfile
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sextant.api import Package, SextantError, Signature
+
+from sextant_triton import config, server
+from sextant_triton.batching import run_batched
+from sextant_triton.repository import candidate_view, model_name
+from sextant_triton.settings import DeployOptions, ServingSettings, derive
+
+
+@dataclass(frozen=True)
+class Served:
+    """A model being served: its name, candidate, endpoints and settings."""
+
+    name: str
+    candidate: str
+    host: str
+    http_port: int
+    grpc_port: int
+    settings: ServingSettings
+    alive: Callable[[], bool] = field(default=lambda: True, compare=False, repr=False)
+
+    @property
+    def http_url(self) -> str:
+        return f"{self.host}:{self.http_port}"
+
+    @property
+    def grpc_url(self) -> str:
+        return f"{self.host}:{self.grpc_port}"
+
+
+def _infer_function(runner: Any, outputs: Sequence[str], batching: bool) -> Callable[[list], list]:
+    """A PyTriton infer function over a list of requests: same-shaped requests run as one batch."""
+
+    def infer(requests: list) -> list:
+        results = run_batched([dict(r.data) for r in requests], runner.infer, batching)
+        failed = next((r for r in results if isinstance(r, Exception)), None)
+        if failed is not None:
+            raise failed
+        return [{n: np.ascontiguousarray(result[n]) for n in outputs} for result in results]  # type: ignore[index]
+
+    return infer
+
+
+@contextmanager
+def serving(
+    package: str | Path,
+    *,
+    candidate: str | None = None,
+    name: str | None = None,
+    host: str = "127.0.0.1",
+    http_port: int = 8000,
+    grpc_port: int = 8001,
+    metrics_port: int = 8002,
+) -> Iterator[Served]:
+    """Serve while the ``with`` block runs; ports 0 pick free ones. Stops and cleans up on exit."""
+    dist = server.Distribution.find()  # before importing PyTriton: says how to install it
+
+    from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
+    from pytriton.triton import Triton, TritonConfig
+
+    opened = Package(package)
+    view = candidate_view(opened, candidate)
+    served_name = model_name(opened, name)
+    signature = Signature.from_dict(opened.status["signature"])
+    host_threads = int(opened.status.get("host", {}).get("threads") or os.cpu_count() or 1)
+    settings = derive(view.record, signature, host_threads, DeployOptions())
+    batching = settings.max_batch_size > 0
+    http_port, grpc_port, metrics_port = (p or server.free_port(host) for p in (http_port, grpc_port, metrics_port))
+
+    environment = server.server_env(dist)
+    saved = {k: os.environ.get(k) for k in ("LD_LIBRARY_PATH", "PATH")}
+    os.environ.update({k: environment[k] for k in saved})
+    scratch = Path(tempfile.mkdtemp(prefix="sextant-serve-"))  # PyTriton makes its workspace inside
+    runners = [view.load() for _ in range(settings.instances)]
+    triton = None
+    try:
+        triton = Triton(
+            config=TritonConfig(
+                http_address=host,
+                http_port=http_port,
+                grpc_address=host,
+                grpc_port=grpc_port,
+                metrics_address=host,
+                metrics_port=metrics_port,
+                exit_timeout_secs=5,
+                log_verbose=0,
+            ),
+            workspace=scratch / "pytriton",
+        )
+        triton.bind(
+            model_name=served_name,
+            infer_func=[_infer_function(r, signature.output_names, batching) for r in runners],
+            inputs=[
+                Tensor(name=s.name, dtype=np.dtype(s.dtype), shape=tuple(config.dims(s, batching)))
+                for s in signature.inputs
+            ],
+            outputs=[
+                Tensor(name=s.name, dtype=np.dtype(s.dtype), shape=tuple(config.dims(s, batching)))
+                for s in signature.outputs
+            ],
+            config=ModelConfig(
+                max_batch_size=settings.max_batch_size,
+                batching=batching,
+                batcher=DynamicBatcher(
+                    max_queue_delay_microseconds=settings.queue_delay_us,
+                    preferred_batch_size=list(settings.preferred_batch_sizes) or None,
+                ),
+            ),
+            strict=True,
+        )
+        triton.run()
+        yield Served(served_name, view.id, host, http_port, grpc_port, settings, triton.is_alive)
+    except SextantError:
+        raise
+    except Exception as exc:  # PyTriton's own errors: say what failed
+        raise SextantError(f"PyTriton could not serve {served_name}: {type(exc).__name__}: {exc}") from exc
+    finally:
+        if triton is not None:
+            triton.stop()
+        for runner in runners:
+            runner.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def serve(
+    package: str | Path,
+    *,
+    on_ready: Callable[[Served], None] | None = None,
+    **options: Any,
+) -> None:
+    """Serve until SIGINT (Ctrl-C) or SIGTERM; ``options`` as for :func:`serving`.
+    ``on_ready`` is called once the model answers."""
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with serving(package, **options) as served:
+            if on_ready is not None:
+                on_ready(served)
+            while not stop.wait(timeout=1.0):
+                if not served.alive():
+                    raise SextantError(f"the server of {served.name} stopped by itself", hint="Its log is above.")
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,251 @@
+"""Start and stop a real ``tritonserver`` for a model repository, on loopback ports.
+
+The server is the one that ships inside the ``nvidia-pytriton`` wheel (Triton 2.51, Python backend
+only). What it needs on an ordinary Linux machine, found by running it:
+
+- the Python backend's files are *copied* into a backend directory of our own (Triton refuses a
+  backend library whose real path leaves that directory, so symlinks fail), with the stub built for
+  this interpreter's version;
+- the stub embeds Python: ``LD_LIBRARY_PATH`` must name this interpreter's ``LIBDIR`` first (else a
+  system ``libpython`` of the same minor version is picked up and the standard library does not
+  match it) and the wheel's ``nvidia_pytriton.libs``; ``PATH`` starts with this environment's
+  ``bin`` so the embedded interpreter finds this environment's ``site-packages``;
+- every endpoint is bound to 127.0.0.1 unless asked otherwise, and ``--exit-timeout-secs`` is short
+  so SIGTERM stops it within seconds.
+
+A *Python-based backend* is a backend directory holding only ``model.py``: Triton runs it through
+the Python backend for every model whose config names that backend. :func:`start_server` takes such
+directories in ``python_backends``; the tests use one named ``onnxruntime`` so that an unchanged
+``onnxruntime_onnx`` configuration loads on this server.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib.util import find_spec
+from pathlib import Path
+
+from sextant.api import SextantError
+
+INSTALL = "pip install 'sextant-triton[serve]' (the tritonserver binary ships inside nvidia-pytriton)"
+#: polls of the readiness endpoint before giving up, and the pause between them
+READY_POLLS = 600
+POLL_S = 0.1
+STOP_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """Where the server binary, its libraries and the Python backend's files are."""
+
+    binary: Path
+    libs: Path
+    python_backend: Path
+    stub: Path
+
+    @classmethod
+    def find(cls) -> Distribution:
+        spec = find_spec("pytriton")
+        if spec is None or not spec.submodule_search_locations:
+            raise SextantError("tritonserver is not installed", hint=INSTALL)
+        root = Path(next(iter(spec.submodule_search_locations)))
+        server = root / "tritonserver"
+        version = f"{sys.version_info.major}.{sys.version_info.minor}"
+        found = cls(
+            binary=server / "bin" / "tritonserver",
+            libs=root.parent / "nvidia_pytriton.libs",
+            python_backend=server / "backends" / "python",
+            stub=server / "python_backend_stubs" / version / "triton_python_backend_stub",
+        )
+        missing = [p for p in (found.binary, found.python_backend, found.stub) if not p.exists()]
+        if missing:
+            raise SextantError(
+                f"the nvidia-pytriton installation lacks {', '.join(map(str, missing))}",
+                hint=f"PyTriton ships stubs for Python 3.8-3.13; this is Python {version}. Reinstall: {INSTALL}",
+            )
+        return found
+
+
+def server_env(dist: Distribution, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment the server and its Python stubs need (see the module's docstring)."""
+    env = dict(os.environ if base is None else base)
+    libdir = sysconfig.get_config_var("LIBDIR") or ""
+    paths = [p for p in (libdir, str(dist.libs), env.get("LD_LIBRARY_PATH", "")) if p]
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(paths)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    return env
+
+
+def make_backends(dist: Distribution, folder: Path, python_backends: Mapping[str, Path] = {}) -> Path:  # noqa: B006
+    """Write a backend directory: the Python backend (copied, with this interpreter's stub) and
+    each Python-based backend as ``<name>/model.py``."""
+    python = folder / "python"
+    shutil.copytree(dist.python_backend, python, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy2(dist.stub, python / "triton_python_backend_stub")
+    for name, model_py in python_backends.items():
+        (folder / name).mkdir(parents=True)
+        shutil.copy2(model_py, folder / name / "model.py")
+    return folder
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class Ports:
+    http: int
+    grpc: int
+    metrics: int
+
+    @classmethod
+    def free(cls, host: str = "127.0.0.1") -> Ports:
+        ports: list[int] = []
+        while len(ports) < 3:
+            port = free_port(host)
+            if port not in ports:
+                ports.append(port)
+        return cls(*ports)
+
+
+class TritonServer:
+    """A running ``tritonserver`` process started by :func:`start_server`; stop it with :meth:`stop`."""
+
+    def __init__(self, process: subprocess.Popen, host: str, ports: Ports, workdir: Path, log: Path) -> None:
+        self.process = process
+        self.host = host
+        self.ports = ports
+        self.workdir = workdir
+        self.log = log
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def http_url(self) -> str:
+        """``host:port`` of the HTTP endpoint, as tritonclient takes it."""
+        return f"{self.host}:{self.ports.http}"
+
+    @property
+    def grpc_url(self) -> str:
+        return f"{self.host}:{self.ports.grpc}"
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://{self.http_url}/v2/health/ready", timeout=2) as response:
+                return response.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def wait_ready(self, polls: int = READY_POLLS) -> None:
+        """Poll the readiness endpoint, a bounded number of times; raise with the log's tail if the
+        server exits or never becomes ready."""
+        for _ in range(polls):
+            if self.process.poll() is not None:
+                raise SextantError(
+                    f"tritonserver exited with code {self.process.returncode} before it was ready",
+                    hint=f"Its log ({self.log}) ends:\n{_tail(self.logs())}",
+                )
+            if self.ready():
+                return
+            time.sleep(POLL_S)
+        self.stop()
+        raise SextantError(
+            f"tritonserver was not ready after {polls} polls", hint=f"Its log ends:\n{_tail(self.logs())}"
+        )
+
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> int:
+        """SIGTERM, then SIGKILL after ``timeout`` seconds; remove the backend folder. Returns the
+        exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        shutil.rmtree(self.workdir / "backends", ignore_errors=True)
+        return self.process.returncode
+
+    def __enter__(self) -> TritonServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _tail(text: str, lines: int = 30) -> str:
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def start_server(
+    repository: Path,
+    *,
+    host: str = "127.0.0.1",
+    ports: Ports | None = None,
+    python_backends: Mapping[str, Path] = {},  # noqa: B006 - read only
+    workdir: Path | None = None,
+    wait: bool = True,
+    attempts: int = 3,
+) -> TritonServer:
+    """Start ``tritonserver`` on ``repository`` and (by default) wait until it is ready.
+
+    Ports default to free loopback ports; a start that fails because a port was taken in between
+    is retried on new ones, ``attempts`` times in all. ``workdir`` (default: a new temporary
+    folder) holds the backend directory, removed on stop, and ``tritonserver.log``.
+    """
+    dist = Distribution.find()
+    workdir = Path(workdir or tempfile.mkdtemp(prefix="sextant-triton-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    for attempt in range(attempts):
+        chosen = ports or Ports.free(host)
+        backends = workdir / "backends"
+        shutil.rmtree(backends, ignore_errors=True)
+        make_backends(dist, backends, python_backends)
+        log = workdir / "tritonserver.log"
+        command = [
+            str(dist.binary),
+            f"--model-repository={Path(repository).resolve()}",
+            f"--backend-directory={backends}",
+            f"--http-address={host}",
+            f"--http-port={chosen.http}",
+            f"--grpc-address={host}",
+            f"--grpc-port={chosen.grpc}",
+            f"--metrics-address={host}",
+            f"--metrics-port={chosen.metrics}",
+            "--allow-gpu-metrics=false",
+            "--disable-auto-complete-config",
+            "--exit-timeout-secs=5",
+        ]
+        with log.open("w") as out:
+            process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=server_env(dist))
+        server = TritonServer(process, host, chosen, workdir, log)
+        if not wait:
+            return server
+        try:
+            server.wait_ready()
+            return server
+        except SextantError:
+            server.stop()
+            taken = "Address already in use" in server.logs() or "Socket '" in server.logs()
+            if ports is not None or not taken or attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
