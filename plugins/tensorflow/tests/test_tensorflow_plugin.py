@@ -6,14 +6,17 @@ import importlib.metadata
 import importlib.util
 import textwrap
 from dataclasses import replace
+from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 import sextant
 import tensorflow as tf
+from sextant.compare import Tolerance
 from sextant.errors import ModelLoadError, UsageError
 from sextant.plugins import installed
+from sextant.samples import load_batches
 from sextant.testing.contracts import check_light_start_up, check_plugin
 
 HAS_TF2ONNX = all(importlib.util.find_spec(m) for m in ("tf2onnx", "onnx", "onnxruntime"))
@@ -28,6 +31,23 @@ def _mlp() -> keras.Model:
     inputs = keras.Input((12,), name="features")
     hidden = keras.layers.Dense(32, activation="relu")(inputs)
     return keras.Model(inputs, keras.layers.Dense(4)(hidden), name="mlp")
+
+
+def assert_judged_against_the_reference(package_path: Path, record: dict) -> None:
+    """The candidate was compared with the fp32 reference under its precision's tolerance, and its
+    status follows from its outputs: recomputed here from the package's files, element by element
+    (an element is off when it misses both atol and rtol * |reference|)."""
+    tolerance = Tolerance.for_precision(record["precision"])
+    assert (record["correctness"]["atol"], record["correctness"]["rtol"]) == (tolerance.atol, tolerance.rtol)
+    reference = load_batches(package_path / "reference.npz")
+    outputs = load_batches(package_path / record["outputs"])
+    assert len(outputs) == len(reference)
+    within = True
+    for expected, got in zip(reference, outputs):
+        for name, ref in expected.items():
+            ref64, error = ref.astype(np.float64), np.abs(got[name].astype(np.float64) - ref.astype(np.float64))
+            within &= bool(np.all((error <= tolerance.atol) | (error <= tolerance.rtol * np.abs(ref64))))
+    assert record["status"] == ("ok" if within else "incorrect"), (within, record["correctness"])
 
 
 def _ok(status: dict) -> set[str]:
@@ -54,8 +74,15 @@ def test_keras_file_needs_no_samples_and_gets_savedmodel_and_xla_candidates(opti
         "keras-savedmodel:tf-savedmodel[jit_compile=True]@cpu",
     }
     assert expected <= set(status["candidates"])
-    cut = {cid for cid, c in status["candidates"].items() if c["status"] == "cutoff"}
-    assert expected - cut <= _ok(status), status["candidates"]
+    assert expected <= _ok(status), status["candidates"]
+    for cid in expected:  # one the profiler cut off is still ok: its profile says why it stopped where it did
+        profile = status["candidates"][cid]["profile"]
+        last, stopped = profile["points"][-1]["batch"], profile["stopped"]
+        if stopped.startswith("stopped early"):
+            assert stopped.startswith("stopped early: cannot win (") and f"/s at batch {last} is under" in stopped
+            assert last >= 2  # batch 1 is always measured in full
+        else:
+            assert stopped in (f"reached max batch {last}", f"throughput stopped improving at batch {last}"), stopped
     assert status["selection"]["best"] in _ok(status)
     assert any("no samples given" in note for note in status["notes"])
 
@@ -94,14 +121,16 @@ def test_a_multi_input_model_takes_positional_samples_by_its_input_names(options
 def test_a_keras_applications_architecture_with_mixed_precision(options):
     model = keras.applications.MobileNetV2(input_shape=(32, 32, 3), weights=None, classes=10, alpha=0.35)
     samples = [_floats(2, 32, 32, 3)]
-    status = sextant.optimize(
+    package = sextant.optimize(
         model, samples, options=replace(options, precisions=("fp32", "bf16"), runners=("keras",))
-    ).status
-    mixed = status["candidates"]["source:keras/bf16@cpu"]
+    )
+    mixed = package.status["candidates"]["source:keras/bf16@cpu"]
     assert mixed["precision"] == "bf16"
-    # judged against the fp32 reference with bf16 tolerances: either it passes or it says by how much not
-    assert mixed["status"] == "ok" or "max abs" in mixed.get("reason", ""), mixed
-    assert "source:keras@cpu" in _ok(status)
+    # judged against the fp32 reference with bf16 tolerances; its status follows from its outputs
+    assert_judged_against_the_reference(package.path, mixed)
+    if mixed["status"] == "incorrect":
+        assert mixed["reason"].startswith("correctness: output "), mixed  # and it says by how much
+    assert "source:keras@cpu" in _ok(package.status)
 
 
 class _Signatures(tf.Module):

@@ -146,7 +146,9 @@ def test_fp32_and_fp16_engines_pass_correctness_and_are_profiled(options, tmp_pa
     ).status
     for cid in ("tensorrt:tensorrt@cuda", "tensorrt-fp16:tensorrt@cuda"):
         record = status["candidates"][cid]
-        assert record["status"] in ("ok", "cutoff"), record
+        assert record["status"] == "ok", record  # also when the profiler cut it off: then it says so
+        stopped = record["profile"]["stopped"]
+        assert stopped.startswith(("stopped early: cannot win (", "reached max batch", "throughput stopped improving"))
         assert record["best_point"]["stages_ms"]["compute"] > 0
 
 
