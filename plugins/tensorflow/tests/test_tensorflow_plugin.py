@@ -14,6 +14,7 @@ import pytest
 import sextant
 import tensorflow as tf
 from sextant.compare import Tolerance
+from sextant.devices import cuda_unavailable_reason
 from sextant.errors import ModelLoadError, UsageError
 from sextant.plugins import installed
 from sextant.samples import load_batches
@@ -269,16 +270,26 @@ def test_savedmodel_to_onnx_keeps_names_and_numbers(tmp_path):
 
 def test_gpu_steps_and_runners_say_why_they_are_unavailable():
     from sextant.plugins import availability, load_catalog
+    from sextant_tensorflow.checks import check_tensorflow
+
+    # what the reason must be here, from this machine: TensorRT importable? a GPU? a TensorFlow with CUDA?
+    gpu_build = any(installed(d) for d in ("tensorflow", "tensorflow-gpu", "tf-nightly"))
+    no_cuda_build = "tensorflow-cpu has no CUDA support (pip install 'sextant-tensorflow[gpu]' instead of [cpu])"
+    assert check_tensorflow("cuda") == (None if gpu_build else no_cuda_build)
+    assert check_tensorflow("cpu") is None
 
     catalog = load_catalog(allow=["tensorflow"])
-    tftrt = catalog.get("converter", "tf-trt").spec
-    reason = availability(tftrt)
-    no_gpu = "no CUDA device" in (reason or "") or "tensorrt not importable" in (reason or "")
-    assert no_gpu or "tensorflow-cpu" in (reason or ""), reason
-    if installed("tensorflow-cpu"):
-        from sextant_tensorflow.checks import check_tensorflow
-
-        assert "tensorflow-cpu has no CUDA support" in check_tensorflow("cuda")
+    for name in ("tf-trt", "tf-trt-fp16"):
+        tftrt = catalog.get("converter", name).spec
+        assert tftrt.requires == ("tensorflow", "tensorrt") and tftrt.device == "cuda"
+        install = "TF-TRT needs TensorFlow with CUDA and TensorRT: pip install 'sextant-tensorflow[gpu]' tensorrt"
+        if importlib.util.find_spec("tensorrt") is None:
+            expected = f"tensorrt not importable ({install})"
+        elif cuda_unavailable_reason() is not None:
+            expected = cuda_unavailable_reason()
+        else:
+            expected = None if gpu_build else no_cuda_build
+        assert availability(tftrt) == expected, name
 
 
 def test_listing_plugins_does_not_import_tensorflow():

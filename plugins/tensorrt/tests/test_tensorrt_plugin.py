@@ -81,18 +81,27 @@ def test_the_runner_picks_the_profile_that_holds_the_shapes():
         pick_profile({"x": (128, 8)}, ranges)
 
 
+ENGINE_NEEDS = ("tensorrt", "torch")
+TORCH_TRT_NEEDS = ("torch", "torch_tensorrt", "sextant_torch")
+
+
 def test_every_contribution_says_why_it_is_unavailable_and_how_to_fix_it():
     catalog = load_catalog(allow=["tensorrt"])
-    mine = [c for c in catalog.contributions if c.plugin.name == "tensorrt"]
-    assert mine
-    for contribution in mine:
-        reason = availability(contribution.spec, "cuda")
-        if GPU_REASON is None and contribution.spec.name.startswith("tensorrt"):
-            assert reason is None
-            continue
-        assert reason, contribution.spec.name
-        if not HAS_TRT:
-            assert "pip install 'sextant-tensorrt[runtime]'" in reason, reason
+    mine = {c.spec.name: c.spec for c in catalog.contributions if c.plugin.name == "tensorrt"}
+    engines = {"tensorrt", "tensorrt-tf32", "tensorrt-fp16", "tensorrt-bf16", "tensorrt-int8"}
+    torch_trt = {"torch-tensorrt", "torch-tensorrt-fp16"}
+    assert set(mine) == engines | torch_trt
+    for name, spec in mine.items():
+        # what the reason must be on this machine: the first requirement not importable (with how to
+        # install it), else no CUDA device, else nothing
+        needs = TORCH_TRT_NEEDS if name.startswith("torch-tensorrt") else ENGINE_NEEDS
+        assert spec.requires == needs, name
+        assert "pip install 'sextant-tensorrt[runtime]'" in spec.install, name
+        if needs == TORCH_TRT_NEEDS:
+            assert "'./plugins/tensorrt[torch]'" in spec.install, name  # the extra that brings sextant-torch
+        missing = [m for m in needs if importlib.util.find_spec(m) is None]
+        expected = f"{missing[0]} not importable ({spec.install})" if missing else cuda_unavailable_reason()
+        assert availability(spec, "cuda") == expected, name
 
 
 def test_without_a_gpu_the_planner_skips_engine_builds_with_the_reason():
