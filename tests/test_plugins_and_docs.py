@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
+import inspect
 import json
 import re
 import shlex
@@ -11,18 +13,59 @@ import subprocess
 import sys
 
 import sextant.hookspecs as hookspecs
+import sextant.specs as specs
 from _support import ROOT, sextant
 from sextant.devices import cuda_unavailable_reason
 from sextant.testing.contracts import check_light_start_up
 
 
+def _hook_table(readme: str) -> dict[str, list[str]]:
+    """The rows of the hook table in the README's "Writing a plugin" section, by hook name: the call
+    as shown, what it returns, what it is for (escaped pipes unescaped)."""
+    section = readme[readme.index("## Writing a plugin") :]
+    section = section[: section.find("\n## ", 1)]
+    rows = {}
+    for line in section.splitlines():
+        if line.startswith("| `sextant_"):
+            cells = [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line.strip()[1:-1])]
+            rows[cells[0].strip("`").split("(")[0]] = cells
+    return rows
+
+
+def _documented_callables(spec: type) -> set[str]:
+    """What a spec's docstring says its callables take and return (``run`` names ``(...) -> ...``),
+    written as the README writes them: module paths left out (``sextant.runtime.StepRequest``:
+    ``StepRequest``)."""
+    text = " ".join(inspect.getdoc(spec).split())
+
+    def short(part: str) -> str:
+        return re.sub(r"\b(?:\w+\.)+(\w+)", r"\1", part)
+
+    return {f"{a}({short(p)}) -> {short(r)}" for a, p, r in re.findall(r"``(\w+)`` names ``\((.*?)\) -> (.+?)``", text)}
+
+
 def test_every_hook_is_documented_in_the_readme():
+    """Every hook has a row in the README's hook table showing its real parameters and return type,
+    and the spec callables that row shows take what the spec's docstring says."""
     readme = (ROOT / "README.md").read_text()
-    hooks = [name for name in dir(hookspecs) if name.startswith("sextant_")]
-    assert len(hooks) >= 7
-    missing = [h for h in hooks if h not in readme]
-    assert not missing, f"hooks missing from README.md: {missing}"
     assert "make demo" in readme and "make test" in readme
+    rows = _hook_table(readme)
+    hooks = {name: f for name, f in vars(hookspecs).items() if name.startswith("sextant_") and inspect.isfunction(f)}
+    assert len(hooks) >= 7
+    assert not set(hooks) - set(rows), f"hooks missing from README.md: {sorted(set(hooks) - set(rows))}"
+    assert not set(rows) - set(hooks), f"README.md documents hooks that do not exist: {sorted(set(rows) - set(hooks))}"
+    for name, hook in hooks.items():
+        call, returns, what = rows[name]
+        signature = inspect.signature(hook)
+        assert call == f"`{name}({', '.join(signature.parameters)})`", call
+        annotation = signature.return_annotation  # a string: hookspecs uses postponed annotations
+        assert returns == ("—" if annotation == "None" else f"`{annotation}`"), (name, returns)
+        listed = re.fullmatch(r"list\[(\w+)\]", annotation)
+        if listed:
+            spec = getattr(specs, listed.group(1))
+            fields = {f.name for f in dataclasses.fields(spec)}
+            shown = {c for c in re.findall(r"`(\w+\(.*?\) -> [^`]+)`", what) if c.split("(")[0] in fields}
+            assert shown == _documented_callables(spec), (name, what)
 
 
 def test_installed_plugins_are_listed_with_their_contributions():
