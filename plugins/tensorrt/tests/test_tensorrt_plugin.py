@@ -87,11 +87,16 @@ TORCH_TRT_NEEDS = ("torch", "torch_tensorrt", "sextant_torch")
 
 def test_every_contribution_says_why_it_is_unavailable_and_how_to_fix_it():
     catalog = load_catalog(allow=["tensorrt"])
-    mine = {c.spec.name: c.spec for c in catalog.contributions if c.plugin.name == "tensorrt"}
+    mine = [(c.kind, c.spec) for c in catalog.contributions if c.plugin.name == "tensorrt"]
     engines = {"tensorrt", "tensorrt-tf32", "tensorrt-fp16", "tensorrt-bf16", "tensorrt-int8"}
     torch_trt = {"torch-tensorrt", "torch-tensorrt-fp16"}
-    assert set(mine) == engines | torch_trt
-    for name, spec in mine.items():
+    assert {(kind, spec.name) for kind, spec in mine} == {
+        *(("converter", n) for n in engines | torch_trt),
+        ("runner", "tensorrt"),
+        ("runner", "torch-tensorrt"),
+    }
+    for _, spec in mine:
+        name = spec.name
         # what the reason must be on this machine: the first requirement not importable (with how to
         # install it), else no CUDA device, else nothing
         needs = TORCH_TRT_NEEDS if name.startswith("torch-tensorrt") else ENGINE_NEEDS
