@@ -71,6 +71,17 @@ def dims(spec: TensorSpec, batching: bool) -> list[int]:
     return [-1 if size is None else int(size) for size in shape]
 
 
+def _tensor(entry: Any, spec: TensorSpec, batching: bool) -> None:
+    """Set an input's or output's dims; a batched tensor with no other axis is ``dims: [1]`` with an
+    empty reshape, as Triton requires (its dims may not be empty)."""
+    shape = dims(spec, batching)
+    if shape:
+        entry.dims.extend(shape)
+    else:
+        entry.dims.append(1)
+        entry.reshape.SetInParent()
+
+
 @dataclass(frozen=True)
 class Warmup:
     """One warmup request: its batch size and, per served input name, the data file (under the
@@ -119,9 +130,9 @@ def build(
     batching = settings.max_batch_size > 0
     input_names, output_names = tensor_names(signature, backend)
     for spec in signature.inputs:
-        config.input.add(name=input_names[spec.name], data_type=data_type(spec.dtype), dims=dims(spec, batching))
+        _tensor(config.input.add(name=input_names[spec.name], data_type=data_type(spec.dtype)), spec, batching)
     for spec in signature.outputs:
-        config.output.add(name=output_names[spec.name], data_type=data_type(spec.dtype), dims=dims(spec, batching))
+        _tensor(config.output.add(name=output_names[spec.name], data_type=data_type(spec.dtype)), spec, batching)
     config.instance_group.add(kind=mc.ModelInstanceGroup.Kind.Value(settings.kind), count=settings.instances)
     if settings.dynamic_batching:
         batcher = config.dynamic_batching
