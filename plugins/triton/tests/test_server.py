@@ -1,0 +1,178 @@
+"""Deployed repositories on the real tritonserver: requests over HTTP and gRPC at batch 1 and at
+max_batch_size, outputs compared with the package's reference outputs.
+
+One repository holds every deployment of both packages (a torch model, an ONNX file); one server
+loads it all. ONNX candidates deploy natively (``onnxruntime_onnx``, loaded here through the
+Python-based ``onnxruntime`` backend of ``sextant_triton.testing``); eager torch, TorchScript (whose
+LibTorch backend is absent from this server) and the ONNX one again run as Python-backend models.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from importlib.util import find_spec
+
+import numpy as np
+import pytest
+from _models import MAX_BATCH, correctness_cases, first_ok, onnx_package, torch_package
+from sextant_triton import config
+from sextant_triton.repository import deploy_package
+from sextant_triton.testing import NO_SERVER
+
+MISSING = [m for m in ("torch", "onnx", "onnxruntime") if find_spec(m) is None]
+pytestmark = [
+    pytest.mark.skipif(bool(NO_SERVER), reason=str(NO_SERVER)),
+    pytest.mark.skipif(bool(MISSING), reason=f"needs {', '.join(MISSING)}"),
+    pytest.mark.slow,
+]
+
+
+@pytest.fixture(scope="module")
+def packages(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SEXTANT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        root = tmp_path_factory.mktemp("packages")
+        yield {"torch": torch_package(root / "torch" / "ws"), "onnx": onnx_package(root / "onnx" / "ws")}
+
+
+@pytest.fixture(scope="module")
+def deployments(packages, tmp_path_factory):
+    """model name → (package, candidate id, backend written)"""
+    repository = tmp_path_factory.mktemp("deploy") / "models"
+    torch_pkg, onnx_pkg = packages["torch"], packages["onnx"]
+    plan = {
+        "torch_best": (torch_pkg, None, {}),
+        "torch_eager": (torch_pkg, "source:torch-eager@cpu", {}),
+        "torch_script": (torch_pkg, first_ok(torch_pkg, "torchscript"), {"backend": "python"}),
+        "torch_onnx": (torch_pkg, first_ok(torch_pkg, "onnxruntime"), {"backend": "native"}),
+        "onnx_native": (onnx_pkg, None, {"backend": "native"}),
+        "onnx_python": (onnx_pkg, None, {"backend": "python"}),
+    }
+    out = {}
+    for name, (package, candidate, options) in plan.items():
+        deploy_package(package.path, repository, candidate=candidate, name=name, **options)
+        written = config.read(repository / name / "config.pbtxt")
+        chosen = written.parameters["sextant_candidate"].string_value
+        out[name] = (package, chosen, written)
+    assert out["torch_eager"][2].backend == "python" and out["torch_script"][2].backend == "python"
+    assert out["torch_onnx"][2].platform == "onnxruntime_onnx" and out["onnx_native"][2].platform == "onnxruntime_onnx"
+    return repository, out
+
+
+@pytest.fixture(scope="module")
+def server(deployments, triton_server):
+    repository, _ = deployments
+    return triton_server(repository)
+
+
+def _client(protocol):
+    if protocol == "http":
+        import tritonclient.http as client
+    else:
+        import tritonclient.grpc as client
+    return client
+
+
+def _infer(client, triton, model, batch, written):
+    requests = []
+    for spec in written.input:
+        array = np.ascontiguousarray(batch[spec.name])
+        tensor = client.InferInput(spec.name, list(array.shape), _client_type(array))
+        tensor.set_data_from_numpy(array)
+        requests.append(tensor)
+    result = triton.infer(model, requests)
+    return {o.name: result.as_numpy(o.name) for o in written.output}
+
+
+def _client_type(array):
+    from tritonclient.utils import np_to_triton_dtype
+
+    return np_to_triton_dtype(array.dtype)
+
+
+MODELS = ["torch_best", "torch_eager", "torch_script", "torch_onnx", "onnx_native", "onnx_python"]
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+@pytest.mark.parametrize("model", MODELS)
+def test_outputs_match_the_reference_at_batch_1_and_max(server, deployments, model, protocol):
+    _, deployed = deployments
+    package, candidate, written = deployed[model]
+    assert written.max_batch_size == MAX_BATCH
+    client = _client(protocol)
+    triton = client.InferenceServerClient(server.http_url if protocol == "http" else server.grpc_url)
+    try:
+        assert triton.is_model_ready(model)
+        for inputs, reference, atol, rtol in correctness_cases(package, candidate, (1, MAX_BATCH)):
+            outputs = _infer(client, triton, model, inputs, written)
+            assert set(outputs) == set(reference)
+            for name, expected in reference.items():
+                got = outputs[name]
+                assert got.size > 0, f"{model} {name}: empty output"  # numpy >= 2 in the stub returns nothing
+                np.testing.assert_allclose(got.reshape(expected.shape), expected, atol=atol, rtol=rtol, err_msg=name)
+    finally:
+        triton.close()
+
+
+@pytest.mark.parametrize("model", ["torch_eager", "onnx_native"])
+def test_concurrent_requests_each_get_their_own_rows(server, deployments, model):
+    """Requests that the dynamic batcher may run as one batch are answered row by row."""
+    import tritonclient.http as client
+
+    _, deployed = deployments
+    package, candidate, written = deployed[model]
+    ((inputs, reference, atol, rtol),) = correctness_cases(package, candidate, (MAX_BATCH,))
+    triton = client.InferenceServerClient(server.http_url, concurrency=MAX_BATCH)
+    try:
+        pending = []
+        for row in range(MAX_BATCH):
+            requests = []
+            for spec in written.input:
+                array = np.ascontiguousarray(inputs[spec.name][row : row + 1])
+                tensor = client.InferInput(spec.name, list(array.shape), _client_type(array))
+                tensor.set_data_from_numpy(array)
+                requests.append(tensor)
+            pending.append(triton.async_infer(model, requests))
+        for row, request in enumerate(pending):
+            result = request.get_result()
+            for name, expected in reference.items():
+                got = result.as_numpy(name)
+                np.testing.assert_allclose(
+                    got.reshape(expected[row : row + 1].shape), expected[row : row + 1], atol=atol, rtol=rtol
+                )
+    finally:
+        triton.close()
+
+
+def test_the_deployed_config_is_what_the_server_runs(server, deployments):
+    import tritonclient.grpc as client
+
+    _, deployed = deployments
+    triton = client.InferenceServerClient(server.grpc_url)
+    try:
+        for model in ("onnx_native", "torch_eager"):
+            served = triton.get_model_config(model).config
+            written = deployed[model][2]
+            assert served.max_batch_size == written.max_batch_size
+            assert served.instance_group[0].count == written.instance_group[0].count
+            assert list(served.dynamic_batching.preferred_batch_size) == list(
+                written.dynamic_batching.preferred_batch_size
+            )
+            assert dict(served.parameters) == dict(written.parameters)
+            assert [(i.name, list(i.dims)) for i in served.input] == [(i.name, list(i.dims)) for i in written.input]
+    finally:
+        triton.close()
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_the_client_example_answers(server, deployments, protocol):
+    repository, deployed = deployments
+    script = repository.parent / "torch_best_client.py"
+    url = server.http_url if protocol == "http" else server.grpc_url
+    args = [sys.executable, str(script), "--url", url] + (["--grpc"] if protocol == "grpc" else [])
+    result = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["logits", "score"]
+    assert lines[0].startswith("logits: float32 [1, 4], first values [")
