@@ -27,6 +27,9 @@ from sextant_triton.batching import run_batched
 from sextant_triton.repository import candidate_view, model_name
 from sextant_triton.settings import DeployOptions, ServingSettings, derive
 
+SOCKET_PATH_MAX = 107  # sockaddr_un.sun_path, less its terminating NUL
+SOCKET_SUFFIX = 32  # what PyTriton adds to the workspace and model name ("/<model>_0_0-server.sock", ...)
+
 
 @dataclass(frozen=True)
 class Served:
@@ -49,17 +52,35 @@ class Served:
         return f"{self.host}:{self.grpc_port}"
 
 
-def _infer_function(runner: Any, outputs: Sequence[str], batching: bool) -> Callable[[list], list]:
-    """A PyTriton infer function over a list of requests: same-shaped requests run as one batch."""
+def _infer_function(runner: Any, signature: Signature, batching: bool) -> Callable[[list], list]:
+    """A PyTriton infer function over a list of requests: same-shaped requests run as one batch.
+
+    A batched tensor with no other axis travels as ``[batch, 1]`` (Triton's dims may not be empty;
+    a deployed config says the same with ``dims: [1]`` and an empty reshape)."""
+    flat_in = {s.name for s in signature.inputs if batching and not config.dims(s, batching)}
+    flat_out = {s.name for s in signature.outputs if batching and not config.dims(s, batching)}
 
     def infer(requests: list) -> list:
-        results = run_batched([dict(r.data) for r in requests], runner.infer, batching)
+        feeds = [{n: a.reshape(len(a)) if n in flat_in else a for n, a in r.data.items()} for r in requests]
+        results = run_batched(feeds, runner.infer, batching)
         failed = next((r for r in results if isinstance(r, Exception)), None)
         if failed is not None:
             raise failed
-        return [{n: np.ascontiguousarray(result[n]) for n in outputs} for result in results]  # type: ignore[index]
+        answers = []
+        for result in results:
+            arrays = {n: np.asarray(result[n]) for n in signature.output_names}  # type: ignore[index]
+            answers.append(
+                {n: np.ascontiguousarray(a.reshape(-1, 1) if n in flat_out else a) for n, a in arrays.items()}
+            )
+        return answers
 
     return infer
+
+
+def _tensors(specs: Sequence[Any], batching: bool) -> list[Any]:
+    from pytriton.model_config import Tensor
+
+    return [Tensor(name=s.name, dtype=np.dtype(s.dtype), shape=tuple(config.dims(s, batching)) or (1,)) for s in specs]
 
 
 @contextmanager
@@ -76,7 +97,7 @@ def serving(
     """Serve while the ``with`` block runs; ports 0 pick free ones. Stops and cleans up on exit."""
     dist = server.Distribution.find()  # before importing PyTriton: says how to install it
 
-    from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
+    from pytriton.model_config import DynamicBatcher, ModelConfig
     from pytriton.triton import Triton, TritonConfig
 
     opened = Package(package)
@@ -88,53 +109,56 @@ def serving(
     batching = settings.max_batch_size > 0
     http_port, grpc_port, metrics_port = (p or server.free_port(host) for p in (http_port, grpc_port, metrics_port))
 
-    environment = server.server_env(dist)
-    saved = {k: os.environ.get(k) for k in ("LD_LIBRARY_PATH", "PATH")}
-    os.environ.update({k: environment[k] for k in saved})
     scratch = Path(tempfile.mkdtemp(prefix="sextant-serve-"))  # PyTriton makes its workspace inside
-    runners = [view.load() for _ in range(settings.instances)]
+    if len(str(scratch / "pytriton" / served_name)) + SOCKET_SUFFIX > SOCKET_PATH_MAX:
+        shutil.rmtree(scratch)
+        raise SextantError(
+            f"the temporary folder {scratch.parent} is too deep for PyTriton's sockets "
+            f"(a Unix socket path holds at most {SOCKET_PATH_MAX} bytes)",
+            hint="Set TMPDIR to a shorter folder, such as /tmp.",
+        )
+    saved = {k: os.environ.get(k) for k in ("LD_LIBRARY_PATH", "PATH")}
+    runners: list[Any] = []
     triton = None
     try:
-        triton = Triton(
-            config=TritonConfig(
-                http_address=host,
-                http_port=http_port,
-                grpc_address=host,
-                grpc_port=grpc_port,
-                metrics_address=host,
-                metrics_port=metrics_port,
-                exit_timeout_secs=5,
-                log_verbose=0,
-            ),
-            workspace=scratch / "pytriton",
-        )
-        triton.bind(
-            model_name=served_name,
-            infer_func=[_infer_function(r, signature.output_names, batching) for r in runners],
-            inputs=[
-                Tensor(name=s.name, dtype=np.dtype(s.dtype), shape=tuple(config.dims(s, batching)))
-                for s in signature.inputs
-            ],
-            outputs=[
-                Tensor(name=s.name, dtype=np.dtype(s.dtype), shape=tuple(config.dims(s, batching)))
-                for s in signature.outputs
-            ],
-            config=ModelConfig(
-                max_batch_size=settings.max_batch_size,
-                batching=batching,
-                batcher=DynamicBatcher(
-                    max_queue_delay_microseconds=settings.queue_delay_us,
-                    preferred_batch_size=list(settings.preferred_batch_sizes) or None,
+        environment = server.server_env(dist)
+        os.environ.update({k: environment[k] for k in saved})
+        try:
+            runners = [view.load() for _ in range(settings.instances)]
+            triton = Triton(
+                config=TritonConfig(
+                    http_address=host,
+                    http_port=http_port,
+                    grpc_address=host,
+                    grpc_port=grpc_port,
+                    metrics_address=host,
+                    metrics_port=metrics_port,
+                    exit_timeout_secs=5,
+                    log_verbose=0,
                 ),
-            ),
-            strict=True,
-        )
-        triton.run()
+                workspace=scratch / "pytriton",
+            )
+            triton.bind(
+                model_name=served_name,
+                infer_func=[_infer_function(r, signature, batching) for r in runners],
+                inputs=_tensors(signature.inputs, batching),
+                outputs=_tensors(signature.outputs, batching),
+                config=ModelConfig(
+                    max_batch_size=settings.max_batch_size,
+                    batching=batching,
+                    batcher=DynamicBatcher(
+                        max_queue_delay_microseconds=settings.queue_delay_us,
+                        preferred_batch_size=list(settings.preferred_batch_sizes) or None,
+                    ),
+                ),
+                strict=True,
+            )
+            triton.run()
+        except SextantError:
+            raise
+        except Exception as exc:  # PyTriton's own errors: say what failed
+            raise SextantError(f"PyTriton could not serve {served_name}: {type(exc).__name__}: {exc}") from exc
         yield Served(served_name, view.id, host, http_port, grpc_port, settings, triton.is_alive)
-    except SextantError:
-        raise
-    except Exception as exc:  # PyTriton's own errors: say what failed
-        raise SextantError(f"PyTriton could not serve {served_name}: {type(exc).__name__}: {exc}") from exc
     finally:
         if triton is not None:
             triton.stop()

@@ -1,0 +1,113 @@
+"""The plugin's shape: entry point, contracts, light start-up, the commands, and request batching."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+
+import numpy as np
+import pytest
+from _packages import write_package
+from sextant.testing.contracts import check_light_start_up, check_plugin
+from sextant_triton.batching import groups, run_batched
+from typer.testing import CliRunner
+
+
+def test_entry_point_and_contracts():
+    (ep,) = [e for e in importlib.metadata.entry_points(group="sextant") if e.name == "triton"]
+    assert ep.load().__name__ == "sextant_triton"
+    (deployer,) = check_plugin("sextant_triton")
+    assert deployer.kind == "deployer" and deployer.name == "triton"
+    assert {f.name for f in deployer.spec.formats} == {"onnx", "torchscript", "tf-savedmodel", "tensorrt-engine"}
+
+
+def test_listing_plugins_imports_no_triton_library():
+    listing = check_light_start_up(["tritonclient", "pytriton", "google.protobuf"])
+    triton = next(p for p in listing["plugins"] if p["name"] == "triton")
+    assert [c["kind"] for c in triton["contributions"]] == ["deployer"]
+
+
+def _app():
+    from sextant.cli import State, with_plugin_commands
+    from sextant.plugins import load_catalog
+
+    catalog = load_catalog()
+    return with_plugin_commands(catalog), State(catalog)
+
+
+def test_deploy_is_a_group_other_deployers_can_join():
+    import typer
+    from sextant_triton.cli import deploy_group
+
+    app = typer.Typer()
+    first = deploy_group(app)
+    assert deploy_group(app) is first and [g.name for g in app.registered_groups] == ["deploy"]
+
+
+def test_cli_deploy_json_and_refusal_exit_codes(tmp_path):
+    app, state = _app()
+    package = write_package(tmp_path / "pkg", format="onnx", runner="onnxruntime")
+    runner = CliRunner()
+    args = ["deploy", "triton", str(package), "--repository", str(tmp_path / "models")]
+    result = runner.invoke(app, [*args, "--preferred-batch-sizes", "4,8", "--json"], obj=state)
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["name"] == "tiny" and document["candidate"] == "export-onnx:onnxruntime@cpu"
+    assert document["config"]["dynamic_batching"]["preferred_batch_size"] == [4, 8]
+    assert document["config"]["platform"] == "onnxruntime_onnx"
+    # the same again with other settings: the folder now differs, so it is a refusal (exit 2)
+    refused = runner.invoke(app, [*args, "--max-batch-size", "2"], obj=state)
+    assert refused.exit_code == 2
+    assert "already exists with other content; nothing was written" in refused.stderr
+    forced = runner.invoke(app, [*args, "--max-batch-size", "2", "--force"], obj=state)
+    assert forced.exit_code == 0 and "max_batch_size 2 (given)" in forced.stderr
+    bad = runner.invoke(app, [*args, "--preferred-batch-sizes", "four"], obj=state)
+    assert bad.exit_code == 2 and "batch sizes as integers" in bad.stderr
+
+
+def test_requests_of_equal_shapes_run_as_one_batch_and_split_back():
+    feeds = [
+        {"x": np.full((1, 3), 1.0), "n": np.zeros((1, 2), np.int64)},
+        {"x": np.full((2, 3), 2.0), "n": np.zeros((2, 2), np.int64)},
+        {"x": np.full((1, 5), 3.0), "n": np.zeros((1, 2), np.int64)},  # another shape: its own call
+        {"x": np.full((1, 3), 4.0), "n": np.zeros((1, 2), np.int64)},
+    ]
+    assert groups(feeds, batching=True) == [[0, 1, 3], [2]]
+    assert groups(feeds, batching=False) == [[0], [1], [2], [3]]
+    calls = []
+
+    def infer(feed):
+        calls.append(len(feed["x"]))
+        return {"y": feed["x"].sum(1), "rows": np.arange(len(feed["x"]))}
+
+    results = run_batched(feeds, infer, batching=True)
+    assert calls == [4, 1]
+    assert [r["y"].tolist() for r in results] == [[3.0], [6.0, 6.0], [15.0], [12.0]]
+    assert [r["rows"].tolist() for r in results] == [[0], [1, 2], [0], [3]]
+
+
+def test_a_failing_group_answers_its_requests_only():
+    feeds = [{"x": np.ones((1, 2))}, {"x": np.ones((1, 3))}]
+
+    def infer(feed):
+        if feed["x"].shape[1] == 3:
+            raise ValueError("wrong width")
+        return {"y": feed["x"]}
+
+    ok, failed = run_batched(feeds, infer, batching=True)
+    assert ok["y"].shape == (1, 2)
+    assert isinstance(failed, ValueError) and str(failed) == "wrong width"
+
+
+@pytest.mark.parametrize("sizes", ["", "0"])
+def test_preferred_sizes_must_be_positive(tmp_path, sizes):
+    from sextant.api import UsageError
+    from sextant_triton.repository import deploy_package
+
+    package = write_package(tmp_path / "pkg", format="onnx", runner="onnxruntime")
+    if sizes == "0":
+        with pytest.raises(UsageError, match="sizes are 1 or more"):
+            deploy_package(package, tmp_path / "m", preferred_batch_sizes=(0,))
+    else:  # an empty list: no preferred sizes, dynamic batching still on
+        deploy_package(package, tmp_path / "m", preferred_batch_sizes=())
+        assert "preferred_batch_size" not in (tmp_path / "m" / "tiny" / "config.pbtxt").read_text()

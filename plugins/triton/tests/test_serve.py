@@ -1,0 +1,134 @@
+"""``sextant serve`` and ``sextant_triton.serving``: PyTriton answers real requests with the
+reference outputs, then stops cleanly on SIGTERM or Ctrl-C and leaves no workspace behind."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from importlib.util import find_spec
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _models import MAX_BATCH, correctness_cases, onnx_package, torch_package
+from sextant.api import SextantError
+from sextant_triton import serving
+from sextant_triton.server import Ports
+from sextant_triton.testing import NO_SERVER
+
+MISSING = [m for m in ("torch", "onnx", "onnxruntime") if find_spec(m) is None]
+pytestmark = [
+    pytest.mark.skipif(bool(NO_SERVER), reason=str(NO_SERVER)),
+    pytest.mark.skipif(bool(MISSING), reason=f"needs {', '.join(MISSING)}"),
+    pytest.mark.slow,
+]
+READY_POLLS = 600  # of 0.2 s: a bound, not a timing assertion
+
+
+@pytest.fixture(scope="module")
+def packages(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SEXTANT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        root = tmp_path_factory.mktemp("packages")
+        yield {"torch": torch_package(root / "torch" / "ws"), "onnx": onnx_package(root / "onnx" / "ws")}
+
+
+def _check_answers(url_http, url_grpc, model, package, candidate):
+    import tritonclient.grpc as grpc
+    import tritonclient.http as http
+    from tritonclient.utils import np_to_triton_dtype
+
+    for client, url in ((http, url_http), (grpc, url_grpc)):
+        triton = client.InferenceServerClient(url)
+        try:
+            for inputs, reference, atol, rtol in correctness_cases(package, candidate, (1, MAX_BATCH)):
+                requests = []
+                for name, array in inputs.items():
+                    tensor = client.InferInput(name, list(array.shape), np_to_triton_dtype(array.dtype))
+                    tensor.set_data_from_numpy(np.ascontiguousarray(array))
+                    requests.append(tensor)
+                result = triton.infer(model, requests)
+                for name, expected in reference.items():
+                    got = result.as_numpy(name)
+                    assert got is not None and got.size > 0, f"{name}: empty output"
+                    np.testing.assert_allclose(got.reshape(expected.shape), expected, atol=atol, rtol=rtol)
+        finally:
+            triton.close()
+
+
+def _wait_for_model(process, port, model):
+    url = f"http://127.0.0.1:{port}/v2/models/{model}/ready"
+    for _ in range(READY_POLLS):
+        assert process.poll() is None, f"sextant serve exited with {process.returncode}"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{model} was not ready after {READY_POLLS} polls")
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_sextant_serve_answers_then_stops_cleanly(packages, tmp_path, stop):
+    package = packages["torch"]
+    best = package.status["selection"]["best"]
+    ports = Ports.free()
+    scratch = Path(tempfile.mkdtemp(prefix="sx-", dir="/tmp"))  # short: PyTriton's sockets live under TMPDIR
+    command = [
+        sys.executable, "-c", "import sys; from sextant.cli import main; sys.exit(main())",
+        "serve", str(package.path), "--http-port", str(ports.http), "--grpc-port", str(ports.grpc),
+        "--metrics-port", str(ports.metrics),
+    ]  # fmt: skip
+    log = (tmp_path / "serve.log").open("w")
+    process = subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "TMPDIR": str(scratch)}
+    )
+    try:
+        _wait_for_model(process, ports.http, "twoheads")
+        _check_answers(f"127.0.0.1:{ports.http}", f"127.0.0.1:{ports.grpc}", "twoheads", package, best)
+        process.send_signal(stop)
+        assert process.wait(timeout=120) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        log.close()
+    output = (tmp_path / "serve.log").read_text()
+    assert f"serving twoheads ({best}): HTTP 127.0.0.1:{ports.http}, gRPC 127.0.0.1:{ports.grpc}" in output
+    assert output.rstrip().endswith("stopped")
+    # ONNX Runtime itself keeps a ".ses" marker in TMPDIR for every process that opens a session
+    left = [p.name for p in scratch.iterdir() if p.name != ".ses"]
+    shutil.rmtree(scratch)
+    assert left == [], "sextant serve left files in TMPDIR"
+
+
+def test_serving_from_python_binds_loopback_and_cleans_up(packages, monkeypatch):
+    package = packages["onnx"]
+    scratch = Path(tempfile.mkdtemp(prefix="sx-", dir="/tmp"))
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    try:
+        with serving(package.path, http_port=0, grpc_port=0, metrics_port=0) as served:
+            assert served.host == "127.0.0.1" and served.settings.max_batch_size == MAX_BATCH
+            assert [p.name for p in scratch.iterdir() if p.name.startswith("sextant-serve-")]
+            _check_answers(served.http_url, served.grpc_url, served.name, package, served.candidate)
+        assert [p.name for p in scratch.iterdir() if p.name != ".ses"] == []  # .ses: ONNX Runtime's
+    finally:
+        shutil.rmtree(scratch)
+
+
+def test_a_temporary_folder_too_deep_for_sockets_is_refused(packages, tmp_path, monkeypatch):
+    deep = tmp_path / ("d" * 60)
+    deep.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(deep))
+    with pytest.raises(SextantError, match="too deep for PyTriton's sockets"), serving(packages["onnx"].path):
+        pass
+    assert list(deep.iterdir()) == []
