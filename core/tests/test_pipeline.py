@@ -59,6 +59,8 @@ def test_cached_rerun_reuses_everything_and_an_option_change_redoes_only_depende
     again = run(fake_catalog, options, samples).status
     assert all(r.get("cached") for r in again["steps"].values())
     assert all(r.get("cached") for r in again["candidates"].values())
+    assert again["run"]["cached"] == len(again["steps"]) + len(again["candidates"]) and again["run"]["ran"] == 0
+    assert again["run"]["complete"] and again["run"]["seconds"] > 0 and again["host"]["cpu"]
     # allowing fp16 adds the conversion; everything recorded before stays cached
     more = run(fake_catalog, replace(options, precisions=("fp32", "fp16")), samples).status
     assert more["steps"]["fake-graph"].get("cached")

@@ -48,6 +48,37 @@ def cpu_threads() -> int:
         return os.cpu_count() or 1
 
 
+@functools.cache
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; elsewhere ``platform.processor()``)."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def host_record(threads: int, devices: list[str]) -> dict[str, object]:
+    """What a package records of the machine it measured on."""
+    import platform
+
+    host: dict[str, object] = {
+        "threads": threads,
+        "devices": devices,
+        "machine": platform.machine(),
+        "cpu": cpu_model(),
+        "cores": os.cpu_count() or 1,
+        "python": platform.python_version(),
+    }
+    if "cuda" in devices:
+        host["gpu"] = device_identity("cuda")
+    return host
+
+
 def unavailable_reason(device: str) -> str | None:
     """Why ``device`` cannot be used here, or ``None``."""
     if device == "cpu":

@@ -19,7 +19,8 @@ recorded under the same key, and redoes only what a changed option touches.
 from __future__ import annotations
 
 import importlib.util
-import platform
+import time
+from datetime import datetime, timezone
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -27,7 +28,7 @@ from typing import Any
 
 from sextant import __version__
 from sextant.cache import hash_path
-from sextant.devices import cpu_threads
+from sextant.devices import cpu_threads, host_record
 from sextant.errors import CorrectnessError, NothingRunnableError, PackageError
 from sextant.inputs import prepare_inputs
 from sextant.isolation import Isolator
@@ -77,6 +78,7 @@ def optimize(
     options = replace(options, **kwargs) if options else OptimizeOptions(**kwargs)
     catalog = catalog or load_catalog()
     emit = on_event or (lambda kind, data: None)
+    started = time.monotonic()
     compare = resolve(catalog.get("comparator", options.comparator).spec.run)
     strategy = search_strategy(catalog, options.search)
 
@@ -109,7 +111,8 @@ def optimize(
             "sextant": __version__,
             "model": {"name": source.name, "format": source.format.name, "source": workspace.relative(written.path)},
             "options": options.to_record(),
-            "host": {"threads": threads, "devices": options.devices(), "machine": platform.machine()},
+            "host": host_record(threads, options.devices()),
+            "run": {"started": datetime.now(timezone.utc).isoformat(timespec="seconds")},
         },
         previous,
         emit,
@@ -155,9 +158,9 @@ def optimize(
             else:
                 run_variants(run, plan, variants, evaluate_one)
         except BaseException:
-            _finish(ledger, plan, options, max_batch, complete=False)
+            _finish(ledger, plan, options, max_batch, time.monotonic() - started, complete=False)
             raise  # what is done is recorded; the original error goes on
-    _finish(ledger, plan, options, max_batch, complete=True)
+    _finish(ledger, plan, options, max_batch, time.monotonic() - started, complete=True)
     workspace.prune(
         [r.artifact for r in ledger.steps.values()] + [r.outputs for r in ledger.candidates.values()]
     )
@@ -189,9 +192,12 @@ def _previous_status(workspace: Workspace, fresh: bool) -> Mapping[str, Any]:
         return {}
 
 
-def _finish(ledger: Ledger, plan: Plan, options: OptimizeOptions, max_batch: int, *, complete: bool) -> None:
+def _finish(
+    ledger: Ledger, plan: Plan, options: OptimizeOptions, max_batch: int, seconds: float, *, complete: bool
+) -> None:
     """Select under the objective and write the last status; a finished run keeps only what its
-    plan has, an interrupted one keeps every record and says where it stopped."""
+    plan has, an interrupted one keeps every record and says where it stopped. The run's record
+    says how long it took and how many results came from the workspace's cache."""
     if complete:
         ledger.keep_only([s.id for s in plan.steps], [c.id for c in plan.candidates])
         ledger.header.pop("interrupted", None)
@@ -199,7 +205,15 @@ def _finish(ledger: Ledger, plan: Plan, options: OptimizeOptions, max_batch: int
     current = {cid: r for cid, r in ledger.candidates.items() if cid in planned}
     selection, ranked = select(current, options.goal(max_batch), ledger.header.get("baseline"), planned - plan.reference_only)
     ledger.candidates.update(ranked)
+    records = [*ledger.steps.values(), *ledger.candidates.values()]
     ledger.set(
+        run={
+            **ledger.header["run"],
+            "seconds": round(seconds, 3),
+            "complete": complete,
+            "cached": sum(r.cached for r in records),
+            "ran": sum(not r.cached and r.seconds is not None for r in records),
+        },
         skipped=[{"what": what, "reason": reason} for what, reason in plan.skipped],
         reference_only=sorted(plan.reference_only),
         selection=selection.to_json(),
