@@ -176,3 +176,50 @@ def test_the_client_example_answers(server, deployments, protocol):
     lines = result.stdout.splitlines()
     assert [line.split(":")[0] for line in lines] == ["logits", "score"]
     assert lines[0].startswith("logits: float32 [1, 4], first values [")
+
+
+def test_python_m_server_runs_a_repository_until_sigterm(deployments, tmp_path):
+    """``python -m sextant_triton.server REPOSITORY``, as the README runs it."""
+    import os
+    import re
+    import signal
+    import time
+
+    from sextant_triton.server import Ports
+
+    repository, _ = deployments
+    ports = Ports.free()
+    command = [
+        sys.executable, "-m", "sextant_triton.server", str(repository),
+        "--http-port", str(ports.http), "--grpc-port", str(ports.grpc), "--metrics-port", str(ports.metrics),
+    ]  # fmt: skip
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    log = (tmp_path / "main.log").open("w")
+    process = subprocess.Popen(command, stderr=log, stdout=log, env={**os.environ, "TMPDIR": str(scratch)})
+    try:
+        for _ in range(600):  # a bound on polls, not a timing assertion
+            assert process.poll() is None, (tmp_path / "main.log").read_text()
+            if "ready:" in (tmp_path / "main.log").read_text():
+                break
+            time.sleep(0.2)
+        script = repository.parent / "onnx_native_client.py"
+        result = subprocess.run(
+            [sys.executable, str(script), "--url", f"127.0.0.1:{ports.http}"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        assert re.match(r"probabilities: float32 \[1, 3\], first values \[[-\d., ]+\]$", result.stdout.strip())
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=120) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        log.close()
+    assert (tmp_path / "main.log").read_text().rstrip().endswith("stopped (exit code 0)")
+    assert [
+        p.name for p in scratch.iterdir() if p.name != ".ses"
+    ] == []  # its work folder is gone (.ses: ONNX Runtime's)

@@ -128,7 +128,7 @@ def deploy_triton(
     for path in deployment.files:
         print(f"  wrote {path}", file=err)
     client = next((f for f in deployment.files if f.name.endswith("_client.py")), None)
-    print(f"start:  tritonserver --model-repository {Path(deployment.target).resolve()}", file=err)
+    print(f"start:  tritonserver --model-repository {deployment.target}", file=err)
     if client is not None:
         print(f"client: python {client}", file=err)
 

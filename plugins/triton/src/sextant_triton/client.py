@@ -51,7 +51,7 @@ def main() -> None:
         result = triton.infer(MODEL, requests, outputs=[client.InferRequestedOutput(n) for n in OUTPUTS])
         for name in OUTPUTS:
             array = result.as_numpy(name)
-            print(f"{{name}}: {{array.dtype}} {{list(array.shape)}}, first values {{np.round(array.ravel()[:4], 4).tolist()}}")
+            print(f"{{name}}: {{array.dtype}} {{list(array.shape)}}, first values {{[round(float(v), 4) for v in array.ravel()[:4]]}}")
     finally:
         triton.close()
 

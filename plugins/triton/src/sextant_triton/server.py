@@ -125,12 +125,15 @@ class Ports:
 class TritonServer:
     """A running ``tritonserver`` process started by :func:`start_server`; stop it with :meth:`stop`."""
 
-    def __init__(self, process: subprocess.Popen, host: str, ports: Ports, workdir: Path, log: Path) -> None:
+    def __init__(
+        self, process: subprocess.Popen, host: str, ports: Ports, workdir: Path, log: Path, owns_workdir: bool = False
+    ) -> None:
         self.process = process
         self.host = host
         self.ports = ports
         self.workdir = workdir
         self.log = log
+        self.owns_workdir = owns_workdir
 
     @property
     def pid(self) -> int:
@@ -173,8 +176,9 @@ class TritonServer:
         )
 
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> int:
-        """SIGTERM, then SIGKILL after ``timeout`` seconds; remove the backend folder. Returns the
-        exit code."""
+        """SIGTERM, then SIGKILL after ``timeout`` seconds; remove the backend folder (and the whole
+        work folder when :func:`start_server` made it and the server exited cleanly, else the log
+        stays there). Returns the exit code."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -183,6 +187,8 @@ class TritonServer:
                 self.process.kill()
                 self.process.wait()
         shutil.rmtree(self.workdir / "backends", ignore_errors=True)
+        if self.owns_workdir and self.process.returncode == 0:
+            shutil.rmtree(self.workdir, ignore_errors=True)
         return self.process.returncode
 
     def __enter__(self) -> TritonServer:
@@ -213,10 +219,12 @@ def start_server(
     folder) holds the backend directory, removed on stop, and ``tritonserver.log``.
     """
     dist = Distribution.find()
+    owns_workdir = workdir is None
     workdir = Path(workdir or tempfile.mkdtemp(prefix="sextant-triton-"))
     workdir.mkdir(parents=True, exist_ok=True)
     for attempt in range(attempts):
         chosen = ports or Ports.free(host)
+        workdir.mkdir(parents=True, exist_ok=True)
         backends = workdir / "backends"
         shutil.rmtree(backends, ignore_errors=True)
         make_backends(dist, backends, python_backends)
@@ -237,7 +245,7 @@ def start_server(
         ]
         with log.open("w") as out:
             process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=server_env(dist))
-        server = TritonServer(process, host, chosen, workdir, log)
+        server = TritonServer(process, host, chosen, workdir, log, owns_workdir)
         if not wait:
             return server
         try:
@@ -249,3 +257,46 @@ def start_server(
             if ports is not None or not taken or attempt == attempts - 1:
                 raise
     raise AssertionError("unreachable")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m sextant_triton.server REPOSITORY``: run the wheel's tritonserver on a repository
+    (with the Python-based ``onnxruntime`` backend) until Ctrl-C or SIGTERM."""
+    import argparse
+    import threading
+
+    parser = argparse.ArgumentParser(prog="python -m sextant_triton.server", description=main.__doc__)
+    parser.add_argument("repository", type=Path)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--http-port", type=int, default=8000)
+    parser.add_argument("--grpc-port", type=int, default=8001)
+    parser.add_argument("--metrics-port", type=int, default=8002)
+    args = parser.parse_args(argv)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    ports = Ports(args.http_port, args.grpc_port, args.metrics_port)
+    ort_backend = Path(__file__).with_name("ort_backend.py")
+    try:
+        server = start_server(
+            args.repository, host=args.host, ports=ports, python_backends={"onnxruntime": ort_backend}
+        )
+    except SextantError as exc:
+        print(f"error: {exc.message}\n{exc.hint or ''}", file=sys.stderr)
+        return 1
+    print(
+        f"tritonserver (pid {server.pid}) ready: HTTP {server.http_url}, gRPC {server.grpc_url}; log {server.log}",
+        file=sys.stderr,
+        flush=True,
+    )
+    while not stop.wait(timeout=1.0):
+        if server.process.poll() is not None:
+            print(f"tritonserver exited with {server.process.returncode}; log {server.log}", file=sys.stderr)
+            return 1
+    code = server.stop()
+    print(f"stopped (exit code {code})", file=sys.stderr)
+    return 0 if code == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
