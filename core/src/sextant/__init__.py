@@ -37,9 +37,9 @@ _LAZY = {
 
 if TYPE_CHECKING:
     from sextant.errors import SextantError
-    from sextant.package import Package, load
     from sextant.objective import Objective
     from sextant.options import OptimizeOptions
+    from sextant.package import Package, load
     from sextant.pipeline import optimize
 
 

@@ -19,7 +19,7 @@ Packages (what a deployer reads)
 Helpers
     ``load_batches``, ``resize_batch`` (samples), ``cache_dir`` (sextant's shared cache),
     ``digest`` (a content key), ``device_identity`` (what an artifact built for a device depends
-    on), ``installed`` (is a distribution installed, without importing it), ``is_user_module``
+    on), ``availability`` (why a spec cannot be used here, without importing it), ``installed`` (is a distribution installed, without importing it), ``is_user_module``
     (was a class defined in the user's script, so it must travel by value)
 Errors
     ``SextantError``, ``StepError``, ``ModelLoadError``, ``SampleError``, ``UsageError``
@@ -46,8 +46,8 @@ from sextant.formats import (
 from sextant.hookspecs import hookimpl
 from sextant.references import is_user_module
 from sextant.runtime import (
-    DeployRequest,
     Deployment,
+    DeployRequest,
     Runner,
     RunnerRequest,
     SearchStrategy,
@@ -68,13 +68,13 @@ from sextant.specs import (
     SourceModel,
 )
 
-if TYPE_CHECKING:
-    from sextant.compare import OutputReport, Tolerance, Verdict
-    from sextant.package import Package
-    from sextant.records import CandidateRecord, Status
-    from sextant.plugins import installed
-    from sextant.samples import load_batches, resize_batch
-    from sextant.signature import Signature, TensorSpec
+if TYPE_CHECKING:  # imported on first use (see _LAZY)
+    from sextant.compare import OutputReport, Tolerance, Verdict  # noqa: F401
+    from sextant.package import Package  # noqa: F401
+    from sextant.plugins import availability, installed  # noqa: F401
+    from sextant.records import CandidateRecord, Status  # noqa: F401
+    from sextant.samples import load_batches, resize_batch  # noqa: F401
+    from sextant.signature import Signature, TensorSpec  # noqa: F401
 
 _LAZY = {
     "Package": "sextant.package",
@@ -88,6 +88,7 @@ _LAZY = {
     "load_batches": "sextant.samples",
     "resize_batch": "sextant.samples",
     "installed": "sextant.plugins",
+    "availability": "sextant.plugins",
 }
 
 __all__ = [

@@ -60,7 +60,9 @@ class ChildResult:
 class Isolator:
     """Runs jobs in children forked from one fork server, started on first use."""
 
-    def __init__(self, preload: Sequence[str] = (), server_log: Path | None = None, clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self, preload: Sequence[str] = (), server_log: Path | None = None, clock: Clock = time.monotonic
+    ) -> None:
         self._preload = ["sextant.worker", *preload]
         self._server_log = server_log
         self._server: ForkServer | None = None

@@ -185,7 +185,9 @@ def plan_table(plan: Plan) -> Table:
 
 def _status_text(record: StepRecord | CandidateRecord, limit: int = 70) -> str:
     style = STATUS_STYLE.get(record.status, "dim")
-    text = str(record.status) if record.status == Status.OK else f"{record.status}: {_short(record.reason or '', limit)}"
+    text = (
+        str(record.status) if record.status == Status.OK else f"{record.status}: {_short(record.reason or '', limit)}"
+    )
     if record.cached:
         text += " (cached)"
     return f"[{style}]{escape(text)}[/{style}]"
@@ -206,7 +208,9 @@ def results_table(status: Mapping[str, Any]) -> Table:
     selection = status.get("selection", {})
     best = selection.get("best")
     steps, candidates = _records(status)
-    table = Table(title=f"sextant: {escape(status['model']['name'])} (objective: {selection.get('objective', 'throughput')})")
+    table = Table(
+        title=f"sextant: {escape(status['model']['name'])} (objective: {selection.get('objective', 'throughput')})"
+    )
     table.add_column("candidate", overflow="fold", ratio=1)
     for column in ("precision", "status"):
         table.add_column(column, no_wrap=True)

@@ -20,8 +20,8 @@ from sextant.errors import SampleError
 from sextant.jobs import CandidateJob, ProfileOrder
 from sextant.options import OptimizeOptions
 from sextant.pipeline.context import Run, outcome
-from sextant.records import CandidateKeys, CandidateRecord, Correctness, Profile, Status
 from sextant.planner import SOURCE, PlannedCandidate
+from sextant.records import CandidateKeys, CandidateRecord, Correctness, Profile, Status
 from sextant.runtime import RunnerRequest
 from sextant.samples import Batch, load_batches, save_batches
 from sextant.signature import infer_tensors
@@ -58,9 +58,7 @@ class Judge:
         opts = self.options
         tolerance = Tolerance.for_precision(candidate.precision, opts.atol, opts.rtol, opts.tolerances)
         if len(outputs) != len(self.reference):
-            return Judgement(
-                Status.INCORRECT, reason=f"{len(outputs)} output batches, expected {len(self.reference)}"
-            )
+            return Judgement(Status.INCORRECT, reason=f"{len(outputs)} output batches, expected {len(self.reference)}")
         verdict = Verdict.merge([self.compare(r, o, tolerance) for r, o in zip(self.reference, outputs)])
         correctness = Correctness(
             verdict.passed, tuple(verdict.to_dict()["outputs"]), tolerance.atol, tolerance.rtol, verdict.summary()
@@ -156,7 +154,9 @@ def evaluate(run: Run, candidate: PlannedCandidate, judge: JudgeFunc) -> Candida
     if candidate.step is not None:
         step = ledger.steps.get(candidate.step)
         if step is None or step.status != Status.OK or step.artifact is None:
-            return _record(run, candidate, replace(record, status=Status.SKIPPED, reason=f"{candidate.step} did not succeed"))
+            return _record(
+                run, candidate, replace(record, status=Status.SKIPPED, reason=f"{candidate.step} did not succeed")
+            )
         artifact = step.artifact
     else:
         artifact = ws.relative(run.source.path)
@@ -260,4 +260,3 @@ def rivals(run: Run) -> dict[int, float]:
 def _record(run: Run, candidate: PlannedCandidate, record: CandidateRecord) -> CandidateRecord:
     run.ledger.record_candidate(candidate.id, record)
     return record
-

@@ -12,9 +12,9 @@ from sextant.objective import Objective
 from sextant.options import OptimizeOptions
 from sextant.package import write_json
 from sextant.pipeline.ledger import Ledger
-from sextant.records import Cause, Status
 from sextant.pipeline.workspace import Workspace, WrittenSource
 from sextant.profiler import ProfilerConfig
+from sextant.records import Cause, Status
 from sextant.signature import Signature
 
 
@@ -46,7 +46,9 @@ class Run:
         log = self.workspace / self.workspace.log(name)
         document = job_document(job)
         write_json(log.with_suffix(".job.json"), document)
-        log.write_text(f"# {name}\n# reproduce in this process: python -m sextant.worker {log.with_suffix('.job.json')}\n")
+        log.write_text(
+            f"# {name}\n# reproduce in this process: python -m sextant.worker {log.with_suffix('.job.json')}\n"
+        )
         try:
             return self.isolator.run(
                 job.target,

@@ -11,8 +11,8 @@ from sextant.cache import digest, hash_path, library_versions
 from sextant.devices import device_identity
 from sextant.jobs import StepJob
 from sextant.pipeline.context import Run, outcome
-from sextant.records import Status, StepRecord
 from sextant.planner import SOURCE, PlannedStep
+from sextant.records import Status, StepRecord
 from sextant.runtime import StepRequest
 
 

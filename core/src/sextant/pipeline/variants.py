@@ -15,9 +15,9 @@ from typing import Any
 from sextant.errors import UsageError
 from sextant.pipeline.candidates import base_record, candidate_keys
 from sextant.pipeline.context import Run
-from sextant.records import CandidateRecord, Status
 from sextant.planner import SOURCE, Plan, PlannedCandidate, with_options
 from sextant.plugins import Catalog, availability
+from sextant.records import CandidateRecord, Status
 from sextant.search import ResultsStore, run_search
 from sextant.specs import RunnerSpec, SearchStrategySpec, resolve
 
@@ -92,7 +92,9 @@ def search_options(
                 point = run.objective.best_point(record.points)
                 if record.status != Status.OK or point is None:
                     return None
-                return {m: point[m] for m in ("throughput", "p50_ms", "p99_ms", "memory_mb") if point.get(m) is not None}
+                return {
+                    m: point[m] for m in ("throughput", "p50_ms", "p99_ms", "memory_mb") if point.get(m) is not None
+                }
 
             result = run_search(
                 strategy,

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Annotated
 
 import typer  # the CLI's own dependency, already loaded when commands are registered
-from sextant.api import SearchStrategySpec, hookimpl
+from sextant.api import SearchStrategySpec, availability, hookimpl
 
 STRATEGIES = [
     SearchStrategySpec(
@@ -43,11 +42,6 @@ def sextant_register_commands(app: typer.Typer) -> None:
         """Search strategies: brute (grid), quick (hill-climbing), optuna (TPE). Use them with
         `sextant optimize --search NAME [--budget-s S]`."""
         for contribution in ctx.obj.catalog.of("search_strategy"):
-            missing = _missing(contribution.spec)
-            state = "" if missing is None else f" (unavailable: {missing} not importable)"
+            reason = availability(contribution.spec)
+            state = "" if reason is None else f" (unavailable: {reason})"
             typer.echo(f"{contribution.name:8s} {contribution.spec.description}{state}")
-
-
-def _missing(spec: SearchStrategySpec) -> str | None:
-    """The first module a strategy requires that cannot be found (looked up, not imported)."""
-    return next((m for m in spec.requires if importlib.util.find_spec(m.split(".", 1)[0]) is None), None)
