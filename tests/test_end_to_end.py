@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import sextant as sx
 import torch
-from _support import FAST, ROOT, assert_judged_against_the_reference, mlp_args, sextant
+from _support import FAST, ROOT, mlp_args, sextant
+from sextant.testing.contracts import check_judged_against_the_reference
 
 pytest.importorskip("onnxruntime")
 
@@ -60,7 +61,7 @@ def test_onnx_file_with_no_samples_and_every_precision(tmp_path):
     ):
         record = document["candidates"][cid]
         assert record["precision"] == precision
-        assert_judged_against_the_reference(ws, record)
+        check_judged_against_the_reference(ws, record)
     best = document["candidates"][document["selection"]["best"]]
     assert best["status"] == "ok" and best["correctness"]["passed"]
 

@@ -11,11 +11,9 @@ import onnx
 import pytest
 import sextant
 from onnx import TensorProto, helper, numpy_helper
-from sextant.compare import Tolerance
 from sextant.errors import ModelLoadError, SampleError
 from sextant.runtime import RunnerRequest
-from sextant.samples import load_batches
-from sextant.testing.contracts import check_plugin
+from sextant.testing.contracts import check_judged_against_the_reference, check_plugin
 
 pytest.importorskip("onnxruntime")
 
@@ -59,23 +57,6 @@ def _initializer_types(path: Path) -> dict[str, int]:
     return {t.name: t.data_type for t in onnx.load(str(path)).graph.initializer}
 
 
-def assert_judged_against_the_reference(package_path: Path, record: dict) -> None:
-    """The candidate was compared with the fp32 reference under its precision's tolerance, and its
-    status follows from its outputs: recomputed here from the package's files, element by element
-    (an element is off when it misses both atol and rtol * |reference|)."""
-    tolerance = Tolerance.for_precision(record["precision"])
-    assert (record["correctness"]["atol"], record["correctness"]["rtol"]) == (tolerance.atol, tolerance.rtol)
-    reference = load_batches(package_path / "reference.npz")
-    outputs = load_batches(package_path / record["outputs"])
-    assert len(outputs) == len(reference)
-    within = True
-    for expected, got in zip(reference, outputs):
-        for name, ref in expected.items():
-            ref64, error = ref.astype(np.float64), np.abs(got[name].astype(np.float64) - ref.astype(np.float64))
-            within &= bool(np.all((error <= tolerance.atol) | (error <= tolerance.rtol * np.abs(ref64))))
-    assert record["status"] == ("ok" if within else "incorrect"), (within, record["correctness"])
-
-
 def test_entry_point_and_contracts():
     (ep,) = [e for e in importlib.metadata.entry_points(group="sextant") if e.name == "onnx"]
     assert ep.load().__name__ == "sextant_onnx"
@@ -110,7 +91,7 @@ def test_optimize_with_no_samples_makes_every_variant(catalog, options, tmp_path
     for cid, precision in (("onnx-fp16:onnxruntime@cpu", "fp16"), ("onnx-int8:onnxruntime@cpu", "int8")):
         record = status["candidates"][cid]
         assert record["precision"] == precision
-        assert_judged_against_the_reference(package.path, record)
+        check_judged_against_the_reference(package.path, record)
     # session options are profiled as variants of the runner
     assert "source:onnxruntime[intra_op_threads=1]@cpu" in status["candidates"]
     assert status["selection"]["best"] is not None

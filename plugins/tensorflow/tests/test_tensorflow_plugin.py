@@ -6,19 +6,16 @@ import importlib.metadata
 import importlib.util
 import textwrap
 from dataclasses import replace
-from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 import sextant
 import tensorflow as tf
-from sextant.compare import Tolerance
 from sextant.devices import cuda_unavailable_reason
 from sextant.errors import ModelLoadError, UsageError
 from sextant.plugins import installed
-from sextant.samples import load_batches
-from sextant.testing.contracts import check_light_start_up, check_plugin
+from sextant.testing.contracts import check_judged_against_the_reference, check_light_start_up, check_plugin
 
 HAS_TF2ONNX = all(importlib.util.find_spec(m) for m in ("tf2onnx", "onnx", "onnxruntime"))
 RNG = np.random.default_rng(0)
@@ -32,23 +29,6 @@ def _mlp() -> keras.Model:
     inputs = keras.Input((12,), name="features")
     hidden = keras.layers.Dense(32, activation="relu")(inputs)
     return keras.Model(inputs, keras.layers.Dense(4)(hidden), name="mlp")
-
-
-def assert_judged_against_the_reference(package_path: Path, record: dict) -> None:
-    """The candidate was compared with the fp32 reference under its precision's tolerance, and its
-    status follows from its outputs: recomputed here from the package's files, element by element
-    (an element is off when it misses both atol and rtol * |reference|)."""
-    tolerance = Tolerance.for_precision(record["precision"])
-    assert (record["correctness"]["atol"], record["correctness"]["rtol"]) == (tolerance.atol, tolerance.rtol)
-    reference = load_batches(package_path / "reference.npz")
-    outputs = load_batches(package_path / record["outputs"])
-    assert len(outputs) == len(reference)
-    within = True
-    for expected, got in zip(reference, outputs):
-        for name, ref in expected.items():
-            ref64, error = ref.astype(np.float64), np.abs(got[name].astype(np.float64) - ref.astype(np.float64))
-            within &= bool(np.all((error <= tolerance.atol) | (error <= tolerance.rtol * np.abs(ref64))))
-    assert record["status"] == ("ok" if within else "incorrect"), (within, record["correctness"])
 
 
 def _ok(status: dict) -> set[str]:
@@ -128,7 +108,7 @@ def test_a_keras_applications_architecture_with_mixed_precision(options):
     mixed = package.status["candidates"]["source:keras/bf16@cpu"]
     assert mixed["precision"] == "bf16"
     # judged against the fp32 reference with bf16 tolerances; its status follows from its outputs
-    assert_judged_against_the_reference(package.path, mixed)
+    check_judged_against_the_reference(package.path, mixed)
     if mixed["status"] == "incorrect":
         assert mixed["reason"].startswith("correctness: output "), mixed  # and it says by how much
     assert "source:keras@cpu" in _ok(package.status)

@@ -5,37 +5,17 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
 import sextant
 import torch
-from sextant.compare import Tolerance
-from sextant.samples import load_batches
-from sextant.testing.contracts import check_plugin
+from sextant.testing.contracts import check_judged_against_the_reference, check_plugin
 from torch import nn
 
 HAS_ONNX_EXPORT = all(importlib.util.find_spec(m) for m in ("onnx", "onnxscript"))
 HAS_ORT = importlib.util.find_spec("onnxruntime") is not None
 NO_COMPILE = ("torch-eager", "torchscript", "torch-exported", "onnxruntime")
-
-
-def assert_judged_against_the_reference(package_path: Path, record: dict) -> None:
-    """The candidate was compared with the fp32 reference under its precision's tolerance, and its
-    status follows from its outputs: recomputed here from the package's files, element by element
-    (an element is off when it misses both atol and rtol * |reference|)."""
-    tolerance = Tolerance.for_precision(record["precision"])
-    assert (record["correctness"]["atol"], record["correctness"]["rtol"]) == (tolerance.atol, tolerance.rtol)
-    reference = load_batches(package_path / "reference.npz")
-    outputs = load_batches(package_path / record["outputs"])
-    assert len(outputs) == len(reference)
-    within = True
-    for expected, got in zip(reference, outputs):
-        for name, ref in expected.items():
-            ref64, error = ref.astype(np.float64), np.abs(got[name].astype(np.float64) - ref.astype(np.float64))
-            within &= bool(np.all((error <= tolerance.atol) | (error <= tolerance.rtol * np.abs(ref64))))
-    assert record["status"] == ("ok" if within else "incorrect"), (within, record["correctness"])
 
 
 def test_entry_point_and_contracts():
@@ -210,7 +190,7 @@ def test_reduced_precision_is_named_and_uses_looser_tolerances(catalog, options)
     assert record["precision"] == "bf16"
     # judged against the fp32 reference with bf16's tolerance, never assumed right: its status follows
     # from its outputs, and this small ConvNet is known to pass (max abs error ~2e-3 against atol 5e-2)
-    assert_judged_against_the_reference(package.path, record)
+    check_judged_against_the_reference(package.path, record)
     assert record["status"] == "ok"
 
 

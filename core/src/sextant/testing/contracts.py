@@ -3,6 +3,7 @@
 ::
 
     from sextant.testing.contracts import check_light_start_up, check_plugin, check_runner, check_step
+    from sextant.testing.contracts import check_judged_against_the_reference
 
     def test_contracts():
         check_plugin("my_plugin")            # specs well-formed, callables importable, names unique
@@ -102,3 +103,28 @@ def check_runner(
             problems.append(f"{spec.name}: output '{name}' differs between two identical calls")
     assert not problems, "runner contract problems:\n- " + "\n- ".join(problems)
     return first
+
+
+def check_judged_against_the_reference(package: Path, record: Mapping[str, Any]) -> None:
+    """A candidate of a written package was compared with the fp32 reference under its precision's
+    tolerance, and its status follows from its outputs: recomputed here from the package's files,
+    element by element (an element is off when it misses both atol and rtol × |reference|).
+
+    ``record`` is the candidate's entry in ``status.json``. For plugins with reduced-precision
+    candidates, whose outcome (pass or fail) depends on the hardware: this checks it is the right one.
+    """
+    from sextant.compare import Tolerance
+    from sextant.samples import load_batches
+
+    tolerance = Tolerance.for_precision(record["precision"])
+    assert (record["correctness"]["atol"], record["correctness"]["rtol"]) == (tolerance.atol, tolerance.rtol)
+    reference = load_batches(package / "reference.npz")
+    outputs = load_batches(package / record["outputs"])
+    assert len(outputs) == len(reference)
+    within = True
+    for expected, got in zip(reference, outputs):
+        for name, ref in expected.items():
+            ref64 = ref.astype(np.float64)
+            error = np.abs(got[name].astype(np.float64) - ref64)
+            within &= bool(np.all((error <= tolerance.atol) | (error <= tolerance.rtol * np.abs(ref64))))
+    assert record["status"] == ("ok" if within else "incorrect"), (within, record["correctness"])
