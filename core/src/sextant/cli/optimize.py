@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from typer.core import TyperCommand
 
 from sextant.cli._common import (
@@ -234,6 +235,9 @@ def optimize(
             hint="Run the same command again to resume where it stopped.",
         ) from None
     render_package(package.status, str(package.path), as_json)
+    page = package.path / "report.html"
+    if page.exists():
+        stderr().print(f"report: {escape(str(page))}", highlight=False)
 
 
 def run_settings(ctx: typer.Context, config: Path | None) -> dict[str, Any]:

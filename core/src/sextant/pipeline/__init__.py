@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import importlib.util
 import time
-from datetime import datetime, timezone
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -34,15 +34,15 @@ from sextant.inputs import prepare_inputs
 from sextant.isolation import Isolator
 from sextant.options import OptimizeOptions
 from sextant.package import STATUS, Package, read_status
-from sextant.pipeline.candidates import Judge, VerifyFunc, evaluate, run_reference
+from sextant.pipeline.candidates import VerifyFunc, evaluate, run_reference
 from sextant.pipeline.context import Run
 from sextant.pipeline.ledger import EventHandler, Ledger
-from sextant.records import Status
 from sextant.pipeline.steps import run_step
 from sextant.pipeline.variants import run_variants, search_options, search_strategy
 from sextant.pipeline.workspace import Workspace
 from sextant.planner import Plan, make_plan
 from sextant.plugins import Catalog, load_catalog
+from sextant.records import Status
 from sextant.references import resolve_model
 from sextant.samples import save_batches
 from sextant.selection import select
@@ -164,8 +164,29 @@ def optimize(
     workspace.prune(
         [r.artifact for r in ledger.steps.values()] + [r.outputs for r in ledger.candidates.values()]
     )
+    _write_report(ledger, workspace)
     _raise_if_nothing_selected(ledger, workspace)
     return Package(workspace.path)
+
+
+def _write_report(ledger: Ledger, workspace: Workspace) -> None:
+    """``report.html`` in the package (it says why, when nothing was selected). A report that
+    cannot be written is a note, never the run's failure, and leaves no stale page behind."""
+    import contextlib
+
+    from sextant.htmlreport import REPORT, missing_reason, write_report
+
+    try:
+        write_report(workspace.path)
+    except Exception as exc:  # noqa: BLE001 - whatever broke the page, the run's results stand
+        with contextlib.suppress(OSError):
+            (workspace.path / REPORT).unlink(missing_ok=True)
+        ledger.note(f"{REPORT} was not written: {type(exc).__name__}: {exc}")
+        ledger.save()
+        return
+    missing = missing_reason()
+    if missing:
+        ledger.emit("note", {"text": f"{REPORT} has tables but no plots: {missing}"})
 
 
 def _load(catalog: Catalog, model: Any, samples: Any, options: OptimizeOptions) -> tuple[SourceModel, Any]:

@@ -1,0 +1,444 @@
+"""What a report shows, read once from a package's ``status.json`` into typed rows and series.
+
+Everything the page, the plots and the CSV files say comes from :func:`read_run`, so they cannot
+disagree. A package written by an earlier sextant may lack parts (the CPU model, the run's timing,
+memory per point, a correctness summary): those are ``None`` here and the page says "not recorded".
+Nothing here imports a plotting library; ``sextant analyze`` reuses :class:`Point` and
+:class:`Series` for its own measurements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from sextant.records import CandidateRecord, Status, StepRecord
+
+#: the statuses that mean something went wrong (skipped and duplicate ones are listed apart)
+PROBLEMS = (Status.FAILED, Status.INCORRECT, Status.REJECTED, Status.PENDING, Status.PROFILING)
+
+
+@dataclass(frozen=True)
+class Point:
+    """One profile point of one candidate (``sextant.profiler.Point``'s fields; ``None`` where the
+    package did not record them)."""
+
+    candidate: str
+    batch: int
+    p50_ms: float
+    p99_ms: float
+    throughput: float
+    p90_ms: float | None = None
+    p95_ms: float | None = None
+    mean_ms: float | None = None
+    std_ms: float | None = None
+    calls: int | None = None
+    windows: int | None = None
+    stable: bool | None = None
+    window_spread: float | None = None
+    stages_ms: Mapping[str, float] | None = None
+    memory_mb: float | None = None
+    device_memory_mb: float | None = None
+
+    @classmethod
+    def from_json(cls, candidate: str, data: Mapping[str, Any]) -> Point:
+        known = {f.name for f in fields(cls)} - {"candidate"}
+        return cls(candidate=candidate, **{k: v for k, v in data.items() if k in known})
+
+
+#: the columns of a profile point, in CSV order (``candidate`` first, ``stages_ms`` spread out)
+POINT_FIELDS = (
+    "batch",
+    "p50_ms",
+    "p90_ms",
+    "p95_ms",
+    "p99_ms",
+    "mean_ms",
+    "std_ms",
+    "throughput",
+    "calls",
+    "windows",
+    "stable",
+    "window_spread",
+    "memory_mb",
+    "device_memory_mb",
+)
+
+
+@dataclass(frozen=True)
+class OutputError:
+    """How one output of one candidate compared with the reference."""
+
+    candidate: str
+    output: str
+    passed: bool
+    max_abs_error: float | None
+    max_rel_error: float | None
+    atol: float | None
+    rtol: float | None
+    atol_needed: float | None
+    mismatched: int | None
+    elements: int | None
+    problem: str | None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One row of the candidate table: the record plus where it stands in the selection."""
+
+    id: str
+    record: CandidateRecord
+    rank: int | None  # 1 = the best; None when it did not compete
+    best: bool
+    baseline: bool
+    reference_only: bool
+    points: tuple[Point, ...]
+    errors: tuple[OutputError, ...]
+
+    @property
+    def status(self) -> Status:
+        return self.record.status
+
+    @property
+    def best_point(self) -> Point | None:
+        return Point.from_json(self.id, self.record.best_point) if self.record.best_point else None
+
+    @property
+    def max_abs_error(self) -> float | None:
+        values = [e.max_abs_error for e in self.errors if e.max_abs_error is not None]
+        return max(values) if values else None
+
+    @property
+    def max_rel_error(self) -> float | None:
+        values = [e.max_rel_error for e in self.errors if e.max_rel_error is not None]
+        return max(values) if values else None
+
+    @property
+    def stopped(self) -> str | None:
+        return self.record.profile.stopped if self.record.profile else None
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A step or candidate that failed, gave wrong answers, was rejected, or never finished."""
+
+    kind: str  # "step" or "candidate"
+    id: str
+    status: Status
+    cause: str | None
+    reason: str
+    log_tail: str
+    log: str | None  # relative to the package
+    traceback: str | None
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """Something the run did not try, and why."""
+
+    what: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """One runner's option search: where it ran and what it found."""
+
+    candidate: str  # the candidate the search started from (the runner's defaults)
+    strategy: str
+    best_options: Mapping[str, Any] | None
+    gain_over_defaults: float | None  # 0.12: 12 % better than the defaults under the objective
+    measured: int | None
+    configurations: int | None
+    stopped: str | None
+
+
+@dataclass(frozen=True)
+class Host:
+    """The machine the run measured on; ``None`` where the package did not record it."""
+
+    cpu: str | None
+    cores: int | None
+    threads: int | None
+    machine: str | None
+    python: str | None
+    devices: tuple[str, ...]
+    gpu: str | None
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """When the run started, how long it took, and how much it reused; ``None`` where not recorded."""
+
+    started: str | None
+    seconds: float | None
+    complete: bool | None
+    cached: int | None
+    ran: int | None
+
+
+@dataclass(frozen=True)
+class Goal:
+    """The objective and its constraints, as the selection recorded them."""
+
+    name: str
+    weights: Mapping[str, float]
+    latency_budget_ms: float | None
+    min_throughput: float | None
+    max_memory_mb: float | None
+    max_batch: int | None
+
+    @property
+    def constraints(self) -> list[str]:
+        out = []
+        if self.latency_budget_ms is not None:
+            out.append(f"p99 ≤ {self.latency_budget_ms:g} ms")
+        if self.min_throughput is not None:
+            out.append(f"throughput ≥ {self.min_throughput:g}/s")
+        if self.max_memory_mb is not None:
+            out.append(f"peak memory ≤ {self.max_memory_mb:g} MB")
+        if self.max_batch is not None:
+            out.append(f"batch ≤ {self.max_batch}")
+        return out
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """Everything one optimize run recorded, as the report shows it."""
+
+    model: str
+    model_format: str | None
+    model_source: str | None
+    sextant_version: str | None
+    host: Host
+    run: RunInfo
+    goal: Goal | None  # None: the run stopped before it selected
+    best: str | None
+    baseline: str | None
+    no_selection_reason: str | None
+    candidates: tuple[Candidate, ...]
+    steps: Mapping[str, StepRecord]
+    problems: tuple[Problem, ...]
+    skipped: tuple[Skipped, ...]
+    searches: tuple[SearchResult, ...]
+    notes: tuple[str, ...]
+    correctness_batches: tuple[int, ...] | None
+    plugins: Mapping[str, str] = field(default_factory=dict)  # distribution → version
+    interrupted: str | None = None
+
+    @property
+    def best_candidate(self) -> Candidate | None:
+        return next((c for c in self.candidates if c.best), None)
+
+    @property
+    def baseline_candidate(self) -> Candidate | None:
+        return next((c for c in self.candidates if c.baseline), None)
+
+    @property
+    def points(self) -> tuple[Point, ...]:
+        return tuple(p for c in self.candidates for p in c.points)
+
+    @property
+    def stage_names(self) -> tuple[str, ...]:
+        """Every stage any runner timed, in the order first seen."""
+        names: dict[str, None] = {}
+        for point in self.points:
+            for name in point.stages_ms or {}:
+                names[name] = None
+        return tuple(names)
+
+
+def read_run(status: Mapping[str, Any]) -> RunReport:
+    """A package's ``status.json`` (schema 1, any version of sextant that wrote it) as a report."""
+    selection = status.get("selection") or {}
+    ranking = list(selection.get("ranking") or ())
+    best = selection.get("best")
+    baseline = status.get("baseline") or selection.get("baseline")
+    reference_only = set(status.get("reference_only") or ())
+    steps = {k: StepRecord.from_json(v) for k, v in (status.get("steps") or {}).items()}
+    candidates = []
+    for cid, data in (status.get("candidates") or {}).items():
+        record = CandidateRecord.from_json(data)
+        candidates.append(
+            Candidate(
+                id=cid,
+                record=record,
+                rank=ranking.index(cid) + 1 if cid in ranking else None,
+                best=cid == best,
+                baseline=cid == baseline,
+                reference_only=cid in reference_only,
+                points=tuple(Point.from_json(cid, p) for p in record.points),
+                errors=_errors(cid, record),
+            )
+        )
+    host = status.get("host") or {}
+    run = status.get("run") or {}
+    model = status.get("model") or {}
+    return RunReport(
+        model=str(model.get("name", "model")),
+        model_format=model.get("format"),
+        model_source=model.get("source"),
+        sextant_version=status.get("sextant"),
+        host=Host(
+            cpu=host.get("cpu"),
+            cores=host.get("cores"),
+            threads=host.get("threads"),
+            machine=host.get("machine"),
+            python=host.get("python"),
+            devices=tuple(host.get("devices") or ()),
+            gpu=host.get("gpu"),
+        ),
+        run=RunInfo(run.get("started"), run.get("seconds"), run.get("complete"), run.get("cached"), run.get("ran")),
+        goal=_goal(selection) if selection else None,
+        best=best,
+        baseline=baseline,
+        no_selection_reason=None if best else (selection.get("reason") or "the run did not finish selecting"),
+        candidates=tuple(candidates),
+        steps=steps,
+        problems=_problems(steps, {c.id: c.record for c in candidates}),
+        skipped=_skipped(status, steps, {c.id: c.record for c in candidates}),
+        searches=tuple(_searches(status.get("search") or {})),
+        notes=tuple(str(n) for n in status.get("notes") or ()),
+        correctness_batches=tuple(status["correctness_batches"]) if "correctness_batches" in status else None,
+        plugins=_plugins([*steps.values(), *(c.record for c in candidates)]),
+        interrupted=status.get("interrupted"),
+    )
+
+
+def _goal(selection: Mapping[str, Any]) -> Goal:
+    return Goal(
+        name=str(selection.get("objective", "throughput")),
+        weights=dict(selection.get("weights") or {}),
+        latency_budget_ms=selection.get("latency_budget_ms"),
+        min_throughput=selection.get("min_throughput"),
+        max_memory_mb=selection.get("max_memory_mb"),
+        max_batch=selection.get("max_batch"),
+    )
+
+
+def _errors(cid: str, record: CandidateRecord) -> tuple[OutputError, ...]:
+    if record.correctness is None:
+        return ()
+    return tuple(
+        OutputError(
+            candidate=cid,
+            output=str(o.get("name", "?")),
+            passed=bool(o.get("passed", record.correctness.passed)),
+            max_abs_error=o.get("max_abs_error"),
+            max_rel_error=o.get("max_rel_error"),
+            atol=o.get("atol", record.correctness.atol),
+            rtol=o.get("rtol", record.correctness.rtol),
+            atol_needed=o.get("atol_needed"),
+            mismatched=o.get("mismatched"),
+            elements=o.get("elements"),
+            problem=o.get("problem"),
+        )
+        for o in record.correctness.outputs
+    )
+
+
+def _problems(steps: Mapping[str, StepRecord], candidates: Mapping[str, CandidateRecord]) -> tuple[Problem, ...]:
+    out = []
+    for kind, records in (("step", steps), ("candidate", candidates)):
+        for rid, r in records.items():
+            if r.status in PROBLEMS:
+                reason = r.reason or _default_reason(r)
+                cause = str(r.cause) if r.cause else None
+                out.append(Problem(kind, rid, r.status, cause, reason, r.log_tail, r.log, r.traceback))
+    return tuple(out)
+
+
+def _default_reason(record: StepRecord | CandidateRecord) -> str:
+    if record.status in (Status.PENDING, Status.PROFILING):
+        return "the run stopped before this finished"
+    if isinstance(record, CandidateRecord) and record.correctness is not None and record.correctness.summary:
+        return record.correctness.summary
+    return "no reason recorded"
+
+
+def _skipped(
+    status: Mapping[str, Any], steps: Mapping[str, StepRecord], candidates: Mapping[str, CandidateRecord]
+) -> tuple[Skipped, ...]:
+    out = [Skipped(str(s.get("what")), str(s.get("reason"))) for s in status.get("skipped") or ()]
+    for records in (steps, candidates):
+        for rid, r in records.items():
+            if r.status in (Status.SKIPPED, Status.DUPLICATE):
+                out.append(Skipped(rid, r.reason or str(r.status)))
+    return tuple(out)
+
+
+def _searches(searched: Mapping[str, Any]) -> list[SearchResult]:
+    return [
+        SearchResult(
+            candidate=cid,
+            strategy=str(s.get("strategy", "?")),
+            best_options=s.get("best_options"),
+            gain_over_defaults=s.get("gain_over_defaults"),
+            measured=s.get("measured"),
+            configurations=s.get("configurations"),
+            stopped=s.get("stopped"),
+        )
+        for cid, s in searched.items()
+    ]
+
+
+def _plugins(records: Sequence[StepRecord | CandidateRecord]) -> dict[str, str]:
+    """Distribution → version, from the ``"sextant-torch 0.1.0"`` each record names."""
+    out: dict[str, str] = {}
+    for r in records:
+        name, _, version = r.plugin.partition(" ")
+        if name:
+            out[name] = version or "?"
+    return dict(sorted(out.items()))
+
+
+# -- series, for plots ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Series:
+    """One named line or set of markers: what a plot draws for one candidate (or configuration)."""
+
+    name: str
+    x: tuple[float, ...]
+    y: tuple[float | None, ...]
+    text: tuple[str, ...] = ()  # one hover line per point
+    hollow: tuple[bool, ...] = ()  # per point: drawn hollow (e.g. an unstable measurement)
+
+
+def series_vs_batch(candidates: Sequence[Candidate], metric: str) -> list[Series]:
+    """For each candidate with points: ``metric`` against batch size (``None`` where not recorded)."""
+    out = []
+    for c in candidates:
+        if not c.points:
+            continue
+        out.append(
+            Series(
+                name=c.id,
+                x=tuple(p.batch for p in c.points),
+                y=tuple(getattr(p, metric) for p in c.points),
+                text=tuple(_point_text(p) for p in c.points),
+                hollow=tuple(p.stable is False for p in c.points),
+            )
+        )
+    return out
+
+
+def _point_text(p: Point) -> str:
+    parts = [f"batch {p.batch}", f"{p.throughput:,.0f}/s", f"p50 {p.p50_ms:.3f} ms", f"p99 {p.p99_ms:.3f} ms"]
+    if p.memory_mb is not None:
+        parts.append(f"peak {p.memory_mb:,.0f} MB")
+    if p.stable is False:
+        spread = f" (windows {p.window_spread:.0%} apart)" if p.window_spread is not None else ""
+        parts.append(f"unstable{spread}")
+    return ", ".join(parts)
+
+
+def front(points: Sequence[Point]) -> list[Point]:
+    """The throughput/p99 trade-off front: the points no other point beats on both (ascending p99)."""
+    out: list[Point] = []
+    for p in sorted(points, key=lambda p: (p.p99_ms, -p.throughput)):
+        if not out or p.throughput > out[-1].throughput:
+            out.append(p)
+    return out

@@ -1,0 +1,553 @@
+"""Plots as plotly figure specifications: plain dicts of traces and layout, drawn in the browser by
+the plotly.js bundle the page embeds.
+
+Building the dicts here needs no plotting library in Python (so a 100-candidate report takes
+milliseconds, and ``sextant --help`` imports nothing of plotly); the tests check every figure
+against plotly's own schema. The generic builders (:func:`lines_figure`, :func:`tradeoff_figure`)
+take :class:`~sextant.htmlreport.data.Series` and :class:`~sextant.htmlreport.data.Point`, so
+``sextant analyze`` draws its serving measurements with them; :func:`run_figures` assembles the
+plots of an optimize run.
+
+Each candidate keeps one colour in every plot. With many candidates the best, the baseline and
+the next ranked ones get colours and legend entries; the rest are drawn thin and grey as one
+legend group ("other candidates"), still named on hover.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sextant.htmlreport.data import Candidate, OutputError, Point, RunReport, Series, front, series_vs_batch
+
+PALETTE = (
+    "#4e79a7",
+    "#f28e2b",
+    "#e15759",
+    "#59a14f",
+    "#b07aa1",
+    "#76b7b2",
+    "#edc948",
+    "#9c755f",
+    "#ff9da7",
+    "#17becf",
+    "#bcbd22",
+    "#8c564b",
+)
+OTHER = "#b8b8b8"
+OTHERS = "others"
+FONT = {"family": "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif", "size": 12, "color": "#222"}
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One plot: a plotly figure (``data``, ``layout``) with an id for the page, a title, and a
+    caption saying how to read it. ``absent`` says why there is nothing to draw (no data)."""
+
+    id: str
+    title: str
+    caption: str = ""
+    data: tuple[Mapping[str, Any], ...] = ()
+    layout: Mapping[str, Any] = field(default_factory=dict)
+    absent: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "data": list(self.data), "layout": dict(self.layout)}
+
+
+@dataclass(frozen=True)
+class Style:
+    """How one named series is drawn: its colour, whether it is labelled in the legend, its label."""
+
+    color: str
+    label: str
+    legend: bool = True
+    width: float = 2.0
+    dash: str = "solid"
+    group: str | None = None  # legend group (default: the series name)
+
+
+def styles(names: Sequence[str], *, best: str | None = None, baseline: str | None = None) -> dict[str, Style]:
+    """A style per name: ``names`` come most important first; the first :data:`PALETTE`-many get
+    colours (the best drawn thick, the baseline dashed), the rest grey in one legend group."""
+    ordered = sorted(names, key=lambda n: (n != best, n != baseline))
+    colored = ordered if len(ordered) <= len(PALETTE) else ordered[: len(PALETTE) - 2]
+    out: dict[str, Style] = {}
+    for i, name in enumerate(colored):
+        label = ("★ " if name == best else "") + name + (" (baseline)" if name == baseline else "")
+        out[name] = Style(
+            PALETTE[i % len(PALETTE)],
+            label,
+            width=3.0 if name == best else 2.0,
+            dash="dash" if name == baseline and name != best else "solid",
+        )
+    rest = [n for n in ordered if n not in out]
+    for i, name in enumerate(rest):
+        out[name] = Style(OTHER, f"other candidates ({len(rest)})", legend=i == 0, width=1.0, group=OTHERS)
+    return out
+
+
+# -- axes and layout ---------------------------------------------------------------------------------
+
+
+def batch_axis(batches: Sequence[float], title: str = "batch size") -> dict[str, Any]:
+    """A log-2 axis: log scale with a tick at each power of two in range."""
+    top = max(batches, default=1)
+    ticks = [2**i for i in range(0, max(1, math.ceil(math.log2(max(top, 1)))) + 1)]
+    return {
+        "type": "log",
+        "tickvals": ticks,
+        "ticktext": [str(t) for t in ticks],
+        "title": {"text": title},
+        "gridcolor": "#e6e6e6",
+        "zeroline": False,
+    }
+
+
+def value_axis(title: str, log: bool = False, values: Sequence[float | None] = ()) -> dict[str, Any]:
+    """A linear axis from zero, or a log one; a log axis spanning over a decade or so of ``values``
+    is labelled at powers of ten only (plotly's default labels 2 and 5 of each decade too)."""
+    axis: dict[str, Any] = {"title": {"text": title}, "gridcolor": "#e6e6e6", "zeroline": False}
+    if not log:
+        axis["rangemode"] = "tozero"
+        return axis
+    axis["type"] = "log"
+    positive = [v for v in values if v is not None and v > 0]
+    if positive and math.log10(max(positive) / min(positive)) >= 1.2:
+        axis["dtick"] = 1
+        axis["minor"] = {"showgrid": True, "gridcolor": "#f3f3f3"}
+    return axis
+
+
+def base_layout(*, height: int = 440, legend_entries: int = 0) -> dict[str, Any]:
+    """White background, a legend under the plot, room for it."""
+    return {
+        "height": height + 22 * math.ceil(legend_entries / 2),
+        "margin": {"l": 70, "r": 20, "t": 20, "b": 50},
+        "font": FONT,
+        "paper_bgcolor": "white",
+        "plot_bgcolor": "white",
+        "hovermode": "closest",
+        "legend": {"orientation": "h", "x": 0, "xanchor": "left", "y": -0.18, "yanchor": "top"},
+        "showlegend": True,
+    }
+
+
+def line_trace(series: Series, style: Style, *, xaxis: str = "x", yaxis: str = "y", legend: bool | None = None) -> dict[str, Any]:
+    symbols = ["circle-open" if h else "circle" for h in series.hollow] if series.hollow else "circle"
+    trace: dict[str, Any] = {
+        "type": "scatter",
+        "mode": "lines+markers",
+        "name": style.label,
+        "x": list(series.x),
+        "y": list(series.y),
+        "xaxis": xaxis,
+        "yaxis": yaxis,
+        "line": {"color": style.color, "width": style.width, "dash": style.dash},
+        "marker": {"color": style.color, "size": 7 if style.group != OTHERS else 4, "symbol": symbols},
+        "legendgroup": style.group or series.name,
+        "showlegend": style.legend if legend is None else legend and style.legend,
+        "connectgaps": True,
+    }
+    if series.text:
+        trace["text"] = list(series.text)
+        trace["hovertemplate"] = "%{text}<extra>" + _escape(series.name) + "</extra>"
+    return trace
+
+
+def _escape(text: str) -> str:
+    """Text plotly shows as HTML-like labels: angle brackets and ampersands escaped."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+# -- generic builders ----------------------------------------------------------------------------------
+
+
+def lines_figure(
+    fig_id: str,
+    title: str,
+    series: Sequence[Series],
+    style: Mapping[str, Style],
+    *,
+    y_title: str,
+    log_y: bool = False,
+    caption: str = "",
+    absent: str = "nothing was measured",
+) -> Figure:
+    """One line per series against batch size (log-2 x axis)."""
+    if not series:
+        return Figure(fig_id, title, caption, absent=absent)
+    layout = base_layout(legend_entries=sum(style[s.name].legend for s in series))
+    layout["xaxis"] = batch_axis([x for s in series for x in s.x])
+    layout["yaxis"] = value_axis(y_title, log=log_y, values=[y for s in series for y in s.y])
+    data = [line_trace(s, style[s.name]) for s in _drawing_order(series, style)]
+    return Figure(fig_id, title, caption, tuple(data), layout)
+
+
+def paired_lines_figure(
+    fig_id: str,
+    title: str,
+    left: Sequence[Series],
+    right: Sequence[Series],
+    style: Mapping[str, Style],
+    *,
+    titles: tuple[str, str],
+    y_title: str,
+    log_y: bool = True,
+    caption: str = "",
+    absent: str = "nothing was measured",
+) -> Figure:
+    """Two side-by-side panels against batch size sharing one legend (a series is one entry)."""
+    if not left:
+        return Figure(fig_id, title, caption, absent=absent)
+    layout = base_layout(legend_entries=sum(style[s.name].legend for s in left))
+    batches = [x for s in left for x in s.x]
+    layout["xaxis"] = {**batch_axis(batches), "domain": [0.0, 0.47]}
+    layout["xaxis2"] = {**batch_axis(batches), "domain": [0.53, 1.0], "anchor": "y2"}
+    layout["yaxis"] = value_axis(y_title, log=log_y, values=[y for s in left for y in s.y])
+    layout["yaxis2"] = {**value_axis(y_title, log=log_y, values=[y for s in right for y in s.y]), "anchor": "x2"}
+    layout["annotations"] = [
+        _panel_title(titles[0], "x domain"),
+        _panel_title(titles[1], "x2 domain"),
+    ]
+    layout["margin"] = {**layout["margin"], "t": 36}
+    data = [line_trace(s, style[s.name]) for s in _drawing_order(left, style)]
+    data += [line_trace(s, style[s.name], xaxis="x2", yaxis="y2", legend=False) for s in _drawing_order(right, style)]
+    return Figure(fig_id, title, caption, tuple(data), layout)
+
+
+def _panel_title(text: str, xref: str) -> dict[str, Any]:
+    return {
+        "text": f"<b>{_escape(text)}</b>",
+        "xref": xref,
+        "yref": "paper",
+        "x": 0.5,
+        "y": 1.0,
+        "yanchor": "bottom",
+        "showarrow": False,
+    }
+
+
+def _drawing_order(series: Sequence[Series], style: Mapping[str, Style]) -> list[Series]:
+    """Grey series first (drawn under), coloured ones after, the legend still in colour order."""
+    return sorted(series, key=lambda s: style[s.name].group != OTHERS)
+
+
+def tradeoff_figure(
+    fig_id: str,
+    title: str,
+    points: Sequence[Point],
+    style: Mapping[str, Style],
+    *,
+    best: Point | None = None,
+    budget_ms: float | None = None,
+    caption: str = "",
+    absent: str = "nothing was measured",
+) -> Figure:
+    """Throughput against p99 latency: every point (by series), the front no point beats on both,
+    the chosen point starred, the latency budget as a vertical line."""
+    if not points:
+        return Figure(fig_id, title, caption, absent=absent)
+    by_name: dict[str, list[Point]] = {}
+    for p in points:
+        by_name.setdefault(p.candidate, []).append(p)
+    layout = base_layout(legend_entries=sum(style[n].legend for n in by_name) + 2)
+    layout["xaxis"] = value_axis("p99 latency (ms)", log=True, values=[p.p99_ms for p in points])
+    layout["yaxis"] = value_axis("throughput (samples/s)")
+    data: list[dict[str, Any]] = []
+    for name in sorted(by_name, key=lambda n: style[n].group != OTHERS):
+        s = style[name]
+        pts = by_name[name]
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "markers",
+                "name": s.label,
+                "x": [p.p99_ms for p in pts],
+                "y": [p.throughput for p in pts],
+                "text": [f"batch {p.batch}, {p.throughput:,.0f}/s, p50 {p.p50_ms:.3f} ms, p99 {p.p99_ms:.3f} ms" for p in pts],
+                "hovertemplate": "%{text}<extra>" + _escape(name) + "</extra>",
+                "marker": {"color": s.color, "size": 8 if s.group != OTHERS else 5, "opacity": 0.85},
+                "legendgroup": s.group or name,
+                "showlegend": s.legend,
+            }
+        )
+    edge = front(points)
+    data.append(
+        {
+            "type": "scatter",
+            "mode": "lines",
+            "name": "trade-off front",
+            "x": [p.p99_ms for p in edge],
+            "y": [p.throughput for p in edge],
+            "line": {"color": "#333", "width": 1.5, "dash": "dot", "shape": "hv"},
+            "hoverinfo": "skip",
+        }
+    )
+    if best is not None:
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "markers+text",
+                "name": "selected",
+                "x": [best.p99_ms],
+                "y": [best.throughput],
+                "text": ["best"],
+                "textposition": "top center",
+                "hovertemplate": f"selected: {_escape(best.candidate)} at batch {best.batch}<extra></extra>",
+                "marker": {"symbol": "star", "size": 18, "color": "#ffd400", "line": {"color": "#222", "width": 1.5}},
+            }
+        )
+    if budget_ms is not None:
+        layout["shapes"] = [
+            {
+                "type": "line",
+                "xref": "x",
+                "yref": "paper",
+                "x0": budget_ms,
+                "x1": budget_ms,
+                "y0": 0,
+                "y1": 1,
+                "line": {"color": "#c0392b", "width": 1.5, "dash": "dash"},
+            }
+        ]
+        layout["annotations"] = [
+            {
+                "text": f"latency budget {budget_ms:g} ms",
+                "xref": "x",
+                "yref": "paper",
+                "x": math.log10(budget_ms),
+                "y": 1,
+                "yanchor": "bottom",
+                "showarrow": False,
+                "font": {"color": "#c0392b"},
+            }
+        ]
+    return Figure(fig_id, title, caption, tuple(data), layout)
+
+
+def errors_figure(
+    fig_id: str,
+    title: str,
+    errors: Sequence[OutputError],
+    labels: Mapping[str, str],
+    *,
+    caption: str = "",
+    absent: str = "no output was compared",
+) -> Figure:
+    """The largest absolute error of each output of each candidate (log scale, one row per
+    candidate), with the absolute tolerance it was judged by. An exact match sits at the left
+    edge, hollow; a failed output is a cross."""
+    measured = [e for e in errors if e.max_abs_error is not None]
+    if not measured:
+        return Figure(fig_id, title, caption, absent=absent)
+    positive = [e.max_abs_error for e in measured if e.max_abs_error] + [e.atol for e in measured if e.atol]
+    floor = 10 ** math.floor(math.log10(min(positive))) / 10 if positive else 1e-9
+    rows = list(dict.fromkeys(e.candidate for e in measured))
+    outputs = list(dict.fromkeys(e.output for e in measured))
+    layout = base_layout(height=110 + 26 * len(rows), legend_entries=len(outputs) + 1)
+    layout["margin"] = {**layout["margin"], "l": 20}
+    layout["xaxis"] = value_axis("largest absolute error (log scale)", log=True, values=[floor, *positive])
+    layout["yaxis"] = {
+        "type": "category",
+        "categoryorder": "array",
+        "categoryarray": [labels.get(r, r) for r in rows],
+        "autorange": "reversed",
+        "automargin": True,
+        "gridcolor": "#f0f0f0",
+    }
+    data: list[dict[str, Any]] = []
+    for i, output in enumerate(outputs):
+        mine = [e for e in measured if e.output == output]
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "markers",
+                "name": f"output {output}",
+                "x": [e.max_abs_error or floor for e in mine],
+                "y": [labels.get(e.candidate, e.candidate) for e in mine],
+                "text": [_error_text(e) for e in mine],
+                "hovertemplate": "%{text}<extra>" + _escape(output) + "</extra>",
+                "marker": {
+                    "color": PALETTE[i % len(PALETTE)],
+                    "size": 10,
+                    "symbol": [
+                        "x" if not e.passed else "circle-open" if not e.max_abs_error else "circle" for e in mine
+                    ],
+                    "line": {"width": 2, "color": PALETTE[i % len(PALETTE)]},
+                },
+            }
+        )
+    judged = [e for e in measured if e.atol is not None]
+    if judged:
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "markers",
+                "name": "absolute tolerance",
+                "x": [e.atol for e in judged],
+                "y": [labels.get(e.candidate, e.candidate) for e in judged],
+                "text": [f"atol {e.atol:g}, rtol {e.rtol:g}" if e.rtol is not None else f"atol {e.atol:g}" for e in judged],
+                "hovertemplate": "%{text}<extra>tolerance</extra>",
+                "marker": {"symbol": "line-ns-open", "size": 18, "color": "#222", "line": {"width": 2, "color": "#222"}},
+            }
+        )
+    return Figure(fig_id, title, caption, tuple(data), layout)
+
+
+def _error_text(e: OutputError) -> str:
+    parts = [
+        "exact" if e.max_abs_error == 0 else f"max abs err {e.max_abs_error:.2e}",
+        f"max rel err {e.max_rel_error:.2e}" if e.max_rel_error is not None else "",
+        f"atol needed {e.atol_needed:.2e}" if e.atol_needed else "",
+        f"{e.mismatched:,} of {e.elements:,} elements outside" if e.mismatched else "",
+        e.problem or "",
+        "passed" if e.passed else "FAILED",
+    ]
+    return ", ".join(p for p in parts if p)
+
+
+def stages_figure(
+    fig_id: str,
+    title: str,
+    stages: Sequence[tuple[str, int, Mapping[str, float]]],
+    labels: Mapping[str, str],
+    *,
+    caption: str = "",
+    absent: str = "no runner recorded stage times",
+) -> Figure:
+    """Stacked bars: milliseconds per call in each stage, one bar per (name, batch)."""
+    if not stages:
+        return Figure(fig_id, title, caption, absent=absent)
+    names = list(dict.fromkeys(stage for _, _, times in stages for stage in times))
+    layout = base_layout(height=110 + 30 * len(stages), legend_entries=len(names))
+    layout["barmode"] = "stack"
+    layout["margin"] = {**layout["margin"], "l": 20}
+    layout["xaxis"] = value_axis("milliseconds per call")
+    layout["yaxis"] = {"type": "category", "autorange": "reversed", "automargin": True}
+    data = []
+    for i, stage in enumerate(names):
+        data.append(
+            {
+                "type": "bar",
+                "orientation": "h",
+                "name": stage,
+                "x": [times.get(stage, 0.0) for _, _, times in stages],
+                "y": [f"{labels.get(name, name)} @{batch}" for name, batch, _ in stages],
+                "hovertemplate": f"{_escape(stage)}: " + "%{x:.3f} ms<extra>%{y}</extra>",
+                "marker": {"color": PALETTE[i % len(PALETTE)]},
+            }
+        )
+    return Figure(fig_id, title, caption, tuple(data), layout)
+
+
+# -- an optimize run --------------------------------------------------------------------------------
+
+
+def run_figures(report: RunReport) -> list[Figure]:
+    """The plots of one optimize run, in page order."""
+    profiled = [c for c in report.candidates if c.points]
+    style = styles(_importance(report), best=report.best, baseline=report.baseline)
+    labels = {c.id: ("★ " if c.best else "") + c.id for c in report.candidates}
+    nothing = "no candidate was profiled" + (f" ({report.no_selection_reason})" if report.no_selection_reason else "")
+    unstable = " Hollow markers: the measurement did not settle (windows disagreed by more than the profiler's limit)."
+    figures = [
+        lines_figure(
+            "throughput",
+            "Throughput vs batch size",
+            series_vs_batch(profiled, "throughput"),
+            style,
+            y_title="throughput (samples/s)",
+            caption="Samples per second at each batch size profiled (log-2 axis)." + unstable,
+            absent=nothing,
+        ),
+        paired_lines_figure(
+            "latency",
+            "Latency vs batch size",
+            series_vs_batch(profiled, "p50_ms"),
+            series_vs_batch(profiled, "p99_ms"),
+            style,
+            titles=("p50", "p99"),
+            y_title="latency per call (ms)",
+            caption="Median and 99th-percentile time of one call at each batch size (log scales).",
+            absent=nothing,
+        ),
+        tradeoff_figure(
+            "tradeoff",
+            "Throughput vs p99 latency",
+            report.points,
+            style,
+            best=_best_point(report),
+            budget_ms=report.goal.latency_budget_ms if report.goal else None,
+            caption="Every profile point; the dotted line is the front no point beats on both, the star the "
+            "selected configuration.",
+            absent=nothing,
+        ),
+        errors_figure(
+            "correctness",
+            "Correctness: largest error per output",
+            [e for c in report.candidates for e in c.errors],
+            labels,
+            caption="Largest absolute difference from the reference over every correctness batch, against the "
+            "absolute tolerance (|): a cross failed, a hollow circle at the left edge matched exactly. "
+            "The comparator also allows a relative tolerance (in the hover).",
+            absent="no candidate's outputs were compared with the reference",
+        ),
+    ]
+    stages = [(c.id, p.batch, p.stages_ms) for c in profiled for p in [_stage_point(c)] if p is not None and p.stages_ms]
+    figures.append(
+        stages_figure(
+            "stages",
+            "Copy and compute time per call",
+            stages,
+            labels,
+            caption="Mean time per call in each stage the runner timed, at the candidate's best batch size.",
+        )
+    )
+    memory = [s for s in series_vs_batch(profiled, "memory_mb") if any(v is not None for v in s.y)]
+    figures.append(
+        lines_figure(
+            "memory",
+            "Peak memory vs batch size",
+            memory,
+            style,
+            y_title="peak resident memory (MB)",
+            caption="Peak resident memory of the candidate's process while each batch size was measured.",
+            absent="memory was not recorded (a package from an earlier sextant)",
+        )
+    )
+    device = [s for s in series_vs_batch(profiled, "device_memory_mb") if any(v is not None for v in s.y)]
+    if device:
+        figures.append(
+            lines_figure(
+                "device-memory",
+                "Peak GPU memory vs batch size",
+                device,
+                style,
+                y_title="peak GPU memory (MB)",
+                caption="Peak memory allocated on the GPU while each batch size was measured.",
+            )
+        )
+    return figures
+
+
+def _importance(report: RunReport) -> list[str]:
+    """Candidates with points, most important first: the ranking, then the others in table order."""
+    ranked = sorted((c for c in report.candidates if c.points), key=lambda c: (c.rank is None, c.rank or 0))
+    return [c.id for c in ranked]
+
+
+def _best_point(report: RunReport) -> Point | None:
+    best = report.best_candidate
+    return best.best_point if best is not None else None
+
+
+def _stage_point(candidate: Candidate) -> Point | None:
+    """The point whose stage times a candidate shows: its best, else its last with stage times."""
+    best = candidate.best_point
+    if best is not None and best.stages_ms:
+        return best
+    timed = [p for p in candidate.points if p.stages_ms]
+    return timed[-1] if timed else None
