@@ -133,6 +133,16 @@ def test_the_throughput_plot_has_one_line_per_profiled_candidate_on_a_log2_axis(
     assert axis["type"] == "log" and axis["tickvals"][:3] == [1, 2, 4]
 
 
+def test_measurements_that_did_not_settle_are_ringed():
+    status = json.loads(OLD.read_text())
+    points = [p for r in status["candidates"].values() for p in r.get("profile", {}).get("points", [])]
+    points[0]["stable"], points[3]["stable"] = False, False
+    unsettled = sorted((p["batch"], p["throughput"]) for p in points if p["stable"] is False)
+    figure = next(f for f in plots.run_figures(read_run(status)) if f.id == "throughput")
+    rings = [t for t in figure.data if t.get("legendgroup") == "unstable"]
+    assert len(rings) == 1 and sorted(zip(rings[0]["x"], rings[0]["y"])) == unsettled
+
+
 def test_the_tradeoff_plot_marks_the_selected_point_and_the_front(package):
     status = package.status
     figure = page_of(package.path).figures["tradeoff"]
@@ -155,14 +165,17 @@ def test_the_correctness_plot_shows_each_outputs_error_and_tolerance(package):
     assert sorted(tolerance["x"]) == sorted(o["atol"] for r in judged.values() for o in r["correctness"]["outputs"])
     errors = next(t for t in figure["data"] if t["name"] == "output output_0")
     fp16 = next(cid for cid, r in judged.items() if r["precision"] == "fp16")
-    at = errors["y"].index(fp16)
+    at = [label.removeprefix("★ ") for label in errors["y"]].index(fp16)  # the best is starred
     assert errors["x"][at] == judged[fp16]["correctness"]["outputs"][0]["max_abs_error"] > 0
 
 
 def test_every_figure_is_valid_for_plotly(package, tmp_path):
     go = pytest.importorskip("plotly.graph_objects")
     status = read_status(package.path)
-    status["candidates"][status["selection"]["best"]]["profile"]["points"][0]["stages_ms"] = {"copy": 0.1, "compute": 1.0}
+    status["candidates"][status["selection"]["best"]]["profile"]["points"][0]["stages_ms"] = {
+        "copy": 0.1,
+        "compute": 1.0,
+    }
     status["selection"]["latency_budget_ms"] = 5.0
     figures = plots.run_figures(read_run(status))
     assert {f.id for f in figures if f.absent is None} >= {"stages", "tradeoff", "correctness"}
@@ -275,7 +288,11 @@ def test_a_package_from_the_previous_sextant_renders_saying_what_was_not_recorde
     assert "cpu" not in status["host"] and "run" not in status  # what that version did not write
     result = CliRunner().invoke(app, ["report", str(folder), "--csv", str(tmp_path / "csv")], obj=State(catalog=None))
     assert result.exit_code == 0, result.output
-    assert result.stdout.split() == [str(folder / "report.html"), str(tmp_path / "csv" / "points.csv"), str(tmp_path / "csv" / "candidates.csv")]
+    assert result.stdout.split() == [
+        str(folder / "report.html"),
+        str(tmp_path / "csv" / "points.csv"),
+        str(tmp_path / "csv" / "candidates.csv"),
+    ]
     page = page_of(folder)
     assert f"Selected ★ {status['selection']['best']}" in page.text
     assert "CPU not recorded" in page.text
@@ -312,7 +329,9 @@ def test_without_plotly_the_page_has_its_tables_and_says_how_to_get_plots(fake_c
     page = page_of(package.path)
     assert "plotly-bundle" not in page.scripts and page.figures == {}
     assert "This page has no plots: plotly is not installed (pip install 'sextant[report]' adds it)" in page.text
-    assert "report.html has tables but no plots: plotly is not installed (pip install 'sextant[report]' adds it)" in notes
+    assert (
+        "report.html has tables but no plots: plotly is not installed (pip install 'sextant[report]' adds it)" in notes
+    )
     assert package.status["selection"]["best"] in page.text
 
 
@@ -378,7 +397,7 @@ def many(status: dict, n: int) -> dict:
         for p in clone["profile"]["points"]:
             p["throughput"] *= 1 + i / n
         out["candidates"][f"{cid}#{i}"] = clone
-    out["selection"]["ranking"] = list(out["candidates"])[:n // 2]
+    out["selection"]["ranking"] = list(out["candidates"])[: n // 2]
     out["selection"]["best"] = out["selection"]["ranking"][0]
     out["baseline"] = list(out["candidates"])[1]
     return out
@@ -387,8 +406,9 @@ def many(status: dict, n: int) -> dict:
 def test_a_hundred_candidates_keep_the_plots_readable():
     report = read_run(many(json.loads(OLD.read_text()), 100))
     throughput = next(f for f in plots.run_figures(report) if f.id == "throughput")
-    colored = [t for t in throughput.data if t["legendgroup"] != plots.OTHERS]
-    grey = [t for t in throughput.data if t["legendgroup"] == plots.OTHERS]
+    lines = [t for t in throughput.data if t["mode"] == "lines+markers"]
+    colored = [t for t in lines if t["legendgroup"] != plots.OTHERS]
+    grey = [t for t in lines if t["legendgroup"] == plots.OTHERS]
     assert len(colored) + len(grey) == 100
     assert len(colored) == len(plots.PALETTE) - 2
     assert [t["showlegend"] for t in grey].count(True) == 1  # one legend entry for the rest

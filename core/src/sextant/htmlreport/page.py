@@ -148,7 +148,9 @@ def data_link(name: str, text: str, mime: str = "text/csv") -> str:
     import base64
 
     payload = base64.b64encode(text.encode("utf-8")).decode("ascii")
-    return f'<a class="download" download="{esc(name)}" href="data:{mime};charset=utf-8;base64,{payload}">{esc(name)}</a>'
+    return (
+        f'<a class="download" download="{esc(name)}" href="data:{mime};charset=utf-8;base64,{payload}">{esc(name)}</a>'
+    )
 
 
 # -- the page --------------------------------------------------------------------------------------------
@@ -161,9 +163,7 @@ def render(page: Page, bundle: Bundle | None) -> str:
     if page.plots_missing:
         banners += f'<p class="banner warn">This page has no plots: {esc(page.plots_missing)}.</p>'
     nav = "".join(f'<a href="#{esc(s.id)}">{esc(s.title)}</a>' for s in page.sections)
-    sections = "".join(
-        f'<section id="{esc(s.id)}"><h2>{esc(s.title)}</h2>{s.html}</section>' for s in page.sections
-    )
+    sections = "".join(f'<section id="{esc(s.id)}"><h2>{esc(s.title)}</h2>{s.html}</section>' for s in page.sections)
     figures = [f.to_json() for f in drawable] if bundle is not None else []
     packed = (
         f'<script id="plotly-bundle" type="application/octet-stream" data-version="{esc(bundle.js_version)}">'

@@ -135,8 +135,9 @@ def base_layout(*, height: int = 440, legend_entries: int = 0) -> dict[str, Any]
     }
 
 
-def line_trace(series: Series, style: Style, *, xaxis: str = "x", yaxis: str = "y", legend: bool | None = None) -> dict[str, Any]:
-    symbols = ["circle-open" if h else "circle" for h in series.hollow] if series.hollow else "circle"
+def line_trace(
+    series: Series, style: Style, *, xaxis: str = "x", yaxis: str = "y", legend: bool | None = None
+) -> dict[str, Any]:
     trace: dict[str, Any] = {
         "type": "scatter",
         "mode": "lines+markers",
@@ -146,7 +147,7 @@ def line_trace(series: Series, style: Style, *, xaxis: str = "x", yaxis: str = "
         "xaxis": xaxis,
         "yaxis": yaxis,
         "line": {"color": style.color, "width": style.width, "dash": style.dash},
-        "marker": {"color": style.color, "size": 7 if style.group != OTHERS else 4, "symbol": symbols},
+        "marker": {"color": style.color, "size": 7 if style.group != OTHERS else 4},
         "legendgroup": style.group or series.name,
         "showlegend": style.legend if legend is None else legend and style.legend,
         "connectgaps": True,
@@ -155,6 +156,29 @@ def line_trace(series: Series, style: Style, *, xaxis: str = "x", yaxis: str = "
         trace["text"] = list(series.text)
         trace["hovertemplate"] = "%{text}<extra>" + _escape(series.name) + "</extra>"
     return trace
+
+
+def unstable_trace(
+    series: Sequence[Series], *, xaxis: str = "x", yaxis: str = "y", legend: bool = True
+) -> dict[str, Any] | None:
+    """A ring around each point marked hollow (a measurement that did not settle), one legend entry."""
+    marked = [(s, i) for s in series for i, hollow in enumerate(s.hollow) if hollow and s.y[i] is not None]
+    if not marked:
+        return None
+    return {
+        "type": "scatter",
+        "mode": "markers",
+        "name": "did not settle",
+        "x": [s.x[i] for s, i in marked],
+        "y": [s.y[i] for s, i in marked],
+        "text": [f"{s.name}: {s.text[i]}" if s.text else s.name for s, i in marked],
+        "hovertemplate": "%{text}<extra>unstable</extra>",
+        "xaxis": xaxis,
+        "yaxis": yaxis,
+        "marker": {"symbol": "circle-open", "size": 14, "color": "#555", "line": {"width": 1.5, "color": "#555"}},
+        "legendgroup": "unstable",
+        "showlegend": legend,
+    }
 
 
 def _escape(text: str) -> str:
@@ -183,6 +207,7 @@ def lines_figure(
     layout["xaxis"] = batch_axis([x for s in series for x in s.x])
     layout["yaxis"] = value_axis(y_title, log=log_y, values=[y for s in series for y in s.y])
     data = [line_trace(s, style[s.name]) for s in _drawing_order(series, style)]
+    data += [t for t in (unstable_trace(series),) if t is not None]
     return Figure(fig_id, title, caption, tuple(data), layout)
 
 
@@ -215,6 +240,8 @@ def paired_lines_figure(
     layout["margin"] = {**layout["margin"], "t": 36}
     data = [line_trace(s, style[s.name]) for s in _drawing_order(left, style)]
     data += [line_trace(s, style[s.name], xaxis="x2", yaxis="y2", legend=False) for s in _drawing_order(right, style)]
+    rings = (unstable_trace(left), unstable_trace(right, xaxis="x2", yaxis="y2", legend=unstable_trace(left) is None))
+    data += [t for t in rings if t is not None]
     return Figure(fig_id, title, caption, tuple(data), layout)
 
 
@@ -267,7 +294,9 @@ def tradeoff_figure(
                 "name": s.label,
                 "x": [p.p99_ms for p in pts],
                 "y": [p.throughput for p in pts],
-                "text": [f"batch {p.batch}, {p.throughput:,.0f}/s, p50 {p.p50_ms:.3f} ms, p99 {p.p99_ms:.3f} ms" for p in pts],
+                "text": [
+                    f"batch {p.batch}, {p.throughput:,.0f}/s, p50 {p.p50_ms:.3f} ms, p99 {p.p99_ms:.3f} ms" for p in pts
+                ],
                 "hovertemplate": "%{text}<extra>" + _escape(name) + "</extra>",
                 "marker": {"color": s.color, "size": 8 if s.group != OTHERS else 5, "opacity": 0.85},
                 "legendgroup": s.group or name,
@@ -389,9 +418,16 @@ def errors_figure(
                 "name": "absolute tolerance",
                 "x": [e.atol for e in judged],
                 "y": [labels.get(e.candidate, e.candidate) for e in judged],
-                "text": [f"atol {e.atol:g}, rtol {e.rtol:g}" if e.rtol is not None else f"atol {e.atol:g}" for e in judged],
+                "text": [
+                    f"atol {e.atol:g}, rtol {e.rtol:g}" if e.rtol is not None else f"atol {e.atol:g}" for e in judged
+                ],
                 "hovertemplate": "%{text}<extra>tolerance</extra>",
-                "marker": {"symbol": "line-ns-open", "size": 18, "color": "#222", "line": {"width": 2, "color": "#222"}},
+                "marker": {
+                    "symbol": "line-ns-open",
+                    "size": 18,
+                    "color": "#222",
+                    "line": {"width": 2, "color": "#222"},
+                },
             }
         )
     return Figure(fig_id, title, caption, tuple(data), layout)
@@ -452,7 +488,9 @@ def run_figures(report: RunReport) -> list[Figure]:
     style = styles(_importance(report), best=report.best, baseline=report.baseline)
     labels = {c.id: ("★ " if c.best else "") + c.id for c in report.candidates}
     nothing = "no candidate was profiled" + (f" ({report.no_selection_reason})" if report.no_selection_reason else "")
-    unstable = " Hollow markers: the measurement did not settle (windows disagreed by more than the profiler's limit)."
+    unstable = (
+        " A ring marks a measurement that did not settle (its windows disagreed by more than the profiler's limit)."
+    )
     figures = [
         lines_figure(
             "throughput",
@@ -496,7 +534,9 @@ def run_figures(report: RunReport) -> list[Figure]:
             absent="no candidate's outputs were compared with the reference",
         ),
     ]
-    stages = [(c.id, p.batch, p.stages_ms) for c in profiled for p in [_stage_point(c)] if p is not None and p.stages_ms]
+    stages = [
+        (c.id, p.batch, p.stages_ms) for c in profiled for p in [_stage_point(c)] if p is not None and p.stages_ms
+    ]
     figures.append(
         stages_figure(
             "stages",

@@ -50,7 +50,9 @@ def run_page(
     if report.skipped:
         sections.append(Section("skipped", f"Not tried ({len(report.skipped)})", skipped(report)))
     if report.notes:
-        sections.append(Section("notes", "Notes", "<ul>" + "".join(f"<li>{esc(n)}</li>" for n in report.notes) + "</ul>"))
+        sections.append(
+            Section("notes", "Notes", "<ul>" + "".join(f"<li>{esc(n)}</li>" for n in report.notes) + "</ul>")
+        )
     return Page(
         title=f"sextant: {report.model}",
         subtitle=_subtitle(report),
@@ -86,8 +88,11 @@ def banners(report: RunReport) -> list[Banner]:
         )
     if report.interrupted:
         out.append(
-            Banner("warn", f"The run was interrupted during <span class=id>{esc(report.interrupted)}</span>: "
-                   "this is what it had recorded. Run the same command again to resume.")
+            Banner(
+                "warn",
+                f"The run was interrupted during <span class=id>{esc(report.interrupted)}</span>: "
+                "this is what it had recorded. Run the same command again to resume.",
+            )
         )
     elif report.run.complete is False:
         out.append(Banner("warn", "The run did not finish: this is what it had recorded."))
@@ -99,8 +104,7 @@ def _best_line(report: RunReport, best: Candidate) -> str:
     text = f"<strong class=id>★ {esc(best.id)}</strong>"
     if point is not None:
         text += (
-            f": {point.throughput:,.0f}/s at batch {point.batch} "
-            f"(p50 {point.p50_ms:.3f} ms, p99 {point.p99_ms:.3f} ms)"
+            f": {point.throughput:,.0f}/s at batch {point.batch} (p50 {point.p50_ms:.3f} ms, p99 {point.p99_ms:.3f} ms)"
         )
     if best.record.speedup is not None and report.baseline and not best.baseline:
         text += f", <strong>{best.record.speedup:.2f}×</strong> the baseline"
@@ -113,12 +117,7 @@ def _best_line(report: RunReport, best: Candidate) -> str:
 
 
 def summary(report: RunReport) -> str:
-    cards = [
-        ("Result", result_card(report)),
-        ("Objective", objective_card(report)),
-        ("Machine", machine_card(report)),
-        ("Run", run_card(report)),
-    ]
+    cards = [("Result", result_card(report)), ("Machine", machine_card(report)), ("Run", run_card(report))]
     if report.searches:
         cards.insert(1, ("Option search", search_card(report)))
     return '<div class="cards">' + "".join(f'<div class="card"><h3>{esc(t)}</h3>{h}</div>' for t, h in cards) + "</div>"
@@ -133,19 +132,33 @@ def result_card(report: RunReport) -> str:
         items.append(("best", f"<span class=id>★ {esc(best.id)}</span>"))
         point = best.best_point
         if point is not None:
-            items.append(("at its best", f"{point.throughput:,.0f}/s at batch {point.batch}; p50 {point.p50_ms:.3f} ms, p99 {point.p99_ms:.3f} ms"))
-        items.append(("speedup", f"{best.record.speedup:.2f}× the baseline" if best.record.speedup is not None else not_recorded()))
+            items.append(
+                (
+                    "at its best",
+                    f"{point.throughput:,.0f}/s at batch {point.batch}; p50 {point.p50_ms:.3f} ms, p99 {point.p99_ms:.3f} ms",
+                )
+            )
+        items.append(
+            (
+                "speedup",
+                f"{best.record.speedup:.2f}× the baseline" if best.record.speedup is not None else not_recorded(),
+            )
+        )
         items.append(("correctness", correctness_text(best, report)))
     if base is not None:
         bp = base.best_point
         items.append(
-            ("baseline", f"<span class=id>{esc(base.id)}</span>" + (f": {bp.throughput:,.0f}/s at batch {bp.batch}, p50 {bp.p50_ms:.3f} ms" if bp else ""))
+            (
+                "baseline",
+                f"<span class=id>{esc(base.id)}</span>"
+                + (f": {bp.throughput:,.0f}/s at batch {bp.batch}, p50 {bp.p50_ms:.3f} ms" if bp else ""),
+            )
         )
     elif report.baseline:
         items.append(("baseline", f"<span class=id>{esc(report.baseline)}</span>"))
     counts = Counter(str(c.status) for c in report.candidates)
     items.append(("candidates", ", ".join(f"{n} {s}" for s, n in counts.most_common()) or "none"))
-    return key_values(items)
+    return key_values(items + objective_items(report))
 
 
 def correctness_text(c: Candidate, report: RunReport) -> str:
@@ -166,17 +179,16 @@ def correctness_text(c: Candidate, report: RunReport) -> str:
     return text
 
 
-def objective_card(report: RunReport) -> str:
+def objective_items(report: RunReport) -> list[tuple[str, str]]:
     goal = report.goal
     if goal is None:
-        return f'<p class="nr">{esc(report.no_selection_reason or "not recorded")}</p>'
+        return [("objective", not_recorded("(the run stopped before it selected)"))]
     weights = ", ".join(f"{k} × {v:g}" for k, v in goal.weights.items())
-    return key_values(
-        [
-            ("objective", esc(goal.name) + (f" <span class=nr>({esc(weights)})</span>" if weights else "")),
-            ("constraints", esc("; ".join(goal.constraints)) if goal.constraints else "none"),
-        ]
-    )
+    preset = dict(goal.weights) == {goal.name: 1.0} or goal.name in ("throughput", "latency", "memory")
+    return [
+        ("objective", esc(goal.name) + ("" if preset or not weights else f" <span class=nr>({esc(weights)})</span>")),
+        ("constraints", esc("; ".join(goal.constraints)) if goal.constraints else "none"),
+    ]
 
 
 def machine_card(report: RunReport) -> str:
@@ -209,14 +221,20 @@ def run_card(report: RunReport) -> str:
         ran = sum(not r.cached and r.seconds is not None for r in records)
         counted = ' <span class="nr">(counted from the records)</span>'
     cache = f"{cached} of {cached + ran} results reused from the workspace, {ran} run anew{counted}"
-    complete = {True: "yes", False: "no"}.get(run.complete, not_recorded()) if run.complete is not None else not_recorded()
+    complete = (
+        {True: "yes", False: "no"}.get(run.complete, not_recorded()) if run.complete is not None else not_recorded()
+    )
     return key_values(
         [
             ("started", esc(run.started) if run.started else not_recorded()),
             ("took", took),
             ("from cache", cache),
             ("finished", complete),
-            ("model", esc(report.model) + (f" <span class=nr>({esc(report.model_source)})</span>" if report.model_source else "")),
+            (
+                "model",
+                esc(report.model)
+                + (f" <span class=nr>({esc(report.model_source)})</span>" if report.model_source else ""),
+            ),
         ]
     )
 
@@ -299,7 +317,9 @@ def candidate_row(c: Candidate) -> list[Cell]:
         label += ' <span class="tag">baseline</span>'
     if c.reference_only:
         label += ' <span class="tag">reference only</span>'
-    status = f'<span class="badge {esc(r.status)}">{esc(r.status)}</span>' + (' <span class="tag">cached</span>' if r.cached else "")
+    status = f'<span class="badge {esc(r.status)}">{esc(r.status)}</span>' + (
+        ' <span class="tag">cached</span>' if r.cached else ""
+    )
     why = (r.reason or "").strip()
     if r.status == Status.OK and c.stopped:
         why = f"profiling: {c.stopped}"
