@@ -59,6 +59,8 @@ def write_package(
     points: list[dict[str, Any]] | None = None,
     selected: bool = True,
     name: str = "tiny",
+    stopped: str = "reached max batch 16",
+    checked: tuple[int, ...] = (2, 1, 16),
 ) -> Path:
     """A package with one candidate ``<step>:<runner>@<device>``; returns the folder."""
     signature = signature or SIGNATURE
@@ -89,7 +91,7 @@ def write_package(
         "options": options or {},
         "status": "ok",
         "artifact": rel.rstrip("/"),
-        "profile": {"points": points if points is not None else POINTS, "threads": threads},
+        "profile": {"points": points if points is not None else POINTS, "threads": threads, "stopped": stopped},
     }
     status = {
         "schema": 1,
@@ -97,6 +99,7 @@ def write_package(
         "model": {"name": name, "format": format},
         "host": {"threads": host_threads, "devices": ["cpu", "cuda"], "machine": "x86_64"},
         "signature": signature,
+        "correctness_batches": list(checked),
         "selection": {"best": cid if selected else None, "ranking": [cid] if selected else []},
         "candidates": {cid: record},
     }

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _packages import SIGNATURE, write_package
+from _packages import POINTS, SIGNATURE, write_package
 from google.protobuf import text_format
 from sextant.api import SextantError, UsageError
 from sextant_triton import config
@@ -151,6 +151,26 @@ def test_a_tensor_without_batch_axis_turns_batching_off(tmp_path):
     assert [(w.batch_size, list(w.inputs["pixels"].dims)) for w in c.model_warmup] == [(1, [2, 3, 2, 8])]
     with pytest.raises(UsageError, match="table has no batch axis"):
         deploy_case(tmp_path / "again", "python_unbatched", max_batch_size=8)
+
+
+def test_a_profile_cut_off_early_keeps_the_checked_max_batch(tmp_path):
+    """A candidate whose sweep stopped because it could not win was still checked up to batch 16."""
+    package = write_package(
+        tmp_path / "pkg",
+        format="torch-exported",
+        runner="torch-exported",
+        points=POINTS[:2],
+        stopped="stopped early: cannot win (3300/s at batch 2 is under 70% of the best so far, 9000/s)",
+    )
+    deployment = deploy_package(package, tmp_path / "models")
+    c = config.read(tmp_path / "models" / "tiny" / "config.pbtxt")
+    assert c.max_batch_size == 16
+    assert "max_batch_size 16: the largest batch checked for correctness (its profile was cut off at batch 2)" in (
+        deployment.notes
+    )
+    plateau = write_package(tmp_path / "plateau", format="torch-exported", runner="torch-exported", points=POINTS[:2])
+    deploy_package(plateau, tmp_path / "m2", name="plateau")
+    assert config.read(tmp_path / "m2" / "plateau" / "config.pbtxt").max_batch_size == 2
 
 
 def test_given_settings_override_the_measured_ones(tmp_path):

@@ -29,7 +29,7 @@ pytestmark = [
     pytest.mark.skipif(bool(MISSING), reason=f"needs {', '.join(MISSING)}"),
     pytest.mark.slow,
 ]
-READY_POLLS = 600  # of 0.2 s: a bound, not a timing assertion
+READY_POLLS = 1500  # of 0.2 s: a bound, not a timing assertion
 
 
 @pytest.fixture(scope="module")

@@ -21,10 +21,26 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 
+def utf8_locale() -> None:
+    """Triton's stub embeds Python without setting the locale (and ignores PYTHONUTF8), so files
+    open as ASCII: torch.compile then fails to read its own templates. Take LC_CTYPE from the
+    environment, or C.UTF-8."""
+    import locale
+
+    for name in ("", "C.UTF-8"):
+        try:
+            locale.setlocale(locale.LC_CTYPE, name)
+        except locale.Error:
+            continue
+        if locale.getpreferredencoding(False).lower().replace("-", "") == "utf8":
+            return
+
+
 class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         from sextant.api import Package
 
+        utf8_locale()
         config = json.loads(args["model_config"])
         folder = Path(args["model_repository"]) / args["model_version"]
         self.runner = Package(folder / "package").best().load()

@@ -116,7 +116,7 @@ def plan(package: Package, request: DeployRequest, options: DeployOptions) -> Pl
     name = model_name(package, request.name)
     signature = Signature.from_dict(package.status["signature"])
     host_threads = int(package.status.get("host", {}).get("threads") or os.cpu_count() or 1)
-    settings = derive(view.record, signature, host_threads, options)
+    settings = derive(view.record, signature, host_threads, options, package.status.get("correctness_batches", ()))
     tuning = backends.tuning(backend, view.record, settings.threads)
     sample = load_batches(package.path / "samples.npz")[0]
     input_names, output_names = config.tensor_names(signature, backend)

@@ -105,7 +105,9 @@ def serving(
     served_name = model_name(opened, name)
     signature = Signature.from_dict(opened.status["signature"])
     host_threads = int(opened.status.get("host", {}).get("threads") or os.cpu_count() or 1)
-    settings = derive(view.record, signature, host_threads, DeployOptions())
+    settings = derive(
+        view.record, signature, host_threads, DeployOptions(), opened.status.get("correctness_batches", ())
+    )
     batching = settings.max_batch_size > 0
     http_port, grpc_port, metrics_port = (p or server.free_port(host) for p in (http_port, grpc_port, metrics_port))
 

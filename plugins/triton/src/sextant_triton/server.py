@@ -41,7 +41,7 @@ from sextant.api import SextantError
 
 INSTALL = "pip install 'sextant-triton[serve]' (the tritonserver binary ships inside nvidia-pytriton)"
 #: polls of the readiness endpoint before giving up, and the pause between them
-READY_POLLS = 600
+READY_POLLS = 3000  # 5 minutes: a Python-backend model may compile (torch.compile) while it warms up
 POLL_S = 0.1
 STOP_TIMEOUT_S = 30.0
 
@@ -198,7 +198,17 @@ class TritonServer:
         self.stop()
 
 
+#: error lines every CPU-only start prints, which say nothing about a failure
+_NOISE = ("CudaDriverHelper", "NVML", "config modification time")
+
+
 def _tail(text: str, lines: int = 30) -> str:
+    """Triton's error lines (``E<date> ...``, the model load failures), else the log's last lines."""
+    errors = [
+        ln for ln in text.splitlines() if ln[:1] == "E" and ln[1:5].isdigit() and not any(n in ln for n in _NOISE)
+    ]
+    if errors:
+        return "\n".join(ln[:1500].replace("\\n", "\n") for ln in errors[:5])
     return "\n".join(text.splitlines()[-lines:])
 
 
@@ -211,11 +221,14 @@ def start_server(
     workdir: Path | None = None,
     wait: bool = True,
     attempts: int = 3,
+    exit_timeout_s: int = 5,
 ) -> TritonServer:
     """Start ``tritonserver`` on ``repository`` and (by default) wait until it is ready.
 
     Ports default to free loopback ports; a start that fails because a port was taken in between
-    is retried on new ones, ``attempts`` times in all. ``workdir`` (default: a new temporary
+    is retried on new ones, ``attempts`` times in all. ``exit_timeout_s``: how long a stopping
+    server waits for its models to unload (Python-backend models take seconds each) before it
+    exits with code 1. ``workdir`` (default: a new temporary
     folder) holds the backend directory, removed on stop, and ``tritonserver.log``.
     """
     dist = Distribution.find()
@@ -241,7 +254,7 @@ def start_server(
             f"--metrics-port={chosen.metrics}",
             "--allow-gpu-metrics=false",
             "--disable-auto-complete-config",
-            "--exit-timeout-secs=5",
+            f"--exit-timeout-secs={exit_timeout_s}",
         ]
         with log.open("w") as out:
             process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=server_env(dist))
@@ -271,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--http-port", type=int, default=8000)
     parser.add_argument("--grpc-port", type=int, default=8001)
     parser.add_argument("--metrics-port", type=int, default=8002)
+    parser.add_argument("--exit-timeout-secs", type=int, default=5, help="wait this long for models to unload")
     args = parser.parse_args(argv)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -279,7 +293,11 @@ def main(argv: list[str] | None = None) -> int:
     ort_backend = Path(__file__).with_name("ort_backend.py")
     try:
         server = start_server(
-            args.repository, host=args.host, ports=ports, python_backends={"onnxruntime": ort_backend}
+            args.repository,
+            host=args.host,
+            ports=ports,
+            python_backends={"onnxruntime": ort_backend},
+            exit_timeout_s=args.exit_timeout_secs,
         )
     except SextantError as exc:
         print(f"error: {exc.message}\n{exc.hint or ''}", file=sys.stderr)

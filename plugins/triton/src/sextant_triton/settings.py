@@ -3,8 +3,9 @@ what the package measured (:func:`derive` → :class:`ServingSettings`).
 
 The defaults, each explained in ``ServingSettings.reasons``:
 
-- ``max_batch_size``: the largest batch size the candidate was profiled at (0, no batching, when a
-  tensor has no batch axis or the model fixes its batch size);
+- ``max_batch_size``: the largest batch size the candidate was profiled at, or, when its sweep was
+  cut off because it could not win, the largest batch its outputs were checked at (0, no
+  batching, when a tensor has no batch axis or the model fixes its batch size);
 - dynamic batching when batches larger than 1 are allowed, with ``preferred_batch_size`` the
   profiled batch sizes within 10 % of the best throughput, and a queue delay of the median batch-1
   latency (a lone request waits at most about one more inference);
@@ -109,12 +110,25 @@ def preferred_sizes(points: Sequence[Mapping[str, Any]], max_batch_size: int) ->
     return tuple(sorted(p["batch"] for p in usable if p["throughput"] >= PREFERRED_SHARE * best and p["batch"] > 1))
 
 
-def derive(record: CandidateRecord, signature: Signature, host_threads: int, options: DeployOptions) -> ServingSettings:
-    """Serving settings for a candidate: the user's options over defaults from its measurements."""
+#: how the profiler words a sweep it stopped because the candidate could not win
+CUT_OFF = "stopped early"
+
+
+def derive(
+    record: CandidateRecord,
+    signature: Signature,
+    host_threads: int,
+    options: DeployOptions,
+    checked_batches: Sequence[int] = (),
+) -> ServingSettings:
+    """Serving settings for a candidate: the user's options over defaults from its measurements.
+    ``checked_batches``: the batch sizes its outputs were checked at (the package's correctness batches)."""
     reasons: list[str] = []
     points = list(record.points)
     blocker = batch_axis_blocker(signature)
     measured_max = max((p["batch"] for p in points), default=1)
+    cut_off = bool(record.profile and (record.profile.stopped or "").startswith(CUT_OFF))
+    checked_max = max(checked_batches, default=measured_max)
 
     if options.max_batch_size is not None:
         max_batch = options.max_batch_size
@@ -130,6 +144,12 @@ def derive(record: CandidateRecord, signature: Signature, host_threads: int, opt
     elif blocker:
         max_batch = 0
         reasons.append(f"max_batch_size 0: {blocker}")
+    elif cut_off and checked_max > measured_max:
+        max_batch = checked_max
+        reasons.append(
+            f"max_batch_size {max_batch}: the largest batch checked for correctness "
+            f"(its profile was cut off at batch {measured_max})"
+        )
     else:
         max_batch = measured_max
         reasons.append(f"max_batch_size {max_batch}: the largest batch size profiled")
