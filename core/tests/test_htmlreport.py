@@ -403,15 +403,22 @@ def many(status: dict, n: int) -> dict:
     return out
 
 
-def test_a_hundred_candidates_keep_the_plots_readable():
-    report = read_run(many(json.loads(OLD.read_text()), 100))
+def test_a_hundred_candidates_keep_the_plots_readable_and_light():
+    status = many(json.loads(OLD.read_text()), 100)
+    report = read_run(status)
     throughput = next(f for f in plots.run_figures(report) if f.id == "throughput")
     lines = [t for t in throughput.data if t["mode"] == "lines+markers"]
     colored = [t for t in lines if t["legendgroup"] != plots.OTHERS]
-    grey = [t for t in lines if t["legendgroup"] == plots.OTHERS]
-    assert len(colored) + len(grey) == 100
+    (grey,) = [t for t in lines if t["legendgroup"] == plots.OTHERS]  # the rest: one trace, one entry
     assert len(colored) == len(plots.PALETTE) - 2
-    assert [t["showlegend"] for t in grey].count(True) == 1  # one legend entry for the rest
+    others = [c for c in report.candidates if c.id not in {t["legendgroup"] for t in colored}]
+    assert grey["name"] == f"other candidates ({len(others)})" and grey["connectgaps"] is False
+    assert [x for x in grey["x"] if x is not None] == [p.batch for c in others for p in c.points]
+    assert grey["x"].count(None) == len(others)  # a gap after each line
     assert any(t["name"].startswith("★ ") for t in colored) and any("(baseline)" in t["name"] for t in colored)
-    html = htmlreport.render_report(many(json.loads(OLD.read_text()), 100))
+    tradeoff = next(f for f in plots.run_figures(report) if f.id == "tradeoff")
+    assert sum(len(t["x"]) for t in tradeoff.data if t["mode"] == "markers" and t["name"] != "selected") == len(
+        report.points
+    )
+    html = htmlreport.render_report(status)
     assert len(html) < 4_000_000

@@ -159,6 +159,7 @@ def point_columns(report: RunReport) -> tuple[str, ...]:
 
 def point_rows(report: RunReport) -> list[dict[str, Any]]:
     rows = []
+    stages = report.stage_names
     for c in report.candidates:
         for p in c.points:
             row: dict[str, Any] = {
@@ -170,7 +171,7 @@ def point_rows(report: RunReport) -> list[dict[str, Any]]:
                 "precision": c.record.precision,
             }
             row.update({f: getattr(p, f) for f in POINT_FIELDS})
-            row.update({f"stage_{s}_ms": (p.stages_ms or {}).get(s) for s in report.stage_names})
+            row.update({f"stage_{s}_ms": (p.stages_ms or {}).get(s) for s in stages})
             rows.append(row)
     return rows
 

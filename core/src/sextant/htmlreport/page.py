@@ -2,9 +2,9 @@
 tables, a print layout. Nothing is fetched: the styles, the script, the figures and plotly.js are
 all inside the file.
 
-The page's script draws every figure, then adds ``<div id="report-ready" data-plots="N">``; any
-script error is shown at the top of the page in ``#script-errors`` (so a browser test, or a
-person, sees it). This module knows nothing of optimize runs: a :class:`Page` is a title, banners
+The page's script draws every figure, then adds ``<div id="report-ready" data-plots="N" data-ms="T">``
+(T: milliseconds since navigation started); any script error is shown at the top of the page in
+``#script-errors`` (so a browser test, or a person, sees it). This module knows nothing of optimize runs: a :class:`Page` is a title, banners
 and sections; ``sextant analyze`` builds its own.
 """
 
@@ -351,6 +351,7 @@ _SCRIPT = """
     marker.id = "report-ready";
     marker.hidden = true;
     marker.setAttribute("data-plots", String(drawn));
+    marker.setAttribute("data-ms", String(Math.round(performance.now())));  // since navigation started
     if (note) marker.setAttribute("data-note", note);
     document.body.appendChild(marker);
   }

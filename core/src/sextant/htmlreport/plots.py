@@ -150,11 +150,12 @@ def line_trace(
         "marker": {"color": style.color, "size": 7 if style.group != OTHERS else 4},
         "legendgroup": style.group or series.name,
         "showlegend": style.legend if legend is None else legend and style.legend,
-        "connectgaps": True,
+        "connectgaps": series.name != OTHERS,  # the merged grey trace's gaps separate its lines
     }
     if series.text:
         trace["text"] = list(series.text)
-        trace["hovertemplate"] = "%{text}<extra>" + _escape(series.name) + "</extra>"
+        extra = "" if series.name == OTHERS else _escape(series.name)
+        trace["hovertemplate"] = "%{text}<extra>" + extra + "</extra>"
     return trace
 
 
@@ -206,7 +207,7 @@ def lines_figure(
     layout = base_layout(legend_entries=sum(style[s.name].legend for s in series))
     layout["xaxis"] = batch_axis([x for s in series for x in s.x])
     layout["yaxis"] = value_axis(y_title, log=log_y, values=[y for s in series for y in s.y])
-    data = [line_trace(s, style[s.name]) for s in _drawing_order(series, style)]
+    data = [line_trace(s, how) for s, how in _drawing_order(series, style)]
     data += [t for t in (unstable_trace(series),) if t is not None]
     return Figure(fig_id, title, caption, tuple(data), layout)
 
@@ -238,8 +239,8 @@ def paired_lines_figure(
         _panel_title(titles[1], "x2 domain"),
     ]
     layout["margin"] = {**layout["margin"], "t": 36}
-    data = [line_trace(s, style[s.name]) for s in _drawing_order(left, style)]
-    data += [line_trace(s, style[s.name], xaxis="x2", yaxis="y2", legend=False) for s in _drawing_order(right, style)]
+    data = [line_trace(s, how) for s, how in _drawing_order(left, style)]
+    data += [line_trace(s, how, xaxis="x2", yaxis="y2", legend=False) for s, how in _drawing_order(right, style)]
     rings = (unstable_trace(left), unstable_trace(right, xaxis="x2", yaxis="y2", legend=unstable_trace(left) is None))
     data += [t for t in rings if t is not None]
     return Figure(fig_id, title, caption, tuple(data), layout)
@@ -257,9 +258,24 @@ def _panel_title(text: str, xref: str) -> dict[str, Any]:
     }
 
 
-def _drawing_order(series: Sequence[Series], style: Mapping[str, Style]) -> list[Series]:
-    """Grey series first (drawn under), coloured ones after, the legend still in colour order."""
-    return sorted(series, key=lambda s: style[s.name].group != OTHERS)
+def _drawing_order(series: Sequence[Series], style: Mapping[str, Style]) -> list[tuple[Series, Style]]:
+    """What to draw, in order: the grey series first (under the others), merged into one trace
+    (lines separated by gaps; the browser draws one trace far faster than a hundred), then the
+    coloured ones. The legend keeps colour order."""
+    grey = [s for s in series if style[s.name].group == OTHERS]
+    colored = [(s, style[s.name]) for s in series if style[s.name].group != OTHERS]
+    if not grey:
+        return colored
+    merged = Series(
+        OTHERS,
+        x=tuple(v for s in grey for v in (*s.x, None)),
+        y=tuple(v for s in grey for v in (*s.y, None)),
+        text=tuple(t for s in grey for t in (*(f"{s.name}: {line}" for line in s.text), ""))
+        if all(s.text for s in grey)
+        else (),
+    )
+    label = f"other candidates ({len(grey)})"
+    return [(merged, Style(OTHER, label, width=1.0, group=OTHERS)), *colored]
 
 
 def tradeoff_figure(
@@ -284,9 +300,13 @@ def tradeoff_figure(
     layout["xaxis"] = value_axis("p99 latency (ms)", log=True, values=[p.p99_ms for p in points])
     layout["yaxis"] = value_axis("throughput (samples/s)")
     data: list[dict[str, Any]] = []
-    for name in sorted(by_name, key=lambda n: style[n].group != OTHERS):
-        s = style[name]
-        pts = by_name[name]
+    grey = [p for name in by_name if style[name].group == OTHERS for p in by_name[name]]
+    groups: list[tuple[str, Style, list[Point]]] = []
+    if grey:
+        label = f"other candidates ({sum(style[n].group == OTHERS for n in by_name)})"
+        groups.append((OTHERS, Style(OTHER, label, width=1.0, group=OTHERS), grey))
+    groups += [(name, style[name], pts) for name, pts in by_name.items() if style[name].group != OTHERS]
+    for name, s, pts in groups:
         data.append(
             {
                 "type": "scatter",
@@ -295,9 +315,10 @@ def tradeoff_figure(
                 "x": [p.p99_ms for p in pts],
                 "y": [p.throughput for p in pts],
                 "text": [
-                    f"batch {p.batch}, {p.throughput:,.0f}/s, p50 {p.p50_ms:.3f} ms, p99 {p.p99_ms:.3f} ms" for p in pts
+                    f"{p.candidate}: batch {p.batch}, {p.throughput:,.0f}/s, p50 {p.p50_ms:.3f} ms, p99 {p.p99_ms:.3f} ms"
+                    for p in pts
                 ],
-                "hovertemplate": "%{text}<extra>" + _escape(name) + "</extra>",
+                "hovertemplate": "%{text}<extra></extra>",
                 "marker": {"color": s.color, "size": 8 if s.group != OTHERS else 5, "opacity": 0.85},
                 "legendgroup": s.group or name,
                 "showlegend": s.legend,
