@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sextant.api import ONNX, TENSORRT_ENGINE, TF_SAVEDMODEL, TORCHSCRIPT
 
@@ -158,18 +158,3 @@ def native_summary() -> str:
 
 def tuning(backend: Backend, record: CandidateRecord, threads: int) -> Tuning:
     return backend.translate(record, threads)
-
-
-def describe(tuning: Tuning) -> dict[str, Any]:
-    """The tuning as plain data, for notes and JSON."""
-    out: dict[str, Any] = {}
-    if tuning.parameters:
-        out["parameters"] = dict(tuning.parameters)
-    if tuning.graph_level is not None:
-        out["graph_level"] = tuning.graph_level
-    for key in ("cpu_accelerators", "gpu_accelerators"):
-        if getattr(tuning, key):
-            out[key] = [a.name for a in getattr(tuning, key)]
-    if tuning.cuda_graphs:
-        out["cuda_graphs"] = True
-    return out
