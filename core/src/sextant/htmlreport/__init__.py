@@ -23,7 +23,16 @@ from typing import Any
 from sextant.htmlreport.bundle import INSTALL_HINT, missing_reason, plotly_bundle
 from sextant.htmlreport.data import RunReport, read_run
 
-__all__ = ["INSTALL_HINT", "REPORT", "missing_reason", "read_run", "render_report", "write_csv", "write_report"]
+__all__ = [
+    "INSTALL_HINT",
+    "REPORT",
+    "missing_reason",
+    "read_package",
+    "read_run",
+    "render_report",
+    "write_csv",
+    "write_report",
+]
 
 #: the report's file name inside a package
 REPORT = "report.html"
