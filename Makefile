@@ -4,16 +4,16 @@
 PYTHON ?= python3
 PIP_FLAGS ?= -q --disable-pip-version-check -c constraints.txt
 VENV := .venv
-DISTS := core plugins/torch plugins/onnx plugins/search plugins/tensorflow plugins/tensorrt
+DISTS := core plugins/torch plugins/onnx plugins/search plugins/tensorflow plugins/tensorrt plugins/triton
 DEMO_WS ?= sextant-workspace/mlp
 
-.PHONY: demo test test-core test-torch test-onnx test-search test-tensorflow test-tensorrt test-template test-_template test-all install clean
+.PHONY: demo test test-core test-torch test-onnx test-search test-tensorflow test-tensorrt test-triton test-template test-_template test-all install clean
 
 # one environment with every distribution (editable), for the demo and the cross-distribution tests
 $(VENV)/.installed: $(foreach d,$(DISTS),$(d)/pyproject.toml) constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install $(PIP_FLAGS) --upgrade pip
-	$(VENV)/bin/pip install $(PIP_FLAGS) -e ./core[test] -e ./plugins/torch[test,onnx] -e './plugins/onnx[cpu,test]' -e './plugins/search[test]' -e './plugins/tensorflow[cpu,onnx,test]' -e './plugins/tensorrt[test]'
+	$(VENV)/bin/pip install $(PIP_FLAGS) -e ./core[test] -e ./plugins/torch[test,onnx] -e './plugins/onnx[cpu,test]' -e './plugins/search[test]' -e './plugins/tensorflow[cpu,onnx,test]' -e './plugins/tensorrt[test]' -e ./plugins/triton
 	touch $@
 
 install: $(VENV)/.installed
@@ -39,10 +39,24 @@ test-core test-torch test-onnx test-search test-tensorflow test-tensorrt test-_t
 
 test-template: test-_template
 
-test-all: install
-	$(VENV)/bin/python -m pytest tests plugins/torch/tests plugins/onnx/tests plugins/search/tests plugins/tensorflow/tests plugins/tensorrt/tests
+# sextant-triton runs the real tritonserver from the nvidia-pytriton wheel, whose Python stub needs
+# numpy<2 (nvidia-pytriton pins it): its own environment holds what its tests optimize and deploy
+TRITON_DISTS := ./core[test] './plugins/torch[test,onnx]' './plugins/onnx[cpu,test]' './plugins/triton[test]'
 
-test: test-core test-template test-search test-torch test-onnx test-tensorflow test-tensorrt test-all
+.venv-triton/.installed: constraints.txt core/pyproject.toml plugins/torch/pyproject.toml plugins/onnx/pyproject.toml plugins/triton/pyproject.toml
+	$(PYTHON) -m venv .venv-triton
+	.venv-triton/bin/pip install $(PIP_FLAGS) --upgrade pip
+	.venv-triton/bin/pip install $(PIP_FLAGS) $(TRITON_DISTS)
+	touch $@
+
+test-triton: .venv-triton/.installed
+	.venv-triton/bin/pip install $(PIP_FLAGS) --no-deps --force-reinstall $(TRITON_DISTS)
+	.venv-triton/bin/python -m pytest plugins/triton/tests
+
+test-all: install
+	$(VENV)/bin/python -m pytest tests plugins/torch/tests plugins/onnx/tests plugins/search/tests plugins/tensorflow/tests plugins/tensorrt/tests plugins/triton/tests
+
+test: test-core test-template test-search test-torch test-onnx test-tensorflow test-tensorrt test-triton test-all
 
 clean:
-	rm -rf $(VENV) .venv-core .venv-_template .venv-search .venv-torch .venv-onnx .venv-tensorflow .venv-tensorrt sextant-workspace
+	rm -rf $(VENV) .venv-core .venv-_template .venv-search .venv-torch .venv-onnx .venv-tensorflow .venv-tensorrt .venv-triton sextant-workspace

@@ -167,6 +167,12 @@ def test_a_candidate_that_cannot_win_is_cut_off(fault_catalog, options, samples)
     sleepy = status["candidates"]["fake-graph:fault-sleepy@cpu"]
     assert sleepy["status"] == "ok" and sleepy["correctness"]["passed"]
     assert sleepy["profile"]["stopped"].startswith("stopped early: cannot win")
+    assert sleepy["profile"]["stop"] == "cutoff"
+    for record in (r for r in status["candidates"].values() if r["status"] == "ok"):  # the word follows the words
+        stop, words = record["profile"]["stop"], record["profile"]["stopped"]
+        assert (stop == "cutoff") == words.startswith("stopped early") and (stop == "max_batch") == words.startswith(
+            "reached max batch"
+        )
     assert [p["batch"] for p in sleepy["profile"]["points"]] == [1, 2]  # batch 1 in full, stopped at 2
     assert status["selection"]["best"] != "fake-graph:fault-sleepy@cpu"
 

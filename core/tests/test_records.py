@@ -60,3 +60,12 @@ def test_statuses_and_causes_are_the_strings_status_json_holds():
 def test_a_rejected_candidate_keeps_verified_false():
     record = CandidateRecord("source", "f", "r", "p", "cpu", "fp32", status=Status.REJECTED, verified=False)
     assert record.to_json()["verified"] is False
+
+
+def test_a_profile_written_before_stop_existed_reads_its_stop_from_its_words():
+    from sextant.records import Profile, Stop
+
+    assert Profile.from_json({"points": [], "stopped": "stopped early: cannot win (5/s at batch 2 ...)"}).cut_off
+    assert Profile.from_json({"points": [], "stopped": "reached max batch 64"}).stop is Stop.MAX_BATCH
+    assert Profile.from_json({"points": [], "stopped": "throughput stopped improving at batch 8"}).stop is Stop.PLATEAU
+    assert Profile.from_json({"points": [], "stop": "cutoff", "stopped": "anything"}).cut_off

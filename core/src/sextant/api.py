@@ -14,8 +14,8 @@ What callables receive and return
     ``StepRequest``, ``RunnerRequest``, ``DeployRequest``, ``Deployment``, ``Runner``, ``StageTimer``, ``SearchStrategy``,
     ``Signature``, ``TensorSpec``, ``Tolerance``, ``Verdict``, ``OutputReport``
 Packages (what a deployer reads)
-    ``Package`` (``Package(path)``; ``.best()``, ``.candidate(id)``, ``.status``), ``CandidateRecord``,
-    ``Status``
+    ``Package`` (``Package(path)``; ``.best()``, ``.candidate(id)``, ``.status``), ``CandidateView``
+    (one candidate of a package), ``CandidateRecord``, ``Status``, ``Stop`` (why a profile sweep ended)
 Helpers
     ``load_batches``, ``resize_batch`` (samples), ``cache_dir`` (sextant's shared cache),
     ``digest`` (a content key), ``device_identity`` (what an artifact built for a device depends
@@ -70,14 +70,16 @@ from sextant.specs import (
 
 if TYPE_CHECKING:  # imported on first use (see _LAZY)
     from sextant.compare import OutputReport, Tolerance, Verdict  # noqa: F401
-    from sextant.package import Package  # noqa: F401
+    from sextant.package import CandidateView, Package  # noqa: F401
     from sextant.plugins import availability, installed  # noqa: F401
-    from sextant.records import CandidateRecord, Status  # noqa: F401
+    from sextant.records import CandidateRecord, Status, Stop  # noqa: F401
     from sextant.samples import load_batches, resize_batch  # noqa: F401
     from sextant.signature import Signature, TensorSpec  # noqa: F401
 
 _LAZY = {
     "Package": "sextant.package",
+    "CandidateView": "sextant.package",
+    "Stop": "sextant.records",
     "CandidateRecord": "sextant.records",
     "Status": "sextant.records",
     "Signature": "sextant.signature",

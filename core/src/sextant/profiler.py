@@ -28,6 +28,11 @@ if TYPE_CHECKING:
 Clock = Callable[[], int]
 
 
+#: how :func:`sweep`'s own reasons for stopping begin (a ``keep_going`` reason is the caller's)
+PLATEAU = "throughput stopped improving"
+MAX_BATCH = "reached max batch"
+
+
 @dataclass(frozen=True)
 class ProfilerConfig:
     max_batch: int = 64
@@ -182,5 +187,5 @@ def sweep(
         low_gain = low_gain + 1 if point.throughput < best * (1 + config.min_gain) else 0
         best = max(best, point.throughput)
         if low_gain >= config.plateau_steps:
-            return f"throughput stopped improving at batch {batch}"
-    return f"reached max batch {config.max_batch}"
+            return f"{PLATEAU} at batch {batch}"
+    return f"{MAX_BATCH} {config.max_batch}"

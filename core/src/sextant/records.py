@@ -52,6 +52,21 @@ class Cause(str, Enum):
         return self in (Cause.TIMEOUT, Cause.LOST, Cause.INTERRUPTED)
 
 
+#: how a sweep stopped by the cut-off is described (``sextant.worker.cutoff_reason``)
+CUTOFF_WORDS = "stopped early: cannot win"
+
+
+class Stop(str, Enum):
+    """Why a profile sweep ended."""
+
+    MAX_BATCH = "max_batch"  # it reached the largest batch size
+    PLATEAU = "plateau"  # throughput stopped improving
+    CUTOFF = "cutoff"  # it could not win: under the cut-off share of the best rival
+
+    def __str__(self) -> str:
+        return self.value
+
+
 def _to_json(record: Any, renames: Mapping[str, str] = {}) -> dict[str, Any]:  # noqa: B006 - read only
     """Fields in declaration order, leaving out the ones at their "nothing to say" value."""
     out: dict[str, Any] = {}
@@ -148,22 +163,46 @@ class Profile:
 
     points: tuple[Mapping[str, Any], ...] = ()
     threads: int | None = None
-    stopped: str | None = None
+    stopped: str | None = None  # in words
     loaded_memory_mb: float | None = None
+    stop: Stop | None = None  # in one word (not recorded before this field existed)
+
+    @property
+    def cut_off(self) -> bool:
+        return self.stop is Stop.CUTOFF
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"points": [dict(p) for p in self.points], "threads": self.threads}
         if self.stopped is not None:
             out["stopped"] = self.stopped
+        if self.stop is not None:
+            out["stop"] = self.stop.value
         if self.loaded_memory_mb is not None:
             out["loaded_memory_mb"] = self.loaded_memory_mb
         return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Profile:
+        stop = data.get("stop")
         return cls(
-            tuple(data.get("points", ())), data.get("threads"), data.get("stopped"), data.get("loaded_memory_mb")
+            tuple(data.get("points", ())),
+            data.get("threads"),
+            data.get("stopped"),
+            data.get("loaded_memory_mb"),
+            Stop(stop) if stop else _stop_in_words(data.get("stopped")),
         )
+
+
+def _stop_in_words(stopped: str | None) -> Stop | None:
+    """The stop of a package written before ``stop`` was recorded, from the words it did record."""
+    for prefix, stop in (
+        (CUTOFF_WORDS, Stop.CUTOFF),
+        ("reached max batch", Stop.MAX_BATCH),
+        ("throughput stopped improving", Stop.PLATEAU),
+    ):
+        if stopped and stopped.startswith(prefix):
+            return stop
+    return None
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,8 @@ import numpy as np
 from sextant.child import Channel
 from sextant.jobs import CandidateJob, ProfileOrder, StepJob, read_job
 from sextant.memory import MemoryProbe
-from sextant.profiler import Point, sweep
+from sextant.profiler import MAX_BATCH, Point, sweep
+from sextant.records import CUTOFF_WORDS, Stop
 from sextant.runtime import StageTimer
 from sextant.samples import load_batches, resize_batch, save_batches
 from sextant.specs import resolve
@@ -47,7 +48,7 @@ def cutoff_reason(point: Point, order: ProfileOrder) -> str | None:
     rival = order.rivals.get(point.batch)
     if point.batch >= 2 and rival and point.throughput < order.cutoff * rival:
         return (
-            f"stopped early: cannot win ({point.throughput:.0f}/s at batch {point.batch} "
+            f"{CUTOFF_WORDS} ({point.throughput:.0f}/s at batch {point.batch} "
             f"is under {order.cutoff:.0%} of the best so far, {rival:.0f}/s)"
         )
     return None
@@ -82,16 +83,26 @@ def run_candidate(document: Mapping[str, Any], channel: Channel) -> dict[str, An
             batch = resize_batch(base, size, job.request.signature)
             return lambda: runner.infer(batch)
 
+        cut: list[str] = []
+
+        def keep_going(point: Point) -> str | None:
+            reason = cutoff_reason(point, order)
+            if reason:
+                cut.append(reason)
+            return reason
+
         stages = runner.stage_times if isinstance(runner, StageTimer) else None
         stopped = sweep(
-            make_infer,
-            job.profiler,
-            lambda p: channel.emit("point", p.to_dict()),
-            lambda p: cutoff_reason(p, order),
-            stages,
-            memory=memory,
+            make_infer, job.profiler, lambda p: channel.emit("point", p.to_dict()), keep_going, stages, memory=memory
         )
-        return {"profiled": True, "stopped": stopped, "threads": job.request.threads, "loaded_memory_mb": loaded_mb}
+        stop = Stop.CUTOFF if cut else (Stop.MAX_BATCH if stopped.startswith(MAX_BATCH) else Stop.PLATEAU)
+        return {
+            "profiled": True,
+            "stopped": stopped,
+            "stop": stop.value,
+            "threads": job.request.threads,
+            "loaded_memory_mb": loaded_mb,
+        }
     finally:
         runner.close()
 

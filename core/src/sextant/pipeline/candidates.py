@@ -21,7 +21,7 @@ from sextant.jobs import CandidateJob, ProfileOrder
 from sextant.options import OptimizeOptions
 from sextant.pipeline.context import Run, outcome
 from sextant.planner import SOURCE, PlannedCandidate
-from sextant.records import CandidateKeys, CandidateRecord, Correctness, Profile, Status
+from sextant.records import CandidateKeys, CandidateRecord, Correctness, Profile, Status, Stop
 from sextant.runtime import RunnerRequest
 from sextant.samples import Batch, load_batches, save_batches
 from sextant.signature import infer_tensors
@@ -211,7 +211,8 @@ def _ended(record: CandidateRecord, result: Any, points: list[dict[str, Any]], t
     elif record.status == Status.PROFILING:
         if result.ok and points:
             value = result.value
-            profile = Profile(tuple(points), value.get("threads"), value.get("stopped"), value.get("loaded_memory_mb"))
+            stop = Stop(value["stop"])
+            profile = Profile(tuple(points), value["threads"], value["stopped"], value.get("loaded_memory_mb"), stop)
             record = replace(record, status=Status.OK, profile=profile)
         else:
             failure = outcome(result)

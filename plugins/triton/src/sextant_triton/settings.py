@@ -110,10 +110,6 @@ def preferred_sizes(points: Sequence[Mapping[str, Any]], max_batch_size: int) ->
     return tuple(sorted(p["batch"] for p in usable if p["throughput"] >= PREFERRED_SHARE * best and p["batch"] > 1))
 
 
-#: how the profiler words a sweep it stopped because the candidate could not win
-CUT_OFF = "stopped early"
-
-
 def derive(
     record: CandidateRecord,
     signature: Signature,
@@ -127,7 +123,7 @@ def derive(
     points = list(record.points)
     blocker = batch_axis_blocker(signature)
     measured_max = max((p["batch"] for p in points), default=1)
-    cut_off = bool(record.profile and (record.profile.stopped or "").startswith(CUT_OFF))
+    cut_off = bool(record.profile and record.profile.cut_off)
     checked_max = max(checked_batches, default=measured_max)
 
     if options.max_batch_size is not None:
