@@ -34,7 +34,7 @@ from sextant_triton import backends, client, config
 from sextant_triton.settings import DeployOptions, ServingSettings, derive
 
 if TYPE_CHECKING:
-    from sextant.api import Package
+    from sextant.api import CandidateView, Package
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 PYTHON_MODEL = Path(__file__).with_name("python_model.py")
@@ -45,7 +45,7 @@ class Plan:
     """What a deployment will write, decided before anything is written."""
 
     name: str
-    view: Any  # the package's CandidateView
+    view: CandidateView
     backend: backends.Backend
     settings: ServingSettings
     config: Any  # model_config_pb2.ModelConfig
@@ -55,7 +55,7 @@ class Plan:
     notes: tuple[str, ...]
 
 
-def candidate_view(package: Package, candidate: str | None) -> Any:
+def candidate_view(package: Package, candidate: str | None) -> CandidateView:
     """The candidate to deploy: the given id, or the package's selection; refusals say why not."""
     ids = list(package.status.get("candidates", {}))
     if candidate is None:
@@ -83,7 +83,7 @@ def candidate_view(package: Package, candidate: str | None) -> Any:
     return view
 
 
-def choose_backend(view: Any, choice: str) -> backends.Backend:
+def choose_backend(view: CandidateView, choice: str) -> backends.Backend:
     native = backends.native_backend(view.record)
     if choice == "python":
         return backends.PYTHON
@@ -140,7 +140,7 @@ def plan(package: Package, request: DeployRequest, options: DeployOptions) -> Pl
 
 
 def _notes(
-    view: Any, backend: backends.Backend, settings: ServingSettings, tuning: Any, served: list[str]
+    view: CandidateView, backend: backends.Backend, settings: ServingSettings, tuning: Any, served: list[str]
 ) -> tuple[str, ...]:
     """What the user should know about the deployment, one line each."""
     if backend is backends.PYTHON:
@@ -157,7 +157,7 @@ def _notes(
     return tuple(notes)
 
 
-def _copy_artifact(view: Any, backend: backends.Backend, version_dir: Path) -> list[Path]:
+def _copy_artifact(view: CandidateView, backend: backends.Backend, version_dir: Path) -> list[Path]:
     """Native: the artifact (and the files beside it, such as external data) under the backend's
     file name. Python: model.py and a one-candidate package."""
     artifact = view.artifact
@@ -210,7 +210,7 @@ def _check_repository(repository: Path) -> None:
 
 def deploy(request: DeployRequest) -> Deployment:
     """The ``triton`` deployer (``DeployerSpec.deploy``): write the model folder and the client example."""
-    from sextant.api import Package
+    from sextant.api import CandidateView, Package
 
     options = DeployOptions.from_mapping(request.options)
     package = Package(request.package)
