@@ -7,13 +7,13 @@ VENV := .venv
 DISTS := core plugins/torch plugins/onnx plugins/search plugins/tensorflow plugins/tensorrt plugins/triton
 DEMO_WS ?= sextant-workspace/mlp
 
-.PHONY: demo test test-core test-torch test-onnx test-search test-tensorflow test-tensorrt test-triton test-template test-_template test-all install clean
+.PHONY: browser demo test test-core test-torch test-onnx test-search test-tensorflow test-tensorrt test-triton test-template test-_template test-all install clean
 
 # one environment with every distribution (editable), for the demo and the cross-distribution tests
 $(VENV)/.installed: $(foreach d,$(DISTS),$(d)/pyproject.toml) constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install $(PIP_FLAGS) --upgrade pip
-	$(VENV)/bin/pip install $(PIP_FLAGS) -e ./core[test] -e ./plugins/torch[test,onnx] -e './plugins/onnx[cpu,test]' -e './plugins/search[test]' -e './plugins/tensorflow[cpu,onnx,test]' -e './plugins/tensorrt[test]' -e ./plugins/triton
+	$(VENV)/bin/pip install $(PIP_FLAGS) -e './core[report,test]' -e ./plugins/torch[test,onnx] -e './plugins/onnx[cpu,test]' -e './plugins/search[test]' -e './plugins/tensorflow[cpu,onnx,test]' -e './plugins/tensorrt[test]' -e ./plugins/triton
 	touch $@
 
 install: $(VENV)/.installed
@@ -53,8 +53,16 @@ test-triton: .venv-triton/.installed
 	.venv-triton/bin/pip install $(PIP_FLAGS) --no-deps --force-reinstall $(TRITON_DISTS)
 	.venv-triton/bin/python -m pytest plugins/triton/tests
 
-test-all: install
-	$(VENV)/bin/python -m pytest tests plugins/torch/tests plugins/onnx/tests plugins/search/tests plugins/tensorflow/tests plugins/tensorrt/tests plugins/triton/tests
+# Chromium for tests/test_report_browser.py (Debian's package): installed when missing where apt-get
+# can (as root); where it cannot, that test skips and says so in pytest's summary. Where apt-get
+# could install it, SEXTANT_REQUIRE_BROWSER=1 makes a missing browser a failure, not a skip.
+CAN_APT := $(shell command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && echo 1)
+
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ -n "$(CAN_APT)" ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || echo "!!! chromium is not installed and apt-get cannot install it here: tests/test_report_browser.py will SKIP (the report is not checked in a browser)" >&2
+
+test-all: install browser
+	SEXTANT_REQUIRE_BROWSER=$(if $(CAN_APT),1,0) $(VENV)/bin/python -m pytest tests plugins/torch/tests plugins/onnx/tests plugins/search/tests plugins/tensorflow/tests plugins/tensorrt/tests plugins/triton/tests
 
 test: test-core test-template test-search test-torch test-onnx test-tensorflow test-tensorrt test-triton test-all
 
