@@ -18,7 +18,7 @@ from string import Template
 from typing import Any
 
 from sextant.htmlreport.bundle import Bundle
-from sextant.htmlreport.plots import Figure
+from sextant.htmlreport.figures import Figure
 
 
 def esc(value: Any) -> str:

@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 
 from sextant.htmlreport.data import Candidate, Problem, RunReport
+from sextant.htmlreport.figures import Figure
 from sextant.htmlreport.page import (
     Banner,
     Cell,
@@ -24,7 +25,6 @@ from sextant.htmlreport.page import (
     table,
     text_cell,
 )
-from sextant.htmlreport.plots import Figure
 from sextant.records import Status
 
 #: how a log path inside the package becomes a link from the page (``None``: no link)
