@@ -41,6 +41,12 @@ def _module_distributions() -> dict[str, list[str]]:
 
 def library_versions(modules: Iterable[str]) -> dict[str, str]:
     """Installed versions of the distributions that provide ``modules``."""
+    return dict(_library_versions(tuple(modules)))
+
+
+@functools.cache
+def _library_versions(modules: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """Read once per process: package metadata lookups are slow, and versions do not change mid-run."""
     versions = {}
     for module in modules:
         top = module.split(".", 1)[0]
@@ -49,7 +55,7 @@ def library_versions(modules: Iterable[str]) -> dict[str, str]:
                 versions[dist] = importlib.metadata.version(dist)
             except importlib.metadata.PackageNotFoundError:
                 versions[dist] = "absent"
-    return versions
+    return tuple(versions.items())
 
 
 def cache_dir() -> Path:

@@ -49,14 +49,14 @@ class Ledger:
     def record_step(self, step_id: str, record: StepRecord) -> None:
         self.steps[step_id] = record
         self.run_steps.append(step_id)
-        self.save()
+        self._save_unless_cached(record)
         self._emit("step_end", {"id": step_id, "record": record.to_json()})
 
     def record_candidate(self, candidate_id: str, record: CandidateRecord, *, announce: bool = True) -> None:
         self.candidates[candidate_id] = record
         if candidate_id not in self.run_candidates:
             self.run_candidates.append(candidate_id)
-        self.save()
+        self._save_unless_cached(record)
         if announce:
             self._emit("candidate_end", {"id": candidate_id, "record": record.to_json()})
 
@@ -87,6 +87,12 @@ class Ledger:
 
     def save(self) -> None:
         write_json(self._path, self.document())
+
+    def _save_unless_cached(self, record: StepRecord | CandidateRecord) -> None:
+        """Save after each new result; a result reused from the workspace is already in the file
+        this run started from, so nothing is lost if the run stops before the next save."""
+        if not record.cached:
+            self.save()
 
 
 def _parse(records: Mapping[str, Any], parse: Callable[[Mapping[str, Any]], Any]) -> dict[str, Any]:
