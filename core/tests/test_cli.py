@@ -447,7 +447,9 @@ def test_interrupted_run_resumes_where_it_stopped(tmp_path, model_file):
     command = [
         sys.executable,
         "-c",
-        "import sys; from sextant.cli import main; sys.exit(main())",
+        # Ctrl-C as in a terminal, even where this test runs with SIGINT ignored (a background job)
+        "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler);"
+        "from sextant.cli import main; sys.exit(main())",
         "optimize",
         str(model_file),
         "-w",
