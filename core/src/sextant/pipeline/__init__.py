@@ -18,6 +18,7 @@ recorded under the same key, and redoes only what a changed option touches.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import time
 from collections.abc import Mapping
@@ -149,10 +150,7 @@ def optimize(
             for candidate in plan.candidates:
                 if candidate is not baseline and candidate not in variants:
                     evaluate(run, candidate, judge)
-
-            def evaluate_one(candidate: Any) -> Any:
-                return evaluate(run, candidate, judge)
-
+            evaluate_one = functools.partial(evaluate, run, judge=judge)
             if strategy is not None:
                 search_options(run, plan, variants, evaluate_one, strategy)
             else:
