@@ -223,3 +223,21 @@ def test_memory_is_measured_and_a_memory_budget_constrains_the_choice(fake_catal
     assert all(r["profile"]["loaded_memory_mb"] > 0 for r in status["candidates"].values() if r["status"] == "ok")
     with pytest.raises(sextant.SextantError, match="at most 0.001 MB of memory"):
         run(fake_catalog, replace(options, max_memory_mb=0.001), samples)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"cutoff": 2.0}, "--cutoff 2 is not a share between 0 and 1"),
+        ({"step_timeout": 0.0}, "--step-timeout 0 must be positive"),
+        ({"latency_budget_ms": -1.0}, "the latency budget must be positive"),
+        ({"formats": ("nosuchformat",)}, "--formats names nosuchformat, which no installed plugin provides"),
+        ({"runners": ("nosuchrunner",)}, "--runners names nosuchrunner, which no installed plugin provides"),
+    ],
+)
+def test_bad_settings_fail_before_any_work_naming_the_value(fake_catalog, options, samples, settings, message):
+    with pytest.raises(UsageError, match=message) as error:
+        run(fake_catalog, replace(options, **settings), samples)
+    assert not options.workspace.exists()  # nothing was written
+    if "formats" in settings:
+        assert "fake-graph" in error.value.hint and "numpy-mlp" in error.value.hint

@@ -62,6 +62,17 @@ class OptimizeOptions:
             raise UsageError(f"unknown precision {sorted(unknown)}", hint=f"Known: {', '.join(PRECISIONS)}, auto.")
         if self.max_batch_size < 1:
             raise UsageError("--max-batch-size must be at least 1")
+        if not 0.0 <= self.cutoff <= 1.0:
+            raise UsageError(
+                f"--cutoff {self.cutoff:g} is not a share between 0 and 1",
+                hint="It stops a candidate under that share of the best throughput at the same batch size "
+                "(0.7 by default; 0 never stops one).",
+            )
+        if self.step_timeout <= 0:
+            raise UsageError(
+                f"--step-timeout {self.step_timeout:g} must be positive",
+                hint="It is the seconds a step may go without progress before it is killed.",
+            )
 
     def devices(self) -> list[str]:
         if self.device == "auto":

@@ -30,7 +30,7 @@ from typing import Any
 from sextant import __version__
 from sextant.cache import hash_path
 from sextant.devices import cpu_threads, host_record
-from sextant.errors import CorrectnessError, NothingRunnableError, PackageError
+from sextant.errors import CorrectnessError, NothingRunnableError, PackageError, UsageError
 from sextant.inputs import prepare_inputs
 from sextant.isolation import Isolator
 from sextant.options import OptimizeOptions
@@ -83,6 +83,7 @@ def optimize(
     compare = resolve(catalog.get("comparator", options.comparator).spec.run)
     strategy = search_strategy(catalog, options.search)
 
+    _check_names(catalog, options)
     source, samples = _load(catalog, model, samples, options)
     plan = make_plan(
         catalog,
@@ -185,6 +186,19 @@ def _write_report(ledger: Ledger, workspace: Workspace) -> None:
     missing = missing_reason()
     if missing:
         ledger.emit("note", {"text": f"{REPORT} has tables but no plots: {missing}"})
+
+
+def _check_names(catalog: Catalog, options: OptimizeOptions) -> None:
+    """``--formats`` and ``--runners`` name formats and runners the installed plugins know."""
+    runners = {c.name for c in catalog.of("runner")}
+    formats = {str(c.spec.consumes) for c in catalog.of("runner")}
+    for given, known, flag in ((options.formats, formats, "--formats"), (options.runners, runners, "--runners")):
+        unknown = sorted(set(given or ()) - known)
+        if unknown:
+            raise UsageError(
+                f"{flag} names {', '.join(unknown)}, which no installed plugin provides",
+                hint=f"Known here: {', '.join(sorted(known))} (`sextant plugins` lists them).",
+            )
 
 
 def _load(catalog: Catalog, model: Any, samples: Any, options: OptimizeOptions) -> tuple[SourceModel, Any]:
