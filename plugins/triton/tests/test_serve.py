@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _models import MAX_BATCH, correctness_cases, onnx_package, torch_package
+from _models import MAX_BATCH, correctness_cases
 from sextant.api import SextantError
 from sextant_triton import serving
 from sextant_triton.server import Ports
@@ -30,14 +30,6 @@ pytestmark = [
     pytest.mark.slow,
 ]
 READY_POLLS = 1500  # of 0.2 s: a bound, not a timing assertion
-
-
-@pytest.fixture(scope="module")
-def packages(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SEXTANT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-        root = tmp_path_factory.mktemp("packages")
-        yield {"torch": torch_package(root / "torch" / "ws"), "onnx": onnx_package(root / "onnx" / "ws")}
 
 
 def _check_answers(url_http, url_grpc, model, package, candidate):

@@ -16,7 +16,7 @@ from importlib.util import find_spec
 
 import numpy as np
 import pytest
-from _models import MAX_BATCH, correctness_cases, first_ok, onnx_package, torch_package
+from _models import MAX_BATCH, correctness_cases, first_ok
 from sextant_triton import config
 from sextant_triton.repository import deploy_package
 from sextant_triton.testing import NO_SERVER
@@ -27,14 +27,6 @@ pytestmark = [
     pytest.mark.skipif(bool(MISSING), reason=f"needs {', '.join(MISSING)}"),
     pytest.mark.slow,
 ]
-
-
-@pytest.fixture(scope="module")
-def packages(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SEXTANT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-        root = tmp_path_factory.mktemp("packages")
-        yield {"torch": torch_package(root / "torch" / "ws"), "onnx": onnx_package(root / "onnx" / "ws")}
 
 
 @pytest.fixture(scope="module")
