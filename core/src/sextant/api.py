@@ -18,9 +18,16 @@ Packages (what a deployer reads)
     (one candidate of a package), ``CandidateRecord``, ``Status``, ``Stop`` (why a profile sweep ended)
 Helpers
     ``load_batches``, ``resize_batch`` (samples), ``cache_dir`` (sextant's shared cache),
-    ``digest`` (a content key), ``device_identity`` (what an artifact built for a device depends
+    ``digest`` (a content key), ``hash_path`` (a file's or folder's content key), ``cpu_model``,
+    ``device_identity`` (what an artifact built for a device depends
     on), ``availability`` (why a spec cannot be used here, without importing it), ``installed`` (is a distribution installed, without importing it), ``is_user_module``
     (was a class defined in the user's script, so it must travel by value)
+Ranking and searching
+    ``Objective`` (metric weights and constraints: what "best" means), ``search_strategy`` (an
+    installed search strategy's factory, by name)
+Reports
+    ``htmlkit``: the HTML report's building blocks (pages, tables, plotly figures), so a plugin's
+    report looks like sextant's own
 Errors
     ``SextantError``, ``StepError``, ``ModelLoadError``, ``SampleError``, ``UsageError``
 """
@@ -30,8 +37,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from sextant.cache import cache_dir, digest
-from sextant.devices import device_identity
+from sextant.cache import cache_dir, digest, hash_path
+from sextant.devices import cpu_model, device_identity
 from sextant.errors import ModelLoadError, SampleError, SextantError, StepError, UsageError
 from sextant.formats import (
     KERAS,
@@ -77,6 +84,8 @@ if TYPE_CHECKING:  # imported on first use (see _LAZY)
     from sextant.signature import Signature, TensorSpec  # noqa: F401
 
 _LAZY = {
+    "Objective": "sextant.objective",
+    "search_strategy": "sextant.plugins",
     "Package": "sextant.package",
     "CandidateView": "sextant.package",
     "Stop": "sextant.records",
@@ -126,8 +135,11 @@ __all__ = [
     "StepRequest",
     "UsageError",
     "cache_dir",
+    "cpu_model",
     "device_identity",
     "digest",
+    "hash_path",
+    "htmlkit",
     "hookimpl",
     "is_user_module",
     *_LAZY,
@@ -135,6 +147,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name == "htmlkit":
+        return importlib.import_module("sextant.htmlreport.kit")
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'sextant.api' has no attribute {name!r}")

@@ -260,3 +260,14 @@ def _check_unique(contributions: list[Contribution]) -> None:
                 hint=f"Uninstall one, or leave one out with {ENV_ALLOW}=<the plugins to load>.",
             )
         seen[key] = contribution
+
+
+def search_strategy(name: str, catalog: Catalog | None = None) -> Any:
+    """The factory of the installed search strategy ``name``: ``factory(space, seed=, workspace=,
+    name=, **options)`` returns a :class:`~sextant.runtime.SearchStrategy`. An unknown or unavailable
+    strategy is a :class:`UsageError` that names the installed ones or what is missing."""
+    spec = (catalog or load_catalog()).get("search_strategy", name).spec
+    reason = availability(spec)
+    if reason:
+        raise UsageError(f"search strategy {name!r} is unavailable: {reason}")
+    return resolve(spec.create)

@@ -32,7 +32,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
@@ -222,6 +222,7 @@ def start_server(
     wait: bool = True,
     attempts: int = 3,
     exit_timeout_s: int = 5,
+    extra_args: Sequence[str] = (),
 ) -> TritonServer:
     """Start ``tritonserver`` on ``repository`` and (by default) wait until it is ready.
 
@@ -229,7 +230,8 @@ def start_server(
     is retried on new ones, ``attempts`` times in all. ``exit_timeout_s``: how long a stopping
     server waits for its models to unload (Python-backend models take seconds each) before it
     exits with code 1. ``workdir`` (default: a new temporary
-    folder) holds the backend directory, removed on stop, and ``tritonserver.log``.
+    folder) holds the backend directory, removed on stop, and ``tritonserver.log``. ``extra_args``
+    go to the server as they are (``--model-control-mode=explicit``, ``--load-model=NAME``).
     """
     dist = Distribution.find()
     owns_workdir = workdir is None
@@ -255,6 +257,7 @@ def start_server(
             "--allow-gpu-metrics=false",
             "--disable-auto-complete-config",
             f"--exit-timeout-secs={exit_timeout_s}",
+            *extra_args,
         ]
         with log.open("w") as out:
             process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=server_env(dist))
