@@ -7,7 +7,7 @@ VENV := .venv
 DISTS := core plugins/torch plugins/onnx plugins/search plugins/tensorflow plugins/tensorrt plugins/triton
 DEMO_WS ?= sextant-workspace/mlp
 
-.PHONY: browser demo test test-core test-torch test-onnx test-search test-tensorflow test-tensorrt test-triton test-template test-_template test-all install clean
+.PHONY: browser postgres demo test test-core test-torch test-onnx test-search test-tensorflow test-tensorrt test-triton test-template test-_template test-all install clean
 
 # one environment with every distribution (editable), for the demo and the cross-distribution tests
 $(VENV)/.installed: $(foreach d,$(DISTS),$(d)/pyproject.toml) constraints.txt
@@ -41,17 +41,24 @@ test-template: test-_template
 
 # sextant-triton runs the real tritonserver from the nvidia-pytriton wheel, whose Python stub needs
 # numpy<2 (nvidia-pytriton pins it): its own environment holds what its tests optimize and deploy
-TRITON_DISTS := ./core[test] './plugins/torch[test,onnx]' './plugins/onnx[cpu,test]' './plugins/triton[test]'
+# (sextant analyze's tests also use the search strategies, the report's plotly, perf_analyzer 2.51
+# taken out of the tritonclient 2.51 wheel, and a real PostgreSQL)
+TRITON_DISTS := './core[report,test]' './plugins/torch[test,onnx]' './plugins/onnx[cpu,test]' './plugins/search' './plugins/triton[test]'
 
-.venv-triton/.installed: constraints.txt core/pyproject.toml plugins/torch/pyproject.toml plugins/onnx/pyproject.toml plugins/triton/pyproject.toml
+.venv-triton/.installed: constraints.txt core/pyproject.toml plugins/torch/pyproject.toml plugins/onnx/pyproject.toml plugins/search/pyproject.toml plugins/triton/pyproject.toml
 	$(PYTHON) -m venv .venv-triton
 	.venv-triton/bin/pip install $(PIP_FLAGS) --upgrade pip
 	.venv-triton/bin/pip install $(PIP_FLAGS) $(TRITON_DISTS)
+	.venv-triton/bin/python -m sextant_triton.perf install --if-missing
 	touch $@
 
-test-triton: .venv-triton/.installed
+test-triton: .venv-triton/.installed postgres
 	.venv-triton/bin/pip install $(PIP_FLAGS) --no-deps --force-reinstall $(TRITON_DISTS)
-	.venv-triton/bin/python -m pytest plugins/triton/tests
+	SEXTANT_REQUIRE_POSTGRES=$(if $(CAN_APT),1,0) .venv-triton/bin/python -m pytest plugins/triton/tests
+
+# PostgreSQL for the two-worker analyze test (Debian's package; started by the test on loopback)
+postgres:
+	@command -v /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { [ -n "$(CAN_APT)" ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; } || echo "!!! PostgreSQL is not installed and apt-get cannot install it here: the two-worker analyze test will SKIP" >&2
 
 # Chromium for tests/test_report_browser.py (Debian's package): installed when missing where apt-get
 # can (as root); where it cannot, that test skips and says so in pytest's summary. Where apt-get

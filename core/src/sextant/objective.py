@@ -110,6 +110,17 @@ class Objective:
         total = sum(self.weights.values()) or 1.0
         return 1.0 + self.gain(metrics, reference) / total
 
+    def constraints_text(self) -> str:
+        """The constraints in words (``none`` without any)."""
+        parts = []
+        if self.max_p99_ms is not None:
+            parts.append(f"latency budget of {self.max_p99_ms:g} ms p99")
+        if self.min_throughput is not None:
+            parts.append(f"at least {self.min_throughput:g}/s")
+        if self.max_memory_mb is not None:
+            parts.append(f"at most {self.max_memory_mb:g} MB of memory")
+        return ", ".join(parts) or "none"
+
     # -- ranking --------------------------------------------------------------------------------
 
     def fits(self, point: Metrics) -> bool:

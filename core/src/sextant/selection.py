@@ -88,18 +88,9 @@ def why_none(candidates: Mapping[str, CandidateRecord], objective: Objective) ->
         return "every candidate failed to build or run"
     constrained = any(v is not None for v in (objective.max_p99_ms, objective.min_throughput, objective.max_memory_mb))
     if any(s == Status.OK for s in statuses) and constrained:
-        return f"no candidate meets the constraints ({constraints_text(objective)})"
+        return f"no candidate meets the constraints ({objective.constraints_text()})"
     if any(s.judged_wrong for s in statuses):
         return "every candidate that ran failed correctness or verification"
     return "no candidate was profiled"
 
 
-def constraints_text(objective: Objective) -> str:
-    parts = []
-    if objective.max_p99_ms is not None:
-        parts.append(f"latency budget of {objective.max_p99_ms:g} ms p99")
-    if objective.min_throughput is not None:
-        parts.append(f"at least {objective.min_throughput:g}/s")
-    if objective.max_memory_mb is not None:
-        parts.append(f"at most {objective.max_memory_mb:g} MB of memory")
-    return ", ".join(parts) or "none"

@@ -200,12 +200,13 @@ def lines_figure(
     log_y: bool = False,
     caption: str = "",
     absent: str = "nothing was measured",
+    x_title: str = "batch size",
 ) -> Figure:
-    """One line per series against batch size (log-2 x axis)."""
+    """One line per series against batch size (or ``x_title``: any doubling quantity; log-2 x axis)."""
     if not series:
         return Figure(fig_id, title, caption, absent=absent)
     layout = base_layout(legend_entries=sum(style[s.name].legend for s in series))
-    layout["xaxis"] = batch_axis([x for s in series for x in s.x])
+    layout["xaxis"] = batch_axis([x for s in series for x in s.x], x_title)
     layout["yaxis"] = value_axis(y_title, log=log_y, values=[y for s in series for y in s.y])
     data = [line_trace(s, how) for s, how in _drawing_order(series, style)]
     data += [t for t in (unstable_trace(series),) if t is not None]
@@ -288,6 +289,7 @@ def tradeoff_figure(
     budget_ms: float | None = None,
     caption: str = "",
     absent: str = "nothing was measured",
+    load_word: str = "batch",
 ) -> Figure:
     """Throughput against p99 latency: every point (by series), the front no point beats on both,
     the chosen point starred, the latency budget as a vertical line."""
@@ -315,7 +317,7 @@ def tradeoff_figure(
                 "x": [p.p99_ms for p in pts],
                 "y": [p.throughput for p in pts],
                 "text": [
-                    f"{p.candidate}: batch {p.batch}, {p.throughput:,.0f}/s, p50 {p.p50_ms:.3f} ms, p99 {p.p99_ms:.3f} ms"
+                    f"{p.candidate}: {load_word} {p.batch}, {p.throughput:,.0f}/s, p50 {p.p50_ms:.3f} ms, p99 {p.p99_ms:.3f} ms"
                     for p in pts
                 ],
                 "hovertemplate": "%{text}<extra></extra>",
@@ -346,7 +348,7 @@ def tradeoff_figure(
                 "y": [best.throughput],
                 "text": ["best"],
                 "textposition": "top center",
-                "hovertemplate": f"selected: {escape_text(best.candidate)} at batch {best.batch}<extra></extra>",
+                "hovertemplate": f"selected: {escape_text(best.candidate)} at {load_word} {best.batch}<extra></extra>",
                 "marker": {"symbol": "star", "size": 18, "color": "#ffd400", "line": {"color": "#222", "width": 1.5}},
             }
         )

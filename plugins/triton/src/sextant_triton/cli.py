@@ -172,5 +172,8 @@ def serve(
 
 
 def register(app: typer.Typer) -> None:
+    from sextant_triton.analyze.cli import analyze_command
+
     deploy_group(app).command("triton")(deploy_triton)
     app.command(rich_help_panel=PANEL)(serve)
+    app.command("analyze", rich_help_panel=PANEL)(analyze_command)

@@ -1,0 +1,86 @@
+"""``sextant analyze``: parse, call :func:`sextant_triton.analyze.analyze`, render. Messages go to
+stderr; ``--json`` prints ``analysis.json`` on stdout."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from sextant_triton.cli import Debug
+
+
+def analyze_command(
+    ctx: typer.Context,
+    target: Annotated[Path, typer.Argument(help="A package (sextant optimize's folder) or a Triton model repository.")],
+    model: Annotated[list[str] | None, typer.Option("--model", "-m", help="A model to analyze (repeat for several).")] = None,
+    file: Annotated[Path | None, typer.Option("--file", "-f", help="An analyze.yaml with the search space and settings.")] = None,
+    search: Annotated[str | None, typer.Option("--search", help="brute, quick or optuna (default: quick).")] = None,
+    url: Annotated[str | None, typer.Option("--url", help="A running server's gRPC address (remote mode).")] = None,
+    objective: Annotated[str | None, typer.Option("--objective", help="throughput, latency or memory.")] = None,
+    max_p99_ms: Annotated[float | None, typer.Option("--max-p99-ms", help="Latency budget (p99, ms).")] = None,
+    min_throughput: Annotated[float | None, typer.Option("--min-throughput", help="Least throughput (infer/s).")] = None,
+    max_memory_mb: Annotated[float | None, typer.Option("--max-memory-mb", help="Most server memory (MB).")] = None,
+    concurrent: Annotated[bool, typer.Option("--concurrent", help="Analyze the models at once (joint space).")] = False,
+    rerank: Annotated[bool, typer.Option("--rerank", help="Rank stored measurements again; measure nothing.")] = False,
+    top_n: Annotated[int | None, typer.Option("--top-n", help="Configurations swept over concurrency.")] = None,
+    max_measurements: Annotated[int | None, typer.Option("--max-measurements", help="Measurement budget.")] = None,
+    budget_s: Annotated[float | None, typer.Option("--budget-s", help="Time budget in seconds.")] = None,
+    storage: Annotated[str | None, typer.Option("--storage", help="Database URL shared by workers (PostgreSQL).")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Output folder (default: PACKAGE/analysis).")] = None,
+    json_: Annotated[bool, typer.Option("--json", help="Print analysis.json on stdout.")] = False,
+    debug: Debug = False,
+) -> None:
+    """Search serving configurations (batch sizes, dynamic batching, instances, client load) against
+    a real Triton server and report the best under your objective and constraints."""
+    from sextant.api import Objective
+
+    from sextant_triton.analyze import analyze
+    from sextant_triton.analyze.settings import AnalyzeSettings, ModelSettings, read_file
+
+    settings = read_file(file) if file else AnalyzeSettings()
+    changes: dict[str, Any] = {}
+    if model:
+        known = {m.name: m for m in settings.models}
+        changes["models"] = tuple(known.get(name, ModelSettings(name)) for name in model)
+    for key, value in (("search", search), ("top_n", top_n), ("max_measurements", max_measurements),
+                       ("budget_s", budget_s), ("storage", storage)):
+        if value is not None:
+            changes[key] = value
+    if url:
+        changes.update(url=url, launch_mode="remote")
+    if concurrent:
+        changes["concurrent"] = True
+    if objective or any(v is not None for v in (max_p99_ms, min_throughput, max_memory_mb)):
+        base = settings.objective
+        chosen = Objective.named(objective) if objective else base
+        changes["objective"] = replace(
+            chosen,
+            max_p99_ms=max_p99_ms if max_p99_ms is not None else base.max_p99_ms,
+            min_throughput=min_throughput if min_throughput is not None else base.min_throughput,
+            max_memory_mb=max_memory_mb if max_memory_mb is not None else base.max_memory_mb,
+        )
+    settings = replace(settings, **changes)
+
+    def progress(point: dict, record: Any) -> None:
+        m = record.metrics
+        what = f"{m['throughput']:,.0f} infer/s, p99 {m['p99_ms']:.2f} ms" if m else f"failed: {record.error}"
+        print(f"  measured {point}: {what}", file=sys.stderr, flush=True)
+
+    catalog = getattr(ctx.obj, "catalog", None)
+    result = analyze(
+        target, settings, output=output, rerank=rerank, catalog=catalog, on_measured=progress,
+        log=lambda line: print(line, file=sys.stderr, flush=True),
+    )
+    if json_:
+        sys.stdout.write((result.output / "analysis.json").read_text() + "\n")
+        return
+    print(result.summary, file=sys.stderr)
+    for event in result.events:
+        print(f"  note: {event}", file=sys.stderr)
+    print(f"measured {result.measured}, found stored {result.reused}; results in {result.output}:", file=sys.stderr)
+    for path in result.files:
+        print(f"  {path}", file=sys.stderr)

@@ -1,0 +1,189 @@
+"""The server an analysis measures, and how configurations reach it: the repository API.
+
+- :class:`LocalServer`: sextant starts the bundled ``tritonserver`` on loopback ports with explicit
+  model control, loads each configuration with the repository API's config override (the
+  repository's files are never rewritten), restarts a server that died, and stops it by PID.
+- :class:`RemoteServer`: an existing server (``--url``): sextant loads and unloads only the models
+  it analyzes and, when done, puts back what was loaded before (the repository's own
+  configuration, or unloaded).
+
+Server memory is the resident memory of the server and its backend processes (the Python backend's
+stubs), read from ``/proc``; a remote server's is not measured.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from sextant.api import SextantError
+
+from sextant_triton.server import TritonServer, start_server
+
+ORT_BACKEND = Path(__file__).resolve().parent.parent / "ort_backend.py"
+
+
+class ServerControl(Protocol):
+    """What the search needs of a server."""
+
+    grpc_url: str
+
+    def apply(self, configs: Sequence[Mapping[str, Any]]) -> None:
+        """Load every configuration (composing models first); a failure names the model and Triton's reason."""
+
+    def alive(self) -> bool: ...
+
+    def restart(self) -> None: ...
+
+    def memory_mb(self) -> float | None: ...
+
+    def close(self) -> None: ...
+
+
+def _client(url: str) -> Any:
+    import tritonclient.grpc as grpcclient
+
+    return grpcclient.InferenceServerClient(url)
+
+
+def _load(client: Any, configs: Sequence[Mapping[str, Any]]) -> None:
+    from tritonclient.utils import InferenceServerException
+
+    for config in configs:
+        try:
+            client.load_model(config["name"], config=json.dumps(config))
+        except InferenceServerException as exc:
+            raise SextantError(f"the server could not load {config['name']!r}: {exc.message()}") from exc
+
+
+def _tree_rss_mb(pid: int) -> float | None:
+    """Resident memory of ``pid`` and every process below it, in MB."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        child, parent = int(stat.parent.name), int(fields[1])
+        children.setdefault(parent, []).append(child)
+        rss[child] = int(fields[21])  # pages
+    if pid not in rss:
+        return None
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        total += rss.get(current, 0)
+        todo += children.get(current, [])
+    import os
+
+    return total * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class LocalServer:
+    """The bundled ``tritonserver`` on ``repository``, started with explicit model control."""
+
+    def __init__(self, repository: Path, workdir: Path) -> None:
+        self.repository, self.workdir = repository, workdir
+        self.server: TritonServer = self._start()
+        self.restarts = 0
+
+    def _start(self) -> TritonServer:
+        return start_server(
+            self.repository,
+            python_backends={"onnxruntime": ORT_BACKEND},
+            workdir=self.workdir,
+            extra_args=("--model-control-mode=explicit",),
+        )
+
+    @property
+    def grpc_url(self) -> str:
+        return self.server.grpc_url
+
+    def apply(self, configs: Sequence[Mapping[str, Any]]) -> None:
+        client = _client(self.grpc_url)
+        try:
+            _load(client, configs)
+        finally:
+            client.close()
+
+    def alive(self) -> bool:
+        return self.server.process.poll() is None and self.server.ready()
+
+    def restart(self) -> None:
+        self.server.stop()
+        self.server = self._start()
+        self.restarts += 1
+
+    def memory_mb(self) -> float | None:
+        return _tree_rss_mb(self.server.pid)
+
+    def close(self) -> None:
+        self.server.stop()
+
+
+class RemoteServer:
+    """A server sextant did not start: only the analyzed models are touched, and restored at the end."""
+
+    def __init__(self, url: str, models: Sequence[str]) -> None:
+        from tritonclient.utils import InferenceServerException
+
+        self.grpc_url = url
+        self.models = tuple(models)
+        client = _client(url)
+        try:
+            if not client.is_server_live():
+                raise SextantError(f"the server at {url} is not live")
+            index = client.get_model_repository_index(as_json=True).get("models", [])
+        except InferenceServerException as exc:
+            raise SextantError(
+                f"cannot reach a Triton server at {url}: {exc.message()}",
+                hint="Give --url the gRPC address (host:port, default port 8001) of a running server.",
+            ) from exc
+        finally:
+            client.close()
+        known = {m["name"] for m in index}
+        missing = [m for m in self.models if m not in known]
+        if missing:
+            raise SextantError(
+                f"the server at {url} has no model {', '.join(missing)} in its repository",
+                hint=f"Models there: {', '.join(sorted(known)) or 'none'}.",
+            )
+        self.loaded_before = {m["name"] for m in index if m.get("state") == "READY"}
+
+    def apply(self, configs: Sequence[Mapping[str, Any]]) -> None:
+        client = _client(self.grpc_url)
+        try:
+            _load(client, configs)
+        finally:
+            client.close()
+
+    def alive(self) -> bool:
+        try:
+            client = _client(self.grpc_url)
+            try:
+                return bool(client.is_server_ready())
+            finally:
+                client.close()
+        except Exception:  # noqa: BLE001 - any failure to answer is "not alive"
+            return False
+
+    def restart(self) -> None:
+        raise SextantError(f"the server at {self.grpc_url} stopped answering; sextant does not restart a remote server")
+
+    def memory_mb(self) -> float | None:
+        return None
+
+    def close(self) -> None:
+        """Reload what was loaded before with the repository's own configuration; unload the rest."""
+        client = _client(self.grpc_url)
+        try:
+            for name in reversed(self.models):
+                if name in self.loaded_before:
+                    client.load_model(name)
+                else:
+                    client.unload_model(name)
+        finally:
+            client.close()

@@ -1,0 +1,240 @@
+"""What an analysis leaves in its output folder:
+
+- ``best/``: a model repository with the best configuration of every analyzed model (its
+  ``config.pbtxt`` written with Triton's schema; the model files copied from the analyzed repository);
+- ``metrics-model-inference.csv``: every measurement, with Model Analyzer's column names;
+- ``analysis.json``: settings, counts, the best and the default per group, the summary sentence;
+- ``report.html`` (:mod:`.report`);
+- ``measurements.sqlite``: the checkpoint (``--rerank`` and resuming read it).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sextant.api import Objective, htmlkit
+
+from sextant_triton.analyze.space import Point, Space
+from sextant_triton.analyze.store import Record
+
+if TYPE_CHECKING:
+    from sextant_triton.analyze import GroupResult
+    from sextant_triton.analyze.explore import Counters
+    from sextant_triton.analyze.inputs import Target
+    from sextant_triton.analyze.settings import AnalyzeSettings
+
+#: Model Analyzer's column names (metrics-model-inference.csv) → our metric
+CSV_METRICS = {
+    "Throughput (infer/sec)": "throughput",
+    "p99 Latency (ms)": "p99_ms",
+    "p95 Latency (ms)": "p95_ms",
+    "p90 Latency (ms)": "p90_ms",
+    "p50 Latency (ms)": "p50_ms",
+    "Avg Latency (ms)": "avg_ms",
+    "Client Send (ms)": "client_send_ms",
+    "Client Recv (ms)": "client_recv_ms",
+    "Server Queue (ms)": "queue_ms",
+    "Server Compute Input (ms)": "compute_input_ms",
+    "Server Compute Infer (ms)": "compute_infer_ms",
+    "Server Compute Output (ms)": "compute_output_ms",
+    "RAM Usage (MB)": "memory_mb",
+}
+CSV_COLUMNS = (
+    "Model",
+    "Batch",
+    "Concurrency",
+    "Request Rate",
+    "Model Config Path",
+    "Instance Group",
+    "Max Batch Size",
+    "Dynamic Batching",
+    "Satisfies Constraints",
+    *CSV_METRICS,
+    "Stable",
+    "Error",
+)
+
+
+@dataclass(frozen=True)
+class Best:
+    """A group's best measurement (``None`` where none met the constraints: then ``closest``)."""
+
+    point: Point | None
+    record: Record | None
+    closest: tuple[Point, Record] | None
+    gain: float | None  # over the default configuration, by the objective
+    summary: str
+
+
+@dataclass(frozen=True)
+class Analysis:
+    output: Path
+    groups: tuple[GroupResult, ...]
+    best: tuple[Best, ...]
+    measured: int
+    reused: int
+    events: tuple[str, ...]
+    files: tuple[Path, ...]
+
+    @property
+    def summary(self) -> str:
+        return "\n".join(b.summary for b in self.best)
+
+
+def ranked(history: Sequence[tuple[Point, Record]], objective: Objective, baseline: Record | None) -> list[tuple[Point, Record]]:
+    """Successful measurements, best first (feasible before infeasible), by gain over the baseline."""
+    done = [(p, r) for p, r in history if r.metrics is not None]
+    if not done:
+        return []
+    reference = (baseline.metrics if baseline and baseline.metrics else None) or done[0][1].metrics
+    order = objective.rank([r.metrics for _, r in done], reference)  # type: ignore[misc]
+    return [done[i] for i in order]
+
+
+def _config_label(space: Space, point: Point) -> str:
+    return space.describe({k: v for k, v in point.items() if k not in ("concurrency", "request_rate")})
+
+
+def best_of(group: GroupResult, objective: Objective) -> Best:
+    order = ranked(group.history, objective, group.baseline)
+    configs = {_config_label(group.space, p) for p, r in group.history}
+    n = sum(1 for _, r in group.history)
+    names = ", ".join(u.name for u in group.space.units)
+    constraints = objective.constraints_text()
+    under = "" if constraints == "none" else f" under {constraints}"
+    lead = f"{names}: in {n} measurements over {len(configs)} configurations"
+    if not order or not objective.feasible(order[0][1].metrics or {}):
+        closest = order[0] if order else None
+        text = f"{lead}, none met the constraints ({constraints})"
+        if closest:
+            text += f"; the closest is {_config_label(group.space, closest[0])} at {_load(closest[1])}: {_numbers(closest[1].metrics)}"
+        return Best(None, None, closest, None, text + ".")
+    point, record = order[0]
+    base = group.baseline.metrics if group.baseline and group.baseline.metrics else None
+    gain = objective.gain(record.metrics or {}, base) if base else None
+    metric = ", ".join(objective.weights)
+    label = _config_label(group.space, point)
+    if gain is None:
+        text = f"{lead}, {label} at {_load(record)} is the best ({_numbers(record.metrics)}); the default configuration failed{under}."
+    else:
+        text = (
+            f"{lead}, {label} at {_load(record)} is {gain * 100:.0f} % better than the default configuration "
+            f"at {metric}{under} ({_numbers(record.metrics)} vs {_numbers(base)})."
+        )
+    return Best(point, record, None, gain, text)
+
+
+def _load(record: Record) -> str:
+    m = record.metrics or {}
+    if m.get("request_rate"):
+        return f"{m['request_rate']:g} req/s"
+    return f"concurrency {m.get('concurrency', 0):g}"
+
+
+def _numbers(metrics: Mapping[str, float] | None) -> str:
+    m = metrics or {}
+    text = f"{m.get('throughput', 0):,.0f} infer/s, p99 {m.get('p99_ms', 0):.2f} ms"
+    return text + (f", {m['memory_mb']:,.0f} MB" if m.get("memory_mb") else "")
+
+
+def csv_rows(group: GroupResult, objective: Objective, labels: Mapping[str, str]) -> list[dict[str, Any]]:
+    rows = []
+    for point, record in group.history:
+        configs = {c["name"]: c for c in group.space.configs(point)}
+        for unit in group.space.units:
+            m = record.metrics or {}
+            own = {k.split("/", 1)[1]: v for k, v in m.items() if k.startswith(unit.name + "/")} or m
+            top = configs[unit.name]
+            groups = top.get("instance_group") or [{}]
+            row = {
+                "Model": unit.name,
+                "Batch": group.space.settings.batch_size,
+                "Concurrency": int(own.get("concurrency", 0)) or None,
+                "Request Rate": own.get("request_rate") or None,
+                "Model Config Path": labels[_config_label(group.space, point)],
+                "Instance Group": "/".join(f"{g.get('count', 1)}:{g.get('kind', 'KIND_CPU')[5:]}" for g in groups),
+                "Max Batch Size": top.get("max_batch_size", 0),
+                "Dynamic Batching": "dynamic_batching" in top,
+                "Satisfies Constraints": bool(record.metrics) and objective.feasible(record.metrics or {}),
+                "Stable": bool(own.get("stable", 1.0)) if record.metrics else None,
+                "Error": record.error,
+            }
+            row.update({column: own.get(metric) for column, metric in CSV_METRICS.items()})
+            rows.append(row)
+    return rows
+
+
+def config_labels(group: GroupResult) -> dict[str, str]:
+    """``model_config_default``, ``model_config_0``, ... per distinct configuration, in measured order."""
+    labels: dict[str, str] = {}
+    for point, _ in group.history:
+        label = _config_label(group.space, point)
+        if label not in labels:
+            labels[label] = "model_config_default" if label == "default" else f"model_config_{len(labels)}"
+    return labels
+
+
+def write_best(space: Space, point: Point, repository: Path, folder: Path) -> list[Path]:
+    """``folder/<model>/`` for every model of ``space``: the analyzed model's files, the best configuration."""
+    from google.protobuf import json_format
+    from tritonclient.grpc import model_config_pb2 as mc
+
+    from sextant_triton import config as triton_config
+
+    written = []
+    for config in space.configs(point):
+        target = folder / config["name"]
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(repository / config["name"], target)
+        message = json_format.ParseDict(config, mc.ModelConfig())
+        written.append(triton_config.write(target / "config.pbtxt", message))
+    return written
+
+
+def write(found: Target, settings: AnalyzeSettings, groups: Sequence[GroupResult], counters: Counters, hardware: str) -> Analysis:
+    from sextant_triton.analyze import report
+
+    out = found.output
+    objective = settings.objective
+    best = tuple(best_of(g, objective) for g in groups)
+    files: list[Path] = []
+    rows = []
+    for group, chosen in zip(groups, best):
+        rows += csv_rows(group, objective, config_labels(group))
+        if chosen.point is not None:
+            files += write_best(group.space, chosen.point, found.repository, out / "best")
+    csv_path = out / "metrics-model-inference.csv"
+    csv_path.write_text(htmlkit.to_csv(CSV_COLUMNS, rows))
+    files.append(csv_path)
+    analysis = Analysis(out, tuple(groups), best, counters.measured, counters.reused, tuple(counters.events), ())
+    summary = {
+        "hardware": hardware,
+        "search": settings.search,
+        "objective": objective.to_json(),
+        "measured": counters.measured,
+        "reused": counters.reused,
+        "events": counters.events,
+        "groups": [
+            {
+                "units": [u.name for u in g.space.units],
+                "stopped": g.stopped,
+                "measurements": len(g.history),
+                "best": b.point,
+                "best_metrics": b.record.metrics if b.record else None,
+                "default_metrics": g.baseline.metrics if g.baseline else None,
+                "gain": b.gain,
+                "summary": b.summary,
+            }
+            for g, b in zip(groups, best)
+        ],
+    }
+    (out / "analysis.json").write_text(json.dumps(summary, indent=2, default=str))
+    files.append(out / "analysis.json")
+    files.append(report.write(analysis, settings, hardware, out / "report.html"))
+    return Analysis(out, tuple(groups), best, counters.measured, counters.reused, tuple(counters.events), tuple(files))
