@@ -4,9 +4,9 @@ from _models import onnx_package, torch_package
 pytest_plugins = ["sextant.testing.fixtures", "sextant_triton.testing"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def packages(tmp_path_factory):
-    """A torch and an ONNX package, optimized once per test module that asks for them."""
+    """A torch and an ONNX package, optimized once per test session."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SEXTANT_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
         root = tmp_path_factory.mktemp("packages")

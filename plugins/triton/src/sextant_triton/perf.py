@@ -90,6 +90,15 @@ def binary() -> Path:
     raise SextantError("perf_analyzer is not installed", hint=INSTALL)
 
 
+def missing() -> str | None:
+    """Why perf_analyzer cannot be run here, or ``None`` when it can."""
+    try:
+        binary()
+    except SextantError as exc:
+        return f"{exc.message}: {exc.hint}"
+    return None
+
+
 def _environment(path: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (str(path.parent / "libs"), env.get("LD_LIBRARY_PATH")) if p)

@@ -38,7 +38,7 @@ def analyze_command(
     a real Triton server and report the best under your objective and constraints."""
     from sextant.api import Objective
 
-    from sextant_triton.analyze import analyze
+    from sextant_triton.analyze.job import analyze
     from sextant_triton.analyze.settings import AnalyzeSettings, ModelSettings, read_file
 
     settings = read_file(file) if file else AnalyzeSettings()

@@ -23,7 +23,7 @@ from sextant_triton.analyze.space import Point, Space
 from sextant_triton.analyze.store import Record
 
 if TYPE_CHECKING:
-    from sextant_triton.analyze import GroupResult
+    from sextant_triton.analyze.job import GroupResult
     from sextant_triton.analyze.explore import Counters
     from sextant_triton.analyze.inputs import Target
     from sextant_triton.analyze.settings import AnalyzeSettings

@@ -15,7 +15,7 @@ from sextant.api import htmlkit as kit
 from sextant_triton.analyze.outputs import Analysis, Best, _config_label, ranked
 
 if TYPE_CHECKING:
-    from sextant_triton.analyze import GroupResult
+    from sextant_triton.analyze.job import GroupResult
     from sextant_triton.analyze.settings import AnalyzeSettings
 
 STAGES = (

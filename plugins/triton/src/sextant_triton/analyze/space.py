@@ -189,7 +189,10 @@ class Space:
             batcher = cfg.get("dynamic_batching")
             if model is unit.top:
                 params.append(_exponential(prefix + "max_batch_size", s.max_batch_size, int(cfg["max_batch_size"])))
-            params.append(Param(prefix + "dynamic_batching", "categorical", s.dynamic_batching, batcher is not None))
+            dynamic = batcher is not None
+            params.append(
+                Param(prefix + "dynamic_batching", "categorical", tuple(dict.fromkeys((dynamic, *s.dynamic_batching))), dynamic)
+            )
             delay = int((batcher or {}).get("max_queue_delay_microseconds", 0))
             if len(set(s.queue_delay_us) | {delay}) > 1:
                 values = tuple(sorted(set(s.queue_delay_us) | {delay}))

@@ -1,0 +1,205 @@
+"""The analysis job: :func:`analyze` reads top to bottom as the job goes: resolve the target (a package is deployed
+first), read each unit (model, ensemble or BLS model with the models it calls), start or reach the
+server, search each group of units (one at a time, or all at once with ``concurrent``), sweep the
+top configurations over concurrency, and write the results (:mod:`.outputs`, :mod:`.report`).
+With ``rerank`` nothing is measured: the stored measurements are ranked again.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from sextant.api import UsageError, cpu_model, search_strategy
+
+from sextant_triton.analyze import explore, outputs
+from sextant_triton.analyze.control import LocalServer, RemoteServer, ServerControl
+from sextant_triton.analyze.inputs import Target, resolve_target
+from sextant_triton.analyze.settings import AnalyzeSettings
+from sextant_triton.analyze.space import Point, Space, Unit, read_unit
+from sextant_triton.analyze.store import Record, Store
+
+@dataclass(frozen=True)
+class GroupResult:
+    """One searched group of units (one unit, or several analyzed concurrently)."""
+
+    space: Space
+    key: str
+    history: tuple[tuple[Point, Record], ...]  # every measurement of the group, oldest first
+    baseline: Record | None
+    stopped: str
+
+
+def hardware_key(settings: AnalyzeSettings) -> str:
+    gpus = sorted(p.name for p in Path("/proc/driver/nvidia/gpus").glob("*")) if Path("/proc/driver/nvidia").exists() else []
+    where = f"remote {settings.url}" if settings.launch_mode == "remote" else "local"
+    return f"{cpu_model()} x{os.cpu_count()}; {len(gpus)} GPU; {where}"
+
+
+def instance_kind(settings: AnalyzeSettings) -> str | None:
+    """``KIND_CPU`` without a GPU (never ``KIND_GPU`` there); with one, each model keeps its own."""
+    if settings.instance_kind:
+        return settings.instance_kind
+    return None if Path("/proc/driver/nvidia/gpus").exists() and any(Path("/proc/driver/nvidia/gpus").iterdir()) else "KIND_CPU"
+
+
+def _group_key(units: Sequence[Unit], settings: AnalyzeSettings) -> str:
+    parts = [f"{u.name}@{u.content}" for u in units]
+    w = settings.windows
+    return "+".join(parts) + f"|batch {settings.batch_size}|windows {w.interval_ms}/{w.stability:g}/{w.max_trials}"
+
+
+def _strategy(settings: AnalyzeSettings, space: Space, params: list, output: Path, key: str, catalog: object):
+    factory = search_strategy(settings.search, catalog)  # type: ignore[arg-type]
+    options: dict[str, object] = {}
+    if settings.search == "brute":
+        options = {"min_gain": 0.05, "patience": 4}
+    elif settings.search == "optuna":
+        o = settings.optuna
+        size = 1
+        for p in params:
+            size *= len(p.grid())
+        trials = max(int(o.get("min_trials", 4)), round(float(o.get("share", 0.3)) * size))
+        trials = min(trials, int(o.get("max_trials", 100)), size)
+        options = {"trials": trials, "patience": int(o.get("patience", 10)), "storage": settings.storage}
+        options["study_name"] = settings.study or f"analyze-{key[:40]}"
+    return factory(params, seed=int(settings.optuna.get("seed", 0)), workspace=output, name=key[:40], **options)
+
+
+def analyze(
+    target: Path,
+    settings: AnalyzeSettings,
+    *,
+    output: Path | None = None,
+    rerank: bool = False,
+    catalog: object = None,
+    on_measured: Callable[[Point, Record], None] | None = None,
+    log: Callable[[str], None] = lambda line: None,
+) -> outputs.Analysis:
+    """Analyze ``target`` (a package or a model repository) as ``settings`` say; see the module."""
+    found: Target = resolve_target(Path(target), settings, output)
+    settings = replace(settings, models=found.models)
+    units = [read_unit(found.repository, m) for m in found.models]
+    groups = [units] if settings.concurrent else [[u] for u in units]
+    kind = instance_kind(settings)
+    hardware = hardware_key(settings)
+    found.output.mkdir(parents=True, exist_ok=True)
+    store = Store(settings.storage or f"sqlite:///{found.output / 'measurements.sqlite'}")
+    results: list[GroupResult] = []
+    counters = explore.Counters()
+    try:
+        if rerank:
+            for group in groups:
+                space = Space(group, settings, kind)
+                key = _group_key(group, settings)
+                stored = [(r.point, r) for r in store.all(key, hardware)]
+                if not stored:
+                    raise UsageError(
+                        f"nothing stored for {', '.join(u.name for u in group)} on this hardware with these settings",
+                        hint="Run the analysis once without --rerank.",
+                    )
+                results.append(GroupResult(space, key, tuple(stored), stored[0][1], "re-ranked stored measurements"))
+        else:
+            results = _measure(found, settings, groups, kind, hardware, store, counters, catalog, on_measured, log)
+    finally:
+        store.release()
+        store.close()
+    return outputs.write(found, settings, results, counters, hardware)
+
+
+def _measure(
+    found: Target,
+    settings: AnalyzeSettings,
+    groups: list[list[Unit]],
+    kind: str | None,
+    hardware: str,
+    store: Store,
+    counters: explore.Counters,
+    catalog: object,
+    on_measured: Callable[[Point, Record], None] | None,
+    log: Callable[[str], None],
+) -> list[GroupResult]:
+    names = [m.name for group in groups for u in group for m in u.models]
+    control: ServerControl
+    if settings.launch_mode == "remote":
+        control = RemoteServer(str(settings.url), names)
+    else:
+        log(f"starting tritonserver on {found.repository}")
+        control = LocalServer(found.repository, found.output / "server")
+    results = []
+    try:
+        for group in groups:
+            space = Space(group, settings, kind)
+            key = _group_key(group, settings)
+            session = explore.Session(
+                space, control, store, key=key, hardware=hardware, windows=settings.windows,
+                inputs={u.name: found.inputs[u.name] for u in group}, workdir=found.output / "perf",
+                on_measured=on_measured,
+            )
+            session.counters = counters
+            budget = explore.Budget(settings.max_measurements, settings.budget_s, counters)
+            log(f"searching {space.size()} points of {', '.join(u.name for u in group)} ({settings.search})")
+            outcome = _search(settings, space, session, budget, found.output, key, catalog)
+            history = list(outcome.history)
+            history += _top_sweeps(settings, space, session, budget, history, outcome.baseline)
+            results.append(GroupResult(space, key, tuple(_unique(history)), outcome.baseline, outcome.stopped))
+    except KeyboardInterrupt:
+        log("interrupted: every finished measurement is kept; the same command resumes")
+        raise
+    finally:
+        control.close()
+    return results
+
+
+def _search(
+    settings: AnalyzeSettings, space: Space, session: explore.Session, budget: explore.Budget,
+    output: Path, key: str, catalog: object,
+) -> explore.Outcome:
+    objective = settings.objective
+    if settings.search == "brute" and space.load_params and space.load_params[0].name == "concurrency":
+        params = [p for p in space.params if p.name != "concurrency"]
+        values = list(space.load_params[0].grid())
+        strategy = _strategy(settings, space, params, output, key, catalog)
+        return explore.search(
+            strategy, session, objective, budget,
+            expand=lambda point: explore.sweep(session, point, objective, values, budget),
+        )
+    strategy = _strategy(settings, space, list(space.params), output, key, catalog)
+    return explore.search(strategy, session, objective, budget)
+
+
+def _top_sweeps(
+    settings: AnalyzeSettings, space: Space, session: explore.Session, budget: explore.Budget,
+    history: list[tuple[Point, Record]], baseline: Record,
+) -> list[tuple[Point, Record]]:
+    """The top N configurations (and the default) over concurrency, for the curves."""
+    if settings.top_n == 0 or settings.request_rate or settings.search == "brute" and space.load_params:
+        return []
+    ranked = outputs.ranked(history, settings.objective, baseline)
+    configs: list[Point] = []
+    for point, _ in [(space.defaults(), baseline), *ranked]:
+        config = {k: v for k, v in point.items() if k != "concurrency"}
+        if config not in configs:
+            configs.append(config)
+        if len(configs) > settings.top_n:
+            break
+    top = settings.concurrency.high if settings.concurrency else 2 * max(
+        space.load(u, space.defaults()).concurrency or 1 for u in space.units
+    )
+    values = explore.exponential(1, max(top, 2))
+    out = []
+    for config in configs:
+        out += explore.sweep(session, config, settings.objective, values, budget, patience=2)
+    return out
+
+
+def _unique(history: list[tuple[Point, Record]]) -> list[tuple[Point, Record]]:
+    seen, out = set(), []
+    for point, record in history:
+        key = tuple(sorted((k, str(v)) for k, v in point.items()))
+        if key not in seen:
+            seen.add(key)
+            out.append((point, record))
+    return out
