@@ -249,3 +249,43 @@ def test_cli_prints_the_summary_and_json(repository, tmp_path):
     assert document["measured"] == 2 and document["groups"][0]["units"] == ["scale"]
     bad = CliRunner().invoke(app, ["analyze", str(repository), "-m", "scale", "--search", "annealing"], obj=state)
     assert bad.exit_code != 0 and "annealing" in bad.output
+
+
+def test_two_workers_share_one_optuna_study_and_store_in_postgresql(repository, tmp_path, postgres):
+    """Two ``sextant analyze`` processes, each with its own server, one PostgreSQL database: they
+    spend one trial budget together, and no configuration is measured by both."""
+    import subprocess
+    import sys
+
+    url = postgres.create_database("analyze")
+    settings = tmp_path / "analyze.yaml"
+    settings.write_text(
+        "models: [scale]\nmax_batch_size: {min: 2, max: 8}\ninstance_count: {min: 1, max: 2}\n"
+        "dynamic_batching: [true, false]\ntop_n: 0\nmeasurement: {interval_ms: 200, stability: 50, max_trials: 5}\n"
+        "optuna: {min_trials: 6, max_trials: 6, patience: 50}\n"
+    )
+    command = [sys.executable, "-m", "sextant.cli", "analyze", str(repository), "-f", str(settings), "--search", "optuna"]
+    workers = [
+        subprocess.Popen(
+            [*command, "--storage", url, "-o", str(tmp_path / f"worker{i}"), "--json"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for i in range(2)
+    ]
+    outputs = [w.communicate(timeout=600) for w in workers]
+    for worker, (out, err) in zip(workers, outputs):
+        assert worker.returncode == 0, err[-3000:]
+    documents = [json.loads(out) for out, _ in outputs]
+    store = Store(url)
+    with store.engine.connect() as db:
+        rows = db.execute(store.table.select()).all()
+    store.close()
+    assert all(r.done for r in rows)
+    # every stored measurement was made by exactly one worker
+    assert sum(d["measured"] for d in documents) == len(rows)
+    import optuna
+
+    (name,) = optuna.get_all_study_names(url)
+    study = optuna.load_study(study_name=name, storage=url)
+    assert len(study.trials) <= 6 + 2  # the shared budget, and each worker's record of the default point
+    assert len(rows) <= 6 + 1
