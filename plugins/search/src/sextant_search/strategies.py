@@ -121,6 +121,19 @@ class Quick(_Grid):
             self.current = self.index(best[1])
 
 
+def _create_study(optuna: Any, attempts: int = 3, **kwargs: Any) -> Any:
+    """``optuna.create_study``; workers that start together race to create the database's tables
+    (one wins, the others fail with a duplicate key): the losers try again and find them."""
+    for attempt in range(attempts):
+        try:
+            return optuna.create_study(**kwargs)
+        except Exception as exc:  # noqa: BLE001 - sqlalchemy's IntegrityError/ProgrammingError, as the database says it
+            said = str(exc).lower()
+            if attempt == attempts - 1 or not ("already exists" in said or "duplicate key" in said):
+                raise
+    raise AssertionError("unreachable")
+
+
 class OptunaSearch(_Grid):
     """TPE through Optuna. ``storage`` is any database URL Optuna accepts (default: ``optuna.sqlite``
     in the workspace; PostgreSQL to share one study between machines); workers that name the same study
@@ -144,7 +157,8 @@ class OptunaSearch(_Grid):
         super().__init__(space)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.optuna = optuna
-        self.study = optuna.create_study(
+        self.study = _create_study(
+            optuna,
             direction="maximize",
             sampler=optuna.samplers.TPESampler(seed=seed),
             storage=storage or (f"sqlite:///{workspace / 'optuna.sqlite'}" if workspace else None),

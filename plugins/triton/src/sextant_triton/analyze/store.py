@@ -63,7 +63,13 @@ class Store:
             sa.Column("claimed", sa.Float),
             sa.Column("measured", sa.Float),
         )
-        meta.create_all(self.engine)
+        for attempt in range(3):  # workers starting together race to create the table: losers retry
+            try:
+                meta.create_all(self.engine)
+                break
+            except (sa.exc.IntegrityError, sa.exc.ProgrammingError):
+                if attempt == 2:
+                    raise
         self.owner = uuid.uuid4().hex
         self.stale_s, self.clock, self.sleep = stale_s, clock, sleep
 
