@@ -100,6 +100,7 @@ def analyze(
                         f"nothing stored for {', '.join(u.name for u in group)} on this hardware with these settings",
                         hint="Run the analysis once without --rerank.",
                     )
+                counters.reused += len(stored)
                 results.append(GroupResult(space, key, tuple(stored), stored[0][1], "re-ranked stored measurements"))
         else:
             results = _measure(found, settings, groups, kind, hardware, store, counters, catalog, on_measured, log)

@@ -115,7 +115,7 @@ def best_of(group: GroupResult, objective: Objective) -> Best:
             text += f"; the closest is {_config_label(group.space, closest[0])} at {_load(closest[1])}: {_numbers(closest[1].metrics)}"
         return Best(None, None, closest, None, text + ".")
     point, record = order[0]
-    base = group.baseline.metrics if group.baseline and group.baseline.metrics else None
+    base = _default_best(group, objective)
     gain = objective.gain(record.metrics or {}, base) if base else None
     metric = ", ".join(objective.weights)
     label = _config_label(group.space, point)
@@ -127,6 +127,13 @@ def best_of(group: GroupResult, objective: Objective) -> Best:
             f"at {metric}{under} ({_numbers(record.metrics)} vs {_numbers(base)})."
         )
     return Best(point, record, None, gain, text)
+
+
+def _default_best(group: GroupResult, objective: Objective) -> Mapping[str, float] | None:
+    """The default configuration at its best load (it may have been swept over concurrency too)."""
+    defaults = [(p, r) for p, r in group.history if _config_label(group.space, p) == "default"]
+    order = ranked(defaults, objective, group.baseline)
+    return order[0][1].metrics if order else None
 
 
 def _load(record: Record) -> str:

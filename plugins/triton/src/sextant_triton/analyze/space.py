@@ -282,8 +282,13 @@ class Space:
     def describe(self, point: Mapping[str, Any]) -> str:
         """A point as a short label: the values that differ from the defaults (``default`` if none)."""
         defaults = self.defaults()
-        changed = [f"{k}={_short(v)}" for k, v in point.items() if defaults.get(k) != v]
+        changed = [f"{k}={_short(v)}" for k, v in point.items() if _same(defaults.get(k)) != _same(v)]
         return ", ".join(changed) or "default"
+
+
+def _same(value: Any) -> Any:
+    """A value as stored points hold it (JSON turns tuples into lists)."""
+    return list(value) if isinstance(value, tuple) else value
 
 
 def _short(value: Any) -> str:
