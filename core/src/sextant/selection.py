@@ -92,5 +92,3 @@ def why_none(candidates: Mapping[str, CandidateRecord], objective: Objective) ->
     if any(s.judged_wrong for s in statuses):
         return "every candidate that ran failed correctness or verification"
     return "no candidate was profiled"
-
-

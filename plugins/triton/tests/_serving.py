@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-_SIMPLE = '''
+_SIMPLE = """
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
@@ -22,9 +22,9 @@ class TritonPythonModel:
             x = pb_utils.get_input_tensor_by_name(request, "x").as_numpy()
             out.append(pb_utils.InferenceResponse([pb_utils.Tensor("y", ({expr}).astype(np.float32))]))
         return out
-'''
+"""
 
-_BLS = '''
+_BLS = """
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
@@ -41,7 +41,7 @@ class TritonPythonModel:
             y = pb_utils.get_output_tensor_by_name(answer, "y").as_numpy()
             out.append(pb_utils.InferenceResponse([pb_utils.Tensor("y", (y + 1).astype(np.float32))]))
         return out
-'''
+"""
 
 _IO = """
 max_batch_size: 8

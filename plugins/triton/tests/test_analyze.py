@@ -15,15 +15,18 @@ from pathlib import Path
 import pytest
 from _serving import write_repository
 from sextant.api import Objective, SextantError, UsageError
-
 from sextant_triton.analyze import analyze
 from sextant_triton.analyze.settings import AnalyzeSettings, ModelSettings, Range, from_mapping
 from sextant_triton.analyze.store import Store
 from sextant_triton.perf import Windows, missing
+from sextant_triton.testing import NO_SERVER
 
-pytestmark = pytest.mark.skipif(missing() is not None, reason=str(missing()))
+pytestmark = [
+    pytest.mark.skipif(NO_SERVER is not None, reason=str(NO_SERVER)),
+    pytest.mark.skipif(missing() is not None, reason=str(missing())),
+]
 
-FAST = Windows(interval_ms=200, stability=50.0, max_trials=5)
+FAST = Windows(interval_ms=200, stability=50.0, max_trials=8)
 SMALL = AnalyzeSettings(
     max_batch_size=Range(4, 8),
     instance_count=Range(1, 2),
@@ -175,15 +178,26 @@ def test_ensemble_and_bls_are_analyzed_with_their_composing_models(repository, t
 def test_remote_mode_touches_only_its_models_and_restores_them(repository, tmp_path, triton_server):
     import tritonclient.grpc as grpcclient
 
-    server = triton_server(repository, extra_args=("--model-control-mode=explicit", "--load-model=scale", "--load-model=prep"))
-    settings = _settings(search="quick", models=(ModelSettings("scale"),), url=server.grpc_url, launch_mode="remote", top_n=0, max_measurements=3)
+    server = triton_server(
+        repository, extra_args=("--model-control-mode=explicit", "--load-model=scale", "--load-model=prep")
+    )
+    settings = _settings(
+        search="quick",
+        models=(ModelSettings("scale"),),
+        url=server.grpc_url,
+        launch_mode="remote",
+        top_n=0,
+        max_measurements=3,
+    )
     result = analyze(repository, settings, output=tmp_path)
     assert result.measured == 3
     client = grpcclient.InferenceServerClient(server.grpc_url)
     try:
         config = client.get_model_config("scale", as_json=True)["config"]
         assert int(config["instance_group"][0]["count"]) == 1 and config["max_batch_size"] == 8  # the repository's own
-        ready = {m["name"] for m in client.get_model_repository_index(as_json=True)["models"] if m.get("state") == "READY"}
+        ready = {
+            m["name"] for m in client.get_model_repository_index(as_json=True)["models"] if m.get("state") == "READY"
+        }
         assert ready == {"scale", "prep"}
     finally:
         client.close()
@@ -226,7 +240,11 @@ def test_bad_input_is_named(repository, tmp_path):
         from_mapping({"concurency": [1, 2]})
     assert "concurrency" in info.value.hint
     with pytest.raises(SextantError, match="cannot reach a Triton server"):
-        analyze(repository, _settings(models=(ModelSettings("scale"),), url="127.0.0.1:9", launch_mode="remote"), output=tmp_path / "out")
+        analyze(
+            repository,
+            _settings(models=(ModelSettings("scale"),), url="127.0.0.1:9", launch_mode="remote"),
+            output=tmp_path / "out",
+        )
     assert not list((tmp_path / "out").glob("best"))
 
 
@@ -243,7 +261,9 @@ def test_cli_prints_the_summary_and_json(repository, tmp_path):
         "models: [scale]\nmax_batch_size: {min: 8, max: 8}\ninstance_count: {min: 1, max: 1}\n"
         "dynamic_batching: [true, false]\ntop_n: 0\nmeasurement: {interval_ms: 200, stability: 50, max_trials: 5}\n"
     )
-    done = CliRunner().invoke(app, ["analyze", str(repository), "-f", str(yaml_file), "-o", str(tmp_path / "o"), "--json"], obj=state)
+    done = CliRunner().invoke(
+        app, ["analyze", str(repository), "-f", str(yaml_file), "-o", str(tmp_path / "o"), "--json"], obj=state
+    )
     assert done.exit_code == 0, done.output
     document = json.loads(done.stdout)
     assert document["measured"] == 2 and document["groups"][0]["units"] == ["scale"]
@@ -264,16 +284,28 @@ def test_two_workers_share_one_optuna_study_and_store_in_postgresql(repository, 
         "dynamic_batching: [true, false]\ntop_n: 0\nmeasurement: {interval_ms: 200, stability: 50, max_trials: 5}\n"
         "optuna: {min_trials: 6, max_trials: 6, patience: 50}\n"
     )
-    command = [sys.executable, "-m", "sextant.cli", "analyze", str(repository), "-f", str(settings), "--search", "optuna"]
+    command = [
+        sys.executable,
+        "-m",
+        "sextant.cli",
+        "analyze",
+        str(repository),
+        "-f",
+        str(settings),
+        "--search",
+        "optuna",
+    ]
     workers = [
         subprocess.Popen(
             [*command, "--storage", url, "-o", str(tmp_path / f"worker{i}"), "--json"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for i in range(2)
     ]
     outputs = [w.communicate(timeout=600) for w in workers]
-    for worker, (out, err) in zip(workers, outputs):
+    for worker, (_, err) in zip(workers, outputs):
         assert worker.returncode == 0, err[-3000:]
     documents = [json.loads(out) for out, _ in outputs]
     store = Store(url)

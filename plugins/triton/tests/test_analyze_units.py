@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 from _serving import write_repository
 from sextant.api import Objective, UsageError
-
 from sextant_triton.analyze import explore
 from sextant_triton.analyze.settings import AnalyzeSettings, ModelSettings, Range, from_mapping
 from sextant_triton.analyze.space import Space, read_unit
@@ -85,7 +84,12 @@ def test_the_ensemble_space_searches_its_composing_models(tmp_path):
 def test_manual_model_config_parameters_are_the_cartesian_product(tmp_path):
     repository = write_repository(tmp_path / "models")
     settings = from_mapping(
-        {"model_config_parameters": {"dynamic_batching": {"max_queue_delay_microseconds": [0, 100, 500]}, "max_batch_size": [4, 8]}}
+        {
+            "model_config_parameters": {
+                "dynamic_batching": {"max_queue_delay_microseconds": [0, 100, 500]},
+                "max_batch_size": [4, 8],
+            }
+        }
     )
     space = Space([read_unit(repository, ModelSettings("scale"))], settings, "KIND_CPU")
     assert space.size() == 6

@@ -160,9 +160,7 @@ def optimize(
             _finish(ledger, plan, options, max_batch, time.monotonic() - started, complete=False)
             raise  # what is done is recorded; the original error goes on
     _finish(ledger, plan, options, max_batch, time.monotonic() - started, complete=True)
-    workspace.prune(
-        [r.artifact for r in ledger.steps.values()] + [r.outputs for r in ledger.candidates.values()]
-    )
+    workspace.prune([r.artifact for r in ledger.steps.values()] + [r.outputs for r in ledger.candidates.values()])
     _write_report(ledger, workspace)
     _raise_if_nothing_selected(ledger, workspace)
     return Package(workspace.path)
@@ -236,7 +234,9 @@ def _finish(
         ledger.header.pop("interrupted", None)
     planned = {c.id for c in plan.candidates}
     current = {cid: r for cid, r in ledger.candidates.items() if cid in planned}
-    selection, ranked = select(current, options.goal(max_batch), ledger.header.get("baseline"), planned - plan.reference_only)
+    selection, ranked = select(
+        current, options.goal(max_batch), ledger.header.get("baseline"), planned - plan.reference_only
+    )
     ledger.candidates.update(ranked)
     records = [*ledger.steps.values(), *ledger.candidates.values()]
     ledger.set(
@@ -259,7 +259,9 @@ def _raise_if_nothing_selected(ledger: Ledger, workspace: Workspace) -> None:
     if selection["best"] is not None:
         return
     competing = set(ledger.candidates) - set(ledger.header["reference_only"])
-    ran = [r for c, r in ledger.candidates.items() if c in competing and (r.status == Status.OK or r.status.judged_wrong)]
+    ran = [
+        r for c, r in ledger.candidates.items() if c in competing and (r.status == Status.OK or r.status.judged_wrong)
+    ]
     if ran and all(r.status.judged_wrong for r in ran):
         raise CorrectnessError(
             "every candidate that ran failed correctness: " + selection["reason"],

@@ -127,12 +127,18 @@ def measure(
     try:
         return _run(model, url, load, windows.relaxed(), input_data, shapes, workdir, timeout_s)
     except _Unstable:
-        loose = Windows(windows.interval_ms, 1000.0, 3)  # three windows, whatever they say
+        pass
+    loose = Windows(windows.interval_ms * 4, 1000.0, 4)  # long windows, nearly whatever they say
+    try:
         return {**_run(model, url, load, loose, input_data, shapes, workdir, timeout_s), "stable": 0.0}
+    except _Unstable as exc:
+        raise SextantError(
+            f"the load did not settle ({load.describe()}), even with {loose.interval_ms} ms windows"
+        ) from exc
 
 
-class _Unstable(Exception):
-    pass
+class _Unstable(SextantError):
+    """perf_analyzer's windows did not agree within the stability rule."""
 
 
 def _run(
@@ -176,7 +182,7 @@ def _run(
         out.unlink(missing_ok=True)
     said = (done.stdout + done.stderr).strip()
     if "Failed to obtain stable measurement" in said:
-        raise _Unstable(said)
+        raise _Unstable(said.splitlines()[-1] if said else "unstable")
     if done.returncode != 0 or not text or said.startswith("error") or "\nerror:" in said:
         lines = [ln for ln in said.splitlines() if "rror" in ln] or said.splitlines()[-5:]
         raise SextantError(

@@ -210,7 +210,7 @@ def _check_repository(repository: Path) -> None:
 
 def deploy(request: DeployRequest) -> Deployment:
     """The ``triton`` deployer (``DeployerSpec.deploy``): write the model folder and the client example."""
-    from sextant.api import CandidateView, Package
+    from sextant.api import Package
 
     options = DeployOptions.from_mapping(request.options)
     package = Package(request.package)

@@ -16,21 +16,31 @@ from sextant_triton.cli import Debug
 def analyze_command(
     ctx: typer.Context,
     target: Annotated[Path, typer.Argument(help="A package (sextant optimize's folder) or a Triton model repository.")],
-    model: Annotated[list[str] | None, typer.Option("--model", "-m", help="A model to analyze (repeat for several).")] = None,
-    file: Annotated[Path | None, typer.Option("--file", "-f", help="An analyze.yaml with the search space and settings.")] = None,
+    model: Annotated[
+        list[str] | None, typer.Option("--model", "-m", help="A model to analyze (repeat for several).")
+    ] = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", "-f", help="An analyze.yaml with the search space and settings.")
+    ] = None,
     search: Annotated[str | None, typer.Option("--search", help="brute, quick or optuna (default: quick).")] = None,
     url: Annotated[str | None, typer.Option("--url", help="A running server's gRPC address (remote mode).")] = None,
     objective: Annotated[str | None, typer.Option("--objective", help="throughput, latency or memory.")] = None,
     max_p99_ms: Annotated[float | None, typer.Option("--max-p99-ms", help="Latency budget (p99, ms).")] = None,
-    min_throughput: Annotated[float | None, typer.Option("--min-throughput", help="Least throughput (infer/s).")] = None,
+    min_throughput: Annotated[
+        float | None, typer.Option("--min-throughput", help="Least throughput (infer/s).")
+    ] = None,
     max_memory_mb: Annotated[float | None, typer.Option("--max-memory-mb", help="Most server memory (MB).")] = None,
     concurrent: Annotated[bool, typer.Option("--concurrent", help="Analyze the models at once (joint space).")] = False,
     rerank: Annotated[bool, typer.Option("--rerank", help="Rank stored measurements again; measure nothing.")] = False,
     top_n: Annotated[int | None, typer.Option("--top-n", help="Configurations swept over concurrency.")] = None,
     max_measurements: Annotated[int | None, typer.Option("--max-measurements", help="Measurement budget.")] = None,
     budget_s: Annotated[float | None, typer.Option("--budget-s", help="Time budget in seconds.")] = None,
-    storage: Annotated[str | None, typer.Option("--storage", help="Database URL shared by workers (PostgreSQL).")] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Output folder (default: PACKAGE/analysis).")] = None,
+    storage: Annotated[
+        str | None, typer.Option("--storage", help="Database URL shared by workers (PostgreSQL).")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Output folder (default: PACKAGE/analysis).")
+    ] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print analysis.json on stdout.")] = False,
     debug: Debug = False,
 ) -> None:
@@ -46,8 +56,13 @@ def analyze_command(
     if model:
         known = {m.name: m for m in settings.models}
         changes["models"] = tuple(known.get(name, ModelSettings(name)) for name in model)
-    for key, value in (("search", search), ("top_n", top_n), ("max_measurements", max_measurements),
-                       ("budget_s", budget_s), ("storage", storage)):
+    for key, value in (
+        ("search", search),
+        ("top_n", top_n),
+        ("max_measurements", max_measurements),
+        ("budget_s", budget_s),
+        ("storage", storage),
+    ):
         if value is not None:
             changes[key] = value
     if url:
@@ -72,7 +87,12 @@ def analyze_command(
 
     catalog = getattr(ctx.obj, "catalog", None)
     result = analyze(
-        target, settings, output=output, rerank=rerank, catalog=catalog, on_measured=progress,
+        target,
+        settings,
+        output=output,
+        rerank=rerank,
+        catalog=catalog,
+        on_measured=progress,
         log=lambda line: print(line, file=sys.stderr, flush=True),
     )
     if json_:

@@ -89,7 +89,11 @@ class Session:
                     return None, exc.message
                 self.counters.events.append(
                     f"the server died while measuring {self.space.describe(point)} ({exc.message.splitlines()[0]})"
-                    + ("; restarted, measuring it again" if attempt == 0 else "; restarted again, point recorded as failed")
+                    + (
+                        "; restarted, measuring it again"
+                        if attempt == 0
+                        else "; restarted again, point recorded as failed"
+                    )
                 )
                 self.control.restart()
         return None, "the server died twice while measuring this point"
@@ -101,7 +105,12 @@ class Session:
             data, shapes = self.inputs[unit.name]
             load = self.space.load(unit, point)
             found = perf.measure(
-                unit.name, self.control.grpc_url, load, windows=self.windows, input_data=data, shapes=shapes,
+                unit.name,
+                self.control.grpc_url,
+                load,
+                windows=self.windows,
+                input_data=data,
+                shapes=shapes,
                 workdir=self.workdir,
             )
             return {**found, "concurrency": float(load.concurrency or 0), "request_rate": float(load.request_rate or 0)}
@@ -137,8 +146,13 @@ class Outcome:
 class Budget:
     """Measurements and seconds a search may still spend (``None``: unlimited)."""
 
-    def __init__(self, max_measurements: int | None, budget_s: float | None, counters: Counters,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        max_measurements: int | None,
+        budget_s: float | None,
+        counters: Counters,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.max_measurements, self.budget_s, self.counters, self.clock = max_measurements, budget_s, counters, clock
         self.start = clock()
 
@@ -151,7 +165,11 @@ class Budget:
 
 
 def search(
-    strategy: Any, session: Session, objective: Objective, budget: Budget, *,
+    strategy: Any,
+    session: Session,
+    objective: Objective,
+    budget: Budget,
+    *,
     expand: Callable[[Point], list[tuple[Point, Record]]] | None = None,
 ) -> Outcome:
     """Measure the defaults, then what ``strategy`` asks for until it is done or ``budget`` is spent.
@@ -189,8 +207,14 @@ def search(
 
 
 def sweep(
-    session: Session, point: Point, objective: Objective, values: Sequence[int], budget: Budget, *,
-    min_gain: float = 0.05, patience: int = 4,
+    session: Session,
+    point: Point,
+    objective: Objective,
+    values: Sequence[int],
+    budget: Budget,
+    *,
+    min_gain: float = 0.05,
+    patience: int = 4,
 ) -> list[tuple[Point, Record]]:
     """``point`` at each concurrency of ``values`` (ascending), with early exit and a bisection at a
     constraint edge (see the module's docstring)."""

@@ -36,7 +36,10 @@ class Target:
 
 def resolve_target(target: Path, settings: AnalyzeSettings, output: Path | None) -> Target:
     if not target.exists():
-        raise UsageError(f"{target}: no such package or model repository", hint="Give the folder `sextant optimize` wrote, or a Triton model repository.")
+        raise UsageError(
+            f"{target}: no such package or model repository",
+            hint="Give the folder `sextant optimize` wrote, or a Triton model repository.",
+        )
     package = target if (target / "status.json").is_file() else None
     out = Path(output) if output else (target / "analysis" if package else target.parent / f"{target.name}-analysis")
     if package is not None:
@@ -49,9 +52,14 @@ def resolve_target(target: Path, settings: AnalyzeSettings, output: Path | None)
         repository = target
         present = sorted(p.name for p in target.iterdir() if (p / "config.pbtxt").is_file())
         if not present:
-            raise UsageError(f"{target} holds no model (no <model>/config.pbtxt)", hint="Give a package or a model repository.")
+            raise UsageError(
+                f"{target} holds no model (no <model>/config.pbtxt)", hint="Give a package or a model repository."
+            )
         if not settings.models and len(present) > 1:
-            raise UsageError(f"the repository {target} holds {len(present)} models", hint=f"Name them with --model: {', '.join(present)}.")
+            raise UsageError(
+                f"the repository {target} holds {len(present)} models",
+                hint=f"Name them with --model: {', '.join(present)}.",
+            )
         models = settings.models or (ModelSettings(present[0]),)
     inputs = {m.name: _inputs(repository, m, out) for m in models}
     return Target(repository, tuple(models), out, inputs, package)

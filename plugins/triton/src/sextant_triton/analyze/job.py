@@ -21,6 +21,7 @@ from sextant_triton.analyze.settings import AnalyzeSettings
 from sextant_triton.analyze.space import Point, Space, Unit, read_unit
 from sextant_triton.analyze.store import Record, Store
 
+
 @dataclass(frozen=True)
 class GroupResult:
     """One searched group of units (one unit, or several analyzed concurrently)."""
@@ -33,7 +34,11 @@ class GroupResult:
 
 
 def hardware_key(settings: AnalyzeSettings) -> str:
-    gpus = sorted(p.name for p in Path("/proc/driver/nvidia/gpus").glob("*")) if Path("/proc/driver/nvidia").exists() else []
+    gpus = (
+        sorted(p.name for p in Path("/proc/driver/nvidia/gpus").glob("*"))
+        if Path("/proc/driver/nvidia").exists()
+        else []
+    )
     where = f"remote {settings.url}" if settings.launch_mode == "remote" else "local"
     return f"{cpu_model()} x{os.cpu_count()}; {len(gpus)} GPU; {where}"
 
@@ -42,7 +47,11 @@ def instance_kind(settings: AnalyzeSettings) -> str | None:
     """``KIND_CPU`` without a GPU (never ``KIND_GPU`` there); with one, each model keeps its own."""
     if settings.instance_kind:
         return settings.instance_kind
-    return None if Path("/proc/driver/nvidia/gpus").exists() and any(Path("/proc/driver/nvidia/gpus").iterdir()) else "KIND_CPU"
+    return (
+        None
+        if Path("/proc/driver/nvidia/gpus").exists() and any(Path("/proc/driver/nvidia/gpus").iterdir())
+        else "KIND_CPU"
+    )
 
 
 def _group_key(units: Sequence[Unit], settings: AnalyzeSettings) -> str:
@@ -135,8 +144,14 @@ def _measure(
             space = Space(group, settings, kind)
             key = _group_key(group, settings)
             session = explore.Session(
-                space, control, store, key=key, hardware=hardware, windows=settings.windows,
-                inputs={u.name: found.inputs[u.name] for u in group}, workdir=found.output / "perf",
+                space,
+                control,
+                store,
+                key=key,
+                hardware=hardware,
+                windows=settings.windows,
+                inputs={u.name: found.inputs[u.name] for u in group},
+                workdir=found.output / "perf",
                 on_measured=on_measured,
             )
             session.counters = counters
@@ -155,8 +170,13 @@ def _measure(
 
 
 def _search(
-    settings: AnalyzeSettings, space: Space, session: explore.Session, budget: explore.Budget,
-    output: Path, key: str, catalog: object,
+    settings: AnalyzeSettings,
+    space: Space,
+    session: explore.Session,
+    budget: explore.Budget,
+    output: Path,
+    key: str,
+    catalog: object,
 ) -> explore.Outcome:
     objective = settings.objective
     if settings.search == "brute" and space.load_params and space.load_params[0].name == "concurrency":
@@ -164,7 +184,10 @@ def _search(
         values = list(space.load_params[0].grid())
         strategy = _strategy(settings, space, params, output, key, catalog)
         return explore.search(
-            strategy, session, objective, budget,
+            strategy,
+            session,
+            objective,
+            budget,
             expand=lambda point: explore.sweep(session, point, objective, values, budget),
         )
     strategy = _strategy(settings, space, list(space.params), output, key, catalog)
@@ -172,8 +195,12 @@ def _search(
 
 
 def _top_sweeps(
-    settings: AnalyzeSettings, space: Space, session: explore.Session, budget: explore.Budget,
-    history: list[tuple[Point, Record]], baseline: Record,
+    settings: AnalyzeSettings,
+    space: Space,
+    session: explore.Session,
+    budget: explore.Budget,
+    history: list[tuple[Point, Record]],
+    baseline: Record,
 ) -> list[tuple[Point, Record]]:
     """The top N configurations (and the default) over concurrency, for the curves."""
     if settings.top_n == 0 or settings.request_rate or settings.search == "brute" and space.load_params:
@@ -186,8 +213,10 @@ def _top_sweeps(
             configs.append(config)
         if len(configs) > settings.top_n:
             break
-    top = settings.concurrency.high if settings.concurrency else 2 * max(
-        space.load(u, space.defaults()).concurrency or 1 for u in space.units
+    top = (
+        settings.concurrency.high
+        if settings.concurrency
+        else 2 * max(space.load(u, space.defaults()).concurrency or 1 for u in space.units)
     )
     values = explore.exponential(1, max(top, 2))
     out = []

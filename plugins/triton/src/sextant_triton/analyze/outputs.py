@@ -23,9 +23,9 @@ from sextant_triton.analyze.space import Point, Space
 from sextant_triton.analyze.store import Record
 
 if TYPE_CHECKING:
-    from sextant_triton.analyze.job import GroupResult
     from sextant_triton.analyze.explore import Counters
     from sextant_triton.analyze.inputs import Target
+    from sextant_triton.analyze.job import GroupResult
     from sextant_triton.analyze.settings import AnalyzeSettings
 
 #: Model Analyzer's column names (metrics-model-inference.csv) → our metric
@@ -86,7 +86,9 @@ class Analysis:
         return "\n".join(b.summary for b in self.best)
 
 
-def ranked(history: Sequence[tuple[Point, Record]], objective: Objective, baseline: Record | None) -> list[tuple[Point, Record]]:
+def ranked(
+    history: Sequence[tuple[Point, Record]], objective: Objective, baseline: Record | None
+) -> list[tuple[Point, Record]]:
     """Successful measurements, best first (feasible before infeasible), by gain over the baseline."""
     done = [(p, r) for p, r in history if r.metrics is not None]
     if not done:
@@ -204,7 +206,9 @@ def write_best(space: Space, point: Point, repository: Path, folder: Path) -> li
     return written
 
 
-def write(found: Target, settings: AnalyzeSettings, groups: Sequence[GroupResult], counters: Counters, hardware: str) -> Analysis:
+def write(
+    found: Target, settings: AnalyzeSettings, groups: Sequence[GroupResult], counters: Counters, hardware: str
+) -> Analysis:
     from sextant_triton.analyze import report
 
     out = found.output

@@ -62,8 +62,13 @@ def _figures(i: int, group: GroupResult, best: Best, settings: AnalyzeSettings) 
     )
     figures = [
         kit.tradeoff_figure(
-            f"tradeoff-{i}", "Throughput against p99 latency", points, style, best=star,
-            budget_ms=settings.objective.max_p99_ms, load_word="concurrency",
+            f"tradeoff-{i}",
+            "Throughput against p99 latency",
+            points,
+            style,
+            best=star,
+            budget_ms=settings.objective.max_p99_ms,
+            load_word="concurrency",
             caption="Each point is one configuration at one client load; up and left is better.",
         )
     ]
@@ -71,11 +76,17 @@ def _figures(i: int, group: GroupResult, best: Best, settings: AnalyzeSettings) 
     for label, ms in by_label.items():
         swept = sorted((m for m in ms if m.get("concurrency")), key=lambda m: m["concurrency"])
         if len(swept) > 1:
-            series.append(kit.Series(label, tuple(m["concurrency"] for m in swept), tuple(m["throughput"] for m in swept)))
+            series.append(
+                kit.Series(label, tuple(m["concurrency"] for m in swept), tuple(m["throughput"] for m in swept))
+            )
     figures.append(
         kit.lines_figure(
-            f"concurrency-{i}", "Throughput against client concurrency", series, style,
-            y_title="throughput (infer/s)", x_title="concurrency",
+            f"concurrency-{i}",
+            "Throughput against client concurrency",
+            series,
+            style,
+            y_title="throughput (infer/s)",
+            x_title="concurrency",
             caption="Each configuration swept over concurrency; the curve flattens where the server saturates.",
             absent="no configuration was measured at more than one concurrency",
         )
@@ -88,11 +99,17 @@ def _figures(i: int, group: GroupResult, best: Best, settings: AnalyzeSettings) 
         if record.metrics:
             per_batch[size] = max(per_batch.get(size, 0.0), record.metrics["throughput"])
     sizes = sorted(k for k in per_batch if k > 0)
-    batch_series = [kit.Series("best at this size", tuple(sizes), tuple(per_batch[s] for s in sizes))] if len(sizes) > 1 else []
+    batch_series = (
+        [kit.Series("best at this size", tuple(sizes), tuple(per_batch[s] for s in sizes))] if len(sizes) > 1 else []
+    )
     figures.append(
         kit.lines_figure(
-            f"batch-{i}", "Best throughput at each max batch size", batch_series,
-            kit.styles(["best at this size"]), y_title="throughput (infer/s)", x_title="max_batch_size",
+            f"batch-{i}",
+            "Best throughput at each max batch size",
+            batch_series,
+            kit.styles(["best at this size"]),
+            y_title="throughput (infer/s)",
+            x_title="max_batch_size",
             absent="one max batch size was measured",
         )
     )
@@ -177,8 +194,12 @@ def write(analysis: Analysis, settings: AnalyzeSettings, hardware: str, path: Pa
     banners = tuple(kit.Banner("warn", kit.esc(e)) for e in analysis.events)
     banners += tuple(kit.Banner("good" if b.point else "bad", kit.esc(b.summary)) for b in analysis.best)
     page = kit.Page(
-        "Serving analysis", ", ".join(u.name for g in analysis.groups for u in g.space.units), banners,
-        tuple(sections), tuple(figures), kit.footer(kit.esc(str(analysis.output))),
+        "Serving analysis",
+        ", ".join(u.name for g in analysis.groups for u in g.space.units),
+        banners,
+        tuple(sections),
+        tuple(figures),
+        kit.footer(kit.esc(str(analysis.output))),
     )
     path.write_text(kit.render_page(page))
     return path

@@ -181,7 +181,9 @@ def from_mapping(data: Mapping[str, Any], base: AnalyzeSettings | None = None) -
             values = data[key] if isinstance(data[key], list) else [data[key]]
             changes[key] = tuple(kind(v) for v in values)
     if "preferred_batch_sizes" in data:
-        changes["preferred_batch_sizes"] = tuple(tuple(int(v) for v in sizes) for sizes in data["preferred_batch_sizes"])
+        changes["preferred_batch_sizes"] = tuple(
+            tuple(int(v) for v in sizes) for sizes in data["preferred_batch_sizes"]
+        )
     if "model_config_parameters" in data:
         changes["model_config_parameters"] = dict(data["model_config_parameters"] or {})
     if "measurement" in data:

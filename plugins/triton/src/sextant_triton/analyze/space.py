@@ -191,7 +191,12 @@ class Space:
                 params.append(_exponential(prefix + "max_batch_size", s.max_batch_size, int(cfg["max_batch_size"])))
             dynamic = batcher is not None
             params.append(
-                Param(prefix + "dynamic_batching", "categorical", tuple(dict.fromkeys((dynamic, *s.dynamic_batching))), dynamic)
+                Param(
+                    prefix + "dynamic_batching",
+                    "categorical",
+                    tuple(dict.fromkeys((dynamic, *s.dynamic_batching))),
+                    dynamic,
+                )
             )
             delay = int((batcher or {}).get("max_queue_delay_microseconds", 0))
             if len(set(s.queue_delay_us) | {delay}) > 1:
@@ -233,9 +238,9 @@ class Space:
 
     def _values(self, unit: Unit, model: ModelInfo, point: Mapping[str, Any]) -> dict[str, Any]:
         prefix = self._prefix(unit, model)
-        return {k[len(prefix) :]: v for k, v in point.items() if k.startswith(prefix) and "." not in k[len(prefix) :]} | {
-            k[len(prefix) :]: v for k, v in point.items() if k.startswith(prefix + "config.")
-        }
+        return {
+            k[len(prefix) :]: v for k, v in point.items() if k.startswith(prefix) and "." not in k[len(prefix) :]
+        } | {k[len(prefix) :]: v for k, v in point.items() if k.startswith(prefix + "config.")}
 
     def _config(self, model: ModelInfo, values: Mapping[str, Any]) -> dict[str, Any]:
         config = copy.deepcopy(dict(model.config))

@@ -112,7 +112,9 @@ class Store:
             )
             return taken.rowcount == 1
 
-    def wait(self, unit: str, point: Mapping[str, Any], hardware: str, polls: int = 6000, pause_s: float = 0.2) -> Record | None:
+    def wait(
+        self, unit: str, point: Mapping[str, Any], hardware: str, polls: int = 6000, pause_s: float = 0.2
+    ) -> Record | None:
         """Another worker's measurement of ``point``, once it is done (``None`` if its claim was
         released or ``polls`` ran out: then measure it here)."""
         key = self.key(unit, point, hardware)
@@ -125,7 +127,9 @@ class Store:
             self.sleep(pause_s)
         return None
 
-    def put(self, unit: str, point: Mapping[str, Any], hardware: str, metrics: Metrics | None, error: str | None = None) -> None:
+    def put(
+        self, unit: str, point: Mapping[str, Any], hardware: str, metrics: Metrics | None, error: str | None = None
+    ) -> None:
         key = self.key(unit, point, hardware)
         values = {
             "metrics": None if metrics is None else json.dumps(metrics),
@@ -158,7 +162,9 @@ class Store:
         t = self.table
         with self.engine.connect() as db:
             rows = db.execute(
-                self.sa.select(t).where(t.c.unit == unit, t.c.hardware == hardware, t.c.done.is_(True)).order_by(t.c.measured)
+                self.sa.select(t)
+                .where(t.c.unit == unit, t.c.hardware == hardware, t.c.done.is_(True))
+                .order_by(t.c.measured)
             ).all()
         return [_record(r) for r in rows]
 
@@ -167,4 +173,6 @@ class Store:
 
 
 def _record(row: Any) -> Record:
-    return Record(json.loads(row.point), None if row.metrics is None else json.loads(row.metrics), row.error, row.measured or 0.0)
+    return Record(
+        json.loads(row.point), None if row.metrics is None else json.loads(row.metrics), row.error, row.measured or 0.0
+    )
