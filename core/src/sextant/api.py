@@ -76,8 +76,8 @@ from sextant.specs import (
 )
 
 if TYPE_CHECKING:  # imported on first use (see _LAZY)
-    from sextant.htmlreport import kit as htmlkit  # noqa: F401
     from sextant.compare import OutputReport, Tolerance, Verdict  # noqa: F401
+    from sextant.htmlreport import kit as htmlkit  # noqa: F401
     from sextant.package import CandidateView, Package  # noqa: F401
     from sextant.plugins import availability, installed  # noqa: F401
     from sextant.records import CandidateRecord, Status, Stop  # noqa: F401
