@@ -95,6 +95,22 @@ def test_brute_sweeps_each_configuration_over_concurrency(repository, tmp_path):
     assert result.measured == len(history)
 
 
+def test_request_rate_mode_measures_each_rate(repository, tmp_path):
+    settings = _settings(
+        search="quick",
+        models=(ModelSettings("scale"),),
+        max_batch_size=Range(8, 8),
+        instance_count=Range(1, 1),
+        dynamic_batching=(True,),
+        request_rate=(50.0, 100.0),
+        top_n=0,
+    )
+    result = analyze(repository, settings, output=tmp_path)
+    rates = sorted(r.metrics["request_rate"] for _, r in result.groups[0].history)
+    assert rates == [50.0, 100.0]
+    assert {row["Request Rate"] for row in _rows(tmp_path)} == {"50.0", "100.0"}
+
+
 def test_optuna_spends_its_trials_and_keeps_the_study(repository, tmp_path):
     settings = _settings(
         search="optuna", models=(ModelSettings("scale"),), optuna={"min_trials": 3, "max_trials": 3}, top_n=0

@@ -8,7 +8,8 @@
   configuration, or unloaded).
 
 Server memory is the resident memory of the server and its backend processes (the Python backend's
-stubs), read from ``/proc``; a remote server's is not measured.
+stubs), read from ``/proc``; a remote server's is not measured. With a GPU, the memory in use on
+the GPUs (``nvidia-smi``) is recorded too, as ``gpu_memory_mb`` (not run here: no GPU).
 """
 
 from __future__ import annotations
@@ -80,6 +81,23 @@ def _tree_rss_mb(pid: int) -> float | None:
     import os
 
     return total * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def gpu_memory_mb() -> float | None:
+    """Memory in use on every GPU together (``nvidia-smi``), or ``None`` without one."""
+    import shutil
+    import subprocess
+
+    tool = shutil.which("nvidia-smi")
+    if tool is None:
+        return None
+    done = subprocess.run(
+        [tool, "--query-gpu=memory.used", "--format=csv,noheader,nounits"], capture_output=True, text=True, check=False
+    )
+    try:
+        return sum(float(line) for line in done.stdout.split()) if done.returncode == 0 else None
+    except ValueError:
+        return None
 
 
 class LocalServer:

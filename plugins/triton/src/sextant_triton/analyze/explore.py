@@ -25,7 +25,7 @@ from typing import Any
 from sextant.api import Objective, SextantError
 
 from sextant_triton import perf
-from sextant_triton.analyze.control import ServerControl
+from sextant_triton.analyze.control import ServerControl, gpu_memory_mb
 from sextant_triton.analyze.space import Point, Space, Unit
 from sextant_triton.analyze.store import Record, Store
 
@@ -131,6 +131,9 @@ class Session:
                 metrics.update({f"{unit.name}/{k}": v for k, v in result.items()})
         if memory is not None:
             metrics["memory_mb"] = memory
+        gpu = gpu_memory_mb()
+        if gpu is not None:
+            metrics["gpu_memory_mb"] = gpu
         return metrics
 
 
