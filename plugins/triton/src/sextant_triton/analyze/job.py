@@ -11,8 +11,9 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
-from sextant.api import UsageError, cpu_model, search_strategy
+from sextant.api import Param, UsageError, cpu_model, search_strategy
 
 from sextant_triton.analyze import explore, outputs
 from sextant_triton.analyze.control import LocalServer, RemoteServer, ServerControl
@@ -33,25 +34,20 @@ class GroupResult:
     stopped: str
 
 
+def _gpus() -> list[str]:
+    folder = Path("/proc/driver/nvidia/gpus")
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+
 def hardware_key(settings: AnalyzeSettings) -> str:
-    gpus = (
-        sorted(p.name for p in Path("/proc/driver/nvidia/gpus").glob("*"))
-        if Path("/proc/driver/nvidia").exists()
-        else []
-    )
+    """Where measurements were made: they are reused only on the same CPU, GPUs and server."""
     where = f"remote {settings.url}" if settings.launch_mode == "remote" else "local"
-    return f"{cpu_model()} x{os.cpu_count()}; {len(gpus)} GPU; {where}"
+    return f"{cpu_model()} x{os.cpu_count()}; {len(_gpus())} GPU; {where}"
 
 
 def instance_kind(settings: AnalyzeSettings) -> str | None:
     """``KIND_CPU`` without a GPU (never ``KIND_GPU`` there); with one, each model keeps its own."""
-    if settings.instance_kind:
-        return settings.instance_kind
-    return (
-        None
-        if Path("/proc/driver/nvidia/gpus").exists() and any(Path("/proc/driver/nvidia/gpus").iterdir())
-        else "KIND_CPU"
-    )
+    return settings.instance_kind or (None if _gpus() else "KIND_CPU")
 
 
 def _group_key(units: Sequence[Unit], settings: AnalyzeSettings) -> str:
@@ -60,7 +56,9 @@ def _group_key(units: Sequence[Unit], settings: AnalyzeSettings) -> str:
     return "+".join(parts) + f"|batch {settings.batch_size}|windows {w.interval_ms}/{w.stability:g}/{w.max_trials}"
 
 
-def _strategy(settings: AnalyzeSettings, space: Space, params: list, output: Path, key: str, catalog: object):
+def _strategy(settings: AnalyzeSettings, params: list[Param], output: Path, key: str, catalog: object) -> Any:
+    """The chosen strategy over ``params``: brute stops a dimension after 4 steps under 5 %; optuna
+    runs a share of the space, between min_trials and max_trials."""
     factory = search_strategy(settings.search, catalog)  # type: ignore[arg-type]
     options: dict[str, object] = {}
     if settings.search == "brute":
@@ -182,7 +180,7 @@ def _search(
     if settings.search == "brute" and space.load_params and space.load_params[0].name == "concurrency":
         params = [p for p in space.params if p.name != "concurrency"]
         values = list(space.load_params[0].grid())
-        strategy = _strategy(settings, space, params, output, key, catalog)
+        strategy = _strategy(settings, params, output, key, catalog)
         return explore.search(
             strategy,
             session,
@@ -190,7 +188,7 @@ def _search(
             budget,
             expand=lambda point: explore.sweep(session, point, objective, values, budget),
         )
-    strategy = _strategy(settings, space, list(space.params), output, key, catalog)
+    strategy = _strategy(settings, list(space.params), output, key, catalog)
     return explore.search(strategy, session, objective, budget)
 
 
