@@ -68,8 +68,15 @@ CAN_APT := $(shell command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && 
 browser:
 	@command -v chromium >/dev/null 2>&1 || { [ -n "$(CAN_APT)" ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || echo "!!! chromium is not installed and apt-get cannot install it here: tests/test_report_browser.py will SKIP (the report is not checked in a browser)" >&2
 
+# Every plugin's whole suite ran above in an environment of its own (and sextant-triton's with torch,
+# ONNX and the search plugin). With everything installed together: the cross-distribution tests, and
+# the plugin tests whose paths need another plugin (torch and TensorFlow exports run by ONNX Runtime).
+ALL_TESTS := tests plugins/tensorflow/tests \
+	plugins/torch/tests/test_torch_plugin.py::test_convnet_every_format \
+	plugins/torch/tests/test_torch_plugin.py::test_transformer_with_dict_inputs_mask_and_varying_length
+
 test-all: install browser
-	SEXTANT_REQUIRE_BROWSER=$(if $(CAN_APT),1,0) $(VENV)/bin/python -m pytest tests plugins/torch/tests plugins/onnx/tests plugins/search/tests plugins/tensorflow/tests plugins/tensorrt/tests plugins/triton/tests
+	SEXTANT_REQUIRE_BROWSER=$(if $(CAN_APT),1,0) $(VENV)/bin/python -m pytest $(ALL_TESTS)
 
 test: test-core test-template test-search test-torch test-onnx test-tensorflow test-tensorrt test-triton test-all
 
