@@ -33,7 +33,9 @@ def analyze_command(
     concurrent: Annotated[bool, typer.Option("--concurrent", help="Analyze the models at once (joint space).")] = False,
     rerank: Annotated[bool, typer.Option("--rerank", help="Rank stored measurements again; measure nothing.")] = False,
     top_n: Annotated[int | None, typer.Option("--top-n", help="Configurations swept over concurrency.")] = None,
-    max_measurements: Annotated[int | None, typer.Option("--max-measurements", help="Measurement budget.")] = None,
+    max_measurements: Annotated[
+        int | None, typer.Option("--max-measurements", help="Measurements this run may make (all models together).")
+    ] = None,
     budget_s: Annotated[float | None, typer.Option("--budget-s", help="Time budget in seconds.")] = None,
     storage: Annotated[
         str | None, typer.Option("--storage", help="Database URL shared by workers (PostgreSQL).")
