@@ -45,7 +45,7 @@ from typing import Any
 
 from sextant.api import SextantError
 
-from sextant_triton.server import free_port
+from sextant_triton.server import free_port, terminate
 
 INSTALL = "apt-get install postgresql"
 DRIVER = "pip install 'psycopg[binary]>=3.1'"
@@ -245,13 +245,8 @@ class PostgresServer:
 
 
 def _terminate(process: subprocess.Popen, timeout: float = STOP_TIMEOUT_S) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    """PostgreSQL's fast shutdown is SIGINT (SIGTERM waits for every client to leave)."""
+    terminate(process, signal.SIGINT, timeout)
 
 
 def _wait_ready(server: PostgresServer, offset: int, polls: int = READY_POLLS) -> None:

@@ -122,6 +122,19 @@ class Ports:
         return cls(*ports)
 
 
+def terminate(process: subprocess.Popen, sig: int, timeout: float = STOP_TIMEOUT_S) -> int | None:
+    """Send ``sig`` to a running ``process``, wait up to ``timeout`` seconds, then SIGKILL it by PID;
+    return its exit code."""
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
 class TritonServer:
     """A running ``tritonserver`` process started by :func:`start_server`; stop it with :meth:`stop`."""
 
@@ -179,13 +192,7 @@ class TritonServer:
         """SIGTERM, then SIGKILL after ``timeout`` seconds; remove the backend folder (and the whole
         work folder when :func:`start_server` made it and the server exited cleanly, else the log
         stays there). Returns the exit code."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process, signal.SIGTERM, timeout)
         shutil.rmtree(self.workdir / "backends", ignore_errors=True)
         if self.owns_workdir and self.process.returncode == 0:
             shutil.rmtree(self.workdir, ignore_errors=True)
