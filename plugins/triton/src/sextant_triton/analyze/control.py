@@ -15,7 +15,8 @@ the GPUs (``nvidia-smi``) is recorded too, as ``gpu_memory_mb`` (not run here: n
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -43,20 +44,29 @@ class ServerControl(Protocol):
     def close(self) -> None: ...
 
 
-def _client(url: str) -> Any:
+@contextmanager
+def _connected(url: str) -> Iterator[Any]:
+    """A gRPC client of the server at ``url``, closed afterwards."""
     import tritonclient.grpc as grpcclient
 
-    return grpcclient.InferenceServerClient(url)
+    client = grpcclient.InferenceServerClient(url)
+    try:
+        yield client
+    finally:
+        client.close()
 
 
-def _load(client: Any, configs: Sequence[Mapping[str, Any]]) -> None:
+def load_configs(url: str, configs: Sequence[Mapping[str, Any]]) -> None:
+    """Load every configuration through the repository API, in order; a failure names the model
+    and Triton's reason."""
     from tritonclient.utils import InferenceServerException
 
-    for config in configs:
-        try:
-            client.load_model(config["name"], config=json.dumps(config))
-        except InferenceServerException as exc:
-            raise SextantError(f"the server could not load {config['name']!r}: {exc.message()}") from exc
+    with _connected(url) as client:
+        for config in configs:
+            try:
+                client.load_model(config["name"], config=json.dumps(config))
+            except InferenceServerException as exc:
+                raise SextantError(f"the server could not load {config['name']!r}: {exc.message()}") from exc
 
 
 def _tree_rss_mb(pid: int) -> float | None:
@@ -121,11 +131,7 @@ class LocalServer:
         return self.server.grpc_url
 
     def apply(self, configs: Sequence[Mapping[str, Any]]) -> None:
-        client = _client(self.grpc_url)
-        try:
-            _load(client, configs)
-        finally:
-            client.close()
+        load_configs(self.grpc_url, configs)
 
     def alive(self) -> bool:
         return self.server.process.poll() is None and self.server.ready()
@@ -150,18 +156,16 @@ class RemoteServer:
 
         self.grpc_url = url
         self.models = tuple(models)
-        client = _client(url)
         try:
-            if not client.is_server_live():
-                raise SextantError(f"the server at {url} is not live")
-            index = client.get_model_repository_index(as_json=True).get("models", [])
+            with _connected(url) as client:
+                if not client.is_server_live():
+                    raise SextantError(f"the server at {url} is not live")
+                index = client.get_model_repository_index(as_json=True).get("models", [])
         except InferenceServerException as exc:
             raise SextantError(
                 f"cannot reach a Triton server at {url}: {exc.message()}",
                 hint="Give --url the gRPC address (host:port, default port 8001) of a running server.",
             ) from exc
-        finally:
-            client.close()
         known = {m["name"] for m in index}
         missing = [m for m in self.models if m not in known]
         if missing:
@@ -172,19 +176,12 @@ class RemoteServer:
         self.loaded_before = {m["name"] for m in index if m.get("state") == "READY"}
 
     def apply(self, configs: Sequence[Mapping[str, Any]]) -> None:
-        client = _client(self.grpc_url)
-        try:
-            _load(client, configs)
-        finally:
-            client.close()
+        load_configs(self.grpc_url, configs)
 
     def alive(self) -> bool:
         try:
-            client = _client(self.grpc_url)
-            try:
+            with _connected(self.grpc_url) as client:
                 return bool(client.is_server_ready())
-            finally:
-                client.close()
         except Exception:  # noqa: BLE001 - any failure to answer is "not alive"
             return False
 
@@ -196,12 +193,9 @@ class RemoteServer:
 
     def close(self) -> None:
         """Reload what was loaded before with the repository's own configuration; unload the rest."""
-        client = _client(self.grpc_url)
-        try:
+        with _connected(self.grpc_url) as client:
             for name in reversed(self.models):
                 if name in self.loaded_before:
                     client.load_model(name)
                 else:
                     client.unload_model(name)
-        finally:
-            client.close()
