@@ -53,13 +53,14 @@ class Session:
         windows: perf.Windows,
         inputs: Mapping[str, tuple[Path | str, Mapping[str, Sequence[int]]]],
         workdir: Path,
+        counters: Counters | None = None,
         on_measured: Callable[[Point, Record], None] | None = None,
     ) -> None:
         self.space, self.control, self.store = space, control, store
         self.key, self.hardware, self.windows = key, hardware, windows
         self.inputs, self.workdir = inputs, workdir
         self.on_measured = on_measured
-        self.counters = Counters()
+        self.counters = counters or Counters()  # shared by the run's groups
 
     def measure(self, point: Point) -> Record:
         found = self.store.get(self.key, point, self.hardware)

@@ -20,7 +20,7 @@ from pathlib import Path
 from sextant.api import UsageError
 
 from sextant_triton.analyze.settings import AnalyzeSettings, ModelSettings
-from sextant_triton.analyze.space import read_model
+from sextant_triton.analyze.space import ModelInfo
 
 Inputs = tuple[Path | str, Mapping[str, Sequence[int]]]
 
@@ -30,7 +30,6 @@ class Target:
     repository: Path
     models: tuple[ModelSettings, ...]
     output: Path
-    inputs: Mapping[str, Inputs]  # per analyzed model: perf_analyzer's --input-data and --shape
     package: Path | None = None
 
 
@@ -61,12 +60,11 @@ def resolve_target(target: Path, settings: AnalyzeSettings, output: Path | None)
                 hint=f"Name them with --model: {', '.join(present)}.",
             )
         models = settings.models or (ModelSettings(present[0]),)
-    inputs = {m.name: _inputs(repository, m, out) for m in models}
-    return Target(repository, tuple(models), out, inputs, package)
+    return Target(repository, tuple(models), out, package)
 
 
-def _inputs(repository: Path, model: ModelSettings, output: Path) -> Inputs:
-    info = read_model(repository, model.name)
+def perf_inputs(repository: Path, model: ModelSettings, info: ModelInfo, output: Path) -> Inputs:
+    """perf_analyzer's ``--input-data`` and ``--shape`` for ``model`` (``info``: its configuration)."""
     samples = repository.parent / f"{model.name}_client_inputs.npz"
     if samples.is_file():
         return _from_samples(samples, info.batching, output / "perf" / f"{model.name}_inputs.json"), {}

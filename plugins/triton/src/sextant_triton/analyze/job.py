@@ -8,7 +8,7 @@ With ``rerank`` nothing is measured: the stored measurements are ranked again.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from sextant.api import Param, UsageError, cpu_model, search_strategy
 
 from sextant_triton.analyze import explore, outputs
 from sextant_triton.analyze.control import LocalServer, RemoteServer, ServerControl
-from sextant_triton.analyze.inputs import Target, resolve_target
+from sextant_triton.analyze.inputs import Inputs, Target, perf_inputs, resolve_target
 from sextant_triton.analyze.settings import AnalyzeSettings
 from sextant_triton.analyze.space import Point, Space, Unit, read_unit
 from sextant_triton.analyze.store import Record, Store
@@ -110,7 +110,10 @@ def analyze(
                 counters.reused += len(stored)
                 results.append(GroupResult(space, key, tuple(stored), stored[0][1], "re-ranked stored measurements"))
         else:
-            results = _measure(found, settings, groups, kind, hardware, store, counters, catalog, on_measured, log)
+            inputs = {u.name: perf_inputs(found.repository, u.settings, u.top, found.output) for u in units}
+            results = _measure(
+                found, settings, groups, inputs, kind, hardware, store, counters, catalog, on_measured, log
+            )
     finally:
         store.release()
         store.close()
@@ -121,6 +124,7 @@ def _measure(
     found: Target,
     settings: AnalyzeSettings,
     groups: list[list[Unit]],
+    inputs: Mapping[str, Inputs],
     kind: str | None,
     hardware: str,
     store: Store,
@@ -148,11 +152,11 @@ def _measure(
                 key=key,
                 hardware=hardware,
                 windows=settings.windows,
-                inputs={u.name: found.inputs[u.name] for u in group},
+                inputs={u.name: inputs[u.name] for u in group},
                 workdir=found.output / "perf",
+                counters=counters,
                 on_measured=on_measured,
             )
-            session.counters = counters
             budget = explore.Budget(settings.max_measurements, settings.budget_s, counters)
             log(f"searching {space.size()} points of {', '.join(u.name for u in group)} ({settings.search})")
             outcome = _search(settings, space, session, budget, found.output, key, catalog)

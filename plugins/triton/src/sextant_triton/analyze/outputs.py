@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -105,7 +105,7 @@ def _config_label(space: Space, point: Point) -> str:
 def best_of(group: GroupResult, objective: Objective) -> Best:
     order = ranked(group.history, objective, group.baseline)
     configs = {_config_label(group.space, p) for p, r in group.history}
-    n = sum(1 for _, r in group.history)
+    n = len(group.history)
     names = ", ".join(u.name for u in group.space.units)
     constraints = objective.constraints_text()
     under = "" if constraints == "none" else f" under {constraints}"
@@ -248,4 +248,4 @@ def write(
     (out / "analysis.json").write_text(json.dumps(summary, indent=2, default=str))
     files.append(out / "analysis.json")
     files.append(report.write(analysis, settings, hardware, out / "report.html"))
-    return Analysis(out, tuple(groups), best, counters.measured, counters.reused, tuple(counters.events), tuple(files))
+    return replace(analysis, files=tuple(files))

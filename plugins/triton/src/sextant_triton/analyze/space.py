@@ -237,10 +237,10 @@ class Space:
         return out
 
     def _values(self, unit: Unit, model: ModelInfo, point: Mapping[str, Any]) -> dict[str, Any]:
+        """``model``'s own values at ``point``, unprefixed (another model's keep a dot in their rest)."""
         prefix = self._prefix(unit, model)
-        return {
-            k[len(prefix) :]: v for k, v in point.items() if k.startswith(prefix) and "." not in k[len(prefix) :]
-        } | {k[len(prefix) :]: v for k, v in point.items() if k.startswith(prefix + "config.")}
+        own = {k[len(prefix) :]: v for k, v in point.items() if k.startswith(prefix)}
+        return {k: v for k, v in own.items() if "." not in k or k.startswith("config.")}
 
     def _config(self, model: ModelInfo, values: Mapping[str, Any]) -> dict[str, Any]:
         config = copy.deepcopy(dict(model.config))
