@@ -111,3 +111,78 @@ def test_preferred_sizes_must_be_positive(tmp_path, sizes):
     else:  # an empty list: no preferred sizes, dynamic batching still on
         deploy_package(package, tmp_path / "m", preferred_batch_sizes=())
         assert "preferred_batch_size" not in (tmp_path / "m" / "tiny" / "config.pbtxt").read_text()
+
+
+class _FakeTriton:
+    """Stands in for ``pytriton.triton.Triton``: each run raises the next scripted error, if any."""
+
+    errors: list[Exception | None] = []
+    made: list[_FakeTriton] = []
+
+    def __init__(self, config, workspace):
+        self.stopped = False
+        _FakeTriton.made.append(self)
+
+    def bind(self, **_):
+        pass
+
+    def run(self):
+        error = _FakeTriton.errors.pop(0)
+        if error is not None:
+            raise error
+
+    def stop(self):
+        self.stopped = True
+
+
+def _handshake_refused() -> Exception:
+    try:
+        try:
+            raise ConnectionRefusedError("[Errno 111] Connection refused")
+        except ConnectionRefusedError as inner:
+            raise RuntimeError(f"in get_config_from_handshake_server: {inner}") from inner
+    except RuntimeError as middle:
+        outer = RuntimeError("load failed for model 'm'")
+        outer.__cause__ = middle
+        return outer
+
+
+@pytest.mark.parametrize(
+    ("errors", "started_on"),
+    [
+        ([_handshake_refused(), None], 2),  # the race: started again
+        ([_handshake_refused(), _handshake_refused(), None], 3),
+        ([_handshake_refused()] * 3, None),  # three in a row: the error surfaces
+        ([RuntimeError("model.py: bad config"), None], None),  # any other error: not retried
+    ],
+)
+def test_start_retries_only_pytritons_handshake_race(errors, started_on, tmp_path, monkeypatch):
+    import importlib
+    import sys
+    import types
+
+    from sextant.api import Signature, TensorSpec
+    from sextant_triton.settings import ServingSettings
+
+    fake = types.SimpleNamespace(Triton=_FakeTriton, TritonConfig=lambda **kw: kw)
+    config = types.SimpleNamespace(DynamicBatcher=lambda **kw: kw, ModelConfig=lambda **kw: kw, Tensor=lambda **kw: kw)
+    monkeypatch.setitem(sys.modules, "pytriton", types.ModuleType("pytriton"))
+    monkeypatch.setitem(sys.modules, "pytriton.triton", fake)
+    monkeypatch.setitem(sys.modules, "pytriton.model_config", config)
+    monkeypatch.setattr(_FakeTriton, "errors", list(errors))
+    monkeypatch.setattr(_FakeTriton, "made", [])
+    signature = Signature(
+        inputs=(TensorSpec("x", "float32", (None, 4)),), outputs=(TensorSpec("y", "float32", (None, 4)),)
+    )
+    settings = ServingSettings(8, True, (4,), 0, 2, "KIND_CPU", 1, False)
+    serve = importlib.import_module("sextant_triton.serve")
+    start = lambda: serve._start("m", [], signature, settings, "127.0.0.1", {}, tmp_path / "w")  # noqa: E731
+    if started_on is None:
+        with pytest.raises(RuntimeError):
+            start()
+        assert all(t.stopped for t in _FakeTriton.made)
+        assert len(_FakeTriton.made) == (3 if len(errors) == 3 else 1)
+    else:
+        assert start() is _FakeTriton.made[-1]
+        assert len(_FakeTriton.made) == started_on
+        assert [t.stopped for t in _FakeTriton.made] == [True] * (started_on - 1) + [False]

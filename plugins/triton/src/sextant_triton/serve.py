@@ -8,6 +8,7 @@ SIGTERM stop the server; the PyTriton workspace is a temporary folder removed on
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -26,6 +27,8 @@ from sextant_triton import config, server
 from sextant_triton.batching import run_batched
 from sextant_triton.repository import candidate_view, model_name
 from sextant_triton.settings import DeployOptions, ServingSettings, derive
+
+log = logging.getLogger(__name__)
 
 SOCKET_PATH_MAX = 107  # sockaddr_un.sun_path, less its terminating NUL
 SOCKET_SUFFIX = 32  # what PyTriton adds to the workspace and model name ("/<model>_0_0-server.sock", ...)
@@ -83,6 +86,78 @@ def _tensors(specs: Sequence[Any], batching: bool) -> list[Any]:
     return [Tensor(name=s.name, dtype=np.dtype(s.dtype), shape=tuple(config.dims(s, batching)) or (1,)) for s in specs]
 
 
+HANDSHAKE_RACE = "get_config_from_handshake_server"
+START_TRIES = 3
+
+
+def _handshake_race(exc: BaseException | None) -> bool:
+    """Whether ``exc``, or what caused it, is PyTriton's instance start-up race."""
+    while exc is not None:
+        if HANDSHAKE_RACE in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _start(
+    name: str,
+    infer: list[Callable[[list], list]],
+    signature: Signature,
+    settings: ServingSettings,
+    host: str,
+    ports: dict[str, int],
+    workspace: Path,
+    tries: int = START_TRIES,
+) -> Any:
+    """Start PyTriton with ``infer`` bound as ``name``; returns the running ``Triton``.
+
+    PyTriton's proxy has a start-up race when a model has several instances: Triton initialises
+    them in parallel, and an instance other than the first may connect to the first one's
+    handshake socket between its ``bind`` and its ``listen`` ("Connection refused"). That one
+    error, and only it, is retried with a fresh server, at most ``tries`` times."""
+    from pytriton.model_config import DynamicBatcher, ModelConfig
+    from pytriton.triton import Triton, TritonConfig
+
+    batching = settings.max_batch_size > 0
+    for attempt in range(1, tries + 1):
+        triton = Triton(
+            config=TritonConfig(
+                http_address=host,
+                grpc_address=host,
+                metrics_address=host,
+                exit_timeout_secs=5,
+                log_verbose=0,
+                **ports,
+            ),
+            workspace=workspace,
+        )
+        try:
+            triton.bind(
+                model_name=name,
+                infer_func=infer,
+                inputs=_tensors(signature.inputs, batching),
+                outputs=_tensors(signature.outputs, batching),
+                config=ModelConfig(
+                    max_batch_size=settings.max_batch_size,
+                    batching=batching,
+                    batcher=DynamicBatcher(
+                        max_queue_delay_microseconds=settings.queue_delay_us,
+                        preferred_batch_size=list(settings.preferred_batch_sizes) or None,
+                    ),
+                ),
+                strict=True,
+            )
+            triton.run()
+            return triton
+        except Exception as exc:
+            triton.stop()
+            shutil.rmtree(workspace, ignore_errors=True)
+            if attempt == tries or not _handshake_race(exc):
+                raise
+            log.warning("PyTriton's instances raced at start-up (%s); starting again (%d/%d)", exc, attempt + 1, tries)
+    raise AssertionError("unreachable")
+
+
 @contextmanager
 def serving(
     package: str | Path,
@@ -96,9 +171,6 @@ def serving(
 ) -> Iterator[Served]:
     """Serve while the ``with`` block runs; ports 0 pick free ones. Stops and cleans up on exit."""
     dist = server.Distribution.find()  # before importing PyTriton: says how to install it
-
-    from pytriton.model_config import DynamicBatcher, ModelConfig
-    from pytriton.triton import Triton, TritonConfig
 
     opened = Package(package)
     view = candidate_view(opened, candidate)
@@ -127,35 +199,9 @@ def serving(
         os.environ.update({k: environment[k] for k in saved})
         try:
             runners = [view.load() for _ in range(settings.instances)]
-            triton = Triton(
-                config=TritonConfig(
-                    http_address=host,
-                    http_port=http_port,
-                    grpc_address=host,
-                    grpc_port=grpc_port,
-                    metrics_address=host,
-                    metrics_port=metrics_port,
-                    exit_timeout_secs=5,
-                    log_verbose=0,
-                ),
-                workspace=scratch / "pytriton",
-            )
-            triton.bind(
-                model_name=served_name,
-                infer_func=[_infer_function(r, signature, batching) for r in runners],
-                inputs=_tensors(signature.inputs, batching),
-                outputs=_tensors(signature.outputs, batching),
-                config=ModelConfig(
-                    max_batch_size=settings.max_batch_size,
-                    batching=batching,
-                    batcher=DynamicBatcher(
-                        max_queue_delay_microseconds=settings.queue_delay_us,
-                        preferred_batch_size=list(settings.preferred_batch_sizes) or None,
-                    ),
-                ),
-                strict=True,
-            )
-            triton.run()
+            infer = [_infer_function(r, signature, batching) for r in runners]
+            endpoints = {"http_port": http_port, "grpc_port": grpc_port, "metrics_port": metrics_port}
+            triton = _start(served_name, infer, signature, settings, host, endpoints, scratch / "pytriton")
         except SextantError:
             raise
         except Exception as exc:  # PyTriton's own errors: say what failed
