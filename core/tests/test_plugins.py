@@ -99,8 +99,12 @@ def test_tracing_writes_hook_calls_to_stderr(monkeypatch, capsys):
 
 
 def test_loader_says_what_it_could_not_recognise(fake_catalog, tmp_path):
-    with pytest.raises(ModelLoadError, match="no installed plugin recognises the file"):
+    with pytest.raises(ModelLoadError, match="model.xyz: no such file or folder"):
         fake_catalog.load_source(tmp_path / "model.xyz")
+    (tmp_path / "model.xyz").write_text("weights")
+    with pytest.raises(ModelLoadError, match="no installed plugin recognises the file") as error:
+        fake_catalog.load_source(tmp_path / "model.xyz")
+    assert "Loaders asked: sextant.testing.fake." in error.value.hint
     with pytest.raises(ModelLoadError, match="object of type dict"):
         fake_catalog.load_source({})
 

@@ -57,7 +57,7 @@ def test_npz_round_trip_and_plain_npz(tmp_path: Path):
     with pytest.raises(SampleError, match="does not exist"):
         load_batches(tmp_path / "nope.npz")
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
-    with pytest.raises(SampleError, match="cannot read"):
+    with pytest.raises(SampleError, match="bad.npz is not an .npz archive"):
         load_batches(tmp_path / "bad.npz")
 
 

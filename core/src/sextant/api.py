@@ -6,7 +6,8 @@ plugins must stay fast); the run-time helpers, which pull in numpy, on first use
 
 Hooks and specs
     ``hookimpl``, ``ExporterSpec``, ``ConverterSpec``, ``RunnerSpec``, ``ComparatorSpec``,
-    ``SearchStrategySpec``, ``DeployerSpec``, ``Param``, ``SourceModel``, ``Format``, ``PRECISIONS``, ``DEVICES``
+    ``SearchStrategySpec``, ``DeployerSpec``, ``Param``, ``SourceModel``, ``Rejection`` (a loader's "cannot
+    use this model, because..."), ``Format``, ``PRECISIONS``, ``DEVICES``
 Shared formats
     ``ONNX``, ``TORCH_MODULE``, ``TORCHSCRIPT``, ``TORCH_EXPORTED``, ``TORCH_TENSORRT``, ``KERAS``,
     ``TF_SAVEDMODEL``, ``TENSORRT_ENGINE``
@@ -15,7 +16,9 @@ What callables receive and return
     ``Signature``, ``TensorSpec``, ``Tolerance``, ``Verdict``, ``OutputReport``
 Packages (what a deployer reads)
     ``Package`` (``Package(path)``; ``.best()``, ``.candidate(id)``, ``.status``), ``CandidateView``
-    (one candidate of a package), ``CandidateRecord``, ``Status``, ``Stop`` (why a profile sweep ended)
+    (one candidate of a package; ``.verify(trust_source=)`` / ``.check_files()`` refuse changed
+    files and unpickling without trust), ``CandidateRecord``, ``Status``, ``Stop`` (why a profile
+    sweep ended), ``write_manifest`` (hash a package folder's files, as a run does when it ends)
 Helpers
     ``load_batches``, ``resize_batch`` (samples), ``cache_dir`` (sextant's shared cache),
     ``digest`` (a content key), ``hash_path`` (a file's or folder's content key), ``cpu_model``,
@@ -70,6 +73,7 @@ from sextant.specs import (
     ExporterSpec,
     Format,
     Param,
+    Rejection,
     RunnerSpec,
     SearchStrategySpec,
     SourceModel,
@@ -101,6 +105,7 @@ _LAZY = {
     "resize_batch": "sextant.samples",
     "installed": "sextant.plugins",
     "availability": "sextant.plugins",
+    "write_manifest": "sextant.manifest",
 }
 
 __all__ = [
@@ -123,6 +128,7 @@ __all__ = [
     "Format",
     "ModelLoadError",
     "Param",
+    "Rejection",
     "Runner",
     "RunnerRequest",
     "RunnerSpec",

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
         ConverterSpec,
         DeployerSpec,
         ExporterSpec,
+        Rejection,
         RunnerSpec,
         SearchStrategySpec,
         SourceModel,
@@ -62,7 +63,7 @@ def sextant_register_deployers() -> list[DeployerSpec]:
 
 
 @hookspec(firstresult=True)
-def sextant_load_source(model: object, name: str | None, options: Mapping[str, str]) -> SourceModel | None:
+def sextant_load_source(model: object, name: str | None, options: Mapping[str, str]) -> SourceModel | Rejection | None:
     """Recognise ``model`` and wrap it as a :class:`~sextant.specs.SourceModel`.
 
     :param model: a filesystem path (``pathlib.Path``) to a model file or folder, or an in-memory
@@ -73,9 +74,15 @@ def sextant_load_source(model: object, name: str | None, options: Mapping[str, s
     :param options: the user's ``--source-option KEY=VALUE`` settings (a SavedModel's signature, say).
         A loader that uses some lists them in ``SourceModel.options``; keys no loader used are an
         error. Implementations that take no options may leave this parameter out.
-    :return: the source model, or ``None`` when this plugin does not handle ``model``.
+    :return: the source model; or a :class:`~sextant.specs.Rejection` saying why ``model`` cannot
+        be used: ``claimed`` when it is this plugin's kind but unusable (a state dict in a ``.pt``
+        file, a corrupt archive: the run stops there, naming the plugin), not claimed when it is
+        not this plugin's and the reason says what was looked for (shown only if no loader
+        recognises ``model``); or ``None`` when this plugin does not handle ``model`` at all.
+        An empty file or folder, or a path that does not exist, never reaches the loaders.
 
-    Stops at the first non-None result.
+    The catalog asks the loaders one at a time, in pluggy's call order, and stops at the first
+    source model or claimed rejection.
     """
 
 

@@ -112,10 +112,14 @@ def _check_against_declared(tensors: Sequence[TensorSpec], declared: Signature) 
     for spec in declared.inputs:
         sample = given[spec.name]
         if sample.dtype != spec.dtype:
-            raise SampleError(f"input '{spec.name}': samples are {sample.dtype}, the model takes {spec.dtype}")
+            raise SampleError(
+                f"input '{spec.name}': samples are {sample.dtype}, the model takes {spec.dtype}",
+                hint=f"Cast the samples of '{spec.name}', e.g. array.astype(numpy.{spec.dtype}).",
+            )
         if len(sample.shape) != len(spec.shape):
             raise SampleError(
-                f"input '{spec.name}': samples have {len(sample.shape)} axes, the model takes {spec.shape}"
+                f"input '{spec.name}': samples have {len(sample.shape)} axes, the model takes {spec.shape}",
+                hint="Axis 0 is the batch: a single example needs a batch axis of size 1 in front.",
             )
         for axis, (want, got) in enumerate(zip(spec.shape, sample.shape)):
             if axis > 0 and want is not None and got is not None and want != got:

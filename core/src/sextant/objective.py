@@ -54,13 +54,16 @@ class Objective:
         unknown = set(self.weights) - set(METRICS)
         if unknown:
             raise UsageError(f"unknown metric {sorted(unknown)}", hint=f"Known metrics: {', '.join(METRICS)}.")
-        for label, value in (
-            ("latency budget", self.max_p99_ms),
-            ("minimum throughput", self.min_throughput),
-            ("memory budget", self.max_memory_mb),
+        for label, flag, value in (
+            ("latency budget", "--latency-budget-ms", self.max_p99_ms),
+            ("minimum throughput", "--min-throughput", self.min_throughput),
+            ("memory budget", "--max-memory-mb", self.max_memory_mb),
         ):
             if value is not None and value <= 0:
-                raise UsageError(f"the {label} must be positive, got {value:g}")
+                raise UsageError(
+                    f"the {label} must be positive, got {value:g} ({flag} {value:g})",
+                    hint=f"Give {flag} a number above 0, or leave it out for no limit.",
+                )
 
     @classmethod
     def named(

@@ -18,7 +18,7 @@ import importlib.metadata
 import importlib.util
 import os
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from sextant.specs import (
     ConverterSpec,
     DeployerSpec,
     ExporterSpec,
+    Rejection,
     RunnerSpec,
     SearchStrategySpec,
     SourceModel,
@@ -105,18 +106,61 @@ class Catalog:
         return None
 
     def load_source(
-        self, model: object, name: str | None = None, options: Mapping[str, str] | None = None
+        self,
+        model: object,
+        name: str | None = None,
+        options: Mapping[str, str] | None = None,
+        *,
+        origin: str | None = None,
     ) -> SourceModel:
-        """Ask the loader plugins to recognise ``model`` (a path or an in-memory object)."""
+        """Ask the loader plugins to recognise ``model`` (a path or an in-memory object), one at a
+        time in pluggy's call order, up to the first source model or claimed :class:`Rejection`.
+
+        :param origin: what the user wrote for an in-memory model (``model.py:make_model``), for
+            the messages.
+        """
         options = dict(options or {})
-        source = self.manager.hook.sextant_load_source(model=model, name=name, options=options)
+        what = _what(model, origin)
+        if isinstance(model, Path):
+            _check_path(model)
+        asked: list[str] = []
+        looked: list[str] = []
+        source = None
+        for plugin_name, ask in self._loaders():
+            answer = ask(model=model, name=name, options=options)
+            asked.append(plugin_name)
+            if isinstance(answer, Rejection):
+                if answer.claimed:
+                    raise ModelLoadError(
+                        f"{what} is {answer.reason}",
+                        hint=" ".join(filter(None, [answer.hint, f"(Recognised by the {plugin_name} plugin.)"])),
+                    )
+                looked.append(f"{plugin_name}: {answer.reason}")
+            elif isinstance(answer, SourceModel):
+                source = answer
+                break
+            elif answer is not None:
+                raise PluginError(
+                    f"plugin {plugin_name} returned {type(answer).__name__} from sextant_load_source, "
+                    "expected SourceModel, Rejection or None"
+                )
         if source is None:
-            what = f"file {model}" if isinstance(model, Path) else f"object of type {type(model).__qualname__}"
-            loaders = ", ".join(p.name for p in self.plugins if p.error is None) or "none"
             raise ModelLoadError(
-                f"no installed plugin recognises the {what}",
-                hint=f"Plugins loaded: {loaders}. Install the plugin for this framework "
-                "(for example pip install ./plugins/onnx) or check the file's suffix.",
+                f"no installed plugin recognises {_describe(model) if isinstance(model, Path) else what}"
+                + "".join(f"; {reason}" for reason in looked),
+                hint=" ".join(
+                    [
+                        f"Loaders asked: {', '.join(asked) or 'none'}.",
+                        (
+                            "Give a model file or folder one of them reads, or a factory as "
+                            "path/to/model.py:make_model that returns the model object;"
+                            if isinstance(model, Path)
+                            else "A factory (file.py:name) must return the model object itself, of a framework "
+                            "one of them loads;"
+                        ),
+                        "for another framework install its plugin (`sextant plugins` lists what is installed).",
+                    ]
+                ),
             )
         unused = sorted(set(options) - set(source.options))
         if unused:
@@ -126,6 +170,49 @@ class Catalog:
                 hint=f"Options it used: {', '.join(sorted(source.options)) or 'none'}.",
             )
         return source
+
+    def _loaders(self) -> list[tuple[str, Callable[..., Any]]]:
+        """Each plugin's ``sextant_load_source`` alone, in the order pluggy would call them."""
+        hook_name = "sextant_load_source"
+        impls = getattr(self.manager.hook, hook_name).get_hookimpls()
+        plugins = self.manager.get_plugins()
+        return [
+            (
+                impl.plugin_name,
+                self.manager.subset_hook_caller(hook_name, remove_plugins=[p for p in plugins if p is not impl.plugin]),
+            )
+            for impl in reversed(impls)
+        ]
+
+
+def _what(model: object, origin: str | None) -> str:
+    if isinstance(model, Path):
+        return str(model)
+    kind = "None" if model is None else f"an object of type {type(model).__qualname__}"
+    return f"{origin} ({kind})" if origin else kind
+
+
+def _describe(path: Path) -> str:
+    if not path.is_dir():
+        return f"the file {path}"
+    names = sorted(p.name + ("/" if p.is_dir() else "") for p in path.iterdir())
+    return f"the folder {path} (holding {', '.join(names[:5])}{', ...' if len(names) > 5 else ''})"
+
+
+def _check_path(path: Path) -> None:
+    """A path that no loader can take whatever its suffix: missing, an empty file, an empty folder."""
+    if not path.exists():
+        raise ModelLoadError(f"{path}: no such file or folder", hint="Check the model's path.")
+    if path.is_file() and path.stat().st_size == 0:
+        raise ModelLoadError(
+            f"{path} is an empty file (0 bytes): it holds no model",
+            hint="It was probably not written to the end; save the model again.",
+        )
+    if path.is_dir() and not any(path.iterdir()):
+        raise ModelLoadError(
+            f"{path} is an empty folder: it holds no model",
+            hint="Give the model's file, or the folder the model was saved into.",
+        )
 
 
 def availability(spec: Spec, device: str | None = None) -> str | None:

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sextant.errors import ModelLoadError
+from sextant.errors import ModelLoadError, SampleError
 
 #: modules that ``path/to/file.py:factory`` imports are named with this prefix
 USER_MODULE_PREFIX = "sextant_user_"
@@ -36,16 +36,29 @@ def resolve_model(text: str, what: str = "model") -> tuple[Any, str]:
             hint=f"Give a {what} path, or a factory as path/to/file.py:factory or package.module:factory.",
         )
     module = _import(target)
-    factory = getattr(module, attr, None)
-    if factory is None:
-        raise ModelLoadError(f"{target} has no attribute {attr!r}", hint="Check the name after the ':'.")
+    if not hasattr(module, attr):
+        defined = [
+            n for n, v in vars(module).items() if callable(v) and getattr(v, "__module__", None) == module.__name__
+        ]
+        raise ModelLoadError(
+            f"{target} has no attribute {attr!r}",
+            hint=f"Check the name after the ':'; {target} defines: {', '.join(defined) or 'no functions'}.",
+        )
+    factory = getattr(module, attr)
+    role = "factory" if what == "model" else f"{what} function"
+    error = ModelLoadError if what == "model" else SampleError
     try:
         model = factory() if callable(factory) else factory
     except Exception as exc:
-        raise ModelLoadError(
-            f"the factory {text} raised {type(exc).__name__}: {exc}",
-            hint=f"Fix the factory so that calling it with no arguments returns the {what}.",
+        raise error(
+            f"the {role} {text} raised {type(exc).__name__}: {exc}",
+            hint=f"Fix the {role} so that calling it with no arguments returns the {what}.",
         ) from exc
+    if model is None:
+        raise error(
+            f"the {role} {text} returned None" if callable(factory) else f"{text} is None",
+            hint=f"It must return the {what} (is a `return` missing?).",
+        )
     # examples/mlp.py:build is "mlp"; package.models:resnet50 is "resnet50"
     return model, Path(target).stem if target.endswith(".py") else attr
 

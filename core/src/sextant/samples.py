@@ -75,22 +75,32 @@ def normalize(samples: Any) -> tuple[list[Batch], CallStyle]:
 def save_batches(path: Path, batches: Sequence[Mapping[str, np.ndarray]]) -> None:
     """Write batches to one ``.npz`` (keys ``"<batch>/<name>"``), atomically."""
     arrays = {f"{i}/{name}": array for i, batch in enumerate(batches) for name, array in batch.items()}
+    from sextant.diskspace import guarded
+
     tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(path)
+    with guarded(path, temporary=tmp):
+        np.savez(tmp, **arrays)
+        tmp.replace(path)
 
 
 def load_batches(path: Path) -> list[Batch]:
     """Read batches written by :func:`save_batches`, or a plain npz of one batch."""
-    if not path.exists():
-        raise SampleError(f"samples file {path} does not exist", hint="Check the path given to --samples.")
+    _check_npz(path)
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise SampleError(f"cannot read samples file {path}: {exc}", hint="Write it with numpy.savez.") from exc
+        raise SampleError(
+            f"cannot read samples file {path}: {exc}", hint="Write it with numpy.savez (arrays of numbers only)."
+        ) from exc
     if not arrays:
-        raise SampleError(f"samples file {path} holds no arrays")
+        raise SampleError(f"samples file {path} holds no arrays", hint=_NPZ_HINT)
+    for key, array in arrays.items():
+        if array.ndim > 0 and array.shape[0] == 0:
+            raise SampleError(
+                f"samples file {path}: array '{key}' has shape {array.shape}, an empty batch (axis 0 is the batch)",
+                hint="Give every input at least one row.",
+            )
     if not all("/" in key for key in arrays):
         return [arrays]
     batches: dict[int, Batch] = {}
@@ -98,6 +108,25 @@ def load_batches(path: Path) -> list[Batch]:
         index, _, name = key.partition("/")
         batches.setdefault(int(index), {})[name] = array
     return [batches[i] for i in sorted(batches)]
+
+
+_NPZ_HINT = "Write it with numpy.savez(path, <input name>=array, ...), first axis = batch."
+
+
+def _check_npz(path: Path) -> None:
+    """A samples path that is missing, a folder, or no ``.npz`` archive (whatever its name)."""
+    if not path.exists():
+        raise SampleError(f"samples file {path} does not exist", hint="Check the path given to --samples.")
+    if path.is_dir():
+        raise SampleError(f"samples file {path} is a folder", hint=f"Give one .npz file. {_NPZ_HINT}")
+    if not zipfile.is_zipfile(path):
+        with path.open("rb") as file:
+            npy = file.read(6) == b"\x93NUMPY"
+        raise SampleError(
+            f"samples file {path} is "
+            + ("a .npy file (one array with no input name)" if npy else "not an .npz archive (a zip file)"),
+            hint=_NPZ_HINT,
+        )
 
 
 def resize_batch(batch: Mapping[str, np.ndarray], size: int, signature: Signature) -> Batch:

@@ -133,6 +133,12 @@ def infer_tensors(
 def _check_batch_axis(batches: Sequence[Mapping[str, Any]], batched: Sequence[str], what: str) -> None:
     for index, batch in enumerate(batches):
         sizes = {name: int(batch[name].shape[0]) for name in batched}
+        empty = [name for name, size in sizes.items() if size == 0]
+        if empty:
+            raise SampleError(
+                f"{what} {index}: input '{empty[0]}' has shape {batch[empty[0]].shape}, an empty batch",
+                hint="Axis 0 is the batch axis: give every input at least one row.",
+            )
         if len(set(sizes.values())) > 1:
             raise SampleError(
                 f"{what} {index}: batch sizes differ between inputs {sizes}",

@@ -151,6 +151,11 @@ class RunnerSpec:
     ``(device: str) -> str | None`` that returns why the runner is unavailable (it must not import
     heavy libraries). ``reference`` marks the runner that computes reference outputs for its format.
     ``install`` says how to get what ``requires`` names, shown when it is missing (steps have it too).
+    ``pickled`` names a cheap ``(artifact: Path) -> str | None`` that says what loading the artifact
+    unpickles (runs code from), or ``None`` when nothing; a runner whose ``load`` unpickles must
+    declare it, so that loading a candidate from a package needs the caller's explicit trust
+    (``CandidateView.load(trust_source=True)``). The optimize run itself loads the user's own model
+    and needs none.
     """
 
     name: str
@@ -165,6 +170,7 @@ class RunnerSpec:
     reference: bool = False
     install: str = ""
     description: str = ""
+    pickled: str | None = None
 
     def __post_init__(self) -> None:
         _check_name("runner", self.name)
@@ -262,6 +268,23 @@ class SourceModel:
     description: str = ""
     fingerprint: Callable[[], str] | None = None
     options: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A loader's answer for a model it looked at and cannot use (see ``sextant_load_source``).
+
+    ``claimed`` (the default): the model is of the loader's kind but unusable (a ``.pt`` file that
+    holds a state dict, a ``.keras`` file that is no Keras archive), so no other loader is asked
+    and the run stops with ``reason`` (what the model is and why it cannot be used) and ``hint``
+    (what to give instead), naming the plugin. Not claimed: the model is not the loader's, and
+    ``reason`` says what the loader looked for (a folder with no ``saved_model.pb``); the other
+    loaders are asked, and the reason is shown only when none of them recognises the model.
+    """
+
+    reason: str
+    hint: str = ""
+    claimed: bool = True
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import sys
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from sextant.api import (
     ConverterSpec,
     ExporterSpec,
     Param,
+    Rejection,
     RunnerSpec,
     SourceModel,
     hookimpl,
@@ -41,27 +43,55 @@ _TF_CHECK = "sextant_tensorflow.checks:check_tensorflow"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
 def is_savedmodel(path: Path) -> bool:
     return path.is_dir() and (path / "saved_model.pb").is_file()
 
 
+def keras_file_problem(path: Path) -> Rejection | None:
+    """Why a ``.keras`` / ``.h5`` file cannot be a Keras model, read from its first bytes (cheap:
+    Keras is not imported), or ``None`` when it may be one."""
+    if path.suffix == ".keras" and not zipfile.is_zipfile(path):
+        return Rejection(
+            "not a valid Keras archive: a .keras file is a zip archive written by model.save(), this one is not",
+            hint="The file may be truncated or of another kind; save the model again with "
+            "model.save('model.keras'), or pass its factory as model.py:make_model.",
+        )
+    if path.suffix != ".keras":
+        with path.open("rb") as file:
+            if file.read(len(_HDF5_MAGIC)) != _HDF5_MAGIC:
+                return Rejection(
+                    f"not an HDF5 file, which a Keras {path.suffix} file is",
+                    hint="The file may be truncated or of another kind; save the model again with "
+                    "model.save('model.keras').",
+                )
+    return None
+
+
 @hookimpl
-def sextant_load_source(model: object, name: str | None, options: Mapping[str, str]) -> SourceModel | None:
+def sextant_load_source(model: object, name: str | None, options: Mapping[str, str]) -> SourceModel | Rejection | None:
     if isinstance(model, Path):
         if model.suffix in KERAS_SUFFIXES and model.is_file():
+            problem = keras_file_problem(model)
+            if problem is not None:
+                return problem
             from sextant_tensorflow.source import keras_file_source
 
-            return keras_file_source(model, name)
+            return keras_file_source(model, name, options)
         if is_savedmodel(model):
             from sextant_tensorflow.source import savedmodel_source
 
             return savedmodel_source(model, name, options)
+        if model.is_dir():
+            return Rejection("not a TensorFlow SavedModel: the folder has no saved_model.pb", claimed=False)
         return None
     keras = sys.modules.get("keras")  # a Keras model means keras is already imported
     if keras is not None and isinstance(model, keras.Model):
         from sextant_tensorflow.source import keras_object_source
 
-        return keras_object_source(model, name)
+        return keras_object_source(model, name, options)
     tf = sys.modules.get("tensorflow")
     if tf is not None and isinstance(model, tf.types.experimental.GenericFunction):
         from sextant_tensorflow.source import function_source
@@ -134,6 +164,7 @@ def sextant_register_runners() -> list[RunnerSpec]:
             "keras",
             KERAS,
             load="sextant_tensorflow.runners:load_keras",
+            pickled="sextant_tensorflow.checks:keras_pickles",
             devices=_DEVICES,
             precisions=("fp32", "bf16", "fp16"),
             requires=_TF,

@@ -21,6 +21,7 @@ from sextant.api import (
     TORCHSCRIPT,
     ExporterSpec,
     Param,
+    Rejection,
     RunnerSpec,
     SourceModel,
     hookimpl,
@@ -31,7 +32,7 @@ _DEVICES = ("cpu", "cuda")
 
 
 @hookimpl
-def sextant_load_source(model: object, name: str | None) -> SourceModel | None:
+def sextant_load_source(model: object, name: str | None) -> SourceModel | Rejection | None:
     if isinstance(model, Path):
         if model.suffix == ".pt2":
             from sextant_torch.source import exported_source
@@ -105,6 +106,7 @@ def sextant_register_runners() -> list[RunnerSpec]:
             "torch-eager",
             TORCH_MODULE,
             load="sextant_torch.runners:load_eager",
+            pickled="sextant_torch.checks:pickled_module",
             devices=_DEVICES,
             precisions=_HALF,
             requires=("torch",),
@@ -115,6 +117,7 @@ def sextant_register_runners() -> list[RunnerSpec]:
             "torch-compile",
             TORCH_MODULE,
             load="sextant_torch.runners:load_compiled",
+            pickled="sextant_torch.checks:pickled_module",
             devices=_DEVICES,
             precisions=_HALF,
             requires=("torch",),

@@ -10,13 +10,24 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import inspect
+import pickle
+import re
 import shutil
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import cloudpickle
 import torch
-from sextant.api import TORCH_EXPORTED, TORCH_MODULE, TORCHSCRIPT, ModelLoadError, SourceModel, is_user_module
+from sextant.api import (
+    TORCH_EXPORTED,
+    TORCH_MODULE,
+    TORCHSCRIPT,
+    ModelLoadError,
+    Rejection,
+    SourceModel,
+    is_user_module,
+)
 
 MODEL_FILE = "model.pt"
 
@@ -83,12 +94,51 @@ def _copy(path: Path):
     return write
 
 
-def torchscript_source(path: Path, name: str | None) -> SourceModel | None:
+def torchscript_source(path: Path, name: str | None) -> SourceModel | Rejection:
     try:
         torch.jit.load(str(path), map_location="cpu")
     except Exception:
-        return None  # not TorchScript (maybe a state dict): another plugin may know it
+        return not_torchscript(path)
     return SourceModel(TORCHSCRIPT, name or path.stem, _copy(path), description="TorchScript file")
+
+
+FACTORY_HINT = (
+    "sextant needs the model with its code: pass a factory that builds it, e.g. `sextant optimize "
+    "model.py:make_model` where make_model() returns the nn.Module (with model.load_state_dict("
+    "torch.load(...)) for saved weights); or save the model with torch.jit.save or torch.export.save."
+)
+
+
+def not_torchscript(path: Path) -> Rejection:
+    """What a ``.pt`` file that is not TorchScript holds, read without unpickling any code."""
+    try:
+        content = torch.load(path, weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        if found:  # classes beyond tensors and containers: a whole pickled model, say
+            return Rejection(
+                f"a torch.save pickle of Python objects (of class {found.group(1)}), which sextant does not "
+                "unpickle: loading it would run code from the file",
+                hint=FACTORY_HINT,
+            )
+        return Rejection(
+            "neither TorchScript nor a torch.save file",
+            hint="The file may be truncated or of another framework; save the model again with torch.jit.save.",
+        )
+    except Exception as exc:
+        return Rejection(
+            f"neither TorchScript nor a torch.save file ({type(exc).__name__}: {str(exc)[:200]})",
+            hint="The file may be truncated or of another framework; save the model again with torch.jit.save.",
+        )
+    if isinstance(content, Mapping):
+        keys = list(content)
+        shown = ", ".join(map(str, keys[:4])) + (", ..." if len(keys) > 4 else "")
+        if keys and all(isinstance(v, torch.Tensor) for v in content.values()):
+            what = f"a state dict ({len(keys)} tensors: {shown}): the weights without the model's code"
+        else:
+            what = f"a dict with keys {shown} (a training checkpoint?), not a model"
+        return Rejection(what, hint=FACTORY_HINT)
+    return Rejection(f"a torch.save file holding a {type(content).__name__}, not a model", hint=FACTORY_HINT)
 
 
 def exported_source(path: Path, name: str | None) -> SourceModel:
