@@ -74,3 +74,22 @@ class Interrupted(SextantError):
     """The user stopped the run (Ctrl-C); what finished is kept."""
 
     exit_code = ExitCode.INTERRUPTED
+
+
+class DiskFullError(SextantError):
+    """A file system ran out of space (or quota) while sextant wrote to it; nothing was half-written."""
+
+
+class WorkspaceBusyError(SextantError):
+    """Another live process is running in the same workspace."""
+
+
+class UntrustedSourceError(PackageError):
+    """Loading a package's candidate would unpickle its files (which runs code they contain), and the
+    caller did not opt in (``trust_source=True``, ``--trust-source``)."""
+
+
+class IncompleteRunWarning(UserWarning):
+    """A package's run did not finish (interrupted, or stopped by an error): its selection was made
+    among the candidates measured before it stopped. :meth:`sextant.package.Package.best` warns with
+    it; ``warnings.simplefilter("error", IncompleteRunWarning)`` turns it into an error."""

@@ -8,20 +8,24 @@ Layout of a package folder::
     artifacts/         one folder per export/convert step
     outputs/           each candidate's outputs on inputs.npz
     logs/              one log per step, with a job file that replays it
+    manifest.json      the SHA-256 of every file above, written when the run ends (``sextant.manifest``)
 
 ``status.json`` is rewritten atomically after every step, so an interrupted run loses nothing.
+Loading a candidate checks its files against ``manifest.json``, and unpickles nothing without the
+caller's ``trust_source=True`` (see :meth:`CandidateView.verify`).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+import warnings
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sextant.errors import PackageError
+from sextant.errors import IncompleteRunWarning, PackageError
 from sextant.records import CandidateRecord, Status
 
 if TYPE_CHECKING:
@@ -33,10 +37,14 @@ STATUS = "status.json"
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically: a temporary file, then a rename."""
+    """Write JSON atomically: a temporary file, then a rename. On any failure (a full disk included:
+    :class:`~sextant.errors.DiskFullError`) the file keeps its last content and no temporary is left."""
+    from sextant.diskspace import guarded
+
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str))
-    os.replace(tmp, path)
+    with guarded(path, temporary=tmp):
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str))
+        os.replace(tmp, path)
 
 
 def read_status(folder: Path) -> dict[str, Any]:
@@ -53,6 +61,24 @@ def read_status(folder: Path) -> dict[str, Any]:
             hint="Re-run sextant optimize with this version, or use the version that wrote it.",
         )
     return status
+
+
+def incomplete_reason(status: Mapping[str, Any]) -> str | None:
+    """Why a package's results are partial (the run was interrupted, or stopped by an error), with
+    how many planned candidates it did not measure; ``None`` when the run finished. A package from
+    before ``run.complete`` was recorded counts as finished."""
+    run = status.get("run") or {}
+    if run.get("complete") is not False:
+        return None
+    where = status.get("interrupted")
+    text = f"the run was interrupted during {where}" if where else "the run did not finish"
+    unmeasured, planned = run.get("unmeasured"), run.get("planned")
+    if unmeasured is not None and planned is not None:
+        text += f": {len(unmeasured)} of {planned} planned candidates were not measured"
+    best = (status.get("selection") or {}).get("best")
+    if best is not None:
+        text += "; the selection is only among those measured before it stopped"
+    return text + ". Run the same command again to resume."
 
 
 @dataclass(frozen=True)
@@ -73,8 +99,57 @@ class CandidateView:
             raise PackageError(f"candidate {self.id!r} in {self.package.path} has no artifact ({self.status})")
         return self.package.path / self.record.artifact
 
-    def load(self, catalog: Catalog | None = None, threads: int | None = None) -> Runner:
-        """Load this candidate's runner in this process; returns a :class:`~sextant.runtime.Runner`."""
+    def verify(self, catalog: Catalog | None = None, *, trust_source: bool = False) -> None:
+        """Refuse, before anything is read, a candidate that is not safe to load.
+
+        - A file the candidate needs (``status.json`` and its artifact's folder, ``source/`` for a
+          source candidate) that changed, vanished or was added since the run wrote the package's
+          ``manifest.json``: :class:`PackageError` naming it. ``trust_source`` does not lift this:
+          a changed package is not the package that was trusted.
+        - A runner that unpickles the artifact (a pickled ``nn.Module``, Keras' pickled custom
+          classes: see ``RunnerSpec.pickled``) without ``trust_source``: :class:`UntrustedSourceError`.
+        - A package with no manifest (written before sextant recorded one) loads only with
+          ``trust_source``.
+        """
+        from sextant.errors import UntrustedSourceError
+        from sextant.plugins import load_catalog
+        from sextant.specs import resolve
+
+        self.check_files(trust_source=trust_source)
+        spec = (catalog or load_catalog()).get("runner", self.record.runner).spec
+        pickled = resolve(spec.pickled)(self.artifact) if spec.pickled else None
+        if pickled and not trust_source:
+            raise UntrustedSourceError(
+                f"candidate {self.id!r} of {self.package.path} loads by unpickling: {pickled}. Unpickling "
+                "runs whatever code the file holds, so sextant does not do it for a package unless told to",
+                hint="If you trust whoever wrote this package (you ran sextant optimize yourself), load with "
+                "trust_source=True (command line: --trust-source); otherwise choose a candidate in an "
+                "exported format (ONNX, TorchScript, ...; `sextant inspect` lists them).",
+            )
+
+    def check_files(self, *, trust_source: bool = False) -> None:
+        """The file half of :meth:`verify`: what copying the candidate elsewhere (a deployer) needs."""
+        from sextant.manifest import MANIFEST, needed_files, read_manifest
+        from sextant.manifest import verify as verify_files
+
+        self.artifact  # noqa: B018 - a candidate without one is refused here
+        manifest = read_manifest(self.package.path)
+        if manifest is not None:
+            verify_files(self.package.path, manifest, needed_files(self.package.path, str(self.record.artifact)))
+        elif not trust_source:
+            raise PackageError(
+                f"{self.package.path} has no {MANIFEST}: it was written before sextant recorded the hashes "
+                "of a package's files (or the manifest was removed), so its files cannot be checked",
+                hint="Re-run `sextant optimize` to rebuild the package; if you wrote it yourself, "
+                "load with trust_source=True (command line: --trust-source).",
+            )
+
+    def load(self, catalog: Catalog | None = None, threads: int | None = None, *, trust_source: bool = False) -> Runner:
+        """Load this candidate's runner in this process; returns a :class:`~sextant.runtime.Runner`.
+
+        The candidate's files are first checked against the package's manifest, and a candidate
+        whose loading unpickles files (a source ``nn.Module``, Keras custom classes) needs
+        ``trust_source=True``: see :meth:`verify`."""
         from sextant.devices import cpu_threads
         from sextant.plugins import load_catalog
         from sextant.runtime import RunnerRequest
@@ -82,6 +157,7 @@ class CandidateView:
         from sextant.specs import resolve
 
         catalog = catalog or load_catalog()
+        self.verify(catalog, trust_source=trust_source)
         spec = catalog.get("runner", self.record.runner).spec
         recorded_threads = self.record.profile.threads if self.record.profile else None
         request = RunnerRequest(
@@ -116,12 +192,23 @@ class Package:
             raise PackageError(f"no candidate {cid!r} in {self.path}") from None
         return CandidateView(self, cid, CandidateRecord.from_json(record))
 
+    @property
+    def incomplete(self) -> str | None:
+        """Why this package's results are partial (see :func:`incomplete_reason`); ``None`` when its
+        run finished."""
+        return incomplete_reason(self.status)
+
     def best(self) -> CandidateView:
-        """The selected candidate; raises :class:`PackageError` when none was selected."""
+        """The selected candidate; raises :class:`PackageError` when none was selected. When the run
+        did not finish, warns with :class:`~sextant.errors.IncompleteRunWarning` (``warnings.warn``):
+        the selection was made among the candidates measured before it stopped."""
         best = self.status.get("selection", {}).get("best")
+        incomplete = self.incomplete
         if best is None:
             reason = self.status.get("selection", {}).get("reason", "the run did not finish")
-            raise PackageError(f"{self.path} has no selected candidate: {reason}")
+            raise PackageError(f"{self.path} has no selected candidate: {reason}", hint=incomplete)
+        if incomplete:
+            warnings.warn(f"{self.path}: {incomplete}", IncompleteRunWarning, stacklevel=2)
         return self.candidate(best)
 
 

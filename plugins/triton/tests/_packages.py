@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sextant.api import write_manifest
 
 SIGNATURE = {
     "inputs": [
@@ -106,4 +107,5 @@ def write_package(
     if not selected:
         status["selection"]["reason"] = "every candidate failed the latency budget"
     (folder / "status.json").write_text(json.dumps(status, indent=2))
+    write_manifest(folder)  # as a run does when it ends
     return folder

@@ -54,6 +54,7 @@ CASES = {
 
 
 def deploy_case(tmp_path: Path, case: str, **options) -> tuple[Path, object]:
+    options.setdefault("trust_source", CASES[case]["format"] == "torch-module")  # a pickled nn.Module
     package = write_package(tmp_path / "pkg", **CASES[case])
     deployment = deploy_package(package, tmp_path / "models", **options)
     return tmp_path / "models" / "tiny", deployment
@@ -291,3 +292,38 @@ def test_refuses_unknown_or_failed_candidates_and_bad_options(tmp_path):
     with pytest.raises(SextantError, match="is not a sextant package"):
         deploy_package(tmp_path, tmp_path / "models")
     _nothing_written(tmp_path)
+
+
+def test_a_pickled_source_deploys_only_with_trust_and_only_unchanged(tmp_path):
+    """Triton's Python backend would unpickle a source nn.Module: deploying it needs --trust-source,
+    which the model's config carries; a changed file is refused even then; the deployed package
+    has its own manifest, checked when Triton loads it."""
+    from sextant.api import Package
+    from sextant.errors import PackageError, UntrustedSourceError
+
+    package = write_package(tmp_path / "pkg", format="torch-module", runner="torch-eager")
+    with pytest.raises(UntrustedSourceError) as refused:
+        deploy_package(package, tmp_path / "models")
+    assert "model.pt is a pickled torch nn.Module" in refused.value.message and "--trust-source" in refused.value.hint
+    _nothing_written(tmp_path)
+
+    deploy_package(package, tmp_path / "models", trust_source=True)
+    written = config.read(tmp_path / "models" / "tiny" / "config.pbtxt")
+    assert written.parameters["sextant_trust_source"].string_value == "true"
+    deployed = Package(tmp_path / "models" / "tiny" / "1" / "package")
+    assert (deployed.path / "manifest.json").exists()
+    deployed.best().check_files()  # what the Python backend's model checks before loading
+
+    (package / "source" / "model.pt").write_bytes(b"something else")
+    with pytest.raises(PackageError, match=r"source/model\.pt changed since the package was written"):
+        deploy_package(package, tmp_path / "again", trust_source=True)
+
+
+def test_a_package_without_manifest_deploys_natively_only_with_trust(tmp_path):
+    package = write_package(tmp_path / "pkg", format="onnx", runner="onnxruntime")
+    (package / "manifest.json").unlink()
+    with pytest.raises(SextantError, match="has no manifest.json"):
+        deploy_package(package, tmp_path / "models")
+    _nothing_written(tmp_path)
+    deploy_package(package, tmp_path / "models", trust_source=True)
+    assert "sextant_trust_source" not in config.read(tmp_path / "models" / "tiny" / "config.pbtxt").parameters

@@ -1,7 +1,8 @@
 """A numpy "framework" plugin: enough to drive the whole pipeline with no torch.
 
 Source format ``numpy-mlp``: a :class:`NumpyMLP` object (API) or a ``.npmlp`` file (which declares
-its input, so it needs no samples). Exporter ``fake-graph`` writes a JSON op list plus weights;
+its input, so it needs no samples); a :class:`PickledMLP` object is written with ``pickle``, as
+torch writes an ``nn.Module``, so loading it from a package needs ``trust_source``. Exporter ``fake-graph`` writes a JSON op list plus weights;
 converter ``fake-fp16`` halves the weights' precision; runners ``numpy-eager`` (the reference) and
 ``fake-graph`` (with an ``impl`` option and an ``einsum`` variant).
 """
@@ -9,6 +10,7 @@ converter ``fake-fp16`` halves the weights' precision; runners ``numpy-eager`` (
 from __future__ import annotations
 
 import json
+import pickle
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from sextant.specs import ConverterSpec, ExporterSpec, Format, Param, RunnerSpec
 SOURCE = Format("numpy-mlp")
 GRAPH = Format("fake-graph")
 SUFFIX = ".npmlp"
+PICKLE_SUFFIX = ".pkl"
 
 
 class NumpyMLP:
@@ -47,9 +50,35 @@ class NumpyMLP:
     @classmethod
     def read(cls, path: Path) -> NumpyMLP:
         model = cls.__new__(cls)
+        if path.suffix == PICKLE_SUFFIX:
+            model.weights = pickle.loads(path.read_bytes())  # noqa: S301 - see pickled()
+            return model
         with np.load(path) as data:
             model.weights = {k: data[k] for k in data.files}
         return model
+
+
+class PickledMLP(NumpyMLP):
+    """A :class:`NumpyMLP` whose source is written as a pickle (``model.pkl``)."""
+
+    def save(self, path: Path) -> Path:
+        path = path.with_suffix(PICKLE_SUFFIX)
+        path.write_bytes(pickle.dumps(self.weights))
+        return path
+
+
+def pickled(artifact: Path) -> str | None:
+    """What ``numpy-eager`` unpickles when it loads ``artifact`` (``RunnerSpec.pickled``)."""
+    return f"{artifact.name} is a pickled NumpyMLP (pickle.loads)" if artifact.suffix == PICKLE_SUFFIX else None
+
+
+def nan_mlp(features: int = 8, hidden: int = 16, outputs: int = 4, seed: int = 0) -> NumpyMLP:
+    """An MLP whose outputs are NaN for inputs with a positive first feature (two hidden units go
+    to +Inf there and cancel), finite elsewhere: a model that returns NaN for some inputs."""
+    model = NumpyMLP(features, hidden, outputs, seed)
+    model.weights["w1"][0, :2] = np.inf
+    model.weights["w2"][0, :], model.weights["w2"][1, :] = 1.0, -1.0
+    return model
 
 
 def _forward(weights: Mapping[str, np.ndarray], x: np.ndarray, dtype: type, impl: str = "matmul") -> np.ndarray:
@@ -107,7 +136,12 @@ def sextant_register_converters() -> list[ConverterSpec]:
 def sextant_register_runners() -> list[RunnerSpec]:
     return [
         RunnerSpec(
-            "numpy-eager", SOURCE, load="sextant.testing.fake:load_eager", reference=True, description="the MLP itself"
+            "numpy-eager",
+            SOURCE,
+            load="sextant.testing.fake:load_eager",
+            reference=True,
+            description="the MLP itself",
+            pickled="sextant.testing.fake:pickled",
         ),
         RunnerSpec(
             "fake-graph",

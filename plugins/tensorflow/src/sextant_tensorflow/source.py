@@ -7,6 +7,12 @@ A Keras model object is saved as a ``.keras`` file. Classes that a fresh process
 ``get_config`` to rebuild. A ``tf.function`` is saved as a SavedModel whose serving signature is
 the function. A SavedModel folder is copied; the signature sextant uses is recorded in
 ``sextant-signature.txt`` inside the copy when it is not ``serving_default``.
+
+Keras files are read in Keras' safe mode, which refuses Lambda layers (they hold Python bytecode).
+``--source-option safe_mode=false`` (``source_options={"safe_mode": "false"}``) is the explicit
+opt-in for a model you trust: the source is then read, here and in the children, with
+``safe_mode=False``, and a marker beside it (``sextant_tensorflow.checks.UNSAFE_MARKER``) says so,
+so that loading it later from the package needs ``trust_source`` like a pickle.
 """
 
 from __future__ import annotations
@@ -36,8 +42,9 @@ from sextant.api import (
     is_user_module,
 )
 
+from sextant_tensorflow.checks import CUSTOM_OBJECTS, UNSAFE_MARKER
+
 KERAS_FILE = "model.keras"
-CUSTOM_OBJECTS = "custom_objects.pkl"
 SIGNATURE_FILE = "sextant-signature.txt"
 SERVING = "serving_default"
 
@@ -64,8 +71,26 @@ def custom_objects(path: Path) -> dict[str, type] | None:
 
 
 def read_keras(path: Path) -> keras.Model:
-    """Load a ``.keras`` file written by a source loader (with its pickled custom classes)."""
-    return keras.models.load_model(path, custom_objects=custom_objects(path), compile=False)
+    """Load a ``.keras`` file written by a source loader (with its pickled custom classes; in
+    Keras' safe mode unless the source was given with ``safe_mode=false``)."""
+    safe = not (path.parent / UNSAFE_MARKER).exists()
+    return keras.models.load_model(path, custom_objects=custom_objects(path), compile=False, safe_mode=safe)
+
+
+def keras_safe_mode(options: Mapping[str, str]) -> tuple[bool, dict[str, str]]:
+    """Keras' ``safe_mode`` from ``--source-option safe_mode=true|false`` (default true), and the
+    options used (so an unused one is an error, never silently ignored)."""
+    if "safe_mode" not in options:
+        return True, {}
+    value = str(options["safe_mode"]).strip().lower()
+    if value not in ("true", "false"):
+        raise UsageError(f"--source-option safe_mode={options['safe_mode']}: give true or false")
+    return value == "true", {"safe_mode": value}
+
+
+def _mark_unsafe(folder: Path, safe: bool) -> None:
+    if not safe:
+        (folder / UNSAFE_MARKER).write_text("read with keras safe_mode=False (--source-option safe_mode=false)\n")
 
 
 def keras_signature(model: keras.Model) -> Signature | None:
@@ -99,12 +124,15 @@ def keras_fingerprint(model: keras.Model) -> str:
     return sha.hexdigest()
 
 
-def keras_object_source(model: keras.Model, name: str | None) -> SourceModel:
+def keras_object_source(model: keras.Model, name: str | None, options: Mapping[str, str]) -> SourceModel:
+    safe, used = keras_safe_mode(options)
+
     def write(folder: Path) -> Path:
         custom = _custom_classes(model)
         path = folder / KERAS_FILE
         try:
             model.save(path)
+            _mark_unsafe(folder, safe)
             if custom:
                 (folder / CUSTOM_OBJECTS).write_bytes(cloudpickle.dumps(custom))
                 read_keras(path)  # fail here, with the reason, rather than in every child
@@ -123,13 +151,21 @@ def keras_object_source(model: keras.Model, name: str | None) -> SourceModel:
         signature=keras_signature(model),
         description="Keras model",
         fingerprint=lambda: keras_fingerprint(model),
+        options=used,
     )
 
 
-def keras_file_source(path: Path, name: str | None) -> SourceModel:
+def keras_file_source(path: Path, name: str | None, options: Mapping[str, str]) -> SourceModel:
+    safe, used = keras_safe_mode(options)
     try:
-        model = keras.models.load_model(path, compile=False)
+        model = keras.models.load_model(path, compile=False, safe_mode=safe)
     except Exception as exc:
+        if safe and "safe_mode" in str(exc):
+            raise ModelLoadError(
+                f"{path} holds code (a Lambda layer) that Keras' safe mode refuses to load: {exc}",
+                hint="Loading it runs that code. If you trust the file, pass --source-option safe_mode=false "
+                '(Python: source_options={"safe_mode": "false"}).',
+            ) from exc
         raise ModelLoadError(
             f"{path} is not a loadable Keras model: {type(exc).__name__}: {exc}",
             hint="A model with custom layers must be given as file.py:factory (so sextant can import "
@@ -139,9 +175,12 @@ def keras_file_source(path: Path, name: str | None) -> SourceModel:
     def write(folder: Path) -> Path:
         target = folder / (KERAS_FILE if path.suffix == ".keras" else path.name)
         shutil.copy2(path, target)
+        _mark_unsafe(folder, safe)
         return target
 
-    return SourceModel(KERAS, name or path.stem, write, signature=keras_signature(model), description="Keras file")
+    return SourceModel(
+        KERAS, name or path.stem, write, signature=keras_signature(model), description="Keras file", options=used
+    )
 
 
 # -- SavedModel -----------------------------------------------------------------------------------

@@ -29,6 +29,14 @@ Candidate = Annotated[
     str | None, typer.Option("--candidate", help="A candidate id (default: the package's selected best).")
 ]
 Name = Annotated[str | None, typer.Option("--name", help="The served model's name (default: the package's).")]
+TrustSource = Annotated[
+    bool,
+    typer.Option(
+        "--trust-source",
+        help="Allow loading a candidate that unpickles the package's files (a source nn.Module, Keras custom "
+        "classes), which runs any code they hold: only for packages you made or trust.",
+    ),
+]
 
 
 def deploy_group(app: typer.Typer) -> typer.Typer:
@@ -83,6 +91,7 @@ def deploy_triton(
     ] = None,
     warmup: Annotated[bool, typer.Option("--warmup/--no-warmup", help="Warmup requests from the samples.")] = True,
     force: Annotated[bool, typer.Option("--force", help="Replace a model folder or client file that differs.")] = False,
+    trust_source: TrustSource = False,
     json_: Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")] = False,
     debug: Debug = False,
 ) -> None:
@@ -107,6 +116,7 @@ def deploy_triton(
         preferred_batch_sizes=_sizes(preferred_batch_sizes),
         queue_delay_us=queue_delay_us,
         warmup=warmup,
+        trust_source=trust_source,
     )
     written = config.to_dict(config.read(Path(deployment.target) / deployment.name / "config.pbtxt"))
     chosen = written.get("parameters", {}).get("sextant_candidate", {}).get("string_value", "")
@@ -141,6 +151,7 @@ def serve(
     http_port: Annotated[int, typer.Option(help="HTTP port (0: a free one).")] = 8000,
     grpc_port: Annotated[int, typer.Option(help="gRPC port (0: a free one).")] = 8001,
     metrics_port: Annotated[int, typer.Option(help="Metrics port (0: a free one).")] = 8002,
+    trust_source: TrustSource = False,
     debug: Debug = False,
 ) -> None:
     """Serve a package's candidate through PyTriton until Ctrl-C or SIGTERM.
@@ -166,6 +177,7 @@ def serve(
         http_port=http_port,
         grpc_port=grpc_port,
         metrics_port=metrics_port,
+        trust_source=trust_source,
         on_ready=ready,
     )
     print("stopped", file=sys.stderr)

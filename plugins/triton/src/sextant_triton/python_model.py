@@ -3,7 +3,9 @@
 ``sextant deploy triton --backend python`` copies this file as ``<model>/<version>/model.py`` and
 writes beside it ``package/``: a one-candidate package (``status.json`` with the signature and the
 candidate's record, and its artifact). ``initialize`` loads that candidate's runner through
-``sextant.api.Package``, on the device and with the options and threads it was measured with;
+``sextant.api.Package``, on the device and with the options and threads it was measured with,
+checking its files against the package's manifest; it unpickles files (a source ``nn.Module``)
+only when deployed with ``--trust-source`` (the config parameter ``sextant_trust_source``);
 ``execute`` runs every group of same-shaped requests as one batch (Triton's dynamic batcher hands
 several at once) and answers each request with its rows.
 
@@ -43,7 +45,8 @@ class TritonPythonModel:
         utf8_locale()
         config = json.loads(args["model_config"])
         folder = Path(args["model_repository"]) / args["model_version"]
-        self.runner = Package(folder / "package").best().load()
+        trusted = config.get("parameters", {}).get("sextant_trust_source", {}).get("string_value") == "true"
+        self.runner = Package(folder / "package").best().load(trust_source=trusted)
         self.batching = int(config.get("max_batch_size", 0)) > 0
         self.inputs = [i["name"] for i in config["input"]]
         self.outputs = {o["name"]: pb_utils.triton_string_to_numpy(o["data_type"]) for o in config["output"]}

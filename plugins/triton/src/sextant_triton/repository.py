@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sextant.api import Deployment, DeployRequest, SextantError, UsageError
+from sextant.api import Deployment, DeployRequest, SextantError, UsageError, write_manifest
 
 from sextant_triton import backends, client, config
 from sextant_triton.settings import DeployOptions, ServingSettings, derive
@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 PYTHON_MODEL = Path(__file__).with_name("python_model.py")
+#: The config parameter that lets the Python backend's model load with ``trust_source`` (``--trust-source``).
+TRUST_PARAMETER = "sextant_trust_source"
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,10 @@ def plan(package: Package, request: DeployRequest, options: DeployOptions) -> Pl
 
     view = candidate_view(package, request.candidate)
     backend = choose_backend(view, options.backend)
+    if backend is backends.PYTHON:  # Triton will load it with sextant's runner: the same refusals
+        view.verify(trust_source=options.trust_source)
+    else:
+        view.check_files(trust_source=options.trust_source)
     name = model_name(package, request.name)
     signature = Signature.from_dict(package.status["signature"])
     host_threads = int(package.status.get("host", {}).get("threads") or os.cpu_count() or 1)
@@ -121,7 +127,10 @@ def plan(package: Package, request: DeployRequest, options: DeployOptions) -> Pl
     sample = load_batches(package.path / "samples.npz")[0]
     input_names, output_names = config.tensor_names(signature, backend)
     warmup, files = config.warmups(sample, signature, input_names, settings) if settings.warmup else ([], {})
-    model_config = config.build(name, backend, signature, settings, tuning, warmup, {"sextant_candidate": view.id})
+    parameters = {"sextant_candidate": view.id}
+    if backend is backends.PYTHON and options.trust_source:
+        parameters[TRUST_PARAMETER] = "true"
+    model_config = config.build(name, backend, signature, settings, tuning, warmup, parameters)
     request_arrays = {
         input_names[s.name]: sample[s.name][:1] if settings.max_batch_size and s.batched else sample[s.name]
         for s in signature.inputs
@@ -178,6 +187,7 @@ def _copy_artifact(view: CandidateView, backend: backends.Backend, version_dir: 
             "selection": {"best": view.id, "ranking": [view.id]},
         }
         (package_dir / "status.json").write_text(json.dumps(subset, indent=2, default=str))
+        write_manifest(package_dir)  # the model checks its files against it when Triton loads it
         return [version_dir / "model.py", package_dir]
     target = version_dir / backend.filename
     if artifact.is_dir():

@@ -168,12 +168,15 @@ def serving(
     http_port: int = 8000,
     grpc_port: int = 8001,
     metrics_port: int = 8002,
+    trust_source: bool = False,
 ) -> Iterator[Served]:
-    """Serve while the ``with`` block runs; ports 0 pick free ones. Stops and cleans up on exit."""
+    """Serve while the ``with`` block runs; ports 0 pick free ones. Stops and cleans up on exit.
+    ``trust_source`` lets the candidate unpickle its files (see ``CandidateView.load``)."""
     dist = server.Distribution.find()  # before importing PyTriton: says how to install it
 
     opened = Package(package)
     view = candidate_view(opened, candidate)
+    view.verify(trust_source=trust_source)  # refuse before starting anything
     served_name = model_name(opened, name)
     signature = Signature.from_dict(opened.status["signature"])
     host_threads = int(opened.status.get("host", {}).get("threads") or os.cpu_count() or 1)
@@ -198,7 +201,7 @@ def serving(
         environment = server.server_env(dist)
         os.environ.update({k: environment[k] for k in saved})
         try:
-            runners = [view.load() for _ in range(settings.instances)]
+            runners = [view.load(trust_source=trust_source) for _ in range(settings.instances)]
             infer = [_infer_function(r, signature, batching) for r in runners]
             endpoints = {"http_port": http_port, "grpc_port": grpc_port, "metrics_port": metrics_port}
             triton = _start(served_name, infer, signature, settings, host, endpoints, scratch / "pytriton")

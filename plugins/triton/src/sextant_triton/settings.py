@@ -45,6 +45,9 @@ class DeployOptions:
     preferred_batch_sizes: tuple[int, ...] | None = None
     queue_delay_us: int | None = None
     warmup: bool = True
+    #: Let the deployed model unpickle the candidate's files (a source ``nn.Module``, Keras custom
+    #: classes) when Triton's Python backend loads it: ``--trust-source``.
+    trust_source: bool = False
 
     def __post_init__(self) -> None:
         if self.backend not in ("auto", "native", "python"):

@@ -1,0 +1,136 @@
+"""The package's manifest: the SHA-256 of every file a run wrote, checked before a candidate loads.
+
+A package can travel (copied, mailed, downloaded), and some of its files run code when loaded. The
+manifest lets a loader tell that the files a candidate needs are the ones the run wrote: a file that
+changed, disappeared or was added since is refused, naming it.
+
+The hashes live in their own ``manifest.json`` beside ``status.json``, not in a section of it:
+``status.json`` is rewritten by the ledger after every step and is itself one of the files checked
+(a candidate's record says which file, which runner and which options load it), so it cannot hold
+its own hash. The manifest is written once, last: when a run finishes (after pruning and the
+report) and when it is interrupted. Files whose name starts with ``.`` (the workspace lock,
+temporaries) and ``*.tmp`` leftovers are not recorded.
+
+The manifest guards against changes after the run, not against whoever wrote the package: a
+package from someone else is as trustworthy as its author. That is why loading pickled contents
+needs an explicit opt-in as well (see :meth:`sextant.package.CandidateView.load`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from sextant.errors import PackageError
+
+MANIFEST = "manifest.json"
+SCHEMA = 1
+STATUS = "status.json"  # as in sextant.package (which imports this module)
+
+_RERUN = "Re-run `sextant optimize` into this workspace to rebuild the package (it records its files anew)."
+
+
+def file_sha256(path: Path) -> str:
+    sha = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()
+
+
+def _recorded(relative: PurePosixPath) -> bool:
+    """Whether a file belongs in the manifest (not the manifest itself, locks or temporaries)."""
+    return str(relative) != MANIFEST and not any(p.startswith(".") or p.endswith(".tmp") for p in relative.parts)
+
+
+def _files(folder: Path, under: PurePosixPath | None = None) -> Iterator[PurePosixPath]:
+    """The recorded files of ``folder`` (or of its subfolder or file ``under``), package-relative."""
+    root = folder / under if under is not None else folder
+    paths = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    for path in paths:
+        relative = PurePosixPath(path.relative_to(folder).as_posix())
+        if _recorded(relative):
+            yield relative
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """``files``: package-relative POSIX path → SHA-256 hex digest of its bytes."""
+
+    files: Mapping[str, str]
+    written: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"schema": SCHEMA, "algorithm": "sha256", "written": self.written, "files": dict(self.files)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Manifest:
+        return cls(dict(data["files"]), data.get("written", ""))
+
+
+def write_manifest(folder: Path) -> Manifest:
+    """Hash every recorded file of the package ``folder`` and write ``manifest.json`` atomically."""
+    from sextant.package import write_json
+
+    files = {str(relative): file_sha256(folder / relative) for relative in _files(folder)}
+    manifest = Manifest(files, datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    write_json(folder / MANIFEST, manifest.to_json())
+    return manifest
+
+
+def read_manifest(folder: Path) -> Manifest | None:
+    """The package's manifest, or ``None`` when it has none (written before sextant recorded one)."""
+    import json
+
+    path = folder / MANIFEST
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        if data.get("schema") != SCHEMA or data.get("algorithm") != "sha256":
+            raise ValueError(f"schema {data.get('schema')!r}, algorithm {data.get('algorithm')!r}")
+        return Manifest.from_json(data)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise PackageError(f"{path} is not a manifest this sextant reads: {exc}", hint=_RERUN) from exc
+
+
+def needed_files(folder: Path, artifact: str) -> list[PurePosixPath]:
+    """What loading the candidate whose artifact is ``artifact`` reads: ``status.json`` and the
+    artifact's whole folder (``source/``, or ``artifacts/<step>/``: files beside an artifact, such
+    as external weights or pickled custom classes, are read too). An artifact outside the package
+    is refused."""
+    relative = PurePosixPath(artifact)
+    inside = (folder / artifact).resolve()
+    if relative.is_absolute() or ".." in relative.parts or not inside.is_relative_to(folder.resolve()):
+        raise PackageError(
+            f"a candidate's artifact {artifact!r} points outside the package {folder}",
+            hint="A package only refers to files inside it; this one was edited. " + _RERUN,
+        )
+    parts = relative.parts
+    group = PurePosixPath(*parts[:2]) if parts[0] == "artifacts" else PurePosixPath(parts[0])
+    return [PurePosixPath(STATUS), group]
+
+
+def verify(folder: Path, manifest: Manifest, paths: Iterable[PurePosixPath]) -> None:
+    """Raise :class:`PackageError` naming the first file under ``paths`` that differs from the
+    manifest: changed, missing, or added since the package was written."""
+    for under in paths:
+        prefix = f"{under}/"
+        recorded = {name for name in manifest.files if name == str(under) or name.startswith(prefix)}
+        present = {str(p) for p in _files(folder, under)} if (folder / under).exists() else set()
+        problems = [(n, "was added") for n in sorted(present - recorded)]
+        problems += [(n, "is missing") for n in sorted(recorded - present)]
+        problems += [(n, "changed") for n in sorted(present & recorded) if file_sha256(folder / n) != manifest.files[n]]
+        if problems:
+            name, what = problems[0]
+            more = f" (and {len(problems) - 1} other file(s) under {under})" if len(problems) > 1 else ""
+            raise PackageError(
+                f"{folder / name} {what} since the package was written{more}; sextant refuses to load "
+                "files that differ from its manifest.json",
+                hint=f"Restore the package as it was written, or: {_RERUN} If a run in it was interrupted "
+                "or still runs, let it finish first.",
+            )
