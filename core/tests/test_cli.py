@@ -221,6 +221,7 @@ EXAMPLES = {
     "--rtol": (["0.25"], "rtol"),
     "--tolerance": (["y:1e-3:1e-2"], "tolerances"),
     "--comparator": (["cosine"], "comparator"),
+    "--allow-nan": ([], "allow_nan"),
     "--objective": (["memory"], "objective"),
     "--latency-budget-ms": (["20"], "latency_budget_ms"),
     "--max-memory-mb": (["512"], "max_memory_mb"),

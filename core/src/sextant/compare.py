@@ -1,13 +1,15 @@
 """The default comparator: per-output absolute and relative tolerance, NaN/Inf aware.
 
 An element fails only when its error exceeds both ``atol`` and ``rtol * |reference|``. NaN matches
-NaN and Inf matches the same Inf; anything else non-finite is a failure. Besides the verdict it
-reports the largest absolute and relative errors and the tolerance that would have passed.
+NaN and Inf matches the same Inf; anything else non-finite is a failure, whose problem says which
+positions differ. Besides the verdict it reports the largest absolute and relative errors and the
+tolerance that would have passed. :func:`nonfinite` counts the NaN and Inf of reference outputs
+(a run stops on them unless ``--allow-nan``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -160,9 +162,7 @@ def _compare_one(name: str, ref: np.ndarray, got: np.ndarray, atol: float, rtol:
     mismatched = int(np.count_nonzero(off | special))
     beyond_rtol = abs_err > rtol * scale
     atol_needed = float(abs_err[beyond_rtol].max()) if beyond_rtol.any() else 0.0
-    problem = None
-    if special.any():
-        problem = f"{int(np.count_nonzero(special))} elements NaN/Inf where the reference is not (or the reverse)"
+    problem = _nonfinite_problem(ref_nan, got_nan, ref_inf | got_inf, ref64 != got64) if special.any() else None
     rel_considered = rel_err[scale > atol] if (scale > atol).any() else rel_err
     return OutputReport(
         name,
@@ -176,6 +176,49 @@ def _compare_one(name: str, ref: np.ndarray, got: np.ndarray, atol: float, rtol:
         int(ref.size),
         problem,
     )
+
+
+def _nonfinite_problem(ref_nan: np.ndarray, got_nan: np.ndarray, inf: np.ndarray, differ: np.ndarray) -> str:
+    """What differs in the NaN and Inf positions, e.g. "NaN at 3 positions where the reference is not"."""
+    counts = (
+        (np.count_nonzero(got_nan & ~ref_nan), "NaN at {} positions where the reference is not"),
+        (np.count_nonzero(ref_nan & ~got_nan), "not NaN at {} positions where the reference is NaN"),
+        (np.count_nonzero(inf & differ & ~(ref_nan | got_nan)), "Inf differs from the reference at {} positions"),
+    )
+    parts = [text.format(int(n)) for n, text in counts if n]
+    return "NaN/Inf positions differ from the reference's: " + "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class NonFinite:
+    """How many values of one output are NaN or Inf (over every batch)."""
+
+    output: str
+    nan: int
+    inf: int
+    elements: int
+
+    def describe(self) -> str:
+        counts = [f"{n} {what}" for n, what in ((self.nan, "NaN"), (self.inf, "Inf")) if n]
+        return f"'{self.output}' has {' and '.join(counts)} of {self.elements} values"
+
+
+def nonfinite(batches: Sequence[Mapping[str, np.ndarray]]) -> tuple[NonFinite, ...]:
+    """The outputs of ``batches`` (reference outputs) that hold NaN or Inf, in order of first sight."""
+    found: dict[str, NonFinite] = {}
+    for batch in batches:
+        for name, value in batch.items():
+            array = np.asarray(value)
+            if _kind(array) not in ("float", "complex"):
+                continue
+            old = found.get(name, NonFinite(name, 0, 0, 0))
+            found[name] = NonFinite(
+                name,
+                old.nan + int(np.count_nonzero(np.isnan(array))),
+                old.inf + int(np.count_nonzero(np.isinf(array))),
+                old.elements + int(array.size),
+            )
+    return tuple(f for f in found.values() if f.nan or f.inf)
 
 
 def _kind(array: np.ndarray) -> str:

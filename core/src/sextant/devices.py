@@ -62,6 +62,26 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def load_average() -> float | None:
+    """The machine's 1-minute load average (``os.getloadavg``), ``None`` where there is none."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
+def busy_reason(load: float | None, cores: int | None) -> str | None:
+    """Why timings taken now may not be trusted: more runnable processes on average over the last
+    minute than the machine has cores; ``None`` when the machine is not busy (or cannot say)."""
+    if load is None or not cores or load <= cores:
+        return None
+    return (
+        f"the machine was busy when the run started (1-minute load average {load:g} on {cores} cores): "
+        "timings may be slower and noisier than on an idle machine; points far off their neighbours "
+        "were measured again or marked unstable"
+    )
+
+
 def host_record(threads: int, devices: list[str]) -> dict[str, object]:
     """What a package records of the machine it measured on."""
     import platform
@@ -73,6 +93,7 @@ def host_record(threads: int, devices: list[str]) -> dict[str, object]:
         "cpu": cpu_model(),
         "cores": os.cpu_count() or 1,
         "python": platform.python_version(),
+        "load_1min": load_average(),
     }
     if "cuda" in devices:
         host["gpu"] = device_identity("cuda")

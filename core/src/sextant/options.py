@@ -43,6 +43,9 @@ class OptimizeOptions:
     source_options: Mapping[str, str] = field(default_factory=dict)
     unbatched: tuple[str, ...] = ()
     comparator: str = "allclose"
+    #: let the reference hold NaN or Inf; candidates must then have them at the same positions
+    #: (and signs). Without it a reference with NaN or Inf stops the run.
+    allow_nan: bool = False
     threads: int | None = None
     cutoff: float = 0.7
     search: str | None = None
@@ -286,6 +289,7 @@ SETTINGS: dict[str, Setting] = {
         Setting("rtol", "rtol", _parse_number),
         Setting("tolerance", "tolerances", _parse_tolerances),
         Setting("comparator", "comparator", _parse_text),
+        Setting("allow-nan", "allow_nan", _parse_flag),
         Setting("objective", "objective", _parse_text),
         Setting("latency-budget-ms", "latency_budget_ms", _parse_number),
         Setting("max-memory-mb", "max_memory_mb", _parse_number),

@@ -5,7 +5,9 @@ of calls, each window lasting at least ``window_s`` (so sub-millisecond models g
 window), until the mean latencies of the last ``stable_windows`` windows agree within
 ``stability``, or the batch size's time budget runs out, in which case the point is marked unstable.
 The sweep stops after ``plateau_steps`` consecutive doublings that each gain less than
-``min_gain`` throughput, or when ``keep_going(point)`` says the candidate cannot win.
+``min_gain`` throughput, or when ``keep_going(point)`` says the candidate cannot win. A point whose
+time per item is over ``outlier`` times its neighbours' (one slow reading on a loaded machine) is
+measured again, at most ``remeasure`` times, and marked unstable if it stays off.
 
 Time comes from ``clock`` (integer nanoseconds, ``time.perf_counter_ns`` by default), both for the
 windows and for the budget, so tests can script it. With a memory probe (:mod:`sextant.memory`) each
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -44,6 +46,10 @@ class ProfilerConfig:
     batch_budget_s: float = 3.0
     min_gain: float = 0.05
     plateau_steps: int = 2
+    #: a point whose time per item is over this many times its neighbours' is off the trend
+    outlier: float = 10.0
+    #: how many times an off-trend point is measured again before it is kept, marked unstable
+    remeasure: int = 2
 
     def batch_sizes(self) -> list[int]:
         sizes, size = [], 1
@@ -80,6 +86,12 @@ class Point:
     memory_mb: float | None = None
     #: peak memory allocated on the GPU while this batch size was measured, in MB; ``None`` off-GPU
     device_memory_mb: float | None = None
+    #: times it was measured again for being off the trend of its neighbours (:func:`sweep`)
+    remeasured: int = 0
+
+    @property
+    def per_item_ms(self) -> float:
+        return self.mean_ms / self.batch
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -175,17 +187,59 @@ def sweep(
     memory: MemorySource | None = None,
     clock: Clock = time.perf_counter_ns,
 ) -> str:
-    """Profile batch sizes in order (each with :func:`measure`); returns why the sweep stopped."""
+    """Profile batch sizes in order (each with :func:`measure`); returns why the sweep stopped.
+
+    A point off the trend of its neighbours (see :func:`off_trend`) is measured again, at most
+    ``config.remeasure`` times, before it is reported and before anything is decided on it; one
+    that stays off is kept, marked unstable. A point is checked against the one before it when it
+    is measured, and batch 1 (which has none) once batch 2 is measured, so batch 1 is reported
+    then."""
+
+    def again(points: list[Point], index: int) -> None:
+        """Measure ``points[index]`` again while it is off the trend of its measured neighbours."""
+        point = points[index]
+        for count in range(1, config.remeasure + 1):
+            if not off_trend(points, index, config.outlier):
+                return
+            point = measure(make_infer(point.batch), point.batch, config, stages, memory=memory, clock=clock)
+            points[index] = replace(point, remeasured=count)
+        if off_trend(points, index, config.outlier):
+            points[index] = replace(points[index], stable=False)
+
+    points: list[Point] = []
     best = 0.0
     low_gain = 0
     for batch in config.batch_sizes():
-        point = measure(make_infer(batch), batch, config, stages, memory=memory, clock=clock)
-        report(point)
+        points.append(measure(make_infer(batch), batch, config, stages, memory=memory, clock=clock))
+        if len(points) > 1:
+            again(points, len(points) - 1)
+        if len(points) == 2:
+            again(points, 0)
+            report(points[0])
+        if len(points) > 1:
+            report(points[-1])
+        point = points[-1]
         reason = keep_going(point)
         if reason:
-            return reason
+            return _report_first(points, report, reason)
         low_gain = low_gain + 1 if point.throughput < best * (1 + config.min_gain) else 0
         best = max(best, point.throughput)
         if low_gain >= config.plateau_steps:
-            return f"{PLATEAU} at batch {batch}"
-    return f"{MAX_BATCH} {config.max_batch}"
+            return _report_first(points, report, f"{PLATEAU} at batch {batch}")
+    return _report_first(points, report, f"{MAX_BATCH} {config.max_batch}")
+
+
+def _report_first(points: list[Point], report: Callable[[Point], None], reason: str) -> str:
+    """Report batch 1 when the sweep ends before batch 2 could check it; returns ``reason``."""
+    if len(points) == 1:
+        report(points[0])
+    return reason
+
+
+def off_trend(points: list[Point], index: int, factor: float) -> bool:
+    """Whether ``points[index]`` takes over ``factor`` times the time per item of each measured
+    neighbour (the batch sizes before and after it): one slow reading, such as a burst of load
+    while it was measured, rather than a property of the model."""
+    neighbours = [points[i] for i in (index - 1, index + 1) if 0 <= i < len(points) and i != index]
+    per_item = points[index].per_item_ms
+    return bool(neighbours) and all(per_item > factor * n.per_item_ms for n in neighbours)

@@ -11,6 +11,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 from rich.tree import Tree
 
+from sextant.package import incomplete_reason
 from sextant.planner import Plan, make_plan
 from sextant.plugins import Catalog, availability
 from sextant.records import CandidateRecord, Status, StepRecord
@@ -208,9 +209,10 @@ def results_table(status: Mapping[str, Any]) -> Table:
     selection = status.get("selection", {})
     best = selection.get("best")
     steps, candidates = _records(status)
-    table = Table(
-        title=f"sextant: {escape(status['model']['name'])} (objective: {selection.get('objective', 'throughput')})"
-    )
+    title = f"sextant: {escape(status['model']['name'])} (objective: {selection.get('objective', 'throughput')})"
+    if incomplete_reason(status):
+        title += " [bold yellow]— incomplete run[/bold yellow]"
+    table = Table(title=title)
     table.add_column("candidate", overflow="fold", ratio=1)
     for column in ("precision", "status"):
         table.add_column(column, no_wrap=True)
@@ -264,8 +266,12 @@ def summary_line(status: Mapping[str, Any], workspace: str) -> str:
     record = CandidateRecord.from_json(status["candidates"][best])
     point = record.best_point or {}
     speed = f", {record.speedup:.2f}× the baseline" if record.speedup else ""
+    unmeasured = (status.get("run") or {}).get("unmeasured")
+    label = "best"
+    if incomplete_reason(status):
+        label = "best so far" + (f" ({len(unmeasured)} candidates not measured)" if unmeasured is not None else "")
     return (
-        f"best: {escape(best)} — {point['throughput']:,.0f}/s at batch {point['batch']}, p50 {point['p50_ms']:.3f} ms"
+        f"{label}: {escape(best)} — {point['throughput']:,.0f}/s at batch {point['batch']}, p50 {point['p50_ms']:.3f} ms"
         f"{speed}. Package: {escape(workspace)}"
     )
 

@@ -87,16 +87,21 @@ def report_error(exc: BaseException, debug: bool) -> int:
 
 
 def render_package(status: dict[str, Any], path: str, as_json: bool) -> None:
-    """A package's results: one JSON document on stdout, or the table on stdout and the reasons,
-    notes and summary on stderr."""
+    """A package's results: one JSON document on stdout (``incomplete``: why the results are
+    partial, else null), or the table on stdout and the reasons, notes, a warning when the run did
+    not finish, and the summary on stderr."""
     from sextant import report
+    from sextant.package import incomplete_reason
 
+    incomplete = incomplete_reason(status)
     if as_json:
-        return print_json({"package": path, **status})
+        return print_json({"package": path, **status, "incomplete": incomplete})
     out = stderr()
     console().print(report.results_table(status))
     for line in report.reasons(status):
         out.print(f"  {line}", highlight=False)
     for note in status.get("notes", []):
         out.print(f"[cyan]note:[/cyan] {escape(note)}")
+    if incomplete:
+        out.print(f"[bold yellow]warning:[/bold yellow] {escape(incomplete)}", highlight=False)
     out.print(report.summary_line(status, path))

@@ -151,6 +151,14 @@ def optimize(
         str | None,
         typer.Option(help="Comparator that judges outputs (see sextant plugins).", rich_help_panel=PANEL_CHECK),
     ] = None,
+    allow_nan: Annotated[
+        bool,
+        typer.Option(
+            "--allow-nan",
+            help="Accept NaN/Inf in the reference outputs; candidates must have them at the same positions.",
+            rich_help_panel=PANEL_CHECK,
+        ),
+    ] = False,
     objective: Annotated[
         str | None,
         typer.Option(help=f"{', '.join(list(PRESETS)[:-1])} or {list(PRESETS)[-1]}.", rich_help_panel=PANEL_SELECT),

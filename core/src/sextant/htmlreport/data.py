@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from sextant.devices import busy_reason
+from sextant.package import incomplete_reason
 from sextant.records import CandidateRecord, Status, StepRecord
 
 #: the statuses that mean something went wrong (skipped and duplicate ones are listed apart)
@@ -226,6 +228,10 @@ class RunReport:
     correctness_batches: tuple[int, ...] | None
     plugins: Mapping[str, str] = field(default_factory=dict)  # distribution → version
     interrupted: str | None = None
+    #: why the results are partial (:func:`sextant.package.incomplete_reason`); ``None``: finished
+    incomplete: str | None = None
+    #: why the timings may not be trusted (:func:`sextant.devices.busy_reason`); ``None``: not busy
+    busy: str | None = None
 
     @property
     def best_candidate(self) -> Candidate | None:
@@ -303,6 +309,8 @@ def read_run(status: Mapping[str, Any]) -> RunReport:
         correctness_batches=tuple(status["correctness_batches"]) if "correctness_batches" in status else None,
         plugins=_plugins([*steps.values(), *(c.record for c in candidates)]),
         interrupted=status.get("interrupted"),
+        incomplete=incomplete_reason(status),
+        busy=busy_reason(host.get("load_1min"), host.get("cores")),
     )
 
 

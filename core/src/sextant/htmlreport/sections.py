@@ -76,7 +76,9 @@ def _subtitle(report: RunReport) -> str:
 def banners(report: RunReport) -> list[Banner]:
     out = []
     best = report.best_candidate
-    if best is not None:
+    if best is not None and report.incomplete:
+        out.append(Banner("warn", "Best so far (the run did not finish) " + _best_line(report, best)))
+    elif best is not None:
         out.append(Banner("good", "Selected " + _best_line(report, best)))
     else:
         out.append(
@@ -86,16 +88,10 @@ def banners(report: RunReport) -> list[Banner]:
                 '<a href="#failures">Failures</a> says what went wrong with each.',
             )
         )
-    if report.interrupted:
-        out.append(
-            Banner(
-                "warn",
-                f"The run was interrupted during <span class=id>{esc(report.interrupted)}</span>: "
-                "this is what it had recorded. Run the same command again to resume.",
-            )
-        )
-    elif report.run.complete is False:
-        out.append(Banner("warn", "The run did not finish: this is what it had recorded."))
+    if report.incomplete:
+        out.append(Banner("warn", f"Incomplete results: {esc(report.incomplete)}"))
+    if report.busy:
+        out.append(Banner("warn", f"Timings may be off: {esc(report.busy)}."))
     return out
 
 

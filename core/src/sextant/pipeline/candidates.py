@@ -2,7 +2,8 @@
 outputs against the reference (the comparator, then the user's verify_func), and whether to profile.
 
 The baseline goes first (:func:`run_reference`): its outputs become the reference every other
-candidate is judged against, and name the model's outputs in the signature.
+candidate is judged against, and name the model's outputs in the signature. A reference that holds
+NaN or Inf stops the run unless ``allow_nan`` (then it is a note, and positions must match).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from sextant.cache import digest, library_versions
-from sextant.compare import Tolerance, Verdict
+from sextant.compare import NonFinite, Tolerance, Verdict, nonfinite
 from sextant.errors import SampleError
 from sextant.jobs import CandidateJob, ProfileOrder
 from sextant.options import OptimizeOptions
@@ -99,11 +100,27 @@ def run_reference(
         ]
         signature = run.signature.with_outputs(infer_tensors(outputs, what="output", unbatched=unbatched))
         run.ledger.set(signature=signature.to_dict())
+        found = nonfinite(outputs)
+        if found and not run.options.allow_nan:
+            adopted["nonfinite"] = found
+            return Judgement(Status.INCORRECT, reason=f"the reference holds NaN/Inf: {_listed(found)}")
+        if found:
+            run.ledger.note(
+                f"the reference outputs hold NaN/Inf ({_listed(found)}); with --allow-nan each candidate "
+                "must have them at the same positions, and its finite values are compared as usual"
+            )
         adopted["signature"], adopted["judge"] = signature, Judge(compare, run.options, list(outputs), verify)
         return adopted["judge"](candidate, outputs)
 
     run.ledger.set(baseline=baseline.id)
     record = evaluate(run, baseline, adopt)
+    if "nonfinite" in adopted:
+        raise SampleError(
+            f"the source model returns NaN/Inf on the correctness inputs: {_listed(adopted['nonfinite'])}",
+            hint="Candidates cannot be checked against NaN unless you allow it: pass --allow-nan "
+            "(allow_nan=True) to require NaN and Inf at the same positions and compare the finite values, "
+            "or give samples on which the model is finite.",
+        )
     if "judge" not in adopted:
         raise SampleError(
             f"the source model could not run the correctness inputs "
@@ -114,15 +131,20 @@ def run_reference(
     return replace(run, signature=adopted["signature"]), adopted["judge"]
 
 
+def _listed(found: Sequence[NonFinite]) -> str:
+    return "; ".join(f.describe() for f in found)
+
+
 def candidate_keys(run: Run, candidate: PlannedCandidate) -> CandidateKeys:
-    """What the candidate's outputs depend on (its artifact, runner, options, threads, the
-    correctness inputs, library versions), and that plus the profiler's settings."""
+    """What the candidate's outputs depend on (its artifact, runner and its plugin's source files,
+    options, threads, the correctness inputs, library versions), and that plus the profiler's settings."""
     artifact = run.source.key if candidate.step is None else run.ledger.steps[candidate.step].key
     outputs = digest(
         {
             "artifact": artifact,
             "runner": candidate.runner.name,
             "plugin": candidate.plugin,
+            "code": run.code(candidate.runner.load),
             "device": candidate.device,
             "precision": candidate.precision,
             "options": candidate.options,
