@@ -16,8 +16,15 @@ def write_package(folder, **overrides):
         "signature": {"inputs": [{"name": "x", "dtype": "float32", "shape": [None, 8], "batched": True}]},
         "candidates": {
             "a": {
-                "step": "source", "format": "numpy-mlp", "runner": "numpy-eager", "plugin": "p", "device": "cpu",
-                "precision": "fp32", "options": {}, "status": "ok", "artifact": "source/model.npz",
+                "step": "source",
+                "format": "numpy-mlp",
+                "runner": "numpy-eager",
+                "plugin": "p",
+                "device": "cpu",
+                "precision": "fp32",
+                "options": {},
+                "status": "ok",
+                "artifact": "source/model.npz",
                 "profile": {"points": [], "threads": 3},
             }
         },

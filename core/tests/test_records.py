@@ -40,8 +40,18 @@ def test_an_old_candidate_record_reads_typed_and_writes_back_the_same_keys():
 
 def test_a_failed_step_round_trips_with_its_cause():
     step = StepRecord(
-        "exporter", "torch-onnx", "p", "source", "onnx", "fp32", "cpu", "k" * 64,
-        status=Status.FAILED, cause=Cause.CRASH, reason="child process killed by SIGSEGV", log_tail="boom",
+        "exporter",
+        "torch-onnx",
+        "p",
+        "source",
+        "onnx",
+        "fp32",
+        "cpu",
+        "k" * 64,
+        status=Status.FAILED,
+        cause=Cause.CRASH,
+        reason="child process killed by SIGSEGV",
+        log_tail="boom",
     )
     data = json.loads(json.dumps(step.to_json()))
     assert data["from"] == "source" and data["status"] == "failed" and data["cause"] == "crash"
@@ -50,10 +60,17 @@ def test_a_failed_step_round_trips_with_its_cause():
 
 def test_statuses_and_causes_are_the_strings_status_json_holds():
     assert [s.value for s in Status] == [
-        "ok", "failed", "incorrect", "rejected", "skipped", "duplicate", "pending", "profiling"
+        "ok",
+        "failed",
+        "incorrect",
+        "rejected",
+        "skipped",
+        "duplicate",
+        "pending",
+        "profiling",
     ]
     assert Status("rejected").judged_wrong and Status("incorrect").judged_wrong and not Status("failed").judged_wrong
-    assert {c for c in Cause if c.retried} == {Cause.TIMEOUT, Cause.LOST, Cause.INTERRUPTED}
+    assert {c for c in Cause if c.retried} == {Cause.TIMEOUT, Cause.LOST, Cause.INTERRUPTED, Cause.DISK_FULL}
     assert json.dumps({"s": Status.OK}) == '{"s": "ok"}'
 
 

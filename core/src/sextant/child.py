@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import faulthandler
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
+from sextant.errors import SextantError
 from sextant.specs import resolve
 
 Handler = Callable[[str, Any], Any]
@@ -43,6 +46,7 @@ class Channel:
 def child_main(conn: Connection) -> None:
     """Entry point inside the child: isolate, redirect output, run ``target(document, channel)``."""
     os.setsid()
+    _die_with_parent()
     target, document, log_path, env = conn.recv()
     os.environ.update(env)
     log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -55,6 +59,37 @@ def child_main(conn: Connection) -> None:
         result = resolve(target)(document, Channel(conn))
         conn.send(("result", result))
     except BaseException as exc:  # report everything, including SystemExit from a library
-        conn.send(("error", f"{type(exc).__name__}: {exc}".strip(), traceback.format_exc()))
+        text, disk_full = _error(exc, Path(log_path).parent.parent)  # the log is in the workspace's logs/
+        conn.send(("error", text, traceback.format_exc(), disk_full))
     finally:
         conn.close()
+
+
+def _error(exc: BaseException, workspace: Path) -> tuple[str, bool]:
+    """One line for the parent, and whether it was a full disk (then said as such, with the file
+    that could not be written, or the workspace when the error does not name one)."""
+    from sextant.diskspace import describe, no_space
+
+    full = no_space(exc)
+    if full is None or isinstance(exc, SextantError):
+        return f"{type(exc).__name__}: {exc}".strip(), full is not None
+    return describe(Path(full.filename or workspace), what="" if full.filename else f"into {workspace}"), True
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Linux: be killed when the fork server ends, which it does when the run dies (even by kill -9),
+    so no child of a dead run goes on writing into a workspace that the next run now holds."""
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # it ended before the request took effect
+        os._exit(1)

@@ -38,6 +38,7 @@ class ChildResult:
     traceback: str | None = None
     exitcode: int | None = None
     timed_out: bool = False
+    disk_full: bool = False  # the error was a file system out of space (or quota)
     log_tail: str = ""
     seconds: float = 0.0
     events: list[tuple[str, Any]] = field(default_factory=list)
@@ -122,7 +123,7 @@ class Isolator:
                     result.ok, result.value = True, message[1]
                     break
                 if message[0] == "error":
-                    result.error, result.traceback = message[1], message[2]
+                    result.error, result.traceback, result.disk_full = message[1], message[2], message[3]
                     break
                 kind, data = message[1], message[2]
                 result.events.append((kind, data))

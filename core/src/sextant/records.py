@@ -42,6 +42,7 @@ class Cause(str, Enum):
     TIMEOUT = "timeout"  # no progress for --step-timeout seconds
     LOST = "lost"  # ended without a result
     INTERRUPTED = "interrupted"
+    DISK_FULL = "disk-full"  # a file system ran out of space while it wrote
 
     def __str__(self) -> str:
         return self.value
@@ -49,7 +50,7 @@ class Cause(str, Enum):
     @property
     def retried(self) -> bool:
         """Worth trying again on a re-run (the machine, not the model, may have been at fault)."""
-        return self in (Cause.TIMEOUT, Cause.LOST, Cause.INTERRUPTED)
+        return self in (Cause.TIMEOUT, Cause.LOST, Cause.INTERRUPTED, Cause.DISK_FULL)
 
 
 #: how a sweep stopped by the cut-off is described (``sextant.worker.cutoff_reason``)

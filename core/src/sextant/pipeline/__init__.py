@@ -29,26 +29,27 @@ from typing import Any
 
 from sextant import __version__
 from sextant.cache import hash_path
-from sextant.devices import cpu_threads, host_record
+from sextant.devices import busy_reason, cpu_threads, host_record
 from sextant.errors import CorrectnessError, NothingRunnableError, PackageError, UsageError
 from sextant.inputs import prepare_inputs
 from sextant.isolation import Isolator
 from sextant.options import OptimizeOptions
 from sextant.package import STATUS, Package, read_status
-from sextant.pipeline.candidates import VerifyFunc, evaluate, run_reference
+from sextant.pipeline.candidates import Comparator, VerifyFunc, evaluate, run_reference
 from sextant.pipeline.context import Run
 from sextant.pipeline.ledger import EventHandler, Ledger
+from sextant.pipeline.lock import WorkspaceLock
 from sextant.pipeline.steps import run_step
 from sextant.pipeline.variants import run_variants, search_options, search_strategy
 from sextant.pipeline.workspace import Workspace
-from sextant.planner import Plan, make_plan
+from sextant.planner import Plan, PlannedCandidate, make_plan
 from sextant.plugins import Catalog, load_catalog
 from sextant.records import Status
 from sextant.references import resolve_model
 from sextant.samples import save_batches
 from sextant.selection import select
 from sextant.signature import batch_size
-from sextant.specs import SourceModel, resolve
+from sextant.specs import SearchStrategySpec, SourceModel, resolve
 
 __all__ = ["EventHandler", "OptimizeOptions", "VerifyFunc", "optimize"]
 
@@ -102,68 +103,112 @@ def optimize(
             f"no reference runner for the source format '{source.format}' is available",
             hint="Install the plugin for this framework; `sextant plugins` shows what is available and why not.",
         )
+    prepared = prepare_inputs(source, samples, options)  # bad samples fail before anything is written
 
     workspace = Workspace.open(Path(options.workspace or Path("sextant-workspace") / source.name))
-    previous = _previous_status(workspace, options.fresh)
-    written = workspace.write_source(source)
-    threads = options.threads or cpu_threads()
-    ledger = Ledger(
-        workspace.path,
-        {
-            "sextant": __version__,
-            "model": {"name": source.name, "format": source.format.name, "source": workspace.relative(written.path)},
-            "options": options.to_record(),
-            "host": host_record(threads, options.devices()),
-            "run": {"started": datetime.now(timezone.utc).isoformat(timespec="seconds")},
-        },
-        previous,
-        emit,
-    )
-    max_batch = options.max_batch_size  # until the samples say otherwise
-    with Isolator(preload=_preload(plan), server_log=workspace.path / "logs" / "forkserver.log") as isolator:
-        try:
-            isolator.start()  # it imports the heavy modules while the samples are prepared
-            prepared = prepare_inputs(source, samples, options)
-            max_batch = prepared.max_batch
-            for note in prepared.notes:
+    with WorkspaceLock(workspace.path) as lock:  # held until the package is whole
+        previous, unreadable = _previous_status(workspace, options.fresh)
+        written = workspace.write_source(source)
+        threads = options.threads or cpu_threads()
+        ledger = Ledger(
+            workspace.path,
+            {
+                "sextant": __version__,
+                "model": {
+                    "name": source.name,
+                    "format": source.format.name,
+                    "source": workspace.relative(written.path),
+                },
+                "options": options.to_record(),
+                "host": host_record(threads, options.devices()),
+                "run": {"started": datetime.now(timezone.utc).isoformat(timespec="seconds")},
+            },
+            previous,
+            emit,
+        )
+        if lock.took_over is not None:
+            ledger.note(f"took over the workspace from {lock.took_over.describe()}, which is no longer running")
+        host = ledger.header["host"]
+        for note in (unreadable, ledger.unreadable_note(), busy_reason(host.get("load_1min"), host.get("cores"))):
+            if note:
                 ledger.note(note)
-            save_batches(workspace.samples, prepared.samples)
-            save_batches(workspace.inputs, prepared.checks)
-            ledger.set(
-                signature=prepared.signature.to_dict(),
-                correctness_batches=[batch_size(b, prepared.signature) for b in prepared.checks],
-            )
-            run = Run(
-                options,
-                workspace,
-                ledger,
-                isolator,
-                threads,
-                written,
-                prepared.signature,
-                max_batch,
-                hash_path(workspace.inputs),
-            )
-            run, judge = run_reference(run, baseline, compare, verify_func)
-            for step in plan.steps:
-                run_step(run, step)
-            variants = [c for c in plan.candidates if c.options != c.runner.defaults()]
-            for candidate in plan.candidates:
-                if candidate is not baseline and candidate not in variants:
-                    evaluate(run, candidate, judge)
-            evaluate_one = functools.partial(evaluate, run, judge=judge)
-            if strategy is not None:
-                search_options(run, plan, variants, evaluate_one, strategy)
-            else:
-                run_variants(run, plan, variants, evaluate_one)
-        except BaseException:
-            _finish(ledger, plan, options, max_batch, time.monotonic() - started, complete=False)
-            raise  # what is done is recorded; the original error goes on
-    _finish(ledger, plan, options, max_batch, time.monotonic() - started, complete=True)
-    workspace.prune([r.artifact for r in ledger.steps.values()] + [r.outputs for r in ledger.candidates.values()])
-    _write_report(ledger, workspace)
+        max_batch = options.max_batch_size  # until the samples say otherwise
+        with Isolator(preload=_preload(plan), server_log=workspace.path / "logs" / "forkserver.log") as isolator:
+            try:
+                isolator.start()  # it imports the heavy modules while the samples are saved
+                max_batch = prepared.max_batch
+                for note in prepared.notes:
+                    ledger.note(note)
+                save_batches(workspace.samples, prepared.samples)
+                save_batches(workspace.inputs, prepared.checks)
+                ledger.set(
+                    signature=prepared.signature.to_dict(),
+                    correctness_batches=[batch_size(b, prepared.signature) for b in prepared.checks],
+                )
+                run = Run(
+                    options,
+                    workspace,
+                    ledger,
+                    isolator,
+                    threads,
+                    written,
+                    prepared.signature,
+                    max_batch,
+                    hash_path(workspace.inputs),
+                )
+                _run_plan(run, plan, baseline, compare, verify_func, strategy)
+            except BaseException:
+                _finish(ledger, plan, options, max_batch, time.monotonic() - started, complete=False)
+                _seal(ledger, workspace)
+                raise  # what is done is recorded; the original error goes on
+        _finish(ledger, plan, options, max_batch, time.monotonic() - started, complete=True)
+        workspace.prune([r.artifact for r in ledger.steps.values()] + [r.outputs for r in ledger.candidates.values()])
+        _write_report(ledger, workspace)
+        _seal(ledger, workspace)
     _raise_if_nothing_selected(ledger, workspace)
     return Package(workspace.path)
+
+
+def _run_plan(
+    run: Run,
+    plan: Plan,
+    baseline: PlannedCandidate,
+    compare: Comparator,
+    verify_func: VerifyFunc | None,
+    strategy: SearchStrategySpec | None,
+) -> None:
+    """The reference, every step, every candidate with its runner's defaults, then the option
+    variants (searched when a strategy is chosen)."""
+    run, judge = run_reference(run, baseline, compare, verify_func)
+    for step in plan.steps:
+        run_step(run, step)
+    variants = [c for c in plan.candidates if c.options != c.runner.defaults()]
+    for candidate in plan.candidates:
+        if candidate is not baseline and candidate not in variants:
+            evaluate(run, candidate, judge)
+    evaluate_one = functools.partial(evaluate, run, judge=judge)
+    if strategy is not None:
+        search_options(run, plan, variants, evaluate_one, strategy)
+    else:
+        run_variants(run, plan, variants, evaluate_one)
+
+
+def _seal(ledger: Ledger, workspace: Workspace) -> None:
+    """``manifest.json``, last of all: the hash of every file the run wrote, which loading a
+    candidate checks (see :mod:`sextant.manifest`). One that cannot be written is a note, never the
+    run's failure (nor one that hides the error of an interrupted run); the package then has none."""
+    import contextlib
+
+    from sextant.errors import SextantError
+    from sextant.manifest import MANIFEST, write_manifest
+
+    try:
+        write_manifest(workspace.path)
+    except (OSError, SextantError) as exc:
+        with contextlib.suppress(OSError, SextantError):
+            (workspace.path / MANIFEST).unlink(missing_ok=True)
+            ledger.note(f"{MANIFEST} was not written ({exc}); loading a candidate will need trust_source")
+            ledger.save()
 
 
 def _write_report(ledger: Ledger, workspace: Workspace) -> None:
@@ -202,25 +247,33 @@ def _check_names(catalog: Catalog, options: OptimizeOptions) -> None:
 def _load(catalog: Catalog, model: Any, samples: Any, options: OptimizeOptions) -> tuple[SourceModel, Any]:
     """The MODEL and samples arguments resolved (paths, ``file.py:factory`` references), the
     model recognised by a loader plugin."""
-    name = options.name
+    name, origin = options.name, None
     if isinstance(model, str):
+        origin = model
         model, default_name = resolve_model(model)
         name = name or default_name
     elif isinstance(model, Path):
         name = name or model.stem
     if isinstance(samples, (str, Path)) and not Path(samples).exists() and ":" in str(samples):
         samples, _ = resolve_model(str(samples), what="samples")
-    return catalog.load_source(model, name, options.source_options), samples
+    return catalog.load_source(model, name, options.source_options, origin=origin), samples
 
 
-def _previous_status(workspace: Workspace, fresh: bool) -> Mapping[str, Any]:
-    """What an earlier run recorded in this workspace, unless ``--fresh`` (or it is unreadable)."""
-    if fresh or not (workspace.path / STATUS).exists():
-        return {}
+def _previous_status(workspace: Workspace, fresh: bool) -> tuple[Mapping[str, Any], str | None]:
+    """What an earlier run recorded in this workspace (nothing with ``--fresh``), and a note when
+    its ``status.json`` could not be read: that file is kept aside, and everything is redone."""
+    path = workspace.path / STATUS
+    if fresh or not path.exists():
+        return {}, None
     try:
-        return read_status(workspace.path)
-    except PackageError:
-        return {}
+        return read_status(workspace.path), None
+    except PackageError as exc:
+        kept = path.with_name(f"{STATUS}.unreadable")
+        path.replace(kept)
+        return (
+            {},
+            f"the earlier run's {STATUS} could not be read ({exc.message}); it was kept as {kept.name} and every step is redone",
+        )
 
 
 def _finish(
@@ -228,7 +281,8 @@ def _finish(
 ) -> None:
     """Select under the objective and write the last status; a finished run keeps only what its
     plan has, an interrupted one keeps every record and says where it stopped. The run's record
-    says how long it took and how many results came from the workspace's cache."""
+    says how long it took, how many results came from the workspace's cache, and which planned
+    candidates this run did not get to (``unmeasured``; see :func:`sextant.package.incomplete_reason`)."""
     if complete:
         ledger.keep_only([s.id for s in plan.steps], [c.id for c in plan.candidates])
         ledger.header.pop("interrupted", None)
@@ -246,6 +300,8 @@ def _finish(
             "complete": complete,
             "cached": sum(r.cached for r in records),
             "ran": sum(not r.cached and r.seconds is not None for r in records),
+            "planned": len(planned),
+            "unmeasured": [c.id for c in plan.candidates if not ledger.recorded(c.id)],
         },
         skipped=[{"what": what, "reason": reason} for what, reason in plan.skipped],
         reference_only=sorted(plan.reference_only),

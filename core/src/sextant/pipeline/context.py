@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sextant.cache import cache_dir
+from sextant.cache import cache_dir, code_fingerprint
 from sextant.isolation import ChildResult, Handler, Isolator
 from sextant.jobs import Job, job_document
 from sextant.objective import Objective
@@ -32,6 +32,15 @@ class Run:
     signature: Signature
     max_batch: int
     inputs_key: str
+    #: :func:`~sextant.cache.code_fingerprint` by top-level package, computed once per run
+    fingerprints: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def code(self, ref: str) -> str:
+        """The fingerprint of the installed source that holds ``ref`` (a spec's ``run`` or ``load``)."""
+        top = ref.partition(":")[0].split(".", 1)[0]
+        if top not in self.fingerprints:
+            self.fingerprints[top] = code_fingerprint(ref)
+        return self.fingerprints[top]
 
     @property
     def profiler(self) -> ProfilerConfig:
@@ -69,6 +78,8 @@ def outcome(result: ChildResult) -> dict[str, Any]:
     if not result.ok:
         if result.timed_out:
             out["cause"] = Cause.TIMEOUT
+        elif result.disk_full:
+            out["cause"] = Cause.DISK_FULL
         elif result.error:
             out["cause"] = Cause.EXCEPTION
         elif result.exitcode is not None and result.exitcode < 0:

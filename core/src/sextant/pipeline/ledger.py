@@ -24,8 +24,9 @@ class Ledger:
         self._path = folder / STATUS
         self._emit = emit
         self.header: dict[str, Any] = {"schema": SCHEMA_VERSION, **header, "notes": []}
-        self._previous_steps = _parse(previous.get("steps", {}), StepRecord.from_json)
-        self._previous_candidates = _parse(previous.get("candidates", {}), CandidateRecord.from_json)
+        self.unreadable: list[str] = []  # records of the earlier run that did not parse
+        self._previous_steps = _parse(previous.get("steps", {}), StepRecord.from_json, self.unreadable)
+        self._previous_candidates = _parse(previous.get("candidates", {}), CandidateRecord.from_json, self.unreadable)
         self.steps: dict[str, StepRecord] = dict(self._previous_steps)
         self.candidates: dict[str, CandidateRecord] = dict(self._previous_candidates)
         self.run_steps: list[str] = []  # recorded by this run, in order
@@ -39,6 +40,13 @@ class Ledger:
 
     def previous_candidate(self, candidate_id: str) -> CandidateRecord | None:
         return self._previous_candidates.get(candidate_id)
+
+    def unreadable_note(self) -> str | None:
+        """What the run says when records of the earlier run could not be read."""
+        if not self.unreadable:
+            return None
+        shown = ", ".join(self.unreadable[:5]) + (" ..." if len(self.unreadable) > 5 else "")
+        return f"{len(self.unreadable)} record(s) of the earlier run could not be read and are redone: {shown}"
 
     def recorded(self, candidate_id: str) -> bool:
         """Whether this run has recorded the candidate."""
@@ -95,12 +103,13 @@ class Ledger:
             self.save()
 
 
-def _parse(records: Mapping[str, Any], parse: Callable[[Mapping[str, Any]], Any]) -> dict[str, Any]:
-    """Records of an earlier run; one that does not parse is dropped (it is redone, not trusted)."""
+def _parse(records: Mapping[str, Any], parse: Callable[[Mapping[str, Any]], Any], dropped: list[str]) -> dict[str, Any]:
+    """Records of an earlier run; one that does not parse is dropped (it is redone, not trusted)
+    and its id added to ``dropped``."""
     out = {}
     for key, data in records.items():
         try:
             out[key] = parse(data)
-        except (KeyError, TypeError, ValueError):
-            continue
+        except (KeyError, TypeError, ValueError, AttributeError):
+            dropped.append(key)
     return out

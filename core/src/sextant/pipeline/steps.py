@@ -25,6 +25,7 @@ def step_key(run: Run, step: PlannedStep) -> str:
             "step": step.spec.name,
             "plugin": step.plugin,
             "run": step.spec.run,
+            "code": run.code(step.spec.run),
             "options": dict(step.spec.options),
             "signature": run.signature.to_dict(),
             "max_batch": run.max_batch,
@@ -72,7 +73,9 @@ def run_step(run: Run, step: PlannedStep) -> StepRecord:
     ledger.emit("step_start", {"id": step.id, "kind": step.kind})
     result = run.child(StepJob(step.spec.run, request), step.id)
     record = replace(record, **outcome(result), log=ws.log(step.id))
-    if result.ok:
+    if not result.ok:
+        shutil.rmtree(out_dir, ignore_errors=True)  # half an artifact is no use, and may fill a disk
+    else:
         record = replace(record, artifact=ws.relative(Path(result.value)), content=hash_path(out_dir))
         twin = _same_content(run, step.id, record)
         if twin:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sextant.cache import digest, hash_path
+from sextant.diskspace import guarded
 from sextant.specs import SourceModel
 
 SUBFOLDERS = ("logs", "artifacts", "outputs")
@@ -80,8 +81,9 @@ class Workspace:
         write never leaves a half source) and compute its content key."""
         tmp = self.path / "source.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        written = source.write(tmp)
+        with guarded(self.path / "source", temporary=tmp, what=f"the source model into {self.path / 'source'}"):
+            tmp.mkdir()
+            written = source.write(tmp)
         key = source.fingerprint() if source.fingerprint else hash_path(tmp)
         if source.options:
             key = digest({"source": key, "options": dict(source.options)})

@@ -1,7 +1,8 @@
 """Exporters and a runner that misbehave on purpose, for tests of isolation, caching, correctness
 gating and the profiler's cut-off.
 
-Each exporter reads the fake ``numpy-mlp`` source. ``SEXTANT_FAULTS=crash,hang`` registers only
+Each exporter reads the fake ``numpy-mlp`` source. ``full`` fails as a full disk does (``ENOSPC``,
+wrapped by the exporter); ``fat`` writes a correct artifact padded to fill a small file system (both only when named). ``SEXTANT_FAULTS=crash,hang`` registers only
 those named (default: every exporter). ``sleepy`` (only when named) adds a runner of fake graphs
 that sleeps 2 ms per call: correct, and far slower than its rivals. Options are fixed when the
 catalog is built, in the parent, so a child started from a long-lived fork server sees this run's.
@@ -9,6 +10,7 @@ catalog is built, in the parent, so a child started from a long-lived fork serve
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import time
@@ -23,12 +25,14 @@ from sextant.testing.fake import GRAPH, SOURCE, NumpyMLP, load_graph, write_grap
 WRONG_GRAPH = Format("fault-graph")
 
 FAULTS = ("crash", "hang", "raise", "wrong", "slow")
+ONLY_WHEN_NAMED = ("full", "fat")
 
 
 @hookimpl
 def sextant_register_exporters() -> list[ExporterSpec]:
     chosen = os.environ.get("SEXTANT_FAULTS")
-    names = FAULTS if chosen is None else [n.strip() for n in chosen.split(",") if n.strip() in FAULTS]
+    known = (*FAULTS, *ONLY_WHEN_NAMED)
+    names = FAULTS if chosen is None else [n.strip() for n in chosen.split(",") if n.strip() in known]
     options = {"seconds": float(os.environ.get("SEXTANT_FAULT_SLOW_S", "2"))}
     return [
         ExporterSpec(
@@ -63,6 +67,26 @@ def fault_hang(request: StepRequest) -> Path:
 
 def fault_raise(request: StepRequest) -> Path:
     raise ValueError("unsupported operator 'Frobnicate' in layer 3")
+
+
+def fault_full(request: StepRequest) -> Path:
+    """The disk fills while the artifact is written; the exporter wraps the error, as many do."""
+    target = request.output_dir / "model.graph"
+    target.write_bytes(b"\0" * 1024)
+    try:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(target))
+    except OSError as exc:
+        raise RuntimeError(f"export failed: {exc}") from exc
+
+
+def fault_fat(request: StepRequest) -> Path:
+    """A correct artifact padded with ``SEXTANT_FAULT_FAT_MB`` MB (default 8), to fill a small disk."""
+    path = write_graph(request.output_dir, NumpyMLP.read(request.input).weights, "float32")
+    megabytes = int(os.environ.get("SEXTANT_FAULT_FAT_MB", "8"))
+    with open(request.output_dir / "padding.bin", "wb") as out:
+        for _ in range(megabytes):
+            out.write(b"\0" * (1024 * 1024))
+    return path
 
 
 def fault_wrong(request: StepRequest) -> Path:
