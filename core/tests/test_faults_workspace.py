@@ -312,3 +312,30 @@ def test_an_unreadable_record_is_named_and_redone(fake_catalog, options, samples
     again = _optimize(fake_catalog, options, samples).status
     assert "1 record(s) of the earlier run could not be read and are redone: fake-graph" in again["notes"]
     assert not again["steps"]["fake-graph"].get("cached")
+
+
+# -- what inspect shows ----------------------------------------------------------------------------
+
+
+def _inspect(folder: Path, *flags: str):
+    from sextant.cli import root
+    from typer.testing import CliRunner
+
+    return CliRunner().invoke(root.app, ["inspect", str(folder), *flags])
+
+
+def test_inspect_says_when_the_best_lost_its_files_and_when_a_run_is_writing(fake_catalog, options, samples):
+    package = _optimize(fake_catalog, options, samples)
+    best = package.best()
+    clean = _inspect(package.path, "--json")
+    assert clean.exit_code == 0 and json.loads(clean.stdout)["problems"] == []
+    victim = best.artifact if best.artifact.is_file() else next(p for p in best.artifact.rglob("*") if p.is_file())
+    victim.unlink()  # deleted by hand
+    shown = _inspect(package.path)
+    said = " ".join(shown.output.split())
+    assert f"warning: the selected candidate {best.id} cannot be loaded" in said
+    assert victim.name in said
+    with WorkspaceLock(package.path):
+        (problem,) = json.loads(_inspect(package.path, "--json").stdout)["problems"]
+    assert problem.startswith(f"a run is in progress in this workspace (process {os.getpid()} on ")
+    assert problem.endswith("these results are partial")

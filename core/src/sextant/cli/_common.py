@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -86,22 +87,23 @@ def report_error(exc: BaseException, debug: bool) -> int:
     return ExitCode.ERROR
 
 
-def render_package(status: dict[str, Any], path: str, as_json: bool) -> None:
+def render_package(status: dict[str, Any], path: str, as_json: bool, problems: Sequence[str] = ()) -> None:
     """A package's results: one JSON document on stdout (``incomplete``: why the results are
-    partial, else null), or the table on stdout and the reasons, notes, a warning when the run did
-    not finish, and the summary on stderr."""
+    partial, else null; ``problems``: what else is wrong with the package now), or the table on
+    stdout and the reasons, notes, warnings and the summary on stderr."""
     from sextant import report
     from sextant.package import incomplete_reason
 
     incomplete = incomplete_reason(status)
     if as_json:
-        return print_json({"package": path, **status, "incomplete": incomplete})
+        return print_json({"package": path, **status, "incomplete": incomplete, "problems": list(problems)})
     out = stderr()
     console().print(report.results_table(status))
     for line in report.reasons(status):
         out.print(f"  {line}", highlight=False)
     for note in status.get("notes", []):
         out.print(f"[cyan]note:[/cyan] {escape(note)}")
-    if incomplete:
-        out.print(f"[bold yellow]warning:[/bold yellow] {escape(incomplete)}", highlight=False)
+    for warning in (incomplete, *problems):
+        if warning:
+            out.print(f"[bold yellow]warning:[/bold yellow] {escape(warning)}", highlight=False)
     out.print(report.summary_line(status, path))

@@ -11,7 +11,7 @@ not).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -31,6 +31,9 @@ from sextant.cli._common import (
 from sextant.errors import Interrupted, UsageError
 from sextant.objective import PRESETS
 from sextant.specs import PRECISIONS
+
+if TYPE_CHECKING:
+    from sextant.package import Package
 
 
 class OptimizeCommand(TyperCommand):
@@ -276,4 +279,23 @@ def inspect(
     from sextant.package import Package
 
     opened = Package(package)
-    render_package(opened.status, str(opened.path), as_json)
+    render_package(opened.status, str(opened.path), as_json, package_problems(opened))
+
+
+def package_problems(package: Package) -> list[str]:
+    """What makes a package's table misleading now: a run still writing it, or a selected candidate
+    whose files are gone or changed since the run (it would not load)."""
+    from sextant.errors import PackageError
+    from sextant.pipeline.lock import holder
+
+    running = holder(package.path)
+    if running is not None:
+        return [f"a run is in progress in this workspace ({running.describe()}): these results are partial"]
+    best = package.status.get("selection", {}).get("best")
+    if best is None:
+        return []
+    try:
+        package.candidate(best).check_files(trust_source=True)  # the files only; nothing is loaded
+    except PackageError as exc:
+        return [f"the selected candidate {best} cannot be loaded: {exc.message}"]
+    return []

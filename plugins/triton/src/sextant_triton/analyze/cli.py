@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from sextant_triton.cli import Debug
+from sextant_triton.cli import Debug, TrustSource
 
 
 def analyze_command(
@@ -44,6 +44,7 @@ def analyze_command(
         Path | None, typer.Option("--output", "-o", help="Output folder (default: PACKAGE/analysis).")
     ] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print analysis.json on stdout.")] = False,
+    trust_source: TrustSource = False,
     debug: Debug = False,
 ) -> None:
     """Search serving configurations (batch sizes, dynamic batching, instances, client load) against
@@ -71,6 +72,8 @@ def analyze_command(
         changes.update(url=url, launch_mode="remote")
     if concurrent:
         changes["concurrent"] = True
+    if trust_source:
+        changes["trust_source"] = True
     if objective or any(v is not None for v in (max_p99_ms, min_throughput, max_memory_mb)):
         base = settings.objective
         chosen = Objective.named(objective) if objective else base

@@ -44,7 +44,7 @@ def resolve_target(target: Path, settings: AnalyzeSettings, output: Path | None)
     if package is not None:
         from sextant_triton.repository import deploy_package
 
-        deployment = deploy_package(package, out / "repository", force=True)
+        deployment = deploy_package(package, out / "repository", force=True, trust_source=settings.trust_source)
         repository = out / "repository"
         models = settings.models or (ModelSettings(deployment.name),)
     else:
