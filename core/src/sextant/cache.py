@@ -29,10 +29,21 @@ def hash_path(path: Path) -> str:
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
     for file in files:
         sha.update(str(file.relative_to(path.parent if path.is_file() else path)).encode())
-        with file.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                sha.update(block)
+        _feed(sha, file)
     return sha.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of one file's bytes."""
+    sha = hashlib.sha256()
+    _feed(sha, path)
+    return sha.hexdigest()
+
+
+def _feed(sha: Any, file: Path) -> None:
+    with file.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            sha.update(block)
 
 
 @functools.cache

@@ -31,11 +31,17 @@ def no_space(exc: BaseException | None) -> OSError | None:
     return None
 
 
-def mount_of(path: Path) -> tuple[str, Path]:
-    """(device, mount point) of the file system holding ``path`` (its nearest existing folder)."""
+def _existing(path: Path) -> Path:
+    """``path``, or its nearest existing parent (what was being written may not exist yet)."""
     path = Path(os.path.abspath(path))
     while not path.exists() and path != path.parent:
         path = path.parent
+    return path
+
+
+def mount_of(path: Path) -> tuple[str, Path]:
+    """(device, mount point) of the file system holding ``path`` (its nearest existing folder)."""
+    path = _existing(path)
     best = ("", Path("/"))
     try:
         lines = Path("/proc/self/mounts").read_text().splitlines()
@@ -53,11 +59,8 @@ def mount_of(path: Path) -> tuple[str, Path]:
 
 def free_mb(path: Path) -> float | None:
     """Free space for this user on the file system holding ``path``, in MB."""
-    path = Path(os.path.abspath(path))
-    while not path.exists() and path != path.parent:
-        path = path.parent
     try:
-        return shutil.disk_usage(path).free / MB
+        return shutil.disk_usage(_existing(path)).free / MB
     except OSError:
         return None
 

@@ -18,13 +18,13 @@ needs an explicit opt-in as well (see :meth:`sextant.package.CandidateView.load`
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from sextant.cache import file_sha256
 from sextant.errors import PackageError
 
 MANIFEST = "manifest.json"
@@ -32,14 +32,6 @@ SCHEMA = 1
 STATUS = "status.json"  # as in sextant.package (which imports this module)
 
 _RERUN = "Re-run `sextant optimize` into this workspace to rebuild the package (it records its files anew)."
-
-
-def file_sha256(path: Path) -> str:
-    sha = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            sha.update(block)
-    return sha.hexdigest()
 
 
 def _recorded(relative: PurePosixPath) -> bool:

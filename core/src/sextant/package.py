@@ -37,13 +37,19 @@ STATUS = "status.json"
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically: a temporary file, then a rename. On any failure (a full disk included:
-    :class:`~sextant.errors.DiskFullError`) the file keeps its last content and no temporary is left."""
+    """Write JSON atomically (:func:`write_text`)."""
+    write_text(path, json.dumps(data, indent=2, sort_keys=False, default=str))
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write UTF-8 text atomically: a temporary file, then a rename, so a reader never sees half a
+    file. On any failure (a full disk included: :class:`~sextant.errors.DiskFullError`) the file
+    keeps its last content and no temporary is left."""
     from sextant.diskspace import guarded
 
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with guarded(path, temporary=tmp):
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str))
+        tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
 
 

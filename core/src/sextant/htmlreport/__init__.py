@@ -77,16 +77,14 @@ def write_report(package: Path | str, output: Path | str | None = None) -> Path:
     """Write the page of the package at ``package`` to ``output`` (default: ``report.html`` in the
     package); returns its path. Raises :class:`~sextant.errors.PackageError` for a folder that is
     not a package. Without plotly the page has no plots and says so (:func:`missing_reason`)."""
-    from sextant.package import read_status
+    from sextant.package import read_status, write_text
 
     folder = Path(package)
     status = read_status(folder)
     target = Path(output) if output is not None else folder / REPORT
     text = render_report(status, package=folder, output=target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")  # a reader never sees half a page
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, target)
+    write_text(target, text)  # atomically: a reader never sees half a page
     return target
 
 
