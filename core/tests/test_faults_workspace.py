@@ -117,11 +117,11 @@ def test_the_killed_runs_step_does_not_outlive_it(tmp_path, model_file):
         _cli(ws, model_file), env=_env(SEXTANT_FAULTS="hang"), stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     try:
-        _wait_for(ws / "logs" / "fault-hang.log", first)
-        job = json.loads((ws / "logs" / "fault-hang.job.json").read_text())
-        assert job  # the step is running in its own process
-        children = _hanging_steps(ws)
-        assert children, "the step's process was not found"
+        _wait_for(ws / "logs" / "fault-hang.log", first)  # the parent writes it before the child starts
+        deadline = time.monotonic() + DEADLINE_S
+        while not (children := _hanging_steps(ws)):  # until the child has redirected its output there
+            assert time.monotonic() < deadline and first.poll() is None, "the step's process was not found"
+            time.sleep(0.1)
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=60)
     finally:
