@@ -63,3 +63,46 @@ def test_a_cuda_only_run_still_plans_the_steps_that_run_on_the_cpu(engine_catalo
     monkeypatch.setattr(plugins, "unavailable_reason", lambda device: None)
     plan = _plan(engine_catalog, ["cuda"])
     assert {s.id: s.device for s in plan.steps} == {"fake-graph": "cpu", "fake-graph+fake-build": "cuda"}
+
+
+def test_precision_auto_plans_a_reduced_precision_only_where_the_hardware_computes_it(fake_catalog):
+    from sextant.devices import precision_unavailable_reason
+
+    def native(flags):
+        return lambda precision, device: precision_unavailable_reason(precision, device, frozenset(flags))
+
+    avx2 = planner.make_plan(
+        fake_catalog, SOURCE, devices=["cpu"], precisions=("fp32", "fp16"), native=native({"avx2"})
+    )
+    assert not any("fake-fp16" in s.id for s in avx2.steps)
+    ((what, reason),) = [s for s in avx2.skipped if "fake-fp16" in s[0]]
+    assert "has no native fp16 (AMX_FP16 or AVX512_FP16)" in reason and "name it in --precision" in reason
+    sapphire = planner.make_plan(
+        fake_catalog, SOURCE, devices=["cpu"], precisions=("fp32", "fp16"), native=native({"avx2", "avx512_fp16"})
+    )
+    assert any("fake-fp16" in s.id for s in sapphire.steps)
+    named = planner.make_plan(fake_catalog, SOURCE, devices=["cpu"], precisions=("fp32", "fp16"))  # no auto
+    assert any("fake-fp16" in s.id for s in named.steps)
+
+
+def test_native_precision_reasons():
+    from sextant.devices import precision_unavailable_reason as why
+
+    assert why("bf16", "cpu", frozenset({"avx2", "avx512f"})) is not None
+    assert (
+        why("bf16", "cpu", frozenset({"amx_bf16"})) is None and why("bf16", "cpu", frozenset({"avx512_bf16"})) is None
+    )
+    assert why("bf16", "cuda", frozenset()) is None and why("fp32", "cpu", frozenset()) is None
+    assert "GPU format" in why("tf32", "cpu", frozenset())
+    assert why("int8", "cpu", frozenset({"avx2"})) is None  # left to measurement
+
+
+def test_precision_auto_is_remembered_through_replace():
+    from dataclasses import replace
+
+    from sextant.options import OptimizeOptions
+
+    options = OptimizeOptions(precisions="auto")
+    assert options.precision_auto and "bf16" in options.precisions
+    assert replace(options, max_batch_size=4).precision_auto
+    assert not OptimizeOptions(precisions=("fp32", "bf16")).precision_auto

@@ -40,6 +40,46 @@ def device_identity(device: str) -> str:
     return f"cuda: {', '.join(models) or 'unknown GPU'}; {driver}"
 
 
+@functools.cache
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (``/proc/cpuinfo``); empty where they cannot be read."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            if line.startswith("flags"):
+                return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+#: CPU features that compute a reduced precision natively (else it is emulated, slower than fp32)
+NATIVE_CPU = {
+    "bf16": ("amx_bf16", "avx512_bf16"),
+    "fp16": ("amx_fp16", "avx512_fp16"),
+}
+
+
+def precision_unavailable_reason(precision: str, device: str, flags: frozenset[str] | None = None) -> str | None:
+    """Why ``precision`` is not worth measuring on ``device`` here (no hardware computes it
+    natively), or ``None``. Used by ``--precision auto`` only: a precision asked for by name is
+    always tried. On a GPU every precision is left to measurement; int8 is too (integer dot
+    products help without VNNI)."""
+    if device != "cpu" or precision == "fp32":
+        return None
+    if precision == "tf32":
+        return "tf32 is a GPU format (NVIDIA Ampere and later); the CPU computes fp32"
+    needed = NATIVE_CPU.get(precision)
+    if needed is None:
+        return None
+    have = cpu_flags() if flags is None else flags
+    if any(f in have for f in needed):
+        return None
+    return (
+        f"this CPU ({cpu_model()}) has no native {precision} ({' or '.join(f.upper() for f in needed)}), "
+        f"so {precision} would be emulated and slower than fp32; name it in --precision to measure it anyway"
+    )
+
+
 def cpu_threads() -> int:
     """CPU cores this process may run on."""
     try:

@@ -46,6 +46,9 @@ class OptimizeOptions:
     #: let the reference hold NaN or Inf; candidates must then have them at the same positions
     #: (and signs). Without it a reference with NaN or Inf stops the run.
     allow_nan: bool = False
+    #: set by ``precisions="auto"``: a reduced precision is planned only where the hardware computes
+    #: it natively (:func:`sextant.devices.precision_unavailable_reason`)
+    precision_auto: bool = False
     threads: int | None = None
     cutoff: float = 0.7
     search: str | None = None
@@ -55,6 +58,7 @@ class OptimizeOptions:
     def __post_init__(self) -> None:
         if self.precisions in ("auto", ("auto",)):  # "auto" is expanded here, once
             object.__setattr__(self, "precisions", PRECISIONS)
+            object.__setattr__(self, "precision_auto", True)
         if self.objective not in PRESETS:
             raise UsageError(f"unknown objective {self.objective!r}", hint=f"Choose one of {', '.join(PRESETS)}.")
         self.goal()  # constraints are checked where they are given, not after the profiling

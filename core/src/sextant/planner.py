@@ -7,7 +7,7 @@ candidate. What cannot be planned is listed with the reason, so the report can s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -97,8 +97,13 @@ def make_plan(
     precisions: Sequence[str],
     formats: Sequence[str] | None = None,
     runners: Sequence[str] | None = None,
+    native: Callable[[str, str], str | None] | None = None,
 ) -> Plan:
-    """Build the plan for a source format (see module doc)."""
+    """Build the plan for a source format (see module doc).
+
+    :param native: ``(precision, device) -> reason``: why a reduced precision is not planned on a
+        device (no native support); ``None`` plans every allowed precision (``--precision auto``
+        passes :func:`sextant.devices.precision_unavailable_reason`)."""
     plan = Plan(source)
     # artifact nodes: (step id or None, format, chain precision, names used in the chain, device
     # the chain was built for: "cpu" unless a step builds for a device, like a TensorRT engine)
@@ -124,6 +129,9 @@ def make_plan(
                 reason = availability(spec)
             if reason is None and spec.precision not in precisions:
                 reason = f"{spec.precision} not allowed (add it to --precision)"
+            if reason is None and native is not None and spec.precision != "fp32":
+                reasons = [native(spec.precision, d) for d in (devices if spec.device == "cpu" else [spec.device])]
+                reason = reasons[0] if all(reasons) else None  # built for one device at least
             if reason:
                 plan.skipped.append((step_id, reason))
                 continue
@@ -140,7 +148,7 @@ def make_plan(
     for step_id, fmt, precision, _, built_for in nodes:
         node_devices = planned_devices if built_for == "cpu" else [built_for]
         for contribution in catalog.of("runner"):
-            _add_candidates(plan, contribution, step_id, fmt, precision, node_devices, precisions)
+            _add_candidates(plan, contribution, step_id, fmt, precision, node_devices, precisions, native)
     _filter(plan, formats, runners, devices)
     return plan
 
@@ -157,6 +165,7 @@ def _add_candidates(
     chain_precision: str,
     devices: Sequence[str],
     precisions: Sequence[str],
+    native: Callable[[str, str], str | None] | None,
 ) -> None:
     runner: RunnerSpec = contribution.spec
     if runner.consumes != fmt:
@@ -171,8 +180,12 @@ def _add_candidates(
             if runner_precision not in precisions:
                 continue
             precision = least_exact(chain_precision, runner_precision)
+            suffix = "" if runner_precision == "fp32" else f"/{runner_precision}"
+            unavailable = native(precision, device) if native is not None else None
+            if unavailable:
+                plan.skipped.append((f"{artifact}:{runner.name}{suffix}@{device}", unavailable))
+                continue
             for options in runner.option_sets():
-                suffix = "" if runner_precision == "fp32" else f"/{runner_precision}"
                 cid = f"{artifact}:{runner.name}{suffix}{_label(runner, options)}@{device}"
                 plan.candidates.append(
                     PlannedCandidate(cid, step_id, fmt, runner, _plugin(contribution), device, precision, options)

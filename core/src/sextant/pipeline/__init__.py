@@ -29,7 +29,7 @@ from typing import Any
 
 from sextant import __version__
 from sextant.cache import hash_path
-from sextant.devices import busy_reason, cpu_threads, host_record
+from sextant.devices import busy_reason, cpu_threads, host_record, precision_unavailable_reason
 from sextant.errors import CorrectnessError, NothingRunnableError, PackageError, UsageError
 from sextant.inputs import prepare_inputs
 from sextant.isolation import Isolator
@@ -93,6 +93,7 @@ def optimize(
         precisions=options.precisions,
         formats=options.formats,
         runners=options.runners,
+        native=precision_unavailable_reason if options.precision_auto else None,
     )
     emit("plan", {"plan": plan, "source": source})
     if plan_only:
