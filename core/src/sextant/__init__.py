@@ -19,8 +19,11 @@ __all__ = [
     "__version__",
     "hookimpl",
     "load",
+    "load_optimized",
+    "Module",
     "Objective",
     "optimize",
+    "optimize_pipeline",
     "OptimizeOptions",
     "Package",
     "SextantError",
@@ -33,9 +36,12 @@ _LAZY = {
     "load": "sextant.package",
     "Package": "sextant.package",
     "SextantError": "sextant.errors",
+    "optimize_pipeline": "sextant.composite",
+    "load_optimized": "sextant.composite",
 }
 
 if TYPE_CHECKING:
+    from sextant.composite import load_optimized, optimize_pipeline
     from sextant.errors import SextantError
     from sextant.objective import Objective
     from sextant.options import OptimizeOptions
@@ -44,8 +50,25 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
+    if name == "Module":
+        return _module_wrapper()
     if name in _LAZY:
         import importlib
 
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'sextant' has no attribute {name!r}")
+
+
+def _module_wrapper() -> Any:
+    """``sextant.Module``: the torch plugin's wrapper for a pipeline's parts (torch is the only
+    framework with one; a second would make this a plugin hook)."""
+    try:
+        from sextant_torch.composite import Module
+    except ImportError as exc:
+        from sextant.errors import UsageError
+
+        raise UsageError(
+            f"sextant.Module needs the torch plugin: {exc}",
+            hint="pip install sextant-torch (it wraps torch.nn.Module parts of a pipeline).",
+        ) from exc
+    return Module

@@ -31,6 +31,9 @@ Ranking and searching
 Reports
     ``htmlkit``: the HTML report's building blocks (pages, tables, plotly figures), so a plugin's
     report looks like sextant's own
+Pipelines (a framework's ``sextant.Module`` wrapper)
+    ``Part`` (what a wrapped module offers the core), ``Recording`` (its calls of one structure),
+    ``register_part`` (announce a wrapper when it is built)
 Errors
     ``SextantError``, ``StepError``, ``ModelLoadError``, ``SampleError``, ``UsageError``
 """
@@ -81,6 +84,8 @@ from sextant.specs import (
 
 if TYPE_CHECKING:  # imported on first use (see _LAZY)
     from sextant.compare import OutputReport, Tolerance, Verdict  # noqa: F401
+    from sextant.composite.parts import Part, Recording  # noqa: F401
+    from sextant.composite.parts import register as register_part  # noqa: F401
     from sextant.htmlreport import kit as htmlkit  # noqa: F401
     from sextant.package import CandidateView, Package  # noqa: F401
     from sextant.plugins import availability, installed  # noqa: F401
@@ -106,6 +111,9 @@ _LAZY = {
     "installed": "sextant.plugins",
     "availability": "sextant.plugins",
     "write_manifest": "sextant.manifest",
+    "Part": "sextant.composite.parts",
+    "Recording": "sextant.composite.parts",
+    "register_part": "sextant.composite.parts",
 }
 
 __all__ = [
@@ -156,6 +164,8 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     if name == "htmlkit":
         return importlib.import_module("sextant.htmlreport.kit")
+    if name == "register_part":
+        return importlib.import_module("sextant.composite.parts").register
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'sextant.api' has no attribute {name!r}")

@@ -59,6 +59,8 @@ def module_source(model: torch.nn.Module, name: str | None) -> SourceModel:
         TORCH_MODULE,
         name or type(model).__name__.lower(),
         write,
+        # a module may declare its inputs (sextant.Module's flat adapters do: names, positional calls)
+        signature=getattr(model, "sextant_signature", None),
         description="PyTorch nn.Module",
         fingerprint=lambda: fingerprint(model),
     )

@@ -1,0 +1,19 @@
+"""Optimizing the parts of a larger program (a pipeline) in place, and checking the whole.
+
+Named *composite* because :mod:`sextant.pipeline` already names the stages of one ``optimize``
+run; here a program is made of several models, each optimized by that pipeline.
+
+- :mod:`.parts`: what a wrapped module (``sextant.Module``, from a framework plugin) offers the core;
+- :mod:`.run`: :func:`optimize_pipeline`: record, optimize each part, check the whole, time it;
+- :mod:`.search`: which candidate serves each part so that the pipeline's results hold;
+- :mod:`.outputs`: a pipeline's results as arrays, and judging them against the reference;
+- :mod:`.records`: ``pipeline.json``;
+- :mod:`.load`: :func:`load_optimized`, swapping the choices in.
+"""
+
+from __future__ import annotations
+
+from sextant.composite.load import load_optimized
+from sextant.composite.run import optimize_pipeline
+
+__all__ = ["load_optimized", "optimize_pipeline"]

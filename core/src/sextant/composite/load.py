@@ -1,0 +1,74 @@
+"""``load_optimized``: swap each part's chosen candidate in, from a pipeline workspace.
+
+Loading goes through :meth:`sextant.package.CandidateView.load`, so the same checks hold as for a
+single package: every file is checked against the package's manifest, and a candidate that loads by
+unpickling (a chosen ``torch-eager`` module) needs ``trust_source=True``. The workspace was written
+by your own ``optimize_pipeline`` run; pass the flag when you trust whoever wrote it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sextant.composite.parts import Part, live_parts
+from sextant.composite.records import Serving, read_record
+from sextant.errors import UsageError
+
+
+def load_optimized(
+    workspace: Path | str = Path("sextant-workspace") / "pipeline",
+    *,
+    modules: Sequence[Part] | None = None,
+    trust_source: bool = False,
+    catalog: Any = None,
+) -> dict[str, dict[str, str]]:
+    """Serve every wrapped part with the candidate ``optimize_pipeline`` chose for it.
+
+    :param workspace: the pipeline workspace (with ``pipeline.json``).
+    :param modules: the parts to load into; by default every ``sextant.Module`` alive here whose
+        name the workspace records.
+    :param trust_source: allow candidates that load by unpickling (see the module doc).
+    :returns: per module, per call structure, what now serves it. A structure the record does not
+        hold (or kept on the original) runs the original module; a call of a structure never
+        recorded does too, with one warning.
+    """
+    from sextant.package import Package
+    from sextant.plugins import load_catalog
+
+    folder = Path(workspace)
+    record = read_record(folder)
+    recorded = set(record.modules())
+    chosen = [getattr(m, "sextant", m) for m in modules] if modules is not None else live_parts()
+    parts = {p.name: p for p in chosen}
+    missing = sorted(recorded - set(parts))
+    if modules is not None and missing:
+        raise UsageError(
+            f"{folder} holds choices for {', '.join(map(repr, missing))}, but no module of that name was given",
+            hint="Pass every wrapped module of the pipeline in modules=[...], or leave modules out.",
+        )
+    for name in sorted(set(parts) - recorded) if modules is not None else ():
+        warnings.warn(f"{folder} records nothing for the module {name!r}: it keeps its original", stacklevel=2)
+    catalog = catalog or load_catalog()
+    served: dict[str, dict[str, str]] = {}
+    for structure in record.structures:
+        part = parts.get(structure.module)
+        if part is None:
+            continue
+        if structure.serving is not Serving.OPTIMIZED or structure.chosen is None or structure.package is None:
+            part.install(structure.key, None)
+            continue
+        runner = (
+            Package(folder / structure.package).candidate(structure.chosen).load(catalog, trust_source=trust_source)
+        )
+        label = f"{structure.chosen} ({structure.runner})"
+        part.install(structure.key, runner, label, structure.layout)
+        served.setdefault(structure.module, {})[structure.key] = label
+    if missing:  # modules left out: only live ones were looked for
+        warnings.warn(
+            f"no live sextant.Module is named {', '.join(map(repr, missing))}; their choices in {folder} are not loaded",
+            stacklevel=2,
+        )
+    return served

@@ -1,0 +1,225 @@
+"""The structure of a call or an output: its tensors taken out, everything else kept.
+
+:func:`split` turns ``(args, kwargs)`` (or a module's output) into a :class:`Tree` and the list of
+its tensors; :func:`join` puts tensors back into a tree. A tree is hashable: nested tuples, lists,
+dicts (and named tuples, dataclasses, Hugging Face / diffusers ``ModelOutput``), constants (``None``,
+numbers, strings, enums, ``torch.dtype`` / ``torch.device``) and tensor slots with their dtype and
+rank. Two calls with equal trees are calls of one structure: the same flat-signature model serves
+both. Anything else (a generator, an open file, a cache object) cannot be recorded, and
+:class:`Unrecordable` says where it is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+Tree = tuple[Any, ...]
+_CONSTANTS = (type(None), bool, int, float, complex, str, bytes, enum.Enum, torch.dtype, torch.device)
+
+
+class Unrecordable(TypeError):
+    """A value in a call that is neither a tensor, a constant nor a container of those."""
+
+    def __init__(self, path: str, value: Any) -> None:
+        self.path, self.kind = path, type(value).__name__
+        super().__init__(f"{path} is a {self.kind}")
+
+
+def split(value: Any, path: str = "") -> tuple[Tree, list[tuple[str, torch.Tensor]]]:
+    """``value``'s tree and its tensors with their paths (``encoder_hidden_states``, ``args.0``, ``sample.1``)."""
+    tensors: list[tuple[str, torch.Tensor]] = []
+    return _split(value, path, tensors), tensors
+
+
+def _split(value: Any, path: str, tensors: list[tuple[str, torch.Tensor]]) -> Tree:
+    if isinstance(value, torch.Tensor):
+        tensors.append((path or "output", value))
+        return ("tensor", str(value.dtype), value.dim())
+    if isinstance(value, _CONSTANTS):
+        return ("const", value)
+    kind = type(value)
+    here = f"{path}." if path else ""
+    if isinstance(value, Mapping):  # dicts, ModelOutput (an OrderedDict dataclass: rebuilt by keywords)
+        keys = tuple(str(k) for k in value)
+        return ("map", kind, keys, tuple(_split(v, f"{here}{k}", tensors) for k, v in zip(keys, value.values())))
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        names = tuple(f.name for f in dataclasses.fields(value) if f.init)
+        return ("map", kind, names, tuple(_split(getattr(value, n), f"{here}{n}", tensors) for n in names))
+    if isinstance(value, (tuple, list)):
+        named = hasattr(value, "_fields")
+        return ("seq", kind, named, tuple(_split(v, f"{here}{i}", tensors) for i, v in enumerate(value)))
+    raise Unrecordable(path or "the value", value)
+
+
+def join(tree: Tree, tensors: list[Any]) -> Any:
+    """Rebuild the value of ``tree`` with ``tensors`` in its tensor slots, in order."""
+    it = iter(tensors)
+    return _join(tree, it)
+
+
+def _join(tree: Tree, it: Any) -> Any:
+    tag = tree[0]
+    if tag == "tensor":
+        return next(it)
+    if tag == "const":
+        return tree[1]
+    if tag == "map":
+        _, kind, keys, children = tree
+        values = {k: _join(c, it) for k, c in zip(keys, children)}
+        return values if kind is dict else kind(**values)
+    _, kind, named, children = tree
+    items = [_join(c, it) for c in children]
+    if named:
+        return kind(*items)
+    return items if kind is list else tuple(items) if kind is tuple else kind(items)
+
+
+def tensor_slots(tree: Tree) -> list[tuple[str, int]]:
+    """``(dtype, rank)`` of every tensor slot, in order."""
+    if tree[0] == "tensor":
+        return [(tree[1], tree[2])]
+    if tree[0] == "const":
+        return []
+    return [slot for child in tree[-1] for slot in tensor_slots(child)]
+
+
+def describe_call(tree: Tree, names: list[str]) -> str:
+    """A call's tree in words, its tensors named: ``(sample: float32[4d], timestep: int64[0d], return_dict=False)``."""
+    (_, _, _, positional), (_, _, keys, keywords) = tree[3]
+    it = iter(names)
+
+    def show(child: Tree) -> str:
+        if child[0] == "tensor":
+            return f"{next(it)}: {describe(child)}"
+        if child[0] == "const":
+            return repr(child[1])
+        return describe(child)
+
+    parts = [show(c) for c in positional]
+    parts += [show(c) if c[0] == "tensor" else f"{k}={show(c)}" for k, c in zip(keys, keywords)]
+    return "(" + ", ".join(parts) + ")"
+
+
+def describe(tree: Tree) -> str:
+    """A tree in words: ``{sample: float32[4d]}``."""
+    tag = tree[0]
+    if tag == "tensor":
+        return f"{tree[1].removeprefix('torch.')}[{tree[2]}d]"
+    if tag == "const":
+        return repr(tree[1])
+    if tag == "map":
+        return "{" + ", ".join(f"{k}: {describe(c)}" for k, c in zip(tree[2], tree[3])) + "}"
+    return "(" + ", ".join(describe(c) for c in tree[3]) + ")"
+
+
+def key(tree: Tree) -> str:
+    """A short stable name of a structure (the same in every process and run)."""
+    return hashlib.sha256(_stable(tree).encode()).hexdigest()[:10]
+
+
+def _stable(tree: Tree) -> str:
+    tag = tree[0]
+    if tag == "tensor":
+        return f"T({tree[1]},{tree[2]})"
+    if tag == "const":
+        value = tree[1]
+        return f"C({type(value).__qualname__}:{value!r})"
+    kind = tree[1]
+    name = f"{kind.__module__}.{kind.__qualname__}"
+    if tag == "map":
+        return f"M({name};{','.join(tree[2])};{';'.join(_stable(c) for c in tree[3])})"
+    return f"S({name};{';'.join(_stable(c) for c in tree[3])})"
+
+
+def split_call(
+    target: Any, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+) -> tuple[Tree, list[tuple[str, torch.Tensor]]]:
+    """The tree of a call ``target(*args, **kwargs)``; positional tensors are named after the
+    parameters they bind to (``sample``, ``timestep``), else ``arg<i>``. :func:`join` gives back
+    ``(args, kwargs)``."""
+    names = _positional_names(target, len(args))
+    tensors: list[tuple[str, torch.Tensor]] = []
+    positional = ("seq", tuple, False, tuple(_split(a, n, tensors) for a, n in zip(args, names)))
+    keywords = ("map", dict, tuple(kwargs), tuple(_split(v, k, tensors) for k, v in kwargs.items()))
+    return ("seq", tuple, False, (positional, keywords)), tensors
+
+
+def _positional_names(target: Any, count: int) -> list[str]:
+    import inspect
+
+    if isinstance(target, torch.nn.Module):
+        target = target.forward
+    try:
+        parameters = list(inspect.signature(target).parameters.values())
+    except (TypeError, ValueError):
+        parameters = []
+    names = []
+    for index in range(count):
+        parameter = parameters[index] if index < len(parameters) else None
+        if parameter is not None and parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD):
+            names.append(parameter.name)
+        else:
+            names.append(f"arg{index}")
+    return names
+
+
+def to_json(tree: Tree) -> Any:
+    """A tree as JSON (``pipeline.json`` keeps it, so a fresh process can serve the structure):
+    containers' classes by import path, constants tagged by type."""
+    tag = tree[0]
+    if tag == "tensor":
+        return {"tensor": [tree[1], tree[2]]}
+    if tag == "const":
+        value = tree[1]
+        if value is None or isinstance(value, (bool, int, float, str)):
+            return {"const": value}
+        if isinstance(value, torch.dtype):
+            return {"dtype": str(value)}
+        if isinstance(value, torch.device):
+            return {"device": str(value)}
+        if isinstance(value, enum.Enum):
+            return {"enum": _path(type(value)), "value": value.value}
+        return {"repr": repr(value)}  # complex, bytes: served by the original module (see from_json)
+    kind = _path(tree[1])
+    if tag == "map":
+        return {"map": kind, "keys": list(tree[2]), "items": [to_json(c) for c in tree[3]]}
+    return {"seq": kind, "named": tree[2], "items": [to_json(c) for c in tree[3]]}
+
+
+def from_json(data: Any) -> Tree:
+    """The tree :func:`to_json` wrote; classes are imported by their path (never unpickled)."""
+    if "tensor" in data:
+        return ("tensor", data["tensor"][0], int(data["tensor"][1]))
+    if "const" in data:
+        return ("const", data["const"])
+    if "dtype" in data:
+        return ("const", getattr(torch, data["dtype"].removeprefix("torch.")))
+    if "device" in data:
+        return ("const", torch.device(data["device"]))
+    if "enum" in data:
+        return ("const", _import(data["enum"])(data["value"]))
+    if "repr" in data:
+        raise ValueError(f"a constant {data['repr']} cannot be restored from JSON")
+    if "map" in data:
+        return ("map", _import(data["map"]), tuple(data["keys"]), tuple(from_json(c) for c in data["items"]))
+    return ("seq", _import(data["seq"]), bool(data["named"]), tuple(from_json(c) for c in data["items"]))
+
+
+def _path(kind: type) -> str:
+    return f"{kind.__module__}:{kind.__qualname__}"
+
+
+def _import(path: str) -> Any:
+    import importlib
+
+    module, _, qualname = path.partition(":")
+    value: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        value = getattr(value, part)
+    return value
