@@ -1,0 +1,193 @@
+"""Pipelines (issue 15): sextant.Module parts recorded inside a running pipeline, optimized one by
+one, checked end to end, swapped in with sextant.load_optimized. A pure-torch toy pipeline first
+(an encoder, then a decoder called in a loop with a growing sequence and a CFG-doubled batch)."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="the pipeline wrapper is torch's")
+pytest.importorskip("sextant_onnx", reason="the tests restrict candidates to ones that include onnxruntime")
+
+import sextant  # noqa: E402
+from sextant.errors import SampleError, UsageError  # noqa: E402
+from sextant.testing import FAST  # noqa: E402
+from torch import nn  # noqa: E402
+
+RUNNERS = ("torch-eager", "torchscript", "onnxruntime")
+OPTIONS = {"runners": RUNNERS, "profiler": FAST, "max_batch_size": 4, "repeats": 2}
+
+
+class Encoder(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Linear(8, 16)
+
+    def forward(self, x):
+        return torch.tanh(self.proj(x))
+
+
+class Decoder(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.q, self.o = nn.Linear(16, 16), nn.Linear(16, 16)
+
+    def forward(self, seq, hidden, step, scale=1.0, mask=None):
+        attention = torch.softmax(self.q(seq) @ hidden.transpose(1, 2) * scale, -1)
+        return {"logits": self.o(attention @ hidden) + step, "pooled": hidden.mean(1)}
+
+
+class Toy:
+    """Two wrapped parts and the function that runs them."""
+
+    def __init__(self) -> None:
+        torch.manual_seed(0)
+        self.encoder = sextant.Module(Encoder().eval(), name="encoder")
+        self.decoder = sextant.Module(Decoder().eval(), name="decoder")
+
+    @property
+    def parts(self):
+        return [self.encoder, self.decoder]
+
+    @torch.no_grad()
+    def __call__(self, x, scale=0.5):
+        hidden = self.encoder(x)
+        hidden = torch.cat([hidden, hidden])  # classifier-free guidance doubles the batch
+        seq = torch.zeros(hidden.shape[0], 1, 16)
+        for step in range(3):  # the sequence grows by one each step
+            out = self.decoder(seq, hidden, torch.tensor(step / 10), scale=scale, mask=None)["logits"]
+            seq = torch.cat([seq, out[:, -1:]], 1)
+        return seq[: x.shape[0]]
+
+
+DATA = [torch.randn(1, 5, 8, generator=torch.Generator().manual_seed(1)), torch.randn(2, 7, 8)]
+
+
+@pytest.fixture(scope="module")
+def toy_run(tmp_path_factory):
+    toy = Toy()
+    workspace = tmp_path_factory.mktemp("pipeline") / "ws"
+    record = sextant.optimize_pipeline(toy, DATA, workspace=workspace, modules=toy.parts, **OPTIONS)
+    return toy, workspace, record
+
+
+def _status(workspace, record, module):
+    (structure,) = [s for s in record.structures if s.module == module]
+    return structure, json.loads((workspace / structure.package / "status.json").read_text())
+
+
+def test_records_structures_dynamic_axes_and_batch(toy_run):
+    toy, workspace, record = toy_run
+    assert json.loads((workspace / "pipeline.json").read_text())["schema"] == 1
+    decoder, status = _status(workspace, record, "decoder")
+    assert decoder.calls == 6 and decoder.recorded == 6  # 3 steps x 2 items, one structure
+    assert decoder.description == "(seq: float32[3d], hidden: float32[3d], step: float32[0d], scale=0.5, mask=None)"
+    inputs = {t["name"]: t for t in status["signature"]["inputs"]}
+    assert list(inputs) == ["seq", "hidden", "step"]  # constants are no inputs
+    assert inputs["seq"]["shape"] == [None, None, 16]  # batch and the growing sequence vary
+    assert inputs["hidden"]["shape"] == [None, None, 16]  # the items' lengths differ
+    assert inputs["step"]["batched"] is False  # a 0-d tensor has no batch axis
+    batches = sorted({b for b in status["correctness_batches"]})
+    assert 2 in batches and 4 in batches  # the decoder's own batch: twice the items' (CFG)
+    assert record.end_to_end.passed
+    assert all(s.serving.value == "optimized" and s.attempts[-1].passed for s in record.structures)
+    assert [m.module for m in record.end_to_end.modules] == ["encoder", "decoder"]
+    assert all(m.original.median_ms and m.optimized.median_ms for m in record.end_to_end.modules)
+
+
+def test_load_optimized_serves_runners_and_warns_once_for_an_unseen_structure(toy_run):
+    toy, workspace, record = toy_run
+    reference = [toy(x) for x in DATA]
+    with pytest.raises(sextant.SextantError, match="trust_source"):
+        _load_with_eager_best(workspace, toy)
+    served = sextant.load_optimized(workspace, modules=toy.parts, trust_source=True)
+    assert set(served) == {"encoder", "decoder"}
+    assert toy.decoder.sextant.installed()  # what serves it now
+    for x, want in zip(DATA, reference):
+        torch.testing.assert_close(toy(x), want, atol=1e-4, rtol=1e-4)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        toy(DATA[0], scale=0.25)  # a constant never recorded: another structure
+        toy(DATA[0], scale=0.25)
+    unseen = [w for w in caught if "never recorded" in str(w.message)]
+    assert len(unseen) == 1 and "'decoder'" in str(unseen[0].message)
+    for part in toy.parts:
+        for key in list(part.sextant.installed()):
+            part.sextant.install(key, None)
+
+
+def _load_with_eager_best(workspace, toy):
+    """Rewrite a copy of the record so that the eager (pickled) candidate is chosen: it must need trust."""
+    from dataclasses import replace
+
+    from sextant.composite.records import read_record, write_record
+
+    record = read_record(workspace)
+    eager = tuple(replace(s, chosen="source:torch-eager@cpu", runner="torch-eager") for s in record.structures)
+    write_record(workspace, replace(record, structures=eager))
+    try:
+        sextant.load_optimized(workspace, modules=toy.parts)
+    finally:
+        write_record(workspace, record)
+
+
+def test_a_part_that_breaks_the_pipeline_falls_back_to_its_next_candidate(toy_run):
+    toy, workspace, first = toy_run
+    best = _status(workspace, first, "decoder")[0].ranking[0]
+
+    def reject_best(results, reference):  # stands for a candidate that is wrong in the pipeline
+        return not any(label.startswith(f"{best} (") for label in toy.decoder.sextant.installed().values())
+
+    record = sextant.optimize_pipeline(
+        toy, DATA, workspace=workspace, modules=toy.parts, verify_func=reject_best, **OPTIONS
+    )
+    decoder, _ = _status(workspace, record, "decoder")
+    encoder, _ = _status(workspace, record, "encoder")
+    assert decoder.ranking[0] == best  # the measurements were reused
+    assert [(a.candidate, a.passed) for a in decoder.attempts] == [(best, False), (decoder.ranking[1], True)]
+    assert decoder.chosen == decoder.ranking[1] and decoder.serving.value == "optimized"
+    assert "verify_func rejected" in decoder.attempts[0].detail
+    assert encoder.chosen == encoder.ranking[0]  # it passes alone: kept
+    assert "tried alone" in record.end_to_end.detail
+
+
+def test_a_second_run_reuses_every_measurement(toy_run):
+    toy, workspace, first = toy_run
+    before = {s.module: _status(workspace, first, s.module)[1]["candidates"] for s in first.structures}
+    second = sextant.optimize_pipeline(toy, DATA, workspace=workspace, modules=toy.parts, **OPTIONS)
+    for structure in second.structures:
+        after = _status(workspace, second, structure.module)[1]["candidates"]
+        assert {c: r.get("profile") for c, r in after.items()} == {
+            c: r.get("profile") for c, r in before[structure.module].items()
+        }
+
+
+def test_bad_inputs_name_what_is_wrong(tmp_path):
+    toy = Toy()
+    with pytest.raises(SampleError, match="yielded no items"):
+        sextant.optimize_pipeline(toy, [], workspace=tmp_path, modules=toy.parts)
+    idle = sextant.Module(Encoder(), name="idle")
+    with pytest.raises(UsageError, match="never called the wrapped module 'idle'"):
+        sextant.optimize_pipeline(toy, DATA[:1], workspace=tmp_path, modules=[*toy.parts, idle])
+    twin = sextant.Module(Encoder(), name="encoder")
+    with pytest.raises(UsageError, match="two wrapped modules are named 'encoder'"):
+        sextant.optimize_pipeline(toy, DATA[:1], workspace=tmp_path, modules=[*toy.parts, twin])
+    odd = sextant.Module(nn.Identity(), name="odd")
+    with pytest.raises(SampleError, match="'odd': cannot record its inputs: argument input is a generator"):
+        sextant.optimize_pipeline(lambda x: odd(x for x in ()), DATA[:1], workspace=tmp_path, modules=[odd])
+    with pytest.raises(UsageError, match="wraps a torch.nn.Module"):
+        sextant.Module(lambda x: x, name="f")
+
+
+def test_the_wrapper_is_transparent():
+    inner = Encoder()
+    inner.config = {"hidden": 16}
+    wrapped = sextant.Module(inner, name="t")
+    assert isinstance(wrapped, nn.Module) and wrapped.config == {"hidden": 16}
+    assert wrapped.proj is inner.proj and list(wrapped.state_dict()) == list(inner.state_dict())
+    assert len(list(wrapped.parameters())) == 2
+    x = torch.randn(2, 8)
+    torch.testing.assert_close(wrapped(x), inner(x))
