@@ -13,7 +13,7 @@ DEMO_WS ?= sextant-workspace/mlp
 $(VENV)/.installed: $(foreach d,$(DISTS),$(d)/pyproject.toml) constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install $(PIP_FLAGS) --upgrade pip
-	$(VENV)/bin/pip install $(PIP_FLAGS) -e './core[report,test]' -e ./plugins/torch[test,onnx] -e './plugins/onnx[cpu,test]' -e './plugins/search[test]' -e './plugins/tensorflow[cpu,onnx,test]' -e './plugins/tensorrt[test]' -e ./plugins/triton
+	$(VENV)/bin/pip install $(PIP_FLAGS) -e './core[report,test]' -e ./plugins/torch[test,onnx,pipelines] -e './plugins/onnx[cpu,test]' -e './plugins/search[test]' -e './plugins/tensorflow[cpu,onnx,test]' -e './plugins/tensorrt[test]' -e ./plugins/triton
 	touch $@
 
 install: $(VENV)/.installed

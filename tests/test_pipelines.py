@@ -191,3 +191,15 @@ def test_the_wrapper_is_transparent():
     assert len(list(wrapped.parameters())) == 2
     x = torch.randn(2, 8)
     torch.testing.assert_close(wrapped(x), inner(x))
+
+
+def test_inspect_shows_a_table_per_module_and_the_end_to_end_result(toy_run):
+    from sextant.cli.root import app
+    from typer.testing import CliRunner
+
+    _, workspace, _ = toy_run
+    result = CliRunner().invoke(app, ["inspect", str(workspace)])
+    assert result.exit_code == 0, result.output
+    assert "decoder" in result.output and "encoder" in result.output and "end to end: passed" in result.output
+    document = json.loads(CliRunner().invoke(app, ["inspect", str(workspace), "--json"]).stdout)
+    assert {s["module"] for s in document["structures"]} == {"encoder", "decoder"}

@@ -275,8 +275,15 @@ def inspect(
     as_json: Json = False,
     debug: Debug = False,
 ) -> None:
-    """Show what an optimize run produced: every candidate, its status, numbers and the winner."""
+    """Show what an optimize run produced: every candidate, its status, numbers and the winner.
+    For a pipeline workspace (``sextant.optimize_pipeline``): a table per module and the end-to-end result."""
+    from sextant.composite.records import is_composite, read_record
     from sextant.package import Package
+
+    if is_composite(package):
+        from sextant.cli.composite import render_composite
+
+        return render_composite(read_record(package), str(package), as_json)
 
     opened = Package(package)
     render_package(opened.status, str(opened.path), as_json, package_problems(opened))
