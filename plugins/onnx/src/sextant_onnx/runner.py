@@ -30,6 +30,9 @@ class OrtRunner:
             else ort.ExecutionMode.ORT_SEQUENTIAL
         )
         so.log_severity_level = 3
+        if request.shared:  # idle threads spinning between calls would starve the rest of a pipeline
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            so.add_session_config_entry("session.inter_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(request.artifact), so, providers=list(providers))
         except Exception as exc:  # ORT raises its own exception types for bad models and missing ops
@@ -50,7 +53,7 @@ class OrtRunner:
         if self.io_binding:
             binding = self.session.io_binding()
             for name, array in inputs.items():
-                binding.bind_cpu_input(name, np.ascontiguousarray(array))
+                binding.bind_cpu_input(name, np.ascontiguousarray(array).reshape(np.shape(array)))  # keeps 0-d
             for name in self.outputs:
                 binding.bind_output(name, "cuda")
             self.session.run_with_iobinding(binding)

@@ -26,7 +26,8 @@ from sextant.api import Signature
 def to_torch(inputs: Mapping[str, np.ndarray], device: str) -> dict[str, torch.Tensor]:
     out = {}
     for name, array in inputs.items():
-        tensor = torch.from_numpy(np.ascontiguousarray(array))
+        array = np.asarray(array)  # np.ascontiguousarray would make a 0-d input (a timestep) 1-d
+        tensor = torch.from_numpy(array if array.flags.c_contiguous else np.ascontiguousarray(array))
         out[name] = tensor.to(device, non_blocking=True) if device != "cpu" else tensor
     return out
 
