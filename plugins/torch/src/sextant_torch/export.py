@@ -7,6 +7,7 @@ and names ONNX inputs and outputs as sextant does (``sextant_torch.tensors``).
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +33,24 @@ def _dynamic_axes(signature: Signature) -> dict[str, list[int]]:
     return {t.name: list(t.dynamic_axes) for t in signature.inputs}
 
 
-def _dynamic_shapes(signature: Signature) -> Any:
+def _dynamic_shapes(signature: Signature, model: torch.nn.Module) -> Any:
     auto = torch.export.Dim.AUTO
     specs = {name: ({axis: auto for axis in axes} or None) for name, axes in _dynamic_axes(signature).items()}
     if signature.call_style == "positional":
-        return tuple(specs[name] for name in signature.input_names)
+        return _bound(model, tuple(specs[name] for name in signature.input_names))
     return specs
+
+
+def _bound(model: torch.nn.Module, shapes: tuple[Any, ...]) -> Any:
+    """Positional dynamic shapes as torch.export matches them, by ``forward``'s parameters: a
+    variadic ``forward(*tensors)`` (``sextant.Module``'s flat adapters) takes them as one tuple."""
+    try:
+        forward = inspect.signature(model.forward)
+    except (TypeError, ValueError):
+        return shapes
+    if not any(p.kind is p.VAR_POSITIONAL for p in forward.parameters.values()):
+        return shapes
+    return dict(forward.bind(*shapes).arguments)
 
 
 def trace(request: StepRequest) -> Path:
@@ -62,7 +75,7 @@ def script(request: StepRequest) -> Path:
 
 def export_program(request: StepRequest) -> Path:
     model, args, kwargs = _prepare(request)
-    program = torch.export.export(model, args, kwargs=kwargs, dynamic_shapes=_dynamic_shapes(request.signature))
+    program = torch.export.export(model, args, kwargs=kwargs, dynamic_shapes=_dynamic_shapes(request.signature, model))
     path = request.output_dir / "model.pt2"
     torch.export.save(program, str(path))
     return path
@@ -76,7 +89,7 @@ def onnx_dynamo(request: StepRequest) -> Path:
         args,
         kwargs=kwargs,
         dynamo=True,
-        dynamic_shapes=_dynamic_shapes(request.signature),
+        dynamic_shapes=_dynamic_shapes(request.signature, model),
         input_names=list(request.signature.input_names),
         output_names=output_names(model, args, kwargs, request.signature),
     )

@@ -32,7 +32,10 @@ class Unrecordable(TypeError):
 
 
 def split(value: Any, path: str = "") -> tuple[Tree, list[tuple[str, torch.Tensor]]]:
-    """``value``'s tree and its tensors with their paths (``encoder_hidden_states``, ``args.0``, ``sample.1``)."""
+    """``value``'s tree and its tensors with their paths (``encoder_hidden_states``, ``args.0``, ``sample.1``).
+
+    An output's paths: ``output`` for a tensor, ``output.0`` for a tuple's items (TorchScript, hence
+    the legacy ONNX exporter, rejects a name that is a number), the keys of a dict or ``ModelOutput``."""
     tensors: list[tuple[str, torch.Tensor]] = []
     return _split(value, path, tensors), tensors
 
@@ -44,7 +47,7 @@ def _split(value: Any, path: str, tensors: list[tuple[str, torch.Tensor]]) -> Tr
     if isinstance(value, _CONSTANTS):
         return ("const", value)
     kind = type(value)
-    here = f"{path}." if path else ""
+    here = f"{path}." if path else "output." if isinstance(value, (tuple, list)) else ""
     if isinstance(value, Mapping):  # dicts, ModelOutput (an OrderedDict dataclass: rebuilt by keywords)
         keys = tuple(str(k) for k in value)
         return ("map", kind, keys, tuple(_split(v, f"{here}{k}", tensors) for k, v in zip(keys, value.values())))
