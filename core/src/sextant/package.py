@@ -150,8 +150,16 @@ class CandidateView:
                 "load with trust_source=True (command line: --trust-source).",
             )
 
-    def load(self, catalog: Catalog | None = None, threads: int | None = None, *, trust_source: bool = False) -> Runner:
+    def load(
+        self,
+        catalog: Catalog | None = None,
+        threads: int | None = None,
+        *,
+        trust_source: bool = False,
+        shared: bool = False,
+    ) -> Runner:
         """Load this candidate's runner in this process; returns a :class:`~sextant.runtime.Runner`.
+        ``shared``: other work runs in this process between its calls (see ``RunnerRequest.shared``).
 
         The candidate's files are first checked against the package's manifest, and a candidate
         whose loading unpickles files (a source ``nn.Module``, Keras custom classes) needs
@@ -173,6 +181,7 @@ class CandidateView:
             precision=self.record.precision,
             threads=threads or recorded_threads or cpu_threads(),
             options=self.record.options,
+            shared=shared,
         )
         return resolve(spec.load)(request)
 

@@ -38,7 +38,13 @@ class StepRequest:
 
 @dataclass(frozen=True)
 class RunnerRequest:
-    """Input to a runner's ``load``: the artifact, where and how to run it."""
+    """Input to a runner's ``load``: the artifact, where and how to run it.
+
+    ``shared`` says that the runner shares its process with other work between its calls (a
+    pipeline's other parts, see ``sextant.optimize_pipeline``): a runner whose threads busy-wait
+    for the next call (ONNX Runtime's spinning) should not, as they would take the cores the
+    rest of the pipeline needs.
+    """
 
     artifact: Path
     signature: Signature
@@ -46,6 +52,7 @@ class RunnerRequest:
     precision: str = "fp32"
     threads: int = 1
     options: Mapping[str, Any] = field(default_factory=dict)
+    shared: bool = False
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,9 @@ def load_optimized(
             part.install(structure.key, None)
             continue
         runner = (
-            Package(folder / structure.package).candidate(structure.chosen).load(catalog, trust_source=trust_source)
+            Package(folder / structure.package)
+            .candidate(structure.chosen)
+            .load(catalog, trust_source=trust_source, shared=True)
         )
         label = f"{structure.chosen} ({structure.runner})"
         part.install(structure.key, runner, label, structure.layout)

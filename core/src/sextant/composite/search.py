@@ -51,7 +51,7 @@ class Unit:
             self.part.install(self.key, None)
             return
         if cid not in self.runners:
-            self.runners[cid] = self.package.candidate(cid).load(catalog, trust_source=True)
+            self.runners[cid] = self.package.candidate(cid).load(catalog, trust_source=True, shared=True)
         self.part.install(self.key, self.runners[cid], f"{cid} ({self.runner_name(cid)})")
 
     def close(self) -> None:
