@@ -3,7 +3,14 @@
 The wrapper is an ``nn.Module`` holding the original as its child, so a pipeline that expects an
 ``nn.Module`` (diffusers components, ``.to()``, ``.parameters()``, ``.eval()``) takes it; every
 attribute it does not have itself comes from the original (``.config``, ``.dtype``, ``.device``,
-``.in_channels``), and ``state_dict`` / ``load_state_dict`` are the original's. Calls go through
+``.in_channels``), and ``state_dict`` / ``load_state_dict`` are the original's.
+
+Like ``wrapt.ObjectProxy``, it also reports the original's ``__class__`` and ``__module__``
+(``type(wrapper)`` stays ``sextant.Module``): libraries that inspect their components by class
+then see the original. A diffusers pipeline keeps ``pipe.config.unet`` as
+``("diffusers", "UNet2DConditionModel")`` after ``pipe.unet = sextant.Module(pipe.unet)``, and
+``pipe.save_pretrained`` saves the original's weights rather than dropping a component of a class
+it does not know; ``isinstance(wrapper, UNet2DConditionModel)`` holds. Calls go through
 its :class:`~sextant_torch.composite.part.ModulePart` (``wrapper.sextant``), which records them
 during ``sextant.optimize_pipeline`` and serves the chosen runners after ``sextant.load_optimized``.
 """
@@ -57,6 +64,18 @@ class Module(torch.nn.Module):
         self.sextant = ModulePart(module, name or type(module).__name__.lower(), forward)
         self._input_mapping = input_mapping
         self._output_mapping = output_mapping
+        self.__module__ = type(module).__module__  # an instance attribute: see the module doc
+        register_part(self.sextant)
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:  # noqa: D105 - see the module doc
+        return type(self.module)
+
+    def __reduce_ex__(self, protocol: Any) -> Any:  # pickle and deepcopy by the true class
+        return _blank, (type(self),), self.__getstate__()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:  # a copy is a live part too
+        super().__setstate__(state)
         register_part(self.sextant)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
@@ -84,3 +103,7 @@ class Module(torch.nn.Module):
 
     def __repr__(self) -> str:
         return f"sextant.Module({self.sextant.name!r}, {self.module!r})"
+
+
+def _blank(cls: type) -> Any:
+    return object.__new__(cls)
