@@ -4,6 +4,7 @@ one, checked end to end, swapped in with sextant.load_optimized. A pure-torch to
 
 from __future__ import annotations
 
+import copy
 import json
 import warnings
 
@@ -187,6 +188,11 @@ def test_the_wrapper_is_transparent():
     inner.config = {"hidden": 16}
     wrapped = sextant.Module(inner, name="t")
     assert isinstance(wrapped, nn.Module) and wrapped.config == {"hidden": 16}
+    assert isinstance(wrapped, Encoder) and type(wrapped) is sextant.Module  # reports the original's class
+    copied = copy.deepcopy(wrapped)
+    assert type(copied) is sextant.Module and copied.module is not inner and copied.sextant.module is copied.module
+    with wrapped.sextant.original():  # nothing is served: the original, as without it
+        torch.testing.assert_close(wrapped(torch.ones(1, 8)), inner(torch.ones(1, 8)))
     assert wrapped.proj is inner.proj and list(wrapped.state_dict()) == list(inner.state_dict())
     assert len(list(wrapped.parameters())) == 2
     x = torch.randn(2, 8)

@@ -9,9 +9,10 @@ with one warning per structure when others are served.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -191,6 +192,16 @@ class ModulePart:
         names = tuple(_output_names(output))
         self._served[key] = _Served(runner, label, output, names)
         self._warned.discard(key)
+
+    @contextlib.contextmanager
+    def original(self) -> Iterator[None]:
+        """Run the original module within (what serves it is kept, and serves again after):
+        ``with pipe.unet.sextant.original(): ...`` to compare the two in one process."""
+        served, self._served = self._served, {}
+        try:
+            yield
+        finally:
+            self._served = served
 
     def installed(self) -> dict[str, str]:
         return {key: served.label for key, served in self._served.items()}
