@@ -209,3 +209,60 @@ def test_inspect_shows_a_table_per_module_and_the_end_to_end_result(toy_run):
     assert "decoder" in result.output and "encoder" in result.output and "end to end: passed" in result.output
     document = json.loads(CliRunner().invoke(app, ["inspect", str(workspace), "--json"]).stdout)
     assert {s["module"] for s in document["structures"]} == {"encoder", "decoder"}
+
+
+def test_a_bundle_loads_without_the_workspace_and_refuses_a_changed_file(toy_run, tmp_path, monkeypatch):
+    import io
+    import tarfile
+
+    from sextant.cli.root import app
+    from sextant.errors import PackageError
+    from typer.testing import CliRunner
+
+    toy, workspace, _ = toy_run
+    reference = [toy(x) for x in DATA]
+    monkeypatch.setenv("SEXTANT_CACHE_DIR", str(tmp_path / "cache"))
+    result = CliRunner().invoke(app, ["bundle", str(workspace), "-o", str(tmp_path / "toy.sextant.tgz"), "--json"])
+    assert result.exit_code == 0, result.output
+    made = json.loads(result.stdout)
+    assert made["kind"] == "pipeline" and made["files"] > 4
+    bundle = tmp_path / "toy.sextant.tgz"
+    with tarfile.open(bundle) as archive:
+        names = archive.getnames()
+    assert names[0] == "bundle.json" and "pipeline.json" in names and not any(".lock" in n for n in names)
+
+    served = sextant.load_optimized(bundle, modules=toy.parts, trust_source=True)
+    assert set(served) == {"encoder", "decoder"}
+    for x, want in zip(DATA, reference):
+        torch.testing.assert_close(toy(x), want, atol=1e-4, rtol=1e-4)
+    for part in toy.parts:
+        for key in list(part.sextant.installed()):
+            part.sextant.install(key, None)
+    (extracted,) = (tmp_path / "cache" / "bundles").iterdir()
+    assert (extracted / "pipeline.json").is_file()
+    shown = CliRunner().invoke(app, ["inspect", str(bundle)])
+    assert shown.exit_code == 0 and "end to end: passed" in shown.output
+
+    changed = tmp_path / "changed.sextant.tgz"  # the same index, one file's bytes altered
+    with tarfile.open(bundle) as source, tarfile.open(changed, "w:gz") as target:
+        for member in source.getmembers():
+            data = source.extractfile(member).read()
+            if member.name == "pipeline.json":
+                data = data.replace(b'"passed": true', b'"passed": false', 1)
+            member.size = len(data)
+            target.addfile(member, io.BytesIO(data))
+    with pytest.raises(PackageError, match="pipeline.json is not the file the bundle recorded"):
+        sextant.load_optimized(changed, modules=toy.parts)
+    with pytest.raises(PackageError, match="not a sextant bundle"):
+        sextant.load_optimized(workspace / "pipeline.json", modules=toy.parts)
+
+
+def test_one_pipeline_run_per_workspace(toy_run):
+    from sextant.errors import WorkspaceBusyError
+    from sextant.pipeline.lock import WorkspaceLock
+
+    toy, workspace, _ = toy_run
+    before = (workspace / "pipeline.json").read_bytes()
+    with WorkspaceLock(workspace), pytest.raises(WorkspaceBusyError, match="in use by another run in this process"):
+        sextant.optimize_pipeline(toy, DATA, workspace=workspace, modules=toy.parts, **OPTIONS)
+    assert (workspace / "pipeline.json").read_bytes() == before

@@ -228,5 +228,8 @@ class Package:
 
 
 def load(path: Path | str) -> Package:
-    """Open a package folder."""
-    return Package(path)
+    """Open a package folder, or a file written by ``sextant bundle`` (extracted once into sextant's
+    cache folder, see :mod:`sextant.bundle`)."""
+    from sextant.bundle import opened
+
+    return Package(opened(path))

@@ -271,15 +271,19 @@ def given(ctx: typer.Context, parameter: str) -> bool:
 
 
 def inspect(
-    package: Annotated[Path, typer.Argument(help="A package folder written by sextant optimize.")],
+    package: Annotated[
+        Path, typer.Argument(help="A package folder written by sextant optimize, or a file written by sextant bundle.")
+    ],
     as_json: Json = False,
     debug: Debug = False,
 ) -> None:
     """Show what an optimize run produced: every candidate, its status, numbers and the winner.
     For a pipeline workspace (``sextant.optimize_pipeline``): a table per module and the end-to-end result."""
+    from sextant.bundle import opened
     from sextant.composite.records import is_composite, read_record
     from sextant.package import Package
 
+    package = opened(package)
     if is_composite(package):
         from sextant.cli.composite import render_composite
 

@@ -27,7 +27,8 @@ def load_optimized(
 ) -> dict[str, dict[str, str]]:
     """Serve every wrapped part with the candidate ``optimize_pipeline`` chose for it.
 
-    :param workspace: the pipeline workspace (with ``pipeline.json``).
+    :param workspace: the pipeline workspace (with ``pipeline.json``), or a file written by
+        ``sextant bundle`` from one (extracted once into sextant's cache folder).
     :param modules: the parts to load into; by default every ``sextant.Module`` alive here whose
         name the workspace records.
     :param trust_source: allow candidates that load by unpickling (see the module doc).
@@ -35,10 +36,11 @@ def load_optimized(
         hold (or kept on the original) runs the original module; a call of a structure never
         recorded does too, with one warning.
     """
+    from sextant.bundle import opened
     from sextant.package import Package
     from sextant.plugins import load_catalog
 
-    folder = Path(workspace)
+    folder = opened(workspace)
     record = read_record(folder)
     recorded = set(record.modules())
     chosen = [getattr(m, "sextant", m) for m in modules] if modules is not None else live_parts()
