@@ -35,6 +35,7 @@ from sextant.composite.records import (
 from sextant.composite.search import Unit, settle
 from sextant.errors import SampleError, SextantError, UsageError
 from sextant.options import OptimizeOptions
+from sextant.pipeline.lock import WorkspaceLock
 from sextant.signature import Signature, infer_tensors
 
 PARTS = "parts"
@@ -84,36 +85,37 @@ def optimize_pipeline(
     if not items:
         raise SampleError("the dataloader yielded no items", hint="Give at least one input to run the pipeline on.")
     folder = Path(workspace)
-    reference, recordings = _record(function, items, parts, samples_per_structure, max_structures)
-    reference_flat = [
-        {k: np.array(v, copy=True) if isinstance(v, np.ndarray) else v for k, v in flatten(r).items()}
-        for r in reference
-    ]
-    units, records = [], []
-    for part in parts:
-        for recording in recordings[part.name]:
-            emit("part_start", {"module": part.name, "structure": recording.description})
-            unit, record = _optimize_part(part, recording, folder, options, catalog, on_event)
-            records.append(record)
-            if unit is not None:
-                units.append(unit)
-            emit("part_end", {"module": part.name, "record": record})
-
-    def check() -> str | None:
-        return judge([function(item) for item in items], reference, reference_flat, *tolerance, verify_func)
-
-    try:
-        records, end_to_end = settle(units, records, check, catalog)
-        end_to_end = replace(end_to_end, **_timings(function, items, parts, units, repeats))
-    finally:
+    folder.mkdir(parents=True, exist_ok=True)
+    with WorkspaceLock(folder):  # one pipeline run per workspace, as for a package
+        reference, recordings = _record(function, items, parts, samples_per_structure, max_structures)
+        reference_flat = [
+            {k: np.array(v, copy=True) if isinstance(v, np.ndarray) else v for k, v in flatten(r).items()}
+            for r in reference
+        ]
+        units, records = [], []
         for part in parts:
             for recording in recordings[part.name]:
-                part.install(recording.key, None)
-        for unit in units:
-            unit.close()
-    record = CompositeRecord(__version__, len(items), tuple(records), end_to_end)
-    folder.mkdir(parents=True, exist_ok=True)
-    write_record(folder, record)
+                emit("part_start", {"module": part.name, "structure": recording.description})
+                unit, record = _optimize_part(part, recording, folder, options, catalog, on_event)
+                records.append(record)
+                if unit is not None:
+                    units.append(unit)
+                emit("part_end", {"module": part.name, "record": record})
+
+        def check() -> str | None:
+            return judge([function(item) for item in items], reference, reference_flat, *tolerance, verify_func)
+
+        try:
+            records, end_to_end = settle(units, records, check, catalog)
+            end_to_end = replace(end_to_end, **_timings(function, items, parts, units, repeats))
+        finally:
+            for part in parts:
+                for recording in recordings[part.name]:
+                    part.install(recording.key, None)
+            for unit in units:
+                unit.close()
+        record = CompositeRecord(__version__, len(items), tuple(records), end_to_end)
+        write_record(folder, record)
     emit("done", {"record": record})
     return record
 
