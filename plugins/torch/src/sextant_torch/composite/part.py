@@ -77,7 +77,7 @@ class ModulePart:
         if not self._recording and not self._served:
             return target(*args, **kwargs)
         try:
-            tree, tensors = structure.split_call(target, args, kwargs)
+            call = structure.split_call(target, args, kwargs)
         except structure.Unrecordable as exc:
             if self._recording:
                 raise SampleError(
@@ -87,10 +87,10 @@ class ModulePart:
                     "tensors, or map the arguments with input_mapping=.",
                 ) from exc
             return target(*args, **kwargs)
-        key = structure.key(tree)
+        key = structure.key(call.tree)
         if self._recording:
             output = target(*args, **kwargs)
-            self._record(key, tree, tensors, output)
+            self._record(key, call, output)
             return output
         served = self._served.get(key)
         if served is None:
@@ -98,27 +98,28 @@ class ModulePart:
                 self._warned.add(key)
                 warnings.warn(
                     f"sextant.Module {self.name!r}: a call of a structure never recorded "
-                    f"{structure.describe_call(tree, [p for p, _ in tensors])} runs the original module",
+                    f"{structure.describe_call(call.tree, [p for p, _ in call.tensors])} runs the original module",
                     stacklevel=4,
                 )
             return target(*args, **kwargs)
-        return self._serve(served, tensors)
+        return self._serve(served, call)
 
-    def _record(self, key: str, tree: structure.Tree, tensors: list[tuple[str, torch.Tensor]], output: Any) -> None:
+    def _record(self, key: str, call: structure.Flat, output: Any) -> None:
+        tensors = call.tensors
         seen = self._seen.get(key)
         if seen is None:
             if len(self._seen) >= self._max_structures:
                 self._skipped += 1
                 return
             try:
-                output_tree, _ = structure.split(output)
+                output_tree = structure.split(output, call=call).tree
             except structure.Unrecordable as exc:
                 raise SampleError(
                     f"sextant.Module {self.name!r}: its output cannot be recorded: {exc.path} is a {exc.kind}",
                     hint="Wrap a module whose outputs are tensors (or containers of them), or pass "
                     "output_mapping=... and return_dict-style options that leave caches out.",
                 ) from exc
-            seen = self._seen[key] = _Seen(tree, output_tree, [path for path, _ in tensors])
+            seen = self._seen[key] = _Seen(call.tree, output_tree, [path for path, _ in tensors])
         seen.calls += 1
         shapes = tuple(tuple(t.shape) for _, t in tensors)
         room = len(seen.batches) < self._limit or (shapes not in seen.shapes and len(seen.batches) < 2 * self._limit)
@@ -136,7 +137,11 @@ class ModulePart:
         seen.batches.append(batch)
         seen.shapes.add(shapes)
 
-    def _serve(self, served: _Served, tensors: list[tuple[str, torch.Tensor]]) -> Any:
+    def _serve(self, served: _Served, call: structure.Flat) -> Any:
+        """The runner's outputs in the original's output structure: the call's own tensors and
+        caches where the output is them, a cache of the call filled in place with the new keys and
+        values (as the module's ``cache.update`` calls would have left it)."""
+        tensors = call.tensors
         device = tensors[0][1].device if tensors else torch.device("cpu")
         outputs = served.runner.infer({path: t.detach().cpu().numpy() for path, t in tensors})
         names = list(served.names)
@@ -149,7 +154,7 @@ class ModulePart:
             )
             for n, (dtype, _) in zip(names, slots)
         ]
-        return structure.join(served.output, values)
+        return structure.join(served.output, values, call)
 
     # -- the Part protocol ----------------------------------------------------------------
     def start_recording(self, limit: int, max_structures: int) -> None:
@@ -189,7 +194,7 @@ class ModulePart:
             output = seen.output
         else:
             output = structure.from_json(layout["output"])
-        names = tuple(_output_names(output))
+        names = tuple(structure.output_names(output))
         self._served[key] = _Served(runner, label, output, names)
         self._warned.discard(key)
 
@@ -212,11 +217,3 @@ class ModulePart:
     def stop_timing(self) -> list[float]:
         times, self._times = self._times or [], None
         return times
-
-
-def _output_names(tree: structure.Tree) -> list[str]:
-    """The flat output names the adapter gives (the paths of the output's tensors)."""
-    slots = structure.tensor_slots(tree)
-    fake = [torch.empty(0)] * len(slots)
-    _, flat = structure.split(structure.join(tree, fake))
-    return [path for path, _ in flat]
