@@ -2,8 +2,9 @@
 
 Loading goes through :meth:`sextant.package.CandidateView.load`, so the same checks hold as for a
 single package: every file is checked against the package's manifest, and a candidate that loads by
-unpickling (a chosen ``torch-eager`` module) needs ``trust_source=True``. The workspace was written
-by your own ``optimize_pipeline`` run; pass the flag when you trust whoever wrote it.
+unpickling needs ``trust_source=True``. A part whose choice is its own module run as it is (the
+reference runner, full precision, no options: ``torch-eager``) is served by the live module, so it
+needs no trust and no copy.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from sextant.composite.parts import Part, live_parts
 from sextant.composite.records import Serving, read_record
 from sextant.errors import UsageError
+from sextant.records import CandidateRecord
 
 
 def load_optimized(
@@ -62,13 +64,14 @@ def load_optimized(
         if structure.serving is not Serving.OPTIMIZED or structure.chosen is None or structure.package is None:
             part.install(structure.key, None)
             continue
-        runner = (
-            Package(folder / structure.package)
-            .candidate(structure.chosen)
-            .load(catalog, trust_source=trust_source, shared=True)
-        )
-        label = f"{structure.chosen} ({structure.runner})"
-        part.install(structure.key, runner, label, structure.layout)
+        candidate = Package(folder / structure.package).candidate(structure.chosen)
+        if _is_the_module_itself(candidate.record, catalog):  # nothing to load, nothing to trust
+            part.install(structure.key, None)
+            label = f"the original module ({structure.chosen} won)"
+        else:
+            runner = candidate.load(catalog, trust_source=trust_source, shared=True)
+            label = f"{structure.chosen} ({structure.runner})"
+            part.install(structure.key, runner, label, structure.layout)
         served.setdefault(structure.module, {})[structure.key] = label
     if missing:  # modules left out: only live ones were looked for
         warnings.warn(
@@ -76,3 +79,12 @@ def load_optimized(
             stacklevel=2,
         )
     return served
+
+
+def _is_the_module_itself(record: CandidateRecord, catalog: Any) -> bool:
+    """Whether a candidate is the wrapped module run as it is (its framework's reference runner on
+    the source, full precision, no options): the live module then serves, unpickling nothing."""
+    if record.step != "source" or record.options or record.precision != "fp32":
+        return False
+    spec = catalog.get("runner", record.runner).spec
+    return bool(spec.reference)
