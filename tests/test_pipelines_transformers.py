@@ -1,10 +1,13 @@
 """Pipelines (issue 15) with a real transformers ``generate`` loop: a tiny random T5 encoder-decoder
 built in code, its encoder and decoder wrapped in place, greedy decoding of a few tokens.
 
-``generate`` runs with ``use_cache=False``: with the cache on, the decoder takes and returns
-``Cache`` objects, which a recording cannot hold (they are state, not tensors or constants), so
-sextant would refuse the call by name. Without the cache the decoder sees the whole sequence so
-far at every step: its sequence axis grows, and becomes a dynamic axis of its package.
+``generate`` runs with ``use_cache=True``: transformers 5 passes the decoder an
+``EncoderDecoderCache`` object, which the decoder grows in place and returns. sextant records the
+cache as part of the call's structure (its layers' keys and values as tensors), so the decoder has
+two structures: the first step's, with an empty cache (cache-free: no cache tensors in, the new
+keys and values out), and every later step's, whose cache sequence axis grows (a dynamic axis of
+its package). Served, the flat model takes the cache's tensors and returns the grown ones, and the
+wrapper fills the caller's cache object in place, as the original decoder does.
 """
 
 from __future__ import annotations
@@ -52,10 +55,12 @@ INPUTS = [
 ]
 
 
-def generator(model):
-    def generate(ids):
+def generator(model, use_cache=True):
+    def generate(ids, **options):
         mask = (ids != 0).long()
-        return model.generate(ids, attention_mask=mask, max_new_tokens=NEW_TOKENS, do_sample=False, use_cache=False)
+        return model.generate(
+            ids, attention_mask=mask, max_new_tokens=NEW_TOKENS, do_sample=False, use_cache=use_cache, **options
+        )
 
     return generate
 
@@ -74,32 +79,87 @@ def t5_run(tmp_path_factory):
     return model, generate, parts, workspace, record, reference
 
 
-def test_the_decoder_sees_a_growing_sequence_as_a_dynamic_axis(t5_run):
+def decoder_structures(record):
+    """The decoder's two structures: the first step's (empty cache) and the later steps'."""
+    decoder = [s for s in record.structures if s.module == "decoder"]
+    empty = [s for s in decoder if "self: 2 empty layers" in s.description]
+    cached = [s for s in decoder if "self: 2 layers float32[4d]" in s.description]
+    assert len(decoder) == 2 and len(empty) == len(cached) == 1, [s.description for s in decoder]
+    return empty[0], cached[0]
+
+
+def signature(workspace, structure):
+    status = json.loads((workspace / structure.package / "status.json").read_text())
+    return {t["name"]: t for t in status["signature"]["inputs"] + status["signature"]["outputs"]}, status
+
+
+def test_the_decoder_has_a_cache_free_and_a_cached_structure(t5_run):
     _, _, _, workspace, record, reference = t5_run
     assert len(set(reference[0][0].tolist())) > 3  # varied ids: a comparison that could fail
-    by_module = {s.module: s for s in record.structures}
-    decoder = by_module["decoder"]
-    assert "input_ids: int64[2d]" in decoder.description and "use_cache=False" in decoder.description
-    assert "encoder_attention_mask: int64[2d]" in decoder.description
-    assert decoder.calls == 2 * NEW_TOKENS  # one call per new token, per generate
-    status = json.loads((workspace / decoder.package / "status.json").read_text())
-    inputs = {t["name"]: t for t in status["signature"]["inputs"]}
-    assert inputs["input_ids"]["shape"] == [None, None]  # batch, and the sequence that grows
-    assert inputs["encoder_hidden_states"]["shape"] == [None, None, 32]  # the inputs' lengths differ
-    assert by_module["encoder"].calls == 2
-    for structure in record.structures:
+    empty, cached = decoder_structures(record)
+    assert "past_key_values=EncoderDecoderCache(self: 2 empty layers, cross: 2 empty layers, is_updated=False)" in (
+        empty.description
+    )
+    assert "cross: 2 layers float32[4d], is_updated=True" in cached.description
+    for structure in (empty, cached):
+        assert "input_ids: int64[2d]" in structure.description and "use_cache=True" in structure.description
+    assert empty.calls == 2  # the first step of each generate
+    assert cached.calls == 2 * (NEW_TOKENS - 1)  # every later step
+
+    tensors, _ = signature(workspace, empty)
+    assert not any(name.startswith("past_key_values.self.0.key") for name in tensors)  # nothing cached yet
+    assert tensors["past_key_values.self.0.present_key"]["shape"] == [None, 4, 1, 8]  # one step's keys out
+    assert tensors["past_key_values.cross.1.present_value"]["shape"] == [None, 4, None, 8]  # the encoder's length
+
+    tensors, _ = signature(workspace, cached)
+    assert tensors["input_ids"]["shape"] == [None, 1]  # one new token per step
+    assert tensors["past_key_values.self.0.key"]["shape"] == [None, 4, None, 8]  # batch, heads, the cache that grows
+    assert tensors["past_key_values.self.1.present_value"]["shape"] == [None, 4, None, 8]
+    assert tensors["past_key_values.cross.0.key"]["shape"] == [None, 4, None, 8]  # the inputs' lengths differ
+    # the cross-attention cache is only read in a cached step: the flat model does not return it
+    assert "past_key_values.cross.0.present_key" not in tensors
+    assert by_module(record)["encoder"].calls == 2
+
+
+def by_module(record):
+    return {s.module: s for s in record.structures}
+
+
+def test_an_onnx_runtime_candidate_serves_each_decoder_structure(t5_run):
+    _, _, _, workspace, record, _ = t5_run
+    for structure in decoder_structures(record):
+        _, status = signature(workspace, structure)
+        passed = [name for name, c in status["candidates"].items() if c["status"] == "ok" and "onnxruntime" in name]
+        assert passed, (structure.description, {n: c["status"] for n, c in status["candidates"].items()})
         assert structure.serving.value == "optimized", (structure.module, structure.reason)
-    assert record.end_to_end.passed
+    assert by_module(record)["encoder"].serving.value == "optimized", by_module(record)["encoder"].reason
+    assert record.end_to_end.passed, record.end_to_end.detail
 
 
-def test_the_generated_ids_equal_the_originals_after_load_optimized(t5_run):
-    _, generate, parts, workspace, _, reference = t5_run
+def test_the_generated_ids_and_the_cache_equal_the_originals_after_load_optimized(t5_run):
+    model, generate, parts, workspace, record, reference = t5_run
     served = sextant.load_optimized(workspace, modules=parts, trust_source=True)
     assert set(served) == {"encoder", "decoder"}
+    assert set(served["decoder"]) == {s.key for s in decoder_structures(record)}
     try:
         with torch.no_grad():
             for ids, want in zip(INPUTS, reference):
                 assert torch.equal(generate(ids), want)
+            got = generate(INPUTS[0], return_dict_in_generate=True)
+            with parts[0].sextant.original(), parts[1].sextant.original():
+                original = generate(INPUTS[0], return_dict_in_generate=True)
+        assert torch.equal(got.sequences, original.sequences)
+        # the cache the caller holds was grown in place by the served decoder, as by the original
+        for cache in ("self_attention_cache", "cross_attention_cache"):
+            mine, theirs = getattr(got.past_key_values, cache), getattr(original.past_key_values, cache)
+            assert mine.get_seq_length() == theirs.get_seq_length() > 0
+            for a, b in zip(mine.layers, theirs.layers):
+                torch.testing.assert_close(a.keys, b.keys, atol=1e-4, rtol=1e-4)
+                torch.testing.assert_close(a.values, b.values, atol=1e-4, rtol=1e-4)
+        assert got.past_key_values.is_updated == original.past_key_values.is_updated
+        # without the cache, the decoder's calls are of structures never recorded: the original serves
+        with pytest.warns(UserWarning, match="never recorded"):
+            assert torch.equal(generator(model, use_cache=False)(INPUTS[0]), reference[0])
     finally:
         for part in parts:
             for key in list(part.sextant.installed()):
