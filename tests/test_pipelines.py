@@ -19,7 +19,8 @@ from sextant.testing import FAST  # noqa: E402
 from torch import nn  # noqa: E402
 
 RUNNERS = ("torch-eager", "torchscript", "onnxruntime")
-OPTIONS = {"runners": RUNNERS, "profiler": FAST, "max_batch_size": 4, "repeats": 2}
+# timed_choice=False: what serves does not depend on timings (test_a_part_clearly_slower... covers it)
+OPTIONS = {"runners": RUNNERS, "profiler": FAST, "max_batch_size": 4, "repeats": 2, "timed_choice": False}
 
 
 class Encoder(nn.Module):
@@ -154,6 +155,51 @@ def test_a_part_that_breaks_the_pipeline_falls_back_to_its_next_candidate(toy_ru
     assert "verify_func rejected" in decoder.attempts[0].detail
     assert encoder.chosen == encoder.ranking[0]  # it passes alone: kept
     assert "tried alone" in record.end_to_end.detail
+
+
+def test_a_part_clearly_slower_inside_the_pipeline_keeps_its_original(toy_run, monkeypatch):
+    import sextant.composite.run as composite_run
+
+    toy, workspace, _ = toy_run
+    judged = []
+
+    def encoder_slower(timings):  # the real timings, judged as if the encoder's choice were slower
+        judged.append(timings)
+        return {"encoder": "slower inside the pipeline than the original: (stands for a measurement)"}
+
+    monkeypatch.setattr(composite_run, "slower_in_pipeline", encoder_slower)
+    record = sextant.optimize_pipeline(
+        toy, DATA, workspace=workspace, modules=toy.parts, **{**OPTIONS, "timed_choice": True}
+    )
+    encoder, _ = _status(workspace, record, "encoder")
+    decoder, _ = _status(workspace, record, "decoder")
+    assert set(judged[0]) == {"encoder", "decoder"} and all(t.samples_ms for pair in judged[0].values() for t in pair)
+    assert encoder.serving.value == "original" and encoder.chosen is None and encoder.attempts[-1].passed
+    assert decoder.serving.value == "optimized"
+    served = sextant.load_optimized(workspace, modules=toy.parts)
+    assert served["encoder"] == {encoder.key: f"the original module ({encoder.reason})"}
+    assert not toy.encoder.sextant.installed() and toy.decoder.sextant.installed()
+    for part in toy.parts:
+        for key in list(part.sextant.installed()):
+            part.sextant.install(key, None)
+    monkeypatch.undo()
+    sextant.optimize_pipeline(toy, DATA, workspace=workspace, modules=toy.parts, **OPTIONS)  # as the others expect
+
+
+def test_slower_in_pipeline_needs_every_run_with_the_choice_slower():
+    from sextant.composite.records import Serving, StructureRecord, Timing
+    from sextant.composite.search import keep_original, slower_in_pipeline
+
+    timings = {
+        "encoder": (Timing((0.17, 0.16, 0.26)), Timing((0.46, 0.44, 0.72))),  # every optimized run slower
+        "decoder": (Timing((29.9, 5.4, 30.2)), Timing((1.8, 1.5, 4.2))),
+        "noisy": (Timing((1.0, 1.1, 1.2)), Timing((0.9, 1.3, 1.4))),  # overlaps: not clearly slower
+    }
+    slower = slower_in_pipeline(timings)
+    assert set(slower) == {"encoder"} and "0.44" in slower["encoder"] and "0.17" in slower["encoder"]
+    served = StructureRecord("encoder", "k", "(x)", 2, 2, "parts/e", Serving.OPTIMIZED, "c", "onnxruntime", ("c",))
+    kept = keep_original(served, slower["encoder"])
+    assert kept.serving is Serving.ORIGINAL and kept.chosen is None and kept.reason == slower["encoder"]
 
 
 def test_a_second_run_reuses_every_measurement(toy_run):

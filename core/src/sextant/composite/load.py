@@ -34,9 +34,9 @@ def load_optimized(
     :param modules: the parts to load into; by default every ``sextant.Module`` alive here whose
         name the workspace records.
     :param trust_source: allow candidates that load by unpickling (see the module doc).
-    :returns: per module, per call structure, what now serves it. A structure the record does not
-        hold (or kept on the original) runs the original module; a call of a structure never
-        recorded does too, with one warning.
+    :returns: per module, per call structure, what now serves it (``the original module (why)``
+        for a structure kept on it). A call of a structure never recorded runs the original
+        module too, with one warning.
     """
     from sextant.bundle import opened
     from sextant.package import Package
@@ -63,6 +63,7 @@ def load_optimized(
             continue
         if structure.serving is not Serving.OPTIMIZED or structure.chosen is None or structure.package is None:
             part.install(structure.key, None)
+            served.setdefault(structure.module, {})[structure.key] = f"the original module ({structure.reason})"
             continue
         candidate = Package(folder / structure.package).candidate(structure.chosen)
         if _is_the_module_itself(candidate.record, catalog):  # nothing to load, nothing to trust

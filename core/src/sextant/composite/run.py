@@ -32,7 +32,7 @@ from sextant.composite.records import (
     Timing,
     write_record,
 )
-from sextant.composite.search import Unit, settle
+from sextant.composite.search import Unit, keep_original, settle, slower_in_pipeline
 from sextant.errors import SampleError, SextantError, UsageError
 from sextant.options import OptimizeOptions
 from sextant.pipeline.lock import WorkspaceLock
@@ -52,6 +52,7 @@ def optimize_pipeline(
     tolerance: tuple[float, float] = (1e-3, 1e-3),
     verify_func: PipelineVerify | None = None,
     repeats: int = 3,
+    timed_choice: bool = True,
     options: OptimizeOptions | None = None,
     catalog: Any = None,
     on_event: Callable[[str, dict[str, Any]], None] | None = None,
@@ -70,6 +71,9 @@ def optimize_pipeline(
     :param tolerance: ``(atol, rtol)`` for the pipeline's results against the original's.
     :param verify_func: ``(results, reference) -> bool`` per dataloader item, after the tolerance.
     :param repeats: timed runs of the whole pipeline, originals and choices each.
+    :param timed_choice: put a part whose choices are clearly slower inside the pipeline than its
+        original back on the original (see :func:`~sextant.composite.search.slower_in_pipeline`);
+        ``False`` keeps every choice that passed, whatever it measured (deterministic choices).
     :param options, kwargs: :class:`~sextant.options.OptimizeOptions` for every part's optimize run
         (``workspace`` and ``name`` are set per part).
     :returns: the record written to ``pipeline.json``; the parts serve their original modules
@@ -107,7 +111,9 @@ def optimize_pipeline(
 
         try:
             records, end_to_end = settle(units, records, check, catalog)
-            end_to_end = replace(end_to_end, **_timings(function, items, parts, units, repeats))
+            timings, slower = _timings(function, items, parts, units, repeats, timed_choice)
+            end_to_end = replace(end_to_end, **timings)
+            records = [keep_original(r, slower[r.module]) if r.module in slower else r for r in records]
         finally:
             for part in parts:
                 for recording in recordings[part.name]:
@@ -210,9 +216,16 @@ def _optimize_part(
 
 
 def _timings(
-    function: Callable[[Any], Any], items: list[Any], parts: list[Part], units: list[Unit], repeats: int
-) -> dict[str, Any]:
-    """The pipeline and each part timed over every item, with the originals and with the choices."""
+    function: Callable[[Any], Any],
+    items: list[Any],
+    parts: list[Part],
+    units: list[Unit],
+    repeats: int,
+    timed_choice: bool,
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The pipeline and each part timed over every item, with the originals and with the choices;
+    a part whose choices are clearly slower inside the pipeline is put back on its original (and the
+    choices timed again), with the reason per part name."""
 
     def measure() -> tuple[Timing, dict[str, Timing]]:
         totals: list[float] = []
@@ -234,5 +247,13 @@ def _timings(
     for unit in units:
         unit.install(unit.current)
     optimized, optimized_parts = measure()
+    slower = (
+        slower_in_pipeline({n: (original_parts[n], optimized_parts[n]) for n in original_parts}) if timed_choice else {}
+    )
+    if slower:
+        for unit in units:
+            if unit.part.name in slower:
+                unit.install(None)
+        optimized, optimized_parts = measure()
     modules = tuple(ModuleTiming(p.name, original_parts[p.name], optimized_parts[p.name]) for p in parts)
-    return {"original": original, "optimized": optimized, "modules": modules}
+    return {"original": original, "optimized": optimized, "modules": modules}, slower

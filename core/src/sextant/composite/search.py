@@ -4,15 +4,21 @@ Every part's best candidate is swapped in and the pipeline checked. When its res
 match, the parts are tried one at a time (the others original) to find those that break it; a part
 that breaks it falls back to the next candidate of its package's ranking, down to the original
 module. Every candidate tried is recorded as an :class:`~sextant.composite.records.Attempt`.
+
+A package ranks its candidates standalone (throughput over batch sizes); inside the pipeline a part
+may be called once at batch 1, where a runtime's per-call cost dominates. So the choices are timed
+in the pipeline too, and a part whose choices are clearly slower there than its original (the
+fastest run with them slower than the original's median) serves its original:
+:func:`slower_in_pipeline`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from sextant.composite.records import Attempt, EndToEnd, Serving, StructureRecord
+from sextant.composite.records import Attempt, EndToEnd, Serving, StructureRecord, Timing
 from sextant.errors import SampleError
 
 if TYPE_CHECKING:
@@ -143,3 +149,23 @@ def _settled(record: StructureRecord, unit: Unit | None) -> StructureRecord:
             reason=record.reason or "every candidate changed the pipeline's results",
         )
     return replace(record, serving=Serving.OPTIMIZED, chosen=chosen, runner=unit.runner_name(chosen), attempts=attempts)
+
+
+def slower_in_pipeline(timings: Mapping[str, tuple[Timing, Timing]]) -> dict[str, str]:
+    """Per part name whose (original, optimized) times per pipeline run say the choices are clearly
+    slower (the optimized minimum above the original median): why it keeps its original."""
+    slower = {}
+    for name, (original, optimized) in timings.items():
+        if optimized.samples_ms and original.median_ms is not None and min(optimized.samples_ms) > original.median_ms:
+            slower[name] = (
+                f"slower inside the pipeline than the original: {optimized.spread()} against "
+                f"{original.spread()} per pipeline run"
+            )
+    return slower
+
+
+def keep_original(record: StructureRecord, reason: str) -> StructureRecord:
+    """``record`` served by its original module, for ``reason`` (its attempts kept)."""
+    if record.serving is not Serving.OPTIMIZED:
+        return record
+    return replace(record, serving=Serving.ORIGINAL, chosen=None, runner=None, reason=reason)
