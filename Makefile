@@ -7,7 +7,7 @@ VENV := .venv
 DISTS := core plugins/torch plugins/onnx plugins/search plugins/tensorflow plugins/tensorrt plugins/triton
 DEMO_WS ?= sextant-workspace/mlp
 
-.PHONY: browser postgres demo test test-core test-torch test-onnx test-search test-tensorflow test-tensorrt test-triton test-template test-_template test-all install clean
+.PHONY: browser postgres demo envs test test-core test-torch test-onnx test-search test-tensorflow test-tensorrt test-triton test-template test-_template test-all install clean
 
 # one environment with every distribution (editable), for the demo and the cross-distribution tests
 $(VENV)/.installed: $(foreach d,$(DISTS),$(d)/pyproject.toml) constraints.txt
@@ -78,7 +78,14 @@ ALL_TESTS := tests plugins/tensorflow/tests \
 test-all: install browser
 	SEXTANT_REQUIRE_BROWSER=$(if $(CAN_APT),1,0) $(VENV)/bin/python -m pytest $(ALL_TESTS)
 
-test: test-core test-template test-search test-torch test-onnx test-tensorflow test-tensorrt test-triton test-all
+# the environments first, two at a time (installing is mostly unpacking and compiling, one core each;
+# apt-get, which takes a system-wide lock, stays in the sequential part), then the suites one by one
+ENVS := $(VENV)/.installed $(foreach d,core _template search torch onnx tensorflow tensorrt triton,.venv-$(d)/.installed)
+
+envs:
+	$(MAKE) -j2 $(ENVS)
+
+test: envs test-core test-template test-search test-torch test-onnx test-tensorflow test-tensorrt test-triton test-all
 
 clean:
 	rm -rf $(VENV) .venv-core .venv-_template .venv-search .venv-torch .venv-onnx .venv-tensorflow .venv-tensorrt .venv-triton sextant-workspace
