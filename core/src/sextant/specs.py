@@ -259,6 +259,8 @@ class SourceModel:
     ``fingerprint()`` returns a stable content key (weights and code) where the written bytes are
     not stable (pickles with random ids); without it the written artifact's bytes are hashed.
     ``options`` are the ``--source-option`` settings the loader used (they join the source's key).
+    ``notes`` say what the loader assumed or how it writes the model where that is not the plain
+    way (a model rebuilt in each process, inputs it will not feed): the run records them.
     """
 
     format: Format
@@ -268,6 +270,7 @@ class SourceModel:
     description: str = ""
     fingerprint: Callable[[], str] | None = None
     options: Mapping[str, str] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

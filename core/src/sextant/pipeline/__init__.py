@@ -130,7 +130,12 @@ def optimize(
         if lock.took_over is not None:
             ledger.note(f"took over the workspace from {lock.took_over.describe()}, which is no longer running")
         host = ledger.header["host"]
-        for note in (unreadable, ledger.unreadable_note(), busy_reason(host.get("load_1min"), host.get("cores"))):
+        for note in (
+            unreadable,
+            ledger.unreadable_note(),
+            busy_reason(host.get("load_1min"), host.get("cores")),
+            *source.notes,
+        ):
             if note:
                 ledger.note(note)
         max_batch = options.max_batch_size  # until the samples say otherwise

@@ -3,6 +3,8 @@
 An ``nn.Module`` is saved whole with ``torch.save`` and cloudpickle, so classes defined in a
 script (``__main__``) or in a ``file.py:factory`` file travel by value; classes from installed
 packages travel by reference and must be importable in the child (they are: same environment).
+Parametrized modules (``weight_norm``, ...), which torch refuses to pickle, are written by
+``sextant_torch.pickling`` and rebuilt as they were in each process; the run's notes say so.
 """
 
 from __future__ import annotations
@@ -29,25 +31,28 @@ from sextant.api import (
     is_user_module,
 )
 
+from sextant_torch import pickling
+
 MODEL_FILE = "model.pt"
 
 
 def _by_value(model: torch.nn.Module) -> None:
     """Register the modules of classes that a fresh process could not import for pickling by value."""
     for module in model.modules():
-        name = type(module).__module__
+        name = pickling.original_class(module).__module__
         if is_user_module(name):
             cloudpickle.register_pickle_by_value(sys.modules[name])
 
 
 def module_source(model: torch.nn.Module, name: str | None) -> SourceModel:
     model = model.eval()
+    notes = _parametrized_notes(model)
 
     def write(folder: Path) -> Path:
         _by_value(model)
         path = folder / MODEL_FILE
         try:
-            torch.save(model, path, pickle_module=cloudpickle)
+            torch.save(model, path, pickle_module=pickling)
         except Exception as exc:
             raise ModelLoadError(
                 f"cannot save the {type(model).__name__} for the isolated steps: {type(exc).__name__}: {exc}",
@@ -63,6 +68,28 @@ def module_source(model: torch.nn.Module, name: str | None) -> SourceModel:
         signature=getattr(model, "sextant_signature", None),
         description="PyTorch nn.Module",
         fingerprint=lambda: fingerprint(model),
+        notes=notes,
+    )
+
+
+def _parametrized_notes(model: torch.nn.Module) -> tuple[str, ...]:
+    """What the run should say about parametrized tensors; refuses a torch that cannot rebuild them."""
+    tensors = pickling.parametrized(model)
+    if not tensors:
+        return ()
+    shown = ", ".join(tensors[:3]) + (f" and {len(tensors) - 3} more" if len(tensors) > 3 else "")
+    missing = pickling.check_torch()
+    if missing:
+        raise ModelLoadError(
+            f"the {type(model).__name__} has parametrized tensors ({shown}), which torch.save refuses, "
+            f"and sextant cannot rebuild them: {missing}",
+            hint="Remove the parametrizations before optimizing (torch.nn.utils.parametrize."
+            "remove_parametrizations(module, name), which keeps the weights they compute).",
+        )
+    return (
+        f"the source model has {len(tensors)} parametrized tensor(s) ({shown}; weight_norm and the like), "
+        "which torch.save refuses: it was written with each parametrization and its original tensors, "
+        "and is rebuilt parametrized in every process",
     )
 
 
