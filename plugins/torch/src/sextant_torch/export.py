@@ -3,6 +3,11 @@
 Each traces with the first sample resized to batch 2 (batch 1 would let tracers specialise the
 batch axis to a constant), marks the batch axis and the axes that vary between samples as dynamic,
 and names ONNX inputs and outputs as sextant does (``sextant_torch.tensors``).
+
+A ``torch.export`` program returns its outputs flattened into a dict in sextant's naming: a saved
+program records its output's Python type by name, and loading one whose type was a class (a
+Hugging Face ``ModelOutput``, a named tuple, a dataclass) fails in any process that has not
+imported and registered that class, as sextant's runners and ``Package.best().load()`` have not.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import torch
 from sextant.api import Signature, StepRequest, load_batches, resize_batch
 
 from sextant_torch.source import load_module
-from sextant_torch.tensors import example_inputs, output_names, to_torch
+from sextant_torch.tensors import example_inputs, flatten, output_names, to_torch
 
 LEGACY_OPSET = 17
 
@@ -73,9 +78,35 @@ def script(request: StepRequest) -> Path:
     return path
 
 
+class _FlatOutputs(torch.nn.Module):
+    """``model`` with its outputs flattened (``sextant_torch.tensors.flatten``): a dict of tensors."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, *args: Any, **kwargs: Any) -> dict[str, torch.Tensor]:
+        return flatten(self.model(*args, **kwargs))
+
+
+def flat_outputs(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` returning a flat dict of named tensors, with ``model.forward``'s signature (which
+    torch.export matches the inputs and their dynamic shapes against)."""
+    signature = inspect.signature(model.forward)
+    this = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+    def forward(self: _FlatOutputs, *args: Any, **kwargs: Any) -> dict[str, torch.Tensor]:
+        return _FlatOutputs.forward(self, *args, **kwargs)
+
+    forward.__signature__ = signature.replace(parameters=[this, *signature.parameters.values()])  # type: ignore[attr-defined]
+    cls = type(f"FlatOutputs{type(model).__name__}", (_FlatOutputs,), {"forward": forward})
+    return cls(model).eval()
+
+
 def export_program(request: StepRequest) -> Path:
     model, args, kwargs = _prepare(request)
-    program = torch.export.export(model, args, kwargs=kwargs, dynamic_shapes=_dynamic_shapes(request.signature, model))
+    flat = flat_outputs(model)
+    program = torch.export.export(flat, args, kwargs=kwargs, dynamic_shapes=_dynamic_shapes(request.signature, flat))
     path = request.output_dir / "model.pt2"
     torch.export.save(program, str(path))
     return path
