@@ -17,6 +17,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from sextant.causes import one_line
 from sextant.errors import SextantError
 from sextant.specs import resolve
 
@@ -72,7 +73,7 @@ def _error(exc: BaseException, workspace: Path) -> tuple[str, bool]:
 
     full = no_space(exc)
     if full is None or isinstance(exc, SextantError):
-        return f"{type(exc).__name__}: {exc}".strip(), full is not None
+        return one_line(exc), full is not None
     return describe(Path(full.filename or workspace), what="" if full.filename else f"into {workspace}"), True
 
 

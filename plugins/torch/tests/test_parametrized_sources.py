@@ -72,6 +72,10 @@ def test_a_weight_norm_model_object_gets_a_run(catalog, options):
     for candidate in ("source:torch-eager@cpu", "torchscript-trace:torchscript@cpu", "torch-export:torch-exported@cpu"):
         record = status["candidates"][candidate]
         assert record["status"] == "ok", (candidate, record.get("reason"))
+    # TorchScript cannot script a parametrization: the failure is said in one line, the innermost cause
+    scripted = status["steps"]["torchscript-script"]
+    assert scripted["status"] == "failed"
+    assert "\n" not in scripted["reason"] and scripted["reason"].split(":")[0].endswith("Error"), scripted["reason"]
 
 
 FACTORY = """
