@@ -70,8 +70,9 @@ browser:
 
 # Every plugin's whole suite ran above in an environment of its own (and sextant-triton's with torch,
 # ONNX and the search plugin). With everything installed together: the cross-distribution tests, and
-# the plugin tests whose paths need another plugin (torch and TensorFlow exports run by ONNX Runtime).
-ALL_TESTS := tests plugins/tensorflow/tests \
+# the plugin tests whose paths need another plugin (torch and TensorFlow exports run by ONNX Runtime;
+# tests/test_tensorflow_onnx.py runs Keras models against ONNX Runtime end to end).
+ALL_TESTS := tests plugins/tensorflow/tests/test_tensorflow_plugin.py::test_savedmodel_to_onnx_keeps_names_and_numbers \
 	plugins/torch/tests/test_torch_plugin.py::test_convnet_every_format \
 	plugins/torch/tests/test_torch_plugin.py::test_transformer_with_dict_inputs_mask_and_varying_length
 
