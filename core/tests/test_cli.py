@@ -231,7 +231,8 @@ EXAMPLES = {
     "--batch-budget-s": (["0.5"], "profiler.batch_budget_s"),
     "--cutoff": (["0.5"], "cutoff"),
     "--search": (["brute"], "search"),
-    "--budget-s": (["30"], "search_budget_s"),
+    "--budget-s": (["30"], "budget_s"),
+    "--search-budget-s": (["30"], "search_budget_s"),
     "--window-ms": (["10"], "profiler.window_s"),
 }
 #: optimize's parameters that say what to run and how to show it, not how to optimize

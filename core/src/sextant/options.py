@@ -53,6 +53,8 @@ class OptimizeOptions:
     cutoff: float = 0.7
     search: str | None = None
     search_budget_s: float | None = None
+    #: the whole run's seconds (see :mod:`sextant.pipeline.budget`); ``None``: no limit
+    budget_s: float | None = None
     profiler: ProfilerConfig = field(default_factory=ProfilerConfig)
 
     def __post_init__(self) -> None:
@@ -74,6 +76,11 @@ class OptimizeOptions:
                 f"--cutoff {self.cutoff:g} is not a share between 0 and 1",
                 hint="It stops a candidate under that share of the best throughput at the same batch size "
                 "(0.7 by default; 0 never stops one).",
+            )
+        if self.budget_s is not None and self.budget_s <= 0:
+            raise UsageError(
+                f"--budget-s {self.budget_s:g} must be positive",
+                hint="It is the seconds the whole run may take; leave it out for no limit.",
             )
         if self.step_timeout <= 0:
             raise UsageError(
@@ -303,7 +310,8 @@ SETTINGS: dict[str, Setting] = {
         Setting("batch-budget-s", "profiler.batch_budget_s", _parse_number),
         Setting("cutoff", "cutoff", _parse_number),
         Setting("search", "search", _parse_text),
-        Setting("budget-s", "search_budget_s", _parse_number),
+        Setting("budget-s", "budget_s", _parse_number),
+        Setting("search-budget-s", "search_budget_s", _parse_number),
         Setting("window-ms", "profiler.window_s", _parse_number, scale=1000.0),
     )
 }

@@ -43,6 +43,7 @@ class Cause(str, Enum):
     LOST = "lost"  # ended without a result
     INTERRUPTED = "interrupted"
     DISK_FULL = "disk-full"  # a file system ran out of space while it wrote
+    BUDGET = "budget"  # not started: the run's --budget-s was spent
 
     def __str__(self) -> str:
         return self.value
@@ -50,7 +51,7 @@ class Cause(str, Enum):
     @property
     def retried(self) -> bool:
         """Worth trying again on a re-run (the machine, not the model, may have been at fault)."""
-        return self in (Cause.TIMEOUT, Cause.LOST, Cause.INTERRUPTED, Cause.DISK_FULL)
+        return self in (Cause.TIMEOUT, Cause.LOST, Cause.INTERRUPTED, Cause.DISK_FULL, Cause.BUDGET)
 
 
 #: how a sweep stopped by the cut-off is described (``sextant.worker.cutoff_reason``)

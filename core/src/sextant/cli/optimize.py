@@ -211,6 +211,14 @@ def optimize(
     ] = None,
     budget_s: Annotated[
         float | None,
+        typer.Option(
+            help="Seconds the whole run may take: after them nothing new starts, the best so far is "
+            "selected and the run says what it did not try.",
+            rich_help_panel=PANEL_RUN,
+        ),
+    ] = None,
+    search_budget_s: Annotated[
+        float | None,
         typer.Option(help="Seconds the search may take for each runner.", rich_help_panel=PANEL_SELECT),
     ] = None,
     window_ms: Annotated[

@@ -35,6 +35,7 @@ from sextant.inputs import prepare_inputs
 from sextant.isolation import Isolator
 from sextant.options import OptimizeOptions
 from sextant.package import STATUS, Package, read_status
+from sextant.pipeline.budget import Budget
 from sextant.pipeline.candidates import Comparator, VerifyFunc, evaluate, run_reference
 from sextant.pipeline.context import Run
 from sextant.pipeline.ledger import EventHandler, Ledger
@@ -44,7 +45,7 @@ from sextant.pipeline.variants import run_variants, search_options, search_strat
 from sextant.pipeline.workspace import Workspace
 from sextant.planner import Plan, PlannedCandidate, make_plan
 from sextant.plugins import Catalog, load_catalog
-from sextant.records import Status
+from sextant.records import Cause, Status, StepRecord
 from sextant.references import resolve_model
 from sextant.samples import save_batches
 from sextant.selection import select
@@ -81,6 +82,7 @@ def optimize(
     catalog = catalog or load_catalog()
     emit = on_event or (lambda kind, data: None)
     started = time.monotonic()
+    budget = Budget(options.budget_s)
     compare = resolve(catalog.get("comparator", options.comparator).spec.run)
     strategy = search_strategy(catalog, options.search)
 
@@ -161,6 +163,7 @@ def optimize(
                     prepared.signature,
                     max_batch,
                     hash_path(workspace.inputs),
+                    budget,
                 )
                 _run_plan(run, plan, baseline, compare, verify_func, strategy)
             except BaseException:
@@ -197,6 +200,14 @@ def _run_plan(
         search_options(run, plan, variants, evaluate_one, strategy)
     else:
         run_variants(run, plan, variants, evaluate_one)
+    untried = [r for r in (*run.ledger.steps.values(), *run.ledger.candidates.values()) if r.cause is Cause.BUDGET]
+    if untried:
+        steps = sum(isinstance(r, StepRecord) for r in untried)
+        run.ledger.note(
+            f"the --budget-s of {run.budget.seconds:g} s was spent: {steps} steps and {len(untried) - steps} "
+            "candidates were not tried (listed as skipped); the selection is among those measured. "
+            "Run again with a larger --budget-s, or none, to try them: everything finished is reused"
+        )
 
 
 def _seal(ledger: Ledger, workspace: Workspace) -> None:

@@ -22,7 +22,7 @@ from sextant.jobs import CandidateJob, ProfileOrder
 from sextant.options import OptimizeOptions
 from sextant.pipeline.context import Run, outcome
 from sextant.planner import SOURCE, PlannedCandidate
-from sextant.records import CandidateKeys, CandidateRecord, Correctness, Profile, Status, Stop
+from sextant.records import CandidateKeys, CandidateRecord, Cause, Correctness, Profile, Status, Stop
 from sextant.runtime import RunnerRequest
 from sextant.samples import Batch, load_batches, save_batches
 from sextant.signature import infer_tensors
@@ -173,6 +173,10 @@ def evaluate(run: Run, candidate: PlannedCandidate, judge: JudgeFunc) -> Candida
     """Check and profile one candidate (or reuse what an earlier run recorded); record the result."""
     ws, ledger = run.workspace, run.ledger
     record = base_record(candidate)
+    if run.budget.spent():
+        return _record(
+            run, candidate, replace(record, status=Status.SKIPPED, reason=run.budget.reason, cause=Cause.BUDGET)
+        )
     if candidate.step is not None:
         step = ledger.steps.get(candidate.step)
         if step is None or step.status != Status.OK or step.artifact is None:

@@ -11,6 +11,7 @@ from sextant.jobs import Job, job_document
 from sextant.objective import Objective
 from sextant.options import OptimizeOptions
 from sextant.package import write_json
+from sextant.pipeline.budget import Budget
 from sextant.pipeline.ledger import Ledger
 from sextant.pipeline.workspace import Workspace, WrittenSource
 from sextant.profiler import ProfilerConfig
@@ -32,6 +33,8 @@ class Run:
     signature: Signature
     max_batch: int
     inputs_key: str
+    #: the run's time (``--budget-s``), started with the run
+    budget: Budget = field(default_factory=Budget)
     #: :func:`~sextant.cache.code_fingerprint` by top-level package, computed once per run
     fingerprints: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 

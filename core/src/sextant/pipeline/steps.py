@@ -12,7 +12,7 @@ from sextant.devices import device_identity
 from sextant.jobs import StepJob
 from sextant.pipeline.context import Run, outcome
 from sextant.planner import SOURCE, PlannedStep
-from sextant.records import Status, StepRecord
+from sextant.records import Cause, Status, StepRecord
 from sextant.runtime import StepRequest
 
 
@@ -48,6 +48,10 @@ def run_step(run: Run, step: PlannedStep) -> StepRecord:
         device=step.device,
         key=step_key(run, step),
     )
+    if run.budget.spent():
+        return _record(
+            run, step.id, replace(record, status=Status.SKIPPED, reason=run.budget.reason, cause=Cause.BUDGET)
+        )
     if not _parent_ok(run, step):
         return _record(run, step.id, replace(record, status=Status.SKIPPED, reason=f"{step.parent} did not succeed"))
     old = ledger.previous_step(step.id)

@@ -103,7 +103,7 @@ def search_options(
                 store=store,
                 candidate=candidate_keys(run, start).outputs,  # content, not name: a new model misses
                 hardware=hardware,
-                budget_s=run.options.search_budget_s,
+                budget_s=run.budget.cap(run.options.search_budget_s),
             )
             gain = None
             if result.best_metrics and result.baseline:

@@ -40,7 +40,7 @@ def sextant_register_commands(app: typer.Typer) -> None:
         list_: Annotated[bool, typer.Option("--list", help="List the search strategies installed.")] = True,
     ) -> None:
         """Search strategies: brute (grid), quick (hill-climbing), optuna (TPE). Use them with
-        `sextant optimize --search NAME [--budget-s S]`."""
+        `sextant optimize --search NAME [--search-budget-s S]`."""
         for contribution in ctx.obj.catalog.of("search_strategy"):
             reason = availability(contribution.spec)
             state = "" if reason is None else f" (unavailable: {reason})"

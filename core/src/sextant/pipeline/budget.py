@@ -1,0 +1,45 @@
+"""``--budget-s``: the whole run's time, and what it leaves untried.
+
+The run spends it in plan order: the reference (always), then the steps and the candidates with
+their runners' defaults (shorter chains first, so the source's own candidates and one-step exports
+come before conversions of conversions), then option variants. Once the budget is spent nothing new
+starts: each step or candidate not started is recorded as skipped, saying so, and the selection is
+made among those measured. A step already running is not cut short (``--step-timeout`` bounds it).
+Nothing skipped this way is cached as a result: the next run, with a larger budget or none, tries
+it, and reuses everything finished.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+#: seconds, monotonic; a test replaces it
+clock: Callable[[], float] = time.monotonic
+
+
+@dataclass(frozen=True)
+class Budget:
+    """``seconds`` from ``started`` (``clock()`` time), or no limit when ``seconds`` is ``None``."""
+
+    seconds: float | None = None
+    started: float = field(default_factory=lambda: clock())
+
+    def spent(self) -> bool:
+        return self.seconds is not None and clock() - self.started >= self.seconds
+
+    def left(self) -> float | None:
+        """Seconds left (never below 0), or ``None`` without a limit."""
+        return None if self.seconds is None else max(0.0, self.seconds - (clock() - self.started))
+
+    def cap(self, seconds: float | None) -> float | None:
+        """``seconds`` (a part's own limit) bounded by what is left."""
+        left = self.left()
+        if left is None or seconds is None:
+            return seconds if left is None else left
+        return min(seconds, left)
+
+    @property
+    def reason(self) -> str:
+        return f"not tried: the run's --budget-s {self.seconds:g} s was spent"
