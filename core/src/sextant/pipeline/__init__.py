@@ -186,15 +186,18 @@ def _run_plan(
     verify_func: VerifyFunc | None,
     strategy: SearchStrategySpec | None,
 ) -> None:
-    """The reference, every step, every candidate with its runner's defaults, then the option
+    """The reference; the source's candidates with their runners' defaults; each step followed by
+    its artifact's candidates (so a ``--budget-s`` run has measured what it built); then the option
     variants (searched when a strategy is chosen)."""
     run, judge = run_reference(run, baseline, compare, verify_func)
-    for step in plan.steps:
-        run_step(run, step)
     variants = [c for c in plan.candidates if c.options != c.runner.defaults()]
-    for candidate in plan.candidates:
-        if candidate is not baseline and candidate not in variants:
-            evaluate(run, candidate, judge)
+    defaults = [c for c in plan.candidates if c is not baseline and c not in variants]
+    for step in [None, *plan.steps]:
+        if step is not None:
+            run_step(run, step)
+        for candidate in defaults:
+            if candidate.step == (step.id if step is not None else None):
+                evaluate(run, candidate, judge)
     evaluate_one = functools.partial(evaluate, run, judge=judge)
     if strategy is not None:
         search_options(run, plan, variants, evaluate_one, strategy)
