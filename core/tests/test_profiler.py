@@ -140,6 +140,15 @@ def test_max_batch_is_always_measured():
     assert ProfilerConfig(max_batch=12).batch_sizes() == [1, 2, 4, 8, 12]
 
 
+def test_a_fixed_batch_size_is_the_only_one_swept():
+    assert ProfilerConfig(max_batch=4, min_batch=4).batch_sizes() == [4]
+    assert ProfilerConfig(max_batch=12, min_batch=12).batch_sizes() == [12]
+    assert ProfilerConfig(max_batch=12, min_batch=3).batch_sizes() == [4, 8, 12]
+    # the default stays out of the record (and of profile keys made before it existed)
+    assert "min_batch" not in ProfilerConfig().to_dict()
+    assert ProfilerConfig(**ProfilerConfig(max_batch=4, min_batch=4).to_dict()).batch_sizes() == [4]
+
+
 def test_stage_times_are_counted_after_the_warm_up_and_recorded():
     clock = FakeClock()
     reads = []

@@ -88,3 +88,28 @@ def test_positional_samples_take_the_names_a_model_declares():
     assert prepared.signature.call_style == "positional"
     with pytest.raises(SampleError, match="samples have 1 positional inputs, the model takes 2: tokens, mask"):
         prepare_inputs(source, (tokens,), OptimizeOptions())
+
+
+def test_the_model_decides_the_batch_sizes_when_it_fixes_them_or_has_none():
+    from sextant.inputs import prepare_inputs
+    from sextant.options import OptimizeOptions
+    from sextant.specs import Format, SourceModel
+
+    fixed = Signature((TensorSpec("x", "float32", (4, 3)),), max_batch=4)
+    source = SourceModel(Format("declared"), "m", write=lambda folder: folder, signature=fixed)
+    prepared = prepare_inputs(source, None, OptimizeOptions(max_batch_size=64))
+    assert prepared.max_batch == 4 and {b["x"].shape[0] for b in prepared.checks} == {4}
+    assert any("fixed first dimension 4: checked and profiled at batch 4 only" in n for n in prepared.notes)
+    with pytest.raises(SampleError, match="3 rows, but the model fixes its first dimension at 4"):
+        prepare_inputs(source, {"x": np.zeros((3, 3), np.float32)}, OptimizeOptions())
+    whole = Signature((TensorSpec("x", "float32", (None, 3)), TensorSpec("t", "float32", (5, 3), batched=False)))
+    source = SourceModel(Format("declared"), "m", write=lambda folder: folder, signature=whole)
+    prepared = prepare_inputs(source, None, OptimizeOptions(max_batch_size=8))
+    assert prepared.signature.inputs[1].batched is False and prepared.max_batch == 8
+    assert {b["t"].shape for b in prepared.checks} == {(5, 3)}
+    # no input with a batch axis: one call at a time, not a sweep of identical calls
+    samples = {"s": np.zeros(4, np.float32)}
+    prepared = prepare_inputs(
+        SourceModel(Format("f"), "m", write=lambda f: f), samples, OptimizeOptions(unbatched=("s",))
+    )
+    assert prepared.max_batch == 1 and any("no input has a batch axis" in n for n in prepared.notes)

@@ -46,17 +46,53 @@ def prepare_inputs(source: SourceModel, samples: Any, options: OptimizeOptions) 
         if declared is not None and call_style == "positional":
             batches = _name_positional(batches, declared)
             call_style = declared.call_style  # the model decides how it is called
-    tensors = infer_tensors(batches, unbatched=options.unbatched)
+    # inputs the model declares without a batch axis (a fixed first axis beside batched inputs)
+    declared_whole = [t.name for t in declared.inputs if not t.batched] if declared is not None else []
+    tensors = infer_tensors(batches, unbatched=(*options.unbatched, *declared_whole))
+    fixed = declared.max_batch if declared is not None else None
     if declared is not None:
         _check_against_declared(tensors, declared)
-    fixed = declared.max_batch if declared is not None else None
-    max_batch = options.max_batch_size if fixed is None else min(options.max_batch_size, fixed)
+        if fixed is not None:
+            _check_fixed_batch(batches, declared, fixed)
     signature = Signature(tensors, call_style=call_style, max_batch=fixed)
+    max_batch, sizes, batch_note = _batch_sizes(signature, options.max_batch_size)
     checks = list(batches)
-    for size in sorted({1, max_batch}):
+    for size in sizes:
         if all(batch_size(b, signature) != size for b in checks):
             checks.append(resize_batch(batches[0], size, signature))
-    return PreparedInputs(signature, batches, checks, max_batch, notes)
+    return PreparedInputs(signature, batches, checks, max_batch, notes + batch_note)
+
+
+def _batch_sizes(signature: Signature, largest: int) -> tuple[int, list[int], tuple[str, ...]]:
+    """The largest batch to profile, the batch sizes every candidate is checked at, and a note
+    where the model, not ``--max-batch-size``, decides them."""
+    batched = [t.name for t in signature.inputs if t.batched]
+    fixed = signature.max_batch
+    if not batched:
+        return 1, [1], ("no input has a batch axis: each call runs the inputs whole, profiled one call at a time",)
+    if fixed is None:
+        return largest, sorted({1, largest}), ()
+    names = ", ".join(f"'{n}'" for n in batched[:3]) + (f" and {len(batched) - 3} more" if len(batched) > 3 else "")
+    note = (
+        f"input data {names} has a fixed first dimension {fixed}: checked and profiled at batch {fixed} only; "
+        "re-export the model with a dynamic batch axis to profile other batch sizes"
+    )
+    if fixed > largest:
+        note += f" (--max-batch-size {largest} is below the batch size the model fixes)"
+    return fixed, [fixed], (note,)
+
+
+def _check_fixed_batch(batches: Sequence[Batch], declared: Signature, fixed: int) -> None:
+    """Samples of a model that fixes its batch size must come in batches of that size (on the
+    inputs whose declared first axis is that fixed size)."""
+    for index, batch in enumerate(batches):
+        for spec in declared.inputs:
+            if spec.batched and spec.shape and spec.shape[0] == fixed and batch[spec.name].shape[0] != fixed:
+                raise SampleError(
+                    f"sample {index}, input '{spec.name}': {batch[spec.name].shape[0]} rows, but the model fixes "
+                    f"its first dimension at {fixed}",
+                    hint=f"Give samples of batch {fixed}, or re-export the model with a dynamic batch axis.",
+                )
 
 
 def _name_positional(batches: list[Batch], declared: Signature) -> list[Batch]:

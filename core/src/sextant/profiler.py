@@ -50,18 +50,25 @@ class ProfilerConfig:
     outlier: float = 10.0
     #: how many times an off-trend point is measured again before it is kept, marked unstable
     remeasure: int = 2
+    #: the smallest batch size swept; ``min_batch == max_batch`` for a model that fixes its batch size
+    min_batch: int = 1
 
     def batch_sizes(self) -> list[int]:
+        """Powers of two from ``min_batch`` up to ``max_batch``, then ``max_batch`` itself."""
         sizes, size = [], 1
         while size <= self.max_batch:
-            sizes.append(size)
+            if size >= self.min_batch:
+                sizes.append(size)
             size *= 2
-        if sizes[-1] != self.max_batch:
+        if not sizes or sizes[-1] != self.max_batch:
             sizes.append(self.max_batch)
         return sizes
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if self.min_batch == 1:  # the default stays out, so profiles keyed before it existed still match
+            del data["min_batch"]
+        return data
 
 
 @dataclass(frozen=True)

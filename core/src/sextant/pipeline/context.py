@@ -47,7 +47,8 @@ class Run:
 
     @property
     def profiler(self) -> ProfilerConfig:
-        return replace(self.options.profiler, max_batch=self.max_batch)
+        fixed = self.signature.max_batch  # a model that fixes its batch size runs at that size only
+        return replace(self.options.profiler, max_batch=self.max_batch, min_batch=self.max_batch if fixed else 1)
 
     @property
     def objective(self) -> Objective:

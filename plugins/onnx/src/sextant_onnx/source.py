@@ -1,8 +1,10 @@
-"""``.onnx`` files as sources: their declared signature, and copying them with their external data."""
+"""``.onnx`` files as sources: their declared signature (weights listed as inputs left out, the batch
+axis read from the first dimensions), and copying them with their external data."""
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import onnx
@@ -34,22 +36,80 @@ def external_files(model: onnx.ModelProto) -> list[str]:
     return files
 
 
-def declared_signature(model: onnx.ModelProto) -> Signature:
+def weight_inputs(model: onnx.ModelProto) -> list[str]:
+    """Graph inputs that an initializer of the same name backs: weights, in the style of IR < 4
+    files (old model-zoo models, exporters asked to keep initializers as inputs), not data."""
     initializers = {init.name for init in model.graph.initializer}
-    inputs = []
-    fixed_batches = []
+    return [value.name for value in model.graph.input if value.name in initializers]
+
+
+def declared_signature(model: onnx.ModelProto) -> tuple[Signature, tuple[str, ...]]:
+    """The inputs the model takes (weights left out) and what was assumed about their batch axis.
+
+    An input whose first axis is symbolic (or absent) has a batch axis. When every input has a
+    fixed first axis of one size, the model fixes its batch size (``max_batch``); when some inputs
+    have a batch axis, one with a fixed first axis has none (it is fed whole at every batch size).
+    """
+    weights = set(weight_inputs(model))
+    shapes: dict[str, tuple[str, tuple[int | None, ...]]] = {}
     for value in model.graph.input:
-        if value.name in initializers:
+        if value.name in weights:
             continue
         tensor_type = value.type.tensor_type
-        dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type)
-        shape = tuple(
-            d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in tensor_type.shape.dim
+        dtype = str(onnx.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type))
+        shapes[value.name] = (
+            dtype,
+            tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in tensor_type.shape.dim),
         )
-        if shape and shape[0] is not None:
-            fixed_batches.append(shape[0])
-        inputs.append(TensorSpec(value.name, str(dtype), shape, batched=len(shape) > 0))
-    return Signature(tuple(inputs), call_style="keyword", max_batch=min(fixed_batches) if fixed_batches else None)
+    dynamic = [name for name, (_, shape) in shapes.items() if shape and shape[0] is None]
+    fixed = {name: shape[0] for name, (_, shape) in shapes.items() if shape and shape[0] is not None}
+    notes = []
+    if dynamic and fixed:
+        notes.append(
+            f"input{'s' if len(fixed) > 1 else ''} {_listed(fixed)} of fixed first dimension "
+            f"({', '.join(map(str, fixed.values()))}) taken as having no batch axis (fed whole at every batch "
+            f"size), as {_listed(dynamic)} has a dynamic one"
+        )
+    max_batch = None
+    if fixed and not dynamic:
+        sizes = set(fixed.values())
+        if len(sizes) == 1:
+            max_batch = sizes.pop()
+        else:
+            notes.append(
+                f"inputs {_listed(fixed)} have fixed first dimensions of different sizes "
+                f"({', '.join(map(str, fixed.values()))}): taken as having no batch axis; each call runs the "
+                "declared shapes, profiled one call at a time"
+            )
+    batched = {name: bool(shape) and (name in dynamic or max_batch is not None) for name, (_, shape) in shapes.items()}
+    inputs = tuple(TensorSpec(name, dtype, shape, batched[name]) for name, (dtype, shape) in shapes.items())
+    if weights:
+        notes.append(
+            f"{len(weights)} graph input{'s are' if len(weights) > 1 else ' is'} backed by initializers (weights): "
+            "not fed, the stored values are used; the workspace copy of the model lists them as initializers "
+            "only (IR version 4 and later), which ONNX Runtime's converters need"
+        )
+    return Signature(inputs, call_style="keyword", max_batch=max_batch), tuple(notes)
+
+
+def _listed(names: Sequence[str] | Mapping[str, object]) -> str:
+    shown = [f"'{name}'" for name in list(names)[:3]]
+    more = len(names) - len(shown)
+    return ", ".join(shown) + (f" and {more} more" if more else "")
+
+
+def without_weight_inputs(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of ``model`` whose graph inputs are only the data it takes: inputs backed by an
+    initializer are dropped (the initializer stays), and the IR version raised to 4, the first in
+    which an initializer need not be an input. External data references are kept as they are."""
+    weights = set(weight_inputs(model))
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    kept = [value for value in out.graph.input if value.name not in weights]
+    del out.graph.input[:]
+    out.graph.input.extend(kept)
+    out.ir_version = max(out.ir_version, 4)
+    return out
 
 
 def onnx_source(path: Path, name: str | None) -> SourceModel:
@@ -66,11 +126,17 @@ def onnx_source(path: Path, name: str | None) -> SourceModel:
     except onnx.checker.ValidationError as exc:
         raise ModelLoadError(f"{path} is not a valid ONNX model: {exc}", hint="Export it again.") from exc
 
+    signature, notes = declared_signature(model)
+    rewrite = bool(weight_inputs(model))
+
     def write(folder: Path) -> Path:
-        shutil.copy2(path, folder / path.name)
+        if rewrite:  # once, here: onnx-fp16 and the int8 pre-processing trip on weights listed as inputs
+            onnx.save_model(without_weight_inputs(model), str(folder / path.name))
+        else:
+            shutil.copy2(path, folder / path.name)
         for rel in extra:
             (folder / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path.parent / rel, folder / rel)
         return folder / path.name
 
-    return SourceModel(ONNX, name or path.stem, write, declared_signature(model), description="ONNX file")
+    return SourceModel(ONNX, name or path.stem, write, signature, description="ONNX file", notes=notes)
