@@ -35,3 +35,36 @@ def mlp_args(workspace: Path, *extra: str) -> list[str]:
         "--json",
         *FAST,
     ]
+
+
+#: optimize_pipeline settings of the real-library pipeline tests: few candidates, a short profiler,
+#: and what serves not depending on timings
+PIPELINE_OPTIONS = {
+    "runners": ("torch-eager", "onnxruntime"),
+    "max_batch_size": 4,
+    "repeats": 1,
+    "timed_choice": False,
+}
+
+
+def tiny_t5(heads: int = 4):
+    """A random 2-layer T5 whose greedy outputs vary (a large initializer factor: at the default
+    scale a random T5 repeats one token, which would make a comparison weak)."""
+    import torch
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    torch.manual_seed(3)
+    config = T5Config(
+        vocab_size=64,
+        d_model=32,
+        d_kv=8,
+        d_ff=64,
+        num_layers=2,
+        num_decoder_layers=2,
+        num_heads=heads,
+        initializer_factor=8.0,
+        decoder_start_token_id=0,
+        pad_token_id=0,
+        eos_token_id=1,
+    )
+    return T5ForConditionalGeneration(config).eval()

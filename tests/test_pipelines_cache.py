@@ -17,32 +17,13 @@ torch = pytest.importorskip("torch", reason="the pipeline wrapper is torch's")
 transformers = pytest.importorskip("transformers", reason="needs transformers (the torch plugin's 'pipelines' extra)")
 
 import sextant  # noqa: E402
+from _support import tiny_t5  # noqa: E402
 from sextant.composite.parts import unbatched_inputs  # noqa: E402
 from sextant.errors import SampleError  # noqa: E402
 from sextant.signature import Signature, infer_tensors  # noqa: E402
 from sextant_torch.composite import structure  # noqa: E402
 
 INPUTS = [torch.tensor([[5, 6, 7, 8, 9, 1], [12, 13, 14, 1, 0, 0]]), torch.tensor([[20, 21, 22, 23, 1]])]
-
-
-def tiny_t5():
-    from transformers import T5Config, T5ForConditionalGeneration
-
-    torch.manual_seed(3)
-    config = T5Config(
-        vocab_size=64,
-        d_model=32,
-        d_kv=8,
-        d_ff=64,
-        num_layers=2,
-        num_decoder_layers=2,
-        num_heads=2,
-        initializer_factor=8.0,
-        decoder_start_token_id=0,
-        pad_token_id=0,
-        eos_token_id=1,
-    )
-    return T5ForConditionalGeneration(config).eval()
 
 
 def generate(model, ids, **options):
@@ -65,7 +46,7 @@ class AdapterRunner:
 
 
 def test_a_served_decoder_grows_the_callers_cache_in_place():
-    model = tiny_t5()
+    model = tiny_t5(heads=2)
     reference = [generate(model, ids, return_dict_in_generate=True) for ids in INPUTS]
     model.decoder = sextant.Module(model.decoder, name="decoder")
     part = model.decoder.sextant
@@ -120,7 +101,7 @@ def test_a_cache_keeps_its_layout_and_names_its_tensors():
 def test_a_static_cache_is_refused_by_name():
     from transformers.cache_utils import StaticCache
 
-    model = tiny_t5()
+    model = tiny_t5(heads=2)
     wrapped = sextant.Module(model.decoder, name="static-decoder")
     wrapped.sextant.start_recording(4, 8)
     cache = StaticCache(config=model.config, max_cache_len=8)

@@ -15,15 +15,10 @@ diffusers = pytest.importorskip("diffusers", reason="needs diffusers (the torch 
 transformers = pytest.importorskip("transformers", reason="needs transformers (the torch plugin's 'pipelines' extra)")
 
 import sextant  # noqa: E402
+from _support import PIPELINE_OPTIONS  # noqa: E402
 from sextant.testing import FAST  # noqa: E402
 
-OPTIONS = {
-    "runners": ("torch-eager", "onnxruntime"),
-    "profiler": FAST,
-    "max_batch_size": 4,
-    "repeats": 1,
-    "timed_choice": False,  # what serves must not depend on timings here
-}
+OPTIONS = {**PIPELINE_OPTIONS, "profiler": FAST}
 PROMPTS = ["a cat", ["a dog", "a red car"]]  # batch 1 and 2: the UNet sees batch 2 and 4
 
 

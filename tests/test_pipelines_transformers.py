@@ -21,38 +21,11 @@ pytest.importorskip("sextant_onnx", reason="the test restricts candidates to one
 transformers = pytest.importorskip("transformers", reason="needs transformers (the torch plugin's 'pipelines' extra)")
 
 import sextant  # noqa: E402
+from _support import PIPELINE_OPTIONS, tiny_t5  # noqa: E402
 from sextant.testing import FAST  # noqa: E402
 
-OPTIONS = {
-    "runners": ("torch-eager", "onnxruntime"),
-    "profiler": FAST,
-    "max_batch_size": 4,
-    "repeats": 1,
-    "timed_choice": False,  # what serves must not depend on timings here
-}
+OPTIONS = {**PIPELINE_OPTIONS, "profiler": FAST}
 NEW_TOKENS = 6
-
-
-def tiny_t5():
-    """A random 2-layer T5 whose greedy outputs vary (a large initializer factor: at the default
-    scale a random T5 repeats one token, which would make the comparison weak)."""
-    from transformers import T5Config, T5ForConditionalGeneration
-
-    torch.manual_seed(3)
-    config = T5Config(
-        vocab_size=64,
-        d_model=32,
-        d_kv=8,
-        d_ff=64,
-        num_layers=2,
-        num_decoder_layers=2,
-        num_heads=4,
-        initializer_factor=8.0,
-        decoder_start_token_id=0,
-        pad_token_id=0,
-        eos_token_id=1,
-    )
-    return T5ForConditionalGeneration(config).eval()
 
 
 INPUTS = [
