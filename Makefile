@@ -7,7 +7,7 @@ VENV := .venv
 DISTS := core plugins/torch plugins/onnx plugins/search plugins/tensorflow plugins/tensorrt plugins/triton
 DEMO_WS ?= sextant-workspace/mlp
 
-.PHONY: browser postgres demo envs test test-core test-torch test-onnx test-search test-tensorflow test-tensorrt test-triton test-template test-_template test-all install clean
+.PHONY: browser postgres demo envs test test-core test-torch test-onnx test-search test-tensorflow test-tensorrt test-triton test-template test-_template test-all test-architectures install clean
 
 # one environment with every distribution (editable), for the demo and the cross-distribution tests
 $(VENV)/.installed: $(foreach d,$(DISTS),$(d)/pyproject.toml) constraints.txt
@@ -78,6 +78,12 @@ ALL_TESTS := tests plugins/tensorflow/tests/test_tensorflow_plugin.py::test_save
 
 test-all: install browser
 	SEXTANT_REQUIRE_BROWSER=$(if $(CAN_APT),1,0) $(VENV)/bin/python -m pytest $(ALL_TESTS)
+
+# Every model of tests/zoo.py (real transformers architectures from tiny random configurations)
+# optimized and its pick checked in a fresh process: the default three run in test-all, the full set
+# here (about a minute each on 2 cores; not part of `make test`)
+test-architectures: install
+	$(VENV)/bin/python -m pytest tests/test_architectures.py -m "architectures or not architectures"
 
 # the environments first, two at a time (installing is mostly unpacking and compiling, one core each;
 # apt-get, which takes a system-wide lock, stays in the sequential part), then the suites one by one

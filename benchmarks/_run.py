@@ -1,4 +1,4 @@
-"""What the benchmark scripts share: one timed `sextant optimize` in a subprocess."""
+"""What the benchmark scripts share: one timed `sextant optimize` in a subprocess, and the CPU's name."""
 
 from __future__ import annotations
 
@@ -25,3 +25,11 @@ def optimize(model: str, workspace: Path, *extra: str) -> tuple[float, dict]:
     if result.returncode != 0:
         raise SystemExit(f"sextant optimize {model} failed:\n{result.stderr[-3000:]}")
     return seconds, json.loads(result.stdout)
+
+
+def cpu() -> str:
+    """The CPU's model name and count, as lscpu gives them."""
+    text = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+    name = fields.get("Model name", "?").strip()
+    return f"{name}, {fields.get('CPU(s)', '?').strip()} CPUs ({fields.get('Core(s) per socket', '?').strip()} cores per socket)"

@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
+from _run import cpu
 from sextant_triton import perf
 from sextant_triton.perf import Load, Windows
 from sextant_triton.server import Distribution, Ports, make_backends, server_env, start_server
@@ -64,13 +65,6 @@ class Outcome:
     p99_ms: float
     concurrency: int
     failure: str | None = None
-
-
-def cpu() -> str:
-    text = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
-    name = fields.get("Model name", "?").strip()
-    return f"{name}, {fields.get('CPU(s)', '?').strip()} CPUs ({fields.get('Core(s) per socket', '?').strip()} cores per socket)"
 
 
 def describe(config: Path | None) -> str:
