@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -93,3 +94,43 @@ def test_a_transformers_model_output_exports_and_loads_in_a_fresh_process(catalo
         expected = model(**{k: torch.from_numpy(v) for k, v in inputs.items()})
     np.testing.assert_allclose(outputs["pooler_output"], expected.pooler_output.numpy(), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(outputs["last_hidden_state"], expected.last_hidden_state.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def _setting_flags(forward):
+    """As transformers' output-capturing decorators: a flag the caller left out is set by keyword."""
+
+    @functools.wraps(forward)  # inspect.signature then shows forward's own parameters
+    def wrapper(self, *args, **kwargs):
+        kwargs.setdefault("use_cache", False)
+        return forward(self, *args, **kwargs)
+
+    return wrapper
+
+
+class KeywordOrder(nn.Module):
+    """A flag between the inputs, set by a decorator when left out, as BERT's ``forward``: the
+    TorchScript-based exporter passed keyword inputs by position with the defaults between them
+    filled in, so the decorator's keyword met the positional default ("got multiple values for
+    argument 'use_cache'")."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(6, 4)
+
+    @_setting_flags
+    def forward(self, features=None, use_cache=None, mask=None):
+        return self.lin(features) * mask
+
+
+def test_the_legacy_onnx_exporter_passes_keyword_inputs_by_name(catalog, options):
+    pytest.importorskip("sextant_onnx", reason="the exported ONNX runs on ONNX Runtime")
+    rng = np.random.default_rng(0)
+    samples = [{"features": rng.standard_normal((2, 6)).astype(np.float32), "mask": np.ones((2, 4), np.float32)}]
+    package = sextant.optimize(
+        KeywordOrder().eval(),
+        samples,
+        options=replace(options, runners=("onnxruntime",), max_batch_size=2),
+        catalog=catalog,
+    )
+    legacy = package.candidate("torch-onnx-legacy:onnxruntime@cpu")
+    assert legacy.status.value == "ok", legacy.record.reason

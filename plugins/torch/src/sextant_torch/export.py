@@ -128,10 +128,27 @@ def onnx_dynamo(request: StepRequest) -> Path:
     return path
 
 
+class _ByName(torch.nn.Module):
+    """``model`` called with keyword inputs given positionally, in ``names`` order. The
+    TorchScript-based exporter passes keyword inputs to ``forward`` by position, so a model whose
+    parameters come in another order (BERT's ``use_cache`` before ``attention_mask``...) got
+    them in the wrong places."""
+
+    def __init__(self, model: torch.nn.Module, names: tuple[str, ...]) -> None:
+        super().__init__()
+        self.model, self.names = model, names
+
+    def forward(self, *tensors: torch.Tensor) -> Any:
+        return self.model(**dict(zip(self.names, tensors)))
+
+
 def onnx_legacy(request: StepRequest) -> Path:
     model, args, kwargs = _prepare(request)
     path = request.output_dir / "model.onnx"
     outputs = output_names(model, args, kwargs, request.signature)
+    if kwargs and not args:
+        names = tuple(n for n in request.signature.input_names if n in kwargs)
+        model, args, kwargs = _ByName(model, names), tuple(kwargs[n] for n in names), {}
     dynamic = {name: axes for name, axes in _dynamic_axes(request.signature).items() if axes}
     for spec in request.signature.outputs:
         if spec.dynamic_axes:
