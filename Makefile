@@ -74,7 +74,8 @@ browser:
 # tests/test_tensorflow_onnx.py runs Keras models against ONNX Runtime end to end).
 ALL_TESTS := tests plugins/tensorflow/tests/test_tensorflow_plugin.py::test_savedmodel_to_onnx_keeps_names_and_numbers \
 	plugins/torch/tests/test_torch_plugin.py::test_convnet_every_format \
-	plugins/torch/tests/test_torch_plugin.py::test_transformer_with_dict_inputs_mask_and_varying_length
+	plugins/torch/tests/test_torch_plugin.py::test_transformer_with_dict_inputs_mask_and_varying_length \
+	plugins/torch/tests/test_exported_outputs.py::test_the_legacy_onnx_exporter_passes_keyword_inputs_by_name
 
 test-all: install browser
 	SEXTANT_REQUIRE_BROWSER=$(if $(CAN_APT),1,0) $(VENV)/bin/python -m pytest $(ALL_TESTS)
