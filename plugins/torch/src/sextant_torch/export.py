@@ -13,11 +13,12 @@ imported and registered that class, as sextant's runners and ``Package.best().lo
 from __future__ import annotations
 
 import inspect
+import re
 from pathlib import Path
 from typing import Any
 
 import torch
-from sextant.api import Signature, StepRequest, load_batches, resize_batch
+from sextant.api import Signature, StepError, StepRequest, load_batches, resize_batch
 
 from sextant_torch.source import load_module
 from sextant_torch.tensors import example_inputs, flatten, output_names, to_torch
@@ -72,7 +73,16 @@ def trace(request: StepRequest) -> Path:
 
 def script(request: StepRequest) -> Path:
     model = load_module(request.input)
-    scripted = torch.jit.script(model)
+    try:
+        scripted = torch.jit.script(model)
+    except OSError as exc:  # the outermost names what has no source; the innermost only says "no source"
+        found = re.search(r"<(?:function|class|method|bound method) ([^ >]+)", str(exc))
+        what = found.group(1) if found else "a function it calls"
+        raise StepError(
+            f"torch.jit.script needs the Python source of everything the model uses and {what} has none "
+            "(generated code, such as a transformers config's __init__, cannot be scripted; "
+            "the traced and exported formats cover the model)"
+        ) from exc
     path = request.output_dir / "model.pt"
     scripted.save(str(path))
     return path
