@@ -232,6 +232,7 @@ EXAMPLES = {
     "--cutoff": (["0.5"], "cutoff"),
     "--search": (["brute"], "search"),
     "--budget-s": (["30"], "budget_s"),
+    "--steps": (["fake-graph"], "steps"),
     "--search-budget-s": (["30"], "search_budget_s"),
     "--window-ms": (["10"], "profiler.window_s"),
 }

@@ -106,3 +106,11 @@ def test_precision_auto_is_remembered_through_replace():
     assert options.precision_auto and "bf16" in options.precisions
     assert replace(options, max_batch_size=4).precision_auto
     assert not OptimizeOptions(precisions=("fp32", "bf16")).precision_auto
+
+
+def test_steps_keep_only_the_chains_they_name_and_the_sources_candidates(fake_catalog):
+    every = planner.make_plan(fake_catalog, SOURCE, devices=["cpu"], precisions=("fp32", "fp16"))
+    assert {"fake-graph", "fake-graph+fake-fp16"} <= {s.id for s in every.steps}
+    plan = planner.make_plan(fake_catalog, SOURCE, devices=["cpu"], precisions=("fp32", "fp16"), steps=("fake-graph",))
+    assert [s.id for s in plan.steps] == ["fake-graph"]
+    assert {c.step for c in plan.candidates} == {None, "fake-graph"}  # the source's own stay

@@ -28,6 +28,9 @@ class OptimizeOptions:
     device: str = "auto"
     formats: tuple[str, ...] | None = None
     runners: tuple[str, ...] | None = None
+    #: only artifacts built by these exporters and converters (every step of a chain named); the
+    #: source's own candidates stay
+    steps: tuple[str, ...] | None = None
     precisions: tuple[str, ...] = ("fp32",)
     step_timeout: float = 600.0
     fresh: bool = False
@@ -290,6 +293,7 @@ SETTINGS: dict[str, Setting] = {
         Setting("device", "device", _parse_text),
         Setting("formats", "formats", _parse_names),
         Setting("runners", "runners", _parse_names),
+        Setting("steps", "steps", _parse_names),
         Setting("precision", "precisions", _parse_names),
         Setting("shape", "shapes", _parse_shapes),
         Setting("source-option", "source_options", _parse_key_values),

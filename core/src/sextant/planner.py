@@ -97,6 +97,7 @@ def make_plan(
     precisions: Sequence[str],
     formats: Sequence[str] | None = None,
     runners: Sequence[str] | None = None,
+    steps: Sequence[str] | None = None,
     native: Callable[[str, str], str | None] | None = None,
 ) -> Plan:
     """Build the plan for a source format (see module doc).
@@ -149,7 +150,7 @@ def make_plan(
         node_devices = planned_devices if built_for == "cpu" else [built_for]
         for contribution in catalog.of("runner"):
             _add_candidates(plan, contribution, step_id, fmt, precision, node_devices, precisions, native)
-    _filter(plan, formats, runners, devices)
+    _filter(plan, formats, runners, steps, devices)
     return plan
 
 
@@ -192,14 +193,21 @@ def _add_candidates(
                 )
 
 
-def _filter(plan: Plan, formats: Sequence[str] | None, runners: Sequence[str] | None, devices: Sequence[str]) -> None:
-    """Keep candidates of the chosen formats/runners/devices (and the baseline), then the steps they need."""
+def _filter(
+    plan: Plan,
+    formats: Sequence[str] | None,
+    runners: Sequence[str] | None,
+    steps: Sequence[str] | None,
+    devices: Sequence[str],
+) -> None:
+    """Keep candidates of the chosen formats/runners/steps/devices (and the baseline), then the steps they need."""
     baseline = plan.baseline()
     keep = []
     for candidate in plan.candidates:
         wanted = (
             (formats is None or candidate.format.name in formats)
             and (runners is None or candidate.runner.name in runners)
+            and (steps is None or candidate.step is None or all(n in steps for n in _chain(plan, candidate.step)))
             and candidate.device in devices
         )
         if wanted or candidate is baseline:
@@ -214,3 +222,14 @@ def _filter(plan: Plan, formats: Sequence[str] | None, runners: Sequence[str] | 
             needed.add(step_id)
             step_id = plan.step(step_id).parent
     plan.steps = [s for s in plan.steps if s.id in needed]
+
+
+def _chain(plan: Plan, step_id: str) -> list[str]:
+    """The exporter's and converters' names of a step's chain, source first."""
+    names = []
+    step: str | None = step_id
+    while step is not None:
+        planned = plan.step(step)
+        names.append(planned.spec.name)
+        step = planned.parent
+    return names[::-1]

@@ -101,6 +101,15 @@ def optimize(
         str | None,
         typer.Option("--runners", help="Only these runners (comma-separated).", rich_help_panel=PANEL_RUN),
     ] = None,
+    steps: Annotated[
+        str | None,
+        typer.Option(
+            "--steps",
+            help="Only artifacts built by these exporters and converters (comma-separated, e.g. "
+            "torch-onnx-legacy,onnx-slim); the source's own candidates stay.",
+            rich_help_panel=PANEL_RUN,
+        ),
+    ] = None,
     precision: Annotated[
         str | None,
         typer.Option(

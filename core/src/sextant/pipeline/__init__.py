@@ -95,6 +95,7 @@ def optimize(
         precisions=options.precisions,
         formats=options.formats,
         runners=options.runners,
+        steps=options.steps,
         native=precision_unavailable_reason if options.precision_auto else None,
     )
     emit("plan", {"plan": plan, "source": source})
@@ -252,10 +253,15 @@ def _write_report(ledger: Ledger, workspace: Workspace) -> None:
 
 
 def _check_names(catalog: Catalog, options: OptimizeOptions) -> None:
-    """``--formats`` and ``--runners`` name formats and runners the installed plugins know."""
+    """``--formats``, ``--runners`` and ``--steps`` name what the installed plugins provide."""
     runners = {c.name for c in catalog.of("runner")}
     formats = {str(c.spec.consumes) for c in catalog.of("runner")}
-    for given, known, flag in ((options.formats, formats, "--formats"), (options.runners, runners, "--runners")):
+    steps = {c.name for kind in ("exporter", "converter") for c in catalog.of(kind)}
+    for given, known, flag in (
+        (options.formats, formats, "--formats"),
+        (options.runners, runners, "--runners"),
+        (options.steps, steps, "--steps"),
+    ):
         unknown = sorted(set(given or ()) - known)
         if unknown:
             raise UsageError(
