@@ -37,10 +37,11 @@ def mlp_args(workspace: Path, *extra: str) -> list[str]:
     ]
 
 
-#: optimize_pipeline settings of the real-library pipeline tests: few candidates, a short profiler,
-#: and what serves not depending on timings
+#: optimize_pipeline settings of the real-library pipeline tests: few candidates (one ONNX exporter,
+#: no conversions), a short profiler, and what serves not depending on timings
 PIPELINE_OPTIONS = {
     "runners": ("torch-eager", "onnxruntime"),
+    "steps": ("torch-onnx-legacy",),
     "max_batch_size": 4,
     "repeats": 1,
     "timed_choice": False,
