@@ -24,6 +24,7 @@ from typing import Any
 from sextant import __version__
 from sextant.cache import cache_dir, file_sha256
 from sextant.errors import PackageError, UsageError
+from sextant.manifest import transient
 
 INDEX = "bundle.json"
 SCHEMA = 1
@@ -161,7 +162,7 @@ def _files(folder: Path) -> list[PurePosixPath]:
     out = []
     for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()):
         relative = PurePosixPath(path.relative_to(folder).as_posix())
-        if not any(part.startswith(".") or part.endswith(".tmp") for part in relative.parts) and str(relative) != INDEX:
+        if not transient(relative) and str(relative) != INDEX:
             out.append(relative)
     return out
 

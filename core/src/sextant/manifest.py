@@ -34,9 +34,14 @@ STATUS = "status.json"  # as in sextant.package (which imports this module)
 _RERUN = "Re-run `sextant optimize` into this workspace to rebuild the package (it records its files anew)."
 
 
+def transient(relative: PurePosixPath) -> bool:
+    """Whether a workspace-relative path is a lock, a hidden file or a temporary: never part of a package."""
+    return any(p.startswith(".") or p.endswith(".tmp") for p in relative.parts)
+
+
 def _recorded(relative: PurePosixPath) -> bool:
     """Whether a file belongs in the manifest (not the manifest itself, locks or temporaries)."""
-    return str(relative) != MANIFEST and not any(p.startswith(".") or p.endswith(".tmp") for p in relative.parts)
+    return str(relative) != MANIFEST and not transient(relative)
 
 
 def _files(folder: Path, under: PurePosixPath | None = None) -> Iterator[PurePosixPath]:
