@@ -4,6 +4,7 @@ and what was not tried is listed and tried by the next run. The clock is scripte
 from __future__ import annotations
 
 import itertools
+import json
 from dataclasses import replace
 
 import pytest
@@ -53,3 +54,31 @@ def test_the_next_run_without_a_budget_tries_what_was_left_and_reuses_the_rest(f
 def test_a_budget_that_is_not_positive_is_refused(tmp_path):
     with pytest.raises(UsageError, match="--budget-s 0 must be positive"):
         OptimizeOptions(workspace=tmp_path, budget_s=0)
+
+
+def test_a_slow_build_comes_after_every_other_default_and_is_skipped_when_it_cannot_fit(
+    fault_catalog, options, samples, monkeypatch
+):
+    catalog = fault_catalog("compiled")
+    started: list[str] = []
+    sextant.optimize(
+        NumpyMLP(),
+        samples,
+        options=options,
+        catalog=catalog,
+        on_event=lambda k, d: k == "candidate_start" and started.append(d["id"]),
+    )
+    compiled = "source:fault-compiled@cpu"
+    defaults = [c for c in started if "[" not in c]  # option variants come after, by design
+    assert defaults[-1] == compiled and len(defaults) > 2  # measured once its rivals were
+
+    status_path = options.workspace / "status.json"  # say its build took 1000 s
+    document = json.loads(status_path.read_text())
+    document["candidates"][compiled]["load_seconds"] = 1000.0
+    status_path.write_text(json.dumps(document))
+    other = [{k: v + 1.0 for k, v in batch.items()} for batch in samples]  # new inputs: nothing is reused
+    status = sextant.optimize(NumpyMLP(), other, options=replace(options, budget_s=600), catalog=catalog).status
+    record = status["candidates"][compiled]
+    assert record["status"] == "skipped" and record["cause"] == "budget"
+    assert "its build took 1000.0 s last time, more than the" in record["reason"]
+    assert status["selection"]["best"] is not None and status["selection"]["best"] != compiled

@@ -6,8 +6,8 @@ from pathlib import Path
 from sextant.jobs import CandidateJob, ProfileOrder, StepJob, job_document, parse_job
 from sextant.profiler import Point, ProfilerConfig
 from sextant.runtime import RunnerRequest, StepRequest
+from sextant.screening import cutoff_reason
 from sextant.signature import Signature, TensorSpec
-from sextant.worker import cutoff_reason
 
 SIGNATURE = Signature((TensorSpec("x", "float32", (None, 8)),), call_style="keyword")
 
@@ -31,7 +31,7 @@ def test_jobs_round_trip_through_json():
 
 
 def test_profile_order_round_trip_keeps_integer_batches():
-    order = ProfileOrder(True, 0.7, {1: 100.0, 2: 250.0})
+    order = ProfileOrder(True, 0.7, {1: 100.0, 2: 250.0}, "throughput")
     again = ProfileOrder.from_json(json.loads(json.dumps(order.to_json())))
     assert again == order and list(again.rivals) == [1, 2]
 

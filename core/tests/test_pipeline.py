@@ -7,6 +7,7 @@ import pytest
 import sextant
 from sextant.errors import CorrectnessError, ModelLoadError, SampleError, UsageError
 from sextant.package import Package
+from sextant.report import reasons
 from sextant.testing.fake import NumpyMLP
 
 
@@ -162,18 +163,39 @@ def test_latency_objective_and_budget(fake_catalog, options, samples):
         run(fake_catalog, replace(options, latency_budget_ms=1e-9), samples)
 
 
-def test_a_candidate_that_cannot_win_is_cut_off(fault_catalog, options, samples):
-    status = run(fault_catalog("sleepy"), replace(options, cutoff=0.7), samples).status
-    sleepy = status["candidates"]["fake-graph:fault-sleepy@cpu"]
+def test_a_candidate_that_cannot_win_is_screened_out(fault_catalog, options, samples):
+    package = run(fault_catalog("sleepy"), replace(options, cutoff=0.7), samples)
+    status = package.status
+    sleepy = status["candidates"]["fake-graph:fault-sleepy@cpu"]  # 2 ms a call: far under the others
     assert sleepy["status"] == "ok" and sleepy["correctness"]["passed"]
-    assert sleepy["profile"]["stopped"].startswith("stopped early: cannot win")
-    assert sleepy["profile"]["stop"] == "cutoff"
+    profile = sleepy["profile"]
+    assert profile["stop"] == "screened" and profile["stopped"].startswith("screened out: estimate ")
+    assert [p["batch"] for p in profile["points"]] == [1, 8]  # the ends of the batch range only
+    assert "fake-graph:fault-sleepy@cpu" not in status["selection"]["ranking"]
+    best = status["candidates"][status["selection"]["best"]]["profile"]
+    assert best["stop"] in ("max_batch", "plateau")  # the winner's profile is a full sweep
+    assert any("screened out by a short measurement" in n for n in status["notes"])
+    assert any("fake-graph:fault-sleepy@cpu" in line and "screened out" in line for line in reasons(status))
     for record in (r for r in status["candidates"].values() if r["status"] == "ok"):  # the word follows the words
         stop, words = record["profile"]["stop"], record["profile"]["stopped"]
-        assert (stop == "cutoff") == words.startswith("stopped early") and (stop == "max_batch") == words.startswith(
+        assert (stop == "screened") == words.startswith("screened out") and (stop == "max_batch") == words.startswith(
             "reached max batch"
         )
+    again = run(fault_catalog("sleepy"), replace(options, cutoff=0.7), samples).status  # screened again, cached
+    assert again["candidates"]["fake-graph:fault-sleepy@cpu"]["cached"]
+    assert again["candidates"]["fake-graph:fault-sleepy@cpu"]["profile"]["stop"] == "screened"
+
+
+def test_a_constrained_objective_is_not_screened_but_cut_off(fault_catalog, options, samples):
+    """A latency budget is not judged by a throughput screen: each candidate is swept, stopped
+    from batch 2 up once it falls under the cut-off share of the best rival there."""
+    status = run(fault_catalog("sleepy"), replace(options, cutoff=0.7, latency_budget_ms=10_000), samples).status
+    sleepy = status["candidates"]["fake-graph:fault-sleepy@cpu"]
+    assert sleepy["profile"]["stop"] == "cutoff" and sleepy["profile"]["stopped"].startswith(
+        "stopped early: cannot win"
+    )
     assert [p["batch"] for p in sleepy["profile"]["points"]] == [1, 2]  # batch 1 in full, stopped at 2
+    assert all(r["profile"]["stop"] != "screened" for r in status["candidates"].values() if r.get("profile"))
     assert status["selection"]["best"] != "fake-graph:fault-sleepy@cpu"
 
 

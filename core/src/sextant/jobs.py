@@ -11,11 +11,14 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sextant.profiler import ProfilerConfig
 from sextant.runtime import RunnerRequest, StepRequest
 from sextant.signature import Signature
+
+if TYPE_CHECKING:
+    from sextant.screening import ScreenMode
 
 STEP_TARGET = "sextant.worker:run_step"
 CANDIDATE_TARGET = "sextant.worker:run_candidate"
@@ -106,20 +109,28 @@ _KINDS: dict[str, type[StepJob] | type[CandidateJob]] = {STEP_TARGET: StepJob, C
 
 @dataclass(frozen=True)
 class ProfileOrder:
-    """The parent's answer once it has judged a candidate's outputs: profile or stop, and the
-    cut-off: stop a sweep whose throughput at a batch size is under ``cutoff`` × the best rival's
-    (``rivals``: batch size → the best throughput reached at or below it)."""
+    """The parent's answer once it has judged a candidate's outputs: profile or stop; how to screen
+    it first (``screen``: see :mod:`sextant.screening`; ``None``: no screen); and the cut-off share
+    of the best rival's throughput (``rivals``: batch size → the best reached at or below it) under
+    which a candidate is screened out, or, unscreened, its sweep stops."""
 
     profile: bool
     cutoff: float = 0.0
     rivals: Mapping[int, float] = field(default_factory=dict)
+    screen: ScreenMode | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"profile": self.profile, "cutoff": self.cutoff, "rivals": {str(k): v for k, v in self.rivals.items()}}
+        return {
+            "profile": self.profile,
+            "cutoff": self.cutoff,
+            "rivals": {str(k): v for k, v in self.rivals.items()},
+            "screen": self.screen,
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ProfileOrder:
-        return cls(data["profile"], data["cutoff"], {int(k): float(v) for k, v in data["rivals"].items()})
+        rivals = {int(k): float(v) for k, v in data["rivals"].items()}
+        return cls(data["profile"], data["cutoff"], rivals, data.get("screen"))
 
 
 def job_document(job: Job) -> dict[str, Any]:

@@ -54,8 +54,10 @@ class Cause(str, Enum):
         return self in (Cause.TIMEOUT, Cause.LOST, Cause.INTERRUPTED, Cause.DISK_FULL, Cause.BUDGET)
 
 
-#: how a sweep stopped by the cut-off is described (``sextant.worker.cutoff_reason``)
+#: how a sweep stopped by the cut-off is described (``sextant.screening.cutoff_reason``)
 CUTOFF_WORDS = "stopped early: cannot win"
+#: how a candidate screened out is described (``sextant.screening.screen_verdict``)
+SCREENED_WORDS = "screened out"
 
 
 class Stop(str, Enum):
@@ -64,6 +66,7 @@ class Stop(str, Enum):
     MAX_BATCH = "max_batch"  # it reached the largest batch size
     PLATEAU = "plateau"  # throughput stopped improving
     CUTOFF = "cutoff"  # it could not win: under the cut-off share of the best rival
+    SCREENED = "screened"  # a short screen at the ends of the batch range showed it cannot win
 
     def __str__(self) -> str:
         return self.value
@@ -173,6 +176,12 @@ class Profile:
     def cut_off(self) -> bool:
         return self.stop is Stop.CUTOFF
 
+    @property
+    def screened(self) -> bool:
+        """Its points are a short screen, not a sweep: the candidate was screened out and never
+        competes (:mod:`sextant.screening`)."""
+        return self.stop is Stop.SCREENED
+
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"points": [dict(p) for p in self.points], "threads": self.threads}
         if self.stopped is not None:
@@ -251,6 +260,10 @@ class CandidateRecord:
     @property
     def points(self) -> tuple[Mapping[str, Any], ...]:
         return self.profile.points if self.profile else ()
+
+    @property
+    def screened(self) -> bool:
+        return self.profile is not None and self.profile.screened
 
     def to_json(self) -> dict[str, Any]:
         out = _to_json(self)

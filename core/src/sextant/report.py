@@ -216,7 +216,7 @@ def results_table(status: Mapping[str, Any]) -> Table:
     table.add_column("candidate", overflow="fold", ratio=1)
     for column in ("precision", "status"):
         table.add_column(column, no_wrap=True)
-    for column in ("max abs err", "best tput/s", "@batch", "p50 ms", "p99 ms", "speedup"):
+    for column in ("max abs err", "best tput/s", "@batch", "p50 ms", "p99 ms", "speedup", "load s"):
         table.add_column(column, justify="right", no_wrap=True)
     for cid, record in candidates.items():
         point = record.best_point
@@ -231,26 +231,31 @@ def results_table(status: Mapping[str, Any]) -> Table:
             f"{point['p50_ms']:.3f}" if point else "",
             f"{point['p99_ms']:.3f}" if point else "",
             f"{record.speedup:.2f}×" if record.speedup else "",
+            f"{record.load_seconds:.1f}" if record.load_seconds is not None else "",  # a compile's build time
         ]
         table.add_row(*row)
     for step_id, step in steps.items():
         if step.status != Status.OK:
-            table.add_row(f"[dim]{escape(step_id)} (step)[/dim]", step.precision, _status_word(step), *[""] * 6)
+            table.add_row(f"[dim]{escape(step_id)} (step)[/dim]", step.precision, _status_word(step), *[""] * 7)
     return table
 
 
 def _status_word(record: StepRecord | CandidateRecord) -> str:
     style = STATUS_STYLE.get(record.status, "dim")
-    return f"[{style}]{record.status}{' (cached)' if record.cached else ''}[/{style}]"
+    word = "screened" if isinstance(record, CandidateRecord) and record.screened else str(record.status)
+    return f"[{style}]{word}{' (cached)' if record.cached else ''}[/{style}]"
 
 
 def reasons(status: Mapping[str, Any]) -> list[str]:
-    """Why each step or candidate that is not ok is not; the same reason for several is one line."""
+    """Why each step or candidate that is not ok is not, and each candidate screened out at what
+    estimate; the same reason for several is one line."""
     by_reason: dict[str, list[str]] = {}
     for records in _records(status):
         for name, record in records.items():
             if record.status != Status.OK and record.reason:
                 by_reason.setdefault(_status_text(record, limit=160), []).append(name)
+            elif isinstance(record, CandidateRecord) and record.screened and record.profile:
+                by_reason.setdefault(f"[dim]{escape(record.profile.stopped or '')}[/dim]", []).append(name)
     return [
         f"{escape(names[0])}: {text}" if len(names) == 1 else f"{len(names)} candidates: {text}"
         for text, names in by_reason.items()
@@ -314,7 +319,7 @@ class ProgressView:
             point = data["point"]
             self.progress.update(
                 self.task,
-                description=f"profiling {escape(data['id'])}",
+                description=f"{'screening' if data.get('screen') else 'profiling'} {escape(data['id'])}",
                 info=f"batch {point['batch']}: {point['throughput']:,.0f}/s",
             )
         elif kind in ("step_end", "candidate_end"):

@@ -3,7 +3,8 @@
 Each candidate is represented by its best profile point under the objective (``throughput``: the
 highest throughput at any batch size up to the largest profiled whose p99 fits the latency budget;
 ``latency``: the lowest p50 at batch 1; ``memory``: the lowest peak memory). Only candidates that
-passed correctness (and the user's verify function) and were profiled compete; the baseline's point
+passed correctness (and the user's verify function) and were profiled in full compete (one screened
+out has only a short screen: :mod:`sextant.screening`); the baseline's point
 gives each candidate's speedup.
 """
 
@@ -63,7 +64,10 @@ def select(
     eligible = [
         cid
         for cid, r in ranked.items()
-        if (competing is None or cid in competing) and r.status == Status.OK and r.best_point is not None
+        if (competing is None or cid in competing)
+        and r.status == Status.OK
+        and not r.screened
+        and r.best_point is not None
     ]
     base = ranked[baseline].best_point if baseline in ranked else None
     order = objective.rank([ranked[cid].best_point for cid in eligible], base)

@@ -155,7 +155,10 @@ class RunnerSpec:
     unpickles (runs code from), or ``None`` when nothing; a runner whose ``load`` unpickles must
     declare it, so that loading a candidate from a package needs the caller's explicit trust
     (``CandidateView.load(trust_source=True)``). The optimize run itself loads the user's own model
-    and needs none.
+    and needs none. ``slow_build`` marks a runner whose load compiles for seconds (``torch.compile``):
+    its candidates are evaluated after every other candidate with default options, so they are
+    built once the rivals they must beat are measured (and screened against them), and a
+    ``--budget-s`` run does not start one when less is left than its last build took.
     """
 
     name: str
@@ -171,6 +174,7 @@ class RunnerSpec:
     install: str = ""
     description: str = ""
     pickled: str | None = None
+    slow_build: bool = False
 
     def __post_init__(self) -> None:
         _check_name("runner", self.name)

@@ -20,10 +20,9 @@ import numpy as np
 from sextant.child import Channel
 from sextant.jobs import CandidateJob, ProfileOrder, StepJob, read_job
 from sextant.memory import MemoryProbe
-from sextant.profiler import MAX_BATCH, Point, sweep
-from sextant.records import CUTOFF_WORDS, Stop
 from sextant.runtime import StageTimer
 from sextant.samples import load_batches, resize_batch, save_batches
+from sextant.screening import profile_candidate
 from sextant.specs import resolve
 
 
@@ -42,23 +41,12 @@ def _set_threads(threads: int) -> None:
         os.environ[var] = str(threads)
 
 
-def cutoff_reason(point: Point, order: ProfileOrder) -> str | None:
-    """Why a sweep stops at ``point``: its throughput is under the cut-off share of the best rival's
-    at that batch size (batch 1 is always measured in full), else ``None``."""
-    rival = order.rivals.get(point.batch)
-    if point.batch >= 2 and rival and point.throughput < order.cutoff * rival:
-        return (
-            f"{CUTOFF_WORDS} ({point.throughput:.0f}/s at batch {point.batch} "
-            f"is under {order.cutoff:.0%} of the best so far, {rival:.0f}/s)"
-        )
-    return None
-
-
 def run_candidate(document: Mapping[str, Any], channel: Channel) -> dict[str, Any]:
     """Load a runner, run the correctness inputs, ask the parent, then profile if told to.
 
-    Events: ``loaded`` (seconds), ``point`` (one profile point as a dict, with the peak resident
-    memory while it was measured). The ask ``outputs`` (path of the saved outputs) is answered with
+    Events: ``loaded`` (seconds), ``screen_point`` and ``point`` (one point of the screen or of
+    the full sweep as a dict, with the peak resident memory while it was measured; see
+    :mod:`sextant.screening`). The ask ``outputs`` (path of the saved outputs) is answered with
     a :class:`~sextant.jobs.ProfileOrder` document.
     """
     job = CandidateJob.from_json(document)
@@ -83,23 +71,20 @@ def run_candidate(document: Mapping[str, Any], channel: Channel) -> dict[str, An
             batch = resize_batch(base, size, job.request.signature)
             return lambda: runner.infer(batch)
 
-        cut: list[str] = []
-
-        def keep_going(point: Point) -> str | None:
-            reason = cutoff_reason(point, order)
-            if reason:
-                cut.append(reason)
-            return reason
-
         stages = runner.stage_times if isinstance(runner, StageTimer) else None
-        stopped = sweep(
-            make_infer, job.profiler, lambda p: channel.emit("point", p.to_dict()), keep_going, stages, memory=memory
+        outcome = profile_candidate(
+            make_infer,
+            job.profiler,
+            order,
+            lambda p: channel.emit("point", p.to_dict()),
+            lambda p: channel.emit("screen_point", p.to_dict()),
+            stages,
+            memory=memory,
         )
-        stop = Stop.CUTOFF if cut else (Stop.MAX_BATCH if stopped.startswith(MAX_BATCH) else Stop.PLATEAU)
         return {
             "profiled": True,
-            "stopped": stopped,
-            "stop": stop.value,
+            "stopped": outcome.stopped,
+            "stop": outcome.stop.value,
             "threads": job.request.threads,
             "loaded_memory_mb": loaded_mb,
         }

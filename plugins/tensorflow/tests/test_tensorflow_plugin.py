@@ -59,7 +59,13 @@ def test_keras_file_needs_no_samples_and_gets_savedmodel_and_xla_candidates(opti
     for cid in expected:  # one the profiler cut off is still ok: its profile says why it stopped where it did
         profile = status["candidates"][cid]["profile"]
         last, stopped = profile["points"][-1]["batch"], profile["stopped"]
-        if stopped.startswith("stopped early"):
+        if profile["stop"] == "screened":  # measured at the ends of the range only, and says at what
+            assert stopped.startswith("screened out: estimate ") and [p["batch"] for p in profile["points"]] == [
+                1,
+                last,
+            ]
+            assert cid not in status["selection"]["ranking"]
+        elif stopped.startswith("stopped early"):
             assert stopped.startswith("stopped early: cannot win (") and f"/s at batch {last} is under" in stopped
             assert last >= 2  # batch 1 is always measured in full
         else:

@@ -207,7 +207,8 @@ def optimize(
     cutoff: Annotated[
         float | None,
         typer.Option(
-            help="Stop profiling a candidate below this share of the best throughput at the same batch size.",
+            help="Screen out a candidate whose short measurement at batch 1 and the largest batch is under "
+            "this share of the best throughput measured so far (0: profile every candidate in full).",
             rich_help_panel=PANEL_SELECT,
         ),
     ] = None,

@@ -188,22 +188,27 @@ def _run_plan(
     strategy: SearchStrategySpec | None,
 ) -> None:
     """The reference; the source's candidates with their runners' defaults; each step followed by
-    its artifact's candidates (so a ``--budget-s`` run has measured what it built); then the option
-    variants (searched when a strategy is chosen)."""
+    its artifact's candidates (so a ``--budget-s`` run has measured what it built); the candidates
+    of slow-to-build runners (``RunnerSpec.slow_build``) once all of those are measured; then the
+    option variants (searched when a strategy is chosen)."""
     run, judge = run_reference(run, baseline, compare, verify_func)
     variants = [c for c in plan.candidates if c.options != c.runner.defaults()]
     defaults = [c for c in plan.candidates if c is not baseline and c not in variants]
+    slow = [c for c in defaults if c.runner.slow_build]
     for step in [None, *plan.steps]:
         if step is not None:
             run_step(run, step)
         for candidate in defaults:
-            if candidate.step == (step.id if step is not None else None):
+            if candidate.step == (step.id if step is not None else None) and candidate not in slow:
                 evaluate(run, candidate, judge)
+    for candidate in slow:
+        evaluate(run, candidate, judge)
     evaluate_one = functools.partial(evaluate, run, judge=judge)
     if strategy is not None:
         search_options(run, plan, variants, evaluate_one, strategy)
     else:
         run_variants(run, plan, variants, evaluate_one)
+    _note_screened(run)
     untried = [r for r in (*run.ledger.steps.values(), *run.ledger.candidates.values()) if r.cause is Cause.BUDGET]
     if untried:
         steps = sum(isinstance(r, StepRecord) for r in untried)
@@ -211,6 +216,19 @@ def _run_plan(
             f"the --budget-s of {run.budget.seconds:g} s was spent: {steps} steps and {len(untried) - steps} "
             "candidates were not tried (listed as skipped); the selection is among those measured. "
             "Run again with a larger --budget-s, or none, to try them: everything finished is reused"
+        )
+
+
+def _note_screened(run: Run) -> None:
+    """One note counting the candidates screened out (each record says at what estimate)."""
+    records = [run.ledger.candidates[c] for c in run.ledger.run_candidates]
+    screened = sum(r.status == Status.OK and r.screened for r in records)
+    if screened:
+        full = sum(r.status == Status.OK for r in records) - screened
+        run.ledger.note(
+            f"{screened} correct candidates were screened out by a short measurement at the ends of the batch "
+            f"range (each under {run.options.cutoff:.0%} of the best measured so far; `sextant inspect` gives "
+            f"their estimates); {full} were profiled in full"
         )
 
 

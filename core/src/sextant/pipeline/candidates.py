@@ -22,9 +22,11 @@ from sextant.jobs import CandidateJob, ProfileOrder
 from sextant.options import OptimizeOptions
 from sextant.pipeline.context import Run, outcome
 from sextant.planner import SOURCE, PlannedCandidate
+from sextant.profiler import Point
 from sextant.records import CandidateKeys, CandidateRecord, Cause, Correctness, Profile, Status, Stop
 from sextant.runtime import RunnerRequest
 from sextant.samples import Batch, load_batches, save_batches
+from sextant.screening import rival_envelope, screen_mode, screen_verdict
 from sextant.signature import infer_tensors
 
 VerifyFunc = Callable[[list[dict[str, np.ndarray]], list[dict[str, np.ndarray]]], bool]
@@ -197,9 +199,13 @@ def evaluate(run: Run, candidate: PlannedCandidate, judge: JudgeFunc) -> Candida
     reused = _reuse(run, candidate, record, judge)
     if reused is not None:
         return _record(run, candidate, reused)
+    unaffordable = _build_over_budget(run, candidate)
+    if unaffordable:
+        return _record(run, candidate, replace(record, status=Status.SKIPPED, reason=unaffordable, cause=Cause.BUDGET))
 
     ledger.emit("candidate_start", {"id": candidate.id})
     points: list[dict[str, Any]] = []
+    screened: list[dict[str, Any]] = []
     current = {"record": record}  # the judgement arrives while the child waits for it
 
     def handle(kind: str, data: Any) -> Any:
@@ -208,10 +214,10 @@ def evaluate(run: Run, candidate: PlannedCandidate, judge: JudgeFunc) -> Candida
             current["record"] = replace(current["record"], **judgement.fields())
             if judgement.status != Status.PROFILING:
                 return ProfileOrder(profile=False).to_json()
-            return ProfileOrder(True, run.options.cutoff, rivals(run)).to_json()
-        if kind == "point":
-            points.append(data)
-            ledger.emit("candidate_point", {"id": candidate.id, "point": data})
+            return ProfileOrder(True, run.options.cutoff, rivals(run), screen_mode(run.objective)).to_json()
+        if kind in ("point", "screen_point"):
+            (points if kind == "point" else screened).append(data)
+            ledger.emit("candidate_point", {"id": candidate.id, "point": data, "screen": kind == "screen_point"})
         elif kind == "loaded":
             current["record"] = replace(current["record"], load_seconds=round(float(data), 3))
         return None
@@ -226,19 +232,37 @@ def evaluate(run: Run, candidate: PlannedCandidate, judge: JudgeFunc) -> Candida
     )
     job = CandidateJob(candidate.runner.load, request, ws.inputs, ws / record.outputs, run.profiler)
     result = run.child(job, candidate.id, handle)
-    return _record(run, candidate, _ended(current["record"], result, points, run.threads))
+    return _record(run, candidate, _ended(current["record"], result, points, screened, run.threads))
 
 
-def _ended(record: CandidateRecord, result: Any, points: list[dict[str, Any]], threads: int) -> CandidateRecord:
-    """The record once the child ended: how far it got decides what its end means."""
+def _build_over_budget(run: Run, candidate: PlannedCandidate) -> str | None:
+    """Why a slow-to-build candidate is not started under ``--budget-s``: its last build (recorded
+    by an earlier run) took longer than what is left."""
+    left = run.budget.left()
+    old = run.ledger.previous_candidate(candidate.id)
+    last = old.load_seconds if old is not None else None
+    if candidate.runner.slow_build and left is not None and last and last > left:
+        return (
+            f"not tried: its build took {last:.1f} s last time, more than the {left:.1f} s "
+            f"left of the run's --budget-s {run.budget.seconds:g} s"
+        )
+    return None
+
+
+def _ended(
+    record: CandidateRecord, result: Any, points: list[dict[str, Any]], screened: list[dict[str, Any]], threads: int
+) -> CandidateRecord:
+    """The record once the child ended: how far it got decides what its end means. A candidate
+    screened out is correct (``ok``) with its screen points as its profile, which says so."""
     profile = Profile(tuple(points), threads) if points else None
     if record.status == Status.PENDING:  # it never reached the verdict: the child's failure is the story
         record = replace(record, **outcome(result), profile=profile)
     elif record.status == Status.PROFILING:
-        if result.ok and points:
-            value = result.value
-            stop = Stop(value["stop"])
-            profile = Profile(tuple(points), value["threads"], value["stopped"], value.get("loaded_memory_mb"), stop)
+        value = result.value if result.ok else {}
+        stop = Stop(value["stop"]) if "stop" in value else None
+        kept = screened if stop is Stop.SCREENED else points
+        if stop is not None and kept:
+            profile = Profile(tuple(kept), value["threads"], value["stopped"], value.get("loaded_memory_mb"), stop)
             record = replace(record, status=Status.OK, profile=profile)
         else:
             failure = outcome(result)
@@ -261,27 +285,26 @@ def _reuse(run: Run, candidate: PlannedCandidate, record: CandidateRecord, judge
     record = replace(record, **judgement.fields(), cached=True)
     if judgement.status != Status.PROFILING:
         return record
-    if old.points:
-        return replace(record, status=Status.OK, profile=old.profile, load_seconds=old.load_seconds)
-    return None
+    if not old.points:
+        return None
+    profile = old.profile
+    if old.screened:  # screened out again only against this run's rivals, or measured again
+        mode = screen_mode(run.objective)
+        screen = [Point.from_dict(p) for p in old.points]
+        reason = mode and screen_verdict(screen, rivals(run), run.options.cutoff, mode)
+        if not reason:
+            return None
+        profile = replace(old.profile, stopped=reason)
+    return replace(record, status=Status.OK, profile=profile, load_seconds=old.load_seconds)
 
 
 def rivals(run: Run) -> dict[int, float]:
-    """The best throughput this run measured at or below each batch size: a batch of b can always
-    be served as smaller batches, so what a rival reached at b' <= b it can reach at b."""
-    best: dict[int, float] = {}
-    for cid in run.ledger.run_candidates:  # this run's, not stale records of an earlier model
-        record = run.ledger.candidates[cid]
-        if record.status != Status.OK:
-            continue
-        for point in record.points:
-            best[point["batch"]] = max(best.get(point["batch"], 0.0), point["throughput"])
-    envelope, running = {}, 0.0
-    for batch in run.profiler.batch_sizes():
-        running = max(running, best.get(batch, 0.0))
-        if running:
-            envelope[batch] = running
-    return envelope
+    """The envelope of what this run's fully profiled candidates reached (:func:`rival_envelope`);
+    screen points are never rivals."""
+    records = [run.ledger.candidates[cid] for cid in run.ledger.run_candidates]  # not stale ones of an earlier model
+    return rival_envelope(
+        (r.points for r in records if r.status == Status.OK and not r.screened), run.profiler.batch_sizes()
+    )
 
 
 def _record(run: Run, candidate: PlannedCandidate, record: CandidateRecord) -> CandidateRecord:

@@ -47,6 +47,7 @@ def best_default(run: Run, plan: Plan, runner: RunnerSpec, device: str) -> Plann
             and c.options == runner.defaults()
             and record is not None
             and record.status == Status.OK
+            and not record.screened
         ):
             point = objective.best_point(record.points)
             if point is not None:
@@ -91,7 +92,7 @@ def search_options(
                 record = _measured(run, plan, with_options(start, config), evaluate)
                 point = run.objective.best_point(record.points)
                 if record.status != Status.OK or point is None:
-                    return None
+                    return None  # a screened-out configuration gives its estimate
                 return {
                     m: point[m] for m in ("throughput", "p50_ms", "p99_ms", "memory_mb") if point.get(m) is not None
                 }

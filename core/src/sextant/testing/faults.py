@@ -4,7 +4,8 @@ gating and the profiler's cut-off.
 Each exporter reads the fake ``numpy-mlp`` source. ``full`` fails as a full disk does (``ENOSPC``,
 wrapped by the exporter); ``fat`` writes a correct artifact padded to fill a small file system (both only when named). ``SEXTANT_FAULTS=crash,hang`` registers only
 those named (default: every exporter). ``sleepy`` (only when named) adds a runner of fake graphs
-that sleeps 2 ms per call: correct, and far slower than its rivals. Options are fixed when the
+that sleeps 2 ms per call: correct, and far slower than its rivals. ``compiled`` (only when named)
+adds a runner of the source marked ``slow_build``, standing for one that compiles as it loads. Options are fixed when the
 catalog is built, in the parent, so a child started from a long-lived fork server sees this run's.
 """
 
@@ -51,6 +52,16 @@ def sextant_register_runners() -> list[RunnerSpec]:
     runners = [RunnerSpec("fault-graph", WRONG_GRAPH, load="sextant.testing.fake:load_graph")]
     if "sleepy" in (os.environ.get("SEXTANT_FAULTS") or ""):
         runners.append(RunnerSpec("fault-sleepy", GRAPH, load="sextant.testing.faults:load_sleepy"))
+    if "compiled" in (os.environ.get("SEXTANT_FAULTS") or ""):
+        runners.append(
+            RunnerSpec(
+                "fault-compiled",
+                SOURCE,
+                load="sextant.testing.fake:load_eager",
+                pickled="sextant.testing.fake:pickled",
+                slow_build=True,
+            )
+        )
     return runners
 
 

@@ -123,6 +123,7 @@ def sextant_register_runners() -> list[RunnerSpec]:
             requires=("torch",),
             check="sextant_torch.checks:check_compile",
             options=(Param("mode", "categorical", compile_modes, "default", "torch.compile mode"),),
+            slow_build=True,
             description="torch.compile (inductor)",
         ),
         RunnerSpec(

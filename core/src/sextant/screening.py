@@ -1,0 +1,174 @@
+"""Screening: a short look at each candidate before its full sweep, so that only candidates that
+can still win are profiled in full.
+
+Candidates are evaluated one after another (each in its own child, which holds the loaded runner),
+so this is a race against the best measured so far rather than rounds of halving. A candidate that
+passed correctness is first measured briefly (:func:`screen_config`: short warm-up, two short
+windows, no stability required) at the ends of its batch range: the smallest batch size and the
+largest under the throughput objective, the smallest alone under the latency objective. Its
+*estimate* is the better throughput of those. When the estimate is under ``cutoff`` (0.7 by
+default) of the best throughput a fully profiled rival reached, the candidate is screened out: it
+is recorded as ``screened`` with its screen points and the estimate in words, and it is never
+selected. Every other candidate gets the full sweep, with no cut-off on the way: the screen has
+already shown that it may win at some batch size, which a cut-off checked from batch 1 up could
+miss for a candidate that is slow at batch 1 and fastest at large batches. The winner's profile is
+therefore always a full one.
+
+A screened-out candidate could only have been picked by a full sweep if its best batch size beat
+both ends of its range by more than ``1 / cutoff`` (1.43× by default), or if load slowed its short
+screen by as much; ``core/tests/test_screening.py`` checks, with candidates of known speeds on a
+scripted clock, that screening never changes the pick.
+
+Objectives with constraints (a latency budget, a minimum throughput, a memory budget), the memory
+objective and custom weights are not screened: a throughput estimate says nothing about them. Their
+candidates are swept in full, with the older cut-off from batch 2 up (:func:`cutoff_reason`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Literal
+
+from sextant.profiler import MAX_BATCH, Clock, Point, ProfilerConfig, measure, sweep
+from sextant.records import CUTOFF_WORDS, SCREENED_WORDS, Stop
+
+if TYPE_CHECKING:
+    from sextant.jobs import ProfileOrder
+    from sextant.memory import MemorySource
+    from sextant.objective import Objective
+
+#: what the screen is judged on: the better end of the batch range, or batch 1 alone
+ScreenMode = Literal["throughput", "latency"]
+
+
+def screen_mode(objective: Objective) -> ScreenMode | None:
+    """How candidates are screened under ``objective``; ``None``: they are not."""
+    constrained = any(v is not None for v in (objective.max_p99_ms, objective.min_throughput, objective.max_memory_mb))
+    if constrained:
+        return None
+    if dict(objective.weights) == {"throughput": 1.0}:
+        return "throughput"
+    if dict(objective.weights) == {"p50_ms": 1.0} and objective.batch == 1:
+        return "latency"
+    return None
+
+
+def screen_config(config: ProfilerConfig) -> ProfilerConfig:
+    """The profiler's settings for a screen: a short warm-up, two short windows of at least two
+    calls, at most half a second per batch size, nothing measured again."""
+    return replace(
+        config,
+        warmup_s=min(config.warmup_s, 0.02),
+        window_s=min(config.window_s, 0.03),
+        min_calls=2,
+        stable_windows=2,
+        batch_budget_s=min(config.batch_budget_s, 0.5),
+        remeasure=0,
+    )
+
+
+def screen_batches(config: ProfilerConfig, mode: ScreenMode) -> list[int]:
+    """The batch sizes a screen measures; none when the full sweep has two sizes or fewer (then
+    the screen would cost as much as the sweep)."""
+    sizes = config.batch_sizes()
+    if len(sizes) <= 2:
+        return []
+    return [sizes[0]] if mode == "latency" else [sizes[0], sizes[-1]]
+
+
+def screen_verdict(points: list[Point], rivals: Mapping[int, float], cutoff: float, mode: ScreenMode) -> str | None:
+    """Why a candidate with these screen points is screened out, or ``None`` when it may still win.
+
+    ``rivals`` maps each batch size to the best throughput fully profiled rivals reached at or
+    below it (:func:`sextant.pipeline.candidates.rivals`)."""
+    if not points or not rivals or cutoff <= 0:
+        return None
+    if mode == "latency":
+        first = points[0]
+        best = rivals.get(first.batch)
+        if best and first.throughput < cutoff * best:
+            return (
+                f"{SCREENED_WORDS}: {first.throughput:.0f}/s at batch {first.batch} "
+                f"is under {cutoff:.0%} of the best so far there, {best:.0f}/s"
+            )
+        return None
+    estimate = max(p.throughput for p in points)
+    best = max(rivals.values())
+    if estimate < cutoff * best:
+        ends = ", ".join(f"batch {p.batch}: {p.throughput:.0f}/s" for p in points)
+        return f"{SCREENED_WORDS}: estimate {estimate:.0f}/s ({ends}) is under {cutoff:.0%} of the best so far, {best:.0f}/s"
+    return None
+
+
+def rival_envelope(profiles: Iterable[Iterable[Mapping[str, Any]]], batch_sizes: Iterable[int]) -> dict[int, float]:
+    """The best throughput the rivals' points (``Point`` dicts, one iterable per rival) reached at
+    or below each batch size: a batch of b can always be served as smaller batches, so what a rival
+    reached at b' <= b it can reach at b."""
+    best: dict[int, float] = {}
+    for points in profiles:
+        for point in points:
+            best[point["batch"]] = max(best.get(point["batch"], 0.0), point["throughput"])
+    envelope, running = {}, 0.0
+    for batch in batch_sizes:
+        running = max(running, best.get(batch, 0.0))
+        if running:
+            envelope[batch] = running
+    return envelope
+
+
+def cutoff_reason(point: Point, order: ProfileOrder) -> str | None:
+    """Why an unscreened sweep stops at ``point``: its throughput is under the cut-off share of the
+    best rival's at that batch size (batch 1 is always measured in full), else ``None``."""
+    rival = order.rivals.get(point.batch)
+    if point.batch >= 2 and rival and point.throughput < order.cutoff * rival:
+        return (
+            f"{CUTOFF_WORDS} ({point.throughput:.0f}/s at batch {point.batch} "
+            f"is under {order.cutoff:.0%} of the best so far, {rival:.0f}/s)"
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How profiling a candidate ended: why, in words and in one word."""
+
+    stopped: str
+    stop: Stop
+
+
+def profile_candidate(
+    make_infer: Callable[[int], Callable[[], Any]],
+    config: ProfilerConfig,
+    order: ProfileOrder,
+    report: Callable[[Point], None],
+    report_screen: Callable[[Point], None],
+    stages: Callable[[], Mapping[str, float]] | None = None,
+    *,
+    memory: MemorySource | None = None,
+    clock: Clock = time.perf_counter_ns,
+) -> Outcome:
+    """Screen the candidate (when ``order.screen`` says how), then sweep it in full unless it was
+    screened out: what a candidate's child runs once its outputs passed. Screen points go to
+    ``report_screen``, the sweep's to ``report``."""
+    if order.screen is not None:
+        short = screen_config(config)
+        points = []
+        for batch in screen_batches(config, order.screen):
+            point = measure(make_infer(batch), batch, short, stages, memory=memory, clock=clock)
+            report_screen(point)
+            points.append(point)
+        reason = screen_verdict(points, order.rivals, order.cutoff, order.screen)
+        if reason:
+            return Outcome(reason, Stop.SCREENED)
+        keep_going: Callable[[Point], str | None] = lambda point: None  # noqa: E731 - the screen decided
+    else:
+
+        def keep_going(point: Point) -> str | None:
+            return cutoff_reason(point, order)
+
+    stopped = sweep(make_infer, config, report, keep_going, stages, memory=memory, clock=clock)
+    if stopped.startswith(CUTOFF_WORDS):
+        return Outcome(stopped, Stop.CUTOFF)
+    return Outcome(stopped, Stop.MAX_BATCH if stopped.startswith(MAX_BATCH) else Stop.PLATEAU)

@@ -1,0 +1,147 @@
+"""Screening with candidates of known speeds, on a scripted clock: nothing here waits or depends on
+the machine. Each candidate is a function batch → milliseconds per call; its calls advance the
+clock by that much, and the profiler (the real one) measures exactly that."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+
+import pytest
+from sextant.jobs import ProfileOrder
+from sextant.objective import Objective
+from sextant.profiler import Point, ProfilerConfig
+from sextant.records import Stop
+from sextant.screening import (
+    profile_candidate,
+    rival_envelope,
+    screen_batches,
+    screen_mode,
+    screen_verdict,
+)
+
+CONFIG = ProfilerConfig(max_batch=64, window_s=0.02, warmup_s=0.005, batch_budget_s=1.0)
+
+#: milliseconds per call at batch b
+SPEEDS: dict[str, Callable[[int], float]] = {
+    "eager": lambda b: 2.0 + 0.5 * b,  # the reference: slow everywhere
+    "flat": lambda b: 0.5 + 0.1 * b,  # good at batch 1, 9,300/s at 64
+    "late": lambda b: 8.0 + 0.02 * b,  # slow at batch 1 (125/s), 4,700/s at 64
+    "steady": lambda b: 0.3 + 0.2 * b,  # best at batch 1, 4,900/s at 64
+    # the winner, at batch 8 (10,000/s), 1.26x the better end of its range (7,900/s at 64)
+    "peak": lambda b: 0.4 + 0.05 * b if b <= 8 else 0.4 + 0.12 * b,
+    "sleepy": lambda b: 20.0 + 2.0 * b,  # hopeless
+}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0
+
+    def __call__(self) -> int:
+        return self.now
+
+
+def profile(ms: Callable[[int], float], order: ProfileOrder, clock: Clock) -> tuple[list[Point], list[Point], Stop]:
+
+    def make_infer(batch: int):
+        def infer() -> None:
+            clock.now += round(ms(batch) * 1e6)
+
+        return infer
+
+    full: list[Point] = []
+    screen: list[Point] = []
+    outcome = profile_candidate(make_infer, CONFIG, order, full.append, screen.append, clock=clock)
+    return full, screen, outcome.stop
+
+
+def best_of(profiles: dict[str, list[Point]]) -> str:
+    return max(profiles, key=lambda name: max(p.throughput for p in profiles[name]))
+
+
+def race(
+    order_of_names: list[str], screen: str | None, cutoff: float = 0.7, speeds: dict = SPEEDS
+) -> tuple[str, dict[str, Stop], float]:
+    """Evaluate candidates one after another as the pipeline does (eager first, in full); returns
+    the pick, how each ended, and the seconds of scripted clock spent profiling."""
+    clock = Clock()
+    full: dict[str, list[Point]] = {}
+    stops: dict[str, Stop] = {}
+    for name in ["eager", *order_of_names]:
+        envelope = rival_envelope(([p.to_dict() for p in points] for points in full.values()), CONFIG.batch_sizes())
+        order = ProfileOrder(True, cutoff, envelope, screen if full else None)
+        points, _, stops[name] = profile(speeds[name], order, clock)
+        if points:
+            full[name] = points
+    return best_of(full), stops, clock.now / 1e9
+
+
+def test_screening_never_changes_the_pick_in_any_order():
+    names = [n for n in SPEEDS if n != "eager"]
+    everything, _, _ = race(names, screen=None, cutoff=0.0)  # every candidate swept in full
+    assert everything == "peak"
+    for order in itertools.permutations(names):
+        pick, stops, _ = race(list(order), screen="throughput")
+        assert pick == everything, order
+        assert stops[pick] in (Stop.MAX_BATCH, Stop.PLATEAU)  # the winner's profile is a full sweep
+        assert stops["sleepy"] is Stop.SCREENED
+
+
+def test_screening_saves_profiling_time_once_a_strong_rival_is_measured():
+    names = [n for n in SPEEDS if n != "eager"]
+    _, _, everything = race(names, screen=None, cutoff=0.0)
+    best_first = sorted(names, key=lambda n: -max(1000 * b / SPEEDS[n](b) for b in CONFIG.batch_sizes()))
+    _, stops, screened = race(best_first, screen="throughput")
+    assert sum(s is Stop.SCREENED for s in stops.values()) >= 2
+    assert screened < 0.6 * everything  # scripted seconds, not a timing
+
+
+def test_a_candidate_fastest_only_at_large_batches_is_kept():
+    """The older cut-off, checked from batch 2 up against the best so far, stops ``late`` at batch 2
+    when ``flat`` came first, though it would have won at 64; the screen sees batch 64 first."""
+    speeds = {"eager": SPEEDS["eager"], "flat": SPEEDS["flat"], "late": lambda b: 4.0 + 0.002 * b}  # 15,500/s at 64
+    assert race(["flat", "late"], screen=None, cutoff=0.0, speeds=speeds)[0] == "late"
+    pick, stops, _ = race(["flat", "late"], screen=None, speeds=speeds)  # the cut-off alone
+    assert stops["late"] is Stop.CUTOFF and pick == "flat"
+    pick, stops, _ = race(["flat", "late"], screen="throughput", speeds=speeds)
+    assert pick == "late" and stops["late"] in (Stop.MAX_BATCH, Stop.PLATEAU)
+
+
+def point(batch: int, throughput: float) -> Point:
+    return Point(batch, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0, throughput, 10, 2, True, 0.0)
+
+
+def test_the_verdict_names_the_estimate_and_the_best():
+    rivals = {1: 500.0, 8: 2000.0, 64: 3000.0}
+    reason = screen_verdict([point(1, 100.0), point(64, 1500.0)], rivals, 0.7, "throughput")
+    assert reason == (
+        "screened out: estimate 1500/s (batch 1: 100/s, batch 64: 1500/s) is under 70% of the best so far, 3000/s"
+    )
+    assert screen_verdict([point(1, 100.0), point(64, 2200.0)], rivals, 0.7, "throughput") is None  # 73 %: may win
+    assert screen_verdict([point(1, 300.0)], rivals, 0.7, "latency").startswith("screened out: 300/s at batch 1")
+    assert screen_verdict([point(1, 400.0)], rivals, 0.7, "latency") is None
+    assert screen_verdict([point(1, 1.0)], rivals, 0.0, "throughput") is None  # cut-off 0: never
+    assert screen_verdict([point(1, 1.0)], {}, 0.7, "throughput") is None  # nothing measured yet
+
+
+@pytest.mark.parametrize(
+    ("objective", "mode"),
+    [
+        (Objective.named("throughput"), "throughput"),
+        (Objective.named("latency"), "latency"),
+        (Objective.named("memory"), None),
+        (Objective.named("throughput", max_p99_ms=5.0), None),
+        (Objective({"throughput": 0.5, "p99_ms": 0.5}, name="custom"), None),
+    ],
+)
+def test_only_unconstrained_speed_objectives_are_screened(objective, mode):
+    assert screen_mode(objective) == mode
+
+
+def test_screen_batches_are_the_ends_of_the_range():
+    assert screen_batches(ProfilerConfig(max_batch=64), "throughput") == [1, 64]
+    assert screen_batches(ProfilerConfig(max_batch=48), "throughput") == [1, 48]
+    assert screen_batches(ProfilerConfig(max_batch=64), "latency") == [1]
+    assert screen_batches(ProfilerConfig(max_batch=2), "throughput") == []  # the sweep costs as much
+    assert screen_batches(ProfilerConfig(max_batch=8, min_batch=8), "throughput") == []
