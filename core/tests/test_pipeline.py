@@ -186,6 +186,16 @@ def test_a_candidate_that_cannot_win_is_screened_out(fault_catalog, options, sam
     assert again["candidates"]["fake-graph:fault-sleepy@cpu"]["profile"]["stop"] == "screened"
 
 
+def test_a_reference_that_cannot_be_selected_screens_nothing_out(fault_catalog, options, samples):
+    """With --runners naming only the slow runner, the eager reference runs but cannot be picked:
+    it is no rival, so the one competing candidate is swept in full and selected."""
+    options = replace(options, cutoff=0.7, runners=("fault-sleepy",))
+    status = run(fault_catalog("sleepy"), options, samples).status
+    assert status["reference_only"] == ["source:numpy-eager@cpu"]
+    assert status["candidates"]["fake-graph:fault-sleepy@cpu"]["profile"]["stop"] != "screened"
+    assert status["selection"]["best"] == "fake-graph:fault-sleepy@cpu"
+
+
 def test_a_constrained_objective_is_not_screened_but_cut_off(fault_catalog, options, samples):
     """A latency budget is not judged by a throughput screen: each candidate is swept, stopped
     from batch 2 up once it falls under the cut-off share of the best rival there."""

@@ -313,12 +313,14 @@ def candidate_row(c: Candidate) -> list[Cell]:
         label += ' <span class="tag">baseline</span>'
     if c.reference_only:
         label += ' <span class="tag">reference only</span>'
+    if r.screened:
+        label += ' <span class="tag">screened out</span>'
     status = f'<span class="badge {esc(r.status)}">{esc(r.status)}</span>' + (
         ' <span class="tag">cached</span>' if r.cached else ""
     )
     why = (r.reason or "").strip()
     if r.status == Status.OK and c.stopped:
-        why = f"profiling: {c.stopped}"
+        why = c.stopped if r.screened else f"profiling: {c.stopped}"
     return [
         Cell(str(c.rank) if c.rank else "", c.rank, "num"),
         Cell(label, c.id, "id"),

@@ -165,6 +165,7 @@ def optimize(
                     max_batch,
                     hash_path(workspace.inputs),
                     budget,
+                    frozenset(plan.reference_only),
                 )
                 _run_plan(run, plan, baseline, compare, verify_func, strategy)
             except BaseException:

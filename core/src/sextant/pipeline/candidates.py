@@ -299,9 +299,10 @@ def _reuse(run: Run, candidate: PlannedCandidate, record: CandidateRecord, judge
 
 
 def rivals(run: Run) -> dict[int, float]:
-    """The envelope of what this run's fully profiled candidates reached (:func:`rival_envelope`);
-    screen points are never rivals."""
-    records = [run.ledger.candidates[cid] for cid in run.ledger.run_candidates]  # not stale ones of an earlier model
+    """The envelope of what this run's fully profiled, competing candidates reached
+    (:func:`rival_envelope`): screen points are never rivals, nor is a reference that cannot be selected."""
+    ids = [cid for cid in run.ledger.run_candidates if cid not in run.reference_only]  # not stale ones either
+    records = [run.ledger.candidates[cid] for cid in ids]
     return rival_envelope(
         (r.points for r in records if r.status == Status.OK and not r.screened), run.profiler.batch_sizes()
     )

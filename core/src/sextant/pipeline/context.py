@@ -35,6 +35,8 @@ class Run:
     inputs_key: str
     #: the run's time (``--budget-s``), started with the run
     budget: Budget = field(default_factory=Budget)
+    #: candidates that only compute the reference (the plan's ``reference_only``): never rivals
+    reference_only: frozenset[str] = frozenset()
     #: :func:`~sextant.cache.code_fingerprint` by top-level package, computed once per run
     fingerprints: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
