@@ -1,0 +1,93 @@
+"""sextant plugin for OpenVINO on the CPU.
+
+Runners: ``openvino`` reads ONNX files (any the other plugins export or convert, and ONNX sources),
+``openvino-ir`` reads OpenVINO IR (``model.xml`` + ``model.bin``); both compile for OpenVINO's CPU
+plugin with the candidate's precision as its inference precision (fp32 is forced to f32, which
+OpenVINO would otherwise lower to bf16 on CPUs with AMX) and the performance hint, streams and
+threads as searchable options. Converter: a saved ``torch.export`` program (the torch plugin's
+``torch-export`` step, or a ``.pt2`` source) → IR through ``openvino.convert_model``.
+
+This module only declares specs: openvino (and torch, for the converter) are imported by the
+callables, in the child processes.
+"""
+
+from __future__ import annotations
+
+from sextant.api import ONNX, TORCH_EXPORTED, ConverterSpec, Format, Param, RunnerSpec, hookimpl
+
+#: OpenVINO's own model format: ``model.xml`` (the graph) beside ``model.bin`` (the weights)
+OPENVINO_IR = Format("openvino-ir")
+
+_NEEDS = ("openvino",)
+_INSTALL = "pip install sextant-openvino (it installs openvino from the package index)"
+
+#: fp32 runs as f32, bf16 and fp16 as OpenVINO's bf16 / f16 inference precision; whether a reduced
+#: one is planned is sextant's precision policy (``--precision``; ``auto``: where the CPU has it)
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+OPTIONS = (
+    Param(
+        "performance_hint",
+        "categorical",
+        ("latency", "throughput"),
+        "latency",
+        "OpenVINO's PERFORMANCE_HINT; under throughput a batch is split across the streams it creates",
+    ),
+    Param(
+        "num_streams",
+        "categorical",
+        (0, 1, 2, 4, 8),
+        0,
+        "NUM_STREAMS (parallel inference streams); 0: as the performance hint chooses",
+    ),
+    Param(
+        "inference_num_threads",
+        "categorical",
+        (0, 1, 2, 4, 8, 16),
+        0,
+        "INFERENCE_NUM_THREADS; 0: as many as sextant gives the runner",
+    ),
+)
+
+
+@hookimpl
+def sextant_register_converters() -> list[ConverterSpec]:
+    return [
+        ConverterSpec(
+            "openvino",
+            TORCH_EXPORTED,
+            OPENVINO_IR,
+            run="sextant_openvino.convert:from_exported_program",
+            requires=("openvino", "torch"),
+            install=_INSTALL,
+            description="openvino.convert_model on the torch.export program, saved as IR with fp32 weights",
+        ),
+    ]
+
+
+@hookimpl
+def sextant_register_runners() -> list[RunnerSpec]:
+    return [
+        RunnerSpec(
+            "openvino",
+            ONNX,
+            load="sextant_openvino.runner:load",
+            precisions=PRECISIONS,
+            requires=_NEEDS,
+            options=OPTIONS,
+            variants=({"performance_hint": "throughput"},),
+            install=_INSTALL,
+            description="OpenVINO's CPU plugin on the ONNX file (read by its ONNX frontend)",
+        ),
+        RunnerSpec(
+            "openvino-ir",
+            OPENVINO_IR,
+            load="sextant_openvino.runner:load",
+            precisions=PRECISIONS,
+            requires=_NEEDS,
+            options=OPTIONS,
+            variants=({"performance_hint": "throughput"},),
+            install=_INSTALL,
+            description="OpenVINO's CPU plugin on OpenVINO IR",
+        ),
+    ]

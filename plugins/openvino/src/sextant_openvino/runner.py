@@ -1,0 +1,121 @@
+"""The OpenVINO runner: an ONNX file or OpenVINO IR compiled for OpenVINO's CPU plugin.
+
+The compile properties come from :mod:`sextant_openvino.config`. After compiling, the runner reads
+back the inference precision OpenVINO chose: where it is not the one asked for (f16 on a CPU
+without AVX512-FP16 or AMX-FP16, which OpenVINO silently runs in f32) loading fails, so that no
+candidate is measured under a precision it does not compute. Outputs are named as the signature
+names them (:mod:`sextant_openvino.naming`) and copied out of OpenVINO's buffers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import openvino as ov
+from sextant.api import ModelLoadError, RunnerRequest, SampleError, StepError
+
+from sextant_openvino.batches import join, split, splittable
+from sextant_openvino.config import CompileConfig, compile_config
+from sextant_openvino.errors import reason
+from sextant_openvino.naming import port_names
+
+DEVICE = "CPU"
+
+
+class OpenVINORunner:
+    """Runs one compiled model; with several streams, a batch's parts at once (:mod:`.batches`)."""
+
+    def __init__(self, request: RunnerRequest) -> None:
+        if request.device != "cpu":
+            raise StepError(f"the OpenVINO runner runs on the CPU, not {request.device}")
+        self.config: CompileConfig = compile_config(request)
+        core = ov.Core()
+        model = read(core, request)
+        try:
+            self.compiled = core.compile_model(model, DEVICE, self.config.properties())
+        except Exception as exc:  # OpenVINO raises RuntimeError subclasses of its own
+            raise ModelLoadError(
+                f"OpenVINO cannot compile {request.artifact.name} for the CPU: {reason(exc)}",
+                hint="An operation may be missing from OpenVINO's CPU plugin; the other runners may take the model.",
+            ) from exc
+        check_precision(self.compiled, self.config)
+        self.signature = request.signature
+        self.inputs = port_names(self.compiled.inputs, request.signature.input_names)
+        self.outputs = port_names(self.compiled.outputs, request.signature.output_names)
+        self.request = self.compiled.create_infer_request()
+        jobs = int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+        self.streams = Streams(self.compiled, jobs, self.outputs) if jobs > 1 and splittable(self.signature) else None
+
+    def _feed(self, inputs: Mapping[str, np.ndarray]) -> dict[int, np.ndarray]:
+        if set(inputs) != set(self.inputs):
+            unknown, missing = sorted(set(inputs) - set(self.inputs)), sorted(set(self.inputs) - set(inputs))
+            raise SampleError(
+                f"the OpenVINO model takes the inputs {self.inputs}"
+                + (f"; it has none named {unknown}" if unknown else "")
+                + (f"; {missing} not given" if missing else "")
+            )
+        return {self.inputs.index(name): np.ascontiguousarray(array) for name, array in inputs.items()}
+
+    def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self.streams is not None:
+            parts = split(inputs, self.streams.jobs, self.signature)
+            if len(parts) > 1:
+                return join(self.streams.run([self._feed(part) for part in parts]))
+        results = self.request.infer(self._feed(inputs), share_inputs=True, share_outputs=False)
+        return {name: np.asarray(results[i]) for i, name in enumerate(self.outputs)}
+
+    def close(self) -> None:
+        self.streams = self.request = self.compiled = None
+
+
+class Streams:
+    """``jobs`` infer requests that run at once, one part of a batch each."""
+
+    def __init__(self, compiled: Any, jobs: int, outputs: list[str]) -> None:
+        self.jobs = jobs
+        self.outputs = outputs
+        self.queue = ov.AsyncInferQueue(compiled, jobs)
+        self.queue.set_callback(self._collect)
+        self.results: dict[int, dict[str, np.ndarray]] = {}
+
+    def _collect(self, request: Any, index: int) -> None:
+        self.results[index] = {name: request.get_output_tensor(i).data.copy() for i, name in enumerate(self.outputs)}
+
+    def run(self, feeds: list[dict[int, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+        """Each feed's outputs, in the feeds' order."""
+        self.results = {}
+        for index, feed in enumerate(feeds):
+            self.queue.start_async(feed, userdata=index, share_inputs=True)
+        self.queue.wait_all()
+        return [self.results[index] for index in range(len(feeds))]
+
+
+def read(core: Any, request: RunnerRequest) -> Any:
+    """The model of ``request.artifact`` (ONNX, or IR with its ``.bin`` beside it)."""
+    path = request.artifact
+    if path.suffix == ".xml" and not path.with_suffix(".bin").exists():
+        raise ModelLoadError(f"OpenVINO IR {path.name} has no weights file {path.with_suffix('.bin').name} beside it")
+    try:
+        return core.read_model(str(path))
+    except Exception as exc:
+        raise ModelLoadError(
+            f"OpenVINO cannot read {path.name}: {reason(exc)}",
+            hint="OpenVINO reads ONNX files and IR (.xml beside .bin); check the file is whole and valid.",
+        ) from exc
+
+
+def check_precision(compiled: Any, config: CompileConfig) -> None:
+    """Fail when OpenVINO compiled another inference precision than the candidate's."""
+    got = compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
+    if got != config.inference_precision:
+        raise StepError(
+            f"OpenVINO's CPU plugin runs {got}, not {config.inference_precision}, on this CPU "
+            "(it has no native support for that precision), so this candidate would not compute what it claims",
+            hint="Leave this precision out of --precision (auto plans only what the CPU computes natively).",
+        )
+
+
+def load(request: RunnerRequest) -> OpenVINORunner:
+    return OpenVINORunner(request)
