@@ -4,10 +4,12 @@ properties read back from OpenVINO, the precision policy, and clear failures."""
 from __future__ import annotations
 
 import importlib.metadata
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import onnx
+import openvino as ov
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 from sextant.api import ONNX, ModelLoadError, RunnerRequest, SampleError, Signature, StepError, TensorSpec
@@ -17,7 +19,7 @@ from sextant.plugins import load_catalog
 from sextant.testing.contracts import check_light_start_up, check_plugin, check_runner
 from sextant_openvino.batches import join, split, splittable
 from sextant_openvino.config import compile_config
-from sextant_openvino.runner import load
+from sextant_openvino.runner import check_precision, load
 
 RNG = np.random.default_rng(0)
 W1 = RNG.standard_normal((16, 32)).astype(np.float32)
@@ -130,11 +132,11 @@ def test_options_reach_openvino(model, options, hint, streams, threads):
 
 
 @pytest.mark.parametrize(
-    ("precision", "expected"), [("fp32", "f32"), ("bf16", "bf16"), ("fp16", "f16"), ("int8", "f32")]
+    ("precision", "expected"), [("fp32", "f32"), ("bf16", "bf16"), ("fp16", "f32"), ("int8", "f32")]
 )
 def test_the_inference_precision_follows_the_candidates(model, precision, expected):
-    """Never OpenVINO's default (bf16 on AMX CPUs): an int8 artifact carries its quantisation in the
-    graph, and the rest of it runs in f32."""
+    """Never OpenVINO's default (bf16 on AMX CPUs): an fp16 or int8 artifact carries its precision in
+    the graph, and the rest of it runs in f32."""
     props = compile_config(request(model, precision=precision, shared=True)).properties()
     assert props == {
         "INFERENCE_PRECISION_HINT": expected,
@@ -159,13 +161,17 @@ def test_bf16_computes_bf16_or_is_refused(model):
     assert 1e-5 < error < 0.1 * np.abs(expected["hidden"]).max()  # rounded to bf16, not f32, and close
 
 
-def test_fp16_where_the_cpu_has_none_is_refused(model):
-    if precision_unavailable_reason("fp16", "cpu") is None:
-        runner = load(request(model, precision="fp16"))  # AMX-FP16 / AVX512-FP16: OpenVINO computes f16
-        assert runner.compiled.get_property("INFERENCE_PRECISION_HINT").to_string() == "f16"
-        return
-    with pytest.raises(StepError, match="runs f32, not f16, on this CPU"):
-        load(request(model, precision="fp16"))
+def test_a_precision_openvino_does_not_compile_is_refused(model):
+    """OpenVINO falls back to f32 silently where a CPU lacks a precision (f16 on most x86 CPUs):
+    the runner reads back what was compiled and refuses the candidate instead of measuring f32."""
+    asked = replace(compile_config(request(model)), inference_precision="f16")
+    compiled = ov.Core().compile_model(str(model), "CPU", asked.properties())
+    got = compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
+    if got == "f16":
+        pytest.skip("this CPU computes f16 (AMX-FP16 or AVX512-FP16): OpenVINO compiled what was asked")
+    with pytest.raises(StepError, match=rf"runs {got}, not f16, on this CPU \("):
+        check_precision(compiled, asked)
+    check_precision(compiled, replace(asked, inference_precision=got))  # what was compiled passes
 
 
 def _catalog():
@@ -184,9 +190,7 @@ def test_bf16_is_planned_only_as_the_precision_policy_allows():
     }
     auto_plain = plan(("fp32", "bf16", "fp16"), {"avx512f"})  # --precision auto on a CPU without bf16
     assert all(c.precision == "fp32" for c in auto_plain.candidates)
-    skipped = dict(auto_plain.skipped)
-    assert "no native bf16" in skipped["source:openvino/bf16@cpu"]
-    assert "no native fp16" in skipped["source:openvino/fp16@cpu"]
+    assert "no native bf16" in dict(auto_plain.skipped)["source:openvino/bf16@cpu"]
     auto_amx = plan(("fp32", "bf16", "fp16"), {"avx512f", "amx_bf16"})  # ... and on one with AMX-BF16
     assert {c.id for c in auto_amx.candidates if c.precision == "bf16"} == {
         "source:openvino/bf16@cpu",

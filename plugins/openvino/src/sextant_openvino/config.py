@@ -6,7 +6,7 @@ can be read, logged and tested without compiling anything.
 The inference precision follows the candidate's precision, never OpenVINO's default: on a CPU
 with AMX or AVX512-BF16 OpenVINO lowers float models to bf16 by itself, which an fp32 candidate
 must not do (its outputs are judged under fp32's tolerance). A reduced-precision artifact (an
-int8-quantised ONNX file) carries its precision in the graph; the rest of it runs in f32.
+int8-quantised or fp16 ONNX file) carries its precision in the graph; the rest of it runs in f32.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from sextant.api import RunnerRequest, UsageError
 
 #: sextant's precision → OpenVINO's INFERENCE_PRECISION_HINT (other precisions: f32)
-INFERENCE_PRECISION = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
+INFERENCE_PRECISION = {"fp32": "f32", "bf16": "bf16"}
 #: the ``performance_hint`` option → OpenVINO's PERFORMANCE_HINT
 PERFORMANCE_HINT = {"latency": "LATENCY", "throughput": "THROUGHPUT"}
 

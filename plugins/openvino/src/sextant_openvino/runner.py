@@ -1,9 +1,9 @@
 """The OpenVINO runner: an ONNX file or OpenVINO IR compiled for OpenVINO's CPU plugin.
 
 The compile properties come from :mod:`sextant_openvino.config`. After compiling, the runner reads
-back the inference precision OpenVINO chose: where it is not the one asked for (f16 on a CPU
-without AVX512-FP16 or AMX-FP16, which OpenVINO silently runs in f32) loading fails, so that no
-candidate is measured under a precision it does not compute. Outputs are named as the signature
+back the inference precision OpenVINO chose: where it is not the one asked for (bf16 on a CPU
+where OpenVINO has none, which it would silently run in f32) loading fails, so that no candidate
+is measured under a precision it does not compute. Outputs are named as the signature
 names them (:mod:`sextant_openvino.naming`) and copied out of OpenVINO's buffers.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import openvino as ov
-from sextant.api import ModelLoadError, RunnerRequest, SampleError, StepError
+from sextant.api import ModelLoadError, RunnerRequest, SampleError, StepError, cpu_model
 
 from sextant_openvino.batches import join, split, splittable
 from sextant_openvino.config import CompileConfig, compile_config
@@ -111,8 +111,8 @@ def check_precision(compiled: Any, config: CompileConfig) -> None:
     got = compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
     if got != config.inference_precision:
         raise StepError(
-            f"OpenVINO's CPU plugin runs {got}, not {config.inference_precision}, on this CPU "
-            "(it has no native support for that precision), so this candidate would not compute what it claims",
+            f"OpenVINO's CPU plugin runs {got}, not {config.inference_precision}, on this CPU ({cpu_model()}), "
+            "so this candidate would not compute what it claims",
             hint="Leave this precision out of --precision (auto plans only what the CPU computes natively).",
         )
 
