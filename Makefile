@@ -4,16 +4,16 @@
 PYTHON ?= python3
 PIP_FLAGS ?= -q --disable-pip-version-check -c constraints.txt
 VENV := .venv
-DISTS := core plugins/torch plugins/onnx plugins/search plugins/tensorflow plugins/tensorrt plugins/triton
+DISTS := core plugins/torch plugins/onnx plugins/search plugins/tensorflow plugins/tensorrt plugins/triton plugins/openvino
 DEMO_WS ?= sextant-workspace/mlp
 
-.PHONY: browser postgres demo envs test test-core test-torch test-onnx test-search test-tensorflow test-tensorrt test-triton test-template test-_template test-all test-architectures install clean
+.PHONY: browser postgres demo envs test test-core test-torch test-onnx test-search test-tensorflow test-tensorrt test-openvino test-triton test-template test-_template test-all test-architectures install clean
 
 # one environment with every distribution (editable), for the demo and the cross-distribution tests
 $(VENV)/.installed: $(foreach d,$(DISTS),$(d)/pyproject.toml) constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install $(PIP_FLAGS) --upgrade pip
-	$(VENV)/bin/pip install $(PIP_FLAGS) -e './core[report,test]' -e ./plugins/torch[test,onnx,pipelines] -e './plugins/onnx[cpu,test]' -e './plugins/search[test]' -e './plugins/tensorflow[cpu,onnx,test]' -e './plugins/tensorrt[test]' -e ./plugins/triton
+	$(VENV)/bin/pip install $(PIP_FLAGS) -e './core[report,test]' -e ./plugins/torch[test,onnx,pipelines] -e './plugins/onnx[cpu,test]' -e './plugins/search[test]' -e './plugins/tensorflow[cpu,onnx,test]' -e './plugins/tensorrt[test]' -e ./plugins/triton -e ./plugins/openvino
 	touch $@
 
 install: $(VENV)/.installed
@@ -33,7 +33,7 @@ dist_of = $(if $(filter core,$(1)),,'./plugins/$(1)[test$(if $(filter onnx tenso
 	.venv-$*/bin/pip install $(PIP_FLAGS) ./core[test] $(call dist_of,$*)
 	touch $@
 
-test-core test-torch test-onnx test-search test-tensorflow test-tensorrt test-_template: test-%: .venv-%/.installed
+test-core test-torch test-onnx test-search test-tensorflow test-tensorrt test-openvino test-_template: test-%: .venv-%/.installed
 	.venv-$*/bin/pip install $(PIP_FLAGS) --no-deps --force-reinstall ./core $(call dist_of,$*)
 	.venv-$*/bin/python -m pytest $(if $(filter core,$*),core/tests,plugins/$*/tests)
 
@@ -88,12 +88,12 @@ test-architectures: install
 
 # the environments first, two at a time (installing is mostly unpacking and compiling, one core each;
 # apt-get, which takes a system-wide lock, stays in the sequential part), then the suites one by one
-ENVS := $(VENV)/.installed $(foreach d,core _template search torch onnx tensorflow tensorrt triton,.venv-$(d)/.installed)
+ENVS := $(VENV)/.installed $(foreach d,core _template search torch onnx tensorflow tensorrt openvino triton,.venv-$(d)/.installed)
 
 envs:
 	$(MAKE) -j2 $(ENVS)
 
-test: envs test-core test-template test-search test-torch test-onnx test-tensorflow test-tensorrt test-triton test-all
+test: envs test-core test-template test-search test-torch test-onnx test-tensorflow test-tensorrt test-openvino test-triton test-all
 
 clean:
-	rm -rf $(VENV) .venv-core .venv-_template .venv-search .venv-torch .venv-onnx .venv-tensorflow .venv-tensorrt .venv-triton sextant-workspace
+	rm -rf $(VENV) .venv-core .venv-_template .venv-search .venv-torch .venv-onnx .venv-tensorflow .venv-tensorrt .venv-openvino .venv-triton sextant-workspace
