@@ -216,6 +216,31 @@ def test_a_bad_artifact_fails_clearly(model, tmp_path):
         load(request(model, device="cuda"))
 
 
+@pytest.mark.parametrize("hint", ["latency", "throughput"])
+def test_a_scalar_input_beside_the_batch(tmp_path, hint):
+    """A 0-d input (a scale, a timestep) stays 0-d, and under throughput goes whole to every part."""
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["x", "scale"], ["y"])],
+        "scaled",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3]),
+            helper.make_tensor_value_info("scale", TensorProto.FLOAT, []),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])],
+    )
+    path = tmp_path / "scaled.onnx"
+    onnx.save_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    signature = Signature(
+        (TensorSpec("x", "float32", (None, 3)), TensorSpec("scale", "float32", (), batched=False)),
+        (TensorSpec("y", "float32", (None, 3)),),
+    )
+    runner = load(RunnerRequest(path, signature, threads=2, options={"performance_hint": hint}))
+    x = np.arange(12, dtype=np.float32).reshape(4, 3)[:, ::-1]  # not C-contiguous: copied in order
+    out = runner.infer({"x": x, "scale": np.array(2.0, np.float32)})
+    np.testing.assert_array_equal(out["y"], x * 2)
+    runner.close()
+
+
 def test_batches_split_and_join():
     signature = Signature(
         (TensorSpec("x", "float32", (None, 3)), TensorSpec("table", "float32", (4,), batched=False)),

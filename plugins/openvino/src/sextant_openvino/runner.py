@@ -56,7 +56,7 @@ class OpenVINORunner:
                 + (f"; it has none named {unknown}" if unknown else "")
                 + (f"; {missing} not given" if missing else "")
             )
-        return {self.inputs.index(name): np.ascontiguousarray(array) for name, array in inputs.items()}
+        return {self.inputs.index(name): _contiguous(array) for name, array in inputs.items()}
 
     def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         if self.streams is not None:
@@ -90,6 +90,12 @@ class Streams:
             self.queue.start_async(feed, userdata=index, share_inputs=True)
         self.queue.wait_all()
         return [self.results[index] for index in range(len(feeds))]
+
+
+def _contiguous(array: np.ndarray) -> np.ndarray:
+    """``array`` in C order (np.ascontiguousarray would make a 0-d input, a scale or a timestep, 1-d)."""
+    array = np.asarray(array)
+    return array if array.flags.c_contiguous else array.copy(order="C")
 
 
 def read(core: Any, request: RunnerRequest) -> Any:
