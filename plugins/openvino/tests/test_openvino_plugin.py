@@ -112,13 +112,14 @@ def test_outputs_match_numpy_at_every_batch_size(model, hint):
         ({"performance_hint": "throughput"}, "THROUGHPUT", 2, 2),  # 2 threads: 2 streams of one thread
         ({"num_streams": 2}, "LATENCY", 2, 2),
         ({"performance_hint": "throughput", "num_streams": 1}, "THROUGHPUT", 1, 2),
-        ({"inference_num_threads": 1}, "LATENCY", 1, 1),
+        ({"inference_num_threads": 1, "cpu_pinning": True}, "LATENCY", 1, 1),
     ],
 )
 def test_options_reach_openvino(model, options, hint, streams, threads):
     runner = load(request(model, options=options))
     compiled = runner.compiled
     assert str(compiled.get_property("PERFORMANCE_HINT")) == hint
+    assert compiled.get_property("ENABLE_CPU_PINNING") is options.get("cpu_pinning", False)
     assert int(compiled.get_property("NUM_STREAMS")) == streams
     assert int(compiled.get_property("INFERENCE_NUM_THREADS")) == threads
     # fp32 is asked for by name (OpenVINO's default on AMX CPUs is bf16) and is what it compiled
@@ -144,6 +145,9 @@ def test_the_inference_precision_follows_the_candidates(model, precision, expect
         "INFERENCE_NUM_THREADS": "2",
         "ENABLE_CPU_PINNING": "NO",  # a pipeline's other parts run between the calls
     }
+    pinned = compile_config(request(model, options={"cpu_pinning": True}))
+    assert pinned.properties()["ENABLE_CPU_PINNING"] == "YES"
+    assert not compile_config(request(model, options={"cpu_pinning": True}, shared=True)).cpu_pinning
 
 
 def test_bf16_computes_bf16_or_is_refused(model):

@@ -43,6 +43,14 @@ OPTIONS = (
         "NUM_STREAMS (parallel inference streams); 0: as the performance hint chooses",
     ),
     Param(
+        "cpu_pinning",
+        "categorical",
+        (False, True),
+        False,
+        "ENABLE_CPU_PINNING: pin inference threads to cores (OpenVINO's own default on Linux; a pinned thread "
+        "waits for its core when another process holds it, so off unless measured faster)",
+    ),
+    Param(
         "inference_num_threads",
         "categorical",
         (0, 1, 2, 4, 8, 16),

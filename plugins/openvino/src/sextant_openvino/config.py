@@ -29,7 +29,7 @@ class CompileConfig:
     performance_hint: str
     threads: int
     num_streams: int | None = None
-    cpu_pinning: bool | None = None
+    cpu_pinning: bool = False
 
     def properties(self) -> dict[str, str]:
         """The ``config`` of ``openvino.Core.compile_model``."""
@@ -40,16 +40,16 @@ class CompileConfig:
         }
         if self.num_streams is not None:
             props["NUM_STREAMS"] = str(self.num_streams)
-        if self.cpu_pinning is not None:
-            props["ENABLE_CPU_PINNING"] = "YES" if self.cpu_pinning else "NO"
+        props["ENABLE_CPU_PINNING"] = "YES" if self.cpu_pinning else "NO"
         return props
 
 
 def compile_config(request: RunnerRequest) -> CompileConfig:
     """The compile properties for ``request``: its precision, its options, its threads.
 
-    A runner that shares its process with other work (``request.shared``) does not pin its threads
-    to cores, which the rest of a pipeline needs too.
+    Threads are pinned to cores only when the ``cpu_pinning`` option asks (OpenVINO pins by default
+    on Linux, which on a machine shared with other processes made a 2-thread call several times
+    slower), and never in a runner that shares its process with other work (``request.shared``).
     """
     options = request.options
     hint = options.get("performance_hint", "latency")
@@ -61,5 +61,5 @@ def compile_config(request: RunnerRequest) -> CompileConfig:
         performance_hint=PERFORMANCE_HINT[hint],
         threads=int(options.get("inference_num_threads") or request.threads),
         num_streams=streams or None,
-        cpu_pinning=False if request.shared else None,
+        cpu_pinning=bool(options.get("cpu_pinning", False)) and not request.shared,
     )
