@@ -71,25 +71,23 @@ class OpenVINORunner:
 
 
 class Streams:
-    """``jobs`` infer requests that run at once, one part of a batch each."""
+    """``jobs`` infer requests started together, one part of a batch each, then awaited in order."""
 
     def __init__(self, compiled: Any, jobs: int, outputs: list[str]) -> None:
         self.jobs = jobs
         self.outputs = outputs
-        self.queue = ov.AsyncInferQueue(compiled, jobs)
-        self.queue.set_callback(self._collect)
-        self.results: dict[int, dict[str, np.ndarray]] = {}
-
-    def _collect(self, request: Any, index: int) -> None:
-        self.results[index] = {name: request.get_output_tensor(i).data.copy() for i, name in enumerate(self.outputs)}
+        self.requests = [compiled.create_infer_request() for _ in range(jobs)]
 
     def run(self, feeds: list[dict[int, np.ndarray]]) -> list[dict[str, np.ndarray]]:
-        """Each feed's outputs, in the feeds' order."""
-        self.results = {}
-        for index, feed in enumerate(feeds):
-            self.queue.start_async(feed, userdata=index, share_inputs=True)
-        self.queue.wait_all()
-        return [self.results[index] for index in range(len(feeds))]
+        """Each feed's outputs, in the feeds' order (at most ``jobs`` feeds)."""
+        started = list(zip(self.requests, feeds))
+        for request, feed in started:
+            request.start_async(feed, share_inputs=True)
+        results = []
+        for request, _ in started:
+            request.wait()
+            results.append({name: request.get_output_tensor(i).data.copy() for i, name in enumerate(self.outputs)})
+        return results
 
 
 def _contiguous(array: np.ndarray) -> np.ndarray:
