@@ -1,0 +1,411 @@
+"""Triton Model Navigator against `sextant optimize`: the same three models and samples, one tool after
+the other per model; the wall time of each, each one's pick, and each pick's speed at batch 1 and 32
+and its error against eager torch, re-measured in fresh processes on inputs neither tool saw.
+
+    python benchmarks/vs_navigator.py [mlp resnet transformer] [--windows 5] [--window-s 0.5]
+        [--navigator-venv .venv-navigator] [--navigator-profile JSON] [--keep DIR]
+
+Navigator (``triton-model-navigator==0.14.0``) lives in an environment of its own, made on first use
+and reused while its stamp matches (``--navigator-venv``, default ``.venv-navigator``): its plain
+install fails on a CPU machine (it requires tensorrt, onnxruntime-gpu and nvidia-modelopt), so it is
+installed with ``--no-deps`` and then ``navigator/requirements.txt``, its dependencies less those.
+It runs through ``navigator/run.py`` in that environment: ``nav.torch.optimize(model, samples,
+target_device=CPU)`` with its default profile (``--navigator-profile`` gives
+``OptimizationProfile`` fields instead), after the two changes it needs without a GPU (see there).
+
+Per model: each tool's wall time (a process of its own: start-up, imports and the model's build
+included) and where it went (sextant: the ``seconds`` of status.json's steps and candidates;
+Navigator: the ``Execution time`` of each command in its navigator.log), each pick, and per batch
+the milliseconds per call of eager torch and of each pick, each in a fresh process loading the pick
+the tool's own way (``sextant.load(ws).best().load()``; ``nav.package.load_from_workspace(ws)
+.get_runner()``), timed by the same code (``navigator/measure.py``): one warm-up window, then the
+median of ``--windows`` windows of ``--window-s`` seconds. The max abs error is against eager torch
+on the same fresh inputs. Then, for the MLP, a GEMM-bound check: the sextant pick's FLOP/s at its
+best batch against torch's fp32 matmul rate on the MLP's own layer shapes at that batch, with
+sextant's thread count. Goals: sextant's wall time <= 1/5 of Navigator's, its pick never slower
+than Navigator's, always correct; the MLP's pick at >= 70 % of the matmul rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from _run import ROOT, cpu
+from _run import optimize as sextant_optimize
+
+NAVIGATOR = "triton-model-navigator==0.14.0"
+HERE = ROOT / "benchmarks" / "navigator"
+REQUIREMENTS = HERE / "requirements.txt"
+STAMP = "sextant-navigator.stamp"
+MODELS = ("mlp", "resnet", "transformer")
+BATCHES = (1, 32)
+SEED = 7  # the fresh inputs' seed (the examples' samples use 0)
+
+TIME_SEXTANT = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import numpy as np, measure, sextant
+name, workspace, batch, seed, windows, window_s = sys.argv[2:]
+ex = measure.example(name)
+package = sextant.load(workspace)
+signature = package.status["signature"]
+runner = package.best().load(trust_source=True)
+inputs = measure.fresh_inputs(ex.samples()[0], int(batch), int(seed))
+feed = inputs if isinstance(inputs, dict) else {signature["inputs"][0]["name"]: inputs}
+reference = measure.eager(ex.build(), inputs)
+out = runner.infer(feed)
+got = [np.asarray(out[o["name"]]) for o in signature["outputs"]]
+seconds = measure.seconds_per_call(lambda: runner.infer(feed), int(windows), float(window_s))
+runner.close()
+print(json.dumps(measure.result(got, reference, seconds)))
+"""
+
+TIME_EAGER = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import measure, torch
+name, batch, seed, windows, window_s = sys.argv[2:]
+ex = measure.example(name)
+model = ex.build()
+inputs = measure.fresh_inputs(ex.samples()[0], int(batch), int(seed))
+seconds = measure.seconds_per_call(lambda: measure.eager(model, inputs), int(windows), float(window_s))
+print(json.dumps({"seconds": seconds, "max_abs_error": 0.0, "within_fp32": True}))
+"""
+
+GEMM = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import measure, torch
+batch, windows, window_s = int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+linears = [m for m in measure.example("mlp").build().modules() if isinstance(m, torch.nn.Linear)]
+flops = sum(2 * m.in_features * m.out_features for m in linears)
+weights = [torch.randn(m.in_features, m.out_features) for m in linears]
+x = torch.randn(batch, linears[0].in_features)
+def chain():
+    h = x
+    for w in weights:
+        h = torch.mm(h, w)
+square = torch.randn(1024, 1024)
+rates = {}
+for threads in sorted({int(t) for t in sys.argv[5:]}):
+    torch.set_num_threads(threads)
+    with torch.inference_mode():
+        layers = measure.seconds_per_call(chain, windows, window_s)
+        big = measure.seconds_per_call(lambda: torch.mm(square, square), windows, window_s)
+    rates[threads] = {"layers": flops * batch / min(layers), "square": 2 * 1024**3 / min(big)}
+print(json.dumps({"flops_per_sample": flops, "rates": rates}))
+"""
+
+
+@dataclass(frozen=True)
+class Timing:
+    """A fresh process's timing of one pick at one batch: seconds per call of each window, its max
+    abs error against eager and whether every element is within sextant's fp32 tolerance (atol 1e-4
+    or rtol 1e-3); ``error`` when the process failed."""
+
+    seconds: tuple[float, ...] = ()
+    max_abs_error: float | None = None
+    within_fp32: bool = False
+    error: str | None = None
+
+    @property
+    def ms(self) -> float:
+        return statistics.median(self.seconds) * 1e3
+
+    def describe(self, error: bool = True) -> str:
+        if self.error:
+            return f"failed: {self.error}"
+        spread = f"[{min(self.seconds) * 1e3:.3f}-{max(self.seconds) * 1e3:.3f}]"
+        if not error:
+            return f"{self.ms:.3f} ms {spread}"
+        verdict = "" if self.within_fp32 else ", outside fp32 tolerance"
+        return f"{self.ms:.3f} ms {spread} err {self.max_abs_error:.1e}{verdict}"
+
+
+def child(argv: list[str], timeout: float = 900) -> Timing:
+    """Run a timing process; its last stdout line is a JSON ``{seconds, max_abs_error}``."""
+    try:
+        result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return Timing(error=f"timed out after {timeout:.0f} s")
+    lines = result.stdout.strip().splitlines()
+    if result.returncode != 0 or not lines:
+        return Timing(error=tail(result.stderr, 1))
+    doc = json.loads(lines[-1])
+    return Timing(tuple(doc["seconds"]), doc["max_abs_error"], doc["within_fp32"])
+
+
+def tail(text: str, lines: int) -> str:
+    kept = [line for line in text.strip().splitlines() if line.strip()][-lines:]
+    return " | ".join(line.strip()[:300] for line in kept) or "no output"
+
+
+def navigator_python(venv: Path) -> Path:
+    """Navigator's environment's Python, made first (``--no-deps``, then the requirements) when its
+    stamp does not match what this script installs."""
+    python = venv / "bin" / "python"
+    stamp = hashlib.sha256(f"{NAVIGATOR}\n{REQUIREMENTS.read_text()}".encode()).hexdigest()
+    if python.exists() and (venv / STAMP).is_file() and (venv / STAMP).read_text() == stamp:
+        return python
+    print(f"installing {NAVIGATOR} into {venv} (once; a few minutes) ...", flush=True)
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+    pip = [str(python), "-m", "pip", "install", "-q", "-c", str(ROOT / "constraints.txt")]
+    for args in (["--no-deps", NAVIGATOR], ["-r", str(REQUIREMENTS)]):
+        done = subprocess.run([*pip, *args], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"installing Navigator failed (pip {' '.join(args)}):\n{done.stderr[-3000:]}")
+    (venv / STAMP).write_text(stamp)
+    return python
+
+
+def navigator_steps(log: Path) -> list[tuple[str, float, str | None]]:
+    """Each command of a navigator.log: its name and what it ran on, its seconds, and the first
+    exception its traceback names (``None`` when it had none). A command runs from ``Command 'X'
+    started`` to ``Execution time: N[s]``, then its memory report's ``Model key:``/``Runner:``
+    lines name what it ran on."""
+    steps: list[list] = []
+    if not log.is_file():
+        return []
+    for line in log.read_text(errors="replace").splitlines():
+        if m := re.search(r"Command '(\w+)' started", line):
+            steps.append([m.group(1), [], 0.0, None])
+        elif steps and (m := re.search(r"Execution time: ([\d.]+)\[s\]", line)):
+            steps[-1][2] = float(m.group(1))
+        elif steps and (m := re.search(r"(?:Model key|Runner): (\S+)", line)):
+            steps[-1][1].append(m.group(1))
+        elif steps and steps[-1][3] is None and (m := re.match(r"([\w.]+(?:Error|Exception)): (.+)", line)):
+            steps[-1][3] = f"{m.group(1).rsplit('.', 1)[-1]}: {m.group(2)[:110]}"
+    return [(f"{name}[{'/'.join(on)}]" if on else name, seconds, error) for name, on, seconds, error in steps]
+
+
+def sextant_steps(status: dict) -> list[tuple[str, float]]:
+    """Each step and candidate of a status.json with its recorded seconds."""
+    return [
+        (cid, record["seconds"])
+        for kind in ("steps", "candidates")
+        for cid, record in status[kind].items()
+        if record.get("seconds")
+    ]
+
+
+def where(steps: list[tuple[str, float]], groups: dict[str, str], top: int = 4) -> str:
+    """Seconds by group (the first regex of ``groups`` that a step's name matches), then the
+    largest single steps."""
+    totals: dict[str, float] = defaultdict(float)
+    for name, seconds in steps:
+        group = next((g for g, pattern in groups.items() if re.search(pattern, name)), "other")
+        totals[group] += seconds
+    by_group = ", ".join(f"{g} {s:.1f}" for g, s in sorted(totals.items(), key=lambda i: -i[1]))
+    largest = ", ".join(f"{n} {s:.1f}" for n, s in sorted(steps, key=lambda i: -i[1])[:top])
+    return f"{by_group} s; largest: {largest} s"
+
+
+NAV_GROUPS = {"export": r"^Export|GraphSurgeon", "correctness": r"^Correctness", "profiling": r"^Performance"}
+SEXTANT_GROUPS = {"candidates (load, check, profile)": r"@", "exports/conversions": r"."}
+
+
+def run_navigator(python: Path, name: str, work: Path, profile: str, timeout: float) -> tuple[float, dict, list]:
+    """Navigator's optimize in its own process, stopped after ``timeout`` seconds: wall seconds,
+    run.py's result, its commands (:func:`navigator_steps`)."""
+    workspace, result = work / "navigator", work / "navigator.json"
+    argv = [str(python), str(HERE / "run.py"), "optimize", name, str(workspace), str(result), "--profile", profile]
+    start = time.perf_counter()
+    with open(work / "navigator.out", "w") as out:
+        try:
+            returncode = subprocess.run(
+                argv, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, timeout=timeout
+            ).returncode
+        except subprocess.TimeoutExpired:
+            returncode = None
+    wall = time.perf_counter() - start
+    doc = json.loads(result.read_text()) if result.is_file() else {}
+    if returncode is None:
+        doc["error"] = f"stopped by this script after {timeout:.0f} s (--navigator-timeout)"
+    elif returncode != 0 and "error" not in doc:
+        doc["error"] = f"exit {returncode}"
+    if "error" in doc:
+        log = workspace / "navigator.log"
+        doc["log_tail"] = tail(
+            log.read_text(errors="replace") if log.is_file() else (work / "navigator.out").read_text(), 8
+        )
+    return wall, doc, navigator_steps(workspace / "navigator.log")
+
+
+def speed(t: Timing) -> str:
+    return "-" if t.error else f"{t.ms:.3f} ms"
+
+
+def correct(t: Timing) -> str:
+    return "-" if t.error else ("yes" if t.within_fp32 else "NO")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("models", nargs="*", default=list(MODELS), help=f"some of {', '.join(MODELS)}")
+    parser.add_argument("--windows", type=int, default=5)
+    parser.add_argument("--window-s", type=float, default=0.5)
+    parser.add_argument("--navigator-venv", type=Path, default=ROOT / ".venv-navigator")
+    parser.add_argument(
+        "--navigator-profile",
+        help="Navigator's OptimizationProfile fields as JSON; default: max_batch_size = sextant's default max batch "
+        "size; '{}' for Navigator's own defaults (on CPU: batch sizes doubling up to 2**30 until throughput stops "
+        "growing)",
+    )
+    parser.add_argument("--navigator-timeout", type=float, default=1800, help="seconds for one Navigator optimize")
+    parser.add_argument("--keep", type=Path, help="keep both tools' workspaces under this folder")
+    args = parser.parse_args()
+    if unknown := set(args.models) - set(MODELS):
+        parser.error(f"unknown {', '.join(sorted(unknown))}; known: {', '.join(MODELS)}")
+    nav_python = navigator_python(args.navigator_venv.resolve())
+    if args.navigator_profile is None:
+        import sextant
+
+        args.navigator_profile = json.dumps({"max_batch_size": sextant.OptimizeOptions().max_batch_size})
+    print(f"CPU: {cpu()}; load average {os.getloadavg()[0]:.1f} at start", flush=True)
+    print(f"Navigator: nav.torch.optimize(target_device=CPU, optimization_profile={args.navigator_profile})")
+    print(
+        f"each model: Navigator's optimize, then sextant's, then the timings (eager, Navigator's pick, sextant's "
+        f"pick, alternating per batch); ms per call: median [min-max] of {args.windows} windows of {args.window_s} s",
+        flush=True,
+    )
+    root = args.keep or Path(tempfile.mkdtemp(prefix="vs-navigator-"))
+    window = [str(args.windows), str(args.window_s)]
+    summary = []
+    try:
+        for name in args.models:
+            work = root / name
+            shutil.rmtree(work, ignore_errors=True)
+            work.mkdir(parents=True)
+            print(f"\n{name} (examples/{name}.py)", flush=True)
+
+            nav_wall, nav, nav_steps = run_navigator(
+                nav_python, name, work, args.navigator_profile, args.navigator_timeout
+            )
+            pick = nav.get("pick")
+            print(
+                f"  navigator: wall {nav_wall:6.1f} s (optimize() {nav.get('seconds', 0):.1f} s); pick {describe(pick)}"
+            )
+            for step, _, error in nav_steps:
+                if error:
+                    print(f"    failed: {step}: {error}")
+            if "error" in nav:
+                print(f"    stopped: {nav['error'][:400]}\n    log: {nav.get('log_tail', '')}")
+            if nav_steps:
+                print(f"    time: {where([(n, sec) for n, sec, _ in nav_steps], NAV_GROUPS)}", flush=True)
+
+            ws = work / "sextant"
+            sx_wall, _ = sextant_optimize(f"examples/{name}.py:build", ws, "--samples", f"examples/{name}.py:samples")
+            status = json.loads((ws / "status.json").read_text())
+            best = status["selection"]["best"]
+            point = status["candidates"][best]["best_point"]
+            print(
+                f"  sextant:   wall {sx_wall:6.1f} s (run {status['run']['seconds']:.1f} s); pick {best} "
+                f"(its profile: {point['throughput']:,.0f}/s at batch {point['batch']})"
+            )
+            for kind in ("steps", "candidates"):
+                for cid, record in status[kind].items():
+                    if record["status"] in ("failed", "incorrect"):
+                        print(f"    {record['status']}: {cid}: {(record.get('reason') or '').strip()[:150]}")
+            print(f"    time: {where(sextant_steps(status), SEXTANT_GROUPS)}")
+            ratio = sx_wall / nav_wall
+            print(f"  wall time sextant/navigator: {ratio:.2f} (goal <= 0.20)", flush=True)
+
+            row = {"model": name, "ratio": ratio, "batches": {}}
+            for batch in BATCHES:
+                common = [str(batch), str(SEED), *window]
+                eager = child([sys.executable, "-c", TIME_EAGER, str(HERE), name, *common])
+                navt = (
+                    child([str(nav_python), str(HERE / "run.py"), "time", name, str(work / "navigator"), *common])
+                    if pick
+                    else Timing(error="no pick")
+                )
+                sxt = child([sys.executable, "-c", TIME_SEXTANT, str(HERE), name, str(ws), *common])
+                row["batches"][batch] = (navt, sxt)
+                vs = f"; sextant's pick {navt.ms / sxt.ms:.2f}x as fast" if not (navt.error or sxt.error) else ""
+                print(
+                    f"  batch {batch:2d}: eager {eager.describe(error=False)} | navigator {navt.describe()} | "
+                    f"sextant {sxt.describe()}{vs}",
+                    flush=True,
+                )
+            if name == "mlp":
+                row["gemm"] = gemm_check(ws, status, point["batch"], window)
+            summary.append(row)
+    finally:
+        if args.keep is None:
+            shutil.rmtree(root, ignore_errors=True)
+
+    print("\nsummary (goals: wall ratio <= 0.20; sextant's pick never slower; correct: within fp32 tolerance)")
+    for row in summary:
+        cells = []
+        for batch, (navt, sxt) in row["batches"].items():
+            faster = "-" if navt.error or sxt.error else ("ok" if sxt.ms <= navt.ms else "SLOWER")
+            cells.append(
+                f"b{batch}: nav {speed(navt)}, sextant {speed(sxt)} {faster}, correct nav {correct(navt)} "
+                f"sextant {correct(sxt)}"
+            )
+        ratio = f"{row['ratio']:.2f} {'ok' if row['ratio'] <= 0.2 else 'MISSED'}"
+        print(f"  {row['model']:12s} wall ratio {ratio}; " + "; ".join(cells))
+        if gemm := row.get("gemm"):
+            print(f"  {'':12s} {gemm}")
+
+
+def describe(pick: dict | None) -> str:
+    """Navigator's pick: model and runner, its runner settings, its own best profiled point."""
+    if not pick:
+        return "none"
+    config = {k: v for k, v in pick.get("runner_config", {}).items() if k != "device" and v is not None}
+    settings = f" {config}" if config else ""
+    best = max(pick["profile"], key=lambda p: p["throughput"], default=None)
+    profiled = f" (its profile: {best['throughput']:,.0f}/s at batch {best['batch']})" if best else ""
+    return f"{pick['model']} on {pick['runner']}{settings}{profiled}"
+
+
+def gemm_check(ws: Path, status: dict, batch: int, window: list[str]) -> str:
+    """The MLP's sextant pick at its best batch against torch's fp32 matmul on the MLP's own layer
+    shapes at that batch (and 1024x1024x1024 for scale), with sextant's thread count (and one thread,
+    for scale). Both the best window: the machine is shared, and the least disturbed window is the
+    nearest to what each can do."""
+    threads = status["host"]["threads"]
+    pick = child([sys.executable, "-c", TIME_SEXTANT, str(HERE), "mlp", str(ws), str(batch), str(SEED), *window])
+    result = subprocess.run(
+        [sys.executable, "-c", GEMM, str(HERE), str(batch), *window, str(threads), "1"],
+        capture_output=True,
+        text=True,
+    )
+    if pick.error or result.returncode != 0:
+        line = f"GEMM check failed: {pick.error or tail(result.stderr, 3)}"
+    else:
+        gemm = json.loads(result.stdout.strip().splitlines()[-1])
+        rates = gemm["rates"]
+        per_sample = gemm["flops_per_sample"]
+        throughput = batch / min(pick.seconds)
+        achieved = per_sample * throughput
+        share = achieved / rates[str(threads)]["layers"]
+        one = f"; at 1 thread {rates['1']['layers'] / 1e9:.1f}" if str(threads) != "1" else ""
+        line = (
+            f"GEMM check: sextant's pick at batch {batch}: {throughput:,.0f}/s x {per_sample / 1e6:.3f} MFLOP = "
+            f"{achieved / 1e9:.1f} GFLOP/s; torch fp32 matmul on the MLP's layer shapes at batch {batch}, "
+            f"{threads} threads (sextant's): {rates[str(threads)]['layers'] / 1e9:.1f} GFLOP/s "
+            f"(1024^3: {rates[str(threads)]['square'] / 1e9:.1f}{one}, 1024^3 {rates['1']['square'] / 1e9:.1f}); "
+            f"share {share:.0%} (goal >= 70%); best windows; the pick's runner settings: "
+            f"{status['candidates'][status['selection']['best']].get('options') or 'none'}"
+        )
+    print(f"  {line}", flush=True)
+    return line
+
+
+if __name__ == "__main__":
+    main()
