@@ -3,27 +3,36 @@ the other per model; the wall time of each, each one's pick, and each pick's spe
 and its error against eager torch, re-measured in fresh processes on inputs neither tool saw.
 
     python benchmarks/vs_navigator.py [mlp resnet transformer] [--windows 5] [--window-s 0.5]
-        [--navigator-venv .venv-navigator] [--navigator-profile JSON] [--keep DIR]
+        [--navigator-venv .venv-navigator] [--navigator-profile JSON] [--navigator-timeout 1800]
+        [--keep DIR]
 
 Navigator (``triton-model-navigator==0.14.0``) lives in an environment of its own, made on first use
 and reused while its stamp matches (``--navigator-venv``, default ``.venv-navigator``): its plain
 install fails on a CPU machine (it requires tensorrt, onnxruntime-gpu and nvidia-modelopt), so it is
 installed with ``--no-deps`` and then ``navigator/requirements.txt``, its dependencies less those.
-It runs through ``navigator/run.py`` in that environment: ``nav.torch.optimize(model, samples,
-target_device=CPU)`` with its default profile (``--navigator-profile`` gives
-``OptimizationProfile`` fields instead), after the two changes it needs without a GPU (see there).
+It runs through ``navigator/run.py`` in that environment, after the two changes it needs without a
+GPU (see there): ``nav.torch.optimize(model, samples, target_device=CPU, optimization_profile=
+OptimizationProfile(max_batch_size=64))``. The bound is sextant's default max batch size: on CPU
+Navigator does not search for one (it does only for CUDA), so by default it profiles batch sizes
+1, 2, 4, ... up to 2**30 until throughput stops growing, which on this machine ran past 15 minutes
+for the MLP. ``--navigator-profile '{}'`` gives Navigator's own defaults, other JSON other
+``OptimizationProfile`` fields; ``--navigator-timeout`` stops a Navigator run that takes too long
+(its log's end is printed). Everything else is Navigator's default, including its torch runners'
+autocast (``TorchConfig(autocast=True)``: bfloat16 on CPU, which makes them slow where the CPU has
+no native bfloat16 and far less exact than fp32); ``--navigator-fp32`` turns it off.
 
 Per model: each tool's wall time (a process of its own: start-up, imports and the model's build
 included) and where it went (sextant: the ``seconds`` of status.json's steps and candidates;
-Navigator: the ``Execution time`` of each command in its navigator.log), each pick, and per batch
-the milliseconds per call of eager torch and of each pick, each in a fresh process loading the pick
-the tool's own way (``sextant.load(ws).best().load()``; ``nav.package.load_from_workspace(ws)
-.get_runner()``), timed by the same code (``navigator/measure.py``): one warm-up window, then the
-median of ``--windows`` windows of ``--window-s`` seconds. The max abs error is against eager torch
-on the same fresh inputs. Then, for the MLP, a GEMM-bound check: the sextant pick's FLOP/s at its
-best batch against torch's fp32 matmul rate on the MLP's own layer shapes at that batch, with
-sextant's thread count. Goals: sextant's wall time <= 1/5 of Navigator's, its pick never slower
-than Navigator's, always correct; the MLP's pick at >= 70 % of the matmul rate.
+Navigator: the ``Execution time`` of each command in its navigator.log, and the exception of each
+command that failed), each pick, and per batch the milliseconds per call of eager torch and of each
+pick, each in a fresh process loading the pick the tool's own way
+(``sextant.load(ws).best().load()``; ``nav.package.load_from_workspace(ws).get_runner()``), timed
+by the same code (``navigator/measure.py``): one warm-up window, then the median of ``--windows``
+windows of ``--window-s`` seconds. The error is the max abs difference from eager torch on the same
+fresh inputs; "correct" is every element within sextant's fp32 tolerance (atol 1e-4 or rtol 1e-3).
+Then, for the MLP, a GEMM-bound check (:func:`gemm_check`). Goals: sextant's wall time <= 1/5 of
+Navigator's, its pick never slower than Navigator's, always correct; the MLP's pick at >= 70 % of
+the machine's matmul rate.
 """
 
 from __future__ import annotations
@@ -217,11 +226,14 @@ NAV_GROUPS = {"export": r"^Export|GraphSurgeon", "correctness": r"^Correctness",
 SEXTANT_GROUPS = {"candidates (load, check, profile)": r"@", "exports/conversions": r"."}
 
 
-def run_navigator(python: Path, name: str, work: Path, profile: str, timeout: float) -> tuple[float, dict, list]:
+def run_navigator(
+    python: Path, name: str, work: Path, profile: str, fp32: bool, timeout: float
+) -> tuple[float, dict, list]:
     """Navigator's optimize in its own process, stopped after ``timeout`` seconds: wall seconds,
     run.py's result, its commands (:func:`navigator_steps`)."""
     workspace, result = work / "navigator", work / "navigator.json"
     argv = [str(python), str(HERE / "run.py"), "optimize", name, str(workspace), str(result), "--profile", profile]
+    argv += ["--fp32"] if fp32 else []
     start = time.perf_counter()
     with open(work / "navigator.out", "w") as out:
         try:
@@ -232,15 +244,17 @@ def run_navigator(python: Path, name: str, work: Path, profile: str, timeout: fl
             returncode = None
     wall = time.perf_counter() - start
     doc = json.loads(result.read_text()) if result.is_file() else {}
+    doc["finished"] = returncode == 0
     if returncode is None:
         doc["error"] = f"stopped by this script after {timeout:.0f} s (--navigator-timeout)"
     elif returncode != 0 and "error" not in doc:
         doc["error"] = f"exit {returncode}"
     if "error" in doc:
         log = workspace / "navigator.log"
-        doc["log_tail"] = tail(
-            log.read_text(errors="replace") if log.is_file() else (work / "navigator.out").read_text(), 8
-        )
+        text = log.read_text(errors="replace") if log.is_file() else (work / "navigator.out").read_text()
+        # its own lines, less the memory report it writes after every command, message only
+        lines = [line.split(" - ", 1)[-1] for line in text.splitlines() if "gpu_memory.py" not in line]
+        doc["log_tail"] = tail("\n".join(lines), 6)
     return wall, doc, navigator_steps(workspace / "navigator.log")
 
 
@@ -264,6 +278,11 @@ def main() -> None:
         "size; '{}' for Navigator's own defaults (on CPU: batch sizes doubling up to 2**30 until throughput stops "
         "growing)",
     )
+    parser.add_argument(
+        "--navigator-fp32",
+        action="store_true",
+        help="turn off the autocast (bfloat16 on CPU) that Navigator's torch runners use by default",
+    )
     parser.add_argument("--navigator-timeout", type=float, default=1800, help="seconds for one Navigator optimize")
     parser.add_argument("--keep", type=Path, help="keep both tools' workspaces under this folder")
     args = parser.parse_args()
@@ -275,7 +294,11 @@ def main() -> None:
 
         args.navigator_profile = json.dumps({"max_batch_size": sextant.OptimizeOptions().max_batch_size})
     print(f"CPU: {cpu()}; load average {os.getloadavg()[0]:.1f} at start", flush=True)
-    print(f"Navigator: nav.torch.optimize(target_device=CPU, optimization_profile={args.navigator_profile})")
+    fp32 = ", custom_configs=[Torch/TorchScript/TorchExport config(autocast=False)]" if args.navigator_fp32 else ""
+    print(
+        f"Navigator: nav.torch.optimize(target_device=CPU, optimization_profile={args.navigator_profile}{fp32})"
+        + ("" if fp32 else "; its torch runners autocast to bfloat16 (its default)")
+    )
     print(
         f"each model: Navigator's optimize, then sextant's, then the timings (eager, Navigator's pick, sextant's "
         f"pick, alternating per batch); ms per call: median [min-max] of {args.windows} windows of {args.window_s} s",
@@ -292,11 +315,13 @@ def main() -> None:
             print(f"\n{name} (examples/{name}.py)", flush=True)
 
             nav_wall, nav, nav_steps = run_navigator(
-                nav_python, name, work, args.navigator_profile, args.navigator_timeout
+                nav_python, name, work, args.navigator_profile, args.navigator_fp32, args.navigator_timeout
             )
             pick = nav.get("pick")
             print(
-                f"  navigator: wall {nav_wall:6.1f} s (optimize() {nav.get('seconds', 0):.1f} s); pick {describe(pick)}"
+                f"  navigator: wall {nav_wall:6.1f} s"
+                + (f" (optimize() {nav['seconds']:.1f} s)" if "seconds" in nav else "")
+                + f"; pick {describe(pick)}"
             )
             for step, _, error in nav_steps:
                 if error:
@@ -321,7 +346,8 @@ def main() -> None:
                         print(f"    {record['status']}: {cid}: {(record.get('reason') or '').strip()[:150]}")
             print(f"    time: {where(sextant_steps(status), SEXTANT_GROUPS)}")
             ratio = sx_wall / nav_wall
-            print(f"  wall time sextant/navigator: {ratio:.2f} (goal <= 0.20)", flush=True)
+            unfinished = " (Navigator did not finish: an upper bound)" if not nav["finished"] else ""
+            print(f"  wall time sextant/navigator: {ratio:.2f}{unfinished} (goal <= 0.20)", flush=True)
 
             row = {"model": name, "ratio": ratio, "batches": {}}
             for batch in BATCHES:
@@ -375,9 +401,10 @@ def describe(pick: dict | None) -> str:
 
 def gemm_check(ws: Path, status: dict, batch: int, window: list[str]) -> str:
     """The MLP's sextant pick at its best batch against torch's fp32 matmul on the MLP's own layer
-    shapes at that batch (and 1024x1024x1024 for scale), with sextant's thread count (and one thread,
-    for scale). Both the best window: the machine is shared, and the least disturbed window is the
-    nearest to what each can do."""
+    shapes at that batch (and 1024x1024x1024 for scale), at sextant's thread count and at one
+    thread. The share is against the faster of the two: on a shared machine torch's threads can
+    lose more to each other than they gain. Each is its best window: the least disturbed one is
+    the nearest to what each can do."""
     threads = status["host"]["threads"]
     pick = child([sys.executable, "-c", TIME_SEXTANT, str(HERE), "mlp", str(ws), str(batch), str(SEED), *window])
     result = subprocess.run(
@@ -389,19 +416,20 @@ def gemm_check(ws: Path, status: dict, batch: int, window: list[str]) -> str:
         line = f"GEMM check failed: {pick.error or tail(result.stderr, 3)}"
     else:
         gemm = json.loads(result.stdout.strip().splitlines()[-1])
-        rates = gemm["rates"]
         per_sample = gemm["flops_per_sample"]
         throughput = batch / min(pick.seconds)
         achieved = per_sample * throughput
-        share = achieved / rates[str(threads)]["layers"]
-        one = f"; at 1 thread {rates['1']['layers'] / 1e9:.1f}" if str(threads) != "1" else ""
+        rates = ", ".join(
+            f"{n} thread{'s' if n != '1' else ''} {r['layers'] / 1e9:.1f} GFLOP/s (1024^3: {r['square'] / 1e9:.1f})"
+            for n, r in gemm["rates"].items()
+        )
+        machine = max(r["layers"] for r in gemm["rates"].values())
+        options = status["candidates"][status["selection"]["best"]].get("options") or {}
         line = (
             f"GEMM check: sextant's pick at batch {batch}: {throughput:,.0f}/s x {per_sample / 1e6:.3f} MFLOP = "
-            f"{achieved / 1e9:.1f} GFLOP/s; torch fp32 matmul on the MLP's layer shapes at batch {batch}, "
-            f"{threads} threads (sextant's): {rates[str(threads)]['layers'] / 1e9:.1f} GFLOP/s "
-            f"(1024^3: {rates[str(threads)]['square'] / 1e9:.1f}{one}, 1024^3 {rates['1']['square'] / 1e9:.1f}); "
-            f"share {share:.0%} (goal >= 70%); best windows; the pick's runner settings: "
-            f"{status['candidates'][status['selection']['best']].get('options') or 'none'}"
+            f"{achieved / 1e9:.1f} GFLOP/s (its settings: {options or 'defaults'}); torch fp32 matmul on the MLP's "
+            f"layer shapes at batch {batch}: {rates} (sextant uses {threads}); share of the faster: "
+            f"{achieved / machine:.0%} (goal >= 70%); best windows"
         )
     print(f"  {line}", flush=True)
     return line

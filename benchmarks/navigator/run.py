@@ -1,7 +1,7 @@
 """Triton Model Navigator's side of benchmarks/vs_navigator.py, run by the Python of Navigator's own
 environment (``.venv-navigator``).
 
-    run.py optimize EXAMPLE WORKSPACE RESULT [--profile JSON]
+    run.py optimize EXAMPLE WORKSPACE RESULT [--profile JSON] [--fp32]
     run.py time EXAMPLE WORKSPACE BATCH SEED WINDOWS WINDOW_S
 
 ``optimize`` calls ``nav.torch.optimize(model, samples, target_device=CPU, workspace=...)`` on
@@ -9,7 +9,9 @@ environment (``.venv-navigator``).
 and writes RESULT (JSON): the seconds ``optimize`` took, its pick (``package.get_best_runtime()``:
 model key, format, runner, the pick's own profile), every (model, runner)'s correctness and
 performance status, or the error that stopped it. ``--profile`` gives ``OptimizationProfile``
-fields (default: Navigator's defaults).
+fields (default: Navigator's defaults). ``--fp32`` turns off the autocast of its torch runners
+(``TorchConfig``, ``TorchScriptConfig``, ``TorchExportConfig`` with ``autocast=False``): by default
+they run under ``torch.autocast``, which on CPU is bfloat16.
 
 ``time`` loads the package from WORKSPACE (``nav.package.load_from_workspace``, the source model
 given back with ``load_source_model`` for a pick that runs it), takes its runner
@@ -49,7 +51,7 @@ def to_torch(sample):
     return torch.from_numpy(sample)
 
 
-def optimize(name: str, workspace: str, result_path: str, profile: str | None) -> None:
+def optimize(name: str, workspace: str, result_path: str, profile: str | None, fp32: bool) -> None:
     ex = measure.example(name)
     model = ex.build()
     dataloader = [to_torch(s) for s in ex.samples()]
@@ -62,6 +64,13 @@ def optimize(name: str, workspace: str, result_path: str, profile: str | None) -
             target_device=nav.DeviceKind.CPU,
             workspace=workspace,
             optimization_profile=nav.OptimizationProfile(**json.loads(profile)) if profile else None,
+            custom_configs=[
+                nav.TorchConfig(autocast=False),
+                nav.TorchScriptConfig(autocast=False),
+                nav.TorchExportConfig(autocast=False),
+            ]
+            if fp32
+            else None,
         )
     except Exception as exc:  # noqa: BLE001 - what stopped Navigator is the result here
         result["seconds"] = time.perf_counter() - start
@@ -127,7 +136,7 @@ def main() -> None:
     command, *args = sys.argv[1:]
     if command == "optimize":
         profile = args[args.index("--profile") + 1] if "--profile" in args else None
-        optimize(*args[:3], profile)
+        optimize(*args[:3], profile, "--fp32" in args)
     elif command == "time":
         name, workspace, batch, seed, windows, window_s = args
         time_pick(name, workspace, int(batch), int(seed), int(windows), float(window_s))
