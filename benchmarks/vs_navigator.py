@@ -195,7 +195,7 @@ def navigator_steps(log: Path) -> list[tuple[str, float, str | None]]:
             steps[-1][2] = float(m.group(1))
         elif steps and (m := re.search(r"(?:Model key|Runner): (\S+)", line)):
             steps[-1][1].append(m.group(1))
-        elif steps and steps[-1][3] is None and (m := re.match(r"([\w.]+(?:Error|Exception)): (.+)", line)):
+        elif steps and steps[-1][3] is None and (m := re.match(r"([\w.]+(?:Error|Exception|Fail)): (.+)", line)):
             steps[-1][3] = f"{m.group(1).rsplit('.', 1)[-1]}: {m.group(2)[:110]}"
     return [(f"{name}[{'/'.join(on)}]" if on else name, seconds, error) for name, on, seconds, error in steps]
 
