@@ -144,7 +144,8 @@ def optimize(
         max_batch = options.max_batch_size  # until the samples say otherwise
         with Isolator(preload=_preload(plan), server_log=workspace.path / "logs" / "forkserver.log") as isolator:
             try:
-                isolator.start()  # it imports the heavy modules while the samples are saved
+                if not previous:  # a first run: the server imports the heavy modules while the samples are saved;
+                    isolator.start()  # a re-run may need no child at all, and starts it on first use
                 max_batch = prepared.max_batch
                 for note in prepared.notes:
                     ledger.note(note)
