@@ -75,29 +75,23 @@ def sextant_register_converters() -> list[ConverterSpec]:
     ]
 
 
+def _runner(name: str, consumes: Format, reads: str) -> RunnerSpec:
+    return RunnerSpec(
+        name,
+        consumes,
+        load="sextant_openvino.runner:load",
+        precisions=PRECISIONS,
+        requires=_NEEDS,
+        options=OPTIONS,
+        variants=({"performance_hint": "throughput"},),
+        install=_INSTALL,
+        description=f"OpenVINO's CPU plugin on {reads}",
+    )
+
+
 @hookimpl
 def sextant_register_runners() -> list[RunnerSpec]:
     return [
-        RunnerSpec(
-            "openvino",
-            ONNX,
-            load="sextant_openvino.runner:load",
-            precisions=PRECISIONS,
-            requires=_NEEDS,
-            options=OPTIONS,
-            variants=({"performance_hint": "throughput"},),
-            install=_INSTALL,
-            description="OpenVINO's CPU plugin on the ONNX file (read by its ONNX frontend)",
-        ),
-        RunnerSpec(
-            "openvino-ir",
-            OPENVINO_IR,
-            load="sextant_openvino.runner:load",
-            precisions=PRECISIONS,
-            requires=_NEEDS,
-            options=OPTIONS,
-            variants=({"performance_hint": "throughput"},),
-            install=_INSTALL,
-            description="OpenVINO's CPU plugin on OpenVINO IR",
-        ),
+        _runner("openvino", ONNX, "the ONNX file (read by its ONNX frontend)"),
+        _runner("openvino-ir", OPENVINO_IR, "OpenVINO IR"),
     ]
