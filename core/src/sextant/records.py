@@ -265,6 +265,11 @@ class CandidateRecord:
     def screened(self) -> bool:
         return self.profile is not None and self.profile.screened
 
+    @property
+    def profiled_in_full(self) -> bool:
+        """Correct and swept in full: it competes, and is a rival to the candidates after it."""
+        return self.status == Status.OK and not self.screened
+
     def to_json(self) -> dict[str, Any]:
         out = _to_json(self)
         out["options"] = dict(self.options)

@@ -64,10 +64,7 @@ def select(
     eligible = [
         cid
         for cid, r in ranked.items()
-        if (competing is None or cid in competing)
-        and r.status == Status.OK
-        and not r.screened
-        and r.best_point is not None
+        if (competing is None or cid in competing) and r.profiled_in_full and r.best_point is not None
     ]
     base = ranked[baseline].best_point if baseline in ranked else None
     order = objective.rank([ranked[cid].best_point for cid in eligible], base)

@@ -226,7 +226,7 @@ def _note_screened(run: Run) -> None:
     records = [run.ledger.candidates[c] for c in run.ledger.run_candidates]
     screened = sum(r.status == Status.OK and r.screened for r in records)
     if screened:
-        full = sum(r.status == Status.OK for r in records) - screened
+        full = sum(r.profiled_in_full for r in records)
         run.ledger.note(
             f"{screened} correct candidates were screened out by a short measurement at the ends of the batch "
             f"range (each under {run.options.cutoff:.0%} of the best measured so far; `sextant inspect` gives "

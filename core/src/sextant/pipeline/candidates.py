@@ -303,9 +303,7 @@ def rivals(run: Run) -> dict[int, float]:
     (:func:`rival_envelope`): screen points are never rivals, nor is a reference that cannot be selected."""
     ids = [cid for cid in run.ledger.run_candidates if cid not in run.reference_only]  # not stale ones either
     records = [run.ledger.candidates[cid] for cid in ids]
-    return rival_envelope(
-        (r.points for r in records if r.status == Status.OK and not r.screened), run.profiler.batch_sizes()
-    )
+    return rival_envelope((r.points for r in records if r.profiled_in_full), run.profiler.batch_sizes())
 
 
 def _record(run: Run, candidate: PlannedCandidate, record: CandidateRecord) -> CandidateRecord:

@@ -46,8 +46,7 @@ def best_default(run: Run, plan: Plan, runner: RunnerSpec, device: str) -> Plann
             and c.device == device
             and c.options == runner.defaults()
             and record is not None
-            and record.status == Status.OK
-            and not record.screened
+            and record.profiled_in_full
         ):
             point = objective.best_point(record.points)
             if point is not None:
@@ -90,9 +89,9 @@ def search_options(
 
             def measure(config: dict[str, Any], start: PlannedCandidate = start) -> dict[str, float] | None:
                 record = _measured(run, plan, with_options(start, config), evaluate)
-                point = run.objective.best_point(record.points)
+                point = run.objective.best_point(record.points)  # a screened-out configuration's: its estimate
                 if record.status != Status.OK or point is None:
-                    return None  # a screened-out configuration gives its estimate
+                    return None
                 return {
                     m: point[m] for m in ("throughput", "p50_ms", "p99_ms", "memory_mb") if point.get(m) is not None
                 }
