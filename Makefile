@@ -97,3 +97,14 @@ test: envs test-core test-template test-search test-torch test-onnx test-tensorf
 
 clean:
 	rm -rf $(VENV) .venv-core .venv-_template .venv-search .venv-torch .venv-onnx .venv-tensorflow .venv-tensorrt .venv-openvino .venv-triton sextant-workspace
+
+# The CUDA paths on a GPU machine that has Python and a CUDA build of PyTorch but no network: the
+# tree's distributions installed with --no-deps beside the machine's torch (wheels it lacks carried
+# in gpu/wheels), `pytest -m gpu`, the examples on cuda; one summary (see gpu/check.py). Exits 0
+# saying "no CUDA device" where there is none. GPU_PYTHON: the interpreter that has the CUDA torch.
+GPU_PYTHON ?= python3
+GPU_CHECK_FLAGS ?=
+
+.PHONY: test-gpu
+test-gpu:
+	$(GPU_PYTHON) gpu/check.py $(GPU_CHECK_FLAGS)
