@@ -11,9 +11,10 @@ import onnx
 import pytest
 import sextant
 from onnx import TensorProto, helper, numpy_helper
+from sextant.devices import cuda_unavailable_reason
 from sextant.errors import ModelLoadError, SampleError
 from sextant.runtime import RunnerRequest
-from sextant.testing.contracts import check_judged_against_the_reference, check_plugin
+from sextant.testing.contracts import check_candidates_on_device, check_judged_against_the_reference, check_plugin
 
 pytest.importorskip("onnxruntime")
 
@@ -57,6 +58,17 @@ def _initializer_types(path: Path) -> dict[str, int]:
     return {t.name: t.data_type for t in onnx.load(str(path)).graph.initializer}
 
 
+
+def _no_ort_cuda() -> str | None:
+    import onnxruntime as ort
+
+    if cuda_unavailable_reason() or "CUDAExecutionProvider" in ort.get_available_providers():
+        return cuda_unavailable_reason()
+    return f"onnxruntime {ort.__version__} has no CUDAExecutionProvider (pip install 'sextant-onnx[gpu]')"
+
+
+NO_ORT_CUDA = _no_ort_cuda()
+
 def test_entry_point_and_contracts():
     (ep,) = [e for e in importlib.metadata.entry_points(group="sextant") if e.name == "onnx"]
     assert ep.load().__name__ == "sextant_onnx"
@@ -70,6 +82,21 @@ def test_declared_signature(catalog, tmp_path):
     fixed = catalog.load_source(mlp_onnx(tmp_path / "f.onnx", batch=1))
     assert fixed.signature.max_batch == 1
 
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(NO_ORT_CUDA is not None, reason=f"needs ONNX Runtime on CUDA: {NO_ORT_CUDA}")
+def test_cuda_candidates_are_judged_against_the_cpu_reference(catalog, options, tmp_path):
+    model = mlp_onnx(tmp_path / "mlp.onnx")
+    options = replace(options, device="cuda", precisions=("fp32", "fp16"))
+    package = sextant.optimize(model, None, options=options, catalog=catalog)
+    # every candidate planned on cuda (the CUDA and TensorRT providers, io_binding) judged by its
+    # outputs against the CPU fp32 reference at its precision's tolerance; fp16 ran in fp16
+    checked = check_candidates_on_device(package.path, "cuda")
+    correct = [cid for cid, r in checked.items() if r["status"] == "ok"]
+    assert "source:onnxruntime@cuda" in correct and "onnx-fp16:onnxruntime@cuda" in checked
+    best = package.status["selection"]["best"]
+    assert best.endswith("@cuda") and best in correct
 
 def test_optimize_with_no_samples_makes_every_variant(catalog, options, tmp_path):
     model = mlp_onnx(tmp_path / "mlp.onnx")

@@ -12,8 +12,9 @@ import pytest
 from sextant.devices import cuda_unavailable_reason
 from sextant.errors import StepError
 from sextant.plugins import availability, load_catalog
+from sextant.records import SCREENED_WORDS
 from sextant.signature import Signature, TensorSpec
-from sextant.testing.contracts import check_light_start_up, check_plugin
+from sextant.testing.contracts import check_candidates_on_device, check_light_start_up, check_plugin
 from sextant_tensorrt.profiles import builder_flags, derive_profile, pick_profile, timing_cache_path
 
 HAS_TRT = importlib.util.find_spec("tensorrt") is not None
@@ -147,6 +148,7 @@ def _onnx_mlp(path):
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
 
 
+@pytest.mark.gpu
 @needs_gpu
 def test_fp32_and_fp16_engines_pass_correctness_and_are_profiled(options, tmp_path):
     pytest.importorskip("sextant_onnx")
@@ -155,15 +157,24 @@ def test_fp32_and_fp16_engines_pass_correctness_and_are_profiled(options, tmp_pa
     import sextant
 
     _onnx_mlp(tmp_path / "mlp.onnx")
-    status = sextant.optimize(
+    package = sextant.optimize(
         tmp_path / "mlp.onnx", None, options=replace(options, device="cuda", precisions=("fp32", "fp16"))
-    ).status
+    )
+    # every candidate planned on cuda (ONNX Runtime's too) judged by its outputs against the CPU fp32
+    # reference at its precision's tolerance; the fp16 engine's outputs show it ran in fp16
+    checked = check_candidates_on_device(package.path, "cuda")
     for cid in ("tensorrt:tensorrt@cuda", "tensorrt-fp16:tensorrt@cuda"):
-        record = status["candidates"][cid]
-        assert record["status"] == "ok", record  # also when the profiler cut it off: then it says so
-        stopped = record["profile"]["stopped"]
-        assert stopped.startswith(("stopped early: cannot win (", "reached max batch", "throughput stopped improving"))
-        assert record["best_point"]["stages_ms"]["compute"] > 0
+        record = checked[cid]
+        assert record["status"] == "ok", record  # this small MLP is within fp16's tolerance
+        # profiled in full, cut off, or screened out: in every case it says why it stopped
+        assert record["profile"]["stop"] in ("max_batch", "plateau", "cutoff", "screened"), record["profile"]
+        assert record["profile"]["stopped"].startswith(
+            ("stopped early: cannot win (", "reached max batch", "throughput stopped improving", SCREENED_WORDS)
+        )
+        # copies in, compute and copies out timed apart with CUDA events
+        stages = record["best_point"]["stages_ms"]
+        assert set(stages) == {"host_to_device", "compute", "device_to_host"} and stages["compute"] > 0
+        assert record["best_point"]["device_memory_mb"] > 0
 
 
 @pytest.mark.skipif(HAS_TRT, reason="tensorrt is installed: nothing to explain")

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import sextant
 import torch
-from sextant.testing.contracts import check_judged_against_the_reference, check_plugin
+from sextant.devices import cuda_unavailable_reason
+from sextant.testing.contracts import check_candidates_on_device, check_judged_against_the_reference, check_plugin
 from torch import nn
 
 HAS_ONNX_EXPORT = all(importlib.util.find_spec(m) for m in ("onnx", "onnxscript"))
@@ -217,13 +218,27 @@ def test_loaded_best_runner_matches_eager(catalog, options):
     runner.close()
 
 
+NO_CUDA = cuda_unavailable_reason() or (
+    None if torch.cuda.is_available() else f"torch {torch.__version__} (CUDA {torch.version.cuda}) sees no CUDA device"
+)
+
+
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.skipif(NO_CUDA is not None, reason=f"needs a CUDA device: {NO_CUDA}")
 def test_cuda_paths(catalog, options):
     torch.manual_seed(0)
     x = np.random.default_rng(0).standard_normal((2, 3, 16, 16)).astype(np.float32)
-    status = _optimize(ConvNet().eval(), x, catalog, options, device="cuda", precisions=("fp32", "fp16", "bf16")).status
-    assert any(c.endswith("@cuda") and r["status"] == "ok" for c, r in status["candidates"].items())
+    package = _optimize(ConvNet().eval(), x, catalog, options, device="cuda", precisions=("fp32", "fp16", "bf16"))
+    # every candidate planned on cuda was judged against the CPU fp32 reference at its precision's
+    # tolerance, and its status follows from its outputs; fp16 and bf16 ran reduced
+    checked = check_candidates_on_device(package.path, "cuda")
+    for precision in ("fp16", "bf16"):
+        assert checked[f"source:torch-eager/{precision}@cuda"]["precision"] == precision
+    # fp32 on cuda gives the CPU's answers within fp32's tolerance
+    for cid in ("source:torch-eager@cuda", "torchscript-trace:torchscript@cuda", "torch-export:torch-exported@cuda"):
+        _ok(package.status, cid)
+    best = package.status["selection"]["best"]
+    assert best.endswith("@cuda") and checked[best]["status"] == "ok"
 
 
 class WithModelOutput(nn.Module):

@@ -128,3 +128,66 @@ def check_judged_against_the_reference(package: Path, record: Mapping[str, Any])
             error = np.abs(got[name].astype(np.float64) - ref64)
             within &= bool(np.all((error <= tolerance.atol) | (error <= tolerance.rtol * np.abs(ref64))))
     assert record["status"] == ("ok" if within else "incorrect"), (within, record["correctness"])
+
+
+#: precisions whose outputs must show they were computed reduced (:func:`check_candidates_on_device`)
+REDUCED = ("fp16", "bf16", "int8")
+
+
+def check_candidates_on_device(package: Path, device: str) -> dict[str, Mapping[str, Any]]:
+    """Every candidate planned on ``device`` (``"cuda"``) ran and was judged right or wrong by its
+    outputs, not merely "something ran": returns those records by id.
+
+    - each default-options candidate was judged (``ok`` or ``incorrect``), and its status follows
+      from its outputs against the CPU fp32 reference at its precision's tolerance
+      (:func:`check_judged_against_the_reference`); an option variant may instead be skipped with
+      its reason (variants run only where the runner's defaults did best);
+    - a screened candidate counts as judged: screening comes after correctness;
+    - an fp16, bf16 or int8 candidate shows it ran reduced: its outputs are off the reference (an
+      error above zero) and differ from those of the same step and runner at fp32, where that ran.
+
+    A failed candidate is an error here, with its reason and the tail of its log.
+    """
+    from sextant.samples import load_batches
+
+    status = json.loads((package / "status.json").read_text())
+    on_device = {cid: r for cid, r in status["candidates"].items() if r["device"] == device}
+    assert on_device, f"no candidate was planned on {device}"
+    problems = []
+    for cid, record in on_device.items():
+        if record["status"] in ("ok", "incorrect"):
+            check_judged_against_the_reference(package, record)
+        elif not (record["status"] == "skipped" and "[" in cid and record.get("reason")):
+            problems.append(f"{cid}: {record['status']}: {record.get('reason')}\n{record.get('log_tail', '')[-800:]}")
+    assert not problems, f"candidates on {device} that were not judged:\n- " + "\n- ".join(problems)
+    reference = load_batches(package / "reference.npz")
+    for cid, record in on_device.items():
+        if record["precision"] not in REDUCED or record["status"] not in ("ok", "incorrect"):
+            continue
+        outputs = load_batches(package / record["outputs"])
+        error = max(_max_error(want, got) for want, got in zip(reference, outputs))
+        reduced = record["precision"]
+        assert error > 0, f"{cid}: outputs equal the fp32 reference bit for bit: it did not run in {reduced}"
+        twin = next(
+            (
+                r
+                for r in on_device.values()
+                if (r["step"], r["runner"], r["precision"], r["options"])
+                == (record["step"], record["runner"], "fp32", record["options"])
+                and r.get("outputs")
+            ),
+            None,
+        )
+        if twin is not None:
+            fp32 = load_batches(package / twin["outputs"])
+            assert any(_max_error(a, b) > 0 for a, b in zip(fp32, outputs)), (
+                f"{cid}: outputs equal its fp32 twin's on {device}: it did not run in {reduced}"
+            )
+    return on_device
+
+
+def _max_error(expected: Mapping[str, np.ndarray], got: Mapping[str, np.ndarray]) -> float:
+    return max(
+        float(np.max(np.abs(got[name].astype(np.float64) - ref.astype(np.float64)), initial=0.0))
+        for name, ref in expected.items()
+    )
