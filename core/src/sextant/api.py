@@ -12,8 +12,8 @@ Shared formats
     ``ONNX``, ``TORCH_MODULE``, ``TORCHSCRIPT``, ``TORCH_EXPORTED``, ``TORCH_TENSORRT``, ``KERAS``,
     ``TF_SAVEDMODEL``, ``TENSORRT_ENGINE``
 What callables receive and return
-    ``StepRequest``, ``RunnerRequest``, ``DeployRequest``, ``Deployment``, ``Runner``, ``StageTimer``, ``SearchStrategy``,
-    ``Signature``, ``TensorSpec``, ``Tolerance``, ``Verdict``, ``OutputReport``
+    ``StepRequest``, ``RunnerRequest``, ``DeployRequest``, ``Deployment``, ``Runner``, ``StageTimer``,
+    ``Synchronizer``, ``SearchStrategy``, ``Signature``, ``TensorSpec``, ``Tolerance``, ``Verdict``, ``OutputReport``
 Packages (what a deployer reads)
     ``Package`` (``Package(path)``; ``.best()``, ``.candidate(id)``, ``.status``), ``CandidateView``
     (one candidate of a package; ``.verify(trust_source=)`` / ``.check_files()`` refuse changed
@@ -66,6 +66,7 @@ from sextant.runtime import (
     SearchStrategy,
     StageTimer,
     StepRequest,
+    Synchronizer,
 )
 from sextant.specs import (
     DEVICES,
@@ -148,6 +149,7 @@ __all__ = [
     "StageTimer",
     "StepError",
     "StepRequest",
+    "Synchronizer",
     "UsageError",
     "cache_dir",
     "cpu_model",

@@ -10,7 +10,9 @@ time per item is over ``outlier`` times its neighbours' (one slow reading on a l
 measured again, at most ``remeasure`` times, and marked unstable if it stays off.
 
 Time comes from ``clock`` (integer nanoseconds, ``time.perf_counter_ns`` by default), both for the
-windows and for the budget, so tests can script it. With a memory probe (:mod:`sextant.memory`) each
+windows and for the budget, so tests can script it. With ``synchronize`` (a GPU runner's, see
+``sextant.runtime.Synchronizer``) every reading of the clock comes after it: a timed call ends when
+the device has finished its work, not when the host has enqueued it. With a memory probe (:mod:`sextant.memory`) each
 point also records the peak resident memory while its batch size was measured.
 """
 
@@ -113,6 +115,18 @@ def _ns(seconds: float) -> int:
     return round(seconds * 1e9)
 
 
+def synced(clock: Clock, synchronize: Callable[[], None] | None) -> Clock:
+    """``clock``, read only after ``synchronize()`` returned; ``clock`` itself without one."""
+    if synchronize is None:
+        return clock
+
+    def read() -> int:
+        synchronize()
+        return clock()
+
+    return read
+
+
 def _window(infer: Callable[[], Any], window_s: float, min_calls: int, clock: Clock) -> list[float]:
     limit = _ns(window_s)
     times: list[int] = []
@@ -135,12 +149,15 @@ def measure(
     *,
     memory: MemorySource | None = None,
     clock: Clock = time.perf_counter_ns,
+    synchronize: Callable[[], None] | None = None,
 ) -> Point:
     """Measure one batch size: warm-up, then windows until stable or out of budget.
 
     ``stages`` (a runner's ``stage_times``) is read after the warm-up, to start its count, and at
     the end. ``memory`` (a :class:`sextant.memory.MemoryProbe`) is reset after the warm-up and read
-    at the end. ``clock`` times the calls and the budget."""
+    at the end. ``clock`` times the calls and the budget, each reading after ``synchronize()``
+    when it is given."""
+    clock = synced(clock, synchronize)
     deadline = clock() + _ns(config.batch_budget_s)
     _window(infer, config.warmup_s, 2, clock)
     if stages is not None:
@@ -193,6 +210,7 @@ def sweep(
     *,
     memory: MemorySource | None = None,
     clock: Clock = time.perf_counter_ns,
+    synchronize: Callable[[], None] | None = None,
 ) -> str:
     """Profile batch sizes in order (each with :func:`measure`); returns why the sweep stopped.
 
@@ -200,7 +218,7 @@ def sweep(
     ``config.remeasure`` times, before it is reported and before anything is decided on it; one
     that stays off is kept, marked unstable. A point is checked against the one before it when it
     is measured, and batch 1 (which has none) once batch 2 is measured, so batch 1 is reported
-    then."""
+    then. ``synchronize`` goes to :func:`measure`."""
 
     def again(points: list[Point], index: int) -> None:
         """Measure ``points[index]`` again while it is off the trend of its measured neighbours."""
@@ -208,16 +226,17 @@ def sweep(
         for count in range(1, config.remeasure + 1):
             if not off_trend(points, index, config.outlier):
                 return
-            point = measure(make_infer(point.batch), point.batch, config, stages, memory=memory, clock=clock)
+            point = measure(make_infer(point.batch), point.batch, config, stages, **timing)
             points[index] = replace(point, remeasured=count)
         if off_trend(points, index, config.outlier):
             points[index] = replace(points[index], stable=False)
 
+    timing: dict[str, Any] = {"memory": memory, "clock": clock, "synchronize": synchronize}
     points: list[Point] = []
     best = 0.0
     low_gain = 0
     for batch in config.batch_sizes():
-        points.append(measure(make_infer(batch), batch, config, stages, memory=memory, clock=clock))
+        points.append(measure(make_infer(batch), batch, config, stages, **timing))
         if len(points) > 1:
             again(points, len(points) - 1)
         if len(points) == 2:

@@ -104,6 +104,19 @@ class StageTimer(Protocol):
 
 
 @runtime_checkable
+class Synchronizer(Protocol):
+    """A runner whose device may still be working when a call returns (a GPU runner that enqueues
+    work and leaves results on the device).
+
+    ``synchronize`` waits until the device has finished everything the runner gave it. The profiler
+    calls it before each reading of its clock, so a timed call ends when its device work does, and
+    no earlier call's work is counted in the next one.
+    """
+
+    def synchronize(self) -> None: ...
+
+
+@runtime_checkable
 class SearchStrategy(Protocol):
     """Proposes configurations; ``ask`` returns the next ones to measure, empty when done.
 

@@ -148,15 +148,18 @@ def profile_candidate(
     *,
     memory: MemorySource | None = None,
     clock: Clock = time.perf_counter_ns,
+    synchronize: Callable[[], None] | None = None,
 ) -> Outcome:
     """Screen the candidate (when ``order.screen`` says how), then sweep it in full unless it was
     screened out: what a candidate's child runs once its outputs passed. Screen points go to
-    ``report_screen``, the sweep's to ``report``."""
+    ``report_screen``, the sweep's to ``report``; ``synchronize`` (a GPU runner's) precedes every
+    reading of ``clock``."""
+    timing: dict[str, Any] = {"memory": memory, "clock": clock, "synchronize": synchronize}
     if order.screen is not None:
         short = screen_config(config)
         points = []
         for batch in screen_batches(config, order.screen):
-            point = measure(make_infer(batch), batch, short, stages, memory=memory, clock=clock)
+            point = measure(make_infer(batch), batch, short, stages, **timing)
             report_screen(point)
             points.append(point)
         reason = screen_verdict(points, order.rivals, order.cutoff, order.screen)
@@ -168,7 +171,7 @@ def profile_candidate(
         def keep_going(point: Point) -> str | None:
             return cutoff_reason(point, order)
 
-    stopped = sweep(make_infer, config, report, keep_going, stages, memory=memory, clock=clock)
+    stopped = sweep(make_infer, config, report, keep_going, stages, **timing)
     if stopped.startswith(CUTOFF_WORDS):
         return Outcome(stopped, Stop.CUTOFF)
     return Outcome(stopped, Stop.MAX_BATCH if stopped.startswith(MAX_BATCH) else Stop.PLATEAU)

@@ -20,7 +20,7 @@ import numpy as np
 from sextant.child import Channel
 from sextant.jobs import CandidateJob, ProfileOrder, StepJob, read_job
 from sextant.memory import MemoryProbe
-from sextant.runtime import StageTimer
+from sextant.runtime import StageTimer, Synchronizer
 from sextant.samples import load_batches, resize_batch, save_batches
 from sextant.screening import profile_candidate
 from sextant.specs import resolve
@@ -80,6 +80,7 @@ def run_candidate(document: Mapping[str, Any], channel: Channel) -> dict[str, An
             lambda p: channel.emit("screen_point", p.to_dict()),
             stages,
             memory=memory,
+            synchronize=runner.synchronize if isinstance(runner, Synchronizer) else None,
         )
         return {
             "profiled": True,

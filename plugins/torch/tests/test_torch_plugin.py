@@ -239,6 +239,10 @@ def test_cuda_paths(catalog, options):
         _ok(package.status, cid)
     best = package.status["selection"]["best"]
     assert best.endswith("@cuda") and checked[best]["status"] == "ok"
+    # device time: copies in, compute and copies out apart (CUDA events), and the peak device memory
+    point = checked["source:torch-eager@cuda"]["best_point"]
+    assert set(point["stages_ms"]) == {"host_to_device", "compute", "device_to_host"}
+    assert point["stages_ms"]["compute"] > 0 and point["device_memory_mb"] > 0
 
 
 class WithModelOutput(nn.Module):

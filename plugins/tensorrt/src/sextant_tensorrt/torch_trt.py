@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 import torch_tensorrt
 from sextant.api import RunnerRequest, StepRequest, load_batches, resize_batch
-from sextant_torch.runners import TorchRunner
+from sextant_torch.runners import TorchRunner, torch_runner
 from sextant_torch.tensors import to_torch
 
 from sextant_tensorrt.profiles import derive_profile
@@ -49,4 +49,4 @@ def compile_exported(request: StepRequest) -> Path:
 def load(request: RunnerRequest) -> TorchRunner:
     torch.set_num_threads(request.threads)
     program = torch.export.load(str(request.artifact))
-    return TorchRunner(program.module(), request)
+    return torch_runner(program.module(), request)
