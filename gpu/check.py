@@ -203,7 +203,11 @@ def install_step(wanted: list[needs.Need], wheels: Path, out: Path, deadline: De
             why = "timed out" if ran.code is None else ran.tail()
             return Row("install", FAILED, f"carried wheels: {why}", ran.seconds), "the carried wheels did not install"
         done.append(f"{len(carried)} carried wheels")
-    folders = [f"./{folder}" for folder in needs.EXTRAS]
+    # built from a copy: a build in place would leave build/ and *.egg-info folders in the tree
+    copies = out / "src"
+    shutil.rmtree(copies, ignore_errors=True)
+    skip = shutil.ignore_patterns("build", "*.egg-info", "__pycache__", "tests", ".venv*")
+    folders = [str(shutil.copytree(ROOT / folder, copies / folder, ignore=skip)) for folder in needs.EXTRAS]
     ran = run([*pip, "--no-build-isolation", *folders], min(240, deadline.left()), out / "logs/pip-sextant", env)
     seconds = time.monotonic() - started
     if ran.code != 0:
@@ -377,12 +381,16 @@ def check(args: argparse.Namespace) -> tuple[list[Row], dict]:
 
 def table(rows: list[Row], width: int = 90) -> str:
     """The summary: one line per row, the detail wrapped under it."""
-    step_width = max(len(r.step) for r in rows)
-    lines = [f"{'step':<{step_width}}  {'result':<7}  {'secs':>5}  detail", "-" * (step_width + 24 + 40)]
+    step_width = min(44, max(len(r.step) for r in rows))
+    lines = [f"{'step':<{step_width}}  {'result':<7}  {'secs':>5}  detail", "-" * (step_width + 18 + width)]
     for r in rows:
         secs = f"{r.seconds:5.0f}" if r.seconds is not None else "    -"
         detail = textwrap.wrap(r.detail, width) or [""]
-        lines.append(f"{r.step:<{step_width}}  {r.result:<7}  {secs}  {detail[0]}")
+        step = r.step
+        if len(step) > step_width:  # a long test name on a line of its own
+            lines.append(step)
+            step = ""
+        lines.append(f"{step:<{step_width}}  {r.result:<7}  {secs}  {detail[0]}")
         lines += [" " * (step_width + 18) + more for more in detail[1:]]
     counts = {k: sum(r.result == k for r in rows) for k in (PASSED, FAILED, SKIPPED)}
     lines.append(f"{counts[PASSED]} passed, {counts[FAILED]} failed, {counts[SKIPPED]} skipped")
