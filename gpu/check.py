@@ -375,7 +375,7 @@ def check(args: argparse.Namespace) -> tuple[list[Row], dict]:
         rows += example_rows(out, deadline, args.examples)
     else:
         rows += [Row(step, SKIPPED, blocked) for step in ("plugins", "pytest -m gpu")]
-        rows += [Row(_example_step(e, p), SKIPPED, blocked) for e in args.examples for p in ("fp32", "auto")]
+        rows += [Row(_example_step(e, p), SKIPPED, blocked) for p in ("fp32", "auto") for e in args.examples]
     return rows, facts
 
 

@@ -12,8 +12,9 @@ import pytest
 from _support import ROOT
 
 HIDDEN = "no CUDA device (CUDA_VISIBLE_DEVICES hides them)"
+# every example at fp32 first, then each with --precision auto
 EXAMPLE_STEPS = [
-    f"optimize {e}{p}" for e in ("mlp", "resnet", "transformer", "keras_cnn") for p in ("", " --precision auto")
+    f"optimize {e}{p}" for p in ("", " --precision auto") for e in ("mlp", "resnet", "transformer", "keras_cnn")
 ]
 
 
