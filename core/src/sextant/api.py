@@ -6,14 +6,15 @@ plugins must stay fast); the run-time helpers, which pull in numpy, on first use
 
 Hooks and specs
     ``hookimpl``, ``ExporterSpec``, ``ConverterSpec``, ``RunnerSpec``, ``ComparatorSpec``,
-    ``SearchStrategySpec``, ``DeployerSpec``, ``Param``, ``SourceModel``, ``Rejection`` (a loader's "cannot
+    ``SearchStrategySpec``, ``DeployerSpec``, ``GeneratorSpec``, ``Param``, ``SourceModel``, ``Rejection`` (a loader's "cannot
     use this model, because..."), ``Format``, ``PRECISIONS``, ``DEVICES``
 Shared formats
     ``ONNX``, ``TORCH_MODULE``, ``TORCHSCRIPT``, ``TORCH_EXPORTED``, ``TORCH_TENSORRT``, ``KERAS``,
-    ``TF_SAVEDMODEL``, ``TENSORRT_ENGINE``
+    ``TF_SAVEDMODEL``, ``TENSORRT_ENGINE``, ``TRANSFORMERS_CAUSAL_LM``
 What callables receive and return
     ``StepRequest``, ``RunnerRequest``, ``DeployRequest``, ``Deployment``, ``Runner``, ``StageTimer``,
-    ``Synchronizer``, ``SearchStrategy``, ``Signature``, ``TensorSpec``, ``Tolerance``, ``Verdict``, ``OutputReport``
+    ``Synchronizer``, ``SearchStrategy``, ``GeneratorRequest``, ``Generator`` (a causal LM's generation
+    loop: ``prefill`` and ``decode``), ``Signature``, ``TensorSpec``, ``Tolerance``, ``Verdict``, ``OutputReport``
 Packages (what a deployer reads)
     ``Package`` (``Package(path)``; ``.best()``, ``.candidate(id)``, ``.status``), ``CandidateView``
     (one candidate of a package; ``.verify(trust_source=)`` / ``.check_files()`` refuse changed
@@ -55,12 +56,15 @@ from sextant.formats import (
     TORCH_MODULE,
     TORCH_TENSORRT,
     TORCHSCRIPT,
+    TRANSFORMERS_CAUSAL_LM,
 )
 from sextant.hookspecs import hookimpl
 from sextant.references import is_user_module
 from sextant.runtime import (
     Deployment,
     DeployRequest,
+    Generator,
+    GeneratorRequest,
     Runner,
     RunnerRequest,
     SearchStrategy,
@@ -76,6 +80,7 @@ from sextant.specs import (
     DeployerSpec,
     ExporterSpec,
     Format,
+    GeneratorSpec,
     Param,
     Rejection,
     RunnerSpec,
@@ -128,6 +133,7 @@ __all__ = [
     "TORCH_EXPORTED",
     "TORCH_MODULE",
     "TORCH_TENSORRT",
+    "TRANSFORMERS_CAUSAL_LM",
     "ComparatorSpec",
     "ConverterSpec",
     "DeployRequest",
@@ -135,6 +141,9 @@ __all__ = [
     "Deployment",
     "ExporterSpec",
     "Format",
+    "Generator",
+    "GeneratorRequest",
+    "GeneratorSpec",
     "ModelLoadError",
     "Param",
     "Rejection",

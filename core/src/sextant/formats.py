@@ -17,3 +17,6 @@ TORCH_TENSORRT = Format("torch-tensorrt")
 KERAS = Format("keras")
 TF_SAVEDMODEL = Format("tf-savedmodel")
 TENSORRT_ENGINE = Format("tensorrt-engine")
+#: a ``transformers`` causal LM written by ``save_pretrained`` (a folder: ``config.json`` and the
+#: weights), loaded with ``AutoModelForCausalLM.from_pretrained``: the source of a generation run
+TRANSFORMERS_CAUSAL_LM = Format("transformers-causal-lm")

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
         ConverterSpec,
         DeployerSpec,
         ExporterSpec,
+        GeneratorSpec,
         Rejection,
         RunnerSpec,
         SearchStrategySpec,
@@ -48,6 +49,12 @@ def sextant_register_runners() -> list[RunnerSpec]:
 
 
 @hookspec
+def sextant_register_generators() -> list[GeneratorSpec]:
+    """Return the generators this plugin contributes (load an artifact as a causal LM's generation
+    loop, answer ``prefill`` and ``decode``)."""
+
+
+@hookspec
 def sextant_register_comparators() -> list[ComparatorSpec]:
     """Return the comparators this plugin contributes (judge outputs against the reference)."""
 
@@ -63,7 +70,9 @@ def sextant_register_deployers() -> list[DeployerSpec]:
 
 
 @hookspec(firstresult=True)
-def sextant_load_source(model: object, name: str | None, options: Mapping[str, str]) -> SourceModel | Rejection | None:
+def sextant_load_source(
+    model: object, name: str | None, options: Mapping[str, str], task: str
+) -> SourceModel | Rejection | None:
     """Recognise ``model`` and wrap it as a :class:`~sextant.specs.SourceModel`.
 
     :param model: a filesystem path (``pathlib.Path``) to a model file or folder, or an in-memory
@@ -74,6 +83,11 @@ def sextant_load_source(model: object, name: str | None, options: Mapping[str, s
     :param options: the user's ``--source-option KEY=VALUE`` settings (a SavedModel's signature, say).
         A loader that uses some lists them in ``SourceModel.options``; keys no loader used are an
         error. Implementations that take no options may leave this parameter out.
+    :param task: what the model is loaded for: ``"forward"`` (one forward pass, ``infer``),
+        ``"text-generation"`` (a causal LM run as a generation loop: return a source whose format
+        a generator consumes, or a claimed rejection when the model cannot generate), or ``"auto"``
+        (the generation source when the model is a causal LM that generates, else the forward
+        one). Loaders that know no generative models may leave this parameter out.
     :return: the source model; or a :class:`~sextant.specs.Rejection` saying why ``model`` cannot
         be used: ``claimed`` when it is this plugin's kind but unusable (a state dict in a ``.pt``
         file, a corrupt archive: the run stops there, naming the plugin), not claimed when it is

@@ -33,6 +33,7 @@ from sextant.specs import (
     ConverterSpec,
     DeployerSpec,
     ExporterSpec,
+    GeneratorSpec,
     Rejection,
     RunnerSpec,
     SearchStrategySpec,
@@ -51,6 +52,7 @@ KINDS: dict[str, tuple[str, type]] = {
     "exporter": ("sextant_register_exporters", ExporterSpec),
     "converter": ("sextant_register_converters", ConverterSpec),
     "runner": ("sextant_register_runners", RunnerSpec),
+    "generator": ("sextant_register_generators", GeneratorSpec),
     "comparator": ("sextant_register_comparators", ComparatorSpec),
     "search_strategy": ("sextant_register_search_strategies", SearchStrategySpec),
     "deployer": ("sextant_register_deployers", DeployerSpec),
@@ -112,12 +114,15 @@ class Catalog:
         options: Mapping[str, str] | None = None,
         *,
         origin: str | None = None,
+        task: str = "forward",
     ) -> SourceModel:
         """Ask the loader plugins to recognise ``model`` (a path or an in-memory object), one at a
         time in pluggy's call order, up to the first source model or claimed :class:`Rejection`.
 
         :param origin: what the user wrote for an in-memory model (``model.py:make_model``), for
             the messages.
+        :param task: what the model is loaded for (``forward``, ``text-generation`` or ``auto``;
+            see ``sextant_load_source``).
         """
         options = dict(options or {})
         what = _what(model, origin)
@@ -127,7 +132,7 @@ class Catalog:
         looked: list[str] = []
         source = None
         for plugin_name, ask in self._loaders():
-            answer = ask(model=model, name=name, options=options)
+            answer = ask(model=model, name=name, options=options, task=task)
             asked.append(plugin_name)
             if isinstance(answer, Rejection):
                 if answer.claimed:
@@ -225,7 +230,7 @@ def availability(spec: Spec, device: str | None = None) -> str | None:
         if importlib.util.find_spec(top) is None:
             install = getattr(spec, "install", "")
             return f"{top} not importable" + (f" ({install})" if install else "")
-    if isinstance(spec, RunnerSpec):
+    if isinstance(spec, (RunnerSpec, GeneratorSpec)):
         if device is not None and device not in spec.devices:
             return f"does not run on {device}"
         reasons = [_device_reason(spec, d) for d in ((device,) if device else spec.devices)]
@@ -246,7 +251,7 @@ def installed(distribution: str) -> bool:
     return True
 
 
-def _device_reason(spec: RunnerSpec | ExporterSpec | ConverterSpec, device: str) -> str | None:
+def _device_reason(spec: RunnerSpec | GeneratorSpec | ExporterSpec | ConverterSpec, device: str) -> str | None:
     reason = unavailable_reason(device)
     if reason is None and spec.check is not None:
         reason = resolve(spec.check)(device)

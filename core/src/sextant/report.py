@@ -15,7 +15,7 @@ from sextant.package import incomplete_reason
 from sextant.planner import Plan, make_plan
 from sextant.plugins import Catalog, availability
 from sextant.records import CandidateRecord, Status, StepRecord
-from sextant.specs import DEVICES, PRECISIONS, DeployerSpec, Format, RunnerSpec
+from sextant.specs import DEVICES, PRECISIONS, DeployerSpec, Format, GeneratorSpec, RunnerSpec
 
 STATUS_STYLE = {Status.OK: "green", Status.FAILED: "red", Status.INCORRECT: "yellow", Status.REJECTED: "yellow"}
 
@@ -29,7 +29,7 @@ def _describe(contribution: Any) -> dict[str, Any]:
     for attr in ("consumes", "produces"):
         if hasattr(spec, attr):
             out[attr] = str(getattr(spec, attr))
-    if isinstance(spec, RunnerSpec):
+    if isinstance(spec, (RunnerSpec, GeneratorSpec)):
         out["devices"] = {device: availability(spec, device) for device in spec.devices}
         out["precisions"] = list(spec.precisions)
         out["options"] = [
@@ -77,7 +77,7 @@ def plugins_table(catalog: Catalog) -> Table:
             if c["kind"] == "deployer":
                 native = ", ".join(c["formats"]) or "any format"
                 what = f"native: {native}; runners: {', '.join(c['runners']) or 'any'}"
-            if c["kind"] == "runner":
+            if c["kind"] in ("runner", "generator"):
                 devices = escape(", ".join(f"{d}" if r is None else f"{d}: {r}" for d, r in c["devices"].items()))
                 state = f"[green]{devices}[/green]" if c["available"] else f"[red]{devices}[/red]"
             else:

@@ -56,6 +56,22 @@ class RunnerRequest:
 
 
 @dataclass(frozen=True)
+class GeneratorRequest:
+    """Input to a generator's ``load``: the artifact (the source's ``save_pretrained`` folder, or
+    what the generator's ``build`` wrote), where and how to run it, and the largest work it will be
+    given: ``max_batch`` sequences of at most ``max_length`` tokens (prompt and generated), what a
+    static KV cache must hold."""
+
+    artifact: Path
+    device: str = "cpu"
+    precision: str = "fp32"
+    threads: int = 1
+    options: Mapping[str, Any] = field(default_factory=dict)
+    max_batch: int = 1
+    max_length: int = 256
+
+
+@dataclass(frozen=True)
 class DeployRequest:
     """Input to a deployer: which candidate of which package, to where, with what settings.
 
@@ -88,6 +104,26 @@ class Runner(Protocol):
     """A loaded model. ``infer`` takes and returns named numpy arrays (a whole batch)."""
 
     def infer(self, inputs: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """A loaded causal LM, run as a generation loop. ``prefill`` runs the prompts (``input_ids`` and
+    ``attention_mask``: int64 ``[batch, length]``) and returns the logits of the last position
+    (float32 ``[batch, vocab]``) and the state to continue from (the KV cache, positions: the
+    generator's own); ``decode`` appends one token per sequence (``next_ids``: int64 ``[batch]``)
+    and returns the next logits and state. A state is used once: decode may update it in place.
+    ``vocab_size`` and ``max_positions`` (the longest sequence the model takes) are checked before
+    anything runs."""
+
+    vocab_size: int
+    max_positions: int
+
+    def prefill(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> tuple[np.ndarray, Any]: ...
+
+    def decode(self, state: Any, next_ids: np.ndarray) -> tuple[np.ndarray, Any]: ...
 
     def close(self) -> None: ...
 

@@ -219,6 +219,64 @@ class RunnerSpec:
 
 
 @dataclass(frozen=True)
+class GeneratorSpec:
+    """Loads one artifact format on a device as a generation loop: a causal LM's prefill over a
+    prompt, then one decode step per token against a KV cache (see ``sextant.runtime.Generator``).
+
+    ``load`` names ``(request: sextant.runtime.GeneratorRequest) -> sextant.runtime.Generator``.
+    ``build`` names ``(request: sextant.runtime.StepRequest) -> Path``, optionally: what the
+    generator loads, built from the source artifact (an ONNX graph with past key values) into
+    ``request.output_dir``, in an isolated child, once per source and build code (cached); without
+    it the generator loads the source artifact itself. ``reference`` marks the generator whose
+    greedy continuation every other is judged against (teacher forcing). ``options``, ``variants``,
+    ``check``, ``install``, ``pickled`` and ``slow_build`` mean what they mean for a
+    :class:`RunnerSpec`.
+    """
+
+    name: str
+    consumes: Format
+    load: str
+    build: str | None = None
+    devices: tuple[str, ...] = ("cpu",)
+    precisions: tuple[str, ...] = ("fp32",)
+    options: tuple[Param, ...] = ()
+    variants: tuple[Mapping[str, Any], ...] = ()
+    requires: tuple[str, ...] = ()
+    check: str | None = None
+    reference: bool = False
+    install: str = ""
+    description: str = ""
+    pickled: str | None = None
+    slow_build: bool = False
+
+    def __post_init__(self) -> None:
+        _check_name("generator", self.name)
+        for device in self.devices:
+            if device not in DEVICES:
+                raise PluginError(f"generator {self.name}: unknown device {device!r}; known: {', '.join(DEVICES)}")
+        for precision in self.precisions:
+            if precision not in PRECISIONS:
+                raise PluginError(f"generator {self.name}: unknown precision {precision!r}")
+        known = {p.name for p in self.options}
+        for variant in self.variants:
+            unknown = set(variant) - known
+            if unknown:
+                raise PluginError(f"generator {self.name}: variant sets undeclared options {sorted(unknown)}")
+
+    def defaults(self) -> dict[str, Any]:
+        return {p.name: p.default for p in self.options}
+
+    def option_sets(self) -> list[dict[str, Any]]:
+        """The defaults, then each variant merged over them, without repeats."""
+        sets: list[dict[str, Any]] = []
+        for variant in ({}, *self.variants):
+            merged = {**self.defaults(), **variant}
+            if merged not in sets:
+                sets.append(merged)
+        return sets
+
+
+@dataclass(frozen=True)
 class ComparatorSpec:
     """Judges a candidate's outputs against the reference outputs.
 
@@ -315,4 +373,4 @@ class DeployerSpec:
         _check_name("deployer", self.name)
 
 
-Spec = ExporterSpec | ConverterSpec | RunnerSpec | ComparatorSpec | SearchStrategySpec | DeployerSpec
+Spec = ExporterSpec | ConverterSpec | RunnerSpec | GeneratorSpec | ComparatorSpec | SearchStrategySpec | DeployerSpec
