@@ -323,6 +323,8 @@ class SourceModel:
     ``options`` are the ``--source-option`` settings the loader used (they join the source's key).
     ``notes`` say what the loader assumed or how it writes the model where that is not the plain
     way (a model rebuilt in each process, inputs it will not feed): the run records them.
+    ``vocab_size`` and ``max_positions`` describe a causal LM source (a generation run's): the
+    token ids its prompts may hold and the longest sequence (prompt and generated) it takes.
     """
 
     format: Format
@@ -333,6 +335,8 @@ class SourceModel:
     fingerprint: Callable[[], str] | None = None
     options: Mapping[str, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    vocab_size: int | None = None
+    max_positions: int | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,140 @@
+"""Teacher forcing: a candidate's logits on the reference's greedy continuation, and its tokens.
+
+For every prompt the reference's greedy continuation (ids and the logits each was chosen from) is
+fed to the candidate one token at a time (:func:`sextant.generation.loop.teacher_forced`), so a
+single early difference cannot derail every later step. At each step ``t``:
+
+- the logits are compared with the reference's within the precision's tolerance
+  (``|candidate - reference| <= atol + rtol * |reference|``, every entry);
+- the candidate's greedy token (its arg-max) is compared with the reference's: the share equal
+  is the agreement, and the first step that differs the first divergence.
+
+An fp32 candidate passes when its logits are within the tolerance at every step and every token
+that differs is a near-tie: a step where the reference's two highest logits are themselves within
+the tolerance (either answer is right; the report lists them). A reduced-precision candidate
+passes when its agreement reaches ``min_agreement`` and its logits are within the (looser) tolerance
+of its precision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from sextant.compare import Tolerance
+from sextant.records import Correctness
+
+
+@dataclass(frozen=True)
+class PromptReport:
+    """One prompt's comparison."""
+
+    name: str
+    steps: int
+    max_abs_error: float
+    out_of_tolerance: int  # steps whose logits are not within the tolerance
+    agreement: float  # share of steps whose greedy token equals the reference's
+    first_divergence: int | None  # the first step whose token differs
+    near_ties: tuple[int, ...]  # differing steps where the reference's top two logits are within tolerance
+    passed: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "near_ties": list(self.near_ties)}
+
+
+def near_tie(logits: np.ndarray, atol: float, rtol: float) -> bool:
+    """Whether the two highest of ``logits`` are within the tolerance of each other."""
+    top2 = np.sort(logits)[-2:]
+    return bool(top2[1] - top2[0] <= atol + rtol * abs(top2[1]))
+
+
+def judge_prompt(
+    name: str,
+    reference_ids: np.ndarray,
+    reference_logits: np.ndarray,
+    candidate_logits: np.ndarray,
+    tolerance: Tolerance,
+    precision: str,
+    min_agreement: float,
+) -> PromptReport:
+    """Compare one prompt's teacher-forced logits (``[steps, vocab]``) with the reference's."""
+    atol, rtol = tolerance.atol, tolerance.rtol
+    if candidate_logits.shape != reference_logits.shape:
+        return PromptReport(name, len(reference_ids), float("inf"), len(reference_ids), 0.0, 0, (), False)
+    error = np.abs(candidate_logits.astype(np.float64) - reference_logits)
+    finite = np.isfinite(candidate_logits).all(axis=-1)
+    within = (error <= atol + rtol * np.abs(reference_logits)).all(axis=-1) & finite
+    tokens = candidate_logits.argmax(-1)
+    equal = tokens == reference_ids
+    differing = np.flatnonzero(~equal)
+    ties = tuple(int(t) for t in differing if near_tie(reference_logits[t], atol, rtol))
+    agreement = float(equal.mean()) if len(equal) else 1.0
+    if precision == "fp32":
+        passed = bool(within.all()) and len(ties) == len(differing)
+    else:
+        passed = bool(within.all()) and agreement >= min_agreement
+    return PromptReport(
+        name,
+        len(reference_ids),
+        float(np.nanmax(np.where(np.isfinite(error), error, np.inf))) if error.size else 0.0,
+        int((~within).sum()),
+        agreement,
+        int(differing[0]) if len(differing) else None,
+        ties,
+        passed,
+    )
+
+
+def judge(
+    reference: Mapping[str, np.ndarray],
+    candidate: Mapping[str, np.ndarray],
+    lengths: Sequence[int],
+    tolerance: Tolerance,
+    precision: str,
+    min_agreement: float,
+) -> Correctness:
+    """The verdict over every prompt: ``reference`` holds ``ids_<i>`` and ``logits_<i>``, ``candidate``
+    its teacher-forced ``logits_<i>``; ``lengths`` the prompts' lengths (for the report)."""
+    reports = []
+    for i, length in enumerate(lengths):
+        name = f"prompt {i} ({length} tokens)"
+        if f"logits_{i}" not in candidate:
+            reports.append(PromptReport(name, 0, float("inf"), 0, 0.0, 0, (), False))
+            continue
+        reports.append(
+            judge_prompt(
+                name,
+                reference[f"ids_{i}"],
+                reference[f"logits_{i}"],
+                candidate[f"logits_{i}"],
+                tolerance,
+                precision,
+                min_agreement,
+            )
+        )
+    passed = all(r.passed for r in reports)
+    return Correctness(passed, tuple(r.to_dict() for r in reports), tolerance.atol, tolerance.rtol, summary(reports))
+
+
+def summary(reports: Sequence[PromptReport]) -> str:
+    """One line: logits error, agreement, the first divergence and near-ties."""
+    if not reports:
+        return "no prompts"
+    steps = sum(r.steps for r in reports)
+    agreement = sum(r.agreement * r.steps for r in reports) / steps if steps else 1.0
+    off = sum(r.out_of_tolerance for r in reports)
+    error = max(r.max_abs_error for r in reports)
+    text = f"logits max abs error {error:.2e}"
+    text += f", {off} of {steps} steps out of tolerance" if off else ", every step within tolerance"
+    text += f"; greedy tokens agree at {agreement:.1%} of steps"
+    diverged = [(i, r.first_divergence) for i, r in enumerate(reports) if r.first_divergence is not None]
+    if diverged:
+        i, step = diverged[0]
+        text += f" (first divergence: prompt {i}, step {step})"
+    ties = sum(len(r.near_ties) for r in reports)
+    if ties:
+        text += f"; {ties} differing token(s) at near-ties of the reference"
+    return text

@@ -1,0 +1,129 @@
+"""The generation run's parts: prompts, the greedy loop, teacher forcing, TTFT/ITL on a fake clock."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sextant.compare import Tolerance
+from sextant.errors import SampleError, UsageError
+from sextant.generation.config import GenerationConfig
+from sextant.generation.judge import judge, judge_prompt
+from sextant.generation.loop import TextGenerator, greedy, teacher_forced
+from sextant.generation.measure import measure_batch, measure_ttft
+from sextant.generation.prompts import Prompts, make_prompts
+from sextant.testing.fakelm import ClockedGenerator, FakeClock, NumpyLM, NumpyLMGenerator
+
+REF_LOGITS = np.array([[0, 1, 5, 2], [3, 0, 0, 0], [1, 1.00005, 0, 0]], dtype=np.float32)
+REF_IDS = np.array([2, 0, 1])
+TOL = Tolerance(1e-3, 0.0)
+
+
+def test_a_token_that_differs_at_a_near_tie_passes_and_is_reported():
+    candidate = REF_LOGITS.copy()
+    candidate[0, 2] += 5e-4
+    candidate[2] = [1.00005, 1, 0, 0]  # the other side of the tie
+    report = judge_prompt("p", REF_IDS, REF_LOGITS, candidate, TOL, "fp32", 0.9)
+    assert report.passed
+    assert report.out_of_tolerance == 0
+    assert report.agreement == pytest.approx(2 / 3)
+    assert report.first_divergence == 2
+    assert report.near_ties == (2,)
+    assert report.max_abs_error == pytest.approx(5e-4, rel=1e-3)
+
+
+def test_a_token_that_differs_without_a_tie_fails_fp32():
+    candidate = REF_LOGITS.copy()
+    candidate[1] = [0, 3, 0, 0]
+    report = judge_prompt("p", REF_IDS, REF_LOGITS, candidate, TOL, "fp32", 0.9)
+    assert not report.passed
+    assert (report.out_of_tolerance, report.first_divergence, report.near_ties) == (1, 1, ())
+    assert report.max_abs_error == 3.0
+    # a reduced precision's looser tolerance: judged by the share of tokens that agree
+    loose = Tolerance(10.0, 0.0)
+    assert judge_prompt("p", REF_IDS, REF_LOGITS, candidate, loose, "bf16", 0.6).passed
+    assert not judge_prompt("p", REF_IDS, REF_LOGITS, candidate, loose, "bf16", 0.7).passed
+
+
+def test_the_verdict_over_prompts_says_where_tokens_diverged():
+    reference = {"ids_0": REF_IDS, "logits_0": REF_LOGITS, "ids_1": REF_IDS, "logits_1": REF_LOGITS}
+    bad = REF_LOGITS.copy()
+    bad[1] = [0, 3, 0, 0]
+    verdict = judge(reference, {"logits_0": REF_LOGITS, "logits_1": bad}, [5, 7], TOL, "fp32", 0.9)
+    assert not verdict.passed
+    assert [o["passed"] for o in verdict.outputs] == [True, False]
+    assert verdict.max_abs_error == 3.0
+    assert "5 of 6 steps" not in verdict.summary and "1 of 6 steps out of tolerance" in verdict.summary
+    assert "agree at 83.3% of steps (first divergence: prompt 1, step 1)" in verdict.summary
+
+
+def test_teacher_forcing_feeds_the_reference_tokens_not_the_candidates():
+    lm = NumpyLM(vocab=16, positions=32)
+    reference = NumpyLMGenerator(lm.table, lm.bias)
+    prompt = np.array([3, 1, 4])
+    ids, logits = greedy(reference, prompt, 6)
+    assert ids.tolist() == logits.argmax(-1).tolist()
+    assert np.array_equal(teacher_forced(reference, prompt, ids), logits)
+    # a continuation other than its own: step t sees the given tokens
+    other = (ids + 1) % 16
+    forced = teacher_forced(reference, prompt, other)
+    assert np.array_equal(forced[1], lm.table[other[0]] + lm.bias[3])
+    generated = TextGenerator(reference).generate(prompt, max_new_tokens=6)
+    assert generated.tolist() == [[3, 1, 4, *ids.tolist()]]
+    assert [int(t[0]) for t in TextGenerator(reference).stream(prompt, 6)] == ids.tolist()
+
+
+def test_ttft_itl_and_tokens_per_second_on_a_fake_clock():
+    clock = FakeClock()
+    lm = NumpyLM()
+    generator = ClockedGenerator(NumpyLMGenerator(lm.table, lm.bias), clock, lambda b, n: 0.1, [0.01, 0.02, 0.03, 0.04])
+    point = measure_batch(generator, np.array([1, 2, 3, 4]), 1, 3, repeats=2, warmup=1, clock=clock)
+    # warm-up: decodes of 10 and 20 ms, not counted; then 30, 40 and 10, 20 ms
+    assert generator.calls == ["prefill", "decode", "decode"] * 3
+    assert point.ttft_ms == pytest.approx(100.0)
+    assert (point.p50_ms, point.p90_ms, point.p99_ms) == pytest.approx((25.0, 37.0, 39.7))
+    assert point.throughput == pytest.approx((3 / 0.17 + 3 / 0.13) / 2)
+    assert (point.batch, point.prompt_length, point.new_tokens, point.repeats) == (1, 4, 3, 2)
+
+
+def test_a_batch_counts_every_sequences_tokens():
+    clock = FakeClock()
+    lm = NumpyLM()
+    generator = ClockedGenerator(NumpyLMGenerator(lm.table, lm.bias), clock, lambda b, n: 0.01 * b * n, [0.05])
+    point = measure_batch(generator, np.arange(5), 4, 2, repeats=1, warmup=0, clock=clock)
+    assert point.ttft_ms == pytest.approx(200.0)  # 0.01 s x 4 sequences x 5 tokens
+    assert point.throughput == pytest.approx(4 * 2 / 0.25)
+    assert measure_ttft(generator, np.arange(10), repeats=3, warmup=2, clock=clock) == pytest.approx(100.0)
+    assert generator.calls.count("prefill") == 1 + 5
+
+
+def test_generated_prompts_are_seeded_and_checked():
+    config = GenerationConfig(prompt_lengths=(4, 8), new_tokens=4, prompts_per_length=2)
+    prompts = make_prompts(None, config, vocab_size=10, max_positions=16)
+    assert [len(p) for p in prompts.ids] == [4, 4, 8, 8]
+    assert all(p.max() < 10 for p in prompts.ids)
+    again = make_prompts(None, config, vocab_size=10, max_positions=16)
+    assert all(np.array_equal(a, b) for a, b in zip(prompts.ids, again.ids))
+    assert prompts.lengths == [4, 8]
+
+
+def test_given_prompts_are_unpadded_by_their_mask(tmp_path):
+    path = tmp_path / "prompts.npz"
+    np.savez(path, input_ids=np.array([[0, 0, 5, 6], [1, 2, 3, 4]]), attention_mask=np.array([[0, 0, 1, 1], [1, 1, 1, 1]]))
+    prompts = make_prompts(path, GenerationConfig(new_tokens=2), vocab_size=10, max_positions=16)
+    assert [p.tolist() for p in prompts.ids] == [[5, 6], [1, 2, 3, 4]]
+    prompts.save(tmp_path / "saved.npz")
+    assert [p.tolist() for p in Prompts.load(tmp_path / "saved.npz").ids] == [[5, 6], [1, 2, 3, 4]]
+
+
+def test_bad_prompts_say_what_is_wrong():
+    config = GenerationConfig(new_tokens=8)
+    with pytest.raises(SampleError, match=r"token id\(s\) \[12\] outside the model's vocabulary of 10") as info:
+        make_prompts({"input_ids": np.array([[1, 12]])}, config, vocab_size=10, max_positions=64)
+    assert "tokenizer" in info.value.hint
+    with pytest.raises(SampleError, match="prompt 0 has 60 tokens; with --new-tokens 8 the sequence would have 68"):
+        make_prompts({"input_ids": np.zeros((1, 60), np.int64)}, config, vocab_size=10, max_positions=64)
+    with pytest.raises(SampleError, match="not input_ids"):
+        make_prompts({"x": np.zeros((1, 3))}, config, vocab_size=10, max_positions=64)
+    with pytest.raises(UsageError, match="--new-tokens 1 must be at least 2"):
+        GenerationConfig(new_tokens=1)
