@@ -235,6 +235,12 @@ EXAMPLES = {
     "--steps": (["fake-graph"], "steps"),
     "--search-budget-s": (["30"], "search_budget_s"),
     "--window-ms": (["10"], "profiler.window_s"),
+    "--task": (["forward"], "task"),
+    "--prompt-lengths": (["8,16"], "generation.prompt_lengths"),
+    "--new-tokens": (["4"], "generation.new_tokens"),
+    "--generation-batches": (["1,2"], "generation.batch_sizes"),
+    "--max-ttft-ms": (["50"], "generation.max_ttft_ms"),
+    "--max-itl-ms": (["5"], "generation.max_itl_ms"),
 }
 #: optimize's parameters that say what to run and how to show it, not how to optimize
 NOT_OPTIONS = {"model", "samples", "config", "plan", "as_json", "debug"}
@@ -247,7 +253,8 @@ OPTION_FLAGS = sorted(
 
 def flat(options: OptimizeOptions) -> dict:
     """The options' fields, with the profiler's as ``profiler.<field>``."""
-    values = {f.name: getattr(options, f.name) for f in fields(options) if f.name != "profiler"}
+    values = {f.name: getattr(options, f.name) for f in fields(options) if f.name not in ("profiler", "generation")}
+    values |= {f"generation.{f.name}": getattr(options.generation, f.name) for f in fields(options.generation)}
     return values | {f"profiler.{f.name}": getattr(options.profiler, f.name) for f in fields(options.profiler)}
 
 

@@ -19,14 +19,22 @@ from sextant.errors import UsageError
 Metrics = Mapping[str, float]
 
 #: metric → True when higher is better
-METRICS: dict[str, bool] = {"throughput": True, "p50_ms": False, "p99_ms": False, "memory_mb": False}
+METRICS: dict[str, bool] = {"throughput": True, "p50_ms": False, "p99_ms": False, "memory_mb": False, "ttft_ms": False}
 
 #: the objectives users name (``--objective``): metric weights, and the batch size a point must have
 PRESETS: dict[str, tuple[dict[str, float], int | None]] = {
     "throughput": ({"throughput": 1.0}, None),
     "latency": ({"p50_ms": 1.0}, 1),  # single-request latency: batch 1
     "memory": ({"memory_mb": 1.0}, None),
+    # text generation (``sextant.generation``): a point's throughput is output tokens/s, its
+    # p50/p99 the inter-token latency, ``ttft_ms`` the time to first token
+    "tokens-per-second": ({"throughput": 1.0}, None),
+    "ttft": ({"ttft_ms": 1.0}, 1),
+    "itl": ({"p50_ms": 1.0}, 1),
 }
+
+#: the presets that only a text-generation run measures
+GENERATION_ONLY = ("tokens-per-second", "ttft", "itl")
 
 
 @dataclass(frozen=True)
@@ -39,7 +47,8 @@ class Objective:
     :param max_memory_mb: largest peak resident memory a feasible measurement may have.
     :param max_batch: only points at or below this batch size count.
     :param batch: only points at exactly this batch size count (the latency objective: 1).
-    :param name: the preset this came from (``throughput``, ``latency``, ``memory``) or ``custom``.
+    :param name: the preset this came from (``throughput``, ``latency``, ``memory``, ...) or ``custom``.
+    :param max_ttft_ms: largest time to first token a feasible measurement may have (generation).
     """
 
     weights: Mapping[str, float] = field(default_factory=lambda: {"throughput": 1.0})
@@ -49,6 +58,7 @@ class Objective:
     max_batch: int | None = None
     batch: int | None = None
     name: str = "throughput"
+    max_ttft_ms: float | None = None
 
     def __post_init__(self) -> None:
         unknown = set(self.weights) - set(METRICS)
@@ -58,6 +68,7 @@ class Objective:
             ("latency budget", "--latency-budget-ms", self.max_p99_ms),
             ("minimum throughput", "--min-throughput", self.min_throughput),
             ("memory budget", "--max-memory-mb", self.max_memory_mb),
+            ("time to first token budget", "--max-ttft-ms", self.max_ttft_ms),
         ):
             if value is not None and value <= 0:
                 raise UsageError(
@@ -74,12 +85,13 @@ class Objective:
         min_throughput: float | None = None,
         max_memory_mb: float | None = None,
         max_batch: int | None = None,
+        max_ttft_ms: float | None = None,
     ) -> Objective:
         """A preset objective (:data:`PRESETS`) with constraints."""
         if name not in PRESETS:
             raise UsageError(f"unknown objective {name!r}", hint=f"Choose one of {', '.join(PRESETS)}.")
         weights, batch = PRESETS[name]
-        return cls(dict(weights), max_p99_ms, min_throughput, max_memory_mb, max_batch, batch, name)
+        return cls(dict(weights), max_p99_ms, min_throughput, max_memory_mb, max_batch, batch, name, max_ttft_ms)
 
     # -- one measurement ------------------------------------------------------------------------
 
@@ -89,6 +101,7 @@ class Objective:
             (self.max_p99_ms is not None and metrics.get("p99_ms", 0.0) > self.max_p99_ms)
             or (self.min_throughput is not None and metrics.get("throughput", float("inf")) < self.min_throughput)
             or (self.max_memory_mb is not None and (metrics.get("memory_mb") or 0.0) > self.max_memory_mb)
+            or (self.max_ttft_ms is not None and metrics.get("ttft_ms", 0.0) > self.max_ttft_ms)
         )
 
     def gain(self, metrics: Metrics, reference: Metrics) -> float:
@@ -122,6 +135,8 @@ class Objective:
             parts.append(f"at least {self.min_throughput:g}/s")
         if self.max_memory_mb is not None:
             parts.append(f"at most {self.max_memory_mb:g} MB of memory")
+        if self.max_ttft_ms is not None:
+            parts.append(f"time to first token of at most {self.max_ttft_ms:g} ms")
         return ", ".join(parts) or "none"
 
     # -- ranking --------------------------------------------------------------------------------
@@ -164,6 +179,7 @@ class Objective:
             "max_memory_mb": self.max_memory_mb,
             "max_batch": self.max_batch,
             "batch": self.batch,
+            "max_ttft_ms": self.max_ttft_ms,
         }
 
     @classmethod
@@ -176,4 +192,5 @@ class Objective:
             data.get("max_batch"),
             data.get("batch"),
             data.get("name", "custom"),
+            data.get("max_ttft_ms"),
         )

@@ -14,6 +14,7 @@ from typing import Any
 
 from sextant.devices import cuda_unavailable_reason
 from sextant.errors import UsageError
+from sextant.generation.config import GENERATION_OBJECTIVES, GenerationConfig
 from sextant.objective import PRESETS, Objective
 from sextant.profiler import ProfilerConfig
 from sextant.specs import PRECISIONS
@@ -59,6 +60,10 @@ class OptimizeOptions:
     #: the whole run's seconds (see :mod:`sextant.pipeline.budget`); ``None``: no limit
     budget_s: float | None = None
     profiler: ProfilerConfig = field(default_factory=ProfilerConfig)
+    #: ``forward`` (one forward pass), ``text-generation`` (a causal LM's generation loop, see
+    #: :mod:`sextant.generation`), or ``auto``: text generation for a causal LM that generates
+    task: str = "auto"
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
 
     def __post_init__(self) -> None:
         if self.precisions in ("auto", ("auto",)):  # "auto" is expanded here, once
@@ -67,6 +72,8 @@ class OptimizeOptions:
         if self.objective not in PRESETS:
             raise UsageError(f"unknown objective {self.objective!r}", hint=f"Choose one of {', '.join(PRESETS)}.")
         self.goal()  # constraints are checked where they are given, not after the profiling
+        if self.task not in TASKS:
+            raise UsageError(f"unknown task {self.task!r}", hint=f"Choose one of {', '.join(TASKS)}.")
         if self.device not in ("auto", "cpu", "cuda"):
             raise UsageError(f"unknown device {self.device!r}", hint="Choose cpu, cuda or auto.")
         unknown = set(self.precisions) - set(PRECISIONS)
@@ -106,10 +113,25 @@ class OptimizeOptions:
             max_batch=max_batch,
         )
 
+    def generation_goal(self) -> Objective:
+        """A text-generation run's objective: ``--objective`` read as its generation counterpart
+        (throughput: output tokens/s; latency: inter-token latency), ``--max-itl-ms`` bounding
+        the ITL p99 and ``--max-ttft-ms`` the time to first token; ``--min-throughput`` is tokens/s."""
+        return Objective.named(
+            GENERATION_OBJECTIVES[self.objective],
+            max_p99_ms=self.generation.max_itl_ms,
+            min_throughput=self.min_throughput,
+            max_memory_mb=self.max_memory_mb,
+            max_batch=self.generation.max_batch,
+            max_ttft_ms=self.generation.max_ttft_ms,
+        )
+
     def to_record(self) -> dict[str, Any]:
         """The options as JSON-able data, for status.json."""
-        record = {k: v for k, v in self.__dict__.items() if k != "profiler"}
+        record = {k: v for k, v in self.__dict__.items() if k not in ("profiler", "generation")}
         record["profiler"] = self.profiler.to_dict()
+        if self.task == "text-generation":  # a generation run's header records it in any case
+            record["generation"] = self.generation.to_dict()
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in record.items()}
 
     @classmethod
@@ -120,7 +142,7 @@ class OptimizeOptions:
         the dataclasses' default. This is the one place a flag or run-file value is parsed.
         """
         values: dict[str, Any] = {}
-        profiler: dict[str, Any] = {}
+        nested: dict[str, dict[str, Any]] = {owner: {} for owner in NESTED}
         seen: dict[str, str] = {}
         for key, value in settings.items():
             setting = SETTINGS.get(setting_name(key))
@@ -132,10 +154,17 @@ class OptimizeOptions:
             if value is None:
                 continue
             owner, _, name = setting.field.rpartition(".")
-            (profiler if owner == "profiler" else values)[name] = setting.value(value)
-        if profiler:
-            values["profiler"] = replace(ProfilerConfig(), **profiler)
+            (nested[owner] if owner else values)[name] = setting.value(value)
+        for owner, given in nested.items():
+            if given:
+                values[owner] = replace(NESTED[owner](), **given)
         return cls(**values)
+
+
+#: the tasks ``--task`` names
+TASKS = ("auto", "forward", "text-generation")
+#: the options' nested settings objects, by field name (``profiler.window_s``)
+NESTED: dict[str, type] = {"profiler": ProfilerConfig, "generation": GenerationConfig}
 
 
 def setting_name(key: str) -> str:
@@ -176,6 +205,13 @@ def _parse_integer(flag: str, value: Any) -> int:
         return int(number)
     except (TypeError, ValueError):
         raise UsageError(f"--{flag} takes a whole number, not {value!r}") from None
+
+
+def _parse_integers(flag: str, value: Any) -> tuple[int, ...]:
+    """``"32,128"`` or ``[32, 128]`` → ``(32, 128)``."""
+    items = value if isinstance(value, (list, tuple)) else [value]
+    parts = [p for item in items for p in (item.split(",") if isinstance(item, str) else [item])]
+    return tuple(_parse_integer(flag, p.strip() if isinstance(p, str) else p) for p in parts if p != "")
 
 
 def _items(flag: str, value: Any) -> list[str]:
@@ -275,12 +311,12 @@ class Setting:
     def default(self) -> Any:
         """The default, in the flag's terms (for help texts); ``None`` when there is none to show."""
         owner, _, name = self.field.rpartition(".")
-        declared = next(f for f in fields(ProfilerConfig if owner == "profiler" else OptimizeOptions) if f.name == name)
+        declared = next(f for f in fields(NESTED[owner] if owner else OptimizeOptions) if f.name == name)
         value = declared.default if declared.default_factory is MISSING else declared.default_factory()
         if value is MISSING or value is None or isinstance(value, (bool, Mapping)):
             return None
         if isinstance(value, tuple):
-            return ",".join(value) if value else None
+            return ",".join(map(str, value)) if value else None
         return value * self.scale if self.scale != 1.0 else value
 
 
@@ -317,5 +353,11 @@ SETTINGS: dict[str, Setting] = {
         Setting("budget-s", "budget_s", _parse_number),
         Setting("search-budget-s", "search_budget_s", _parse_number),
         Setting("window-ms", "profiler.window_s", _parse_number, scale=1000.0),
+        Setting("task", "task", _parse_text),
+        Setting("prompt-lengths", "generation.prompt_lengths", _parse_integers),
+        Setting("new-tokens", "generation.new_tokens", _parse_integer),
+        Setting("generation-batches", "generation.batch_sizes", _parse_integers),
+        Setting("max-ttft-ms", "generation.max_ttft_ms", _parse_number),
+        Setting("max-itl-ms", "generation.max_itl_ms", _parse_number),
     )
 }

@@ -32,6 +32,8 @@ from sextant.errors import Interrupted, UsageError
 from sextant.objective import PRESETS
 from sextant.specs import PRECISIONS
 
+PANEL_GENERATE = "Text generation"
+
 if TYPE_CHECKING:
     from sextant.package import Package
 
@@ -233,6 +235,36 @@ def optimize(
     ] = None,
     window_ms: Annotated[
         float | None, typer.Option(help="Length of one measurement window.", rich_help_panel=PANEL_SELECT)
+    ] = None,
+    task: Annotated[
+        str | None,
+        typer.Option(
+            help="forward (one forward pass), text-generation (a causal LM's generation loop: prompts, "
+            "TTFT, inter-token latency, tokens/s), or auto (text-generation for a causal LM with generate).",
+            rich_help_panel=PANEL_GENERATE,
+        ),
+    ] = None,
+    prompt_lengths: Annotated[
+        str | None,
+        typer.Option(help="Lengths of the generated prompts (comma-separated).", rich_help_panel=PANEL_GENERATE),
+    ] = None,
+    new_tokens: Annotated[
+        int | None, typer.Option(help="Tokens generated per prompt.", rich_help_panel=PANEL_GENERATE)
+    ] = None,
+    generation_batches: Annotated[
+        str | None,
+        typer.Option(
+            help="Concurrent sequences output tokens/s is measured at (comma-separated).",
+            rich_help_panel=PANEL_GENERATE,
+        ),
+    ] = None,
+    max_ttft_ms: Annotated[
+        float | None,
+        typer.Option(help="Largest time to first token (longest prompt) a pick may have.", rich_help_panel=PANEL_GENERATE),
+    ] = None,
+    max_itl_ms: Annotated[
+        float | None,
+        typer.Option(help="Largest inter-token latency (p99) a pick may have.", rich_help_panel=PANEL_GENERATE),
     ] = None,
     as_json: Json = False,
     debug: Debug = False,
