@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sextant.generation.config import GenerationConfig
 from sextant.profiler import ProfilerConfig
-from sextant.runtime import RunnerRequest, StepRequest
+from sextant.runtime import GeneratorRequest, RunnerRequest, StepRequest
 from sextant.signature import Signature
 
 if TYPE_CHECKING:
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 
 STEP_TARGET = "sextant.worker:run_step"
 CANDIDATE_TARGET = "sextant.worker:run_candidate"
+GENERATION_TARGET = "sextant.generation.worker:run_generation"
 
 
 @dataclass(frozen=True)
@@ -103,8 +105,61 @@ class CandidateJob:
         )
 
 
-Job = StepJob | CandidateJob
-_KINDS: dict[str, type[StepJob] | type[CandidateJob]] = {STEP_TARGET: StepJob, CANDIDATE_TARGET: CandidateJob}
+@dataclass(frozen=True)
+class GenerationJob:
+    """Load a generator (``load`` names its callable), run every prompt of ``prompts`` greedily (the
+    reference: ``reference`` is ``None``) or teacher-forced on the reference's continuation, save the
+    logits (and ids) to ``outputs``, then measure with ``config`` if the parent says so
+    (:class:`ProfileOrder`; see :mod:`sextant.generation.worker`)."""
+
+    load: str
+    request: GeneratorRequest
+    prompts: Path
+    reference: Path | None
+    outputs: Path
+    config: GenerationConfig
+
+    target = GENERATION_TARGET
+
+    def to_json(self) -> dict[str, Any]:
+        r = self.request
+        return {
+            "load": self.load,
+            "artifact": str(r.artifact),
+            "device": r.device,
+            "precision": r.precision,
+            "threads": r.threads,
+            "options": dict(r.options),
+            "max_batch": r.max_batch,
+            "max_length": r.max_length,
+            "prompts": str(self.prompts),
+            "reference": None if self.reference is None else str(self.reference),
+            "outputs": str(self.outputs),
+            "config": self.config.to_dict(),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> GenerationJob:
+        request = GeneratorRequest(
+            artifact=Path(data["artifact"]),
+            device=data["device"],
+            precision=data["precision"],
+            threads=int(data["threads"]),
+            options=data["options"],
+            max_batch=int(data["max_batch"]),
+            max_length=int(data["max_length"]),
+        )
+        reference = Path(data["reference"]) if data["reference"] else None
+        config = GenerationConfig.from_dict(data["config"])
+        return cls(data["load"], request, Path(data["prompts"]), reference, Path(data["outputs"]), config)
+
+
+Job = StepJob | CandidateJob | GenerationJob
+_KINDS: dict[str, type[StepJob] | type[CandidateJob] | type[GenerationJob]] = {
+    STEP_TARGET: StepJob,
+    CANDIDATE_TARGET: CandidateJob,
+    GENERATION_TARGET: GenerationJob,
+}
 
 
 @dataclass(frozen=True)

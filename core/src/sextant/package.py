@@ -29,6 +29,7 @@ from sextant.errors import IncompleteRunWarning, PackageError
 from sextant.records import CandidateRecord, Status
 
 if TYPE_CHECKING:
+    from sextant.generation.loop import TextGenerator
     from sextant.plugins import Catalog
     from sextant.runtime import Runner
 
@@ -100,6 +101,12 @@ class CandidateView:
         return self.record.status
 
     @property
+    def generates(self) -> bool:
+        """Whether this is a text-generation candidate (a generator's, loaded as a
+        :class:`~sextant.generation.loop.TextGenerator`), not a runner's."""
+        return self.package.status.get("task") == "text-generation"
+
+    @property
     def artifact(self) -> Path:
         if self.record.artifact is None:
             raise PackageError(f"candidate {self.id!r} in {self.package.path} has no artifact ({self.status})")
@@ -122,7 +129,7 @@ class CandidateView:
         from sextant.specs import resolve
 
         self.check_files(trust_source=trust_source)
-        spec = (catalog or load_catalog()).get("runner", self.record.runner).spec
+        spec = (catalog or load_catalog()).get("generator" if self.generates else "runner", self.record.runner).spec
         pickled = resolve(spec.pickled)(self.artifact) if spec.pickled else None
         if pickled and not trust_source:
             raise UntrustedSourceError(
@@ -157,9 +164,15 @@ class CandidateView:
         *,
         trust_source: bool = False,
         shared: bool = False,
-    ) -> Runner:
+        max_batch: int = 1,
+        max_length: int | None = None,
+    ) -> Runner | TextGenerator:
         """Load this candidate's runner in this process; returns a :class:`~sextant.runtime.Runner`.
         ``shared``: other work runs in this process between its calls (see ``RunnerRequest.shared``).
+
+        A text-generation candidate loads as a :class:`~sextant.generation.loop.TextGenerator`
+        (``generate(input_ids, max_new_tokens=)``, ``stream(...)``): ``max_batch`` sequences of at
+        most ``max_length`` tokens (default: the model's positions), what a static cache holds.
 
         The candidate's files are first checked against the package's manifest, and a candidate
         whose loading unpickles files (a source ``nn.Module``, Keras custom classes) needs
@@ -172,8 +185,10 @@ class CandidateView:
 
         catalog = catalog or load_catalog()
         self.verify(catalog, trust_source=trust_source)
-        spec = catalog.get("runner", self.record.runner).spec
         recorded_threads = self.record.profile.threads if self.record.profile else None
+        if self.generates:
+            return self._load_generator(catalog, threads or recorded_threads or cpu_threads(), max_batch, max_length)
+        spec = catalog.get("runner", self.record.runner).spec
         request = RunnerRequest(
             artifact=self.artifact,
             signature=Signature.from_dict(self.package.status["signature"]),
@@ -184,6 +199,24 @@ class CandidateView:
             shared=shared,
         )
         return resolve(spec.load)(request)
+
+    def _load_generator(self, catalog: Catalog, threads: int, max_batch: int, max_length: int | None) -> TextGenerator:
+        from sextant.generation.loop import TextGenerator
+        from sextant.runtime import GeneratorRequest
+        from sextant.specs import resolve
+
+        spec = catalog.get("generator", self.record.runner).spec
+        positions = self.package.status.get("model", {}).get("max_positions")
+        request = GeneratorRequest(
+            artifact=self.artifact,
+            device=self.record.device,
+            precision=self.record.precision,
+            threads=threads,
+            options=self.record.options,
+            max_batch=max_batch,
+            max_length=max_length or positions or 2048,
+        )
+        return TextGenerator(resolve(spec.load)(request), self.id)
 
 
 class Package:

@@ -256,6 +256,8 @@ class CandidateRecord:
     cached: bool = False
     best_point: Mapping[str, Any] | None = None  # set by the selection
     speedup: float | None = None  # set by the selection
+    #: a text-generation candidate's time to first token at batch 1, by prompt length (ms)
+    ttft_ms: Mapping[str, float] | None = None
 
     @property
     def points(self) -> tuple[Mapping[str, Any], ...]:

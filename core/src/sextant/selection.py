@@ -87,7 +87,10 @@ def why_none(candidates: Mapping[str, CandidateRecord], objective: Objective) ->
         return "no candidate could be planned"
     if all(s == Status.FAILED for s in statuses):
         return "every candidate failed to build or run"
-    constrained = any(v is not None for v in (objective.max_p99_ms, objective.min_throughput, objective.max_memory_mb))
+    constrained = any(
+        v is not None
+        for v in (objective.max_p99_ms, objective.min_throughput, objective.max_memory_mb, objective.max_ttft_ms)
+    )
     if any(s == Status.OK for s in statuses) and constrained:
         return f"no candidate meets the constraints ({objective.constraints_text()})"
     if any(s.judged_wrong for s in statuses):

@@ -88,6 +88,16 @@ def optimize(
 
     _check_names(catalog, options)
     source, samples = _load(catalog, model, samples, options)
+    if _generates(catalog, source, options):
+        if plan_only:
+            from sextant.generation.plan import make_generation_plan
+
+            return make_generation_plan(  # type: ignore[return-value]
+                catalog, source.format, devices=options.devices(), precisions=options.precisions, generators=options.runners
+            )
+        from sextant.generation.run import optimize_generation
+
+        return optimize_generation(catalog, source, samples, options, emit)
     plan = make_plan(
         catalog,
         source.format,
@@ -274,7 +284,7 @@ def _write_report(ledger: Ledger, workspace: Workspace) -> None:
 
 def _check_names(catalog: Catalog, options: OptimizeOptions) -> None:
     """``--formats``, ``--runners`` and ``--steps`` name what the installed plugins provide."""
-    runners = {c.name for c in catalog.of("runner")}
+    runners = {c.name for c in (*catalog.of("runner"), *catalog.of("generator"))}
     formats = {str(c.spec.consumes) for c in catalog.of("runner")}
     steps = {c.name for kind in ("exporter", "converter") for c in catalog.of(kind)}
     for given, known, flag in (
@@ -302,7 +312,30 @@ def _load(catalog: Catalog, model: Any, samples: Any, options: OptimizeOptions) 
         name = name or model.stem
     if isinstance(samples, (str, Path)) and not Path(samples).exists() and ":" in str(samples):
         samples, _ = resolve_model(str(samples), what="samples")
-    return catalog.load_source(model, name, options.source_options, origin=origin), samples
+    return catalog.load_source(model, name, options.source_options, origin=origin, task=options.task), samples
+
+
+def _generates(catalog: Catalog, source: SourceModel, options: OptimizeOptions) -> bool:
+    """Whether the run is a text-generation run: its source is of a format a generator loads
+    (the loaders return one for ``--task text-generation``, and for ``auto`` when the model is a
+    causal LM). A generation objective on another model, or a generation task on a source no
+    installed generator loads, is a usage error."""
+    from sextant.objective import GENERATION_ONLY
+
+    generates = any(c.spec.consumes == source.format for c in catalog.of("generator"))
+    if options.task == "text-generation" and not generates:
+        raise UsageError(
+            f"--task text-generation: no installed generator loads {source.description or source.format} "
+            f"(format '{source.format}')",
+            hint="Give a transformers causal LM (a factory returning it, or a save_pretrained folder) with the "
+            "torch plugin installed; `sextant plugins` lists the generators.",
+        )
+    if not generates and options.objective in GENERATION_ONLY:
+        raise UsageError(
+            f"--objective {options.objective} measures text generation, and {source.name} is run as one forward pass",
+            hint="Give a causal LM (or --task text-generation), or use --objective throughput, latency or memory.",
+        )
+    return generates
 
 
 def _previous_status(workspace: Workspace, fresh: bool) -> tuple[Mapping[str, Any], str | None]:

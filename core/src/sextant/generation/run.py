@@ -1,0 +1,330 @@
+"""A text-generation run: judge and measure every generation backend of a causal LM, pick the best.
+
+It reuses the single-model run's machinery wherever the work is the same: the package folder
+(:class:`~sextant.pipeline.workspace.Workspace`), its lock, the ledger that owns ``status.json``,
+the isolated children, build steps (a generator's ``build`` runs as an export step, cached by key),
+candidate records and keys, the selection and ``sextant inspect``. What differs is the unit: a
+generator instead of a runner, prompts instead of batches, teacher forcing
+(:mod:`sextant.generation.judge`) instead of a comparator, and TTFT / ITL / tokens/s points
+(:mod:`sextant.generation.measure`) instead of a batch sweep; the reference generator's greedy
+continuation (``reference.npz``) is what every other candidate is judged on.
+
+Not yet here (said in the run's notes where it matters): screening, ``--budget-s``, option search,
+the HTML report.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sextant import __version__
+from sextant.cache import digest, hash_path, library_versions
+from sextant.compare import Tolerance
+from sextant.devices import busy_reason, cpu_threads, host_record
+from sextant.errors import NothingRunnableError, SampleError
+from sextant.generation.judge import judge
+from sextant.generation.plan import GenerationCandidate, GenerationPlan, make_generation_plan
+from sextant.generation.prompts import Prompts, make_prompts
+from sextant.isolation import Isolator
+from sextant.jobs import GenerationJob, ProfileOrder
+from sextant.options import OptimizeOptions
+from sextant.package import Package
+from sextant.pipeline.budget import Budget
+from sextant.pipeline.context import Run, outcome
+from sextant.pipeline.ledger import EventHandler, Ledger
+from sextant.pipeline.lock import WorkspaceLock
+from sextant.pipeline.steps import run_step
+from sextant.pipeline.workspace import Workspace
+from sextant.planner import SOURCE
+from sextant.plugins import Catalog
+from sextant.records import CandidateKeys, CandidateRecord, Correctness, Profile, Status, Stop
+from sextant.runtime import GeneratorRequest
+from sextant.selection import select
+from sextant.signature import Signature, TensorSpec
+from sextant.specs import SourceModel
+
+TASK = "text-generation"
+#: the prompts' signature, for build steps (an export's input names)
+SIGNATURE = Signature(
+    (TensorSpec("input_ids", "int64", (None, None)), TensorSpec("attention_mask", "int64", (None, None)))
+)
+
+
+def optimize_generation(
+    catalog: Catalog, source: SourceModel, prompts: Any, options: OptimizeOptions, emit: EventHandler
+) -> Package:
+    """Run the generation candidates of ``source`` (a format generators consume) and write the package."""
+    started = time.monotonic()
+    config = options.generation
+    plan = make_generation_plan(
+        catalog, source.format, devices=options.devices(), precisions=options.precisions, generators=options.runners
+    )
+    emit("plan", {"plan": plan, "source": source})
+    reference = plan.reference()
+    if reference is None:
+        raise NothingRunnableError(
+            f"no reference generator for the source format '{source.format}' is available",
+            hint="Install the plugin that generates with this framework; `sextant plugins` lists generators.",
+        )
+    made = make_prompts(prompts, config, source.vocab_size, source.max_positions)
+    workspace = Workspace.open(Path(options.workspace or Path("sextant-workspace") / source.name))
+    from sextant.pipeline import _previous_status, _raise_if_nothing_selected, _seal
+
+    with WorkspaceLock(workspace.path) as lock:
+        previous, unreadable = _previous_status(workspace, options.fresh)
+        written = workspace.write_source(source)
+        threads = options.threads or cpu_threads()
+        ledger = Ledger(
+            workspace.path,
+            {
+                "sextant": __version__,
+                "task": TASK,
+                "model": {
+                    "name": source.name,
+                    "format": source.format.name,
+                    "source": workspace.relative(written.path),
+                    "vocab_size": source.vocab_size,
+                    "max_positions": source.max_positions,
+                },
+                "options": options.to_record(),
+                "generation": config.to_dict(),
+                "host": host_record(threads, options.devices()),
+                "run": {"started": datetime.now(timezone.utc).isoformat(timespec="seconds")},
+            },
+            previous,
+            emit,
+        )
+        if lock.took_over is not None:
+            ledger.note(f"took over the workspace from {lock.took_over.describe()}, which is no longer running")
+        host = ledger.header["host"]
+        for note in (unreadable, ledger.unreadable_note(), busy_reason(host.get("load_1min"), host.get("cores")), *source.notes):
+            if note:
+                ledger.note(note)
+        made.save(workspace.inputs)
+        made.save(workspace.samples)  # what a build step reads as its samples
+        ledger.set(
+            prompts={"count": len(made), "lengths": [len(p) for p in made.ids], "given": made.given},
+            signature=SIGNATURE.to_dict(),
+        )
+        preload = sorted({m.split(".", 1)[0] for c in plan.candidates for m in c.spec.requires})
+        with Isolator(preload=preload, server_log=workspace.path / "logs" / "forkserver.log") as isolator:
+            run = Run(
+                options,
+                workspace,
+                ledger,
+                isolator,
+                threads,
+                written,
+                SIGNATURE,
+                config.max_batch,
+                hash_path(workspace.inputs),
+                Budget(None),
+            )
+            try:
+                _run_plan(run, plan, reference, made)
+            except BaseException:
+                _finish(run, plan, time.monotonic() - started, complete=False)
+                _seal(ledger, workspace)
+                raise
+        _finish(run, plan, time.monotonic() - started, complete=True)
+        workspace.prune([r.artifact for r in ledger.steps.values()] + [r.outputs for r in ledger.candidates.values()])
+        _seal(ledger, workspace)
+    _raise_if_nothing_selected(ledger, workspace)
+    return Package(workspace.path)
+
+
+def _run_plan(run: Run, plan: GenerationPlan, reference: GenerationCandidate, prompts: Prompts) -> None:
+    """The reference first (its continuation is what the others are judged on), then the others,
+    those slow to build (``slow_build``: a compile) last."""
+    record = evaluate(run, plan, reference, prompts, None)
+    if record.status != Status.OK or not run.workspace.reference.exists():
+        raise SampleError(
+            f"the reference generator {reference.id} could not generate from the prompts: {record.reason}",
+            hint=f"See {run.workspace / (record.log or 'logs')}.",
+        )
+    others = [c for c in plan.candidates if c is not reference]
+    for candidate in sorted(others, key=lambda c: c.spec.slow_build):
+        evaluate(run, plan, candidate, prompts, run.workspace.reference)
+
+
+def _build(run: Run, plan: GenerationPlan, candidate: GenerationCandidate) -> str | None:
+    """Run the candidate's build step (or reuse it); the artifact's path in the package, or ``None``."""
+    step_id = candidate.step
+    if step_id is None:
+        return run.workspace.relative(run.source.path)
+    if step_id not in run.ledger.run_steps:
+        run_step(run, plan.step(step_id))
+    step = run.ledger.steps[step_id]
+    return step.artifact if step.status == Status.OK else None
+
+
+def evaluate(
+    run: Run, plan: GenerationPlan, candidate: GenerationCandidate, prompts: Prompts, reference: Path | None
+) -> CandidateRecord:
+    """Judge and measure one candidate (or reuse what an earlier run recorded); record it."""
+    ws, config = run.workspace, run.options.generation
+    spec = candidate.spec
+    record = CandidateRecord(
+        step=candidate.step or SOURCE,
+        format=spec.consumes.name,
+        runner=spec.name,
+        plugin=candidate.plugin,
+        device=candidate.device,
+        precision=candidate.precision,
+        options=dict(candidate.options),
+    )
+    artifact = _build(run, plan, candidate)
+    if artifact is None:
+        step = run.ledger.steps[candidate.step or ""]
+        return _record(run, candidate, replace(record, status=Status.SKIPPED, reason=f"{candidate.step} failed: {step.reason}"))
+    base = run.source.key if candidate.step is None else run.ledger.steps[candidate.step].key
+    outputs_key = digest(
+        {
+            "artifact": base,
+            "generator": spec.name,
+            "plugin": candidate.plugin,
+            "code": run.code(spec.load),
+            "device": candidate.device,
+            "precision": candidate.precision,
+            "options": candidate.options,
+            "threads": run.threads,
+            "prompts": run.inputs_key,
+            "new_tokens": config.new_tokens,
+            "reference": hash_path(reference) if reference is not None else None,
+            "libraries": library_versions(spec.requires),
+        }
+    )
+    measured = {k: v for k, v in config.to_dict().items() if k not in ("max_ttft_ms", "max_itl_ms", "min_agreement")}
+    keys = CandidateKeys(outputs_key, digest({"outputs": outputs_key, "generation": measured}))
+    record = replace(
+        record, artifact=artifact, keys=keys, outputs=ws.outputs_file(candidate.id, keys.outputs), log=ws.log(candidate.id)
+    )
+    judging = _Judging(run, candidate, prompts, reference is None)
+    reused = _reuse(run, candidate, record, judging)
+    if reused is not None:
+        return _record(run, candidate, reused)
+
+    run.ledger.emit("candidate_start", {"id": candidate.id})
+    points: list[dict[str, Any]] = []
+    current = {"record": record}
+
+    def handle(kind: str, data: Any) -> Any:
+        if kind == "outputs":
+            current["record"] = judging(current["record"], Path(data))
+            return ProfileOrder(profile=current["record"].status == Status.PROFILING).to_json()
+        if kind == "point":
+            points.append(data)
+            run.ledger.emit("candidate_point", {"id": candidate.id, "point": data, "screen": False})
+        elif kind == "loaded":
+            current["record"] = replace(current["record"], load_seconds=round(float(data), 3))
+        return None
+
+    request = GeneratorRequest(
+        artifact=ws / artifact,
+        device=candidate.device,
+        precision=candidate.precision,
+        threads=run.threads,
+        options=dict(candidate.options),
+        max_batch=config.max_batch,
+        max_length=max(len(p) for p in prompts.ids) + config.new_tokens,
+    )
+    job = GenerationJob(spec.load, request, ws.inputs, reference, ws / record.outputs, config)
+    result = run.child(job, candidate.id, handle)
+    record = current["record"]
+    if record.status == Status.PENDING:
+        record = replace(record, **outcome(result))
+    elif record.status == Status.PROFILING:
+        if result.ok and points:
+            profile = Profile(tuple(points), run.threads, "measured at every batch size", result.value.get("loaded_memory_mb"), Stop.MAX_BATCH)
+            record = replace(record, status=Status.OK, profile=profile, ttft_ms=result.value["ttft_ms"])
+        else:
+            failure = outcome(result)
+            failure.update(status=Status.FAILED, reason=f"while measuring: {result.reason()}")
+            record = replace(record, **failure)
+    return _record(run, candidate, replace(record, seconds=round(result.seconds, 3)))
+
+
+class _Judging:
+    """Judges a candidate's saved outputs: the reference's are adopted as ``reference.npz``."""
+
+    def __init__(self, run: Run, candidate: GenerationCandidate, prompts: Prompts, adopt: bool) -> None:
+        self.run, self.candidate, self.prompts, self.adopt = run, candidate, prompts, adopt
+
+    def __call__(self, record: CandidateRecord, outputs: Path) -> CandidateRecord:
+        opts = self.run.options
+        with np.load(outputs) as data:
+            got = {k: data[k] for k in data.files}
+        if self.adopt:
+            with open(self.run.workspace.reference, "wb") as f:
+                np.savez(f, **got)
+        with np.load(self.run.workspace.reference) as data:
+            ref = {k: data[k] for k in data.files}
+        tolerance = Tolerance.for_precision(self.candidate.precision, opts.atol, opts.rtol)
+        lengths = [len(p) for p in self.prompts.ids]
+        verdict: Correctness = judge(ref, got, lengths, tolerance, self.candidate.precision, opts.generation.min_agreement)
+        status = Status.PROFILING if verdict.passed else Status.INCORRECT
+        reason = None if verdict.passed else f"correctness (teacher forcing): {verdict.summary}"
+        return replace(record, status=status, correctness=verdict, reason=reason)
+
+
+def _reuse(run: Run, candidate: GenerationCandidate, record: CandidateRecord, judging: _Judging) -> CandidateRecord | None:
+    """The earlier run's record under the same keys (outputs judged again: the tolerance may have
+    changed), or ``None`` when it must run again."""
+    old = run.ledger.previous_candidate(candidate.id)
+    if old is None or old.keys is None or old.keys.outputs != record.keys.outputs:
+        return None
+    if old.cause is not None and old.cause.retried:
+        return None
+    if old.status == Status.FAILED:
+        return replace(record, status=Status.FAILED, reason=old.reason, cause=old.cause, cached=True)
+    if old.outputs is None or not (run.workspace / old.outputs).exists():
+        return None
+    judged = replace(judging(record, run.workspace / old.outputs), cached=True)
+    if judged.status != Status.PROFILING:
+        return judged
+    if old.keys.profile != record.keys.profile or not old.points or old.ttft_ms is None:
+        return None
+    return replace(judged, status=Status.OK, profile=old.profile, ttft_ms=old.ttft_ms, load_seconds=old.load_seconds)
+
+
+def _record(run: Run, candidate: GenerationCandidate, record: CandidateRecord) -> CandidateRecord:
+    run.ledger.record_candidate(candidate.id, record)
+    return record
+
+
+def _finish(run: Run, plan: GenerationPlan, seconds: float, *, complete: bool) -> None:
+    """Select under the generation objective and write the last status (as the single-model run)."""
+    ledger = run.ledger
+    planned = [c.id for c in plan.candidates]
+    if complete:
+        ledger.keep_only([s.id for s in plan.steps if s.id in ledger.steps], planned)
+        ledger.header.pop("interrupted", None)
+    reference = plan.reference()
+    current = {cid: r for cid, r in ledger.candidates.items() if cid in planned}
+    selection, ranked = select(current, run.options.generation_goal(), reference.id if reference else None, set(planned))
+    ledger.candidates.update(ranked)
+    records = [*ledger.steps.values(), *ledger.candidates.values()]
+    ledger.set(
+        baseline=reference.id if reference else None,
+        run={
+            **ledger.header["run"],
+            "seconds": round(seconds, 3),
+            "complete": complete,
+            "cached": sum(r.cached for r in records),
+            "ran": sum(not r.cached and r.seconds is not None for r in records),
+            "planned": len(planned),
+            "unmeasured": [cid for cid in planned if not ledger.recorded(cid)],
+        },
+        skipped=[{"what": what, "reason": reason} for what, reason in plan.skipped],
+        reference_only=[],
+        selection=selection.to_json(),
+    )
+    if complete:
+        ledger.note("report.html is not written for text-generation runs yet: `sextant inspect` shows the results")
+    ledger.emit("done", {"status": ledger.document()})

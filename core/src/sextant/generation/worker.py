@@ -1,0 +1,79 @@
+"""The job an isolated child runs for one generation candidate (:class:`sextant.jobs.GenerationJob`).
+
+Load the generator; check the prompts against what it says it takes; run every prompt (the
+reference: its greedy continuation, ids and logits; any other candidate: teacher-forced on the
+reference's continuation, logits only) and save the arrays; ask the parent (``outputs``: the
+file), which judges them; if told to, measure: the time to first token of each prompt length at
+batch 1 (event ``ttft``), then one point per batch size at the longest prompt (event ``point``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from sextant.child import Channel
+from sextant.generation.loop import greedy, teacher_forced
+from sextant.generation.measure import measure_batch, measure_ttft
+from sextant.generation.prompts import Prompts, check
+from sextant.jobs import GenerationJob, ProfileOrder
+from sextant.memory import MemoryProbe
+from sextant.specs import resolve
+from sextant.worker import _set_threads
+
+
+def run_generation(document: Mapping[str, Any], channel: Channel) -> dict[str, Any]:
+    job = GenerationJob.from_json(document)
+    config = job.config
+    _set_threads(job.request.threads)
+    memory = MemoryProbe()
+    started = time.perf_counter()
+    generator = resolve(job.load)(job.request)
+    channel.emit("loaded", time.perf_counter() - started)
+    loaded_mb = memory.read().rss_mb
+    try:
+        prompts = Prompts.load(job.prompts)
+        check(prompts, config.new_tokens, generator.vocab_size, generator.max_positions)
+        outputs: dict[str, np.ndarray] = {}
+        reference = dict(np.load(job.reference)) if job.reference is not None else None
+        for i, prompt in enumerate(prompts.ids):
+            if reference is None:
+                outputs[f"ids_{i}"], outputs[f"logits_{i}"] = greedy(generator, prompt, config.new_tokens)
+            else:
+                outputs[f"logits_{i}"] = teacher_forced(generator, prompt, reference[f"ids_{i}"])
+        with open(job.outputs, "wb") as f:
+            np.savez(f, **outputs)
+        order = ProfileOrder.from_json(channel.ask("outputs", str(job.outputs)))
+        if not order.profile:
+            return {"profiled": False}
+        ttft = {}
+        for length in prompts.lengths:
+            ttft[str(length)] = measure_ttft(
+                generator, prompts.first_of_length(length), repeats=config.repeats, warmup=config.warmup
+            )
+            channel.emit("ttft", {"length": length, "ms": ttft[str(length)]})
+        longest = prompts.first_of_length(prompts.lengths[-1])
+        points = []
+        for batch in config.batch_sizes:
+            point = measure_batch(
+                generator,
+                longest,
+                batch,
+                config.new_tokens,
+                repeats=config.repeats,
+                warmup=config.warmup,
+                memory=memory,
+            )
+            points.append(point.to_dict())
+            channel.emit("point", point.to_dict())
+        return {
+            "profiled": True,
+            "ttft_ms": ttft,
+            "threads": job.request.threads,
+            "loaded_memory_mb": loaded_mb,
+        }
+    finally:
+        generator.close()
