@@ -19,7 +19,9 @@ from sextant.api import (
     TORCH_EXPORTED,
     TORCH_MODULE,
     TORCHSCRIPT,
+    TRANSFORMERS_CAUSAL_LM,
     ExporterSpec,
+    GeneratorSpec,
     Param,
     Rejection,
     RunnerSpec,
@@ -32,7 +34,14 @@ _DEVICES = ("cpu", "cuda")
 
 
 @hookimpl
-def sextant_load_source(model: object, name: str | None) -> SourceModel | Rejection | None:
+def sextant_load_source(model: object, name: str | None, task: str) -> SourceModel | Rejection | None:
+    if task != "forward" and isinstance(model, Path) and model.is_dir():
+        from sextant_torch.generation import causal_architectures
+
+        if causal_architectures(model):  # a save_pretrained folder of a causal LM
+            from sextant_torch.generation import folder_generation_source
+
+            return folder_generation_source(model, name)
     if isinstance(model, Path):
         if model.suffix == ".pt2":
             from sextant_torch.source import exported_source
@@ -45,6 +54,12 @@ def sextant_load_source(model: object, name: str | None) -> SourceModel | Reject
         return None
     torch = sys.modules.get("torch")  # a torch model means torch is already imported
     if torch is not None and isinstance(model, torch.nn.Module):
+        if task != "forward":
+            from sextant_torch.generation import module_generation_source
+
+            answer = module_generation_source(model, name, task)
+            if answer is not None:
+                return answer
         from sextant_torch.source import module_source
 
         return module_source(model, name)
@@ -94,6 +109,44 @@ def sextant_register_exporters() -> list[ExporterSpec]:
             run="sextant_torch.export:onnx_legacy",
             requires=("torch", "onnx"),
             description="the TorchScript-based torch.onnx exporter",
+        ),
+    ]
+
+
+@hookimpl
+def sextant_register_generators() -> list[GeneratorSpec]:
+    needs = ("torch", "transformers")
+    install = "pip install 'sextant-torch[generation]'"
+    return [
+        GeneratorSpec(
+            "torch-generate",
+            TRANSFORMERS_CAUSAL_LM,
+            load="sextant_torch.generation:load_dynamic",
+            devices=_DEVICES,
+            requires=needs,
+            install=install,
+            reference=True,
+            description="transformers' greedy generate loop: a dynamic KV cache, eager",
+        ),
+        GeneratorSpec(
+            "torch-static-cache",
+            TRANSFORMERS_CAUSAL_LM,
+            load="sextant_torch.generation:load_static",
+            devices=_DEVICES,
+            requires=needs,
+            install=install,
+            description="a preallocated StaticCache, eager",
+        ),
+        GeneratorSpec(
+            "torch-static-compile",
+            TRANSFORMERS_CAUSAL_LM,
+            load="sextant_torch.generation:load_static_compiled",
+            devices=_DEVICES,
+            requires=needs,
+            install=install,
+            check="sextant_torch.checks:check_compile",
+            slow_build=True,
+            description="a StaticCache and torch.compile of the decode step",
         ),
     ]
 

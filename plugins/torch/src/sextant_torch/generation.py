@@ -1,0 +1,257 @@
+"""Causal LMs of ``transformers`` as generation loops (``--task text-generation``).
+
+The source is written with ``save_pretrained`` (format ``transformers-causal-lm``) and loaded in
+each process with ``AutoModelForCausalLM.from_pretrained``: no pickle, and no user code, so only
+``transformers``' own architectures are taken. Generators:
+
+- ``torch-generate`` (the reference): what ``generate`` does greedily, with its default dynamic KV
+  cache (``DynamicCache``), fp32 eager;
+- ``torch-static-cache``: a ``StaticCache`` (preallocated to the longest sequence, one per batch
+  size), eager;
+- ``torch-static-compile``: the same with the decode step compiled by ``torch.compile``, the
+  path ``transformers`` documents for fast generation (the prefill stays eager: its shape changes
+  with every prompt length).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sextant.api import TRANSFORMERS_CAUSAL_LM, GeneratorRequest, ModelLoadError, Rejection, SourceModel, StepError, cache_dir
+
+MODEL_DIR = "model"
+_CAUSAL_SUFFIXES = ("ForCausalLM", "LMHeadModel")
+
+
+def causal_architectures(folder: Path) -> list[str] | None:
+    """The causal-LM architectures a ``save_pretrained`` folder's ``config.json`` names, or ``None``
+    when the folder holds no such config (cheap: one small JSON file)."""
+    config = folder / "config.json"
+    if not config.is_file():
+        return None
+    try:
+        names = json.loads(config.read_text()).get("architectures") or []
+    except (OSError, ValueError):
+        return None
+    return [n for n in names if n.endswith(_CAUSAL_SUFFIXES)]
+
+
+def _positions(config: Any) -> int | None:
+    for attr in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+        value = getattr(config, attr, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def _vocab(config: Any) -> int | None:
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    return getattr(text, "vocab_size", None)
+
+
+def generates(model: object) -> bool:
+    """Whether ``model`` is a ``transformers`` model that generates (its class says so)."""
+    import sys
+
+    transformers = sys.modules.get("transformers")
+    if transformers is None or not isinstance(model, transformers.PreTrainedModel):
+        return False
+    return bool(model.can_generate())
+
+
+def module_generation_source(model: Any, name: str | None, task: str) -> SourceModel | Rejection | None:
+    """A ``transformers`` causal LM object as a generation source; ``None`` for ``auto`` when it
+    is no such model (it is then optimized as one forward pass)."""
+    if not generates(model):
+        if task != "text-generation":
+            return None
+        return Rejection(
+            f"a {type(model).__name__}, which has no generate: it is not a transformers causal LM",
+            hint="--task text-generation takes a transformers model that generates (a ...ForCausalLM, "
+            "or a factory returning one, or its save_pretrained folder); leave --task out to optimize "
+            "its forward pass.",
+        )
+    module = type(model).__module__
+    if not module.startswith("transformers."):
+        return Rejection(
+            f"a {type(model).__name__} defined in {module}, not one of transformers' own architectures: "
+            "sextant loads a causal LM in each process with AutoModelForCausalLM.from_pretrained, "
+            "which does not know this class",
+            hint="Use a transformers architecture (LlamaForCausalLM, GPT2LMHeadModel, ...), or leave --task "
+            "out to optimize its forward pass.",
+        )
+    model = model.eval()
+
+    def write(folder: Path) -> Path:
+        target = folder / MODEL_DIR
+        try:
+            model.save_pretrained(target)
+        except Exception as exc:
+            raise ModelLoadError(
+                f"cannot save the {type(model).__name__} with save_pretrained: {type(exc).__name__}: {exc}"
+            ) from exc
+        return target
+
+    return SourceModel(
+        TRANSFORMERS_CAUSAL_LM,
+        name or getattr(model.config, "model_type", None) or type(model).__name__.lower(),
+        write,
+        description=f"transformers {type(model).__name__}",
+        vocab_size=_vocab(model.config),
+        max_positions=_positions(model.config),
+    )
+
+
+def folder_generation_source(folder: Path, name: str | None) -> SourceModel | Rejection:
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(folder)
+    except Exception as exc:
+        return Rejection(f"a folder whose config.json transformers cannot read ({type(exc).__name__}: {exc})")
+
+    def write(target: Path) -> Path:
+        import shutil
+
+        shutil.copytree(folder, target / MODEL_DIR)
+        return target / MODEL_DIR
+
+    return SourceModel(
+        TRANSFORMERS_CAUSAL_LM,
+        name or folder.name,
+        write,
+        description=f"transformers {', '.join(config.architectures or [])} (save_pretrained folder)",
+        vocab_size=_vocab(config),
+        max_positions=_positions(config),
+    )
+
+
+# -- generators -----------------------------------------------------------------------------------
+
+
+def _load_model(request: GeneratorRequest) -> Any:
+    from transformers import AutoModelForCausalLM
+
+    torch.set_num_threads(request.threads)
+    if request.device == "cuda" and not torch.cuda.is_available():
+        raise StepError("torch sees no CUDA device", hint="Install a CUDA build of torch, or use --device cpu.")
+    model = AutoModelForCausalLM.from_pretrained(request.artifact, torch_dtype=torch.float32)
+    return model.to(request.device).eval()
+
+
+def _cache_kwarg(model: Any) -> str:
+    """The name the model's forward takes its KV cache by (``cache`` from transformers 5.x on)."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+class _Base:
+    def __init__(self, model: Any, device: str) -> None:
+        self.model = model
+        self.device = device
+        self.vocab_size = int(_vocab(model.config))
+        self.max_positions = _positions(model.config) or 2**31
+        self._cache = _cache_kwarg(model)
+
+    def _ids(self, array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(array, dtype=np.int64)).to(self.device)
+
+    @staticmethod
+    def _logits(logits: torch.Tensor) -> np.ndarray:
+        return logits[:, -1].float().cpu().numpy()
+
+    def close(self) -> None:
+        self.model = None
+        if self.device == "cuda":
+            torch.cuda.empty_cache()
+
+
+class DynamicCacheGenerator(_Base):
+    """``generate``'s greedy loop: a ``DynamicCache`` that grows with each token, eager."""
+
+    def prefill(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> tuple[np.ndarray, Any]:
+        from transformers import DynamicCache
+
+        cache = DynamicCache(config=self.model.config)
+        mask = self._ids(attention_mask)
+        with torch.inference_mode():
+            out = self.model(input_ids=self._ids(input_ids), attention_mask=mask, use_cache=True, **{self._cache: cache})
+        return self._logits(out.logits), (cache, mask)
+
+    def decode(self, state: Any, next_ids: np.ndarray) -> tuple[np.ndarray, Any]:
+        cache, mask = state
+        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+        with torch.inference_mode():
+            out = self.model(
+                input_ids=self._ids(next_ids)[:, None], attention_mask=mask, use_cache=True, **{self._cache: cache}
+            )
+        return self._logits(out.logits), (cache, mask)
+
+
+class StaticCacheGenerator(_Base):
+    """A ``StaticCache`` of ``max_length`` per batch size; the decode step optionally compiled."""
+
+    def __init__(self, model: Any, device: str, max_length: int, compile_decode: bool) -> None:
+        super().__init__(model, device)
+        self.max_length = max_length
+        self.caches: dict[int, Any] = {}
+        step = self._step
+        if compile_decode:
+            os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir() / "inductor"))
+            step = torch.compile(step, dynamic=False)
+        self.decode_step = step
+
+    def _step(self, ids: torch.Tensor, position: torch.Tensor, cache: Any) -> torch.Tensor:
+        out = self.model(input_ids=ids, cache_position=position, use_cache=True, **{self._cache: cache})
+        return out.logits
+
+    def _cache_for(self, batch: int) -> Any:
+        from transformers import StaticCache
+
+        if batch not in self.caches:
+            self.caches[batch] = StaticCache(config=self.model.config, max_cache_len=self.max_length)
+        cache = self.caches[batch]
+        if hasattr(cache, "reset"):
+            cache.reset()
+        return cache
+
+    def prefill(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> tuple[np.ndarray, Any]:
+        batch, length = input_ids.shape
+        if length >= self.max_length:
+            raise StepError(f"a prompt of {length} tokens does not fit the static cache of {self.max_length}")
+        with torch.inference_mode():  # the cache's tensors are made and reset under it
+            cache = self._cache_for(batch)
+            out = self.model(
+                input_ids=self._ids(input_ids),
+                cache_position=torch.arange(length, device=self.device),
+                use_cache=True,
+                **{self._cache: cache},
+            )
+        return self._logits(out.logits), (cache, length)
+
+    def decode(self, state: Any, next_ids: np.ndarray) -> tuple[np.ndarray, Any]:
+        cache, position = state
+        if position >= self.max_length:
+            raise StepError(f"the sequence outgrew the static cache of {self.max_length} tokens")
+        with torch.inference_mode():
+            logits = self.decode_step(
+                self._ids(next_ids)[:, None], torch.tensor([position], device=self.device), cache
+            )
+        return self._logits(logits), (cache, position + 1)
+
+
+def load_dynamic(request: GeneratorRequest) -> DynamicCacheGenerator:
+    return DynamicCacheGenerator(_load_model(request), request.device)
+
+
+def load_static(request: GeneratorRequest) -> StaticCacheGenerator:
+    return StaticCacheGenerator(_load_model(request), request.device, request.max_length, compile_decode=False)
+
+
+def load_static_compiled(request: GeneratorRequest) -> StaticCacheGenerator:
+    return StaticCacheGenerator(_load_model(request), request.device, request.max_length, compile_decode=True)
