@@ -163,9 +163,16 @@ def test_readme_example_output_is_current(monkeypatch):
     empty = {"model": {"name": "m"}, "selection": {}, "steps": {}, "candidates": {}}
     columns = [str(c.header) for c in results_table(empty).columns]
     monkeypatch.chdir(ROOT)  # the commands are run from the repository's root
+    generation = [str(c.header) for c in results_table({**empty, "task": "text-generation"}).columns]
     for command, header, ids, other in tables:
-        assert header == columns, command
         assert command[:2] == ["sextant", "optimize"]
+        if "--samples" not in command:  # a text-generation example: its prompts are generated
+            assert header == generation, command
+            runners = tuple(command[command.index("--runners") + 1].split(","))
+            plan = sextant.optimize(command[2], plan_only=True, device="cpu", runners=runners)
+            assert {i.removeprefix("★ ") for i in ids} == {c.id for c in plan.candidates}, command
+            continue
+        assert header == columns, command
         model, samples = command[2], command[command.index("--samples") + 1]
         if model.startswith("examples/keras") and importlib.util.find_spec("sextant_tensorflow") is None:
             continue

@@ -216,7 +216,10 @@ def results_table(status: Mapping[str, Any]) -> Table:
     table.add_column("candidate", overflow="fold", ratio=1)
     for column in ("precision", "status"):
         table.add_column(column, no_wrap=True)
-    for column in ("max abs err", "best tput/s", "@batch", "p50 ms", "p99 ms", "speedup", "load s"):
+    measures = ("best tput/s", "@batch", "p50 ms", "p99 ms")
+    if status.get("task") == "text-generation":  # a point is tokens/s and inter-token latency
+        measures = ("tokens/s", "@batch", "ITL p50 ms", "ITL p99 ms")
+    for column in ("max abs err", *measures, "speedup", "load s"):
         table.add_column(column, justify="right", no_wrap=True)
     for cid, record in candidates.items():
         point = record.best_point
