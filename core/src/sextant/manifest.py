@@ -31,7 +31,14 @@ MANIFEST = "manifest.json"
 SCHEMA = 1
 STATUS = "status.json"  # as in sextant.package (which imports this module)
 
-_RERUN = "Re-run `sextant optimize` into this workspace to rebuild the package (it records its files anew)."
+_RERUN = (
+    "Run the same `sextant optimize` command again: it checks each file it would reuse against the hash "
+    "recorded when it was written, and builds again what changed (--fresh builds everything again)."
+)
+_FRESH = (
+    "status.json records what every other file should be, so it cannot vouch for itself: run the same "
+    "`sextant optimize` command with --fresh (or delete the folder) to build the package again."
+)
 
 
 def transient(relative: PurePosixPath) -> bool:
@@ -95,6 +102,29 @@ def read_manifest(folder: Path) -> Manifest | None:
         raise PackageError(f"{path} is not a manifest this sextant reads: {exc}", hint=_RERUN) from exc
 
 
+def changed_since_sealed(folder: Path, groups: Iterable[str]) -> list[str]:
+    """Files under ``groups`` (package-relative folders) that changed since the last run sealed
+    the package: they differ from its manifest while ``status.json`` is still the one the manifest
+    recorded (so no run wrote anything since; a run killed before sealing leaves nothing to compare
+    with, and then nothing is reported). A run reuses none of them: a manifest must never record
+    as the run's own a file someone else changed."""
+    try:
+        manifest = read_manifest(folder)
+    except PackageError:
+        return []
+    status = folder / STATUS
+    if manifest is None or not status.is_file() or manifest.files.get(STATUS) != file_sha256(status):
+        return []
+    changed = []
+    for group in groups:
+        prefix = f"{group}/"
+        for name, digest in manifest.files.items():
+            path = folder / name
+            if name.startswith(prefix) and path.is_file() and file_sha256(path) != digest:
+                changed.append(name)
+    return sorted(changed)
+
+
 def needed_files(folder: Path, artifact: str) -> list[PurePosixPath]:
     """What loading the candidate whose artifact is ``artifact`` reads: ``status.json`` and the
     artifact's whole folder (``source/``, or ``artifacts/<step>/``: files beside an artifact, such
@@ -105,7 +135,7 @@ def needed_files(folder: Path, artifact: str) -> list[PurePosixPath]:
     if relative.is_absolute() or ".." in relative.parts or not inside.is_relative_to(folder.resolve()):
         raise PackageError(
             f"a candidate's artifact {artifact!r} points outside the package {folder}",
-            hint="A package only refers to files inside it; this one was edited. " + _RERUN,
+            hint="A package only refers to files inside it; this one's status.json was edited. " + _FRESH,
         )
     parts = relative.parts
     group = PurePosixPath(*parts[:2]) if parts[0] == "artifacts" else PurePosixPath(parts[0])
@@ -128,6 +158,6 @@ def verify(folder: Path, manifest: Manifest, paths: Iterable[PurePosixPath]) -> 
             raise PackageError(
                 f"{folder / name} {what} since the package was written{more}; sextant refuses to load "
                 "files that differ from its manifest.json",
-                hint=f"Restore the package as it was written, or: {_RERUN} If a run in it was interrupted "
-                "or still runs, let it finish first.",
+                hint=f"Restore the package as it was written, or: {_FRESH if name == STATUS else _RERUN} "
+                "If a run in it was interrupted or still runs, let it finish first.",
             )

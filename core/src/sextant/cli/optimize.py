@@ -358,5 +358,5 @@ def package_problems(package: Package) -> list[str]:
     try:
         package.candidate(best).check_files(trust_source=True)  # the files only; nothing is loaded
     except PackageError as exc:
-        return [f"the selected candidate {best} cannot be loaded: {exc.message}"]
+        return [f"the selected candidate {best} cannot be loaded: {exc.message}. {exc.hint or ''}".strip()]
     return []

@@ -122,6 +122,7 @@ def optimize(
     workspace = Workspace.open(Path(options.workspace or Path("sextant-workspace") / source.name))
     with WorkspaceLock(workspace.path) as lock:  # held until the package is whole
         previous, unreadable = _previous_status(workspace, options.fresh)
+        changed = workspace.discard_changed() if previous else None
         written = workspace.write_source(source)
         threads = options.threads or cpu_threads()
         ledger = Ledger(
@@ -145,6 +146,7 @@ def optimize(
         host = ledger.header["host"]
         for note in (
             unreadable,
+            changed,
             ledger.unreadable_note(),
             busy_reason(host.get("load_1min"), host.get("cores")),
             *source.notes,

@@ -139,8 +139,14 @@ def _listed(found: Sequence[NonFinite]) -> str:
 
 def candidate_keys(run: Run, candidate: PlannedCandidate) -> CandidateKeys:
     """What the candidate's outputs depend on (its artifact, runner and its plugin's source files,
-    options, threads, the correctness inputs, library versions), and that plus the profiler's settings."""
-    artifact = run.source.key if candidate.step is None else run.ledger.steps[candidate.step].key
+    options, threads, the correctness inputs, library versions), and that plus the profiler's settings.
+    A step's artifact counts by its key and its bytes: one built again with other bytes (an
+    exporter that is not deterministic, an artifact rebuilt because it changed) is run again."""
+    if candidate.step is None:
+        artifact = run.source.key
+    else:
+        step = run.ledger.steps[candidate.step]
+        artifact = digest({"key": step.key, "content": step.content})
     outputs = digest(
         {
             "artifact": artifact,

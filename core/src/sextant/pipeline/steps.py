@@ -55,14 +55,14 @@ def run_step(run: Run, step: PlannedStep) -> StepRecord:
     if not _parent_ok(run, step):
         return _record(run, step.id, replace(record, status=Status.SKIPPED, reason=f"{step.parent} did not succeed"))
     old = ledger.previous_step(step.id)
+    out_dir = ws.artifact_dir(step.id, record.key)
     if (
         old is not None
         and old.key == record.key
         and not (old.cause and old.cause.retried)
-        and (old.status != Status.OK or (old.artifact is not None and (ws / old.artifact).exists()))
+        and (old.status != Status.OK or _intact(run, step.id, old, out_dir))
     ):
         return _record(run, step.id, replace(old, cached=True))
-    out_dir = ws.artifact_dir(step.id, record.key)
     shutil.rmtree(out_dir, ignore_errors=True)
     source = run.source.path if step.parent is None else ws / ledger.steps[step.parent].artifact
     request = StepRequest(
@@ -86,6 +86,21 @@ def run_step(run: Run, step: PlannedStep) -> StepRecord:
             shutil.rmtree(out_dir, ignore_errors=True)
             record = replace(record, status=Status.DUPLICATE, reason=f"same bytes as {twin}", artifact=None)
     return _record(run, step.id, record)
+
+
+def _intact(run: Run, step_id: str, old: StepRecord, out_dir: Path) -> bool:
+    """Whether a recorded artifact is still what the step built: its folder hashes to the
+    ``content`` status.json recorded. One that changed (edited by hand, half overwritten) is never
+    reused, and the run says so: it is built again, and the manifest records the new one."""
+    if old.artifact is None or not (run.workspace / old.artifact).exists():
+        return False
+    if old.content is not None and hash_path(out_dir) == old.content:
+        return True
+    run.ledger.note(
+        f"{step_id}: its artifact {old.artifact} changed since the step built it (its files no longer "
+        "match the hash status.json recorded for them); it is built again"
+    )
+    return False
 
 
 def _parent_ok(run: Run, step: PlannedStep) -> bool:

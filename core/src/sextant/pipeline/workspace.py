@@ -91,6 +91,24 @@ class Workspace:
         tmp.rename(self.path / "source")
         return WrittenSource(self.path / "source" / written.relative_to(tmp), key)
 
+    def discard_changed(self) -> str | None:
+        """Remove the outputs and logs that changed since the last run sealed the package
+        (:func:`sextant.manifest.changed_since_sealed`): the candidates whose outputs they were run
+        again, and the manifest this run writes never records them. Artifacts are checked against
+        their own hashes where they are reused (``sextant.pipeline.steps``). Returns the note to give."""
+        from sextant.manifest import changed_since_sealed
+
+        changed = changed_since_sealed(self.path, ("outputs", "logs"))
+        for name in changed:
+            (self.path / name).unlink(missing_ok=True)
+        if not changed:
+            return None
+        shown = ", ".join(changed[:5]) + (" ..." if len(changed) > 5 else "")
+        return (
+            f"{len(changed)} file(s) changed since the last run wrote this package ({shown}): they were "
+            "removed, and the candidates whose outputs they held are run again"
+        )
+
     def prune(self, used: Iterable[str | None]) -> None:
         """Remove artifacts and outputs no record refers to (left by older runs)."""
         kept = {u for u in used if u}
