@@ -339,3 +339,50 @@ def test_inspect_says_when_the_best_lost_its_files_and_when_a_run_is_writing(fak
         (problem,) = json.loads(_inspect(package.path, "--json").stdout)["problems"]
     assert problem.startswith(f"a run is in progress in this workspace (process {os.getpid()} on ")
     assert problem.endswith("these results are partial")
+
+
+# -- a run stopped by SIGTERM or SIGHUP ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
+def test_a_run_stopped_by_sigterm_or_sighup_is_handled_as_ctrl_c(tmp_path, model_file, sig):
+    """``timeout``, CI and ``docker stop`` send SIGTERM, a closed SSH session SIGHUP: the run keeps
+    what finished, marks itself interrupted, writes its manifest and exits as that signal would."""
+    ws = tmp_path / "ws"
+    run = subprocess.Popen(
+        _cli(ws, model_file), env=_env(SEXTANT_FAULTS="hang"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        _wait_for(ws / "logs" / "fault-hang.log", run)
+        deadline = time.monotonic() + DEADLINE_S
+        while not (children := _hanging_steps(ws)):  # the step runs: the run waits on it now
+            assert time.monotonic() < deadline and run.poll() is None, "the step's process was not found"
+            time.sleep(0.1)
+        run.send_signal(sig)
+        _, err = run.communicate(timeout=DEADLINE_S)
+    finally:
+        run.kill()
+    said = " ".join(err.split())
+    assert run.returncode == 128 + sig, said
+    assert f"stopped by {sig.name}: every finished step is kept in the workspace" in said
+    assert "Run the same command again to resume" in said
+    status = json.loads((ws / "status.json").read_text())
+    assert status["interrupted"] == "fault-hang" and status["run"]["complete"] is False
+    assert status["steps"]["fake-graph"]["status"] == "ok"
+    assert (ws / "manifest.json").is_file()
+    shown = _inspect(ws)
+    assert "the run was interrupted during fault-hang" in " ".join(shown.output.split())
+    deadline = time.monotonic() + DEADLINE_S
+    while any(_alive(pid) for pid in children):  # the step was stopped with its run
+        assert time.monotonic() < deadline, f"steps {children} outlived their run"
+        time.sleep(0.1)
+
+
+def test_inspect_of_a_run_killed_before_it_selected_says_so(fake_catalog, options, samples):
+    package = _optimize(fake_catalog, options, samples)
+    status = json.loads((package.path / "status.json").read_text())
+    del status["selection"]  # as a run killed with -9 leaves it
+    write_json(package.path / "status.json", status)
+    said = " ".join(_inspect(package.path).output.split())
+    assert "no candidate selected: None" not in said
+    assert "the run stopped before it finished (it was killed, or it is still running)" in said

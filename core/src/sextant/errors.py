@@ -71,9 +71,16 @@ class PackageError(SextantError):
 
 
 class Interrupted(SextantError):
-    """The user stopped the run (Ctrl-C); what finished is kept."""
+    """The user stopped the run (Ctrl-C, or SIGTERM/SIGHUP: :mod:`sextant.stops`); what finished is
+    kept. ``signum``: the signal that stopped it, whose exit status (128 + its number) the command
+    exits with, as a process that signal had stopped would."""
 
     exit_code = ExitCode.INTERRUPTED
+
+    def __init__(self, message: str, *, hint: str | None = None, signum: int | None = None) -> None:
+        super().__init__(message, hint=hint)
+        if signum is not None:
+            self.exit_code = 128 + signum  # type: ignore[assignment] - an exit status, as shells report it
 
 
 class DiskFullError(SextantError):

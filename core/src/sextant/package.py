@@ -75,6 +75,11 @@ def incomplete_reason(status: Mapping[str, Any]) -> str | None:
     how many planned candidates it did not measure; ``None`` when the run finished. A package from
     before ``run.complete`` was recorded counts as finished."""
     run = status.get("run") or {}
+    if "started" in run and "selection" not in status:  # a run that never got to select, not even at a stop
+        return (
+            "the run stopped before it finished (it was killed, or it is still running). "
+            "Run the same command again to resume."
+        )
     if run.get("complete") is not False:
         return None
     where = status.get("interrupted")

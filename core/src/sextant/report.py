@@ -270,7 +270,8 @@ def summary_line(status: Mapping[str, Any], workspace: str) -> str:
     selection = status.get("selection", {})
     best = selection.get("best")
     if best is None:
-        return f"no candidate selected: {escape(str(selection.get('reason')))}. Package: {escape(workspace)}"
+        reason = selection.get("reason") or "the run stopped before it selected one"
+        return f"no candidate selected: {escape(str(reason))}. Package: {escape(workspace)}"
     record = CandidateRecord.from_json(status["candidates"][best])
     point = record.best_point or {}
     speed = f", {record.speedup:.2f}× the baseline" if record.speedup else ""

@@ -10,6 +10,7 @@ not).
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -287,13 +288,18 @@ def optimize(
         if as_json:
             return print_json(report.plan_document(result))
         return console().print(report.plan_table(result))
+    from sextant.stops import signal_of, stop_signals
+
     try:
-        with report.ProgressView(stderr()) as view:
+        with stop_signals(), report.ProgressView(stderr()) as view:
             package = pipeline.optimize(model, samples, options=options, catalog=catalog, on_event=view)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM or SIGHUP
+        signum = signal_of(exc)
         raise Interrupted(
-            "interrupted: every finished step is kept in the workspace",
+            f"{'interrupted' if signum == signal.SIGINT else f'stopped by {signal.Signals(signum).name}'}: "
+            "every finished step is kept in the workspace",
             hint="Run the same command again to resume where it stopped.",
+            signum=signum,
         ) from None
     render_package(package.status, str(package.path), as_json)
     page = package.path / "report.html"
