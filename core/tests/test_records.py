@@ -70,7 +70,7 @@ def test_statuses_and_causes_are_the_strings_status_json_holds():
         "profiling",
     ]
     assert Status("rejected").judged_wrong and Status("incorrect").judged_wrong and not Status("failed").judged_wrong
-    retried = {Cause.TIMEOUT, Cause.LOST, Cause.INTERRUPTED, Cause.DISK_FULL, Cause.BUDGET}
+    retried = {Cause.TIMEOUT, Cause.LOST, Cause.INTERRUPTED, Cause.DISK_FULL, Cause.OUT_OF_MEMORY, Cause.BUDGET}
     assert {c for c in Cause if c.retried} == retried
     assert json.dumps({"s": Status.OK}) == '{"s": "ok"}'
 

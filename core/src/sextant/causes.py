@@ -43,3 +43,18 @@ def one_line(exc: BaseException) -> str:
         if quoted:
             return f"{quoted.group(1)}: {quoted.group(2)}"
     return f"{type(inner).__name__}: {lines[0]}"
+
+
+#: what a failed allocation says: Python's MemoryError (numpy: "Unable to allocate ..."), C++'s
+#: std::bad_alloc, CUDA's and PyTorch's "out of memory", oneDNN's "could not create a primitive",
+#: the C library's ENOMEM ("Cannot allocate memory")
+_OUT_OF_MEMORY = re.compile(
+    r"MemoryError|bad_alloc|out of memory|OutOfMemory|could not create a primitive|"
+    r"(?:unable|failed|cannot|could not) (?:to )?allocate|allocation fail",
+    re.IGNORECASE,
+)
+
+
+def out_of_memory(text: str | None) -> bool:
+    """Whether an error's text (or a crashed child's log) says that memory ran out."""
+    return bool(text) and _OUT_OF_MEMORY.search(text) is not None

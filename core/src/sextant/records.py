@@ -43,15 +43,22 @@ class Cause(str, Enum):
     LOST = "lost"  # ended without a result
     INTERRUPTED = "interrupted"
     DISK_FULL = "disk-full"  # a file system ran out of space while it wrote
+    OUT_OF_MEMORY = "out-of-memory"  # killed by SIGKILL, MemoryError, bad_alloc, a failed allocation
     BUDGET = "budget"  # not started: the run's --budget-s was spent
 
     def __str__(self) -> str:
         return self.value
 
     @property
+    def environmental(self) -> bool:
+        """The machine, not the model, was likely at fault: memory, disk space, a hang or a lost child."""
+        return self in (Cause.TIMEOUT, Cause.LOST, Cause.DISK_FULL, Cause.OUT_OF_MEMORY)
+
+    @property
     def retried(self) -> bool:
-        """Worth trying again on a re-run (the machine, not the model, may have been at fault)."""
-        return self in (Cause.TIMEOUT, Cause.LOST, Cause.INTERRUPTED, Cause.DISK_FULL, Cause.BUDGET)
+        """Worth trying again on a re-run (the machine, not the model, may have been at fault; or
+        the run stopped before it)."""
+        return self.environmental or self in (Cause.INTERRUPTED, Cause.BUDGET)
 
 
 #: how a sweep stopped by the cut-off is described (``sextant.screening.cutoff_reason``)

@@ -373,6 +373,8 @@ def _finish(
         current, options.goal(max_batch), ledger.header.get("baseline"), planned - plan.reference_only
     )
     ledger.candidates.update(ranked)
+    if complete:
+        _note_environmental(ledger, selection.best)
     records = [*ledger.steps.values(), *ledger.candidates.values()]
     ledger.set(
         run={
@@ -389,6 +391,29 @@ def _finish(
         selection=selection.to_json(),
     )
     ledger.emit("done", {"status": ledger.document()})
+
+
+def _note_environmental(ledger: Ledger, best: str | None) -> None:
+    """When the baseline won (or nothing did) while other steps or candidates failed for the
+    machine's reasons (out of memory, a full disk, a hang: ``Cause.environmental``), say so: the
+    result may say more about this machine's state than about the model, and the next run tries
+    those again."""
+    if best is not None and best != ledger.header.get("baseline"):
+        return
+    failed: dict[str, list[str]] = {}
+    records = [(s, ledger.steps.get(s)) for s in dict.fromkeys(ledger.run_steps)]
+    records += [(c, ledger.candidates.get(c)) for c in ledger.run_candidates]
+    for rid, record in records:
+        if record is not None and record.cause is not None and record.cause.environmental:
+            failed.setdefault(str(record.cause), []).append(rid)
+    if not failed:
+        return
+    listed = "; ".join(f"{cause}: {', '.join(ids)}" for cause, ids in sorted(failed.items()))
+    outcome = "the baseline was selected" if best is not None else "nothing was selected"
+    ledger.note(
+        f"{outcome} while others failed for reasons of the machine rather than the model ({listed}); "
+        "they are tried again by the next run of the same command (free memory or disk space first)"
+    )
 
 
 def _raise_if_nothing_selected(ledger: Ledger, workspace: Workspace) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sextant.cache import cache_dir, code_fingerprint
+from sextant.causes import out_of_memory
 from sextant.isolation import ChildResult, Handler, Isolator
 from sextant.jobs import Job, job_document
 from sextant.objective import Objective
@@ -87,7 +89,9 @@ def outcome(result: ChildResult) -> dict[str, Any]:
         elif result.disk_full:
             out["cause"] = Cause.DISK_FULL
         elif result.error:
-            out["cause"] = Cause.EXCEPTION
+            out["cause"] = Cause.OUT_OF_MEMORY if out_of_memory(result.error) else Cause.EXCEPTION
+        elif result.exitcode == -signal.SIGKILL or ((result.exitcode or 0) < 0 and out_of_memory(result.log_tail)):
+            out["cause"] = Cause.OUT_OF_MEMORY  # the kernel's OOM killer, or an abort after a failed allocation
         elif result.exitcode is not None and result.exitcode < 0:
             out["cause"] = Cause.CRASH
         else:

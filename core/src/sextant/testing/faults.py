@@ -2,7 +2,9 @@
 gating and the profiler's cut-off.
 
 Each exporter reads the fake ``numpy-mlp`` source. ``full`` fails as a full disk does (``ENOSPC``,
-wrapped by the exporter); ``fat`` writes a correct artifact padded to fill a small file system (both only when named). ``SEXTANT_FAULTS=crash,hang`` registers only
+wrapped by the exporter); ``fat`` writes a correct artifact padded to fill a small file system; ``oom``
+raises ``MemoryError`` and ``oom-kill`` is killed by SIGKILL, as the OOM killer does, until
+``SEXTANT_FAULT_MEMORY=plenty`` (all four only when named). ``SEXTANT_FAULTS=crash,hang`` registers only
 those named (default: every exporter). ``sleepy`` (only when named) adds a runner of fake graphs
 that sleeps 2 ms per call: correct, and far slower than its rivals. ``compiled`` (only when named)
 adds a runner of the source marked ``slow_build``, standing for one that compiles as it loads. Options are fixed when the
@@ -26,7 +28,7 @@ from sextant.testing.fake import GRAPH, SOURCE, NumpyMLP, load_graph, write_grap
 WRONG_GRAPH = Format("fault-graph")
 
 FAULTS = ("crash", "hang", "raise", "wrong", "slow")
-ONLY_WHEN_NAMED = ("full", "fat")
+ONLY_WHEN_NAMED = ("full", "fat", "oom", "oom-kill")
 
 
 @hookimpl
@@ -40,7 +42,7 @@ def sextant_register_exporters() -> list[ExporterSpec]:
             f"fault-{name}",
             SOURCE,
             WRONG_GRAPH if name == "wrong" else GRAPH,
-            run=f"sextant.testing.faults:fault_{name}",
+            run=f"sextant.testing.faults:fault_{name.replace('-', '_')}",
             options=options,
         )
         for name in names
@@ -98,6 +100,27 @@ def fault_fat(request: StepRequest) -> Path:
         for _ in range(megabytes):
             out.write(b"\0" * (1024 * 1024))
     return path
+
+
+def _short_of_memory() -> bool:
+    """Memory is short unless ``SEXTANT_FAULT_MEMORY=plenty`` (read in the child, so the step's key
+    stays the same when a later run has memory)."""
+    return os.environ.get("SEXTANT_FAULT_MEMORY") != "plenty"
+
+
+def fault_oom(request: StepRequest) -> Path:
+    """Out of memory as Python says it (numpy's words); a correct artifact once memory is plenty."""
+    if _short_of_memory():
+        raise MemoryError("Unable to allocate 3.20 GiB for an array with shape (819200, 1024) and data type float32")
+    return write_graph(request.output_dir, NumpyMLP.read(request.input).weights, "float32")
+
+
+def fault_oom_kill(request: StepRequest) -> Path:
+    """Out of memory as the kernel's OOM killer ends it: SIGKILL; a correct artifact once memory is plenty."""
+    if _short_of_memory():
+        print("allocating ...", flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    return write_graph(request.output_dir, NumpyMLP.read(request.input).weights, "float32")
 
 
 def fault_wrong(request: StepRequest) -> Path:
