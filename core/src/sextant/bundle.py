@@ -92,6 +92,8 @@ def opened(path: Path | str, into: Path | str | None = None) -> Path:
     if not path.is_file():
         return path
     if not tarfile.is_tarfile(path):
+        if _gzipped(path):
+            raise _damaged(path, "its compressed data cannot be read")
         raise PackageError(
             f"{path} is a file but not a sextant bundle",
             hint="Give a package or pipeline folder, or a file written by `sextant bundle`.",
@@ -111,7 +113,44 @@ def opened(path: Path | str, into: Path | str | None = None) -> Path:
     return target
 
 
+def extracted_from(folder: Path) -> str | None:
+    """The bundle a folder was extracted from by :func:`opened` (``None``: not an extracted copy)."""
+    try:
+        return (Path(folder) / _DONE).read_text() or "a bundle"
+    except OSError:
+        return None
+
+
+def _gzipped(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(2) == b"\x1f\x8b"
+
+
+def _damaged(path: Path, what: str) -> PackageError:
+    return PackageError(
+        f"{path} is a damaged bundle: {what} (a copy or download that did not finish?)",
+        hint="Copy or download it again in full, or make it again from its workspace with `sextant bundle`.",
+    )
+
+
 def _extract(path: Path, folder: Path) -> None:
+    """Extract and check; an archive that ends early or is corrupt is said to be damaged (a bare
+    ``EOFError`` would even end a command as a Ctrl-C would: click takes it for one)."""
+    import zlib
+
+    try:
+        _extract_archive(path, folder)
+    except EOFError:
+        raise _damaged(path, "it ends before its last file (truncated)") from None
+    except (tarfile.TarError, zlib.error) as exc:
+        raise _damaged(path, f"{type(exc).__name__}: {exc}") from None
+    except OSError as exc:
+        if exc.errno is not None:
+            raise  # the file system it is read from or extracted to, not the bundle
+        raise _damaged(path, f"{type(exc).__name__}: {exc}") from None  # gzip.BadGzipFile
+
+
+def _extract_archive(path: Path, folder: Path) -> None:
     with tarfile.open(path, "r:gz") as archive:
         try:
             index = json.loads(archive.extractfile(INDEX).read())  # type: ignore[union-attr]

@@ -14,9 +14,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sextant.errors import DiskFullError
+from sextant.errors import DiskFullError, UnwritableError
 
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+#: a file system mounted read-only, or a folder this user may not write to
+UNWRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
 MB = 1024 * 1024
 
 
@@ -108,8 +110,32 @@ def guarded(path: Path, *, temporary: Path | None = None, what: str = "") -> Ite
             _remove(temporary)
         full = no_space(exc)
         if full is None:
+            if isinstance(exc, OSError) and exc.errno in UNWRITABLE:
+                raise unwritable(exc, path) from exc
             raise
         raise DiskFullError(describe(path, needed or None, what), hint=HINT) from exc
+
+
+def unwritable(exc: OSError, path: Path) -> UnwritableError:
+    """``cannot write PATH: Read-only file system``, with what to do."""
+    where = exc.filename or path
+    return UnwritableError(
+        f"cannot write {where}: {exc.strerror or os.strerror(exc.errno or 0)}",
+        hint="sextant writes its results into the --workspace folder (by default ./sextant-workspace/<model>): "
+        "give one on a writable file system, or make this one writable; nothing finished is lost.",
+    )
+
+
+@contextmanager
+def writable(path: Path) -> Iterator[None]:
+    """Turn "read-only file system" and "permission denied" while writing ``path`` into
+    :class:`UnwritableError` (see :func:`guarded` for writes that make a file)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in UNWRITABLE:
+            raise
+        raise unwritable(exc, path) from exc
 
 
 def _remove(path: Path) -> None:

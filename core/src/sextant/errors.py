@@ -87,6 +87,10 @@ class DiskFullError(SextantError):
     """A file system ran out of space (or quota) while sextant wrote to it; nothing was half-written."""
 
 
+class UnwritableError(SextantError):
+    """A folder sextant must write to is read-only (a read-only file system, no permission)."""
+
+
 class WorkspaceBusyError(SextantError):
     """Another live process is running in the same workspace."""
 

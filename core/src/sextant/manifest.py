@@ -158,6 +158,25 @@ def verify(folder: Path, manifest: Manifest, paths: Iterable[PurePosixPath]) -> 
             raise PackageError(
                 f"{folder / name} {what} since the package was written{more}; sextant refuses to load "
                 "files that differ from its manifest.json",
-                hint=f"Restore the package as it was written, or: {_FRESH if name == STATUS else _RERUN} "
-                "If a run in it was interrupted or still runs, let it finish first.",
+                hint=_changed_hint(folder, name),
             )
+
+
+def _changed_hint(folder: Path, name: str) -> str:
+    """What to do about a changed file: in sextant's extracted copy of a bundle, drop the copy;
+    in a workspace, restore the file or run again (with ``--fresh`` when status.json changed)."""
+    import shlex
+
+    from sextant.bundle import extracted_from
+
+    origin = extracted_from(folder)
+    if origin is not None:
+        return (
+            f"{folder} is sextant's extracted copy of the bundle {origin}, changed since it was extracted. "
+            f"Delete that folder (rm -r {shlex.quote(str(folder))}) and open the bundle again: it is extracted afresh and "
+            "checked against the bundle's own hashes."
+        )
+    return (
+        f"Restore the package as it was written, or: {_FRESH if name == STATUS else _RERUN} "
+        "If a run in it was interrupted or still runs, let it finish first."
+    )

@@ -81,6 +81,16 @@ def report_error(exc: BaseException, debug: bool) -> int:
         if exc.hint:
             out.print(exc.hint, markup=False, highlight=False)
         return exc.exit_code
+    if isinstance(exc, OSError) and exc.errno is not None and exc.strerror:  # the system said no: not a bug
+        where = f": {exc.filename}" if exc.filename else ""
+        out.print(f"[bold red]error:[/bold red] {escape(exc.strerror + where)}", highlight=False)
+        out.print(
+            "The operating system refused this (permissions, a read-only or full file system, a missing "
+            "path): fix that, then run the same command again; what finished is kept.",
+            markup=False,
+            highlight=False,
+        )
+        return ExitCode.ERROR
     out.print(f"[bold red]error:[/bold red] {escape(f'{type(exc).__name__}: {exc}')}", highlight=False)
     if not debug:
         out.print("This is unexpected; run again with --debug for the traceback and report it.")

@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from sextant.diskspace import writable
 from sextant.errors import WorkspaceBusyError
 
 LOCK = ".lock"
@@ -83,7 +84,8 @@ class WorkspaceLock:
         with _held_guard:
             if self.folder in _held:
                 raise _busy(self.folder, "another run in this process")
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            with writable(self.path):
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:

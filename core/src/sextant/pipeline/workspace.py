@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sextant.cache import digest, hash_path
-from sextant.diskspace import guarded
+from sextant.diskspace import guarded, writable
 from sextant.specs import SourceModel
 
 SUBFOLDERS = ("logs", "artifacts", "outputs")
@@ -43,9 +43,10 @@ class Workspace:
 
     @classmethod
     def open(cls, path: Path) -> Workspace:
-        path.mkdir(parents=True, exist_ok=True)
-        for sub in SUBFOLDERS:
-            (path / sub).mkdir(exist_ok=True)
+        with writable(path):
+            path.mkdir(parents=True, exist_ok=True)
+            for sub in SUBFOLDERS:
+                (path / sub).mkdir(exist_ok=True)
         return cls(path)
 
     @property
