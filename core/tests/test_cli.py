@@ -119,7 +119,6 @@ def test_plan_prints_without_running(fake_catalog, tmp_path, model_file):
         (["optimize", "{model}", "--objective", "fastest"], 2, "unknown objective"),
         (["optimize", "{model}", "--max-memory-mb", "-5"], 2, "memory budget must be positive"),
         (["optimize", "{model}", "--search", "simulated-annealing"], 2, "no search strategy named"),
-        (["optimize", "{model}", "--device", "cuda", *FAST], 4, "no candidate could be selected"),
         (["optimize"], 2, "no MODEL"),
         (["inspect", "{tmp}"], 1, "is not a sextant package"),
     ],
@@ -132,6 +131,21 @@ def test_errors_are_one_paragraph_with_the_right_exit_code(fake_catalog, tmp_pat
     assert result.exit_code == code, result.stderr
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_device_cuda_without_a_gpu_says_so_before_any_work(fake_catalog, tmp_path, model_file, monkeypatch):
+    from sextant.devices import cuda_unavailable_reason
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")  # no GPU, on any machine
+    cuda_unavailable_reason.cache_clear()
+    try:
+        result = sextant(fake_catalog, "optimize", str(model_file), "--device", "cuda", "-w", str(tmp_path / "ws"))
+    finally:
+        cuda_unavailable_reason.cache_clear()
+    said = " ".join(result.stderr.split())
+    assert result.exit_code == 4, said
+    assert "--device cuda: no CUDA device (CUDA_VISIBLE_DEVICES hides them)" in said and "--device cpu" in said
+    assert not (tmp_path / "ws").exists()  # nothing was written
 
 
 def test_correctness_failure_exits_3(fault_catalog, tmp_path, model_file):

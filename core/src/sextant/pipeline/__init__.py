@@ -29,7 +29,7 @@ from typing import Any
 
 from sextant import __version__
 from sextant.cache import hash_path
-from sextant.devices import busy_reason, cpu_threads, host_record, precision_unavailable_reason
+from sextant.devices import busy_reason, cpu_threads, host_record, precision_unavailable_reason, unavailable_reason
 from sextant.errors import CorrectnessError, NothingRunnableError, PackageError, UsageError
 from sextant.inputs import prepare_inputs
 from sextant.isolation import Isolator
@@ -87,6 +87,7 @@ def optimize(
     strategy = search_strategy(catalog, options.search)
 
     _check_names(catalog, options)
+    _check_devices(options)
     source, samples = _load(catalog, model, samples, options)
     if _generates(catalog, source, options):
         if plan_only:
@@ -299,6 +300,18 @@ def _check_names(catalog: Catalog, options: OptimizeOptions) -> None:
             raise UsageError(
                 f"{flag} names {', '.join(unknown)}, which no installed plugin provides",
                 hint=f"Known here: {', '.join(sorted(known))} (`sextant plugins` lists them).",
+            )
+
+
+def _check_devices(options: OptimizeOptions) -> None:
+    """A device asked for by name (``--device cuda``) is on this machine, before anything is loaded."""
+    for device in options.devices():
+        reason = unavailable_reason(device)
+        if reason:
+            raise NothingRunnableError(
+                f"--device {device}: {reason}",
+                hint="Run on a machine with an NVIDIA GPU and its driver, or pass --device cpu "
+                "(or auto: the GPU where there is one); `sextant plugins` shows what each runner needs.",
             )
 
 
