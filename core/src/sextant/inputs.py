@@ -124,9 +124,17 @@ def _resolve_shapes(declared: Signature, shapes: Mapping[str, tuple[int, ...]]) 
         )
     inputs = []
     for spec in declared.inputs:
+        if not spec.ranked and spec.name not in shapes:
+            raise UsageError(
+                f"the model does not declare how many axes its input '{spec.name}' has, so no input can be "
+                "generated for it",
+                hint=f"Give its shape with --shape {spec.name}:1xDxD (axis 0 the batch), or pass --samples.",
+            )
         if spec.name in shapes:
             shape = tuple(shapes[spec.name])
-            if len(shape) != len(spec.shape) or any(d is not None and d != s for d, s in zip(spec.shape, shape)):
+            if spec.ranked and (
+                len(shape) != len(spec.shape) or any(d is not None and d != s for d, s in zip(spec.shape, shape))
+            ):
                 raise UsageError(
                     f"--shape {spec.name}:{'x'.join(map(str, shape))} does not fit the declared shape {spec.shape}"
                 )
@@ -152,6 +160,8 @@ def _check_against_declared(tensors: Sequence[TensorSpec], declared: Signature) 
                 f"input '{spec.name}': samples are {sample.dtype}, the model takes {spec.dtype}",
                 hint=f"Cast the samples of '{spec.name}', e.g. array.astype(numpy.{spec.dtype}).",
             )
+        if not spec.ranked:  # the samples say how many axes it has
+            continue
         if len(sample.shape) != len(spec.shape):
             raise SampleError(
                 f"input '{spec.name}': samples have {len(sample.shape)} axes, the model takes {spec.shape}",

@@ -24,6 +24,9 @@ class TensorSpec:
     dtype: str
     shape: tuple[int | None, ...]
     batched: bool = True
+    #: ``False``: the model does not declare even the number of axes (an ONNX input of unknown
+    #: rank); ``shape`` is then empty, and the samples or ``--shape`` give it
+    ranked: bool = True
 
     @property
     def dynamic_axes(self) -> tuple[int, ...]:
@@ -31,11 +34,14 @@ class TensorSpec:
         return tuple(i for i, size in enumerate(self.shape) if size is None or (i == 0 and self.batched))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape), "batched": self.batched}
+        out = {"name": self.name, "dtype": self.dtype, "shape": list(self.shape), "batched": self.batched}
+        return out if self.ranked else {**out, "ranked": False}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TensorSpec:
-        return cls(data["name"], data["dtype"], tuple(data["shape"]), data.get("batched", True))
+        return cls(
+            data["name"], data["dtype"], tuple(data["shape"]), data.get("batched", True), data.get("ranked", True)
+        )
 
 
 @dataclass(frozen=True)

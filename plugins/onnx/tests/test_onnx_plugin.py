@@ -178,3 +178,40 @@ def test_samples_that_do_not_fit_the_declared_inputs(catalog, options, tmp_path)
         sextant.optimize(model, {"x": np.ones((2, 16))}, options=options, catalog=catalog)
     with pytest.raises(SampleError, match="input 'x' axis 1: samples have 15, the model takes 16"):
         sextant.optimize(model, {"x": np.ones((2, 15), np.float32)}, options=options, catalog=catalog)
+
+
+def _unknown_rank_onnx(path: Path) -> Path:
+    """``y = relu(x) * 2`` whose input and output declare no shape at all (ONNX Runtime runs it)."""
+    two = numpy_helper.from_array(np.array(2.0, np.float32), "two")
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["h"]), helper.make_node("Mul", ["h", "two"], ["y"])],
+        "unranked",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, None)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=[two],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save_model(model, str(path))
+    return path
+
+
+def test_an_input_of_unknown_rank_is_accepted_when_samples_or_shape_give_it(catalog, options, tmp_path):
+    model = _unknown_rank_onnx(tmp_path / "unranked.onnx")
+    (x,) = catalog.load_source(model).signature.inputs
+    assert (x.name, x.shape, x.batched, x.ranked) == ("x", (), True, False)
+    with pytest.raises(sextant.SextantError) as refused:  # nothing says its shape
+        sextant.optimize(model, None, options=options, catalog=catalog, runners=("onnxruntime",))
+    assert "does not declare how many axes its input 'x' has" in refused.value.message
+    assert "--shape x:" in refused.value.hint
+
+    shaped = replace(options, shapes={"x": (2, 3, 5)}, workspace=tmp_path / "shaped")
+    status = sextant.optimize(model, None, options=shaped, catalog=catalog, runners=("onnxruntime",)).status
+    assert status["signature"]["inputs"][0]["shape"] == [None, 3, 5]
+    assert status["selection"]["best"] is not None
+
+    samples = {"x": np.linspace(-1, 1, 24, dtype=np.float32).reshape(4, 6)}
+    given = replace(options, workspace=tmp_path / "sampled")
+    package = sextant.optimize(model, samples, options=given, catalog=catalog, runners=("onnxruntime",))
+    out = package.best().load(catalog).infer(samples)
+    np.testing.assert_allclose(out["y"], np.maximum(samples["x"], 0) * 2, rtol=1e-6)

@@ -52,16 +52,19 @@ def declared_signature(model: onnx.ModelProto) -> tuple[Signature, tuple[str, ..
     """
     weights = set(weight_inputs(model))
     shapes: dict[str, tuple[str, tuple[int | None, ...]]] = {}
+    unranked = set()  # inputs with no shape at all, not even a number of axes: the samples say
     for value in model.graph.input:
         if value.name in weights:
             continue
         tensor_type = value.type.tensor_type
         dtype = str(onnx.helper.tensor_dtype_to_np_dtype(tensor_type.elem_type))
+        if not tensor_type.HasField("shape"):
+            unranked.add(value.name)
         shapes[value.name] = (
             dtype,
             tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in tensor_type.shape.dim),
         )
-    dynamic = [name for name, (_, shape) in shapes.items() if shape and shape[0] is None]
+    dynamic = [name for name, (_, shape) in shapes.items() if (shape and shape[0] is None) or name in unranked]
     fixed = {name: shape[0] for name, (_, shape) in shapes.items() if shape and shape[0] is not None}
     notes = []
     if dynamic and fixed:
@@ -81,8 +84,19 @@ def declared_signature(model: onnx.ModelProto) -> tuple[Signature, tuple[str, ..
                 f"({', '.join(map(str, fixed.values()))}): taken as having no batch axis; each call runs the "
                 "declared shapes, profiled one call at a time"
             )
-    batched = {name: bool(shape) and (name in dynamic or max_batch is not None) for name, (_, shape) in shapes.items()}
-    inputs = tuple(TensorSpec(name, dtype, shape, batched[name]) for name, (dtype, shape) in shapes.items())
+    batched = {
+        name: name in unranked or (bool(shape) and (name in dynamic or max_batch is not None))
+        for name, (_, shape) in shapes.items()
+    }
+    inputs = tuple(
+        TensorSpec(name, dtype, shape, batched[name], ranked=name not in unranked)
+        for name, (dtype, shape) in shapes.items()
+    )
+    if unranked:
+        notes.append(
+            f"the model does not declare the number of axes of {_listed(sorted(unranked))}: the samples "
+            "(or --shape) give it, axis 0 the batch"
+        )
     if weights:
         notes.append(
             f"{len(weights)} graph input{'s are' if len(weights) > 1 else ' is'} backed by initializers (weights): "
@@ -112,6 +126,26 @@ def without_weight_inputs(model: onnx.ModelProto) -> onnx.ModelProto:
     return out
 
 
+def _unranked(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
+    """Graph inputs and outputs of tensor type that declare no shape at all (unknown rank)."""
+    return [
+        value
+        for value in (*model.graph.input, *model.graph.output)
+        if value.type.HasField("tensor_type") and not value.type.tensor_type.HasField("shape")
+    ]
+
+
+def _ranked_for_the_checker(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy whose graph inputs and outputs of unknown rank have an (empty) shape: the checker
+    requires the field, ONNX Runtime does not. Only checked, never written (loaded without external
+    data, so it stays small)."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    for value in _unranked(out):
+        value.type.tensor_type.shape.SetInParent()
+    return out
+
+
 def onnx_source(path: Path, name: str | None) -> SourceModel:
     model = read_model(path)
     extra = external_files(model)
@@ -122,7 +156,10 @@ def onnx_source(path: Path, name: str | None) -> SourceModel:
             hint="Keep the external data files next to the .onnx file.",
         )
     try:
-        onnx.checker.check_model(str(path))
+        if _unranked(model):  # valid for ONNX Runtime, not for the checker: check the rest
+            onnx.checker.check_model(_ranked_for_the_checker(model))
+        else:
+            onnx.checker.check_model(str(path))
     except onnx.checker.ValidationError as exc:
         raise ModelLoadError(f"{path} is not a valid ONNX model: {exc}", hint="Export it again.") from exc
 
