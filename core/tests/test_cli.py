@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -204,11 +205,11 @@ def test_a_plugin_can_add_a_command(tmp_path, monkeypatch):
 
 
 def test_a_step_log_names_the_command_that_replays_it(fake_catalog, tmp_path, model_file, samples_file):
-    ws = tmp_path / "ws"
+    ws = tmp_path / "my models" / "it's here"  # the line is shell-quoted: a shell reads it back whole
     result = sextant(fake_catalog, "optimize", str(model_file), "--samples", str(samples_file), "-w", str(ws), *FAST)
     assert result.exit_code == 0, result.stderr
     header = (ws / "logs" / "fake-graph_fake-graph_cpu.log").read_text().splitlines()[1]
-    command = header.split("reproduce in this process: ", 1)[1].split()
+    command = shlex.split(header.split("reproduce in this process: ", 1)[1])
     assert command[:3] == ["python", "-m", "sextant.worker"]
     replay = subprocess.run([sys.executable, *command[1:]], capture_output=True, text=True, timeout=120)
     assert replay.returncode == 0, replay.stderr

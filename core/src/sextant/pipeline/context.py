@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import signal
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -63,9 +64,8 @@ class Run:
         log = self.workspace / self.workspace.log(name)
         document = job_document(job)
         write_json(log.with_suffix(".job.json"), document)
-        log.write_text(
-            f"# {name}\n# reproduce in this process: python -m sextant.worker {log.with_suffix('.job.json')}\n"
-        )
+        job_file = shlex.quote(str(log.with_suffix(".job.json")))  # a workspace path may hold spaces
+        log.write_text(f"# {name}\n# reproduce in this process: python -m sextant.worker {job_file}\n")
         try:
             return self.isolator.run(
                 job.target,
