@@ -113,3 +113,27 @@ def test_the_model_decides_the_batch_sizes_when_it_fixes_them_or_has_none():
         SourceModel(Format("f"), "m", write=lambda f: f), samples, OptimizeOptions(unbatched=("s",))
     )
     assert prepared.max_batch == 1 and any("no input has a batch axis" in n for n in prepared.notes)
+
+
+def test_large_samples_are_checked_on_a_bounded_spread_of_rows_and_said(tmp_path, monkeypatch):
+    from sextant import inputs
+    from sextant.options import OptimizeOptions
+    from sextant.specs import Format, SourceModel
+
+    source = SourceModel(Format("numpy-mlp"), "m", lambda folder: folder / "m")
+    rows = np.arange(3000, dtype=np.float32).reshape(1000, 3)
+    samples = {"x": rows, "table": np.ones((5, 2), np.float32)}
+    options = OptimizeOptions(max_batch_size=8, unbatched=("table",))
+    prepared = inputs.prepare_inputs(source, samples, options)
+    assert prepared.samples[0]["x"].shape == (1000, 3)  # kept whole for the exporters
+    first = prepared.checks[0]
+    assert first["x"].shape == (inputs.CHECK_ROWS, 3) and first["table"].shape == (5, 2)
+    picked = first["x"][:, 0] / 3
+    assert picked[0] == 0 and picked[-1] == 999 and np.all(np.diff(picked) > 0)  # spread over the batch
+    assert sorted(len(c["x"]) for c in prepared.checks) == [1, 8, inputs.CHECK_ROWS]
+    assert any(f"samples of up to 1,000 rows: correctness checks {inputs.CHECK_ROWS} rows" in n for n in prepared.notes)
+    assert not any("MB" in n for n in prepared.notes)
+
+    monkeypatch.setattr(inputs, "LARGE_SAMPLES_MB", 0.001)
+    noted = inputs.prepare_inputs(source, samples, options).notes
+    assert any(n.startswith("the samples hold 0 MB: they are written whole into the package") for n in noted)

@@ -11,11 +11,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
+
 from sextant.errors import SampleError, UsageError
 from sextant.options import OptimizeOptions
 from sextant.samples import Batch, normalize, random_batches, resize_batch
 from sextant.signature import Signature, TensorSpec, batch_size, infer_tensors
 from sextant.specs import SourceModel
+
+#: rows a correctness batch holds at most, beyond the largest batch profiled: a sample batch of
+#: 300,000 rows checks no better than a few hundred, and every candidate would run it whole
+CHECK_ROWS = 256
+#: samples larger than this (MB) are worth a word: they are written whole into the package
+LARGE_SAMPLES_MB = 256.0
 
 
 @dataclass(frozen=True)
@@ -56,11 +64,46 @@ def prepare_inputs(source: SourceModel, samples: Any, options: OptimizeOptions) 
             _check_fixed_batch(batches, declared, fixed)
     signature = Signature(tensors, call_style=call_style, max_batch=fixed)
     max_batch, sizes, batch_note = _batch_sizes(signature, options.max_batch_size)
-    checks = list(batches)
+    checks, bounded_note = _bounded(batches, signature, max(max_batch, CHECK_ROWS))
     for size in sizes:
         if all(batch_size(b, signature) != size for b in checks):
             checks.append(resize_batch(batches[0], size, signature))
-    return PreparedInputs(signature, batches, checks, max_batch, notes + batch_note)
+    notes += batch_note + bounded_note + _size_note(batches)
+    return PreparedInputs(signature, batches, checks, max_batch, notes)
+
+
+def _bounded(batches: Sequence[Batch], signature: Signature, rows: int) -> tuple[list[Batch], tuple[str, ...]]:
+    """The sample batches as correctness batches, each cut to at most ``rows`` rows spread evenly
+    over it (inputs without a batch axis are kept whole), and a note when any was cut."""
+    if not any(t.batched for t in signature.inputs):
+        return list(batches), ()
+    out, largest = [], 0
+    for batch in batches:
+        size = batch_size(batch, signature)
+        if size <= rows:
+            out.append(batch)
+            continue
+        largest = max(largest, size)
+        picked = np.linspace(0, size - 1, rows).round().astype(np.int64)
+        out.append({t.name: batch[t.name][picked] if t.batched else batch[t.name] for t in signature.inputs})
+    if not largest:
+        return out, ()
+    return out, (
+        f"samples of up to {largest:,} rows: correctness checks {rows} rows of each such batch, spread evenly "
+        f"over it (the largest batch profiled, or {CHECK_ROWS}); exporters still get the samples whole",
+    )
+
+
+def _size_note(batches: Sequence[Batch]) -> tuple[str, ...]:
+    """A word when the samples are large: they are copied whole into the package."""
+    megabytes = sum(a.nbytes for b in batches for a in b.values()) / 2**20
+    if megabytes <= LARGE_SAMPLES_MB:
+        return ()
+    return (
+        f"the samples hold {megabytes:,.0f} MB: they are written whole into the package (samples.npz) and read "
+        "by every exporter; a few batches of representative inputs are enough, and give fewer to save time, "
+        "memory and disk",
+    )
 
 
 def _batch_sizes(signature: Signature, largest: int) -> tuple[int, list[int], tuple[str, ...]]:
