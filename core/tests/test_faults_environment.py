@@ -169,7 +169,9 @@ def test_a_file_changed_in_the_extracted_copy_of_a_bundle_says_how_to_drop_the_c
 
     package = sextant.load(bundled)
     best = package.best()
-    victim = next(p for p in sorted(best.artifact.rglob("*")) if p.is_file()) if best.artifact.is_dir() else best.artifact
+    victim = best.artifact
+    if victim.is_dir():
+        victim = next(p for p in sorted(victim.rglob("*")) if p.is_file())
     victim.write_bytes(victim.read_bytes() + b"\0")
     with pytest.raises(PackageError) as refused:
         sextant.load(bundled).best().load(fake_catalog, trust_source=True)

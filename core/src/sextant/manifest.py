@@ -173,8 +173,8 @@ def _changed_hint(folder: Path, name: str) -> str:
     if origin is not None:
         return (
             f"{folder} is sextant's extracted copy of the bundle {origin}, changed since it was extracted. "
-            f"Delete that folder (rm -r {shlex.quote(str(folder))}) and open the bundle again: it is extracted afresh and "
-            "checked against the bundle's own hashes."
+            f"Delete that folder (rm -r {shlex.quote(str(folder))}) and open the bundle again: it is extracted "
+            "afresh and checked against the bundle's own hashes."
         )
     return (
         f"Restore the package as it was written, or: {_FRESH if name == STATUS else _RERUN} "
