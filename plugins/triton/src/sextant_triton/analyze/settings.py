@@ -23,7 +23,7 @@ the valid ones.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,10 @@ from sextant.api import Objective, UsageError
 from sextant_triton.perf import Windows
 
 STRATEGIES = ("brute", "quick", "optuna")
+
+
+#: the least value of each searched dimension: a batch, an instance and a request in flight
+FLOORS = {"max_batch_size": 1, "instance_count": 1, "concurrency": 1}
 
 
 @dataclass(frozen=True)
@@ -45,19 +49,63 @@ class Range:
 
     @classmethod
     def parse(cls, key: str, given: Any, default: Range) -> Range:
+        """``given`` as the YAML wrote it; every value (a bound or a listed one) an integer of at
+        least the key's floor (:data:`FLOORS`), else a :class:`UsageError` naming the key, the
+        value and the rule."""
         if given is None:
             return default
+        floor = FLOORS.get(key, 0)
         if isinstance(given, Mapping):
             _known(key, given, ("min", "max"))
-            low, high = int(given.get("min", default.low)), int(given.get("max", default.high))
-            if not 0 <= low <= high:
-                raise UsageError(f"{key}: min {low} and max {high} must satisfy 0 <= min <= max")
+            low = _integer(key, given.get("min", default.low), floor, "min {}")
+            high = _integer(key, given.get("max", default.high), floor, "max {}")
+            if low > high:
+                raise UsageError(f"{key}: min {low} and max {high} must satisfy {floor} <= min <= max")
             return cls(low, high)
         if isinstance(given, (list, tuple)) and given:
-            return cls(min(given), max(given), tuple(given))
+            values = tuple(_integer(key, v, floor, f"{{}} in {list(given)}") for v in given)
+            return cls(min(values), max(values), values)
         if isinstance(given, int) and not isinstance(given, bool):
-            return cls(given, given, (given,))
+            value = _integer(key, given, floor)
+            return cls(value, value, (value,))
         raise UsageError(f"{key}: give {{min: N, max: M}}, a list of values or one value, not {given!r}")
+
+
+def _integer(key: str, value: Any, floor: int, shown: str = "{}") -> int:
+    """``value`` if it is an integer of at least ``floor``; else the error names the key, the value
+    (as ``shown`` places it) and the rule."""
+    if _is_int(value) and value >= floor:
+        return value
+    raise UsageError(
+        f"{key}: {shown.format(repr(value))} is not allowed: every value of {key} must be an integer >= {floor}"
+    )
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _values(key: str, given: Any, rule: str, accept: Callable[[Any], bool], kind: type) -> tuple[Any, ...]:
+    """The listed (or single) values of ``key``, each one that ``accept``s, as ``kind``; else the
+    error names the key, the value and ``rule``."""
+    values = given if isinstance(given, list) else [given]
+    for value in values:
+        if not accept(value):
+            shown = f"{value!r} in {values}" if len(values) > 1 else repr(value)
+            raise UsageError(f"{key}: {shown} is not allowed: {rule}")
+    return tuple(kind(v) for v in values)
+
+
+#: listed YAML values: the rule they follow, its check, and their type
+_LISTS: dict[str, tuple[str, Callable[[Any], bool], type]] = {
+    "dynamic_batching": ("give true or false", lambda v: isinstance(v, bool), bool),
+    "queue_delay_us": ("every delay must be an integer >= 0 (microseconds)", lambda v: _is_int(v) and v >= 0, int),
+    "request_rate": (
+        "every rate must be a number > 0 (requests per second)",
+        lambda v: (_is_int(v) or isinstance(v, float)) and v > 0,
+        float,
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -106,6 +154,14 @@ class AnalyzeSettings:
             raise UsageError("launch_mode remote needs the server's gRPC address", hint="Give --url HOST:PORT.")
         if self.top_n < 0 or self.batch_size < 1:
             raise UsageError("top_n must be >= 0 and batch_size >= 1")
+        for key, floor in FLOORS.items():  # ranges built in Python pass the same rule as the YAML's
+            given: Range | None = getattr(self, key)
+            for value in () if given is None else given.values or (given.low, given.high):
+                _integer(key, value, floor)
+        if self.budget_s is not None and not self.budget_s > 0:
+            raise UsageError(f"budget_s {self.budget_s:g} is not allowed: the time budget must be > 0 seconds")
+        if self.max_measurements is not None and self.max_measurements < 1:
+            raise UsageError(f"max_measurements {self.max_measurements} is not allowed: it must be >= 1")
 
 
 #: YAML keys → how to read them
@@ -177,13 +233,19 @@ def from_mapping(data: Mapping[str, Any], base: AnalyzeSettings | None = None) -
         changes[key] = Range.parse(key, data.get(key), getattr(base, key))
     if data.get("concurrency") is not None:
         changes["concurrency"] = Range.parse("concurrency", data["concurrency"], Range(1, 64))
-    for key, kind in (("dynamic_batching", bool), ("queue_delay_us", int), ("request_rate", float)):
+    for key, (rule, accept, kind) in _LISTS.items():
         if key in data:
-            values = data[key] if isinstance(data[key], list) else [data[key]]
-            changes[key] = tuple(kind(v) for v in values)
+            changes[key] = _values(key, data[key], rule, accept, kind)
     if "preferred_batch_sizes" in data:
+        given = data["preferred_batch_sizes"]
+        if not isinstance(given, list) or not all(isinstance(sizes, list) for sizes in given):
+            raise UsageError(
+                f"preferred_batch_sizes: {given!r} is not allowed: give a list of lists of batch sizes, e.g. [[], [4, 8]]"
+            )
+        rule = "every batch size must be an integer >= 1"
         changes["preferred_batch_sizes"] = tuple(
-            tuple(int(v) for v in sizes) for sizes in data["preferred_batch_sizes"]
+            _values("preferred_batch_sizes", sizes, rule, lambda v: _is_int(v) and v >= 1, int) if sizes else ()
+            for sizes in given
         )
     if "model_config_parameters" in data:
         changes["model_config_parameters"] = dict(data["model_config_parameters"] or {})
