@@ -240,7 +240,8 @@ def from_mapping(data: Mapping[str, Any], base: AnalyzeSettings | None = None) -
         given = data["preferred_batch_sizes"]
         if not isinstance(given, list) or not all(isinstance(sizes, list) for sizes in given):
             raise UsageError(
-                f"preferred_batch_sizes: {given!r} is not allowed: give a list of lists of batch sizes, e.g. [[], [4, 8]]"
+                f"preferred_batch_sizes: {given!r} is not allowed: give a list of lists of batch sizes",
+                hint="For example [[], [4, 8]]: no preferred size, or 4 and 8.",
             )
         rule = "every batch size must be an integer >= 1"
         changes["preferred_batch_sizes"] = tuple(
