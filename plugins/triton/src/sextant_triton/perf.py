@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -172,9 +173,7 @@ def _run(
         "--verbose-csv",
     ]
     try:
-        done = subprocess.run(
-            command, capture_output=True, text=True, timeout=timeout_s, env=_environment(path), check=False
-        )
+        done = _run_tracked(command, timeout_s, _environment(path))
         text = out.read_text() if out.stat().st_size else ""
     except subprocess.TimeoutExpired as exc:
         raise SextantError(f"perf_analyzer did not finish within {timeout_s:g} s ({load.describe()})") from exc
@@ -190,6 +189,43 @@ def _run(
             hint="Check that the server is up and the model loaded: " + " ".join(command),
         )
     return parse(text)
+
+
+#: the perf_analyzer processes running now (each in a thread of the search), for :func:`stop_all`
+_running: set[subprocess.Popen] = set()
+_running_lock = threading.Lock()
+
+
+def _run_tracked(command: list[str], timeout_s: float, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """``subprocess.run`` that :func:`stop_all` can end; the process ends with this one, too
+    (:func:`~sextant_triton.server.with_parent`)."""
+    from sextant_triton.server import with_parent
+
+    with subprocess.Popen(
+        with_parent(command), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    ) as process:
+        with _running_lock:
+            _running.add(process)
+        try:
+            stdout, stderr = process.communicate(timeout=timeout_s)
+        except BaseException:
+            process.kill()
+            process.wait()
+            raise
+        finally:
+            with _running_lock:
+                _running.discard(process)
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+def stop_all() -> None:
+    """Kill every perf_analyzer this process runs (the analysis is stopping: what they measure now
+    would not be stored)."""
+    with _running_lock:
+        running = list(_running)
+    for process in running:
+        if process.poll() is None:
+            process.kill()
 
 
 def parse(text: str) -> dict[str, float]:

@@ -13,6 +13,14 @@ only). What it needs on an ordinary Linux machine, found by running it:
 - every endpoint is bound to 127.0.0.1 unless asked otherwise, and ``--exit-timeout-secs`` is short
   so SIGTERM stops it within seconds.
 
+The server never outlives the process that started it, however that process ends (``kill -9`` and
+the OOM killer included): on Linux it is started through a few lines of Python that ask the kernel
+for a parent-death signal (``prctl(PR_SET_PDEATHSIG, SIGTERM)``, kept across ``execve``) and then
+become the server, so its PID is the one :class:`TritonServer` holds; its Python-backend stubs
+follow it (each checks that its server is alive). The signal comes when the *thread* that started
+the server ends, so start it from a thread that lives as long as the server is needed. It runs in
+a session of its own: a terminal's Ctrl-C or hang-up reaches sextant, which stops it in order.
+
 A *Python-based backend* is a backend directory holding only ``model.py``: Triton runs it through
 the Python backend for every model whose config names that backend. :func:`start_server` takes such
 directories in ``python_backends``; the tests use one named ``onnxruntime`` so that an unchanged
@@ -120,6 +128,24 @@ class Ports:
             if port not in ports:
                 ports.append(port)
         return cls(*ports)
+
+
+#: the launcher (``python -S -c``): the parent-death signal, then ``execv`` into the server (the
+#: same PID); it exits at once if the parent is already gone
+_WITH_PARENT = """
+import ctypes, os, signal, sys
+ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+if os.getppid() != int(sys.argv[1]):
+    sys.exit(1)
+os.execv(sys.argv[2], sys.argv[2:])
+"""
+
+
+def with_parent(command: Sequence[str]) -> list[str]:
+    """``command`` run so that it ends with this process (Linux; elsewhere as it is)."""
+    if not sys.platform.startswith("linux"):
+        return list(command)
+    return [sys.executable, "-S", "-c", _WITH_PARENT, str(os.getpid()), *command]
 
 
 def terminate(process: subprocess.Popen, sig: int, timeout: float = STOP_TIMEOUT_S) -> int | None:
@@ -267,7 +293,13 @@ def start_server(
             *extra_args,
         ]
         with log.open("w") as out:
-            process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=server_env(dist))
+            process = subprocess.Popen(
+                with_parent(command),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=server_env(dist),
+                start_new_session=True,
+            )
         server = TritonServer(process, host, chosen, workdir, log, owns_workdir)
         if not wait:
             return server
@@ -279,12 +311,15 @@ def start_server(
             taken = "Address already in use" in server.logs() or "Socket '" in server.logs()
             if ports is not None or not taken or attempt == attempts - 1:
                 raise
+        except BaseException:  # stopped (Ctrl-C, SIGTERM) while it starts: it goes too
+            server.stop()
+            raise
     raise AssertionError("unreachable")
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m sextant_triton.server REPOSITORY``: run the wheel's tritonserver on a repository
-    (with the Python-based ``onnxruntime`` backend) until Ctrl-C or SIGTERM."""
+    (with the Python-based ``onnxruntime`` backend) until Ctrl-C, SIGTERM or SIGHUP."""
     import argparse
     import threading
 

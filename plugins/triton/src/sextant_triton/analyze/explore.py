@@ -117,7 +117,12 @@ class Session:
             return {**found, "concurrency": float(load.concurrency or 0), "request_rate": float(load.request_rate or 0)}
 
         with ThreadPoolExecutor(len(units)) as pool:
-            results = list(pool.map(one, units))
+            futures = [pool.submit(one, unit) for unit in units]
+            try:
+                results = [future.result() for future in futures]
+            except KeyboardInterrupt:  # stopped: the pool would wait for perf_analyzer's windows to end
+                perf.stop_all()
+                raise
         memory = self.control.memory_mb()
         if len(units) == 1:
             metrics = dict(results[0])
