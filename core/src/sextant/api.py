@@ -36,7 +36,8 @@ Pipelines (a framework's ``sextant.Module`` wrapper)
     ``Part`` (what a wrapped module offers the core), ``Recording`` (its calls of one structure),
     ``register_part`` (announce a wrapper when it is built)
 Errors
-    ``SextantError``, ``StepError``, ``ModelLoadError``, ``SampleError``, ``UsageError``
+    ``SextantError``, ``StepError``, ``ModelLoadError``, ``SampleError``, ``UsageError``; ``stop_signals``
+    (SIGTERM and SIGHUP raise ``Stopped``, a ``KeyboardInterrupt`` with the signal, within its block)
 """
 
 from __future__ import annotations
@@ -120,6 +121,8 @@ _LAZY = {
     "Part": "sextant.composite.parts",
     "Recording": "sextant.composite.parts",
     "register_part": "sextant.composite.parts",
+    "Stopped": "sextant.stops",
+    "stop_signals": "sextant.stops",
 }
 
 __all__ = [

@@ -1,16 +1,33 @@
 """``sextant analyze``: parse, call :func:`sextant_triton.analyze.analyze`, render. Messages go to
-stderr; ``--json`` prints ``analysis.json`` on stdout."""
+stderr; ``--json`` prints ``analysis.json`` on stdout.
+
+Ctrl-C, SIGTERM (``timeout``, CI, ``docker stop``) and SIGHUP (a closed SSH session) stop a run the
+same way: the claims it holds are released, the server it started is stopped, it says that every
+finished measurement is kept and the same command resumes, and it exits as the signal would
+(128 + its number: 130, 143, 129)."""
 
 from __future__ import annotations
 
+import signal
 import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from sextant.api import SextantError, stop_signals
 
 from sextant_triton.cli import Debug, TrustSource
+
+
+class AnalysisStopped(SextantError):
+    """A run stopped by Ctrl-C or a signal; it exits as that signal would (128 + its number)."""
+
+    def __init__(self, exc: KeyboardInterrupt) -> None:
+        signum = int(getattr(exc, "signum", signal.SIGINT))
+        said = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
+        super().__init__(f"{said}: every finished measurement is kept; the same command resumes")
+        self.exit_code = 128 + signum  # type: ignore[assignment]
 
 
 def analyze_command(
@@ -91,15 +108,19 @@ def analyze_command(
         print(f"  measured {point}: {what}", file=sys.stderr, flush=True)
 
     catalog = getattr(ctx.obj, "catalog", None)
-    result = analyze(
-        target,
-        settings,
-        output=output,
-        rerank=rerank,
-        catalog=catalog,
-        on_measured=progress,
-        log=lambda line: print(line, file=sys.stderr, flush=True),
-    )
+    try:
+        with stop_signals():
+            result = analyze(
+                target,
+                settings,
+                output=output,
+                rerank=rerank,
+                catalog=catalog,
+                on_measured=progress,
+                log=lambda line: print(line, file=sys.stderr, flush=True),
+            )
+    except KeyboardInterrupt as exc:
+        raise AnalysisStopped(exc) from None
     if json_:
         sys.stdout.write((result.output / "analysis.json").read_text() + "\n")
         return

@@ -55,23 +55,31 @@ class Session:
         workdir: Path,
         counters: Counters | None = None,
         on_measured: Callable[[Point, Record], None] | None = None,
+        give_up: Callable[[], str | None] = lambda: None,
     ) -> None:
         self.space, self.control, self.store = space, control, store
         self.key, self.hardware, self.windows = key, hardware, windows
         self.inputs, self.workdir = inputs, workdir
         self.on_measured = on_measured
+        self.give_up = give_up  # why to stop waiting for another worker (the budget is spent), or None
         self.counters = counters or Counters()  # shared by the run's groups
 
     def measure(self, point: Point) -> Record:
+        """``point``'s stored measurement, another worker's (waited for until :attr:`give_up` says
+        why not: then a failed record that is not stored), or a new one."""
         found = self.store.get(self.key, point, self.hardware)
         if found is not None:
             self.counters.reused += 1
             return found
         while not self.store.claim(self.key, point, self.hardware):
-            theirs = self.store.wait(self.key, point, self.hardware)
+            theirs = self.store.wait(self.key, point, self.hardware, give_up=lambda: self.give_up() is not None)
             if theirs is not None:
                 self.counters.reused += 1
                 return theirs
+            why = self.give_up()
+            if why is not None:
+                holder = self.store.holder(self.key, point, self.hardware)
+                return Record(dict(point), None, f"not measured: {holder} was measuring it when {why}", time.time())
         metrics, error = self._measure(point)
         self.store.put(self.key, point, self.hardware, metrics, error)
         self.counters.measured += 1

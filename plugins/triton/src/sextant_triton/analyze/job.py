@@ -117,6 +117,7 @@ def analyze(
     finally:
         store.release()
         store.close()
+    counters.events.extend(store.took_over)
     return outputs.write(found, settings, results, counters, hardware)
 
 
@@ -145,6 +146,7 @@ def _measure(
         for group in groups:
             space = Space(group, settings, kind)
             key = _group_key(group, settings)
+            budget = explore.Budget(settings.max_measurements, settings.budget_s, counters)
             session = explore.Session(
                 space,
                 control,
@@ -156,16 +158,13 @@ def _measure(
                 workdir=found.output / "perf",
                 counters=counters,
                 on_measured=on_measured,
+                give_up=budget.spent,
             )
-            budget = explore.Budget(settings.max_measurements, settings.budget_s, counters)
             log(f"searching {space.size()} points of {', '.join(u.name for u in group)} ({settings.search})")
             outcome = _search(settings, space, session, budget, found.output, key, catalog)
             history = list(outcome.history)
             history += _top_sweeps(settings, space, session, budget, history, outcome.baseline)
             results.append(GroupResult(space, key, tuple(_unique(history)), outcome.baseline, outcome.stopped))
-    except KeyboardInterrupt:
-        log("interrupted: every finished measurement is kept; the same command resumes")
-        raise
     finally:
         control.close()
     return results

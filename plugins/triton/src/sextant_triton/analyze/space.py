@@ -18,13 +18,14 @@ given, else derived per point as 2 x max_batch_size x instances.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sextant.api import Param, UsageError, hash_path
+from sextant.api import Param, UsageError
 
 from sextant_triton import config as triton_config
 from sextant_triton.analyze.settings import AnalyzeSettings, ModelSettings, Range
@@ -69,7 +70,20 @@ def read_model(repository: Path, name: str) -> ModelInfo:
         )
     config = triton_config.to_dict(triton_config.read(folder / "config.pbtxt"))
     config.setdefault("name", name)
-    return ModelInfo(name, config, hash_path(folder))
+    return ModelInfo(name, config, model_content(folder))
+
+
+def model_content(folder: Path) -> str:
+    """A digest of a model folder's files (names and bytes, as ``hash_path`` takes them) less the
+    ``__pycache__`` that a Python-backend model gains when the server first imports it: else a run
+    would not find what the run before it measured."""
+    sha = hashlib.sha256()
+    for file in sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        sha.update(str(file.relative_to(folder)).encode())
+        with file.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                sha.update(block)
+    return sha.hexdigest()
 
 
 def _exponential(name: str, rng: Range, default: int) -> Param:
