@@ -17,6 +17,7 @@ from sextant.api import Param, UsageError, cpu_model, search_strategy
 
 from sextant_triton.analyze import explore, outputs
 from sextant_triton.analyze.control import LocalServer, RemoteServer, ServerControl
+from sextant_triton.analyze.database import check_url, open_store
 from sextant_triton.analyze.inputs import Inputs, Target, perf_inputs, resolve_target
 from sextant_triton.analyze.settings import AnalyzeSettings
 from sextant_triton.analyze.space import Point, Space, Unit, read_unit
@@ -86,6 +87,8 @@ def analyze(
     log: Callable[[str], None] = lambda line: None,
 ) -> outputs.Analysis:
     """Analyze ``target`` (a package or a model repository) as ``settings`` say; see the module."""
+    if settings.storage is not None:
+        check_url(settings.storage)  # before anything is deployed or started
     found: Target = resolve_target(Path(target), settings, output)
     settings = replace(settings, models=found.models)
     units = [read_unit(found.repository, m) for m in found.models]
@@ -93,9 +96,14 @@ def analyze(
     kind = instance_kind(settings)
     hardware = hardware_key(settings)
     found.output.mkdir(parents=True, exist_ok=True)
-    store = Store(settings.storage or f"sqlite:///{found.output / 'measurements.sqlite'}")
-    results: list[GroupResult] = []
     counters = explore.Counters()
+
+    def note(line: str) -> None:
+        log(f"note: {line}")
+        counters.events.append(line)
+
+    store = open_store(settings.storage, found.output, note)
+    results: list[GroupResult] = []
     try:
         if rerank:
             for group in groups:
