@@ -154,11 +154,13 @@ def serve(
     trust_source: TrustSource = False,
     debug: Debug = False,
 ) -> None:
-    """Serve a package's candidate through PyTriton until Ctrl-C or SIGTERM.
+    """Serve a package's candidate through PyTriton until Ctrl-C, SIGTERM or SIGHUP.
 
-    Triton Inference Server answers on HTTP and gRPC; sextant's runner computes in this process."""
+    Triton Inference Server answers on HTTP and gRPC; sextant's runner computes in this process.
+    Any --host but a loopback address is served with a warning that says what it exposes."""
     from sextant_triton.serve import Served
     from sextant_triton.serve import serve as run
+    from sextant_triton.server import exposure
 
     def ready(served: Served) -> None:
         print(
@@ -168,6 +170,9 @@ def serve(
             file=sys.stderr,
             flush=True,
         )
+        exposed = exposure(served.host, served.http_port, served.grpc_port, served.metrics_port)
+        if exposed:
+            print(f"warning: {exposed}", file=sys.stderr, flush=True)
 
     run(
         package,

@@ -2,8 +2,11 @@
 
 The runner runs in this process (PyTriton's proxy model hands it the requests Triton batched); the
 serving settings are the ones ``sextant deploy triton`` derives from the package (max batch size,
-dynamic batching, instances). Every endpoint binds to 127.0.0.1 unless told otherwise. SIGINT and
-SIGTERM stop the server; the PyTriton workspace is a temporary folder removed on the way out.
+dynamic batching, instances). Every endpoint binds to 127.0.0.1 unless told otherwise; the command
+serves any other address with a warning that says what it exposes (``server.exposure``). SIGINT,
+SIGTERM and SIGHUP stop the server; the PyTriton workspace is a temporary folder removed on the way out.
+PyTriton starts ``tritonserver`` with a parent-death signal, so it ends with this process, however
+that ends.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ class Served:
     grpc_port: int
     settings: ServingSettings
     alive: Callable[[], bool] = field(default=lambda: True, compare=False, repr=False)
+    metrics_port: int = 0
 
     @property
     def http_url(self) -> str:
@@ -209,7 +213,7 @@ def serving(
             raise
         except Exception as exc:  # PyTriton's own errors: say what failed
             raise SextantError(f"PyTriton could not serve {served_name}: {type(exc).__name__}: {exc}") from exc
-        yield Served(served_name, view.id, host, http_port, grpc_port, settings, triton.is_alive)
+        yield Served(served_name, view.id, host, http_port, grpc_port, settings, triton.is_alive, metrics_port)
     finally:
         if triton is not None:
             triton.stop()
@@ -229,10 +233,11 @@ def serve(
     on_ready: Callable[[Served], None] | None = None,
     **options: Any,
 ) -> None:
-    """Serve until SIGINT (Ctrl-C) or SIGTERM; ``options`` as for :func:`serving`.
+    """Serve until SIGINT (Ctrl-C), SIGTERM or SIGHUP; ``options`` as for :func:`serving`.
     ``on_ready`` is called once the model answers."""
     stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    signals = [getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)]
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in signals}
     try:
         with serving(package, **options) as served:
             if on_ready is not None:

@@ -114,6 +114,32 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
+def loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only (``127.0.0.0/8``, ``::1``, ``localhost``)."""
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to any interface
+
+
+def exposure(host: str, http_port: int, grpc_port: int, metrics_port: int) -> str | None:
+    """What serving on ``host`` exposes to other machines, or ``None`` on a loopback address."""
+    if loopback(host):
+        return None
+    where = "every network this machine is on" if host in ("0.0.0.0", "::", "[::]") else f"whoever can reach {host}"
+    return (
+        f"serving on {host} exposes it to {where}, without authentication: inference on HTTP port {http_port} "
+        f"and gRPC port {grpc_port}, Triton's model-control API on both (unload the model, or load one from "
+        f"files the caller sends: with the Python backend, code that runs here), and metrics on port "
+        f"{metrics_port}. Serve on 127.0.0.1 (the default) behind a proxy that authenticates, or firewall "
+        "these ports."
+    )
+
+
 @dataclass(frozen=True)
 class Ports:
     http: int
@@ -332,9 +358,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exit-timeout-secs", type=int, default=5, help="wait this long for models to unload")
     args = parser.parse_args(argv)
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: stop.set())
     ports = Ports(args.http_port, args.grpc_port, args.metrics_port)
+    exposed = exposure(args.host, ports.http, ports.grpc, ports.metrics)
+    if exposed:
+        print(f"warning: {exposed}", file=sys.stderr, flush=True)
     ort_backend = Path(__file__).with_name("ort_backend.py")
     try:
         server = start_server(
