@@ -98,7 +98,8 @@ def test_an_unreachable_database_is_named(repository, tmp_path):
 
 @pytest.mark.skipif(NO_SERVER is not None, reason=str(NO_SERVER))
 @pytest.mark.skipif(missing() is not None, reason=str(missing()))
-def test_a_database_that_goes_away_is_a_clear_stop_and_the_same_command_resumes(repository, tmp_path):
+@pytest.mark.parametrize("search", ["quick", "optuna"])  # optuna keeps its study in the same database
+def test_a_database_that_goes_away_is_a_clear_stop_and_the_same_command_resumes(repository, tmp_path, search):
     from sextant_triton.postgres import start_postgres
 
     require_postgres()
@@ -108,7 +109,7 @@ def test_a_database_that_goes_away_is_a_clear_stop_and_the_same_command_resumes(
     try:
         assert database.temporary is None
         url = database.create_database("analyze")
-        settings = replace(SETTINGS, storage=url, max_measurements=4)
+        settings = replace(SETTINGS, storage=url, search=search, max_measurements=4)
 
         def stop_database(point, record):
             database.stop()  # PostgreSQL goes away after the first measurement

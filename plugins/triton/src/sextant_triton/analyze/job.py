@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from sextant.api import Param, UsageError, cpu_model, search_strategy
+from sextant.api import Param, SextantError, UsageError, cpu_model, search_strategy
 
 from sextant_triton.analyze import explore, outputs
 from sextant_triton.analyze.control import LocalServer, RemoteServer, ServerControl
@@ -21,7 +21,7 @@ from sextant_triton.analyze.database import check_url, open_store
 from sextant_triton.analyze.inputs import Inputs, Target, perf_inputs, resolve_target
 from sextant_triton.analyze.settings import AnalyzeSettings
 from sextant_triton.analyze.space import Point, Space, Unit, read_unit
-from sextant_triton.analyze.store import Record, Store
+from sextant_triton.analyze.store import Record, Store, connection_lost, stopped_answering
 
 
 @dataclass(frozen=True)
@@ -173,6 +173,13 @@ def _measure(
             history = list(outcome.history)
             history += _top_sweeps(settings, space, session, budget, history, outcome.baseline)
             results.append(GroupResult(space, key, tuple(_unique(history)), outcome.baseline, outcome.stopped))
+    except SextantError:
+        raise
+    except Exception as exc:  # the Optuna study shares --storage: its database going away is said the same way
+        lost = connection_lost(exc) if settings.storage else None
+        if lost is None:
+            raise
+        raise stopped_answering(settings.storage or "", lost) from exc
     finally:
         control.close()
     return results

@@ -134,11 +134,7 @@ class Store:
         try:
             yield
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
-            raise StoreError(
-                f"the measurements' database {shown(self.url)} stopped answering: {driver_reason(exc)}",
-                hint="Every measurement it stored is kept there. Once it answers again, run the same command: "
-                "it resumes from them.",
-            ) from exc
+            raise stopped_answering(self.url, exc) from exc
         except sa.exc.IntegrityError:
             raise
         except sa.exc.DatabaseError as exc:
@@ -293,6 +289,30 @@ class Store:
         self.engine.dispose()
 
 
+def stopped_answering(url: str, exc: BaseException) -> StoreError:
+    """The error for a database at ``url`` that stopped answering (``exc``: the driver's error)."""
+    return StoreError(
+        f"the measurements' database {shown(url)} stopped answering: {driver_reason(exc)}",
+        hint="Every measurement it stored is kept there. Once it answers again, run the same command: "
+        "it resumes from them.",
+    )
+
+
+def connection_lost(exc: BaseException) -> BaseException | None:
+    """SQLAlchemy's connection error behind ``exc`` (a library such as Optuna wraps it in its own
+    error, or raises it as it is), or ``None``."""
+    import sqlalchemy as sa
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, (sa.exc.OperationalError, sa.exc.InterfaceError)):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def shown(url: str) -> str:
     """``url`` as it may be printed: its password hidden."""
     try:
@@ -303,7 +323,7 @@ def shown(url: str) -> str:
         return url
 
 
-def driver_reason(exc: Exception) -> str:
+def driver_reason(exc: BaseException) -> str:
     """The driver's own message, on one line."""
     original = getattr(exc, "orig", None) or exc
     text = " ".join(str(original).split())
