@@ -81,6 +81,17 @@ def _claim_in_flight(process: subprocess.Popen, out: Path) -> sqlite3.Row:
     raise AssertionError(f"no claim in flight after {CLAIM_POLLS} polls")
 
 
+def _perf_analyzers(pid: int) -> list[int]:
+    found = []
+    for child in children(pid):
+        try:
+            if "perf_analyzer" in Path(f"/proc/{child}/cmdline").read_bytes().decode(errors="replace"):
+                found.append(child)
+        except OSError:
+            pass
+    return found
+
+
 def _ours(out: Path) -> list[int]:
     """The server this run started, and its Python-backend stubs."""
     (server,) = servers_of(out / "server")
@@ -117,14 +128,14 @@ def test_a_killed_analysis_leaves_no_server_and_the_next_run_takes_its_claim_at_
     try:
         _read_until(process, "searching")
         claim = _claim_in_flight(process, out)
-        processes = _ours(out)
+        processes = _ours(out) + _perf_analyzers(process.pid)  # one may be measuring now
         process.kill()  # SIGKILL: nothing runs in sextant after it
         process.wait()
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
-    assert left_alive(processes) == [], "tritonserver or its stub outlived the run that started it"
+    assert left_alive(processes) == [], "tritonserver, its stub or perf_analyzer outlived the run that started it"
     (left,) = [r for r in _rows(out) if r["key"] == claim["key"]]
     assert not left["done"] and (left["pid"], left["host"]) == (process.pid, socket.gethostname())
 

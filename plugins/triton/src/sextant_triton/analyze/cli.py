@@ -107,6 +107,12 @@ def analyze_command(
         what = f"{m['throughput']:,.0f} infer/s, p99 {m['p99_ms']:.2f} ms" if m else f"failed: {record.error}"
         print(f"  measured {point}: {what}", file=sys.stderr, flush=True)
 
+    said: set[str] = set()
+
+    def say(line: str) -> None:
+        said.add(line)
+        print(line, file=sys.stderr, flush=True)
+
     catalog = getattr(ctx.obj, "catalog", None)
     try:
         with stop_signals():
@@ -117,7 +123,7 @@ def analyze_command(
                 rerank=rerank,
                 catalog=catalog,
                 on_measured=progress,
-                log=lambda line: print(line, file=sys.stderr, flush=True),
+                log=say,
             )
     except KeyboardInterrupt as exc:
         raise AnalysisStopped(exc) from None
@@ -126,7 +132,8 @@ def analyze_command(
         return
     print(result.summary, file=sys.stderr)
     for event in result.events:
-        print(f"  note: {event}", file=sys.stderr)
+        if f"note: {event}" not in said:  # said while it ran
+            print(f"  note: {event}", file=sys.stderr)
     print(f"measured {result.measured}, found stored {result.reused}; results in {result.output}:", file=sys.stderr)
     for path in result.files:
         print(f"  {path}", file=sys.stderr)
