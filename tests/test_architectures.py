@@ -22,7 +22,7 @@ import sextant
 from _support import sextant as sextant_cli
 from sextant.options import OptimizeOptions
 from sextant.testing import FAST
-from zoo import ARCHITECTURES, Architecture
+from zoo import ARCHITECTURES, BY_NAME, Architecture
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -124,3 +124,22 @@ def test_the_selected_candidate_is_right_on_unseen_inputs_in_a_fresh_process(arc
         assert reason.strip() and "\n" not in reason.strip(), f"{name}: {reason!r}"
         shown = f"{state}: {reason.strip()[:60]}"
         assert any(shown in line for line in result.stderr.splitlines()), f"{name} ({shown}):\n{result.stderr}"
+
+
+@pytest.mark.parametrize("called_before", [False, True], ids=["as-built", "called-before"])
+def test_a_head_that_reads_its_inner_models_hidden_states_is_the_users_model(called_before: bool, tmp_path):
+    """transformers records ``hidden_states`` through hooks and a registry filled by the constructor
+    (issue 30): the reference, and the pick in a fresh process, must compute what the user's call does,
+    whether or not the model was called (and so hooked) before it was given to sextant."""
+    arch = BY_NAME["segformer-segmentation"]
+    model = arch.build()
+    if called_before:
+        _eager(model, arch.samples())
+    options = OptimizeOptions(
+        workspace=tmp_path / "ws", runners=("torch-eager",), max_batch_size=MAX_BATCH, profiler=FAST, step_timeout=300
+    )
+    package = sextant.optimize(model, arch.samples(), options=options)
+    assert package.status["candidates"]["source:torch-eager@cpu"]["status"] == "ok"
+    unseen = [arch.inputs(MAX_BATCH, 103)]
+    (got,) = _best_in_a_fresh_process(package.path, unseen)
+    np.testing.assert_allclose(got["logits"], _eager(model, unseen[0])["logits"], atol=ATOL, rtol=RTOL)

@@ -212,6 +212,25 @@ ARCHITECTURES: tuple[Architecture, ...] = (
         _floats("pixel_values", 3, 64, 64),
     ),
     Architecture(
+        "segformer-segmentation",
+        "a task head that reads its inner model's hidden_states (output_hidden_states=True, recorded by hooks)",
+        _model(
+            "SegformerConfig",
+            "SegformerForSemanticSegmentation",
+            num_encoder_blocks=2,
+            depths=[1, 1],
+            sr_ratios=[2, 1],
+            hidden_sizes=[8, 16],
+            patch_sizes=[7, 3],
+            strides=[4, 2],
+            num_attention_heads=[1, 1],
+            mlp_ratios=[2, 2],
+            decoder_hidden_size=16,
+            num_labels=3,
+        ),
+        _floats("pixel_values", 3, 32, 32),
+    ),
+    Architecture(
         "whisper-encoder",
         "two 1-D convolutions over mel features, a fixed input length, sinusoidal positions",
         _model(

@@ -325,6 +325,9 @@ class SourceModel:
     way (a model rebuilt in each process, inputs it will not feed): the run records them.
     ``vocab_size`` and ``max_positions`` describe a causal LM source (a generation run's): the
     token ids its prompts may hold and the longest sequence (prompt and generated) it takes.
+    ``probe(batch, signature)``, where the loader holds the live model, calls it in this process (the
+    user's) on one batch and raises what it raises; it is used only to explain a reference that
+    failed where sextant ran it (in a child, from what ``write`` wrote), never to compute a result.
     """
 
     format: Format
@@ -337,6 +340,7 @@ class SourceModel:
     notes: tuple[str, ...] = ()
     vocab_size: int | None = None
     max_positions: int | None = None
+    probe: Callable[[Mapping[str, Any], Signature], object] | None = None
 
 
 @dataclass(frozen=True)

@@ -180,6 +180,7 @@ def optimize(
                     hash_path(workspace.inputs),
                     budget,
                     frozenset(plan.reference_only),
+                    probe=source.probe,
                 )
                 _run_plan(run, plan, baseline, compare, verify_func, strategy)
             except BaseException:

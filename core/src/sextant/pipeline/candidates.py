@@ -124,13 +124,45 @@ def run_reference(
             "or give samples on which the model is finite.",
         )
     if "judge" not in adopted:
-        raise SampleError(
-            f"the source model could not run the correctness inputs "
-            f"(batch sizes {run.ledger.header['correctness_batches']}): {record.reason}",
-            hint=f"See {run.workspace / (record.log or 'logs')}. If the model only takes a fixed batch size, "
-            "pass --max-batch-size with that size; check input names, dtypes and shapes.",
-        )
+        raise reference_failed(run, record)
     return replace(run, signature=adopted["signature"]), adopted["judge"]
+
+
+def reference_failed(run: Run, record: CandidateRecord) -> SampleError:
+    """Why the reference could not run the correctness inputs, told apart by calling the live model
+    in this process (the loader's probe) where there is one: it fails here too (on the samples, or
+    at another batch size), or only where sextant ran it, from the saved model."""
+    sizes = run.ledger.header["correctness_batches"]
+    log = f"See {run.workspace / (record.log or 'logs')}."
+    if run.probe is None:
+        return SampleError(
+            f"the source model could not run the correctness inputs (batch sizes {sizes}): {record.reason}",
+            hint=f"{log} If the model only takes a fixed batch size, pass --max-batch-size with that size; "
+            "check input names, dtypes and shapes.",
+        )
+    for size, batch in zip(sizes, load_batches(run.workspace.inputs)):
+        try:
+            run.probe(batch, run.signature)
+        except Exception as exc:  # the user's model failing in the user's process: that is the answer
+            error = f"{type(exc).__name__}: {exc}"
+            if size == sizes[0]:
+                return SampleError(
+                    f"the source model fails on the samples as given (batch size {size}), in this process too: {error}",
+                    hint=f"Check the inputs' names, dtypes and shapes against what the model takes "
+                    f"(sextant passes {', '.join(run.signature.input_names)}). {log}",
+                )
+            return SampleError(
+                f"the source model runs the samples (batch size {sizes[0]}) but fails at batch size {size}, "
+                f"in this process too: {error}",
+                hint=f"If the model only takes a fixed batch size, pass --max-batch-size {sizes[0]}. {log}",
+            )
+    return SampleError(
+        f"the source model runs the correctness inputs (batch sizes {sizes}) in this process, but failed where "
+        f"sextant ran it, in a fresh process that loaded the saved model: {record.reason}",
+        hint="Something the model set up in this process (a registry, a hook, a global) did not survive saving it, "
+        f"and a reference that cannot run cannot check any candidate. {log} This is sextant's limit, not your "
+        "input's: please report it with that log.",
+    )
 
 
 def _listed(found: Sequence[NonFinite]) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import signal
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -40,6 +41,8 @@ class Run:
     budget: Budget = field(default_factory=Budget)
     #: candidates that only compute the reference (the plan's ``reference_only``): never rivals
     reference_only: frozenset[str] = frozenset()
+    #: the loader's :attr:`~sextant.specs.SourceModel.probe` of the live model, to explain a failed reference
+    probe: Callable[[Mapping[str, Any], Signature], object] | None = field(default=None, compare=False, repr=False)
     #: :func:`~sextant.cache.code_fingerprint` by top-level package, computed once per run
     fingerprints: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 

@@ -18,6 +18,7 @@ import shutil
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import cloudpickle
 import torch
@@ -27,11 +28,13 @@ from sextant.api import (
     TORCHSCRIPT,
     ModelLoadError,
     Rejection,
+    Signature,
     SourceModel,
     is_user_module,
 )
 
 from sextant_torch import pickling
+from sextant_torch.tensors import call, to_torch
 
 MODEL_FILE = "model.pt"
 
@@ -69,7 +72,14 @@ def module_source(model: torch.nn.Module, name: str | None) -> SourceModel:
         description="PyTorch nn.Module",
         fingerprint=lambda: fingerprint(model),
         notes=notes,
+        probe=lambda batch, signature: _probe(model, batch, signature),
     )
+
+
+def _probe(model: torch.nn.Module, batch: Mapping[str, Any], signature: Signature) -> None:
+    """Call the user's own model object on ``batch`` (see ``SourceModel.probe``)."""
+    with torch.no_grad():
+        call(model, to_torch(batch, "cpu"), signature)
 
 
 def _parametrized_notes(model: torch.nn.Module) -> tuple[str, ...]:
@@ -111,7 +121,7 @@ def fingerprint(model: torch.nn.Module) -> str:
 
 
 def load_module(path: Path) -> torch.nn.Module:
-    return torch.load(path, weights_only=False, map_location="cpu").eval()
+    return pickling.load(path)
 
 
 def _copy(path: Path):
