@@ -4,7 +4,9 @@ Accepted forms (API): a dict (one batch, keyword inputs), a tuple (one batch, po
 single array or tensor (one batch, one input), or a list / iterable of those (several batches).
 Tensors of any framework are converted with their own ``.numpy()``. ``--samples FILE.npz`` holds one
 array per input name, first axis the batch; keys of the form ``"<batch>/<name>"`` give several
-batches (for inputs whose shape varies between batches).
+batches (for inputs whose shape varies between batches). Names ``input_0``, ``input_1``, ... (and
+only those) are positional inputs in that order, as sextant writes positional samples (a package's
+own ``samples.npz`` feeds the same model again).
 """
 
 from __future__ import annotations
@@ -53,7 +55,8 @@ def _one_batch(value: Any, index: int) -> tuple[Batch, CallStyle]:
 def normalize(samples: Any) -> tuple[list[Batch], CallStyle]:
     """Turn user samples (see module doc) into batches and the model's calling style."""
     if isinstance(samples, (str, Path)):
-        return load_batches(Path(samples)), "keyword"
+        batches = load_batches(Path(samples))
+        return batches, "positional" if _positional_names(batches[0]) else "keyword"
     if isinstance(samples, (Mapping, tuple)) or hasattr(samples, "shape"):
         items: Iterable[Any] = [samples]
     elif isinstance(samples, Iterable):
@@ -70,6 +73,11 @@ def normalize(samples: Any) -> tuple[list[Batch], CallStyle]:
     if len(styles) > 1:
         raise SampleError("samples mix dicts with tuples/arrays", hint="Give every batch in the same form.")
     return batches, styles.pop()
+
+
+def _positional_names(batch: Mapping[str, Any]) -> bool:
+    """Whether ``batch`` is named as sextant names positional inputs: ``input_0`` ... ``input_<n-1>``."""
+    return sorted(batch) == sorted(f"input_{i}" for i in range(len(batch)))
 
 
 def save_batches(path: Path, batches: Sequence[Mapping[str, np.ndarray]]) -> None:

@@ -74,3 +74,27 @@ def test_a_reference_that_fails_on_the_samples_says_they_fail_here_too(catalog, 
         _optimize(SmallBatches(), x, catalog, options)
     assert caught.value.message.startswith("the source model fails on the samples as given (batch size 4)")
     assert "sextant passes x" in caught.value.hint or "sextant passes input_0" in caught.value.hint
+
+
+class TwoInputs(nn.Module):
+    def forward(self, image, scale):
+        return image * scale
+
+
+def test_samples_named_otherwise_than_forward_say_what_forward_takes(catalog, options):
+    samples = {"pixels": np.ones((2, 3), np.float32), "factor": np.ones((2, 1), np.float32)}
+    with pytest.raises(SampleError) as caught:
+        _optimize(TwoInputs(), samples, catalog, options)
+    assert "fails on the samples as given (batch size 2), in this process too: TypeError:" in caught.value.message
+    assert "(TwoInputs.forward takes image, scale)" in caught.value.message
+    assert "sextant passes pixels, factor" in caught.value.hint
+
+
+def test_a_packages_own_samples_file_feeds_the_same_model_again(catalog, options, tmp_path):
+    """sextant writes positional samples as input_0, input_1, ...: read back, they are positional."""
+    image, scale = np.ones((2, 3), np.float32), np.full((2, 1), 2, np.float32)
+    first = _optimize(TwoInputs(), (image, scale), catalog, options)
+    again = replace(options, workspace=tmp_path / "again")
+    second = _optimize(TwoInputs(), str(first.path / "samples.npz"), catalog, again)
+    assert second.status["signature"]["call_style"] == "positional"
+    assert second.status["candidates"]["source:torch-eager@cpu"]["status"] == "ok"

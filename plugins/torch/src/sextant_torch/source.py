@@ -78,8 +78,15 @@ def module_source(model: torch.nn.Module, name: str | None) -> SourceModel:
 
 def _probe(model: torch.nn.Module, batch: Mapping[str, Any], signature: Signature) -> None:
     """Call the user's own model object on ``batch`` (see ``SourceModel.probe``)."""
-    with torch.no_grad():
-        call(model, to_torch(batch, "cpu"), signature)
+    try:
+        with torch.no_grad():
+            call(model, to_torch(batch, "cpu"), signature)
+    except TypeError as exc:  # most often inputs named otherwise than forward()'s parameters: say which it takes
+        try:
+            takes = ", ".join(inspect.signature(model.forward).parameters)
+        except (TypeError, ValueError):
+            raise exc from None
+        raise TypeError(f"{exc} ({type(model).__name__}.forward takes {takes})") from exc
 
 
 def _parametrized_notes(model: torch.nn.Module) -> tuple[str, ...]:
