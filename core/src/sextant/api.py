@@ -72,6 +72,7 @@ from sextant.runtime import (
     StageTimer,
     StepRequest,
     Synchronizer,
+    ignored_inputs,
 )
 from sextant.specs import (
     DEVICES,
@@ -170,6 +171,7 @@ __all__ = [
     "hash_path",
     "htmlkit",
     "hookimpl",
+    "ignored_inputs",
     "is_user_module",
     *_LAZY,
 ]

@@ -6,7 +6,7 @@ dataclasses built by the pipeline inside the isolated child process.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -53,6 +53,15 @@ class RunnerRequest:
     threads: int = 1
     options: Mapping[str, Any] = field(default_factory=dict)
     shared: bool = False
+
+
+def ignored_inputs(signature: Signature, takes: Iterable[str]) -> frozenset[str]:
+    """The run's inputs (``signature``) that a graph taking ``takes`` does not take.
+
+    An exporter may drop an input the model never reads (the TorchScript-based ONNX exporter drops
+    the encoder states a decoder's cached step ignores). A runner of such a graph leaves these out
+    of each batch it is given, and still refuses a name that neither the run nor the graph knows."""
+    return frozenset(signature.input_names) - frozenset(takes)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 import onnxruntime as ort
-from sextant.api import ModelLoadError, RunnerRequest, SampleError, cache_dir
+from sextant.api import ModelLoadError, RunnerRequest, SampleError, cache_dir, ignored_inputs
 
 _LEVELS = {
     "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
@@ -43,10 +43,13 @@ class OrtRunner:
         if wanted[0] not in self.session.get_providers():
             raise ModelLoadError(f"ONNX Runtime did not enable {wanted[0]} (got {self.session.get_providers()})")
         self.inputs = {i.name: i for i in self.session.get_inputs()}
+        self.ignored = ignored_inputs(request.signature, self.inputs)
         self.outputs = [o.name for o in self.session.get_outputs()]
         self.io_binding = bool(options.get("io_binding")) and request.device == "cuda"
 
     def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self.ignored:
+            inputs = {name: array for name, array in inputs.items() if name not in self.ignored}
         unknown = set(inputs) - set(self.inputs)
         if unknown:
             raise SampleError(f"the ONNX model has no input named {sorted(unknown)}; it takes {sorted(self.inputs)}")

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import openvino as ov
-from sextant.api import ModelLoadError, RunnerRequest, SampleError, StepError, cpu_model
+from sextant.api import ModelLoadError, RunnerRequest, SampleError, StepError, cpu_model, ignored_inputs
 
 from sextant_openvino.batches import join, split, splittable
 from sextant_openvino.config import CompileConfig, compile_config
@@ -43,12 +43,15 @@ class OpenVINORunner:
         check_precision(self.compiled, self.config)
         self.signature = request.signature
         self.inputs = port_names(self.compiled.inputs, request.signature.input_names)
+        self.ignored = ignored_inputs(request.signature, self.inputs)
         self.outputs = port_names(self.compiled.outputs, request.signature.output_names)
         self.request = self.compiled.create_infer_request()
         jobs = int(self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
         self.streams = Streams(self.compiled, jobs, self.outputs) if jobs > 1 and splittable(self.signature) else None
 
     def _feed(self, inputs: Mapping[str, np.ndarray]) -> dict[int, np.ndarray]:
+        if self.ignored:
+            inputs = {name: array for name, array in inputs.items() if name not in self.ignored}
         if set(inputs) != set(self.inputs):
             unknown, missing = sorted(set(inputs) - set(self.inputs)), sorted(set(self.inputs) - set(inputs))
             raise SampleError(

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import tensorrt as trt
 import torch
-from sextant.api import ModelLoadError, RunnerRequest, StepError
+from sextant.api import ModelLoadError, RunnerRequest, StepError, ignored_inputs
 
 from sextant_tensorrt.profiles import Shape, pick_profile
 
@@ -56,6 +56,7 @@ class EngineRunner:
         self.context = self.engine.create_execution_context()
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         self.input_names = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        self.ignored = ignored_inputs(request.signature, self.input_names)
         self.output_names = [n for n in names if n not in self.input_names]
         self.ranges = [
             {n: tuple(tuple(dims) for dims in self.engine.get_tensor_profile_shape(n, p)) for n in self.input_names}
@@ -115,6 +116,8 @@ class EngineRunner:
             entry.graph = graph
 
     def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self.ignored:
+            inputs = {name: array for name, array in inputs.items() if name not in self.ignored}
         unknown = set(inputs) - set(self.input_names)
         if unknown:
             raise StepError(f"the engine has no input {sorted(unknown)}; it takes {self.input_names}")
