@@ -245,6 +245,7 @@ EXAMPLES = {
     "--threads": (["2"], "threads"),
     "--batch-budget-s": (["0.5"], "profiler.batch_budget_s"),
     "--cutoff": (["0.5"], "cutoff"),
+    "--paired-rounds": (["3"], "paired_rounds"),
     "--search": (["brute"], "search"),
     "--budget-s": (["30"], "budget_s"),
     "--steps": (["fake-graph"], "steps"),

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 STEP_TARGET = "sextant.worker:run_step"
 CANDIDATE_TARGET = "sextant.worker:run_candidate"
 GENERATION_TARGET = "sextant.generation.worker:run_generation"
+PAIRED_TARGET = "sextant.worker:run_paired"
 
 
 @dataclass(frozen=True)
@@ -76,15 +77,9 @@ class CandidateJob:
     target = CANDIDATE_TARGET
 
     def to_json(self) -> dict[str, Any]:
-        r = self.request
         return {
             "load": self.load,
-            "artifact": str(r.artifact),
-            "signature": r.signature.to_dict(),
-            "device": r.device,
-            "precision": r.precision,
-            "threads": r.threads,
-            "options": dict(r.options),
+            **_request_json(self.request),
             "inputs": str(self.inputs),
             "outputs": str(self.outputs),
             "profiler": self.profiler.to_dict(),
@@ -92,16 +87,12 @@ class CandidateJob:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> CandidateJob:
-        request = RunnerRequest(
-            artifact=Path(data["artifact"]),
-            signature=Signature.from_dict(data["signature"]),
-            device=data["device"],
-            precision=data["precision"],
-            threads=int(data["threads"]),
-            options=data["options"],
-        )
         return cls(
-            data["load"], request, Path(data["inputs"]), Path(data["outputs"]), ProfilerConfig(**data["profiler"])
+            data["load"],
+            _request(data),
+            Path(data["inputs"]),
+            Path(data["outputs"]),
+            ProfilerConfig(**data["profiler"]),
         )
 
 
@@ -154,11 +145,75 @@ class GenerationJob:
         return cls(data["load"], request, Path(data["prompts"]), reference, Path(data["outputs"]), config)
 
 
-Job = StepJob | CandidateJob | GenerationJob
-_KINDS: dict[str, type[StepJob] | type[CandidateJob] | type[GenerationJob]] = {
+@dataclass(frozen=True)
+class PairedJob:
+    """Load each contender's runner (``loads[i]`` with ``requests[i]``) and measure them in
+    interleaved rounds at ``batches[i]`` (see :mod:`sextant.pairing`), on the first batch of ``inputs``."""
+
+    loads: tuple[str, ...]
+    requests: tuple[RunnerRequest, ...]
+    batches: tuple[int, ...]
+    inputs: Path
+    rounds: int
+    window_s: float
+    min_calls: int
+
+    target = PAIRED_TARGET
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "contenders": [
+                {"load": load, "batch": batch, **_request_json(request)}
+                for load, request, batch in zip(self.loads, self.requests, self.batches)
+            ],
+            "inputs": str(self.inputs),
+            "rounds": self.rounds,
+            "window_s": self.window_s,
+            "min_calls": self.min_calls,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PairedJob:
+        contenders = data["contenders"]
+        return cls(
+            tuple(c["load"] for c in contenders),
+            tuple(_request(c) for c in contenders),
+            tuple(int(c["batch"]) for c in contenders),
+            Path(data["inputs"]),
+            int(data["rounds"]),
+            float(data["window_s"]),
+            int(data["min_calls"]),
+        )
+
+
+def _request_json(r: RunnerRequest) -> dict[str, Any]:
+    return {
+        "artifact": str(r.artifact),
+        "signature": r.signature.to_dict(),
+        "device": r.device,
+        "precision": r.precision,
+        "threads": r.threads,
+        "options": dict(r.options),
+    }
+
+
+def _request(data: Mapping[str, Any]) -> RunnerRequest:
+    return RunnerRequest(
+        artifact=Path(data["artifact"]),
+        signature=Signature.from_dict(data["signature"]),
+        device=data["device"],
+        precision=data["precision"],
+        threads=int(data["threads"]),
+        options=data["options"],
+    )
+
+
+Job = StepJob | CandidateJob | GenerationJob | PairedJob
+_KINDS: dict[str, type[StepJob] | type[CandidateJob] | type[GenerationJob] | type[PairedJob]] = {
     STEP_TARGET: StepJob,
     CANDIDATE_TARGET: CandidateJob,
     GENERATION_TARGET: GenerationJob,
+    PAIRED_TARGET: PairedJob,
 }
 
 

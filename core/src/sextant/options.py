@@ -55,6 +55,9 @@ class OptimizeOptions:
     precision_auto: bool = False
     threads: int | None = None
     cutoff: float = 0.7
+    #: rounds of the paired re-measurement of the best, its close runners-up and the baseline
+    #: (:mod:`sextant.pairing`); 0 turns it off
+    paired_rounds: int = 5
     search: str | None = None
     search_budget_s: float | None = None
     #: the whole run's seconds (see :mod:`sextant.pipeline.budget`); ``None``: no limit
@@ -86,6 +89,11 @@ class OptimizeOptions:
                 f"--cutoff {self.cutoff:g} is not a share between 0 and 1",
                 hint="It stops a candidate under that share of the best throughput at the same batch size "
                 "(0.7 by default; 0 never stops one).",
+            )
+        if self.paired_rounds < 0:
+            raise UsageError(
+                f"--paired-rounds {self.paired_rounds} must not be negative",
+                hint="It is how many rounds of paired windows decide the pick and its speedup; 0 turns them off.",
             )
         if self.budget_s is not None and self.budget_s <= 0:
             raise UsageError(
@@ -349,6 +357,7 @@ SETTINGS: dict[str, Setting] = {
         Setting("threads", "threads", _parse_integer),
         Setting("batch-budget-s", "profiler.batch_budget_s", _parse_number),
         Setting("cutoff", "cutoff", _parse_number),
+        Setting("paired-rounds", "paired_rounds", _parse_integer),
         Setting("search", "search", _parse_text),
         Setting("budget-s", "budget_s", _parse_number),
         Setting("search-budget-s", "search_budget_s", _parse_number),

@@ -275,6 +275,11 @@ def summary_line(status: Mapping[str, Any], workspace: str) -> str:
     record = CandidateRecord.from_json(status["candidates"][best])
     point = record.best_point or {}
     speed = f", {record.speedup:.2f}× the baseline" if record.speedup else ""
+    paired = (selection.get("paired") or {}).get("speedup")
+    if paired:  # measured again, interleaved with the baseline: the number to trust (sextant.pairing)
+        from sextant.pairing import Ratio
+
+        speed = f", {Ratio.from_json(paired).describe()} the baseline"
     unmeasured = (status.get("run") or {}).get("unmeasured")
     label = "best"
     if incomplete_reason(status):

@@ -26,6 +26,8 @@ class Selection:
     baseline: str | None
     ranking: tuple[str, ...]
     reason: str | None = None
+    #: what the paired re-measurement decided (:func:`sextant.pipeline.paired.apply_pairing`)
+    paired: Mapping[str, Any] | None = None
 
     @property
     def best(self) -> str | None:
@@ -45,6 +47,8 @@ class Selection:
         }
         if self.reason is not None:
             out["reason"] = self.reason
+        if self.paired is not None:
+            out["paired"] = dict(self.paired)
         return out
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from sextant.child import Channel
-from sextant.jobs import CandidateJob, ProfileOrder, StepJob, read_job
+from sextant.jobs import CandidateJob, PairedJob, ProfileOrder, StepJob, read_job
 from sextant.memory import MemoryProbe
 from sextant.runtime import StageTimer, Synchronizer
 from sextant.samples import load_batches, resize_batch, save_batches
@@ -91,6 +91,27 @@ def run_candidate(document: Mapping[str, Any], channel: Channel) -> dict[str, An
         }
     finally:
         runner.close()
+
+
+def run_paired(document: Mapping[str, Any], channel: Channel) -> dict[str, Any]:
+    """Load every contender's runner and measure them in interleaved rounds (:mod:`sextant.pairing`)."""
+    from sextant.pairing import interleave
+
+    job = PairedJob.from_json(document)
+    _set_threads(job.requests[0].threads)
+    base = load_batches(job.inputs)[0]
+    runners: list[Any] = []
+    try:
+        infers = []
+        for load, request, size in zip(job.loads, job.requests, job.batches):
+            runner = resolve(load)(request)
+            runners.append(runner)
+            batch = resize_batch(base, size, request.signature)
+            infers.append(lambda runner=runner, batch=batch: runner.infer(batch))
+        return {"windows": interleave(infers, job.batches, job.rounds, job.window_s, job.min_calls)}
+    finally:
+        for runner in runners:
+            runner.close()
 
 
 def main(argv: list[str] | None = None) -> int:

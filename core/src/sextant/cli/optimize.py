@@ -215,6 +215,14 @@ def optimize(
             rich_help_panel=PANEL_SELECT,
         ),
     ] = None,
+    paired_rounds: Annotated[
+        int | None,
+        typer.Option(
+            help="Rounds of paired windows in which the best, its close runners-up and the baseline are "
+            "measured again, interleaved, to decide close calls and give the speedup with its spread (0: off).",
+            rich_help_panel=PANEL_SELECT,
+        ),
+    ] = None,
     search: Annotated[
         str | None,
         typer.Option(

@@ -40,6 +40,7 @@ from sextant.pipeline.candidates import Comparator, VerifyFunc, evaluate, run_re
 from sextant.pipeline.context import Run
 from sextant.pipeline.ledger import EventHandler, Ledger
 from sextant.pipeline.lock import WorkspaceLock
+from sextant.pipeline.paired import apply_pairing, pair_contenders
 from sextant.pipeline.steps import run_step
 from sextant.pipeline.variants import run_variants, search_options, search_strategy
 from sextant.pipeline.workspace import Workspace
@@ -224,6 +225,7 @@ def _run_plan(
         search_options(run, plan, variants, evaluate_one, strategy)
     else:
         run_variants(run, plan, variants, evaluate_one)
+    pair_contenders(run, plan)
     _note_screened(run)
     untried = [r for r in (*run.ledger.steps.values(), *run.ledger.candidates.values()) if r.cause is Cause.BUDGET]
     if untried:
@@ -386,6 +388,9 @@ def _finish(
     selection, ranked = select(
         current, options.goal(max_batch), ledger.header.get("baseline"), planned - plan.reference_only
     )
+    selection, notes = apply_pairing(selection, ranked, ledger.header.get("paired") if complete else None)
+    for note in notes:
+        ledger.note(note)
     ledger.candidates.update(ranked)
     if complete:
         _note_environmental(ledger, selection.best)

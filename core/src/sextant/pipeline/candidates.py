@@ -260,17 +260,22 @@ def evaluate(run: Run, candidate: PlannedCandidate, judge: JudgeFunc) -> Candida
             current["record"] = replace(current["record"], load_seconds=round(float(data), 3))
         return None
 
-    request = RunnerRequest(
-        artifact=ws / artifact,
-        signature=run.signature,
-        device=candidate.device,
-        precision=candidate.precision,
-        threads=run.threads,
-        options=dict(candidate.options),
-    )
+    request = runner_request(run, artifact, candidate.device, candidate.precision, candidate.options)
     job = CandidateJob(candidate.runner.load, request, ws.inputs, ws / record.outputs, run.profiler)
     result = run.child(job, candidate.id, handle)
     return _record(run, candidate, _ended(current["record"], result, points, screened, run.threads))
+
+
+def runner_request(run: Run, artifact: str, device: str, precision: str, options: Mapping[str, Any]) -> RunnerRequest:
+    """What a candidate's runner loads: its artifact (relative to the workspace) on the run's threads."""
+    return RunnerRequest(
+        artifact=run.workspace / artifact,
+        signature=run.signature,
+        device=device,
+        precision=precision,
+        threads=run.threads,
+        options=dict(options),
+    )
 
 
 def _build_over_budget(run: Run, candidate: PlannedCandidate) -> str | None:

@@ -27,6 +27,7 @@ class Ledger:
         self.unreadable: list[str] = []  # records of the earlier run that did not parse
         self._previous_steps = _parse(previous.get("steps", {}), StepRecord.from_json, self.unreadable)
         self._previous_candidates = _parse(previous.get("candidates", {}), CandidateRecord.from_json, self.unreadable)
+        self._previous_header = {k: v for k, v in previous.items() if k not in ("steps", "candidates")}
         self.steps: dict[str, StepRecord] = dict(self._previous_steps)
         self.candidates: dict[str, CandidateRecord] = dict(self._previous_candidates)
         self.run_steps: list[str] = []  # recorded by this run, in order
@@ -40,6 +41,10 @@ class Ledger:
 
     def previous_candidate(self, candidate_id: str) -> CandidateRecord | None:
         return self._previous_candidates.get(candidate_id)
+
+    def previous_header(self, key: str) -> Any:
+        """An entry of the earlier run's header (``None`` if it had none)."""
+        return self._previous_header.get(key)
 
     def unreadable_note(self) -> str | None:
         """What the run says when records of the earlier run could not be read."""
