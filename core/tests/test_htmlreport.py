@@ -23,7 +23,7 @@ from sextant import htmlreport
 from sextant.cli import app
 from sextant.cli._common import State
 from sextant.errors import CorrectnessError
-from sextant.htmlreport import bundle, csvexport, plots
+from sextant.htmlreport import bundle, csvexport, plots, sections
 from sextant.htmlreport.data import POINT_FIELDS, read_run
 from sextant.package import read_status
 from sextant.testing.fake import NumpyMLP
@@ -122,10 +122,12 @@ def test_the_throughput_plot_has_one_line_per_profiled_candidate_on_a_log2_axis(
     status = package.status
     figure = page_of(package.path).figures["throughput"]
     profiled = {cid: r for cid, r in status["candidates"].items() if r.get("profile", {}).get("points")}
-    lines = [t for t in figure["data"] if t["mode"] == "lines+markers"]
+    lines = [t for t in figure["data"] if t["legendgroup"] != "unstable"]
     assert len(lines) == len(profiled)
     for trace in lines:
         cid = trace["legendgroup"]
+        screened = profiled[cid]["profile"].get("stop") == "screened"  # a short screen, not a sweep
+        assert trace["mode"] == ("markers" if screened else "lines+markers")
         points = profiled[cid]["profile"]["points"]
         assert trace["x"] == [p["batch"] for p in points]
         assert trace["y"] == [p["throughput"] for p in points]
@@ -141,6 +143,32 @@ def test_measurements_that_did_not_settle_are_ringed():
     figure = next(f for f in plots.run_figures(read_run(status)) if f.id == "throughput")
     rings = [t for t in figure.data if t.get("legendgroup") == "unstable"]
     assert len(rings) == 1 and sorted(zip(rings[0]["x"], rings[0]["y"])) == unsettled
+
+
+def test_a_screened_candidate_is_points_not_a_line_and_is_counted_as_screened():
+    """Issue 30: screened candidates were drawn as lines from batch 1 to the largest as if swept, and
+    counted as "ok"; a baseline 40× slower than the best lay flat on 0 of a linear axis."""
+    status = json.loads(OLD.read_text())
+    screened = "source:torch-compile@cpu"
+    status["candidates"][screened]["profile"]["stop"] = "screened"
+    report = read_run(status)
+    figure = next(f for f in plots.run_figures(report) if f.id == "throughput")
+    drawn = {t["legendgroup"]: t for t in figure.data}
+    assert drawn[screened]["mode"] == "markers" and drawn[screened]["x"] == [1, 2]
+    assert drawn["source:torch-eager@cpu"]["mode"] == "lines+markers"
+    assert figure.layout["yaxis"]["type"] == "log"  # 38/s to 31,425/s
+    assert "points, not a line" in figure.caption
+    assert "1 screened" in sections.result_card(report) and "3 ok" in sections.result_card(report)
+
+
+def test_screened_candidates_merged_into_the_grey_trace_stay_unjoined():
+    from sextant.htmlreport.data import Series
+    from sextant.htmlreport.figures import OTHERS, Style, _drawing_order
+
+    series = [Series("a", (1, 64), (10.0, 90.0), markers_only=True), Series("b", (1, 2), (5.0, 9.0))]
+    style = {s.name: Style("#999", s.name, group=OTHERS) for s in series}
+    ((merged, _),) = _drawing_order(series, style)
+    assert merged.x == (1, None, 64, None, 1, 2, None)
 
 
 def test_the_tradeoff_plot_marks_the_selected_point_and_the_front(package):
@@ -271,9 +299,11 @@ def test_a_package_with_no_selection_says_why(fault_catalog, options, samples):
     reason = status["selection"]["reason"]
     page = page_of(options.workspace)
     assert f"No candidate was selected: {reason}." in page.text
-    # the reference alone was profiled: it is the only line; the failed candidate's errors are plotted
+    # the reference alone was profiled: it is the only line (with rings on any of its points that did
+    # not settle, which a loaded machine may leave); the failed candidate's errors are plotted
     throughput = page.figures["throughput"]["data"]
-    assert [t["legendgroup"] for t in throughput] == ["source:numpy-eager@cpu"]
+    assert [t["legendgroup"] for t in throughput if t["legendgroup"] != "unstable"] == ["source:numpy-eager@cpu"]
+    assert all("source:numpy-eager@cpu" in text for t in throughput if t["legendgroup"] == "unstable" for text in t["text"])
     assert not any(t.get("name") == "selected" for t in page.figures["tradeoff"]["data"])
     wrong = next(t for t in page.figures["correctness"]["data"] if t["name"] == "output output_0")
     assert wrong["marker"]["symbol"][wrong["y"].index("fault-wrong:fault-graph@cpu")] == "x"

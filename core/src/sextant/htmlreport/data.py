@@ -103,6 +103,11 @@ class Candidate:
         return self.record.status
 
     @property
+    def state(self) -> str:
+        """Its status in a word, ``screened`` for one correct but screened out (it never competed)."""
+        return "screened" if self.record.status == Status.OK and self.record.screened else str(self.record.status)
+
+    @property
     def best_point(self) -> Point | None:
         return Point.from_json(self.id, self.record.best_point) if self.record.best_point else None
 
@@ -232,6 +237,8 @@ class RunReport:
     incomplete: str | None = None
     #: why the timings may not be trusted (:func:`sextant.devices.busy_reason`); ``None``: not busy
     busy: str | None = None
+    #: the best's speedup over the baseline measured in paired rounds (:mod:`sextant.pairing`), in words
+    paired_speedup: str | None = None
 
     @property
     def best_candidate(self) -> Candidate | None:
@@ -307,11 +314,21 @@ def read_run(status: Mapping[str, Any]) -> RunReport:
         searches=tuple(_searches(status.get("search") or {})),
         notes=tuple(str(n) for n in status.get("notes") or ()),
         correctness_batches=tuple(status["correctness_batches"]) if "correctness_batches" in status else None,
+        paired_speedup=_paired_speedup(selection),
         plugins=_plugins([*steps.values(), *(c.record for c in candidates)]),
         interrupted=status.get("interrupted"),
         incomplete=incomplete_reason(status),
         busy=busy_reason(host.get("load_1min"), host.get("cores")),
     )
+
+
+def _paired_speedup(selection: Mapping[str, Any]) -> str | None:
+    paired = (selection.get("paired") or {}).get("speedup")
+    if not paired:
+        return None
+    from sextant.pairing import Ratio
+
+    return Ratio.from_json(paired).describe()
 
 
 def _goal(selection: Mapping[str, Any]) -> Goal:
@@ -413,6 +430,8 @@ class Series:
     y: tuple[float | None, ...]
     text: tuple[str, ...] = ()  # one hover line per point
     hollow: tuple[bool, ...] = ()  # per point: drawn hollow (e.g. an unstable measurement)
+    #: points not joined by a line: they are no sweep (a screened-out candidate's two short measurements)
+    markers_only: bool = False
 
 
 def series_vs_batch(candidates: Sequence[Candidate], metric: str) -> list[Series]:
@@ -428,6 +447,7 @@ def series_vs_batch(candidates: Sequence[Candidate], metric: str) -> list[Series
                 y=tuple(getattr(p, metric) for p in c.points),
                 text=tuple(_point_text(p) for p in c.points),
                 hollow=tuple(p.stable is False for p in c.points),
+                markers_only=c.record.screened,
             )
         )
     return out

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sextant.htmlreport.data import Point, Series, front
@@ -140,7 +140,7 @@ def line_trace(
 ) -> dict[str, Any]:
     trace: dict[str, Any] = {
         "type": "scatter",
-        "mode": "lines+markers",
+        "mode": "markers" if series.markers_only else "lines+markers",
         "name": style.label,
         "x": list(series.x),
         "y": list(series.y),
@@ -267,6 +267,7 @@ def _drawing_order(series: Sequence[Series], style: Mapping[str, Style]) -> list
     colored = [(s, style[s.name]) for s in series if style[s.name].group != OTHERS]
     if not grey:
         return colored
+    grey = [_apart(s) if s.markers_only else s for s in grey]
     merged = Series(
         OTHERS,
         x=tuple(v for s in grey for v in (*s.x, None)),
@@ -277,6 +278,21 @@ def _drawing_order(series: Sequence[Series], style: Mapping[str, Style]) -> list
     )
     label = f"other candidates ({len(grey)})"
     return [(merged, Style(OTHER, label, width=1.0, group=OTHERS)), *colored]
+
+
+def _apart(series: Series) -> Series:
+    """A markers-only series with a gap after each point, so a merged line trace leaves them unjoined."""
+
+    def gaps(values: Sequence[Any], fill: Any) -> tuple[Any, ...]:
+        return tuple(v for value in values for v in (value, fill))[:-1]
+
+    return replace(
+        series,
+        x=gaps(series.x, None),
+        y=gaps(series.y, None),
+        text=gaps(series.text, "") if series.text else (),
+        hollow=gaps(series.hollow, False) if series.hollow else (),
+    )
 
 
 def tradeoff_figure(

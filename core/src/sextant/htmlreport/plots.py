@@ -161,14 +161,22 @@ def run_figures(report: RunReport) -> list[Figure]:
     unstable = (
         " A ring marks a measurement that did not settle (its windows disagreed by more than the profiler's limit)."
     )
+    throughput = series_vs_batch(profiled, "throughput")
+    values = [y for s in throughput for y in s.y if y]
+    wide = bool(values) and max(values) >= 20 * min(values)  # a linear axis would flatten the slow ones on 0
+    screened = " A screened-out candidate's two short measurements are points, not a line: it was not swept."
     figures = [
         lines_figure(
             "throughput",
             "Throughput vs batch size",
-            series_vs_batch(profiled, "throughput"),
+            throughput,
             style,
             y_title="throughput (samples/s)",
-            caption="Samples per second at each batch size profiled (log-2 axis)." + unstable,
+            log_y=wide,
+            caption="Samples per second at each batch size profiled (log-2 axis"
+            + (", and a log throughput axis: the values span over 20×)." if wide else ").")
+            + unstable
+            + (screened if any(s.markers_only for s in throughput) else ""),
             absent=nothing,
         ),
         paired_lines_figure(

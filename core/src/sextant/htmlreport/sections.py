@@ -102,7 +102,9 @@ def _best_line(report: RunReport, best: Candidate) -> str:
         text += (
             f": {point.throughput:,.0f}/s at batch {point.batch} (p50 {point.p50_ms:.3f} ms, p99 {point.p99_ms:.3f} ms)"
         )
-    if best.record.speedup is not None and report.baseline and not best.baseline:
+    if report.paired_speedup is not None:
+        text += f", <strong>{esc(report.paired_speedup)}</strong> the baseline"
+    elif best.record.speedup is not None and report.baseline and not best.baseline:
         text += f", <strong>{best.record.speedup:.2f}×</strong> the baseline"
     elif best.baseline:
         text += ", which is the baseline itself"
@@ -137,7 +139,11 @@ def result_card(report: RunReport) -> str:
         items.append(
             (
                 "speedup",
-                f"{best.record.speedup:.2f}× the baseline" if best.record.speedup is not None else not_recorded(),
+                f"{esc(report.paired_speedup)} the baseline"
+                if report.paired_speedup is not None
+                else f"{best.record.speedup:.2f}× the baseline"
+                if best.record.speedup is not None
+                else not_recorded(),
             )
         )
         items.append(("correctness", correctness_text(best, report)))
@@ -152,7 +158,7 @@ def result_card(report: RunReport) -> str:
         )
     elif report.baseline:
         items.append(("baseline", f"<span class=id>{esc(report.baseline)}</span>"))
-    counts = Counter(str(c.status) for c in report.candidates)
+    counts = Counter(c.state for c in report.candidates)
     items.append(("candidates", ", ".join(f"{n} {s}" for s, n in counts.most_common()) or "none"))
     return key_values(items + objective_items(report))
 

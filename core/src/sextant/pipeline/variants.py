@@ -65,9 +65,26 @@ def run_variants(run: Run, plan: Plan, variants: list[PlannedCandidate], evaluat
             continue
         if best is not None:
             reason = f"variants run on {best.step or SOURCE} only, where the defaults did best"
+        elif _screened_everywhere(run, plan, candidate):
+            reason = (
+                f"{candidate.runner.name} with default options was screened out on every artifact (correct, "
+                f"but under {run.options.cutoff:.0%} of the best measured so far), so its variants were not tried"
+            )
         else:
             reason = f"{candidate.runner.name} with default options did not succeed on any artifact"
         _skip(run, candidate, reason)
+
+
+def _screened_everywhere(run: Run, plan: Plan, variant: PlannedCandidate) -> bool:
+    """Whether ``variant``'s runner with default options ran correct on some artifact, and was
+    screened out wherever it did."""
+    records = [
+        run.ledger.candidates.get(c.id)
+        for c in plan.candidates
+        if c.runner == variant.runner and c.device == variant.device and c.options == c.runner.defaults()
+    ]
+    ok = [r for r in records if r is not None and r.status == Status.OK]
+    return bool(ok) and all(r.screened for r in ok)
 
 
 def search_options(
