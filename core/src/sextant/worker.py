@@ -93,6 +93,10 @@ def run_candidate(document: Mapping[str, Any], channel: Channel) -> dict[str, An
         runner.close()
 
 
+def _nothing() -> None:
+    return None
+
+
 def run_paired(document: Mapping[str, Any], channel: Channel) -> dict[str, Any]:
     """Load every contender's runner and measure them in interleaved rounds (:mod:`sextant.pairing`)."""
     from sextant.pairing import interleave
@@ -107,7 +111,9 @@ def run_paired(document: Mapping[str, Any], channel: Channel) -> dict[str, Any]:
             runner = resolve(load)(request)
             runners.append(runner)
             batch = resize_batch(base, size, request.signature)
-            infers.append(lambda runner=runner, batch=batch: runner.infer(batch))
+            sync = runner.synchronize if isinstance(runner, Synchronizer) else _nothing
+            # a device runner's call ends when its device work does, as in the profiler
+            infers.append(lambda runner=runner, batch=batch, sync=sync: (runner.infer(batch), sync()))
         return {"windows": interleave(infers, job.batches, job.rounds, job.window_s, job.min_calls)}
     finally:
         for runner in runners:
