@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -141,6 +141,31 @@ class ConverterSpec(_Step):
     """
 
 
+def _check_candidates(kind: str, spec: RunnerSpec | GeneratorSpec) -> None:
+    """A runner's or generator's devices, precisions and variants are ones sextant knows."""
+    _check_name(kind, spec.name)
+    for device in spec.devices:
+        if device not in DEVICES:
+            raise PluginError(f"{kind} {spec.name}: unknown device {device!r}; known: {', '.join(DEVICES)}")
+    for precision in spec.precisions:
+        if precision not in PRECISIONS:
+            raise PluginError(f"{kind} {spec.name}: unknown precision {precision!r}")
+    known = {p.name for p in spec.options}
+    for variant in spec.variants:
+        unknown = set(variant) - known
+        if unknown:
+            raise PluginError(f"{kind} {spec.name}: variant sets undeclared options {sorted(unknown)}")
+
+
+def _option_sets(defaults: Mapping[str, Any], variants: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    sets: list[dict[str, Any]] = []
+    for variant in ({}, *variants):
+        merged = {**defaults, **variant}
+        if merged not in sets:
+            sets.append(merged)
+    return sets
+
+
 @dataclass(frozen=True)
 class RunnerSpec:
     """Loads one artifact format on a device and answers ``infer(batch) -> outputs``.
@@ -177,18 +202,7 @@ class RunnerSpec:
     slow_build: bool = False
 
     def __post_init__(self) -> None:
-        _check_name("runner", self.name)
-        for device in self.devices:
-            if device not in DEVICES:
-                raise PluginError(f"runner {self.name}: unknown device {device!r}; known: {', '.join(DEVICES)}")
-        for precision in self.precisions:
-            if precision not in PRECISIONS:
-                raise PluginError(f"runner {self.name}: unknown precision {precision!r}")
-        known = {p.name for p in self.options}
-        for variant in self.variants:
-            unknown = set(variant) - known
-            if unknown:
-                raise PluginError(f"runner {self.name}: variant sets undeclared options {sorted(unknown)}")
+        _check_candidates("runner", self)
 
     def defaults(self) -> dict[str, Any]:
         return {p.name: p.default for p in self.options}
@@ -199,12 +213,7 @@ class RunnerSpec:
 
     def option_sets(self) -> list[dict[str, Any]]:
         """The defaults, then each variant merged over them, without repeats."""
-        sets: list[dict[str, Any]] = []
-        for variant in ({}, *self.variants):
-            merged = {**self.defaults(), **variant}
-            if merged not in sets:
-                sets.append(merged)
-        return sets
+        return _option_sets(self.defaults(), self.variants)
 
     def parse_options(self, given: Mapping[str, Any]) -> dict[str, Any]:
         """Defaults overlaid with ``given``; an unknown option is a usage error."""
@@ -250,30 +259,14 @@ class GeneratorSpec:
     slow_build: bool = False
 
     def __post_init__(self) -> None:
-        _check_name("generator", self.name)
-        for device in self.devices:
-            if device not in DEVICES:
-                raise PluginError(f"generator {self.name}: unknown device {device!r}; known: {', '.join(DEVICES)}")
-        for precision in self.precisions:
-            if precision not in PRECISIONS:
-                raise PluginError(f"generator {self.name}: unknown precision {precision!r}")
-        known = {p.name for p in self.options}
-        for variant in self.variants:
-            unknown = set(variant) - known
-            if unknown:
-                raise PluginError(f"generator {self.name}: variant sets undeclared options {sorted(unknown)}")
+        _check_candidates("generator", self)
 
     def defaults(self) -> dict[str, Any]:
         return {p.name: p.default for p in self.options}
 
     def option_sets(self) -> list[dict[str, Any]]:
         """The defaults, then each variant merged over them, without repeats."""
-        sets: list[dict[str, Any]] = []
-        for variant in ({}, *self.variants):
-            merged = {**self.defaults(), **variant}
-            if merged not in sets:
-                sets.append(merged)
-        return sets
+        return _option_sets(self.defaults(), self.variants)
 
 
 @dataclass(frozen=True)
