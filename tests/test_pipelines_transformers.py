@@ -28,6 +28,19 @@ OPTIONS = {**PIPELINE_OPTIONS, "profiler": FAST}
 NEW_TOKENS = 6
 
 
+def _cache_argument() -> str:
+    """The name the T5 decoder takes its cache by: ``past_key_values``, ``cache`` in newer ones (5.25 here)."""
+    import inspect
+
+    from transformers.models.t5 import modeling_t5
+
+    parameters = inspect.signature(modeling_t5.T5Stack.forward).parameters
+    return "cache" if "cache" in parameters else "past_key_values"
+
+
+CACHE = _cache_argument()
+
+
 INPUTS = [
     torch.tensor([[5, 6, 7, 8, 9, 1], [12, 13, 14, 1, 0, 0]]),  # a padded batch of two
     torch.tensor([[20, 21, 22, 23, 24, 25, 26, 1]]),  # one longer input
@@ -76,7 +89,7 @@ def test_the_decoder_has_a_cache_free_and_a_cached_structure(t5_run):
     _, _, _, workspace, record, reference = t5_run
     assert len(set(reference[0][0].tolist())) > 3  # varied ids: a comparison that could fail
     empty, cached = decoder_structures(record)
-    assert "past_key_values=EncoderDecoderCache(self: 2 empty layers, cross: 2 empty layers, is_updated=False)" in (
+    assert f"{CACHE}=EncoderDecoderCache(self: 2 empty layers, cross: 2 empty layers, is_updated=False)" in (
         empty.description
     )
     assert "cross: 2 layers float32[4d], is_updated=True" in cached.description
@@ -86,17 +99,17 @@ def test_the_decoder_has_a_cache_free_and_a_cached_structure(t5_run):
     assert cached.calls == 2 * (NEW_TOKENS - 1)  # every later step
 
     tensors, _ = signature(workspace, empty)
-    assert not any(name.startswith("past_key_values.self.0.key") for name in tensors)  # nothing cached yet
-    assert tensors["past_key_values.self.0.present_key"]["shape"] == [None, 4, 1, 8]  # one step's keys out
-    assert tensors["past_key_values.cross.1.present_value"]["shape"] == [None, 4, None, 8]  # the encoder's length
+    assert not any(name.startswith(f"{CACHE}.self.0.key") for name in tensors)  # nothing cached yet
+    assert tensors[f"{CACHE}.self.0.present_key"]["shape"] == [None, 4, 1, 8]  # one step's keys out
+    assert tensors[f"{CACHE}.cross.1.present_value"]["shape"] == [None, 4, None, 8]  # the encoder's length
 
     tensors, _ = signature(workspace, cached)
     assert tensors["input_ids"]["shape"] == [None, 1]  # one new token per step
-    assert tensors["past_key_values.self.0.key"]["shape"] == [None, 4, None, 8]  # batch, heads, the cache that grows
-    assert tensors["past_key_values.self.1.present_value"]["shape"] == [None, 4, None, 8]
-    assert tensors["past_key_values.cross.0.key"]["shape"] == [None, 4, None, 8]  # the inputs' lengths differ
+    assert tensors[f"{CACHE}.self.0.key"]["shape"] == [None, 4, None, 8]  # batch, heads, the cache that grows
+    assert tensors[f"{CACHE}.self.1.present_value"]["shape"] == [None, 4, None, 8]
+    assert tensors[f"{CACHE}.cross.0.key"]["shape"] == [None, 4, None, 8]  # the inputs' lengths differ
     # the cross-attention cache is only read in a cached step: the flat model does not return it
-    assert "past_key_values.cross.0.present_key" not in tensors
+    assert f"{CACHE}.cross.0.present_key" not in tensors
     assert by_module(record)["encoder"].calls == 2
 
 
