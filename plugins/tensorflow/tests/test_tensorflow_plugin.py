@@ -15,7 +15,12 @@ import tensorflow as tf
 from sextant.devices import cuda_unavailable_reason
 from sextant.errors import ModelLoadError, UsageError
 from sextant.plugins import installed
-from sextant.testing.contracts import check_judged_against_the_reference, check_light_start_up, check_plugin
+from sextant.testing.contracts import (
+    check_computed_in_reduced_precision,
+    check_judged_against_the_reference,
+    check_light_start_up,
+    check_plugin,
+)
 
 HAS_TF2ONNX = all(importlib.util.find_spec(m) for m in ("tf2onnx", "onnx", "onnxruntime"))
 RNG = np.random.default_rng(0)
@@ -118,6 +123,8 @@ def test_a_keras_applications_architecture_with_mixed_precision(options):
     if mixed["status"] == "incorrect":
         assert mixed["reason"].startswith("correctness: output "), mixed  # and it says by how much
     assert "source:keras@cpu" in _ok(package.status)
+    # and computed in bf16: a runner that silently ran fp32 would match the reference to ~1e-7
+    check_computed_in_reduced_precision(package.path, mixed, package.status["candidates"]["source:keras@cpu"])
 
 
 class _Signatures(tf.Module):

@@ -11,7 +11,12 @@ import pytest
 import sextant
 import torch
 from sextant.devices import cuda_unavailable_reason
-from sextant.testing.contracts import check_candidates_on_device, check_judged_against_the_reference, check_plugin
+from sextant.testing.contracts import (
+    check_candidates_on_device,
+    check_computed_in_reduced_precision,
+    check_judged_against_the_reference,
+    check_plugin,
+)
 from torch import nn
 
 HAS_ONNX_EXPORT = all(importlib.util.find_spec(m) for m in ("onnx", "onnxscript"))
@@ -194,6 +199,9 @@ def test_reduced_precision_is_named_and_uses_looser_tolerances(catalog, options)
     # from its outputs, and this small ConvNet is known to pass (max abs error ~2e-3 against atol 5e-2)
     check_judged_against_the_reference(package.path, record)
     assert record["status"] == "ok"
+    # and computed in bf16: a runner that silently ran fp32 would match the reference to ~1e-7
+    fp32 = package.status["candidates"]["source:torch-eager@cpu"]
+    check_computed_in_reduced_precision(package.path, record, fp32)
 
 
 def test_torch_compile_runner(catalog, options):

@@ -3,7 +3,7 @@
 ::
 
     from sextant.testing.contracts import check_light_start_up, check_plugin, check_runner, check_step
-    from sextant.testing.contracts import check_judged_against_the_reference
+    from sextant.testing.contracts import check_computed_in_reduced_precision, check_judged_against_the_reference
 
     def test_contracts():
         check_plugin("my_plugin")            # specs well-formed, callables importable, names unique
@@ -191,3 +191,38 @@ def _max_error(expected: Mapping[str, np.ndarray], got: Mapping[str, np.ndarray]
         float(np.max(np.abs(got[name].astype(np.float64) - ref.astype(np.float64)), initial=0.0))
         for name, ref in expected.items()
     )
+def check_computed_in_reduced_precision(
+    package: Path, record: Mapping[str, Any], fp32_record: Mapping[str, Any], floor: float = 1e-4
+) -> float:
+    """A reduced-precision candidate of a written package really computed in its precision, not
+    silently in fp32: its outputs, read from the package's files, miss the fp32 reference by more
+    than ``floor`` (relative to the reference's largest magnitude; bf16 keeps about 3 significant
+    digits, fp16 about 4) and by more than ten times what the fp32 candidate ``fp32_record`` misses
+    it by (fp32's run-to-run differences stay near 1e-7). Returns the candidate's relative error.
+    """
+    error, exact = _relative_error(package, record), _relative_error(package, fp32_record)
+    precision = record["precision"]
+    assert fp32_record["precision"] == "fp32" and precision != "fp32", (precision, fp32_record["precision"])
+    assert error > floor and error > 10 * exact, (
+        f"the {precision} candidate ({record['runner']}) misses the fp32 reference by {error:.2e} (relative), "
+        f"the fp32 one ({fp32_record['runner']}) by {exact:.2e}: it looks computed in fp32, not {precision}"
+    )
+    return error
+
+
+def _relative_error(package: Path, record: Mapping[str, Any]) -> float:
+    """The largest absolute difference from the reference over every float output and batch,
+    divided by the reference's largest magnitude."""
+    from sextant.samples import load_batches
+
+    reference = load_batches(package / "reference.npz")
+    outputs = load_batches(package / record["outputs"])
+    assert len(outputs) == len(reference)
+    error = scale = 0.0
+    for expected, got in zip(reference, outputs):
+        for name, ref in expected.items():
+            if ref.dtype.kind == "f":
+                ref64 = ref.astype(np.float64)
+                error = max(error, float(np.max(np.abs(got[name].astype(np.float64) - ref64), initial=0.0)))
+                scale = max(scale, float(np.max(np.abs(ref64), initial=0.0)))
+    return error / scale if scale else error
