@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import onnxruntime as ort
+from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
 from sextant.api import ModelLoadError, RunnerRequest, SampleError, cache_dir, ignored_inputs
 
 _LEVELS = {
@@ -61,7 +62,13 @@ class OrtRunner:
                 binding.bind_output(name, "cuda")
             self.session.run_with_iobinding(binding)
             return dict(zip(self.outputs, binding.copy_outputs_to_cpu()))
-        return dict(zip(self.outputs, self.session.run(self.outputs, dict(inputs))))
+        try:
+            return dict(zip(self.outputs, self.session.run(self.outputs, dict(inputs))))
+        except InvalidArgument as exc:  # a dtype or rank the model does not take
+            takes = ", ".join(f"{i.name}: {i.type} {i.shape}" for i in self.inputs.values())
+            raise SampleError(
+                f"ONNX Runtime refused the inputs: {exc}", hint=f"Pass what the model takes ({takes})."
+            ) from exc
 
     def close(self) -> None:
         self.session = None
