@@ -1,6 +1,7 @@
-"""A real throwaway PostgreSQL server: it starts, holds databases that several connections share,
-enforces the unique constraint that workers of a distributed search claim work through, and is
-gone, by PID, once stopped.
+"""A real throwaway PostgreSQL server, and sextant's analyze store on it: the server starts, keeps
+or removes its files as documented, and is gone, by PID, once stopped; the store's claims, waits,
+take-overs and table creation behave on PostgreSQL, with several workers (connections) at once, as
+workers of a distributed search need.
 
 Skipped, with the reason, where PostgreSQL's server programs or psycopg are missing (failed instead
 with ``SEXTANT_REQUIRE_POSTGRES=1``).
@@ -8,32 +9,62 @@ with ``SEXTANT_REQUIRE_POSTGRES=1``).
 
 from __future__ import annotations
 
+import itertools
+import json
 import os
 import pwd
+import shutil
 import socket
+import tempfile
 import threading
 import time
 from pathlib import Path
 
 import pytest
 from sextant_triton import postgres as pg
+from sextant_triton.analyze.store import Store
 from sextant_triton.testing import require_postgres
 
-#: polls (and the pause between them) while waiting for the second claim to block on the first
+#: polls (and the pause between them) while waiting for a statement to block on another's transaction
 LOCK_POLLS = 600
 POLL_S = 0.05
+POINT = {"instances": 2}
 
 
-@pytest.fixture(scope="module")
-def claims(postgres):
-    """libpq URL of a fresh database holding an empty ``claims`` table (``key`` is unique)."""
+_DATABASES = itertools.count()
+
+
+@pytest.fixture
+def store_url(postgres):
+    """SQLAlchemy URL of a fresh database for this test's analyze store."""
+    return postgres.create_database(f"store{next(_DATABASES)}")
+
+
+def _blocked_on_a_lock(postgres, database: str) -> None:
+    """Return once a connection to ``database`` waits for a lock another transaction holds."""
     import psycopg
 
-    postgres.create_database("search")
-    dsn = postgres.dsn("search")
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("CREATE TABLE claims (key text PRIMARY KEY, worker text NOT NULL)")
-    return dsn
+    with psycopg.connect(postgres.dsn(), autocommit=True) as watcher:
+        for _ in range(LOCK_POLLS):
+            query = "SELECT 1 FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock'"
+            if watcher.execute(query, (database,)).fetchone():
+                return
+            time.sleep(POLL_S)
+    pytest.fail("no connection ever waited for the other transaction")
+
+
+def _in_thread(call) -> tuple[threading.Thread, dict]:
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = call()
+        except BaseException as exc:
+            outcome["result"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, outcome
 
 
 def test_finds_the_server_programs():
@@ -55,57 +86,101 @@ def test_server_runs_as_the_postgres_user_when_we_are_root(postgres):
     assert os.stat(f"/proc/{postgres.pid}").st_uid == expected
 
 
-def test_two_connections_share_rows_and_a_duplicate_claim_fails(claims):
-    import psycopg
+def test_workers_share_measurements_through_the_analyze_store(store_url):
+    """Two workers' stores on one PostgreSQL database: a point is claimed once, the other worker
+    waits for its result instead of measuring it, a dead worker's claim is taken over once stale, a
+    stopped worker's claims are released, and every result is there for both, oldest first."""
+    now, naps = [1000.0], []
 
-    with psycopg.connect(claims, autocommit=True) as first, psycopg.connect(claims, autocommit=True) as second:
-        first.execute("INSERT INTO claims VALUES ('a', 'w1')")
-        second.execute("INSERT INTO claims VALUES ('b', 'w2')")
-        assert first.execute("SELECT key, worker FROM claims ORDER BY key").fetchall() == [("a", "w1"), ("b", "w2")]
-        with pytest.raises(psycopg.errors.UniqueViolation):
-            second.execute("INSERT INTO claims VALUES ('a', 'w2')")
-        # the claim form workers use: the loser gets no row back, and the winner's row stands
-        won = first.execute("INSERT INTO claims VALUES ('c', 'w1') ON CONFLICT DO NOTHING RETURNING key").fetchone()
-        lost = second.execute("INSERT INTO claims VALUES ('c', 'w2') ON CONFLICT DO NOTHING RETURNING key").fetchone()
-        assert (won, lost) == (("c",), None)
-        owners = second.execute("SELECT worker FROM claims WHERE key IN ('a', 'c') ORDER BY key").fetchall()
-        assert owners == [("w1",), ("w1",)]
+    def sleep(seconds: float) -> None:  # the first worker finishes while the second waits
+        naps.append(seconds)
+        if len(naps) == 2:
+            first.put("unit", POINT, "hw", {"throughput": 5.0})
+
+    first = Store(store_url, clock=lambda: now[0])
+    second = Store(store_url, stale_s=60, clock=lambda: now[0], sleep=sleep)
+    try:
+        assert first.engine.dialect.name == "postgresql"
+        assert first.claim("unit", POINT, "hw")
+        assert not second.claim("unit", POINT, "hw")  # the unique key: only one insert wins
+        assert second.get("unit", POINT, "hw") is None
+        waited = second.wait("unit", POINT, "hw", pause_s=0.2)
+        assert waited is not None and waited.metrics == {"throughput": 5.0} and naps == [0.2, 0.2]
+        assert second.get("unit", POINT, "hw") == waited
+        assert not second.claim("unit", POINT, "hw")  # done: nobody measures it again
+
+        died = {"instances": 3}
+        assert first.claim("unit", died, "hw")
+        now[0] += 59
+        assert not second.claim("unit", died, "hw")  # not stale yet
+        now[0] += 2
+        assert second.claim("unit", died, "hw")  # the first worker died without finishing
+        second.put("unit", died, "hw", None, error="the server exited")
+
+        stopped = {"instances": 4}
+        assert second.claim("unit", stopped, "hw")
+        second.release()  # Ctrl-C: its unfinished claim goes, finished results stay
+        assert first.wait("unit", stopped, "hw") is None  # nothing to wait for: measure it here
+        assert first.claim("unit", stopped, "hw")
+
+        records = first.all("unit", "hw")
+        assert [(r.point, r.metrics, r.error) for r in records] == [
+            (POINT, {"throughput": 5.0}, None),
+            (died, None, "the server exited"),
+        ]
+        assert second.all("unit", "hw") == records and first.all("unit", "other hw") == []
+    finally:
+        first.close()
+        second.close()
 
 
-def test_a_claim_waits_for_an_uncommitted_one_and_then_fails(claims):
-    import psycopg
-
-    outcome: dict[str, object] = {}
-    connected = threading.Event()
-
-    def claim() -> None:
-        with psycopg.connect(claims, autocommit=True) as second:
-            second.execute("SET lock_timeout = '60s'")  # bounded even if the test goes wrong
-            outcome["pid"] = second.info.backend_pid
-            connected.set()
-            try:
-                second.execute("INSERT INTO claims VALUES ('d', 'w2')")
-                outcome["result"] = "inserted"
-            except psycopg.Error as exc:
-                outcome["result"] = exc
-
-    with psycopg.connect(claims) as first, psycopg.connect(claims, autocommit=True) as watcher:
-        first.execute("INSERT INTO claims VALUES ('d', 'w1')")  # its transaction stays open
-        thread = threading.Thread(target=claim, daemon=True)
-        thread.start()
-        assert connected.wait(60), "the second connection never opened"
-        for _ in range(LOCK_POLLS):
-            row = watcher.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (outcome["pid"],))
-            if row.fetchone() == ("Lock",):
-                break
-            time.sleep(POLL_S)
-        else:
-            pytest.fail("the second claim never waited for the first one's transaction")
-        assert "result" not in outcome
-        first.commit()
+@pytest.mark.parametrize(("ends", "wins"), [("commit", False), ("rollback", True)])
+def test_a_claim_waits_for_another_workers_unfinished_insert(postgres, store_url, ends, wins):
+    """A claim racing another worker's claim of the same point waits for that transaction: it loses
+    when the other commits and wins when the other rolls back, so exactly one worker measures it."""
+    store = Store(store_url, stale_s=60)
+    try:
+        with store.engine.connect() as other:
+            transaction = other.begin()
+            values = {"unit": "unit", "hardware": "hw", "point": json.dumps(POINT), "done": False}
+            key = Store.key("unit", POINT, "hw")
+            other.execute(store.table.insert().values(key=key, owner="w1", claimed=store.clock(), **values))
+            thread, outcome = _in_thread(lambda: store.claim("unit", POINT, "hw"))
+            _blocked_on_a_lock(postgres, store_url.rsplit("/", 1)[1])
+            assert "result" not in outcome
+            getattr(transaction, ends)()
         thread.join(60)
-    assert not thread.is_alive()
-    assert isinstance(outcome["result"], psycopg.errors.UniqueViolation)
+        assert not thread.is_alive() and outcome["result"] is wins
+    finally:
+        store.close()
+
+
+def test_workers_starting_together_create_the_table_once(postgres, store_url):
+    """Two workers start on an empty database at the same moment: the one whose CREATE TABLE waits
+    for the other's and then meets the duplicate retries, finds the table, and goes on."""
+    import sqlalchemy as sa
+
+    database = f"{store_url.rsplit('/', 1)[1]}_empty"
+    empty = postgres.create_database(database)
+    template = Store(store_url)  # only for its table's definition
+    engine = sa.create_engine(empty)
+    try:
+        with engine.connect() as other:
+            transaction = other.begin()
+            template.table.metadata.create_all(other)
+            thread, outcome = _in_thread(lambda: Store(empty))
+            _blocked_on_a_lock(postgres, database)
+            assert "result" not in outcome
+            transaction.commit()
+        thread.join(60)
+        assert not thread.is_alive()
+        late = outcome["result"]
+        assert isinstance(late, Store), late
+        assert late.claim("unit", POINT, "hw")
+        late.close()
+    finally:
+        engine.dispose()
+        template.close()
 
 
 def test_start_retries_on_a_taken_port_and_stop_ends_the_process(tmp_path, monkeypatch):
@@ -127,4 +202,37 @@ def test_start_retries_on_a_taken_port_and_stop_ends_the_process(tmp_path, monke
     with pytest.raises(ProcessLookupError):
         os.kill(server.pid, 0)
     assert not server.ready()
-    assert server.temporary is None or not server.temporary.exists()
+
+
+@pytest.fixture
+def reachable():
+    """A short folder that the server's account can traverse (pytest's tmp_path is 0700, root's)."""
+    folder = Path(tempfile.mkdtemp(prefix="pg-"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_folder_the_server_can_reach_keeps_its_data_for_the_next_start(reachable):
+    require_postgres()
+    with pg.start_postgres(reachable) as server:
+        assert server.temporary is None and server.data == reachable / "data"
+        server.create_database("kept")
+    assert (reachable / "data" / "PG_VERSION").is_file()  # a stop leaves the data where it was
+    with pg.start_postgres(reachable) as again:
+        import psycopg
+
+        with psycopg.connect(again.dsn("kept"), autocommit=True) as conn:
+            assert conn.execute("SELECT current_database()").fetchone() == ("kept",)
+
+
+def test_a_folder_too_deep_for_the_socket_gets_a_private_home_that_stop_removes(tmp_path):
+    require_postgres()
+    folder = tmp_path / ("deep" * 20)
+    server = pg.start_postgres(folder)
+    try:
+        assert server.temporary is not None and server.data == server.temporary / "data"
+        assert server.temporary.is_dir() and server.log == folder / "postgres.log"
+    finally:
+        assert server.stop() == 0
+    assert not server.temporary.exists() and server.log.is_file()
