@@ -9,6 +9,8 @@ LibTorch backend is absent from this server) and the ONNX one again run as Pytho
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import subprocess
 import sys
@@ -177,21 +179,55 @@ def test_the_client_example_answers(server, deployments, protocol):
     args = [sys.executable, str(script), "--url", url] + (["--grpc"] if protocol == "grpc" else [])
     result = subprocess.run(args, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
-    assert [line.split(":")[0] for line in lines] == ["logits", "score"]
-    assert lines[0].startswith("logits: float32 [1, 4], first values [")
+    printed = _printed(result.stdout)
+    assert [(name, dtype, shape) for name, (dtype, shape, _) in printed.items()] == [
+        ("logits", "float32", [1, 4]),
+        ("score", "float32", [1, 1]),  # served as dims [1] with an empty reshape: Triton adds the axis
+    ]
+    _check_against_the_model(printed, repository, "torch_best", deployed["torch_best"])
+
+
+def _printed(stdout: str) -> dict[str, tuple[str, list[int], np.ndarray]]:
+    """The client example's lines ``name: dtype [shape], first values [...]``, by output name."""
+    printed = {}
+    for line in stdout.splitlines():
+        match = re.fullmatch(r"(\w+): (\w+) (\[[\d, ]*\]), first values (\[.*\])", line)
+        assert match, line
+        printed[match[1]] = (match[2], json.loads(match[3]), np.array(json.loads(match[4]), np.float64))
+    return printed
+
+
+def _check_against_the_model(printed, repository, model, deployment) -> None:
+    """The printed values are the model's own answer to the example's request: its source run in
+    this process on the saved request, to the 4 decimals printed and the candidate's tolerance."""
+    package, candidate, written = deployment
+    with np.load(repository.parent / f"{model}_client_inputs.npz") as data:
+        request = [data[spec.name] for spec in written.input]
+    signature = package.status["signature"]
+    runner = package.candidate(package.status["baseline"]).load(trust_source=True)  # the source, fp32, CPU
+    try:
+        answer = runner.infer(dict(zip([t["name"] for t in signature["inputs"]], request)))
+    finally:
+        runner.close()
+    correctness = package.candidate(candidate).record.correctness
+    assert [spec.name for spec in written.output] == list(printed)
+    for spec, expected in zip(written.output, (answer[t["name"]] for t in signature["outputs"])):
+        values = printed[spec.name][2]
+        assert len(values) == min(4, expected.size)
+        np.testing.assert_allclose(
+            values, expected.ravel()[:4], atol=correctness.atol + 5e-5, rtol=correctness.rtol, err_msg=spec.name
+        )
 
 
 def test_python_m_server_runs_a_repository_until_sigterm(deployments, tmp_path):
     """``python -m sextant_triton.server REPOSITORY``, as the README runs it."""
     import os
-    import re
     import signal
     import time
 
     from sextant_triton.server import Ports
 
-    repository, _ = deployments
+    repository, deployed = deployments
     alone = tmp_path / "models"  # one model: eight Python-backend models take longer to unload
     shutil.copytree(repository / "onnx_native", alone / "onnx_native")
     ports = Ports.free()
@@ -217,7 +253,11 @@ def test_python_m_server_runs_a_repository_until_sigterm(deployments, tmp_path):
             timeout=120,
         )
         assert result.returncode == 0, result.stderr
-        assert re.match(r"probabilities: float32 \[1, 3\], first values \[[-\d., ]+\]$", result.stdout.strip())
+        printed = _printed(result.stdout)
+        assert [(name, dtype, shape) for name, (dtype, shape, _) in printed.items()] == [
+            ("probabilities", "float32", [1, 3])
+        ]
+        _check_against_the_model(printed, repository, "onnx_native", deployed["onnx_native"])
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=120) == 0
     finally:
