@@ -1,5 +1,13 @@
-"""The deployer on hand-written packages: golden config.pbtxt for every backend kind, parsed back
-through Triton's schema; the settings derived from the profile; every refusal, with its message."""
+"""The deployer on hand-written packages: a config.pbtxt snapshot for every backend kind (in
+``golden/``), parsed back through Triton's schema, and the CPU-servable ones loaded and asked by a
+real tritonserver; the settings derived from the profile; every refusal, with its message.
+
+The files in ``golden/`` were written by the deployer itself (``SEXTANT_UPDATE_GOLDEN=1``): alone,
+they catch a change, not a wrong config. The ones this repository's tritonserver can serve on a CPU
+(:data:`SERVED_HERE`) are therefore loaded by it, with a real artifact, and answer a request; the
+others (GPU backends, OpenVINO, LibTorch and TensorFlow, which the server of the nvidia-pytriton wheel
+lacks) are snapshots only.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +18,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _packages import POINTS, SIGNATURE, write_package
+from _real_artifacts import expected, make_real
 from google.protobuf import text_format
 from sextant.api import SextantError, UsageError
 from sextant_triton import config
 from sextant_triton.repository import deploy_package
+from sextant_triton.testing import NO_SERVER
 from tritonclient.grpc import model_config_pb2 as mc
 
 GOLDEN = Path(__file__).with_name("golden")
@@ -60,8 +70,16 @@ def deploy_case(tmp_path: Path, case: str, **options) -> tuple[Path, object]:
     return tmp_path / "models" / "tiny", deployment
 
 
+#: the snapshots the real tritonserver here loads (its Python backend, and sextant_triton.testing's
+#: Python-based onnxruntime backend, which reads an ``onnxruntime_onnx`` config as Triton's own does)
+SERVED_HERE = ("onnxruntime_cpu", "python", "python_unbatched")
+SNAPSHOTS_ONLY = tuple(case for case in CASES if case not in SERVED_HERE)
+
+
 @pytest.mark.parametrize("case", CASES)
-def test_golden_config(tmp_path, case):
+def test_config_equals_its_snapshot(tmp_path, case):
+    """A snapshot test (see the module's docstring): for the cases in :data:`SNAPSHOTS_ONLY`, nothing
+    here shows that a server would accept the config, only that it did not change."""
     model_dir, _ = deploy_case(tmp_path, case)
     text = (model_dir / "config.pbtxt").read_text()
     golden = GOLDEN / f"{case}.pbtxt"
@@ -75,6 +93,47 @@ def test_golden_config(tmp_path, case):
     assert parsed.name == "tiny" and parsed.parameters["sextant_candidate"].string_value.endswith(
         f":{CASES[case]['runner']}@{CASES[case].get('device', 'cpu')}"
     )
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(bool(NO_SERVER), reason=str(NO_SERVER))
+def test_the_cpu_servable_snapshots_load_in_a_real_tritonserver_and_answer(tmp_path, triton_server):
+    """Each config in :data:`SERVED_HERE`, deployed from a package whose artifact is a real model,
+    is its snapshot (but for the model's name), loads in tritonserver (its warmup requests included)
+    and answers a request with the model's outputs."""
+    import tritonclient.http as client
+
+    repository = tmp_path / "models"
+    for case in SERVED_HERE:
+        package = make_real(write_package(tmp_path / case, **CASES[case]))
+        deploy_package(package, repository, name=case, trust_source=CASES[case]["format"] == "torch-module")
+        snapshot = text_format.Parse((GOLDEN / f"{case}.pbtxt").read_text(), mc.ModelConfig())
+        snapshot.name = case
+        assert config.read(repository / case / "config.pbtxt") == snapshot, case
+    server = triton_server(repository)
+    rng = np.random.default_rng(3)
+    pixels = rng.standard_normal((2, 3, 4, 8)).astype(np.float32)  # height 4: not the warmup's 2
+    mask = rng.integers(0, 2, (2, 8)).astype(np.int64)
+    triton = client.InferenceServerClient(server.http_url)
+    try:
+        for case in SERVED_HERE:
+            assert triton.is_model_ready(case), case
+            requests = []
+            for name, array in (("pixels", pixels), ("mask", mask)):
+                tensor = client.InferInput(name, list(array.shape), "FP32" if name == "pixels" else "INT64")
+                tensor.set_data_from_numpy(array)
+                requests.append(tensor)
+            result = triton.infer(case, requests)
+            want = expected(pixels, mask, table=case == "python_unbatched")
+            for name, value in want.items():
+                got = result.as_numpy(name)
+                assert got.dtype == value.dtype, (case, name, got.dtype)
+                # a batch axis alone is served as dims [1] (reshaped to []) where batching is on
+                shape = (2, 1) if name == "score" and case != "python_unbatched" else value.shape
+                assert got.shape == shape, (case, name, got.shape)
+                np.testing.assert_allclose(got.reshape(value.shape), value, rtol=1e-3, atol=1e-5, err_msg=case)
+    finally:
+        triton.close()
 
 
 def _config(tmp_path, case, **options) -> mc.ModelConfig:
