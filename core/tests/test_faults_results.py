@@ -25,7 +25,7 @@ from sextant.errors import IncompleteRunWarning, SampleError
 from sextant.htmlreport import write_report
 from sextant.package import Package
 from sextant.plugins import load_catalog
-from sextant.profiler import ProfilerConfig, sweep
+from sextant.profiler import Point, ProfilerConfig, off_trend, sweep
 from sextant.samples import load_batches
 from sextant.testing.fake import NumpyMLP, nan_mlp
 from typer.testing import CliRunner
@@ -331,6 +331,21 @@ def test_a_smooth_curve_is_measured_once_and_decisions_see_the_measured_again_po
     spiky = ScriptedModel({1: [0.05], 2: [16.0, 0.08], 4: [0.15]})
     _sweep(spiky, keep_going=lambda p: seen.append((p.batch, p.p50_ms)))
     assert seen == [(1, pytest.approx(0.05)), (2, pytest.approx(0.08)), (4, pytest.approx(0.15))]
+
+
+def _point(batch: int, per_item_ms: float) -> Point:
+    ms = per_item_ms * batch
+    return Point(batch, ms, ms, ms, ms, ms, 0.0, 1000 / per_item_ms, 1, 1, True, 0.0)
+
+
+def test_a_point_is_off_the_trend_only_when_it_is_far_off_every_measured_neighbour():
+    # batch 2 at 1 ms per item: 20x batch 1's, but only 5x batch 4's: a real step in the curve
+    # (a model whose batch 2 takes a slow path), not a slow reading: measured once, kept
+    step = [_point(1, 0.05), _point(2, 1.0), _point(4, 0.2)]
+    assert not off_trend(step, 1, 10.0)
+    assert off_trend([_point(1, 0.05), _point(2, 1.0), _point(4, 0.05)], 1, 10.0)  # far off both
+    assert off_trend(step[:2], 1, 10.0) and not off_trend(step[:2], 0, 10.0)  # one measured neighbour
+    assert not off_trend(step[:1], 0, 10.0)  # none: nothing to be off from
 
 
 def test_a_busy_machine_is_named():
