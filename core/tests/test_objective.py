@@ -25,6 +25,17 @@ def test_constraints_and_max_batch_narrow_the_points():
     assert Objective.named("throughput", min_throughput=5000.0).best_point(POINTS)["batch"] == 32
 
 
+def test_a_metric_not_measured_fails_no_constraint():
+    # a point without that metric (a serving measurement with no memory reading, a screen) is judged
+    # on what was measured: an unmeasured throughput is not a throughput of 0
+    unmeasured = {"batch": 1, "p50_ms": 1.0}
+    assert Objective(min_throughput=100.0).feasible(unmeasured)
+    assert Objective(max_p99_ms=5.0).feasible(unmeasured)
+    assert Objective(max_memory_mb=50.0).feasible({**unmeasured, "memory_mb": None})
+    assert not Objective(min_throughput=100.0).feasible({**unmeasured, "throughput": 99.0})
+    assert Objective.named("latency", min_throughput=100.0).best_point([unmeasured]) == unmeasured
+
+
 def test_gain_speedup_and_score():
     throughput, latency = Objective(), Objective(weights={"p50_ms": 1.0})
     assert throughput.gain({"throughput": 150.0}, {"throughput": 100.0}) == pytest.approx(0.5)
