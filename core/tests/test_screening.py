@@ -13,6 +13,7 @@ from sextant.objective import Objective
 from sextant.profiler import Point, ProfilerConfig
 from sextant.records import Stop
 from sextant.screening import (
+    cutoff_reason,
     profile_candidate,
     rival_envelope,
     screen_batches,
@@ -106,6 +107,23 @@ def test_a_candidate_fastest_only_at_large_batches_is_kept():
     assert stops["late"] is Stop.CUTOFF and pick == "flat"
     pick, stops, _ = race(["flat", "late"], screen="throughput", speeds=speeds)
     assert pick == "late" and stops["late"] in (Stop.MAX_BATCH, Stop.PLATEAU)
+
+
+def test_the_rivals_envelope_carries_each_throughput_to_every_larger_batch():
+    """A rival that reached X/s at batch b reaches it at any larger batch (served as batches of b),
+    so one cut off at batch 2 still counts at 64; nothing counts below the batch it was reached at."""
+    cut_off = [{"batch": 1, "throughput": 900.0}, {"batch": 2, "throughput": 1200.0}]
+    full = [{"batch": b, "throughput": t} for b, t in ((1, 500.0), (2, 800.0), (4, 1000.0), (8, 2500.0), (16, 2400.0))]
+    envelope = rival_envelope([cut_off, full], [1, 2, 4, 8, 16, 32, 64])
+    assert envelope == {1: 900.0, 2: 1200.0, 4: 1200.0, 8: 2500.0, 16: 2500.0, 32: 2500.0, 64: 2500.0}
+    assert rival_envelope([[{"batch": 8, "throughput": 100.0}]], [1, 2, 4, 8, 16]) == {8: 100.0, 16: 100.0}
+    assert rival_envelope([], [1, 2]) == {}
+    # so an unscreened sweep at batch 4 is cut off against 1,200/s, which a rival reached at batch 2
+    order = ProfileOrder(True, 0.7, envelope, None)
+    assert cutoff_reason(point(4, 800.0), order) == (
+        "stopped early: cannot win (800/s at batch 4 is under 70% of the best so far, 1200/s)"
+    )
+    assert cutoff_reason(point(4, 850.0), order) is None
 
 
 def point(batch: int, throughput: float) -> Point:
