@@ -71,6 +71,20 @@ def test_cached_rerun_reuses_everything_and_an_option_change_redoes_only_depende
     assert not any(r.get("cached") for r in fresh["candidates"].values())
 
 
+def test_another_thread_count_measures_again_and_another_max_batch_builds_again(fake_catalog, options, samples):
+    first = run(fake_catalog, replace(options, threads=1), samples).status
+    assert first["run"]["ran"] == len(first["steps"]) + len(first["candidates"])
+    # threads change what a runner measures, not what a step builds
+    threads = run(fake_catalog, replace(options, threads=2), samples).status
+    assert all(r.get("cached") for r in threads["steps"].values())
+    assert not any(r.get("cached") for r in threads["candidates"].values())
+    assert {c["profile"]["threads"] for c in threads["candidates"].values()} == {2}
+    # the largest batch is what a step may build for (an engine's optimization profile)
+    larger = run(fake_catalog, replace(options, threads=2, max_batch_size=16), samples).status
+    assert larger["steps"] and not any(r.get("cached") for r in larger["steps"].values())
+    assert not any(r.get("cached") for r in larger["candidates"].values())
+
+
 def test_a_crash_in_a_child_fails_that_branch_only(fault_catalog, options, samples):
     status = run(fault_catalog("crash"), options, samples).status
     crash = status["steps"]["fault-crash"]
