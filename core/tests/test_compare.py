@@ -33,6 +33,18 @@ def test_nan_and_inf_handling():
     assert not compare({"y": ref}, {"y": np.array([np.nan, -np.inf, 1.0])}, TOL).passed
 
 
+def test_an_inf_against_a_finite_reference_fails():
+    # the error of an Inf is not a number: it must not drop out of the comparison as a 0
+    ref = np.array([1.0, 2.0, 3.0], dtype=np.float32)
+    for value in (np.inf, -np.inf):
+        verdict = compare({"y": ref}, {"y": np.array([1.0, value, 3.0], dtype=np.float32)}, TOL)
+        assert not verdict.passed and verdict.outputs[0].mismatched == 1
+        assert verdict.outputs[0].problem == "NaN/Inf positions differ from the reference's: Inf differs from the reference at 1 positions"
+    # and the other way round: a finite value, however large, where the reference is Inf
+    big = compare({"y": np.array([np.inf, 1.0])}, {"y": np.array([3e38, 1.0])}, TOL)
+    assert not big.passed and big.outputs[0].mismatched == 1
+
+
 def test_shape_dtype_and_missing_outputs():
     ref = {"y": np.zeros((2, 3), dtype=np.float32)}
     assert "shape (3, 2)" in compare(ref, {"y": np.zeros((3, 2), dtype=np.float32)}, TOL).summary()
