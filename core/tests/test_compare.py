@@ -39,7 +39,9 @@ def test_an_inf_against_a_finite_reference_fails():
     for value in (np.inf, -np.inf):
         verdict = compare({"y": ref}, {"y": np.array([1.0, value, 3.0], dtype=np.float32)}, TOL)
         assert not verdict.passed and verdict.outputs[0].mismatched == 1
-        assert verdict.outputs[0].problem == "NaN/Inf positions differ from the reference's: Inf differs from the reference at 1 positions"
+        assert verdict.outputs[0].problem == (
+            "NaN/Inf positions differ from the reference's: Inf differs from the reference at 1 positions"
+        )
     # and the other way round: a finite value, however large, where the reference is Inf
     big = compare({"y": np.array([np.inf, 1.0])}, {"y": np.array([3e38, 1.0])}, TOL)
     assert not big.passed and big.outputs[0].mismatched == 1
