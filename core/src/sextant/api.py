@@ -36,7 +36,8 @@ Pipelines (a framework's ``sextant.Module`` wrapper)
     ``Part`` (what a wrapped module offers the core), ``Recording`` (its calls of one structure),
     ``register_part`` (announce a wrapper when it is built)
 Errors
-    ``SextantError``, ``StepError``, ``ModelLoadError``, ``SampleError``, ``UsageError``; ``stop_signals``
+    ``SextantError``, ``StepError``, ``ModelLoadError``, ``SampleError``, ``UsageError``,
+    ``MissingPluginError`` (an environment that lacks a needed plugin); ``stop_signals``
     (SIGTERM and SIGHUP raise ``Stopped``, a ``KeyboardInterrupt`` with the signal, within its block)
 """
 
@@ -47,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 from sextant.cache import cache_dir, digest, hash_path
 from sextant.devices import cpu_model, device_identity
-from sextant.errors import ModelLoadError, SampleError, SextantError, StepError, UsageError
+from sextant.errors import MissingPluginError, ModelLoadError, SampleError, SextantError, StepError, UsageError
 from sextant.formats import (
     KERAS,
     ONNX,
@@ -148,6 +149,7 @@ __all__ = [
     "Generator",
     "GeneratorRequest",
     "GeneratorSpec",
+    "MissingPluginError",
     "ModelLoadError",
     "Param",
     "Rejection",

@@ -50,6 +50,12 @@ class PluginError(SextantError):
     """A plugin is broken: it failed to import, or two plugins claim the same name."""
 
 
+class MissingPluginError(SextantError):
+    """What was asked needs a plugin (or the library a plugin needs) that this environment lacks:
+    a package's candidate whose runner came from a distribution not installed here. Not a usage
+    error: the command is right, the environment is not. The hint names the install command."""
+
+
 class StepError(SextantError):
     """One isolated step (export, conversion, run) failed; carries the child's real cause."""
 

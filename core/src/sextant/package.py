@@ -129,12 +129,19 @@ class CandidateView:
         - A package with no manifest (written before sextant recorded one) loads only with
           ``trust_source``.
         """
-        from sextant.errors import UntrustedSourceError
+        from sextant.errors import MissingPluginError, UntrustedSourceError
         from sextant.plugins import load_catalog
         from sextant.specs import resolve
 
         self.check_files(trust_source=trust_source)
-        spec = (catalog or load_catalog()).get("generator" if self.generates else "runner", self.record.runner).spec
+        catalog = catalog or load_catalog()
+        missing = self.runner_missing(catalog)
+        if missing is not None:
+            raise MissingPluginError(
+                f"candidate {self.id!r} of {self.package.path} cannot load here: {missing}",
+                hint=f"Install it: {self.install_command()}.",
+            )
+        spec = catalog.get("generator" if self.generates else "runner", self.record.runner).spec
         pickled = resolve(spec.pickled)(self.artifact) if spec.pickled else None
         if pickled and not trust_source:
             raise UntrustedSourceError(
@@ -144,6 +151,33 @@ class CandidateView:
                 "trust_source=True (command line: --trust-source); otherwise choose a candidate in an "
                 "exported format (ONNX, TorchScript, ...; `sextant inspect` lists them).",
             )
+
+    @property
+    def distribution(self) -> str:
+        """The distribution that contributed this candidate's runner (``sextant-openvino``), as recorded."""
+        return (self.record.plugin or "").split(" ", 1)[0] or "the plugin that ran it"
+
+    def install_command(self) -> str:
+        """How to install :attr:`distribution` (a sextant checkout's own plugins: from the checkout too)."""
+        dist = self.distribution
+        if dist.startswith("sextant-"):
+            return f"pip install {dist} (from a sextant checkout: pip install ./plugins/{dist.removeprefix('sextant-')})"
+        return f"pip install {dist}"
+
+    def runner_missing(self, catalog: Catalog | None = None) -> str | None:
+        """Why this candidate's runner cannot load in this process (its plugin is not installed, or
+        a library it needs is not importable), or ``None`` when it can. Nothing is imported."""
+        from sextant.plugins import availability, load_catalog
+
+        kind = "generator" if self.generates else "runner"
+        found = [c for c in (catalog or load_catalog()).of(kind) if c.name == self.record.runner]
+        if not found:
+            return (
+                f"its {kind} {self.record.runner!r} comes from {self.distribution}, which is not installed "
+                "in this environment"
+            )
+        reason = availability(found[0].spec, self.record.device)
+        return None if reason is None else f"its {kind} {self.record.runner!r} is unavailable: {reason}"
 
     def check_files(self, *, trust_source: bool = False) -> None:
         """The file half of :meth:`verify`: what copying the candidate elsewhere (a deployer) needs."""

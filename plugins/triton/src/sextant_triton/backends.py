@@ -2,8 +2,9 @@
 
 A :class:`Backend` is a value object naming Triton's ``platform`` and ``backend``, the file a version
 folder holds and how tensors are named. :func:`native_backend` finds the one Triton has for a
-candidate's artifact *and* runner (ONNX on ONNX Runtime, TorchScript, a SavedModel, a TensorRT
-engine); anything else (eager and compiled torch, exported programs, Keras) runs through
+candidate's artifact *and* runner (ONNX on ONNX Runtime, an ONNX file OpenVINO ran: ONNX Runtime
+with its OpenVINO execution accelerator, OpenVINO IR: Triton's OpenVINO backend, TorchScript, a
+SavedModel, a TensorRT engine); anything else (eager and compiled torch, exported programs, Keras) runs through
 :data:`PYTHON`, a Python-backend model running sextant's own runner. :func:`tuning` turns the
 winning runner options into the backend's settings: for ONNX Runtime the threads, graph
 optimisation level, execution mode and execution provider it was measured with.
@@ -89,8 +90,14 @@ def _onnxruntime(record: CandidateRecord, threads: int) -> Tuning:
     cpu: tuple[Accelerator, ...] = ()
     gpu: tuple[Accelerator, ...] = ()
     notes: list[str] = []
-    if record.runner == "onnxruntime-openvino":
+    if record.runner in ("onnxruntime-openvino", "openvino"):
         cpu = (Accelerator("openvino"),)
+    if record.runner == "openvino":
+        if options:
+            notes.append(
+                f"OpenVINO options {_listed(options)}: ONNX Runtime's OpenVINO accelerator takes no such settings "
+                "in Triton; it runs with its own"
+            )
     elif record.runner == "onnxruntime-trt":
         gpu = (Accelerator("tensorrt", {"precision_mode": _TRT_PRECISIONS.get(record.precision, "FP32")}),)
     if options.get("io_binding"):
@@ -102,6 +109,34 @@ def _onnxruntime(record: CandidateRecord, threads: int) -> Tuning:
         gpu_accelerators=gpu,
         notes=tuple(notes),
     )
+
+
+def _listed(options: Mapping[str, object]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(options.items()))
+
+
+#: the openvino runners' options → Triton's OpenVINO backend parameters (its README's names)
+_OPENVINO_PARAMETERS = {
+    "performance_hint": "PERFORMANCE_HINT",
+    "num_streams": "NUM_STREAMS",
+    "inference_num_threads": "INFERENCE_NUM_THREADS",
+    "cpu_pinning": "ENABLE_CPU_PINNING",
+}
+
+
+def _openvino(record: CandidateRecord, threads: int) -> Tuning:
+    """Triton's OpenVINO backend: the runner's options as its parameters (``PERFORMANCE_HINT``
+    ``LATENCY``/``THROUGHPUT``, ``NUM_STREAMS``, ``INFERENCE_NUM_THREADS``, ``ENABLE_CPU_PINNING``);
+    0 (OpenVINO chooses) is left out."""
+    parameters: dict[str, str] = {}
+    for option, value in sorted(record.options.items()):
+        key = _OPENVINO_PARAMETERS.get(option)
+        if key is None or value in (0, None):
+            continue
+        parameters[key] = str(value).upper() if isinstance(value, (str, bool)) else str(value)
+    if "INFERENCE_NUM_THREADS" not in parameters:
+        parameters["INFERENCE_NUM_THREADS"] = str(threads_per_call(record, threads))
+    return Tuning(parameters=parameters)
 
 
 def _libtorch(record: CandidateRecord, threads: int) -> Tuning:
@@ -131,6 +166,7 @@ TENSORFLOW = Backend(
     "tensorflow_savedmodel", "tensorflow", "tensorflow_savedmodel", "model.savedmodel", translate=_tensorflow
 )
 TENSORRT = Backend("tensorrt_plan", "tensorrt", "tensorrt_plan", "model.plan", translate=_tensorrt)
+OPENVINO = Backend("openvino", "openvino", "", "model.xml", translate=_openvino)
 PYTHON = Backend("python", "python", "", "model.py")
 
 #: (artifact format, runner) → the native backend that runs that artifact the way the runner did
@@ -138,12 +174,21 @@ NATIVE: Mapping[tuple[str, str], Backend] = {
     (ONNX.name, "onnxruntime"): ONNXRUNTIME,
     (ONNX.name, "onnxruntime-trt"): ONNXRUNTIME,
     (ONNX.name, "onnxruntime-openvino"): ONNXRUNTIME,
+    (ONNX.name, "openvino"): ONNXRUNTIME,  # with the OpenVINO execution accelerator
+    ("openvino-ir", "openvino-ir"): OPENVINO,
     (TORCHSCRIPT.name, "torchscript"): LIBTORCH,
     (TF_SAVEDMODEL.name, "tf-savedmodel"): TENSORFLOW,
     (TENSORRT_ENGINE.name, "tensorrt"): TENSORRT,
 }
 
-BACKENDS = {b.name: b for b in (ONNXRUNTIME, LIBTORCH, TENSORFLOW, TENSORRT, PYTHON)}
+BACKENDS = {b.name: b for b in (ONNXRUNTIME, LIBTORCH, TENSORFLOW, TENSORRT, OPENVINO, PYTHON)}
+
+#: what each native backend is, for the deploy notes: where Triton has it
+WHERE = {
+    OPENVINO.name: "Triton's OpenVINO backend (in NVIDIA's tritonserver images; the tritonserver inside the "
+    "nvidia-pytriton wheel has only the Python backend: there use --backend python, which runs sextant's "
+    "openvino-ir runner and needs sextant-openvino in the server's Python)",
+}
 
 
 def native_backend(record: CandidateRecord) -> Backend | None:

@@ -138,7 +138,7 @@ def deploy_triton(
     for path in deployment.files:
         print(f"  wrote {path}", file=err)
     client = next((f for f in deployment.files if f.name.endswith("_client.py")), None)
-    print(f"start:  tritonserver --model-repository {deployment.target}", file=err)
+    print(f"start:  python -m sextant_triton.server {deployment.target}", file=err)
     if client is not None:
         print(f"client: python {client}", file=err)
 
@@ -170,6 +170,8 @@ def serve(
             file=sys.stderr,
             flush=True,
         )
+        for note in served.notes:
+            print(note, file=sys.stderr, flush=True)
         exposed = exposure(served.host, served.http_port, served.grpc_port, served.metrics_port)
         if exposed:
             print(f"warning: {exposed}", file=sys.stderr, flush=True)

@@ -80,8 +80,14 @@ class TritonPythonModel:
         folder = Path(args["model_repository"]) / args["model_version"]
         path = folder / (config.get("default_model_filename") or "model.onnx")
         wanted = providers(config)
-        self.session = ort.InferenceSession(str(path), session_options(config), providers=wanted)
         first = wanted[0][0] if isinstance(wanted[0], tuple) else wanted[0]
+        if first not in ort.get_available_providers():
+            raise pb_utils.TritonModelException(
+                f"this onnxruntime has no {first} (it has {', '.join(ort.get_available_providers())}), which the "
+                "config's execution accelerator asks for: install the onnxruntime build that has it "
+                "(onnxruntime-openvino for openvino), or deploy the candidate with --backend python"
+            )
+        self.session = ort.InferenceSession(str(path), session_options(config), providers=wanted)
         if first not in self.session.get_providers():
             raise pb_utils.TritonModelException(f"ONNX Runtime could not enable {first}")
         self.batching = int(config.get("max_batch_size", 0)) > 0

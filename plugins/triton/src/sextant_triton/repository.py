@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sextant.api import Deployment, DeployRequest, SextantError, UsageError, write_manifest
 
-from sextant_triton import backends, client, config
+from sextant_triton import backends, client, config, servable
 from sextant_triton.settings import DeployOptions, ServingSettings, derive
 
 if TYPE_CHECKING:
@@ -116,6 +116,7 @@ def plan(package: Package, request: DeployRequest, options: DeployOptions) -> Pl
     view = candidate_view(package, request.candidate)
     backend = choose_backend(view, options.backend)
     if backend is backends.PYTHON:  # Triton will load it with sextant's runner: the same refusals
+        servable.require(package, view, servable.runner_need, "deploy to the Python backend")
         view.verify(trust_source=options.trust_source)
     else:
         view.check_files(trust_source=options.trust_source)
@@ -152,11 +153,20 @@ def _notes(
     view: CandidateView, backend: backends.Backend, settings: ServingSettings, tuning: Any, served: list[str]
 ) -> tuple[str, ...]:
     """What the user should know about the deployment, one line each."""
+    warning = servable.screened_warning(view)
+    notes = [warning] if warning else []
     if backend is backends.PYTHON:
         why = "no native backend" if backends.native_backend(view.record) is None else "as asked"
-        notes = [f"backend python: sextant's {view.record.runner} runner inside Triton's Python backend ({why})"]
+        notes.append(f"backend python: sextant's {view.record.runner} runner inside Triton's Python backend ({why})")
+    elif servable.openvino_accelerated(view):
+        notes.append(
+            f"backend {backend.name} with the OpenVINO execution accelerator: Triton's ONNX Runtime backend runs "
+            f"OpenVINO on the ONNX file ({view.record.runner} ran it); python -m sextant_triton.server runs it with "
+            f"the stand-in for that backend, which needs onnxruntime with OpenVINO's provider "
+            f"({servable.ORT_OPENVINO}), or deploy with --backend python (needs {view.distribution})"
+        )
     else:
-        notes = [f"backend {backend.name}"]
+        notes.append(f"backend {backend.name}" + (f": {backends.WHERE[backend.name]}" if backend.name in backends.WHERE else ""))
     notes += [*settings.reasons, *tuning.notes]
     if backend.positional_names:
         notes.append(f"tensors are named <name>__<index> (LibTorch binds them by position): {', '.join(served)}")

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from sextant.api import Package, SextantError, Signature
 
-from sextant_triton import config, server
+from sextant_triton import config, servable, server
 from sextant_triton.batching import run_batched
 from sextant_triton.repository import candidate_view, model_name
 from sextant_triton.settings import DeployOptions, ServingSettings, derive
@@ -49,6 +49,7 @@ class Served:
     settings: ServingSettings
     alive: Callable[[], bool] = field(default=lambda: True, compare=False, repr=False)
     metrics_port: int = 0
+    notes: tuple[str, ...] = ()  # what the user should know (a candidate that was only screened)
 
     @property
     def http_url(self) -> str:
@@ -180,6 +181,7 @@ def serving(
 
     opened = Package(package)
     view = candidate_view(opened, candidate)
+    servable.require(opened, view, servable.runner_need, "serve")  # its runner computes in this process
     view.verify(trust_source=trust_source)  # refuse before starting anything
     served_name = model_name(opened, name)
     signature = Signature.from_dict(opened.status["signature"])
@@ -213,7 +215,18 @@ def serving(
             raise
         except Exception as exc:  # PyTriton's own errors: say what failed
             raise SextantError(f"PyTriton could not serve {served_name}: {type(exc).__name__}: {exc}") from exc
-        yield Served(served_name, view.id, host, http_port, grpc_port, settings, triton.is_alive, metrics_port)
+        warning = servable.screened_warning(view)
+        yield Served(
+            served_name,
+            view.id,
+            host,
+            http_port,
+            grpc_port,
+            settings,
+            triton.is_alive,
+            metrics_port,
+            (warning,) if warning else (),
+        )
     finally:
         if triton is not None:
             triton.stop()

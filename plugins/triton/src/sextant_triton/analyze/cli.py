@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 from sextant.api import SextantError, stop_signals
 
-from sextant_triton.cli import Debug, TrustSource
+from sextant_triton.cli import Candidate, Debug, TrustSource
 
 
 class AnalysisStopped(SextantError):
@@ -61,6 +61,7 @@ def analyze_command(
         Path | None, typer.Option("--output", "-o", help="Output folder (default: PACKAGE/analysis).")
     ] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print analysis.json on stdout.")] = False,
+    candidate: Candidate = None,
     trust_source: TrustSource = False,
     debug: Debug = False,
 ) -> None:
@@ -91,6 +92,8 @@ def analyze_command(
         changes["concurrent"] = True
     if trust_source:
         changes["trust_source"] = True
+    if candidate is not None:
+        changes["candidate"] = candidate
     if objective or any(v is not None for v in (max_p99_ms, min_throughput, max_memory_mb)):
         base = settings.objective
         chosen = Objective.named(objective) if objective else base

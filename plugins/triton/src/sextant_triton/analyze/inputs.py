@@ -13,12 +13,13 @@ YAML where the configuration has variable dimensions (``-1``).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from sextant.api import UsageError
 
+from sextant_triton import backends
 from sextant_triton.analyze.settings import AnalyzeSettings, ModelSettings
 from sextant_triton.analyze.space import ModelInfo
 
@@ -33,7 +34,41 @@ class Target:
     package: Path | None = None
 
 
-def resolve_target(target: Path, settings: AnalyzeSettings, output: Path | None) -> Target:
+def deploy_for_analysis(
+    package: Path, repository: Path, settings: AnalyzeSettings, log: Callable[[str], None] = lambda line: None
+) -> str:
+    """Deploy ``package``'s candidate (``settings.candidate``, else its best) into ``repository`` with a
+    backend the server can load: in local mode the bundled tritonserver, which has the Python
+    backend and the ONNX Runtime stand-in only (:func:`sextant_triton.servable.local_backend`).
+    A candidate it cannot load here is refused with the plugin to install and the best candidate it
+    can. Returns the model's name."""
+    from sextant.api import Package
+
+    from sextant_triton import servable
+    from sextant_triton.repository import candidate_view, deploy_package
+
+    backend = "auto"
+    view = candidate_view(Package(package), settings.candidate)
+    if settings.launch_mode == "local":
+        servable.require(view.package, view, servable.local_need, "analyze")
+        backend = servable.local_backend(view)
+        if backend == "python" and backends.native_backend(view.record) is not None:
+            log(
+                f"note: {view.id} is served by sextant's {view.record.runner} runner in the Python backend: the "
+                f"bundled tritonserver has no {backends.native_backend(view.record)} backend"
+            )
+    warning = servable.screened_warning(view)
+    if warning:
+        log(warning)
+    deployment = deploy_package(
+        package, repository, candidate=view.id, force=True, backend=backend, trust_source=settings.trust_source
+    )
+    return deployment.name
+
+
+def resolve_target(
+    target: Path, settings: AnalyzeSettings, output: Path | None, log: Callable[[str], None] = lambda line: None
+) -> Target:
     if not target.exists():
         raise UsageError(
             f"{target}: no such package or model repository",
@@ -42,12 +77,14 @@ def resolve_target(target: Path, settings: AnalyzeSettings, output: Path | None)
     package = target if (target / "status.json").is_file() else None
     out = Path(output) if output else (target / "analysis" if package else target.parent / f"{target.name}-analysis")
     if package is not None:
-        from sextant_triton.repository import deploy_package
-
-        deployment = deploy_package(package, out / "repository", force=True, trust_source=settings.trust_source)
         repository = out / "repository"
-        models = settings.models or (ModelSettings(deployment.name),)
+        models = settings.models or (ModelSettings(deploy_for_analysis(package, repository, settings, log)),)
     else:
+        if settings.candidate is not None:
+            raise UsageError(
+                f"--candidate {settings.candidate}: {target} is a model repository, not a package",
+                hint="--candidate picks a package's candidate; a repository's models are named with --model.",
+            )
         repository = target
         present = sorted(p.name for p in target.iterdir() if (p / "config.pbtxt").is_file())
         if not present:

@@ -89,7 +89,7 @@ def analyze(
     """Analyze ``target`` (a package or a model repository) as ``settings`` say; see the module."""
     if settings.storage is not None:
         check_url(settings.storage)  # before anything is deployed or started
-    found: Target = resolve_target(Path(target), settings, output)
+    found: Target = resolve_target(Path(target), settings, output, log)
     settings = replace(settings, models=found.models)
     units = [read_unit(found.repository, m) for m in found.models]
     groups = [units] if settings.concurrent else [[u] for u in units]

@@ -144,6 +144,7 @@ class AnalyzeSettings:
     study: str | None = None
     instance_kind: str | None = None  # None: from the device (KIND_GPU only with a GPU)
     trust_source: bool = False  # a package's pickled best may load in Triton (--trust-source; not read from YAML)
+    candidate: str | None = None  # the package's candidate to deploy (--candidate; not read from YAML)
 
     def __post_init__(self) -> None:
         if self.search not in STRATEGIES:
