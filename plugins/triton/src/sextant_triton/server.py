@@ -261,13 +261,20 @@ class TritonServer:
 _NOISE = ("CudaDriverHelper", "NVML", "config modification time")
 
 
-def _tail(text: str, lines: int = 30) -> str:
-    """Triton's error lines (``E<date> ...``, the model load failures), else the log's last lines."""
+def error_lines(text: str, most: int = 5) -> list[str]:
+    """Triton's error lines (``E<date> ...``: the model load failures), less the noise every CPU-only
+    start prints, each cut to 1,500 characters with its escaped newlines restored."""
     errors = [
         ln for ln in text.splitlines() if ln[:1] == "E" and ln[1:5].isdigit() and not any(n in ln for n in _NOISE)
     ]
+    return [ln[:1500].replace("\\n", "\n") for ln in errors[:most]]
+
+
+def _tail(text: str, lines: int = 30) -> str:
+    """Triton's error lines, else the log's last lines."""
+    errors = error_lines(text)
     if errors:
-        return "\n".join(ln[:1500].replace("\\n", "\n") for ln in errors[:5])
+        return "\n".join(errors)
     return "\n".join(text.splitlines()[-lines:])
 
 

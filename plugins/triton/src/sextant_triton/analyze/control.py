@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from sextant.api import SextantError
 
-from sextant_triton.server import TritonServer, start_server
+from sextant_triton.server import TritonServer, error_lines, start_server
 
 ORT_BACKEND = Path(__file__).resolve().parent.parent / "ort_backend.py"
 
@@ -131,7 +131,17 @@ class LocalServer:
         return self.server.grpc_url
 
     def apply(self, configs: Sequence[Mapping[str, Any]]) -> None:
-        load_configs(self.grpc_url, configs)
+        """As :func:`load_configs`; a failure also carries the server log's own reason (Triton's
+        answer to a failed load is often only "failed to poll from model repository")."""
+        seen = len(self.server.logs())
+        try:
+            load_configs(self.grpc_url, configs)
+        except SextantError as exc:
+            lines = [ln.split("] ", 1)[-1].strip('"') for ln in error_lines(self.server.logs()[seen:])]
+            said = [ln for ln in lines if ln not in exc.message]
+            if not said:
+                raise
+            raise SextantError(f"{exc.message}; its log says: {' | '.join(said)}", hint=exc.hint) from exc
 
     def alive(self) -> bool:
         return self.server.process.poll() is None and self.server.ready()

@@ -279,6 +279,14 @@ class Space:
             else:
                 config.pop("dynamic_batching", None)
         largest = int(config.get("max_batch_size", 0))
+        batcher = config.get("dynamic_batching")
+        if largest > 0 and batcher and batcher.get("preferred_batch_size"):
+            # Triton refuses a preferred size above max_batch_size: the deployed ones are clipped
+            kept = [int(v) for v in batcher["preferred_batch_size"] if int(v) <= largest]
+            if kept:
+                batcher["preferred_batch_size"] = kept
+            else:
+                batcher.pop("preferred_batch_size")
         warmups = [w for w in config.get("model_warmup", []) if int(w.get("batch_size", 1)) <= max(largest, 1)]
         if warmups:
             config["model_warmup"] = warmups
