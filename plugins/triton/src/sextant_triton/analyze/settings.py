@@ -221,9 +221,12 @@ def _objective(given: Any, constraints: Mapping[str, Any] | None) -> Objective:
     return Objective.named(given or "throughput", **constraints)
 
 
-def from_mapping(data: Mapping[str, Any], base: AnalyzeSettings | None = None) -> AnalyzeSettings:
-    """Settings from an ``analyze.yaml``'s content (keys checked), over ``base``."""
-    _known("analyze.yaml", data, _KEYS)
+def from_mapping(
+    data: Mapping[str, Any], base: AnalyzeSettings | None = None, source: str = "analyze.yaml"
+) -> AnalyzeSettings:
+    """Settings from an ``analyze.yaml``'s content (keys checked), over ``base``; ``source``: the
+    file they came from, as errors name it."""
+    _known(source, data, _KEYS)
     base = base or AnalyzeSettings()
     changes: dict[str, Any] = {k: data[k] for k in _SIMPLE if k in data}
     if "models" in data:
@@ -265,7 +268,7 @@ def from_mapping(data: Mapping[str, Any], base: AnalyzeSettings | None = None) -
     try:
         return replace(base, **changes)
     except (TypeError, ValueError) as exc:
-        raise UsageError(f"analyze.yaml: {exc}") from exc
+        raise UsageError(f"{source}: {exc}") from exc
 
 
 def read_file(path: Path, base: AnalyzeSettings | None = None) -> AnalyzeSettings:
@@ -280,4 +283,9 @@ def read_file(path: Path, base: AnalyzeSettings | None = None) -> AnalyzeSetting
         raise UsageError(f"{path} is not valid YAML: {exc}") from exc
     if not isinstance(data, Mapping):
         raise UsageError(f"{path}: the top level must be a mapping of settings")
-    return from_mapping(data, base)
+    try:
+        return from_mapping(data, base, source=str(path))
+    except UsageError as exc:  # a nested key's error names the file too
+        if exc.message.startswith(str(path)):
+            raise
+        raise UsageError(f"{path}: {exc.message}", hint=exc.hint) from exc
