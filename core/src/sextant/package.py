@@ -56,6 +56,17 @@ def write_text(path: Path, text: str) -> None:
 
 def read_status(folder: Path) -> dict[str, Any]:
     path = folder / STATUS
+    if not folder.exists():
+        raise PackageError(
+            f"{folder}: no such folder", hint="Give the folder sextant optimize wrote (sextant-workspace/<model>)."
+        )
+    if not path.exists() and (folder / "pipeline.json").is_file():
+        parts = sorted(p for p in (folder / "parts").glob("*") if (p / STATUS).is_file())
+        listed = "; ".join(str(p) for p in parts[:6]) + (" ..." if len(parts) > 6 else "")
+        raise PackageError(
+            f"{folder} is a pipeline workspace: each wrapped module's part is a package of its own",
+            hint=f"Give one of its parts: {listed}." if parts else "Its run recorded no part yet.",
+        )
     if not path.exists():
         raise PackageError(f"{folder} is not a sextant package (no {STATUS})", hint="Run sextant optimize first.")
     try:
