@@ -172,7 +172,8 @@ class CandidateView:
         """How to install :attr:`distribution` (a sextant checkout's own plugins: from the checkout too)."""
         dist = self.distribution
         if dist.startswith("sextant-"):
-            return f"pip install {dist} (from a sextant checkout: pip install ./plugins/{dist.removeprefix('sextant-')})"
+            folder = dist.removeprefix("sextant-")
+            return f"pip install {dist} (from a sextant checkout: pip install ./plugins/{folder})"
         return f"pip install {dist}"
 
     def runner_missing(self, catalog: Catalog | None = None) -> str | None:

@@ -166,7 +166,8 @@ def _notes(
             f"({servable.ORT_OPENVINO}), or deploy with --backend python (needs {view.distribution})"
         )
     else:
-        notes.append(f"backend {backend.name}" + (f": {backends.WHERE[backend.name]}" if backend.name in backends.WHERE else ""))
+        where = backends.WHERE.get(backend.name)
+        notes.append(f"backend {backend.name}" + (f": {where}" if where else ""))
     notes += [*settings.reasons, *tuning.notes]
     if backend.positional_names:
         notes.append(f"tensors are named <name>__<index> (LibTorch binds them by position): {', '.join(served)}")
