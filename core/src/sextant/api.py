@@ -28,7 +28,8 @@ Helpers
     (was a class defined in the user's script, so it must travel by value)
 Ranking and searching
     ``Objective`` (metric weights and constraints: what "best" means), ``search_strategy`` (an
-    installed search strategy's factory, by name)
+    installed search strategy's factory, by name), ``Paired`` and ``Ratio`` (contenders re-measured
+    interleaved, round by round, and one's median ratio over another with its range)
 Reports
     ``htmlkit``: the HTML report's building blocks (pages, tables, plotly figures), so a plugin's
     report looks like sextant's own
@@ -97,6 +98,7 @@ if TYPE_CHECKING:  # imported on first use (see _LAZY)
     from sextant.composite.parts import register as register_part  # noqa: F401
     from sextant.htmlreport import kit as htmlkit  # noqa: F401
     from sextant.package import CandidateView, Package  # noqa: F401
+    from sextant.pairing import Paired, Ratio  # noqa: F401
     from sextant.plugins import availability, installed  # noqa: F401
     from sextant.records import CandidateRecord, Status, Stop  # noqa: F401
     from sextant.samples import load_batches, resize_batch  # noqa: F401
@@ -105,6 +107,8 @@ if TYPE_CHECKING:  # imported on first use (see _LAZY)
 _LAZY = {
     "Objective": "sextant.objective",
     "search_strategy": "sextant.plugins",
+    "Paired": "sextant.pairing",
+    "Ratio": "sextant.pairing",
     "Package": "sextant.package",
     "CandidateView": "sextant.package",
     "Stop": "sextant.records",

@@ -55,9 +55,15 @@ def test_quick_search_on_a_package_writes_the_best_repository_csv_and_report(pac
     result = analyze(packages["onnx"].path, _settings(search="quick"), output=out)
     (best,) = result.best
     assert result.measured >= 3 and best.point is not None
-    # the summary sentence names the counts, the gain over the default and the objective
+    # the summary sentence names the counts, then a gain over the default re-measured interleaved with it,
+    # or says there is none above the noise, or that the default is the best (test_analyze_confirm.py)
     assert best.summary.startswith(f"classifier: in {len(result.groups[0].history)} measurements over ")
-    assert "better than the default configuration at throughput" in best.summary
+    assert (
+        "better at throughput than the default configuration at concurrency" in best.summary
+        and "paired rounds) re-measured interleaved with the default" in best.summary
+        or "no configuration is better than the default configuration (at concurrency" in best.summary
+        or "the default configuration is the best, at concurrency" in best.summary
+    ), best.summary
     # the best configuration is a loadable config.pbtxt with the point's values
     from sextant_triton import config
 

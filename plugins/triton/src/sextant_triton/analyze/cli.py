@@ -50,6 +50,14 @@ def analyze_command(
     concurrent: Annotated[bool, typer.Option("--concurrent", help="Analyze the models at once (joint space).")] = False,
     rerank: Annotated[bool, typer.Option("--rerank", help="Rank stored measurements again; measure nothing.")] = False,
     top_n: Annotated[int | None, typer.Option("--top-n", help="Configurations swept over concurrency.")] = None,
+    paired_rounds: Annotated[
+        int | None,
+        typer.Option(
+            "--paired-rounds",
+            help="Rounds in which the best is re-measured interleaved with the default before a gain is claimed "
+            "(3; 0 turns it off).",
+        ),
+    ] = None,
     max_measurements: Annotated[
         int | None, typer.Option("--max-measurements", help="Measurements this run may make (all models together).")
     ] = None,
@@ -80,6 +88,7 @@ def analyze_command(
     for key, value in (
         ("search", search),
         ("top_n", top_n),
+        ("paired_rounds", paired_rounds),
         ("max_measurements", max_measurements),
         ("budget_s", budget_s),
         ("storage", storage),

@@ -66,11 +66,15 @@ class Session:
 
     def measure(self, point: Point) -> Record:
         """``point``'s stored measurement, another worker's (waited for until :attr:`give_up` says
-        why not: then a failed record that is not stored), or a new one."""
+        why not: then a failed record that is not stored), or a new one; none once :attr:`give_up`
+        says the budget is spent (then a failed record saying so, not stored: the cap caps)."""
         found = self.store.get(self.key, point, self.hardware)
         if found is not None:
             self.counters.reused += 1
             return found
+        spent = self.give_up()
+        if spent is not None:
+            return Record(dict(point), None, f"not measured: {spent}", time.time())
         while not self.store.claim(self.key, point, self.hardware):
             theirs = self.store.wait(self.key, point, self.hardware, give_up=lambda: self.give_up() is not None)
             if theirs is not None:
@@ -87,6 +91,15 @@ class Session:
         if self.on_measured is not None:
             self.on_measured(point, record)
         return record
+
+    def remeasure(self, point: Point) -> Metrics | None:
+        """``point`` measured again now, whatever the store holds (the result is not stored: it is
+        one window of a paired comparison); ``None`` when it failed or the budget is spent."""
+        if self.give_up() is not None:
+            return None
+        metrics, _ = self._measure(point)
+        self.counters.measured += 1
+        return metrics
 
     def _measure(self, point: Point) -> tuple[Metrics | None, str | None]:
         for attempt in range(2):
@@ -173,6 +186,10 @@ class Budget:
         self.max_measurements, self.budget_s, self.counters, self.clock = max_measurements, budget_s, counters, clock
         self.start = clock()
 
+    def left(self) -> int | None:
+        """Measurements this run may still make (``None``: no cap)."""
+        return None if self.max_measurements is None else max(self.max_measurements - self.counters.measured, 0)
+
     def spent(self) -> str | None:
         if self.max_measurements is not None and self.counters.measured >= self.max_measurements:
             return f"the budget of {self.max_measurements} measurements ran out"
@@ -208,8 +225,12 @@ def search(
 
     scored: list[tuple[Point, float | None]] = []
     defaults = {p.name: p.default for p in strategy.space}
+    stopped = budget.spent()
+    if stopped is not None:  # an earlier group spent the budget: the stored default, or nothing
+        record = session.measure(defaults)
+        return Outcome([] if record.metrics is None else [(defaults, record)], record, stopped)
     scored.append((defaults, visit(defaults)))
-    baseline = history[0][1]
+    baseline = history[0][1] if history else Record(defaults, None, f"not measured: {budget.spent()}", time.time())
     stopped = budget.spent()
     while stopped is None:
         proposals = [c for c in strategy.ask(scored) if c not in seen]
@@ -245,7 +266,7 @@ def sweep(
 
     stalled, previous, last_ok = 0, None, None
     for value in values:
-        if out and budget.spent():  # the first load is always measured: it stands for the point
+        if budget.spent():  # the cap caps (brute search checks it before each point's first load)
             break
         record = at(value)
         metrics = record.metrics

@@ -15,7 +15,7 @@ from typing import Any
 
 from sextant.api import Param, SextantError, UsageError, cpu_model, search_strategy
 
-from sextant_triton.analyze import explore, outputs
+from sextant_triton.analyze import confirm, explore, outputs
 from sextant_triton.analyze.control import LocalServer, RemoteServer, ServerControl
 from sextant_triton.analyze.database import check_url, open_store
 from sextant_triton.analyze.inputs import Inputs, Target, perf_inputs, resolve_target
@@ -33,6 +33,8 @@ class GroupResult:
     history: tuple[tuple[Point, Record], ...]  # every measurement of the group, oldest first
     baseline: Record | None
     stopped: str
+    #: the default at its best load, and the best re-measured interleaved with it (:mod:`.confirm`)
+    confirmation: confirm.Confirmation | None = None
 
 
 def _gpus() -> list[str]:
@@ -116,7 +118,11 @@ def analyze(
                         hint="Run the analysis once without --rerank.",
                     )
                 counters.reused += len(stored)
-                results.append(GroupResult(space, key, tuple(stored), stored[0][1], "re-ranked stored measurements"))
+                default = confirm.default_best(space, stored, settings.objective, stored[0][1])
+                again = confirm.Confirmation(default, not_measured="--rerank measures nothing")
+                results.append(
+                    GroupResult(space, key, tuple(stored), stored[0][1], "re-ranked stored measurements", again)
+                )
         else:
             inputs = {u.name: perf_inputs(found.repository, u.settings, u.top, found.output) for u in units}
             results = _measure(
@@ -169,10 +175,7 @@ def _measure(
                 give_up=budget.spent,
             )
             log(f"searching {space.size()} points of {', '.join(u.name for u in group)} ({settings.search})")
-            outcome = _search(settings, space, session, budget, found.output, key, catalog)
-            history = list(outcome.history)
-            history += _top_sweeps(settings, space, session, budget, history, outcome.baseline)
-            results.append(GroupResult(space, key, tuple(_unique(history)), outcome.baseline, outcome.stopped))
+            results.append(search_group(settings, space, session, budget, found.output, key, catalog))
     except SextantError:
         raise
     except Exception as exc:  # the Optuna study shares --storage: its database going away is said the same way
@@ -183,6 +186,27 @@ def _measure(
     finally:
         control.close()
     return results
+
+
+def search_group(
+    settings: AnalyzeSettings,
+    space: Space,
+    session: explore.Session,
+    budget: explore.Budget,
+    output: Path,
+    key: str,
+    catalog: object,
+) -> GroupResult:
+    """One group: the search, the top configurations swept over concurrency, then the best
+    re-measured interleaved with the default before any gain is claimed."""
+    outcome = _search(settings, space, session, budget, output, key, catalog)
+    history = list(outcome.history)
+    history += _top_sweeps(settings, space, session, budget, history, outcome.baseline)
+    history = _unique(history)
+    checked = confirm.confirm(
+        session, space, settings.objective, history, outcome.baseline, budget, settings.paired_rounds
+    )
+    return GroupResult(space, key, tuple(history), outcome.baseline, outcome.stopped, checked)
 
 
 def _search(

@@ -19,8 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 from sextant.api import Objective, htmlkit
 
+from sextant_triton.analyze.confirm import config_of, ranked
 from sextant_triton.analyze.space import Point, Space
 from sextant_triton.analyze.store import Record
+
+__all__ = ["Analysis", "Best", "best_of", "ranked", "write"]
 
 if TYPE_CHECKING:
     from sextant_triton.analyze.explore import Counters
@@ -86,23 +89,13 @@ class Analysis:
         return "\n".join(b.summary for b in self.best)
 
 
-def ranked(
-    history: Sequence[tuple[Point, Record]], objective: Objective, baseline: Record | None
-) -> list[tuple[Point, Record]]:
-    """Successful measurements, best first (feasible before infeasible), by gain over the baseline."""
-    done = [(p, r) for p, r in history if r.metrics is not None]
-    if not done:
-        return []
-    reference = (baseline.metrics if baseline and baseline.metrics else None) or done[0][1].metrics
-    order = objective.rank([r.metrics for _, r in done], reference)  # type: ignore[misc]
-    return [done[i] for i in order]
-
-
 def _config_label(space: Space, point: Point) -> str:
-    return space.describe({k: v for k, v in point.items() if k not in ("concurrency", "request_rate")})
+    return config_of(space, point)
 
 
 def best_of(group: GroupResult, objective: Objective) -> Best:
+    """The group's best as the summary states it: a gain over the default is claimed only when the
+    interleaved re-measurement (:mod:`.confirm`) found it above the noise."""
     order = ranked(group.history, objective, group.baseline)
     configs = {_config_label(group.space, p) for p, r in group.history}
     n = len(group.history)
@@ -110,32 +103,58 @@ def best_of(group: GroupResult, objective: Objective) -> Best:
     constraints = objective.constraints_text()
     under = "" if constraints == "none" else f" under {constraints}"
     lead = f"{names}: in {n} measurements over {len(configs)} configurations"
+    if not group.history:
+        return Best(None, None, None, None, f"{names}: not measured ({group.stopped}).")
     if not order or not objective.feasible(order[0][1].metrics or {}):
         closest = order[0] if order else None
         text = f"{lead}, none met the constraints ({constraints})"
         if closest:
             text += f"; the closest is {_config_label(group.space, closest[0])} at {_load(closest[1])}: {_numbers(closest[1].metrics)}"
         return Best(None, None, closest, None, text + ".")
-    point, record = order[0]
-    base = _default_best(group, objective)
-    gain = objective.gain(record.metrics or {}, base) if base else None
     metric = ", ".join(objective.weights)
-    label = _config_label(group.space, point)
-    if gain is None:
-        text = f"{lead}, {label} at {_load(record)} is the best ({_numbers(record.metrics)}); the default configuration failed{under}."
-    else:
-        text = (
-            f"{lead}, {label} at {_load(record)} is {gain * 100:.0f} % better than the default configuration "
-            f"at {metric}{under} ({_numbers(record.metrics)} vs {_numbers(base)})."
+    confirmation = group.confirmation
+    base = confirmation.default if confirmation else None
+    if base is None:
+        point, record = order[0]
+        label = _config_label(group.space, point)
+        return Best(
+            point, record, None, None,
+            f"{lead}, {label} at {_load(record)} is the best ({_numbers(record.metrics)}); "
+            f"the default configuration failed{under}.",
         )
+    ratio = confirmation.ratio(objective) if confirmation else None
+    if confirmation is not None and confirmation.chosen is not None and ratio is not None:
+        point, record = confirmation.contenders[confirmation.chosen]
+        text = (
+            f"{lead}, {_config_label(group.space, point)} at {_load(record)} is {(ratio.median - 1) * 100:.0f} % "
+            f"better at {metric} than the default configuration at {_load(base[1])}{under}: "
+            f"{ratio.describe()} re-measured interleaved with the default "
+            f"({_numbers(record.metrics)} vs {_numbers(base[1].metrics)} in the search)."
+        )
+        return Best(point, record, None, ratio.median - 1, text)
+    if ratio is not None and confirmation is not None:
+        point, record = confirmation.contenders[0]
+        text = (
+            f"{lead}, no configuration is better than the default configuration (at {_load(base[1])}: "
+            f"{_numbers(base[1].metrics)}) within the noise: the search's best, {_config_label(group.space, point)} "
+            f"at {_load(record)}, measured {ratio.describe()} the default re-measured interleaved with it, "
+            f"so the default is kept{under}."
+        )
+        return Best(base[0], base[1], None, 0.0, text)
+    point, record = order[0]
+    label = _config_label(group.space, point)
+    if label == "default":
+        text = f"{lead}, the default configuration is the best, at {_load(record)}{under} ({_numbers(record.metrics)})."
+        return Best(point, record, None, 0.0, text)
+    gain = objective.gain(record.metrics or {}, base[1].metrics or {})
+    why = confirmation.not_measured if confirmation else None
+    text = (
+        f"{lead}, {label} at {_load(record)} measured {gain * 100:.0f} % better at {metric} than the default "
+        f"configuration at {_load(base[1])}{under} ({_numbers(record.metrics)} vs {_numbers(base[1].metrics)}), "
+        f"one measurement each, not re-measured against the default ({why or 'not re-measured'}): "
+        "the gain may be noise."
+    )
     return Best(point, record, None, gain, text)
-
-
-def _default_best(group: GroupResult, objective: Objective) -> Mapping[str, float] | None:
-    """The default configuration at its best load (it may have been swept over concurrency too)."""
-    defaults = [(p, r) for p, r in group.history if _config_label(group.space, p) == "default"]
-    order = ranked(defaults, objective, group.baseline)
-    return order[0][1].metrics if order else None
 
 
 def _load(record: Record) -> str:
@@ -238,8 +257,12 @@ def write(
                 "measurements": len(g.history),
                 "best": b.point,
                 "best_metrics": b.record.metrics if b.record else None,
-                "default_metrics": g.baseline.metrics if g.baseline else None,
+                "default": g.confirmation.default[0] if g.confirmation and g.confirmation.default else None,
+                "default_metrics": (
+                    g.confirmation.default[1].metrics if g.confirmation and g.confirmation.default else None
+                ),
                 "gain": b.gain,
+                "paired": g.confirmation.to_json(objective) if g.confirmation else None,
                 "summary": b.summary,
             }
             for g, b in zip(groups, best)

@@ -29,9 +29,9 @@ STAGES = (
 )
 
 
-def _shown(group: GroupResult, settings: AnalyzeSettings) -> list[str]:
-    """The default configuration and the top N, by label, best first."""
-    labels: list[str] = []
+def _shown(group: GroupResult, settings: AnalyzeSettings, best: Best) -> list[str]:
+    """The default configuration and the top N, by label, the best (as the summary says) first."""
+    labels: list[str] = [_config_label(group.space, best.point)] if best.point is not None else []
     for point, _ in ranked(group.history, settings.objective, group.baseline):
         label = _config_label(group.space, point)
         if label not in labels:
@@ -42,7 +42,7 @@ def _shown(group: GroupResult, settings: AnalyzeSettings) -> list[str]:
 
 
 def _figures(i: int, group: GroupResult, best: Best, settings: AnalyzeSettings) -> list[kit.Figure]:
-    shown = _shown(group, settings)
+    shown = _shown(group, settings, best)
     style = kit.styles(shown, best=shown[0] if best.point else None, baseline="default")
     by_label: dict[str, list] = {label: [] for label in shown}
     for point, record in group.history:

@@ -18,6 +18,7 @@ the valid ones.
     model_config_parameters:            # any config field as a list: the cartesian product
       dynamic_batching: {max_queue_delay_microseconds: [0, 500]}
     top_n: 3
+    paired_rounds: 3                # the best re-measured A B A B with the default before a gain is claimed
     measurement: {interval_ms: 1000, stability: 10, max_trials: 10}
 """
 
@@ -135,6 +136,7 @@ class AnalyzeSettings:
     batch_size: int = 1
     model_config_parameters: Mapping[str, Any] = field(default_factory=dict)
     top_n: int = 3
+    paired_rounds: int = 3  # rounds of the interleaved re-measurement (analyze.confirm); 0 or 1: none
     windows: Windows = Windows()
     concurrent: bool = False
     budget_s: float | None = None
@@ -153,8 +155,8 @@ class AnalyzeSettings:
             raise UsageError(f"unknown launch_mode {self.launch_mode!r}", hint="Choose local or remote.")
         if self.launch_mode == "remote" and not self.url:
             raise UsageError("launch_mode remote needs the server's gRPC address", hint="Give --url HOST:PORT.")
-        if self.top_n < 0 or self.batch_size < 1:
-            raise UsageError("top_n must be >= 0 and batch_size >= 1")
+        if self.top_n < 0 or self.batch_size < 1 or self.paired_rounds < 0:
+            raise UsageError("top_n and paired_rounds must be >= 0 and batch_size >= 1")
         for key, floor in FLOORS.items():  # ranges built in Python pass the same rule as the YAML's
             given: Range | None = getattr(self, key)
             for value in () if given is None else given.values or (given.low, given.high):
@@ -166,7 +168,17 @@ class AnalyzeSettings:
 
 
 #: YAML keys → how to read them
-_SIMPLE = ("search", "launch_mode", "url", "top_n", "batch_size", "concurrent", "budget_s", "max_measurements")
+_SIMPLE = (
+    "search",
+    "launch_mode",
+    "url",
+    "top_n",
+    "paired_rounds",
+    "batch_size",
+    "concurrent",
+    "budget_s",
+    "max_measurements",
+)
 _KEYS = (
     *_SIMPLE,
     "models",
