@@ -166,7 +166,7 @@ def serve(
         print(
             f"serving {served.name} ({served.candidate}): HTTP {served.http_url}, gRPC {served.grpc_url}; "
             f"max_batch_size {served.settings.max_batch_size}, {served.settings.instances} instance(s). "
-            "Ctrl-C or SIGTERM stops.",
+            f"Ctrl-C or SIGTERM stops. Server log: {served.log}",
             file=sys.stderr,
             flush=True,
         )

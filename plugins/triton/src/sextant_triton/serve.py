@@ -7,6 +7,10 @@ serves any other address with a warning that says what it exposes (``server.expo
 SIGTERM and SIGHUP stop the server; the PyTriton workspace is a temporary folder removed on the way out.
 PyTriton starts ``tritonserver`` with a parent-death signal, so it ends with this process, however
 that ends.
+
+A port in use is refused before anything starts (``server.check_ports``: Triton would wait two
+minutes). The server's own log (on a CPU-only machine, some fifty lines with GPU and NVML errors
+that say nothing) goes to a file, :attr:`Served.log`, which a failure names with its error lines.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sextant.api import Package, SextantError, Signature
+from sextant.api import Package, SextantError, Signature, cache_dir
 
 from sextant_triton import config, servable, server
 from sextant_triton.batching import run_batched
@@ -50,6 +54,7 @@ class Served:
     alive: Callable[[], bool] = field(default=lambda: True, compare=False, repr=False)
     metrics_port: int = 0
     notes: tuple[str, ...] = ()  # what the user should know (a candidate that was only screened)
+    log: Path | None = None  # the server's own log
 
     @property
     def http_url(self) -> str:
@@ -104,6 +109,24 @@ def _handshake_race(exc: BaseException | None) -> bool:
     return False
 
 
+@contextmanager
+def _quiet_server() -> Iterator[None]:
+    """PyTriton prints every line ``tritonserver`` writes to its stdout (``verbose=True``, which its
+    ``Triton`` does not let a caller change): within this block it makes its server quiet. The server
+    writes its log to the file it is given; what it prints before (a CPU machine's "Failed to
+    initialize NVML") and on the way out ("Signal (2) received.") stays in PyTriton's memory."""
+    import functools
+
+    import pytriton.triton as module
+
+    original = module.TritonServer
+    module.TritonServer = functools.partial(original, verbose=False)  # type: ignore[misc]
+    try:
+        yield
+    finally:
+        module.TritonServer = original  # type: ignore[misc]
+
+
 def _start(
     name: str,
     infer: list[Callable[[list], list]],
@@ -112,6 +135,7 @@ def _start(
     host: str,
     ports: dict[str, int],
     workspace: Path,
+    log_file: Path,
     tries: int = START_TRIES,
 ) -> Any:
     """Start PyTriton with ``infer`` bound as ``name``; returns the running ``Triton``.
@@ -132,6 +156,7 @@ def _start(
                 metrics_address=host,
                 exit_timeout_secs=5,
                 log_verbose=0,
+                log_file=log_file,
                 **ports,
             ),
             workspace=workspace,
@@ -152,7 +177,8 @@ def _start(
                 ),
                 strict=True,
             )
-            triton.run()
+            with _quiet_server():
+                triton.run()
             return triton
         except Exception as exc:
             triton.stop()
@@ -174,9 +200,12 @@ def serving(
     grpc_port: int = 8001,
     metrics_port: int = 8002,
     trust_source: bool = False,
+    log_file: Path | None = None,
 ) -> Iterator[Served]:
     """Serve while the ``with`` block runs; ports 0 pick free ones. Stops and cleans up on exit.
-    ``trust_source`` lets the candidate unpickle its files (see ``CandidateView.load``)."""
+    ``trust_source`` lets the candidate unpickle its files (see ``CandidateView.load``).
+    ``log_file``: the server's log (default: ``serve-logs/<name>-<http port>.log`` in sextant's
+    cache folder); it stays after the server stops."""
     dist = server.Distribution.find()  # before importing PyTriton: says how to install it
 
     opened = Package(package)
@@ -190,7 +219,11 @@ def serving(
         view.record, signature, host_threads, DeployOptions(), opened.status.get("correctness_batches", ())
     )
     batching = settings.max_batch_size > 0
+    server.check_ports(host, {"--http-port": http_port, "--grpc-port": grpc_port, "--metrics-port": metrics_port})
     http_port, grpc_port, metrics_port = (p or server.free_port(host) for p in (http_port, grpc_port, metrics_port))
+    log_file = Path(log_file or cache_dir() / "serve-logs" / f"{served_name}-{http_port}.log")
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    log_file.write_text("")  # this run's log only
 
     scratch = Path(tempfile.mkdtemp(prefix="sextant-serve-"))  # PyTriton makes its workspace inside
     if len(str(scratch / "pytriton" / served_name)) + SOCKET_SUFFIX > SOCKET_PATH_MAX:
@@ -210,11 +243,13 @@ def serving(
             runners = [view.load(trust_source=trust_source) for _ in range(settings.instances)]
             infer = [_infer_function(r, signature, batching) for r in runners]
             endpoints = {"http_port": http_port, "grpc_port": grpc_port, "metrics_port": metrics_port}
-            triton = _start(served_name, infer, signature, settings, host, endpoints, scratch / "pytriton")
+            triton = _start(served_name, infer, signature, settings, host, endpoints, scratch / "pytriton", log_file)
         except SextantError:
             raise
         except Exception as exc:  # PyTriton's own errors: say what failed
-            raise SextantError(f"PyTriton could not serve {served_name}: {type(exc).__name__}: {exc}") from exc
+            raise SextantError(
+                f"PyTriton could not serve {served_name}: {type(exc).__name__}: {exc}", hint=log_hint(log_file)
+            ) from exc
         warning = servable.screened_warning(view)
         yield Served(
             served_name,
@@ -226,6 +261,7 @@ def serving(
             triton.is_alive,
             metrics_port,
             (warning,) if warning else (),
+            log_file,
         )
     finally:
         if triton is not None:
@@ -238,6 +274,15 @@ def serving(
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def log_hint(log_file: Path | None) -> str:
+    """Where the server's log is, and its error lines (less the noise every CPU-only start prints)."""
+    if log_file is None:
+        return "See the server's log."
+    text = log_file.read_text(errors="replace") if log_file.exists() else ""
+    errors = server.error_lines(text)
+    return f"The server's log is {log_file}" + (":\n" + "\n".join(errors) if errors else ".")
 
 
 def serve(
@@ -257,7 +302,7 @@ def serve(
                 on_ready(served)
             while not stop.wait(timeout=1.0):
                 if not served.alive():
-                    raise SextantError(f"the server of {served.name} stopped by itself", hint="Its log is above.")
+                    raise SextantError(f"the server of {served.name} stopped by itself", hint=log_hint(served.log))
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

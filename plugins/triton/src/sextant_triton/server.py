@@ -114,6 +114,42 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
+def port_taken(host: str, port: int) -> bool:
+    """Whether something already listens on (or holds) ``host:port``: binding it fails with
+    "address in use" (with ``SO_REUSEADDR``, as servers bind, so a closed connection's TIME_WAIT
+    does not count)."""
+    import errno
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
+
+
+def check_ports(host: str, ports: Mapping[str, int]) -> None:
+    """Refuse, before anything starts, a port (by its option, ``--http-port``) that is in use or
+    given twice; 0 (a free one) is never refused. Triton itself would wait two minutes, then fail
+    without naming the port."""
+    given = [(option, port) for option, port in ports.items() if port]
+    for option, port in given:
+        twice = [other for other, p in given if p == port and other != option]
+        if twice:
+            raise SextantError(
+                f"port {port} is given to both {option} and {twice[0]}",
+                hint=f"Give each endpoint its own port, or {option} 0 for a free one.",
+            )
+    for option, port in given:
+        if port_taken(host, port):
+            raise SextantError(
+                f"port {port} on {host} ({option}) is in use",
+                hint=f"Stop what holds it, or give {option} 0 to serve on a free port (printed when it is ready).",
+            )
+
+
 def loopback(host: str) -> bool:
     """Whether ``host`` is reachable from this machine only (``127.0.0.0/8``, ``::1``, ``localhost``)."""
     import ipaddress
