@@ -305,6 +305,7 @@ class ProgressView:
             transient=True,
         )
         self.task: Any = None
+        self.said: list[str] = []  # the notes printed while the run went (not printed again at its end)
 
     def __enter__(self) -> ProgressView:
         self.progress.__enter__()
@@ -338,4 +339,5 @@ class ProgressView:
                 parse = StepRecord.from_json if kind == "step_end" else CandidateRecord.from_json
                 self.console.print(f"  {escape(data['id'])}: {_status_text(parse(record), limit=200)}")
         elif kind == "note":
-            self.console.print(f"[cyan]note:[/cyan] {data['text']}")
+            self.said.append(data["text"])
+            self.console.print(f"[cyan]note:[/cyan] {escape(data['text'])}")

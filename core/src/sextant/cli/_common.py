@@ -97,10 +97,13 @@ def report_error(exc: BaseException, debug: bool) -> int:
     return ExitCode.ERROR
 
 
-def render_package(status: dict[str, Any], path: str, as_json: bool, problems: Sequence[str] = ()) -> None:
+def render_package(
+    status: dict[str, Any], path: str, as_json: bool, problems: Sequence[str] = (), said: Sequence[str] = ()
+) -> None:
     """A package's results: one JSON document on stdout (``incomplete``: why the results are
     partial, else null; ``problems``: what else is wrong with the package now), or the table on
-    stdout and the reasons, notes, warnings and the summary on stderr."""
+    stdout and the reasons, notes (less those ``said`` while the run went), warnings and the
+    summary on stderr."""
     from sextant import report
     from sextant.package import incomplete_reason
 
@@ -112,6 +115,8 @@ def render_package(status: dict[str, Any], path: str, as_json: bool, problems: S
     for line in report.reasons(status):
         out.print(f"  {line}", highlight=False)
     for note in status.get("notes", []):
+        if note in said:
+            continue
         out.print(f"[cyan]note:[/cyan] {escape(note)}")
     for warning in (incomplete, *problems):
         if warning:

@@ -309,7 +309,7 @@ def optimize(
             hint="Run the same command again to resume where it stopped.",
             signum=signum,
         ) from None
-    render_package(package.status, str(package.path), as_json)
+    render_package(package.status, str(package.path), as_json, said=view.said)
     page = package.path / "report.html"
     if page.exists():
         stderr().print(f"report: {escape(str(page))}", highlight=False)
