@@ -62,8 +62,11 @@ class Scripted:
 def group(tmp_path, monkeypatch):
     """Runs one group's search on ``scripted`` and writes the outputs; returns what it measured."""
     repository = write_repository(tmp_path / "models")
+    runs = []
 
     def run(scripted: Scripted, **changes):
+        runs.append(scripted)
+        n = len(runs)  # each run its own store and output folder
         monkeypatch.setattr(perf, "measure", scripted.measure)
         given = {
             "models": (ModelSettings("scale"),),
@@ -77,13 +80,13 @@ def group(tmp_path, monkeypatch):
         space = Space([read_unit(repository, ModelSettings("scale"))], settings, "KIND_CPU")
         counters = explore.Counters()
         budget = explore.Budget(settings.max_measurements, None, counters)
-        store = Store(f"sqlite:///{tmp_path / 'm.sqlite'}")
+        store = Store(f"sqlite:///{tmp_path / f'm{n}.sqlite'}")
         session = explore.Session(
             space, scripted, store, key="scale", hardware="hw", windows=perf.Windows(),
             inputs={"scale": ("random", {})}, workdir=tmp_path / "perf", counters=counters, give_up=budget.spent,
         )
         result = search_group(settings, space, session, budget, tmp_path, "scale", None)
-        target = Target(repository, settings.models, tmp_path / "out")
+        target = Target(repository, settings.models, tmp_path / f"out{n}")
         target.output.mkdir()
         analysis = outputs.write(target, settings, [result], counters, "hw")
         store.close()
@@ -153,6 +156,31 @@ def test_the_top_sweeps_stop_at_the_cap(group):
     result, _, _, counters = group(scripted, concurrency=Range(2, 8), top_n=3, max_measurements=4)
     assert len(scripted.calls) == counters.measured == 4
     assert [p["concurrency"] for p, _ in result.history] == [2, 2, 4, 4]
+
+
+def test_a_default_that_breaks_the_constraints_is_no_yardstick(group):
+    """The default at concurrency 8 breaks a p99 budget of 1.5 ms (p99 2 ms everywhere): no gain is
+    claimed over it; analysis.json's default is that same point."""
+    from sextant.api import Objective
+
+    scripted = Scripted(spike=1.5, again=(1.3,) * 6)
+    result, analysis, saved, _ = group(scripted, objective=Objective(max_p99_ms=1.5))
+    best = analysis.best[0]
+    assert best.point is None and "none met the constraints" in best.summary
+    scripted = Scripted(spike=1.5, again=(1.3,) * 6)
+    scripted_p99 = scripted.measure
+
+    def faster_with_two(model, url, load, **kwargs):  # 2 instances meet the budget, 1 does not
+        metrics = scripted_p99(model, url, load, **kwargs)
+        return {**metrics, "p99_ms": 1.0 if scripted.loaded["instance_group"][0]["count"] == 2 else 2.0}
+
+    scripted.measure = faster_with_two
+    result, analysis, saved, _ = group(scripted, objective=Objective(max_p99_ms=1.5))
+    best = analysis.best[0]
+    assert result.confirmation.not_measured == confirm.INFEASIBLE and best.gain is None
+    assert "instances=2 at concurrency 8 is the best under latency budget of 1.5 ms p99" in best.summary
+    assert "the default configuration met them at no load measured (its best, at concurrency 8" in best.summary
+    assert saved["default_metrics"]["p99_ms"] == 2.0 and saved["default"]["concurrency"] == 8
 
 
 def test_a_second_group_past_the_cap_measures_nothing(group, tmp_path):

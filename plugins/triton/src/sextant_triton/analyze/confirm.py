@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 ROUNDS = 3
 #: a runner-up configuration whose gain is within this share of the best's is re-measured too
 CLOSE = 0.10
+#: why a default that met no constraint is not re-measured (no gain over it is claimed)
+INFEASIBLE = "the default configuration met the constraints at no load measured"
 #: the default configuration's id among the contenders
 DEFAULT = "default"
 
@@ -142,6 +144,8 @@ def confirm(
     if base is None:
         return Confirmation(None, tuple(top), not_measured="the default configuration has no successful measurement")
     best = ranked(history, objective, baseline)
+    if not objective.feasible(base[1].metrics or {}):
+        return Confirmation(base, tuple(top), not_measured=INFEASIBLE)
     if not top or (best and config_of(space, best[0][0]) == "default"):
         return Confirmation(base, tuple(top), not_measured="the default configuration is the best")
     if rounds < 2:

@@ -143,6 +143,13 @@ def best_of(group: GroupResult, objective: Objective) -> Best:
         return Best(base[0], base[1], None, 0.0, text)
     point, record = order[0]
     label = _config_label(group.space, point)
+    if not objective.feasible(base[1].metrics or {}):  # no gain over a point that breaks the constraints
+        text = (
+            f"{lead}, {label} at {_load(record)} is the best{under} ({_numbers(record.metrics)}); "
+            f"the default configuration met them at no load measured (its best, at {_load(base[1])}: "
+            f"{_numbers(base[1].metrics)})."
+        )
+        return Best(point, record, None, None, text)
     if label == "default":
         text = f"{lead}, the default configuration is the best, at {_load(record)}{under} ({_numbers(record.metrics)})."
         return Best(point, record, None, 0.0, text)
