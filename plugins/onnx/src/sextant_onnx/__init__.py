@@ -5,7 +5,9 @@ samples are needed. Converters: onnxslim simplification, fp16 (onnxconverter-com
 kept fp32), dynamic int8 quantisation. (ONNX Runtime's offline-optimised model is not offered: the
 runner applies the same optimisations when it creates its session, so it would only add a tie.) Runners: ONNX
 Runtime on the CPU execution provider, the CUDA one with ``onnxruntime-gpu``, TensorRT's through
-ONNX Runtime, and OpenVINO's with ``onnxruntime-openvino``.
+ONNX Runtime, and OpenVINO's with ``onnxruntime-openvino``. Generator (``--task text-generation``):
+``onnxruntime-kv``, a ``transformers`` causal LM exported with past key values and run by ONNX
+Runtime with I/O binding (the export needs torch and transformers: the ``generation`` extra).
 
 This module only declares specs; onnx and onnxruntime are imported by the callables.
 """
@@ -14,7 +16,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sextant.api import ONNX, ConverterSpec, Param, RunnerSpec, SourceModel, hookimpl
+from sextant.api import (
+    ONNX,
+    TRANSFORMERS_CAUSAL_LM,
+    ConverterSpec,
+    GeneratorSpec,
+    Param,
+    RunnerSpec,
+    SourceModel,
+    hookimpl,
+)
 
 ORT = ("onnxruntime",)
 
@@ -121,5 +132,31 @@ def sextant_register_runners() -> list[RunnerSpec]:
             options=SESSION_OPTIONS,
             check="sextant_onnx.checks:check_ort_openvino",
             description="ONNX Runtime's OpenVINO execution provider",
+        ),
+    ]
+
+
+@hookimpl
+def sextant_register_generators() -> list[GeneratorSpec]:
+    return [
+        GeneratorSpec(
+            "onnxruntime-kv",
+            TRANSFORMERS_CAUSAL_LM,
+            load="sextant_onnx.kv_generator:load",
+            build="sextant_onnx.kv_export:export",
+            devices=("cpu", "cuda"),
+            requires=("onnx", *ORT, "torch", "transformers"),
+            options=(
+                Param(
+                    "io_binding",
+                    "categorical",
+                    (True, False),
+                    True,
+                    "keep the KV cache in ONNX Runtime's values between steps (no copies)",
+                ),
+            ),
+            check="sextant_onnx.checks:check_ort",
+            install="pip install 'sextant-onnx[cpu,generation]'",
+            description="ONNX Runtime on one graph with past key values (torch.onnx export), I/O binding",
         ),
     ]
