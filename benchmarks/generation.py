@@ -145,7 +145,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="sextant-generation-"))
     try:
         weight_bytes = build(work / "llama", layers)
-        print(f"model: random Llama, {layers} layers, {weight_bytes / 4e6:.1f} M parameters, {weight_bytes / 2**20:.0f} MiB fp32")
+        size = f"{weight_bytes / 4e6:.1f} M parameters, {weight_bytes / 2**20:.0f} MiB fp32"
+        print(f"model: random Llama, {layers} layers, {size}")
         extra = ["--task", "text-generation", "--prompt-lengths", str(PROMPT), "--new-tokens", str(new_tokens)]
         extra += ["--generation-batches", ",".join(map(str, BATCHES)), "--threads", str(args.threads)]
         if args.runners:
@@ -163,7 +164,9 @@ def main() -> None:
         for cid, record in sorted(status["candidates"].items()):
             points = {p["batch"]: p for p in (record.get("profile") or {}).get("points", [])}
             memory = max((p.get("memory_mb") or 0 for p in points.values()), default=None)
-            note = record["status"] if record["status"] == "ok" else f"{record['status']}: {(record.get('reason') or '')[:60]}"
+            note = record["status"]
+            if note != "ok":
+                note += f": {(record.get('reason') or '')[:60]}"
             print(_row(cid, points, memory, note))
             if record["status"] == "ok" and 1 in points:
                 best_rate = max(best_rate, points[1]["throughput"])

@@ -38,7 +38,8 @@ def _export(make, tmp_path: Path) -> tuple[Path, Path]:
 def test_the_exported_graph_with_past_key_values_matches_the_reference(make, io_binding, tmp_path):
     source, built = _export(make, tmp_path)
     manifest = json.loads((built / "kv.json").read_text())
-    assert (manifest["layers"], manifest["vocab_size"], manifest["max_positions"]) == (2, causal_lms.VOCAB, causal_lms.POSITIONS)
+    described = (manifest["layers"], manifest["vocab_size"], manifest["max_positions"])
+    assert described == (2, causal_lms.VOCAB, causal_lms.POSITIONS)
     prompt = np.random.default_rng(1).integers(0, causal_lms.VOCAB, 10)
     ids, logits = greedy(load_dynamic(GeneratorRequest(source, max_length=32)), prompt, 8)
     onnx = load(GeneratorRequest(built, options={"io_binding": io_binding}, max_length=32))
@@ -98,5 +99,6 @@ def test_optimize_text_generation_with_onnxruntime_kv(tmp_path):
 
     model = causal_lms.llama()
     ids = torch.tensor([prompt])
-    eager = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=6, min_new_tokens=6, do_sample=False)
+    mask = torch.ones_like(ids)
+    eager = model.generate(ids, attention_mask=mask, max_new_tokens=6, min_new_tokens=6, do_sample=False)
     assert json.loads(loaded.stdout.strip().splitlines()[-1]) == eager[0].tolist()

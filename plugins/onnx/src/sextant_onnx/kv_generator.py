@@ -51,7 +51,8 @@ class OrtKvGenerator:
         try:
             self.session = ort.InferenceSession(str(folder / GRAPH), so, providers=providers)
         except Exception as exc:  # ORT raises its own exception types for bad models and missing ops
-            raise ModelLoadError(f"ONNX Runtime cannot load the exported {manifest.get('architecture')}: {exc}") from exc
+            architecture = manifest.get("architecture")
+            raise ModelLoadError(f"ONNX Runtime cannot load the exported {architecture}: {exc}") from exc
         if providers[0] not in self.session.get_providers():
             raise ModelLoadError(f"ONNX Runtime did not enable {providers[0]} (got {self.session.get_providers()})")
         self.outputs = [o.name for o in self.session.get_outputs()]
@@ -61,9 +62,12 @@ class OrtKvGenerator:
     def prefill(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> tuple[np.ndarray, _State]:
         ids = np.ascontiguousarray(input_ids, dtype=np.int64)
         if ids.shape[1] > self.max_positions:
-            raise StepError(f"a prompt of {ids.shape[1]} tokens is longer than the model's {self.max_positions} positions")
+            raise StepError(
+                f"a prompt of {ids.shape[1]} tokens is longer than the model's {self.max_positions} positions"
+            )
         empty = np.zeros((ids.shape[0], self.kv_heads, 0, self.head_dim), np.float32)
-        return self._step(ids, np.ascontiguousarray(attention_mask, dtype=np.int64), {n: empty for n in self.past_names})
+        mask = np.ascontiguousarray(attention_mask, dtype=np.int64)
+        return self._step(ids, mask, {n: empty for n in self.past_names})
 
     def decode(self, state: _State, next_ids: np.ndarray) -> tuple[np.ndarray, _State]:
         ids = np.ascontiguousarray(next_ids, dtype=np.int64)[:, None]
