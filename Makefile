@@ -81,7 +81,7 @@ test-all: install browser
 	SEXTANT_REQUIRE_BROWSER=$(if $(CAN_APT),1,0) $(VENV)/bin/python -m pytest $(ALL_TESTS)
 
 # Every model of tests/zoo.py (real transformers architectures from tiny random configurations)
-# optimized and its pick checked in a fresh process: the default three run in test-all, the full set
+# optimized and its pick checked in a fresh process: the default two (BERT and Wav2Vec2) run in test-all, the full set
 # here (about a minute each on 2 cores; not part of `make test`)
 test-architectures: install
 	$(VENV)/bin/python -m pytest tests/test_architectures.py -m "architectures or not architectures"

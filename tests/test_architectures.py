@@ -5,7 +5,7 @@ fresh process, run on inputs the run never saw at batch 1 and at the largest bat
 the model's eager outputs computed here. Every failed step or candidate must be one line in
 ``sextant inspect``.
 
-Three models run by default; the rest carry the ``architectures`` marker and run with
+Two models run by default (BERT and Wav2Vec2, :data:`DEFAULT`); the rest carry the ``architectures`` marker and run with
 ``make test-architectures`` (``-m architectures`` selects only them).
 """
 
