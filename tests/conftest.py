@@ -9,7 +9,7 @@ def _cache(monkeypatch, tmp_path_factory):
 
 
 def pytest_collection_modifyitems(config, items):
-    """The ``architectures`` tests (tests/test_architectures.py beyond its default three) run only
+    """The ``architectures`` tests (tests/test_architectures.py beyond its default two) run only
     when ``-m`` names that marker (``make test-architectures``); otherwise they are deselected."""
     if "architectures" in (config.getoption("markexpr") or ""):
         return
