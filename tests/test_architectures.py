@@ -22,11 +22,12 @@ import sextant
 from _support import sextant as sextant_cli
 from sextant.options import OptimizeOptions
 from sextant.testing import FAST
+from sextant.testing.requires import importorskip
 from zoo import ARCHITECTURES, BY_NAME, Architecture
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("transformers")
-pytest.importorskip("onnxruntime")
+torch = importorskip("torch")
+importorskip("transformers")
+importorskip("onnxruntime")
 
 #: the default run's two: dict inputs with a padding mask and a ModelOutput, and a weight-norm
 #: convolution (a parametrized module) with a convolutional feature extractor

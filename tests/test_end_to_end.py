@@ -10,8 +10,9 @@ import sextant as sx
 import torch
 from _support import FAST, ROOT, mlp_args, sextant
 from sextant.testing.contracts import check_judged_against_the_reference
+from sextant.testing.requires import importorskip
 
-pytest.importorskip("onnxruntime")
+importorskip("onnxruntime")
 
 
 def test_torch_factory_to_a_loaded_runner(tmp_path):

@@ -14,8 +14,9 @@ import sextant
 from sextant.errors import ModelLoadError, PackageError, UntrustedSourceError
 from sextant.options import OptimizeOptions
 from sextant.testing import FAST
+from sextant.testing.requires import importorskip
 
-torch = pytest.importorskip("torch")
+torch = importorskip("torch")
 
 
 @pytest.fixture
@@ -84,7 +85,7 @@ def samples():
 
 
 def test_keras_custom_classes_are_a_pickle_and_a_plain_keras_model_is_not(options, tmp_path):
-    pytest.importorskip("tensorflow")
+    importorskip("tensorflow")
     script = tmp_path / "custom_model.py"
     script.write_text(textwrap.dedent(CUSTOM))
     keras_only = replace(options, runners=("keras",), formats=("keras",))
@@ -103,7 +104,7 @@ def test_keras_custom_classes_are_a_pickle_and_a_plain_keras_model_is_not(option
 
 
 def test_a_keras_lambda_layer_needs_the_safe_mode_opt_in_and_then_trust(options, tmp_path):
-    keras = pytest.importorskip("keras")
+    keras = importorskip("keras")
     inputs = keras.Input((4,), name="x")
     model = keras.Model(inputs, keras.layers.Lambda(lambda t: t * 2.0)(inputs))
     path = tmp_path / "lambda.keras"

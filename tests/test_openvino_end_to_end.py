@@ -8,14 +8,14 @@ import importlib.util
 import json
 
 import numpy as np
-import pytest
 import sextant as sx
 import torch
 from _support import ROOT, mlp_args, sextant
 from sextant.testing.contracts import check_judged_against_the_reference
+from sextant.testing.requires import importorskip
 
-pytest.importorskip("sextant_openvino")
-pytest.importorskip("onnxruntime")
+importorskip("sextant_openvino")
+importorskip("onnxruntime")
 
 
 def _example(name: str):

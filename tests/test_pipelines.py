@@ -10,9 +10,10 @@ import shutil
 import warnings
 
 import pytest
+from sextant.testing.requires import importorskip
 
-torch = pytest.importorskip("torch", reason="the pipeline wrapper is torch's")
-pytest.importorskip("sextant_onnx", reason="the tests restrict candidates to ones that include onnxruntime")
+torch = importorskip("torch", reason="the pipeline wrapper is torch's")
+importorskip("sextant_onnx", reason="the tests restrict candidates to ones that include onnxruntime")
 
 import sextant  # noqa: E402
 from sextant.errors import SampleError, UsageError  # noqa: E402

@@ -12,9 +12,10 @@ import json
 
 import numpy as np
 import pytest
+from sextant.testing.requires import importorskip
 
-torch = pytest.importorskip("torch", reason="the pipeline wrapper is torch's")
-transformers = pytest.importorskip("transformers", reason="needs transformers (the torch plugin's 'pipelines' extra)")
+torch = importorskip("torch", reason="the pipeline wrapper is torch's")
+transformers = importorskip("transformers", reason="needs transformers (the torch plugin's 'pipelines' extra)")
 
 import sextant  # noqa: E402
 from _support import tiny_t5  # noqa: E402

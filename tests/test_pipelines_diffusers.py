@@ -8,11 +8,12 @@ import json
 
 import numpy as np
 import pytest
+from sextant.testing.requires import importorskip
 
-torch = pytest.importorskip("torch", reason="the pipeline wrapper is torch's")
-pytest.importorskip("sextant_onnx", reason="the test restricts candidates to ones that include onnxruntime")
-diffusers = pytest.importorskip("diffusers", reason="needs diffusers (the torch plugin's 'pipelines' extra)")
-transformers = pytest.importorskip("transformers", reason="needs transformers (the torch plugin's 'pipelines' extra)")
+torch = importorskip("torch", reason="the pipeline wrapper is torch's")
+importorskip("sextant_onnx", reason="the test restricts candidates to ones that include onnxruntime")
+diffusers = importorskip("diffusers", reason="needs diffusers (the torch plugin's 'pipelines' extra)")
+transformers = importorskip("transformers", reason="needs transformers (the torch plugin's 'pipelines' extra)")
 
 import sextant  # noqa: E402
 from _support import PIPELINE_OPTIONS  # noqa: E402

@@ -15,10 +15,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from sextant.testing.requires import importorskip
 
-torch = pytest.importorskip("torch", reason="the pipeline wrapper is torch's")
-pytest.importorskip("sextant_onnx", reason="the test restricts candidates to ones that include onnxruntime")
-transformers = pytest.importorskip("transformers", reason="needs transformers (the torch plugin's 'pipelines' extra)")
+torch = importorskip("torch", reason="the pipeline wrapper is torch's")
+importorskip("sextant_onnx", reason="the test restricts candidates to ones that include onnxruntime")
+transformers = importorskip("transformers", reason="needs transformers (the torch plugin's 'pipelines' extra)")
 
 import sextant  # noqa: E402
 from _support import PIPELINE_OPTIONS, tiny_t5  # noqa: E402

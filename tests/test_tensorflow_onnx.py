@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from _support import FAST, sextant
+from sextant.testing.requires import importorskip
 
-pytest.importorskip("tf2onnx")
-pytest.importorskip("onnxruntime")
+importorskip("tf2onnx")
+importorskip("onnxruntime")
 
 
 def test_a_keras_file_competes_on_onnx_runtime_too(tmp_path):

@@ -11,9 +11,9 @@ from dataclasses import replace
 from typing import NamedTuple
 
 import numpy as np
-import pytest
 import sextant
 import torch
+from sextant.testing.requires import importorskip
 from torch import nn
 
 LOAD_BEST = """
@@ -70,7 +70,7 @@ def test_an_exported_program_returning_a_named_tuple_loads_in_a_fresh_process(ca
 
 
 def test_a_transformers_model_output_exports_and_loads_in_a_fresh_process(catalog, options):
-    transformers = pytest.importorskip("transformers")
+    transformers = importorskip("transformers")
     torch.manual_seed(0)
     config = transformers.BertConfig(
         hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37, vocab_size=100
@@ -123,7 +123,7 @@ class KeywordOrder(nn.Module):
 
 
 def test_the_legacy_onnx_exporter_passes_keyword_inputs_by_name(catalog, options):
-    pytest.importorskip("sextant_onnx", reason="the exported ONNX runs on ONNX Runtime")
+    importorskip("sextant_onnx", reason="the exported ONNX runs on ONNX Runtime")
     rng = np.random.default_rng(0)
     samples = [{"features": rng.standard_normal((2, 6)).astype(np.float32), "mask": np.ones((2, 4), np.float32)}]
     package = sextant.optimize(

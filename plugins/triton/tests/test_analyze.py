@@ -18,13 +18,10 @@ from sextant.api import Objective, SextantError, UsageError
 from sextant_triton.analyze import analyze
 from sextant_triton.analyze.settings import AnalyzeSettings, ModelSettings, Range, from_mapping
 from sextant_triton.analyze.store import Store
-from sextant_triton.perf import Windows, missing
-from sextant_triton.testing import NO_SERVER
+from sextant_triton.perf import Windows
+from sextant_triton.testing import needs_triton
 
-pytestmark = [
-    pytest.mark.skipif(NO_SERVER is not None, reason=str(NO_SERVER)),
-    pytest.mark.skipif(missing() is not None, reason=str(missing())),
-]
+pytestmark = needs_triton(perf_analyzer=True)
 
 FAST = Windows(interval_ms=200, stability=50.0, max_trials=8)
 SMALL = AnalyzeSettings(

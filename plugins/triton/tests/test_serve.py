@@ -12,7 +12,6 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
@@ -21,14 +20,9 @@ from _models import MAX_BATCH, correctness_cases
 from sextant.api import SextantError
 from sextant_triton import serving
 from sextant_triton.server import Ports
-from sextant_triton.testing import NO_SERVER
+from sextant_triton.testing import needs_triton
 
-MISSING = [m for m in ("torch", "onnx", "onnxruntime") if find_spec(m) is None]
-pytestmark = [
-    pytest.mark.skipif(bool(NO_SERVER), reason=str(NO_SERVER)),
-    pytest.mark.skipif(bool(MISSING), reason=f"needs {', '.join(MISSING)}"),
-    pytest.mark.slow,
-]
+pytestmark = [*needs_triton(modules=("torch", "onnx", "onnxruntime")), pytest.mark.slow]
 READY_POLLS = 1500  # of 0.2 s: a bound, not a timing assertion
 
 

@@ -3,7 +3,9 @@
 - an isolated ``SEXTANT_CACHE_DIR`` for the test session (autouse);
 - ``catalog``: every installed plugin, as the CLI sees them;
 - ``options``: :class:`~sextant.options.OptimizeOptions` writing to a temporary workspace, with a
-  profiler shortened for tests (``sextant.testing.FAST``).
+  profiler shortened for tests (``sextant.testing.FAST``);
+- the ``sextant_missing(reason)`` mark of :func:`sextant.testing.requires.marks`: its test fails
+  with the reason before it runs.
 """
 
 from __future__ import annotations
@@ -13,6 +15,19 @@ import pytest
 from sextant.options import OptimizeOptions
 from sextant.plugins import load_catalog
 from sextant.testing import FAST
+from sextant.testing.requires import MISSING_MARK
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", f"{MISSING_MARK}(reason): fails the test with the reason (something required is missing)"
+    )
+
+
+def pytest_runtest_setup(item):
+    mark = item.get_closest_marker(MISSING_MARK)
+    if mark is not None:
+        pytest.fail(mark.args[0], pytrace=False)
 
 
 @pytest.fixture(autouse=True)

@@ -11,19 +11,23 @@
   ``SEXTANT_REQUIRE_POSTGRES=1`` (CI that must exercise it); :func:`require_postgres` does the same
   for a test that starts its own server.
 
-Tests that use the fixture are skipped, with the reason, where nvidia-pytriton is not installed.
+Tests that use the fixture, or whose module is marked with :func:`needs_triton`, are skipped, with the
+reason, where nvidia-pytriton (or perf_analyzer, or a module they name) is missing, and fail instead
+where ``SEXTANT_REQUIRE_TRITON=1`` (``make test``, which installs them all).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
 from sextant.api import SextantError
+from sextant.testing.requires import marks, skip_or_fail
 
+from sextant_triton import perf
 from sextant_triton.postgres import DRIVER, PostgresServer, find_binaries, server_account, start_postgres
 from sextant_triton.server import TritonServer, start_server
 
@@ -31,12 +35,30 @@ ORT_BACKEND = Path(__file__).with_name("ort_backend.py")
 NO_SERVER = (
     None if find_spec("pytriton") else "tritonserver ships in nvidia-pytriton: pip install 'sextant-triton[serve]'"
 )
+REQUIRE_TRITON = "SEXTANT_REQUIRE_TRITON"
+
+
+def triton_missing(*, perf_analyzer: bool = False, modules: Sequence[str] = ()) -> str | None:
+    """Why tests of the real tritonserver (and perf_analyzer, and ``modules``) cannot run here, or
+    ``None`` when they can."""
+    if NO_SERVER:
+        return NO_SERVER
+    if perf_analyzer and (reason := perf.missing()) is not None:
+        return reason
+    absent = [m for m in modules if find_spec(m) is None]
+    return f"needs {', '.join(absent)}" if absent else None
+
+
+def needs_triton(*, perf_analyzer: bool = False, modules: Sequence[str] = ()) -> list[pytest.MarkDecorator]:
+    """A test module's ``pytestmark`` for :func:`triton_missing`: its tests skip with the reason, or
+    fail with it where ``SEXTANT_REQUIRE_TRITON=1``."""
+    return marks(triton_missing(perf_analyzer=perf_analyzer, modules=modules), REQUIRE_TRITON)
 
 
 @pytest.fixture(scope="module")
 def triton_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., TritonServer]]:
     if NO_SERVER:
-        pytest.skip(NO_SERVER)
+        skip_or_fail(NO_SERVER, REQUIRE_TRITON)
     started: list[TritonServer] = []
 
     def start(repository: Path, **kwargs: object) -> TritonServer:
