@@ -299,11 +299,13 @@ def test_a_package_with_no_selection_says_why(fault_catalog, options, samples):
     reason = status["selection"]["reason"]
     page = page_of(options.workspace)
     assert f"No candidate was selected: {reason}." in page.text
-    # the reference alone was profiled: it is the only line (with rings on any of its points that did
-    # not settle, which a loaded machine may leave); the failed candidate's errors are plotted
+    # the reference alone was profiled: it is the only line; the failed candidate's errors are plotted
     throughput = page.figures["throughput"]["data"]
-    assert [t["legendgroup"] for t in throughput if t["legendgroup"] != "unstable"] == ["source:numpy-eager@cpu"]
-    assert all("source:numpy-eager@cpu" in text for t in throughput if t["legendgroup"] == "unstable" for text in t["text"])
+    lines = [t for t in throughput if t["legendgroup"] != "unstable"]
+    assert [t["legendgroup"] for t in lines] == ["source:numpy-eager@cpu"]
+    # on a loaded machine a measurement may not settle: its ring is drawn on the reference's own points
+    for ring in (t for t in throughput if t["legendgroup"] == "unstable"):
+        assert set(zip(ring["x"], ring["y"])) <= set(zip(lines[0]["x"], lines[0]["y"])), ring
     assert not any(t.get("name") == "selected" for t in page.figures["tradeoff"]["data"])
     wrong = next(t for t in page.figures["correctness"]["data"] if t["name"] == "output output_0")
     assert wrong["marker"]["symbol"][wrong["y"].index("fault-wrong:fault-graph@cpu")] == "x"
