@@ -27,7 +27,7 @@ export SEXTANT_UV_SOURCES := $(shell $(PYTHON) tools/pip_sources.py)
 endif
 INSTALL = $(UV) pip install -q -c constraints.txt $(SEXTANT_UV_SOURCES) --python
 
-.PHONY: browser postgres system-packages demo envs wheels test test-suites test-fast test-core test-torch test-onnx test-search test-tensorflow test-tensorrt test-openvino test-triton test-template test-_template test-all test-architectures install clean
+.PHONY: browser postgres system-packages demo envs wheels test test-suites test-fast test-fast-tests test-core test-torch test-onnx test-search test-tensorflow test-tensorrt test-openvino test-triton test-template test-_template test-all test-architectures install clean
 
 $(UV): constraints.txt
 	$(PYTHON) -m venv .venv-uv
@@ -165,7 +165,7 @@ test-fast:
 	$(MAKE) --no-print-directory -j2 --keep-going --output-sync=target test-core $(addprefix test-,$(filter $(SUITES) triton,$(CHANGED_SUITES))) $(if $(CHANGED_TESTS),FAST_TESTS="$(CHANGED_TESTS)" test-fast-tests)
 
 test-fast-tests: install
-	$(VENV)/bin/python -m pytest $(FAST_TESTS)
+	SEXTANT_REQUIRE_ALL=1 $(VENV)/bin/python -m pytest $(FAST_TESTS)
 
 clean:
 	rm -rf $(VENV) .venv-uv .venv-core .venv-_template .venv-search .venv-torch .venv-onnx .venv-tensorflow .venv-tensorrt .venv-openvino .venv-triton $(WHEELS) sextant-workspace
