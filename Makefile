@@ -102,7 +102,7 @@ TRITON_WHEELS = $(foreach d,$(TRITON_NAMES),$(call whl,$(d)))
 # SEXTANT_REQUIRE_TRITON=1: tritonserver and perf_analyzer are installed above, so a test that cannot
 # find them fails instead of skipping; SEXTANT_REQUIRE_ALL=1: so does one missing any other component
 # (torch.compile's compiler, say)
-test-triton: .venv-triton/.installed system-packages $(foreach d,$(TRITON_NAMES),$(WHEELS)/$(d)/.built)
+test-triton: .venv-triton/.installed $(SYSTEM) $(foreach d,$(TRITON_NAMES),$(WHEELS)/$(d)/.built)
 	$(INSTALL) .venv-triton --no-deps --reinstall $(TRITON_WHEELS)
 	SEXTANT_REQUIRE_TRITON=1 SEXTANT_REQUIRE_ALL=1 SEXTANT_REQUIRE_POSTGRES=$(if $(CAN_APT),1,0) .venv-triton/bin/python -m pytest plugins/triton/tests
 
@@ -118,6 +118,11 @@ system-packages:
 
 postgres browser: system-packages
 
+# the suites that need them depend on system-packages, except in the second phase of `make test`
+# (SYSTEM_DONE=1), which comes after the first installed them: there a prerequisite with a recipe would
+# hold back the suites that wait for it
+SYSTEM := $(if $(SYSTEM_DONE),,system-packages)
+
 # --- with everything installed together: the cross-distribution tests, and the plugin tests that need
 # another plugin or a package their own environment lacks (torch exports run by ONNX Runtime; the
 # ModelOutput of a transformers BertModel exported; the TensorRT planner, which plans from the ONNX
@@ -131,7 +136,7 @@ ALL_TESTS := tests plugins/torch/tests/test_torch_plugin.py::test_convnet_every_
 	plugins/torch/tests/test_exported_outputs.py::test_the_legacy_onnx_exporter_passes_keyword_inputs_by_name \
 	plugins/tensorrt/tests/test_tensorrt_plugin.py::test_without_a_gpu_the_planner_skips_engine_builds_with_the_reason
 
-test-all: install system-packages
+test-all: install $(SYSTEM)
 	SEXTANT_REQUIRE_ALL=1 SEXTANT_REQUIRE_BROWSER=$(if $(CAN_APT),1,0) $(VENV)/bin/python -m pytest --continue-on-collection-errors $(ALL_TESTS)
 
 # Every model of tests/zoo.py (real transformers architectures from tiny random configurations)
@@ -140,19 +145,23 @@ test-all: install system-packages
 test-architectures: install
 	$(VENV)/bin/python -m pytest tests/test_architectures.py -m "architectures or not architectures"
 
-# --- make test: two jobs at a time (2 cores). sextant-triton's suite, the longest, mostly waits on its
-# servers, so it goes first and the other suites (and the environments they need) run beside it.
-# --keep-going: one failing suite does not stop the others, and the run still fails; --output-sync:
-# each suite's output comes in one piece when it ends.
-SUITE_TARGETS := test-triton test-all $(addprefix test-,$(filter-out _template,$(SUITES))) test-template
+# --- make test: two jobs at a time (2 cores), in two phases. First the environments (and PostgreSQL and
+# Chromium), installs side by side. Then the suites, longest first: make hands a free job slot to the
+# next suite in this list, so sextant-triton's suite, the longest, starts first and the others run one
+# after another beside it. (In one phase, make's walk through the prerequisites would start the
+# suites whose environments came first, and the longest would start last.) --keep-going: one failing
+# suite does not stop the others, and the run still fails; --output-sync: each suite's output comes in
+# one piece when it ends.
+SUITE_TARGETS := test-triton test-all test-core test-torch test-tensorflow test-openvino test-search test-onnx test-tensorrt test-template
+ENVS := $(VENV)/.installed .venv-triton/.installed $(foreach s,$(SUITES),.venv-$(s)/.installed)
 
 envs:
-	$(MAKE) -j2 $(VENV)/.installed .venv-triton/.installed $(foreach s,$(SUITES),.venv-$(s)/.installed)
+	$(MAKE) --no-print-directory -j2 system-packages $(ENVS)
 
 test-suites: $(SUITE_TARGETS)
 
-test:
-	$(MAKE) --no-print-directory -j2 --keep-going --output-sync=target test-suites
+test: envs
+	$(MAKE) --no-print-directory -j2 --keep-going --output-sync=target test-suites SYSTEM_DONE=1
 
 # --- make test-fast: the core's suite and those of the distributions changed since main (committed or
 # not), each in its own environment as in `make test`, plus the files of tests/ that changed
