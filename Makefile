@@ -52,8 +52,9 @@ $(foreach d,$(DIST_NAMES),$(eval $(call wheel_rule,$(d))))
 wheels: $(foreach d,$(DIST_NAMES),$(WHEELS)/$(d)/.built)
 
 # --- one environment with every distribution (editable), for the demo and the cross-distribution tests ---
-# (--seed: pip inside, for users and for tests/test_plugins_and_docs.py's `pip install --target`)
-$(VENV)/.installed: $(foreach d,$(DIST_NAMES),$(call dir_of,$(d))/pyproject.toml) constraints.txt | $(UV)
+# (--seed: pip inside, for users and for tests/test_plugins_and_docs.py's `pip install --target`; after
+# the wheels, whose builds empty the build/ folders that setuptools' editable builds also use)
+$(VENV)/.installed: $(foreach d,$(DIST_NAMES),$(call dir_of,$(d))/pyproject.toml) constraints.txt | $(UV) wheels
 	$(UV) venv -q --seed --allow-existing --python $(PYTHON) $(VENV)
 	$(INSTALL) $(VENV) -e './core[report,test]' -e './plugins/torch[test,onnx,pipelines]' -e './plugins/onnx[cpu,test]' -e './plugins/search[test]' -e './plugins/tensorflow[cpu,onnx,test]' -e './plugins/tensorrt[test]' -e ./plugins/triton -e ./plugins/openvino
 	touch $@
@@ -84,6 +85,23 @@ $(addprefix test-,$(SUITES)): test-%: .venv-%/.installed $(WHEELS)/core/.built $
 
 test-template: test-_template
 
+# --- Debian's packages the tests use: PostgreSQL (the two-worker analyze test, started by the test on
+# loopback) and Chromium (tests/test_report_browser.py), installed when missing where apt-get can (as
+# root), in one apt-get (it takes a system-wide lock, so two at once would fail). Where it cannot, those
+# tests skip and say so; where it could, SEXTANT_REQUIRE_POSTGRES/BROWSER=1 make a missing one a failure.
+CAN_APT := $(shell command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && echo 1)
+APT_MISSING = $(if $(wildcard /usr/lib/postgresql/*/bin/initdb),,postgresql) $(if $(shell command -v chromium),,chromium)
+
+system-packages:
+	@missing="$(strip $(APT_MISSING))"; [ -z "$$missing" ] || { [ -n "$(CAN_APT)" ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; } || echo "!!! $$missing not installed and apt-get cannot install it here: the two-worker analyze test (PostgreSQL) or tests/test_report_browser.py (Chromium) will SKIP" >&2
+
+postgres browser: system-packages
+
+# the suites that need them depend on system-packages, except in the second phase of `make test`
+# (SYSTEM_DONE=1), which comes after the first installed them: there a prerequisite with a recipe would
+# hold back the suites that wait for it
+SYSTEM := $(if $(SYSTEM_DONE),,system-packages)
+
 # sextant-triton runs the real tritonserver from the nvidia-pytriton wheel, whose Python stub needs
 # numpy<2 (nvidia-pytriton pins it): its own environment holds what its tests optimize and deploy
 # (sextant analyze's tests also use the search strategies, the report's plotly, perf_analyzer 2.51
@@ -105,23 +123,6 @@ TRITON_WHEELS = $(foreach d,$(TRITON_NAMES),$(call whl,$(d)))
 test-triton: .venv-triton/.installed $(SYSTEM) $(foreach d,$(TRITON_NAMES),$(WHEELS)/$(d)/.built)
 	$(INSTALL) .venv-triton --no-deps --reinstall $(TRITON_WHEELS)
 	SEXTANT_REQUIRE_TRITON=1 SEXTANT_REQUIRE_ALL=1 SEXTANT_REQUIRE_POSTGRES=$(if $(CAN_APT),1,0) .venv-triton/bin/python -m pytest plugins/triton/tests
-
-# --- Debian's packages the tests use: PostgreSQL (the two-worker analyze test, started by the test on
-# loopback) and Chromium (tests/test_report_browser.py), installed when missing where apt-get can (as
-# root), in one apt-get (it takes a system-wide lock, so two at once would fail). Where it cannot, those
-# tests skip and say so; where it could, SEXTANT_REQUIRE_POSTGRES/BROWSER=1 make a missing one a failure.
-CAN_APT := $(shell command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && echo 1)
-APT_MISSING = $(if $(wildcard /usr/lib/postgresql/*/bin/initdb),,postgresql) $(if $(shell command -v chromium),,chromium)
-
-system-packages:
-	@missing="$(strip $(APT_MISSING))"; [ -z "$$missing" ] || { [ -n "$(CAN_APT)" ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; } || echo "!!! $$missing not installed and apt-get cannot install it here: the two-worker analyze test (PostgreSQL) or tests/test_report_browser.py (Chromium) will SKIP" >&2
-
-postgres browser: system-packages
-
-# the suites that need them depend on system-packages, except in the second phase of `make test`
-# (SYSTEM_DONE=1), which comes after the first installed them: there a prerequisite with a recipe would
-# hold back the suites that wait for it
-SYSTEM := $(if $(SYSTEM_DONE),,system-packages)
 
 # --- with everything installed together: the cross-distribution tests, and the plugin tests that need
 # another plugin or a package their own environment lacks (torch exports run by ONNX Runtime; the
