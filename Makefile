@@ -105,9 +105,11 @@ SYSTEM := $(if $(SYSTEM_DONE),,system-packages)
 # sextant-triton runs the real tritonserver from the nvidia-pytriton wheel, whose Python stub needs
 # numpy<2 (nvidia-pytriton pins it): its own environment holds what its tests optimize and deploy
 # (sextant analyze's tests also use the search strategies, the report's plotly, perf_analyzer 2.51
-# taken out of the tritonclient 2.51 wheel by `pip download`, hence --seed, and a real PostgreSQL)
-TRITON_NAMES := core torch onnx search triton
-TRITON_WHEELS_EXTRAS = $(call whl,core,[report$(comma)test]) $(call whl,torch,[test$(comma)onnx]) $(call whl,onnx,[cpu$(comma)test]) $(call whl,search) $(call whl,triton,[test])
+# taken out of the tritonclient 2.51 wheel by `pip download`, hence --seed, and a real PostgreSQL), and
+# sextant-openvino, so that a package whose winner is an OpenVINO candidate deploys, serves and is analyzed
+# here as in the README's one environment for serving
+TRITON_NAMES := core torch onnx search triton openvino
+TRITON_WHEELS_EXTRAS = $(call whl,core,[report$(comma)test]) $(call whl,torch,[test$(comma)onnx]) $(call whl,onnx,[cpu$(comma)test]) $(call whl,search) $(call whl,triton,[test]) $(call whl,openvino)
 TRITON_WHEELS = $(foreach d,$(TRITON_NAMES),$(call whl,$(d)))
 
 .venv-triton/.installed: constraints.txt $(foreach d,$(TRITON_NAMES),$(call dir_of,$(d))/pyproject.toml) | $(UV) $(foreach d,$(TRITON_NAMES),$(WHEELS)/$(d)/.built)
