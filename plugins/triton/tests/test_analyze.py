@@ -87,6 +87,7 @@ def test_brute_sweeps_each_configuration_over_concurrency(repository, tmp_path):
         max_batch_size=Range(8, 8),
         instance_count=Range(1, 1),
         concurrency=Range(1, 4),
+        paired_rounds=0,  # what the search measures, alone (the re-measurement: test_analyze_confirm.py)
     )
     result = analyze(repository, settings, output=tmp_path)
     history = result.groups[0].history
@@ -116,7 +117,11 @@ def test_request_rate_mode_measures_each_rate(repository, tmp_path):
 
 def test_optuna_spends_its_trials_and_keeps_the_study(repository, tmp_path):
     settings = _settings(
-        search="optuna", models=(ModelSettings("scale"),), optuna={"min_trials": 3, "max_trials": 3}, top_n=0
+        search="optuna",
+        models=(ModelSettings("scale"),),
+        optuna={"min_trials": 3, "max_trials": 3},
+        top_n=0,
+        paired_rounds=0,  # the trials alone (the re-measurement: test_analyze_confirm.py)
     )
     result = analyze(repository, settings, output=tmp_path)
     assert 1 <= result.measured <= 3 + 1  # the default, then at most the trials
@@ -124,7 +129,8 @@ def test_optuna_spends_its_trials_and_keeps_the_study(repository, tmp_path):
 
 
 def test_interrupted_run_resumes_and_rerank_measures_nothing(repository, tmp_path):
-    settings = _settings(search="quick", models=(ModelSettings("scale"),), top_n=0)
+    # paired_rounds=0: the stored measurements alone (a re-measurement is never stored: test_analyze_confirm.py)
+    settings = _settings(search="quick", models=(ModelSettings("scale"),), top_n=0, paired_rounds=0)
     seen = []
 
     def interrupt(point, record):
@@ -301,7 +307,7 @@ def test_two_workers_share_one_optuna_study_and_store_in_postgresql(repository, 
     settings.write_text(
         "models: [scale]\nmax_batch_size: {min: 2, max: 8}\ninstance_count: {min: 1, max: 2}\n"
         "dynamic_batching: [true, false]\ntop_n: 0\nmeasurement: {interval_ms: 200, stability: 50, max_trials: 5}\n"
-        "optuna: {min_trials: 6, max_trials: 6, patience: 50}\n"
+        "optuna: {min_trials: 6, max_trials: 6, patience: 50}\npaired_rounds: 0\n"  # stored measurements only
     )
     command = [
         sys.executable,

@@ -92,6 +92,7 @@ def test_a_live_claim_is_waited_on_only_until_the_budget_is_spent(url, tmp_path)
     assert len(naps) == 2  # polled until give_up said so, not until the claim went stale
 
     spent = "the time budget of 5 s ran out"
+    budget = iter([None])  # time left when it is asked to measure; spent while it waits on the claim
     session = Session(
         None,  # type: ignore[arg-type]  # measure() reaches neither the space nor the server here
         None,  # type: ignore[arg-type]
@@ -101,7 +102,7 @@ def test_a_live_claim_is_waited_on_only_until_the_budget_is_spent(url, tmp_path)
         windows=None,  # type: ignore[arg-type]
         inputs={},
         workdir=tmp_path,
-        give_up=lambda: spent,
+        give_up=lambda: next(budget, spent),
     )
     record = session.measure(POINT)
     assert record.metrics is None

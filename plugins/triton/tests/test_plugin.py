@@ -164,7 +164,8 @@ def test_start_retries_only_pytritons_handshake_race(errors, started_on, tmp_pat
     from sextant.api import Signature, TensorSpec
     from sextant_triton.settings import ServingSettings
 
-    fake = types.SimpleNamespace(Triton=_FakeTriton, TritonConfig=lambda **kw: kw)
+    # TritonServer: what serve._quiet_server wraps while a server starts
+    fake = types.SimpleNamespace(Triton=_FakeTriton, TritonConfig=lambda **kw: kw, TritonServer=lambda *a, **kw: None)
     config = types.SimpleNamespace(DynamicBatcher=lambda **kw: kw, ModelConfig=lambda **kw: kw, Tensor=lambda **kw: kw)
     monkeypatch.setitem(sys.modules, "pytriton", types.ModuleType("pytriton"))
     monkeypatch.setitem(sys.modules, "pytriton.triton", fake)
@@ -176,7 +177,7 @@ def test_start_retries_only_pytritons_handshake_race(errors, started_on, tmp_pat
     )
     settings = ServingSettings(8, True, (4,), 0, 2, "KIND_CPU", 1, False)
     serve = importlib.import_module("sextant_triton.serve")
-    start = lambda: serve._start("m", [], signature, settings, "127.0.0.1", {}, tmp_path / "w")  # noqa: E731
+    start = lambda: serve._start("m", [], signature, settings, "127.0.0.1", {}, tmp_path / "w", tmp_path / "log")  # noqa: E731
     if started_on is None:
         with pytest.raises(RuntimeError):
             start()
