@@ -124,7 +124,7 @@ TRITON_WHEELS = $(foreach d,$(TRITON_NAMES),$(call whl,$(d)))
 # (torch.compile's compiler, say)
 test-triton: .venv-triton/.installed $(SYSTEM) $(foreach d,$(TRITON_NAMES),$(WHEELS)/$(d)/.built)
 	$(INSTALL) .venv-triton --no-deps --reinstall $(TRITON_WHEELS)
-	SEXTANT_REQUIRE_TRITON=1 SEXTANT_REQUIRE_ALL=1 SEXTANT_REQUIRE_POSTGRES=$(if $(CAN_APT),1,0) .venv-triton/bin/python -m pytest plugins/triton/tests
+	SEXTANT_REQUIRE_TRITON=1 SEXTANT_REQUIRE_ALL=1 SEXTANT_REQUIRE_POSTGRES=$(if $(CAN_APT),1,0) .venv-triton/bin/python -m pytest --durations=10 plugins/triton/tests
 
 # --- with everything installed together: the cross-distribution tests, and the plugin tests that need
 # another plugin or a package their own environment lacks (torch exports run by ONNX Runtime; the
@@ -140,7 +140,7 @@ ALL_TESTS := tests plugins/torch/tests/test_torch_plugin.py::test_convnet_every_
 	plugins/tensorrt/tests/test_tensorrt_plugin.py::test_without_a_gpu_the_planner_skips_engine_builds_with_the_reason
 
 test-all: install $(SYSTEM)
-	SEXTANT_REQUIRE_ALL=1 SEXTANT_REQUIRE_BROWSER=$(if $(CAN_APT),1,0) $(VENV)/bin/python -m pytest --continue-on-collection-errors $(ALL_TESTS)
+	SEXTANT_REQUIRE_ALL=1 SEXTANT_REQUIRE_BROWSER=$(if $(CAN_APT),1,0) $(VENV)/bin/python -m pytest --durations=10 --continue-on-collection-errors $(ALL_TESTS)
 
 # Every model of tests/zoo.py (real transformers architectures from tiny random configurations)
 # optimized and its pick checked in a fresh process: the default two (BERT and Wav2Vec2) run in test-all,
@@ -154,7 +154,8 @@ test-architectures: install
 # after another beside it. (In one phase, make's walk through the prerequisites would start the
 # suites whose environments came first, and the longest would start last.) --keep-going: one failing
 # suite does not stop the others, and the run still fails; --output-sync: each suite's output comes in
-# one piece when it ends.
+# one piece when it ends. The two longest suites print their ten slowest tests (--durations=10): they
+# decide how long `make test` takes.
 SUITE_TARGETS := test-triton test-all test-core test-torch test-tensorflow test-openvino test-search test-onnx test-tensorrt test-template
 ENVS := $(VENV)/.installed .venv-triton/.installed $(foreach s,$(SUITES),.venv-$(s)/.installed)
 

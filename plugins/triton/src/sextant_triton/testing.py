@@ -25,7 +25,6 @@ from pathlib import Path
 
 import pytest
 from sextant.api import SextantError
-from sextant.testing.requires import marks, skip_or_fail
 
 from sextant_triton import perf
 from sextant_triton.postgres import DRIVER, PostgresServer, find_binaries, server_account, start_postgres
@@ -36,6 +35,15 @@ NO_SERVER = (
     None if find_spec("pytriton") else "tritonserver ships in nvidia-pytriton: pip install 'sextant-triton[serve]'"
 )
 REQUIRE_TRITON = "SEXTANT_REQUIRE_TRITON"
+#: the mark that sextant.testing.fixtures (loaded beside this plugin) turns into a failure at setup;
+#: named here, not imported: a plugin imports sextant.api only (as sextant.testing.requires.marks)
+MISSING_MARK = "sextant_missing"
+
+
+def _skip_or_fail(reason: str) -> None:
+    if os.environ.get(REQUIRE_TRITON) == "1":
+        pytest.fail(f"{REQUIRE_TRITON}=1, but {reason}", pytrace=False)
+    pytest.skip(reason)
 
 
 def triton_missing(*, perf_analyzer: bool = False, modules: Sequence[str] = ()) -> str | None:
@@ -52,13 +60,18 @@ def triton_missing(*, perf_analyzer: bool = False, modules: Sequence[str] = ()) 
 def needs_triton(*, perf_analyzer: bool = False, modules: Sequence[str] = ()) -> list[pytest.MarkDecorator]:
     """A test module's ``pytestmark`` for :func:`triton_missing`: its tests skip with the reason, or
     fail with it where ``SEXTANT_REQUIRE_TRITON=1``."""
-    return marks(triton_missing(perf_analyzer=perf_analyzer, modules=modules), REQUIRE_TRITON)
+    reason = triton_missing(perf_analyzer=perf_analyzer, modules=modules)
+    if reason is None:
+        return []
+    if os.environ.get(REQUIRE_TRITON) == "1":
+        return [getattr(pytest.mark, MISSING_MARK)(f"{REQUIRE_TRITON}=1, but {reason}")]
+    return [pytest.mark.skip(reason=reason)]
 
 
 @pytest.fixture(scope="module")
 def triton_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., TritonServer]]:
     if NO_SERVER:
-        skip_or_fail(NO_SERVER, REQUIRE_TRITON)
+        _skip_or_fail(NO_SERVER)
     started: list[TritonServer] = []
 
     def start(repository: Path, **kwargs: object) -> TritonServer:
