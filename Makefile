@@ -150,13 +150,13 @@ test-architectures: install
 
 # --- make test: two jobs at a time (2 cores), in two phases. First the environments (and PostgreSQL and
 # Chromium), installs side by side. Then the suites, longest first: make hands a free job slot to the
-# next suite in this list, so sextant-triton's suite, the longest, starts first and the others run one
-# after another beside it. (In one phase, make's walk through the prerequisites would start the
-# suites whose environments came first, and the longest would start last.) --keep-going: one failing
-# suite does not stop the others, and the run still fails; --output-sync: each suite's output comes in
-# one piece when it ends. The two longest suites print their ten slowest tests (--durations=10): they
-# decide how long `make test` takes.
-SUITE_TARGETS := test-triton test-all test-core test-torch test-tensorflow test-openvino test-search test-onnx test-tensorrt test-template
+# next suite in this list, so the two longest (test-all, then sextant-triton's suite) start at once and
+# the others follow one after another in whichever slot frees first. (In one phase, make's walk through
+# the prerequisites would start the suites whose environments came first, and the longest last.)
+# --keep-going: one failing suite does not stop the others, and the run still fails; --output-sync:
+# each suite's output comes in one piece when it ends. The two longest print their ten slowest tests
+# (--durations=10): they decide how long `make test` takes.
+SUITE_TARGETS := test-all test-triton test-core test-torch test-tensorflow test-openvino test-search test-onnx test-tensorrt test-template
 ENVS := $(VENV)/.installed .venv-triton/.installed $(foreach s,$(SUITES),.venv-$(s)/.installed)
 
 envs:
