@@ -36,6 +36,7 @@ def required(variable: str = REQUIRE_ALL) -> bool:
 def skip_or_fail(reason: str, variable: str = REQUIRE_ALL) -> NoReturn:
     """Skip the calling test (or, at module level, the module) with ``reason``; fail it where the
     environment sets ``variable=1``."""
+    __tracebackhide__ = True  # pytest reports the skip or failure at the test, not here
     if required(variable):
         pytest.fail(f"{variable}=1, but {reason}", pytrace=False)
     pytest.skip(reason, allow_module_level=True)
@@ -44,6 +45,7 @@ def skip_or_fail(reason: str, variable: str = REQUIRE_ALL) -> NoReturn:
 def importorskip(name: str, reason: str | None = None, variable: str = REQUIRE_ALL) -> ModuleType:
     """:func:`pytest.importorskip`, except that with ``variable=1`` a module that cannot be imported
     fails (at module level: a collection error naming the module)."""
+    __tracebackhide__ = True
     try:
         return importlib.import_module(name)
     except ImportError as exc:
