@@ -17,20 +17,23 @@ VOCAB = 96
 POSITIONS = 64
 
 
+#: Llama and Qwen2 (grouped-query attention, rotary positions) at the same tiny size
+DECODER = dict(
+    vocab_size=VOCAB,
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=POSITIONS,
+    bos_token_id=0,
+    eos_token_id=1,
+)
+
+
 def llama() -> LlamaForCausalLM:
     torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=VOCAB,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=POSITIONS,
-        bos_token_id=0,
-        eos_token_id=1,
-    )
-    return LlamaForCausalLM(config).eval()
+    return LlamaForCausalLM(LlamaConfig(**DECODER)).eval()
 
 
 def gpt2() -> GPT2LMHeadModel:
@@ -41,18 +44,7 @@ def gpt2() -> GPT2LMHeadModel:
 
 def qwen2() -> Qwen2ForCausalLM:
     torch.manual_seed(0)
-    config = Qwen2Config(
-        vocab_size=VOCAB,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=POSITIONS,
-        bos_token_id=0,
-        eos_token_id=1,
-    )
-    return Qwen2ForCausalLM(config).eval()
+    return Qwen2ForCausalLM(Qwen2Config(**DECODER)).eval()
 
 
 def gpt2_body() -> GPT2Model:
