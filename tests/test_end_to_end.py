@@ -93,6 +93,9 @@ def test_search_of_onnx_runtime_options_on_a_real_runner(tmp_path, strategy):
     gain = best["best_point"]["throughput"] / defaults["best_point"]["throughput"] - 1
     assert searched["gain_over_defaults"] == pytest.approx(gain, abs=1e-4)
     assert "io_binding" not in json.dumps(document["search"])  # a CUDA-only option is not searched on the CPU
+    # thread counts at or above the run's threads (0 stands for them) are not searched
+    threads = document["host"]["threads"]
+    assert {r["options"]["intra_op_threads"] for r in measured} <= {0, *range(1, threads)}
     # a second run finds every measurement in its store and the workspace: nothing is measured again
     again = json.loads(sextant(*args).stdout)
     assert list(again["search"].values())[0]["measured"] == 0

@@ -18,6 +18,15 @@ def test_param_grids():
         Param("bad", "linear", (1,), 1)
 
 
+def test_a_thread_count_is_searched_only_below_the_runs_threads():
+    threads = Param("threads", "categorical", (0, 1, 2, 4, 8, 16), 0, thread_count=True)
+    assert threads.within(2).values == (0, 1)  # 2 would repeat 0; 4, 8 and 16 oversubscribe two cores
+    assert threads.within(8).values == (0, 1, 2, 4)
+    assert Param("t", "categorical", (0, 4, 8), 8, thread_count=True).within(2).values == (0, 8)  # the default stays
+    other = Param("streams", "categorical", (0, 1, 2, 4, 8), 0)
+    assert other.within(2) is other
+
+
 def test_runner_option_sets_and_parsing():
     spec = RunnerSpec(
         "r",

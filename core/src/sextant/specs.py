@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -73,6 +73,10 @@ class Param:
 
     ``categorical``: ``values`` lists the choices. ``linear`` / ``exponential``: ``values`` is
     ``(low, high)`` and the grid steps by one / doubles.
+
+    ``thread_count``: the values are numbers of threads, 0 standing for as many as sextant gives the
+    runner. A search on a run of ``threads`` threads tries only 0 and the counts below it (see
+    :meth:`within`): a count at or above it repeats 0 or oversubscribes the cores the run measures on.
     """
 
     name: str
@@ -81,6 +85,7 @@ class Param:
     default: Any
     description: str = ""
     devices: tuple[str, ...] | None = None  # None: matters on every device
+    thread_count: bool = False
 
     def __post_init__(self) -> None:
         if self.kind != "categorical" and len(self.values) != 2:
@@ -96,6 +101,14 @@ class Param:
             out.append(value)
             value = value + 1 if self.kind == "linear" else value * 2
         return tuple(out)
+
+    def within(self, threads: int) -> Param:
+        """The dimension as searched on a run of ``threads`` threads: a thread count keeps 0 and the
+        counts below ``threads`` (the default too, whatever it is); any other param is unchanged."""
+        if not self.thread_count or self.kind != "categorical":
+            return self
+        kept = tuple(v for v in self.values if v == 0 or v < threads or v == self.default)
+        return replace(self, values=kept)
 
 
 @dataclass(frozen=True)

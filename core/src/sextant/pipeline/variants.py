@@ -102,7 +102,8 @@ def search_options(
             start = best_default(run, plan, runner, device)
             if start is None:
                 continue
-            strategy = resolve(spec.create)(runner.space(device), seed=0, workspace=run.workspace.path, name=start.id)
+            space = tuple(p.within(run.threads) for p in runner.space(device))
+            strategy = resolve(spec.create)(space, seed=0, workspace=run.workspace.path, name=start.id)
 
             def measure(config: dict[str, Any], start: PlannedCandidate = start) -> dict[str, float] | None:
                 record = _measured(run, plan, with_options(start, config), evaluate)

@@ -43,6 +43,7 @@ SESSION_OPTIONS = (
         (0, 1, 2, 4, 8, 16),
         0,
         "threads inside one operator; 0: as many as sextant gives the runner",
+        thread_count=True,
     ),
     Param(
         "execution_mode",

@@ -56,6 +56,7 @@ OPTIONS = (
         (0, 1, 2, 4, 8, 16),
         0,
         "INFERENCE_NUM_THREADS; 0: as many as sextant gives the runner",
+        thread_count=True,
     ),
 )
 
