@@ -46,6 +46,7 @@ PIPELINE_OPTIONS = {
     "repeats": 1,
     "timed_choice": False,
     "cutoff": 0.0,  # every candidate swept in full: the ranking the tests read never depends on timings
+    "paired_rounds": 0,  # no paired re-measurement of the pick (its own tests: core/tests/test_pairing.py)
 }
 
 

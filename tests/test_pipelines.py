@@ -31,6 +31,7 @@ OPTIONS = {
     "repeats": 2,
     "timed_choice": False,
     "cutoff": 0.0,
+    "paired_rounds": 0,  # no paired re-measurement of the pick (its own tests: core/tests/test_pairing.py)
 }
 
 

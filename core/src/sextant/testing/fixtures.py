@@ -3,7 +3,9 @@
 - an isolated ``SEXTANT_CACHE_DIR`` for the test session (autouse);
 - ``catalog``: every installed plugin, as the CLI sees them;
 - ``options``: :class:`~sextant.options.OptimizeOptions` writing to a temporary workspace, with a
-  profiler shortened for tests (``sextant.testing.FAST``);
+  profiler shortened for tests (``sextant.testing.FAST``) and no paired re-measurement of the pick
+  (``paired_rounds=0``: it decides close calls by timing, which a plugin's test does not check;
+  set it back with ``dataclasses.replace`` where one does);
 - the ``sextant_missing(reason)`` mark of :func:`sextant.testing.requires.marks`: its test fails
   with the reason before it runs.
 """
@@ -42,4 +44,6 @@ def catalog():
 
 @pytest.fixture
 def options(tmp_path):
-    return OptimizeOptions(workspace=tmp_path / "ws", max_batch_size=FAST.max_batch, profiler=FAST, step_timeout=300)
+    return OptimizeOptions(
+        workspace=tmp_path / "ws", max_batch_size=FAST.max_batch, profiler=FAST, step_timeout=300, paired_rounds=0
+    )
