@@ -287,3 +287,15 @@ def test_bad_settings_fail_before_any_work_naming_the_value(fake_catalog, option
     assert not options.workspace.exists()  # nothing was written
     if "formats" in settings:
         assert "fake-graph" in error.value.hint and "numpy-mlp" in error.value.hint
+
+
+def test_the_fork_server_preloads_the_installed_packages_the_source_imports_never_a_users_file(tmp_path, monkeypatch):
+    from sextant.pipeline import _preload
+    from sextant.planner import Plan
+    from sextant.specs import Format, SourceModel
+
+    (tmp_path / "users_model.py").write_text("raise SystemExit('a user file must not be imported')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))  # findable, as a user's file next to their script is
+    fake = Format("fake")
+    source = SourceModel(fake, "m", lambda folder: folder, imports=("numpy", "users_model", "no_such_package_xyz"))
+    assert _preload(Plan(fake), source) == ["numpy"]  # installed; not the user's file, not what is missing

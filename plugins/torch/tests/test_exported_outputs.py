@@ -134,3 +134,13 @@ def test_the_legacy_onnx_exporter_passes_keyword_inputs_by_name(catalog, options
     )
     legacy = package.candidate("torch-onnx-legacy:onnxruntime@cpu")
     assert legacy.status.value == "ok", legacy.record.reason
+
+
+def test_the_source_names_the_packages_its_pickle_imports():
+    transformers = importorskip("transformers")
+    from sextant_torch.source import module_source
+
+    config = transformers.BertConfig(hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8)
+    wrapped = nn.Sequential(transformers.BertModel(config), PairHead())  # torch's own classes are left out
+    assert module_source(wrapped, None).imports == ("test_exported_outputs", "transformers")
+    assert module_source(PairHead(), None).imports == ("test_exported_outputs",)  # not installed: not preloaded

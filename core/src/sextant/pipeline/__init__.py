@@ -19,6 +19,7 @@ recorded under the same key, and redoes only what a changed option touches.
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import importlib.util
 import time
 from collections.abc import Mapping
@@ -156,7 +157,8 @@ def optimize(
             if note:
                 ledger.note(note)
         max_batch = options.max_batch_size  # until the samples say otherwise
-        with Isolator(preload=_preload(plan), server_log=workspace.path / "logs" / "forkserver.log") as isolator:
+        server_log = workspace.path / "logs" / "forkserver.log"
+        with Isolator(preload=_preload(plan, source), server_log=server_log) as isolator:
             try:
                 if not previous:  # a first run: the server imports the heavy modules while the samples are saved;
                     isolator.start()  # a re-run may need no child at all, and starts it on first use
@@ -454,8 +456,12 @@ def _raise_if_nothing_selected(ledger: Ledger, workspace: Workspace) -> None:
     )
 
 
-def _preload(plan: Plan) -> list[str]:
-    """The top-level modules the plan's steps and runners need, for the fork server to import once."""
+def _preload(plan: Plan, source: SourceModel) -> list[str]:
+    """The top-level modules the plan's steps and runners need, and the installed packages the
+    source's artifact imports, for the fork server to import once (never a user's own file: its
+    top-level code would run in the server)."""
     modules = {m.split(".", 1)[0] for s in plan.steps for m in s.spec.requires}
     modules |= {m.split(".", 1)[0] for c in plan.candidates for m in c.runner.requires}
+    if source.imports:
+        modules |= set(source.imports) & set(importlib.metadata.packages_distributions())
     return sorted(m for m in modules if importlib.util.find_spec(m) is not None)

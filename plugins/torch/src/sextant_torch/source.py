@@ -47,6 +47,13 @@ def _by_value(model: torch.nn.Module) -> None:
             cloudpickle.register_pickle_by_value(sys.modules[name])
 
 
+def _imports(model: torch.nn.Module) -> tuple[str, ...]:
+    """The packages of the model's classes that loading its pickle imports (``transformers``,
+    ``diffusers``); torch itself, and the user's own modules (pickled by value), aside."""
+    names = {pickling.original_class(module).__module__ for module in model.modules()}
+    return tuple(sorted({n.split(".", 1)[0] for n in names if not is_user_module(n)} - {"torch", "builtins"}))
+
+
 def module_source(model: torch.nn.Module, name: str | None) -> SourceModel:
     model = model.eval()
     notes = _parametrized_notes(model)
@@ -73,6 +80,7 @@ def module_source(model: torch.nn.Module, name: str | None) -> SourceModel:
         fingerprint=lambda: fingerprint(model),
         notes=notes,
         probe=lambda batch, signature: _probe(model, batch, signature),
+        imports=_imports(model),
     )
 
 
