@@ -1,4 +1,12 @@
 import pytest
+from sextant.isolation import shared_servers
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _shared_fork_servers():
+    """The session's runs fork their children from warm servers (sextant.isolation.shared_servers)."""
+    with shared_servers():
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -4,11 +4,19 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from sextant.isolation import shared_servers
 from sextant.options import OptimizeOptions
 from sextant.plugins import load_catalog
 from sextant.testing import FAST as SHORT
 
 FAST = replace(SHORT, max_batch=8)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _shared_fork_servers():
+    """The session's runs fork their children from warm servers (sextant.isolation.shared_servers)."""
+    with shared_servers():
+        yield
 
 
 @pytest.fixture(autouse=True)

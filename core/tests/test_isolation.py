@@ -3,9 +3,11 @@
 The timeout is measured with an injected clock, so no assertion depends on how loaded the machine is.
 """
 
+import os
+import sys
 import time
 
-from sextant.isolation import Isolator
+from sextant.isolation import Isolator, shared_servers
 
 
 def chatty(document, channel):
@@ -21,6 +23,16 @@ def silent(document, channel):
 
 def failing(document, channel):
     raise ValueError("no such operator")
+
+
+def surroundings(document, channel):
+    return {
+        "server": os.getppid(),
+        "preloaded": document["module"] in sys.modules,  # before this child imported anything
+        "variable": os.environ.get("SEXTANT_TEST_VARIABLE"),
+        "cwd": os.getcwd(),
+        "path": sys.path[0],
+    }
 
 
 class MessageClock:
@@ -84,3 +96,47 @@ def test_isolation_and_the_fork_server_do_not_import_each_other():
     assert "sextant.forkserver" in imports("isolation")
     assert "sextant.isolation" not in imports("forkserver")
     assert "sextant.isolation" not in imports("child")
+
+
+def _run(isolator, tmp_path, module="colorsys"):
+    result = isolator.run("test_isolation:surroundings", {"module": module}, log_path=tmp_path / "log", timeout=60)
+    assert result.ok, result.reason()
+    return result.value
+
+
+def test_shared_servers_fork_later_runs_from_the_warm_server_with_the_parents_surroundings(
+    tmp_path, monkeypatch
+):
+    with shared_servers():
+        with Isolator(preload=["wave"]) as first:
+            before = _run(first, tmp_path, "wave")
+        assert before["preloaded"]
+        # what changes in the parent between runs reaches the next run's children
+        monkeypatch.setenv("SEXTANT_TEST_VARIABLE", "set after the server started")
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.syspath_prepend(str(tmp_path / "added"))
+        with Isolator(preload=["colorsys"]) as second:  # a module the server had not imported
+            after = _run(second, tmp_path)
+        assert after["server"] == before["server"]  # the same warm server
+        assert after["preloaded"]  # imported there for this run
+        assert after["variable"] == "set after the server started"
+        assert after["cwd"] == str(tmp_path) and after["path"] == str(tmp_path / "added")
+        with Isolator() as one, Isolator() as other:  # two runs at once: one server each
+            assert _run(one, tmp_path)["server"] != _run(other, tmp_path)["server"]
+
+
+def test_without_sharing_each_run_starts_its_own_server(tmp_path):
+    import sextant.isolation
+
+    if sextant.isolation._warm is not None:  # this suite's conftest shares servers: step outside
+        saved, sextant.isolation._warm = sextant.isolation._warm, None
+    else:
+        saved = None
+    try:
+        with Isolator() as first:
+            one = _run(first, tmp_path)
+        with Isolator() as second:
+            two = _run(second, tmp_path)
+        assert one["server"] != two["server"] and not one["preloaded"]
+    finally:
+        sextant.isolation._warm = saved

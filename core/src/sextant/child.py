@@ -48,7 +48,8 @@ def child_main(conn: Connection) -> None:
     """Entry point inside the child: isolate, redirect output, run ``target(document, channel)``."""
     os.setsid()
     _die_with_parent()
-    target, document, log_path, env = conn.recv()
+    target, document, log_path, env, context = conn.recv()
+    _enter(context)
     os.environ.update(env)
     log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(log_fd, 1)
@@ -64,6 +65,15 @@ def child_main(conn: Connection) -> None:
         conn.send(("error", text, traceback.format_exc(), disk_full))
     finally:
         conn.close()
+
+
+def _enter(context: dict[str, Any]) -> None:
+    """Take the parent's environment, working folder and ``sys.path`` as they are now (the server
+    may have been started by an earlier run, when they were otherwise)."""
+    os.environ.clear()
+    os.environ.update(context["environ"])
+    os.chdir(context["cwd"])
+    sys.path[:] = context["path"]
 
 
 def _error(exc: BaseException, workspace: Path) -> tuple[str, bool]:

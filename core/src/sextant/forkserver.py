@@ -7,8 +7,9 @@ The parent talks to the server over a datagram socket pair. To start a job it se
 with one end of a fresh socket pair attached (``SCM_RIGHTS``); the server forks, the child wraps
 that end as a ``multiprocessing.connection.Connection``, and the server answers ``started PID``.
 When a child ends the server reaps it and sends ``exited PID STATUS`` (``-N``: killed by signal N).
-The server runs in its own session (Ctrl-C in the terminal does not reach it) and exits when the
-parent's end closes.
+``b"import M1 M2"`` has it import more modules for the children it forks from then on. The server
+runs in its own session (Ctrl-C in the terminal does not reach it) and exits when the parent's end
+closes.
 """
 
 from __future__ import annotations
@@ -47,6 +48,11 @@ class ForkServer:
 
     def alive(self) -> bool:
         return self._process.poll() is None
+
+    def preload(self, modules: Sequence[str]) -> None:
+        """Have the server import more modules, for the children it forks from now on."""
+        if modules:
+            self._ctrl.send(("import " + " ".join(modules)).encode())
 
     def fork(self, timeout: float = 60.0) -> tuple[int, Connection]:
         """Start a child; returns its pid and the parent's end of its connection."""
@@ -102,9 +108,12 @@ def serve(ctrl: socket.socket, child: Callable[[Connection], None]) -> None:
         if not ready:
             continue
         try:
-            message, fds, _, _ = socket.recv_fds(ctrl, 64, 1)
+            message, fds, _, _ = socket.recv_fds(ctrl, 65536, 1)
         except OSError:
             return
+        if message.startswith(b"import "):
+            _import(message.decode().split()[1:])
+            continue
         if message != b"fork":
             return
         pid = os.fork()
@@ -137,15 +146,19 @@ def _reap(ctrl: socket.socket) -> None:
             return
 
 
-def main(argv: list[str]) -> None:
-    ctrl = socket.socket(fileno=int(argv[0]))
-    parent_path = json.loads(os.environ.pop("SEXTANT_FORKSERVER_PATH", "[]"))
-    sys.path[:] = list(dict.fromkeys([*parent_path, *sys.path]))
-    for module in argv[1:]:
+def _import(modules: Sequence[str]) -> None:
+    for module in modules:
         try:
             importlib.import_module(module)
         except Exception as exc:  # the child will meet the same error, with its real message
             print(f"preloading {module} failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str]) -> None:
+    ctrl = socket.socket(fileno=int(argv[0]))
+    parent_path = json.loads(os.environ.pop("SEXTANT_FORKSERVER_PATH", "[]"))
+    sys.path[:] = list(dict.fromkeys([*parent_path, *sys.path]))
+    _import(argv[1:])
     from sextant.child import child_main
 
     serve(ctrl, child_main)

@@ -8,6 +8,12 @@ for the parent's reply.
 
 The time limit counts from the child's last message: a step that keeps reporting progress (a
 profile sweep) runs on; one that goes quiet for ``timeout`` seconds is killed.
+
+Inside :func:`shared_servers`, runs one after another in this process share warm servers (the parts
+of a pipeline, a test session): a run forks its children from an idle live server, which imports
+whatever more the run needs, instead of starting one and importing torch again. Every job carries
+the parent's environment, working folder and ``sys.path`` as they are when it starts, so a child
+of a shared server sees what a child of its own server would.
 """
 
 from __future__ import annotations
@@ -15,8 +21,9 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -58,8 +65,38 @@ class ChildResult:
         return f"child process exited with code {self.exitcode} without a result"
 
 
+@dataclass
+class _Warm:
+    """A fork server kept between runs: what it has imported, and whether a run is using it."""
+
+    server: ForkServer
+    modules: set[str]
+    busy: bool = False
+
+
+_warm: list[_Warm] | None = None  # inside shared_servers(): the servers kept warm
+
+
+@contextlib.contextmanager
+def shared_servers() -> Iterator[None]:
+    """Within the block, runs in this process share warm fork servers (see the module's docstring);
+    they stop when the outermost block ends."""
+    global _warm
+    if _warm is not None:
+        yield
+        return
+    _warm = []
+    try:
+        yield
+    finally:
+        warm, _warm = _warm, None
+        for entry in warm:
+            entry.server.close()
+
+
 class Isolator:
-    """Runs jobs in children forked from one fork server, started on first use."""
+    """Runs jobs in children forked from one fork server, started on first use (or a warm one
+    borrowed inside :func:`shared_servers`)."""
 
     def __init__(
         self, preload: Sequence[str] = (), server_log: Path | None = None, clock: Clock = time.monotonic
@@ -67,6 +104,7 @@ class Isolator:
         self._preload = ["sextant.worker", *preload]
         self._server_log = server_log
         self._server: ForkServer | None = None
+        self._borrowed: _Warm | None = None
         self._clock = clock  # what the timeout is measured with (tests give their own)
 
     def __enter__(self) -> Isolator:
@@ -76,14 +114,33 @@ class Isolator:
         self.close()
 
     def close(self) -> None:
-        if self._server is not None:
+        if self._borrowed is not None:
+            self._borrowed.busy = False  # back to the warm servers
+        elif self._server is not None:
             self._server.close()
-            self._server = None
+        self._server, self._borrowed = None, None
 
     def start(self) -> None:
         """Start the fork server now (it starts on first use otherwise)."""
-        if self._server is None or not self._server.alive():
-            self._server = ForkServer(self._preload, str(self._server_log) if self._server_log else None)
+        if self._server is not None and self._server.alive():
+            return
+        self.close()  # one that died is replaced
+        log = str(self._server_log) if self._server_log else None
+        if _warm is None:
+            self._server = ForkServer(self._preload, log)
+            return
+        for dead in [w for w in _warm if not w.server.alive()]:
+            dead.server.close()
+            _warm.remove(dead)
+        entry = next((w for w in _warm if not w.busy), None)
+        if entry is None:
+            entry = _Warm(ForkServer(self._preload, log), set(self._preload))
+            _warm.append(entry)
+        missing = [m for m in self._preload if m not in entry.modules]
+        entry.server.preload(missing)
+        entry.modules.update(missing)
+        entry.busy = True
+        self._server, self._borrowed = entry.server, entry
 
     def _fork(self) -> tuple[int, Connection]:
         self.start()
@@ -106,7 +163,8 @@ class Isolator:
         pid, conn = self._fork()
         result = ChildResult(ok=False)
         try:
-            conn.send((target, dict(payload), str(log_path), dict(env or {})))
+            context = {"environ": dict(os.environ), "cwd": os.getcwd(), "path": list(sys.path)}
+            conn.send((target, dict(payload), str(log_path), dict(env or {}), context))
             deadline = self._clock() + timeout
             while True:
                 if not conn.poll(0.05):

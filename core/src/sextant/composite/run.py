@@ -34,6 +34,7 @@ from sextant.composite.records import (
 )
 from sextant.composite.search import Unit, keep_original, settle, slower_in_pipeline
 from sextant.errors import SampleError, SextantError, UsageError
+from sextant.isolation import shared_servers
 from sextant.options import OptimizeOptions
 from sextant.pipeline.lock import WorkspaceLock
 from sextant.signature import Signature, infer_tensors
@@ -97,14 +98,15 @@ def optimize_pipeline(
             for r in reference
         ]
         units, records = [], []
-        for part in parts:
-            for recording in recordings[part.name]:
-                emit("part_start", {"module": part.name, "structure": recording.description})
-                unit, record = _optimize_part(part, recording, folder, options, catalog, on_event)
-                records.append(record)
-                if unit is not None:
-                    units.append(unit)
-                emit("part_end", {"module": part.name, "record": record})
+        with shared_servers():  # the parts' runs fork their children from one warm server
+            for part in parts:
+                for recording in recordings[part.name]:
+                    emit("part_start", {"module": part.name, "structure": recording.description})
+                    unit, record = _optimize_part(part, recording, folder, options, catalog, on_event)
+                    records.append(record)
+                    if unit is not None:
+                        units.append(unit)
+                    emit("part_end", {"module": part.name, "record": record})
 
         def check() -> str | None:
             return judge([function(item) for item in items], reference, reference_flat, *tolerance, verify_func)

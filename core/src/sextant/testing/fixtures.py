@@ -1,6 +1,8 @@
 """pytest fixtures for plugin tests: ``pytest_plugins = ["sextant.testing.fixtures"]`` in a conftest.
 
 - an isolated ``SEXTANT_CACHE_DIR`` for the test session (autouse);
+- warm fork servers shared by the session's runs (autouse; :func:`sextant.isolation.shared_servers`):
+  each run's children no longer wait for a new server to import torch;
 - ``catalog``: every installed plugin, as the CLI sees them;
 - ``options``: :class:`~sextant.options.OptimizeOptions` writing to a temporary workspace, with a
   profiler shortened for tests (``sextant.testing.FAST``) and no paired re-measurement of the pick
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import pytest
 
+from sextant.isolation import shared_servers
 from sextant.options import OptimizeOptions
 from sextant.plugins import load_catalog
 from sextant.testing import FAST
@@ -30,6 +33,12 @@ def pytest_runtest_setup(item):
     mark = item.get_closest_marker(MISSING_MARK)
     if mark is not None:
         pytest.fail(mark.args[0], pytrace=False)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _shared_fork_servers():
+    with shared_servers():
+        yield
 
 
 @pytest.fixture(autouse=True)
