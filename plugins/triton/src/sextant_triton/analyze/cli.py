@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from sextant.api import SextantError, stop_signals
+from sextant.api import SextantError, UsageError, stop_signals
 
 from sextant_triton.cli import Candidate, Debug, TrustSource
 
@@ -41,7 +41,26 @@ def analyze_command(
     ] = None,
     search: Annotated[str | None, typer.Option("--search", help="brute, quick or optuna (default: quick).")] = None,
     url: Annotated[str | None, typer.Option("--url", help="A running server's gRPC address (remote mode).")] = None,
-    objective: Annotated[str | None, typer.Option("--objective", help="throughput, latency or memory.")] = None,
+    objective: Annotated[
+        str | None,
+        typer.Option(
+            "--objective", help="throughput, latency or memory; with --model-type llm also ttft, itl, tokens-per-second."
+        ),
+    ] = None,
+    model_type: Annotated[
+        str | None,
+        typer.Option("--model-type", help="llm: a streaming generation model, measured by tokens (TTFT, ITL, tokens/s)."),
+    ] = None,
+    max_ttft_ms: Annotated[
+        float | None, typer.Option("--max-ttft-ms", help="Time to first token budget (p99, ms; --model-type llm).")
+    ] = None,
+    max_itl_ms: Annotated[
+        float | None, typer.Option("--max-itl-ms", help="Inter-token latency budget (p99, ms; --model-type llm).")
+    ] = None,
+    min_output_tokens_per_s: Annotated[
+        float | None,
+        typer.Option("--min-output-tokens-per-s", help="Least output token throughput (--model-type llm)."),
+    ] = None,
     max_p99_ms: Annotated[float | None, typer.Option("--max-p99-ms", help="Latency budget (p99, ms).")] = None,
     min_throughput: Annotated[
         float | None, typer.Option("--min-throughput", help="Least throughput (infer/s).")
@@ -82,6 +101,16 @@ def analyze_command(
 
     settings = read_file(file) if file else AnalyzeSettings()
     changes: dict[str, Any] = {}
+    if model_type is not None:
+        changes["model_type"] = model_type.lower()
+    llm = (changes.get("model_type") or settings.model_type) == "llm"
+    generation = {"--max-ttft-ms": max_ttft_ms, "--max-itl-ms": max_itl_ms, "--min-output-tokens-per-s": min_output_tokens_per_s}
+    given = [flag for flag, value in generation.items() if value is not None]
+    if given and not llm:
+        raise UsageError(f"{', '.join(given)} measure{'s' if len(given) == 1 else ''} generation", hint="Add --model-type llm.")
+    if llm:  # in an LLM measurement p99_ms is the inter-token latency's and throughput is output tokens/s
+        max_p99_ms = max_itl_ms if max_itl_ms is not None else max_p99_ms
+        min_throughput = min_output_tokens_per_s if min_output_tokens_per_s is not None else min_throughput
     if model:
         known = {m.name: m for m in settings.models}
         changes["models"] = tuple(known.get(name, ModelSettings(name)) for name in model)
@@ -103,7 +132,7 @@ def analyze_command(
         changes["trust_source"] = True
     if candidate is not None:
         changes["candidate"] = candidate
-    if objective or any(v is not None for v in (max_p99_ms, min_throughput, max_memory_mb)):
+    if objective or any(v is not None for v in (max_p99_ms, min_throughput, max_memory_mb, max_ttft_ms)):
         base = settings.objective
         chosen = Objective.named(objective) if objective else base
         changes["objective"] = replace(
@@ -111,12 +140,15 @@ def analyze_command(
             max_p99_ms=max_p99_ms if max_p99_ms is not None else base.max_p99_ms,
             min_throughput=min_throughput if min_throughput is not None else base.min_throughput,
             max_memory_mb=max_memory_mb if max_memory_mb is not None else base.max_memory_mb,
+            max_ttft_ms=max_ttft_ms if max_ttft_ms is not None else base.max_ttft_ms,
         )
     settings = replace(settings, **changes)
 
     def progress(point: dict, record: Any) -> None:
+        from sextant_triton.analyze.outputs import numbers
+
         m = record.metrics
-        what = f"{m['throughput']:,.0f} infer/s, p99 {m['p99_ms']:.2f} ms" if m else f"failed: {record.error}"
+        what = numbers(m) if m else f"failed: {record.error}"
         print(f"  measured {point}: {what}", file=sys.stderr, flush=True)
 
     said: set[str] = set()

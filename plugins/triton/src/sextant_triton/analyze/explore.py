@@ -24,7 +24,7 @@ from typing import Any
 
 from sextant.api import Objective, SextantError
 
-from sextant_triton import perf
+from sextant_triton import llmperf, perf
 from sextant_triton.analyze.control import ServerControl, gpu_memory_mb
 from sextant_triton.analyze.space import Point, Space, Unit
 from sextant_triton.analyze.store import Record, Store
@@ -126,7 +126,8 @@ class Session:
         def one(unit: Unit) -> Metrics:
             data, shapes = self.inputs[unit.name]
             load = self.space.load(unit, point)
-            found = perf.measure(
+            meter = llmperf.measure if self.space.settings.model_type == "llm" else perf.measure
+            found = meter(
                 unit.name,
                 self.control.grpc_url,
                 load,

@@ -56,7 +56,8 @@ def instance_kind(settings: AnalyzeSettings) -> str | None:
 def _group_key(units: Sequence[Unit], settings: AnalyzeSettings) -> str:
     parts = [f"{u.name}@{u.content}" for u in units]
     w = settings.windows
-    return "+".join(parts) + f"|batch {settings.batch_size}|windows {w.interval_ms}/{w.stability:g}/{w.max_trials}"
+    key = "+".join(parts) + f"|batch {settings.batch_size}|windows {w.interval_ms}/{w.stability:g}/{w.max_trials}"
+    return key + (f"|llm {settings.llm.describe()}" if settings.model_type == "llm" else "")
 
 
 def _strategy(settings: AnalyzeSettings, params: list[Param], output: Path, key: str, catalog: object) -> Any:
@@ -124,7 +125,7 @@ def analyze(
                     GroupResult(space, key, tuple(stored), stored[0][1], "re-ranked stored measurements", again)
                 )
         else:
-            inputs = {u.name: perf_inputs(found.repository, u.settings, u.top, found.output) for u in units}
+            inputs = {u.name: _inputs(found, settings, u) for u in units}
             results = _measure(
                 found, settings, groups, inputs, kind, hardware, store, counters, catalog, on_measured, log
             )
@@ -133,6 +134,16 @@ def analyze(
         store.close()
     counters.events.extend(store.took_over)
     return outputs.write(found, settings, results, counters, hardware)
+
+
+def _inputs(found: Target, settings: AnalyzeSettings, unit: Unit) -> Inputs:
+    """What perf_analyzer sends ``unit``: the prompts of an LLM analysis (checked: a model that does not
+    stream, or a prompt longer than its context, is refused before the server starts), else samples."""
+    if settings.model_type == "llm":
+        from sextant_triton.analyze import llm
+
+        return llm.write_prompts(unit.top, settings.llm, found.output / "perf" / f"{unit.name}_prompts.json"), {}
+    return perf_inputs(found.repository, unit.settings, unit.top, found.output)
 
 
 def _measure(

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from sextant.api import Objective, htmlkit
 
+from sextant_triton.analyze import llm as llm_view
 from sextant_triton.analyze.confirm import config_of, ranked
 from sextant_triton.analyze.space import Point, Space
 from sextant_triton.analyze.store import Record
@@ -100,7 +101,8 @@ def best_of(group: GroupResult, objective: Objective) -> Best:
     configs = {_config_label(group.space, p) for p, r in group.history}
     n = len(group.history)
     names = ", ".join(u.name for u in group.space.units)
-    constraints = objective.constraints_text()
+    llm = group.space.settings.model_type == "llm"
+    constraints = llm_view.constraints_text(objective) if llm else objective.constraints_text()
     under = "" if constraints == "none" else f" under {constraints}"
     lead = f"{names}: in {n} measurements over {len(configs)} configurations"
     if not group.history:
@@ -109,9 +111,9 @@ def best_of(group: GroupResult, objective: Objective) -> Best:
         closest = order[0] if order else None
         text = f"{lead}, none met the constraints ({constraints})"
         if closest:
-            text += f"; the closest is {_config_label(group.space, closest[0])} at {_load(closest[1])}: {_numbers(closest[1].metrics)}"
+            text += f"; the closest is {_config_label(group.space, closest[0])} at {_load(closest[1])}: {numbers(closest[1].metrics)}"
         return Best(None, None, closest, None, text + ".")
-    metric = ", ".join(objective.weights)
+    metric = ", ".join(llm_view.METRIC_NAMES.get(k, k) if llm else k for k in objective.weights)
     confirmation = group.confirmation
     base = confirmation.default if confirmation else None
     if base is None:
@@ -119,7 +121,7 @@ def best_of(group: GroupResult, objective: Objective) -> Best:
         label = _config_label(group.space, point)
         return Best(
             point, record, None, None,
-            f"{lead}, {label} at {_load(record)} is the best ({_numbers(record.metrics)}); "
+            f"{lead}, {label} at {_load(record)} is the best ({numbers(record.metrics)}); "
             f"the default configuration failed{under}.",
         )
     ratio = confirmation.ratio(objective) if confirmation else None
@@ -129,14 +131,14 @@ def best_of(group: GroupResult, objective: Objective) -> Best:
             f"{lead}, {_config_label(group.space, point)} at {_load(record)} is {(ratio.median - 1) * 100:.0f} % "
             f"better at {metric} than the default configuration at {_load(base[1])}{under}: "
             f"{ratio.describe()} re-measured interleaved with the default "
-            f"({_numbers(record.metrics)} vs {_numbers(base[1].metrics)} in the search)."
+            f"({numbers(record.metrics)} vs {numbers(base[1].metrics)} in the search)."
         )
         return Best(point, record, None, ratio.median - 1, text)
     if ratio is not None and confirmation is not None:
         point, record = confirmation.contenders[0]
         text = (
             f"{lead}, no configuration is better than the default configuration (at {_load(base[1])}: "
-            f"{_numbers(base[1].metrics)}) within the noise: the search's best, {_config_label(group.space, point)} "
+            f"{numbers(base[1].metrics)}) within the noise: the search's best, {_config_label(group.space, point)} "
             f"at {_load(record)}, measured {ratio.describe()} the default re-measured interleaved with it, "
             f"so the default is kept{under}."
         )
@@ -145,19 +147,19 @@ def best_of(group: GroupResult, objective: Objective) -> Best:
     label = _config_label(group.space, point)
     if not objective.feasible(base[1].metrics or {}):  # no gain over a point that breaks the constraints
         text = (
-            f"{lead}, {label} at {_load(record)} is the best{under} ({_numbers(record.metrics)}); "
+            f"{lead}, {label} at {_load(record)} is the best{under} ({numbers(record.metrics)}); "
             f"the default configuration met them at no load measured (its best, at {_load(base[1])}: "
-            f"{_numbers(base[1].metrics)})."
+            f"{numbers(base[1].metrics)})."
         )
         return Best(point, record, None, None, text)
     if label == "default":
-        text = f"{lead}, the default configuration is the best, at {_load(record)}{under} ({_numbers(record.metrics)})."
+        text = f"{lead}, the default configuration is the best, at {_load(record)}{under} ({numbers(record.metrics)})."
         return Best(point, record, None, 0.0, text)
     gain = objective.gain(record.metrics or {}, base[1].metrics or {})
     why = confirmation.not_measured if confirmation else None
     text = (
         f"{lead}, {label} at {_load(record)} measured {gain * 100:.0f} % better at {metric} than the default "
-        f"configuration at {_load(base[1])}{under} ({_numbers(record.metrics)} vs {_numbers(base[1].metrics)}), "
+        f"configuration at {_load(base[1])}{under} ({numbers(record.metrics)} vs {numbers(base[1].metrics)}), "
         f"one measurement each, not re-measured against the default ({why or 'not re-measured'}): "
         "the gain may be noise."
     )
@@ -171,8 +173,11 @@ def _load(record: Record) -> str:
     return f"concurrency {m.get('concurrency', 0):g}"
 
 
-def _numbers(metrics: Mapping[str, float] | None) -> str:
+def numbers(metrics: Mapping[str, float] | None) -> str:
+    """A measurement in a few words (an LLM one by tokens: :func:`.llm.numbers`)."""
     m = metrics or {}
+    if llm_view.is_llm(m):
+        return llm_view.numbers(m) + (f", {m['memory_mb']:,.0f} MB" if m.get("memory_mb") else "")
     text = f"{m.get('throughput', 0):,.0f} infer/s, p99 {m.get('p99_ms', 0):.2f} ms"
     return text + (f", {m['memory_mb']:,.0f} MB" if m.get("memory_mb") else "")
 
@@ -199,7 +204,8 @@ def csv_rows(group: GroupResult, objective: Objective, labels: Mapping[str, str]
                 "Stable": bool(own.get("stable", 1.0)) if record.metrics else None,
                 "Error": record.error,
             }
-            row.update({column: own.get(metric) for column, metric in CSV_METRICS.items()})
+            shown = llm_view.CSV_METRICS if group.space.settings.model_type == "llm" else CSV_METRICS
+            row.update({column: own.get(metric) for column, metric in shown.items()})
             rows.append(row)
     return rows
 
@@ -247,7 +253,10 @@ def write(
         if chosen.point is not None:
             files += write_best(group.space, chosen.point, found.repository, out / "best")
     csv_path = out / "metrics-model-inference.csv"
-    csv_path.write_text(htmlkit.to_csv(CSV_COLUMNS, rows))
+    columns = CSV_COLUMNS
+    if settings.model_type == "llm":  # Model Analyzer's LLM columns after the others
+        columns = (*CSV_COLUMNS[:-2], *(c for c in llm_view.CSV_METRICS if c not in CSV_COLUMNS), *CSV_COLUMNS[-2:])
+    csv_path.write_text(htmlkit.to_csv(columns, rows))
     files.append(csv_path)
     analysis = Analysis(out, tuple(groups), best, counters.measured, counters.reused, tuple(counters.events), ())
     summary = {

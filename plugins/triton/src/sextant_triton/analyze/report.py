@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from sextant.api import htmlkit as kit
 
+from sextant_triton.analyze import llm as llm_view
 from sextant_triton.analyze.outputs import Analysis, Best, _config_label, ranked
 
 if TYPE_CHECKING:
@@ -141,7 +142,23 @@ def _breakdown(i: int, rows: Sequence[tuple[str, list]]) -> kit.Figure:
     return kit.Figure(f"breakdown-{i}", title, caption, tuple(data), layout)
 
 
+#: an LLM analysis's table: header, metric, format (:mod:`sextant_triton.llmperf`)
+LLM_COLUMNS = (
+    ("output tokens/s", "throughput", "{:,.1f}"),
+    ("requests/s", "requests_per_s", "{:,.2f}"),
+    ("TTFT p50 ms", "ttft_p50_ms", "{:.2f}"),
+    ("TTFT p99 ms", "ttft_p99_ms", "{:.2f}"),
+    ("ITL p50 ms", "p50_ms", "{:.3f}"),
+    ("ITL p90 ms", "p90_ms", "{:.3f}"),
+    ("ITL p99 ms", "p99_ms", "{:.3f}"),
+    ("request p99 ms", "request_p99_ms", "{:.2f}"),
+    ("memory MB", "memory_mb", "{:,.0f}"),
+)
+
+
 def _table(group: GroupResult, settings: AnalyzeSettings) -> str:
+    if settings.model_type == "llm":
+        return _llm_table(group, settings)
     columns = [
         kit.Column("configuration"),
         kit.Column("load"),
@@ -173,6 +190,33 @@ def _table(group: GroupResult, settings: AnalyzeSettings) -> str:
     return kit.table(columns, rows)
 
 
+def _llm_table(group: GroupResult, settings: AnalyzeSettings) -> str:
+    """Every measurement of an LLM analysis, by tokens."""
+    columns = [
+        kit.Column("configuration"),
+        kit.Column("load"),
+        *(kit.Column(name, True) for name, _, _ in LLM_COLUMNS),
+        kit.Column("meets constraints"),
+        kit.Column("note"),
+    ]
+    rows = []
+    for point, record in group.history:
+        m = record.metrics or {}
+        load = f"{m['request_rate']:g}/s" if m.get("request_rate") else f"c={m.get('concurrency', 0):g}" if m else ""
+        ok = bool(record.metrics) and settings.objective.feasible(m)
+        note = record.error or ("did not settle" if m and not m.get("stable", 1.0) else "")
+        rows.append(
+            [
+                kit.text_cell(_config_label(group.space, point)),
+                kit.text_cell(load),
+                *(kit.number_cell(m.get(metric), shown) for _, metric, shown in LLM_COLUMNS),
+                kit.text_cell("yes" if ok else "no", "" if ok else "bad"),
+                kit.text_cell(note),
+            ]
+        )
+    return kit.table(columns, rows)
+
+
 def write(analysis: Analysis, settings: AnalyzeSettings, hardware: str, path: Path) -> Path:
     sections, figures = [], []
     for i, (group, best) in enumerate(zip(analysis.groups, analysis.best)):
@@ -186,7 +230,12 @@ def write(analysis: Analysis, settings: AnalyzeSettings, hardware: str, path: Pa
         ("hardware", hardware),
         ("search", settings.search),
         ("objective", ", ".join(f"{k} x{v:g}" for k, v in settings.objective.weights.items())),
-        ("constraints", settings.objective.constraints_text()),
+        (
+            "constraints",
+            llm_view.constraints_text(settings.objective)
+            if settings.model_type == "llm"
+            else settings.objective.constraints_text(),
+        ),
         ("measured by this run", str(analysis.measured)),
         ("found stored", str(analysis.reused)),
     ]

@@ -20,6 +20,10 @@ the valid ones.
     top_n: 3
     paired_rounds: 3                # the best re-measured A B A B with the default before a gain is claimed
     measurement: {interval_ms: 1000, stability: 10, max_trials: 10}
+    model_type: llm                 # a streaming generation model (see sextant_triton.analyze.llm)
+    llm: {input_tokens_mean: 32, input_tokens_stddev: 8, output_tokens: 16}
+    # with model_type llm: objective ttft | itl | tokens-per-second,
+    # constraints: {max_ttft_ms: 200, max_itl_ms: 20, min_output_tokens_per_s: 100}
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from sextant.api import Objective, UsageError
+
+from sextant_triton.analyze.llm import CONSTRAINTS, GENERATION_OBJECTIVES, MODEL_TYPES, LlmLoad
 
 from sextant_triton.perf import Windows
 
@@ -147,6 +153,8 @@ class AnalyzeSettings:
     instance_kind: str | None = None  # None: from the device (KIND_GPU only with a GPU)
     trust_source: bool = False  # a package's pickled best may load in Triton (--trust-source; not read from YAML)
     candidate: str | None = None  # the package's candidate to deploy (--candidate; not read from YAML)
+    model_type: str = "default"  # "llm": a streaming generation model, measured by tokens (analyze.llm)
+    llm: LlmLoad = LlmLoad()
 
     def __post_init__(self) -> None:
         if self.search not in STRATEGIES:
@@ -165,6 +173,14 @@ class AnalyzeSettings:
             raise UsageError(f"budget_s {self.budget_s:g} is not allowed: the time budget must be > 0 seconds")
         if self.max_measurements is not None and self.max_measurements < 1:
             raise UsageError(f"max_measurements {self.max_measurements} is not allowed: it must be >= 1")
+        if self.model_type not in MODEL_TYPES:
+            raise UsageError(f"unknown model_type {self.model_type!r}", hint=f"Choose one of {', '.join(MODEL_TYPES)}.")
+        generation = self.objective.name in GENERATION_OBJECTIVES or self.objective.max_ttft_ms is not None
+        if generation and self.model_type != "llm":
+            raise UsageError(
+                f"the objective {self.objective.name!r} and the time-to-first-token budget measure generation",
+                hint="Add --model-type llm (model_type: llm in the YAML) for a streaming generation model.",
+            )
 
 
 #: YAML keys → how to read them
@@ -178,6 +194,7 @@ _SIMPLE = (
     "concurrent",
     "budget_s",
     "max_measurements",
+    "model_type",
 )
 _KEYS = (
     *_SIMPLE,
@@ -197,6 +214,7 @@ _KEYS = (
     "storage",
     "study",
     "instance_kind",
+    "llm",
 )
 
 
@@ -225,9 +243,16 @@ def _models(given: Any) -> tuple[ModelSettings, ...]:
     return tuple(ModelSettings(str(name)) for name in given)
 
 
-def _objective(given: Any, constraints: Mapping[str, Any] | None) -> Objective:
-    constraints = constraints or {}
-    _known("constraints", constraints, ("max_p99_ms", "min_throughput", "max_memory_mb"))
+def _objective(given: Any, constraints: Mapping[str, Any] | None, model_type: str = "default") -> Objective:
+    constraints = dict(constraints or {})
+    generation = tuple(CONSTRAINTS) if model_type == "llm" else ()
+    _known("constraints", constraints, ("max_p99_ms", "min_throughput", "max_memory_mb", *generation))
+    for key in generation:  # max_itl_ms: the inter-token latency's p99, and so on (analyze.llm)
+        if key in constraints:
+            field_name = CONSTRAINTS[key]
+            if field_name in constraints and field_name != key:
+                raise UsageError(f"constraints: give {key} or {field_name}, not both (with model_type llm they are one)")
+            constraints[field_name] = constraints.pop(key)
     if isinstance(given, Mapping):
         return Objective(dict(given), name="custom", **constraints)
     return Objective.named(given or "throughput", **constraints)
@@ -244,7 +269,8 @@ def from_mapping(
     if "models" in data:
         changes["models"] = _models(data["models"])
     if "objective" in data or "constraints" in data:
-        changes["objective"] = _objective(data.get("objective"), data.get("constraints"))
+        model_type = data.get("model_type", base.model_type)
+        changes["objective"] = _objective(data.get("objective"), data.get("constraints"), model_type)
     for key in ("max_batch_size", "instance_count"):
         changes[key] = Range.parse(key, data.get(key), getattr(base, key))
     if data.get("concurrency") is not None:
@@ -274,6 +300,8 @@ def from_mapping(
         given = data["optuna"] or {}
         _known("optuna", given, ("share", "min_trials", "max_trials", "patience", "seed"))
         changes["optuna"] = dict(given)
+    if "llm" in data:
+        changes["llm"] = LlmLoad.parse(data["llm"])
     for key in ("storage", "study", "instance_kind"):
         if key in data:
             changes[key] = data[key]
