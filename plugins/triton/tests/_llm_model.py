@@ -83,7 +83,8 @@ class TritonPythonModel:
                     f"the prompt ({{len(prompt)}} tokens) plus max_tokens ({{max_tokens}}) exceeds the "
                     f"context of {{self.context}} tokens"
                 )
-                sender.send(pb_utils.InferenceResponse(error=error), flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+                final = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
+                sender.send(pb_utils.InferenceResponse(error=error), flags=final)
                 continue
             for i, token in enumerate(self.model.generate(prompt.astype(np.int64) % VOCAB, max_tokens)):
                 out = pb_utils.Tensor("output_ids", np.array([token], dtype=np.int64))

@@ -149,6 +149,7 @@ def test_quick_search_under_a_ttft_budget_resumes_after_an_interruption(reposito
         assert row["Satisfies Constraints"] == "true"
     page = (tmp_path / "report.html").read_text()
     assert "TTFT p99 ms" in page and "ITL p99 ms" in page and "output tokens/s" in page
+    assert "Time to first token (p99) against client concurrency" in page and "Inter-token latency (p99)" in page
     # a budget no measurement meets, ranked again from the store: nothing measured, none fits
     strict = replace(settings, objective=Objective.named("ttft", max_ttft_ms=0.001))
     again = analyze(repository, strict, output=tmp_path, rerank=True)
@@ -175,6 +176,11 @@ def test_a_prompt_longer_than_the_context_is_refused(repository, tmp_path):
     prompts.write_text("1 2 3\n" + " ".join(["7"] * 200) + "\n")
     with pytest.raises(UsageError, match="a prompt of 200 tokens"):
         analyze(repository, replace(SETTINGS, llm=replace(LOAD, prompt_file=str(prompts))), output=tmp_path)
+    # a context said wrongly (larger than the model's): the model refuses each request, the summary says why
+    wrong = replace(long, instance_count=Range(1, 1), llm=replace(long.llm, context_length=1000))
+    (best,) = analyze(repository, wrong, output=tmp_path / "wrong").best
+    assert best.point is None and "every measurement failed" in best.summary
+    assert f"exceeds the context of {CONTEXT} tokens" in best.summary
 
 
 def test_llm_settings_and_flags_are_checked(repository, tmp_path):
@@ -203,7 +209,8 @@ def test_llm_settings_and_flags_are_checked(repository, tmp_path):
 
     catalog = load_catalog()
     app, state = with_plugin_commands(catalog), State(catalog)
-    unknown = CliRunner().invoke(app, ["analyze", str(repository), "--model-type", "llm", "--max-ttfb-ms", "5"], obj=state)
+    flags = ["analyze", str(repository), "--model-type", "llm", "--max-ttfb-ms", "5"]
+    unknown = CliRunner().invoke(app, flags, obj=state)
     assert unknown.exit_code == 2 and "No such option" in unknown.output and "--max-ttfb-ms" in unknown.output
     refused = CliRunner().invoke(
         app,

@@ -44,12 +44,15 @@ def analyze_command(
     objective: Annotated[
         str | None,
         typer.Option(
-            "--objective", help="throughput, latency or memory; with --model-type llm also ttft, itl, tokens-per-second."
+            "--objective",
+            help="throughput, latency or memory; with --model-type llm also ttft, itl, tokens-per-second.",
         ),
     ] = None,
     model_type: Annotated[
         str | None,
-        typer.Option("--model-type", help="llm: a streaming generation model, measured by tokens (TTFT, ITL, tokens/s)."),
+        typer.Option(
+            "--model-type", help="llm: a streaming generation model, measured by tokens (TTFT, ITL, tokens/s)."
+        ),
     ] = None,
     max_ttft_ms: Annotated[
         float | None, typer.Option("--max-ttft-ms", help="Time to first token budget (p99, ms; --model-type llm).")
@@ -93,7 +96,9 @@ def analyze_command(
     debug: Debug = False,
 ) -> None:
     """Search serving configurations (batch sizes, dynamic batching, instances, client load) against
-    a real Triton server and report the best under your objective and constraints."""
+    a real Triton server and report the best under your objective and constraints. With --model-type
+    llm, a streaming generation model is measured by time to first token, inter-token latency and
+    output tokens/s (prompts: the YAML's llm: section)."""
     from sextant.api import Objective
 
     from sextant_triton.analyze.job import analyze
@@ -104,10 +109,15 @@ def analyze_command(
     if model_type is not None:
         changes["model_type"] = model_type.lower()
     llm = (changes.get("model_type") or settings.model_type) == "llm"
-    generation = {"--max-ttft-ms": max_ttft_ms, "--max-itl-ms": max_itl_ms, "--min-output-tokens-per-s": min_output_tokens_per_s}
+    generation = {
+        "--max-ttft-ms": max_ttft_ms,
+        "--max-itl-ms": max_itl_ms,
+        "--min-output-tokens-per-s": min_output_tokens_per_s,
+    }
     given = [flag for flag, value in generation.items() if value is not None]
     if given and not llm:
-        raise UsageError(f"{', '.join(given)} measure{'s' if len(given) == 1 else ''} generation", hint="Add --model-type llm.")
+        said = f"{', '.join(given)} measure{'s' if len(given) == 1 else ''} generation"
+        raise UsageError(said, hint="Add --model-type llm (a streaming model).")
     if llm:  # in an LLM measurement p99_ms is the inter-token latency's and throughput is output tokens/s
         max_p99_ms = max_itl_ms if max_itl_ms is not None else max_p99_ms
         min_throughput = min_output_tokens_per_s if min_output_tokens_per_s is not None else min_throughput

@@ -3,7 +3,8 @@ through the store, in the order a strategy asks for them.
 
 - :class:`Session` measures one point: the stored result if there is one; another worker's if it
   holds the claim; else load the point's configurations, run perf_analyzer on every unit (at once,
-  for units analyzed concurrently), add the server's memory, store it. A server that died is
+  for units analyzed concurrently; a streaming model, ``--model-type llm``, with
+  :mod:`sextant_triton.llmperf`), add the server's memory, store it. A server that died is
   recorded, restarted (local mode) and the point measured again; nothing stored is lost.
 - :func:`search` asks a strategy (brute, quick, optuna: ``sextant.api.search_strategy``) for points
   until it finishes or the budget runs out; the default configuration is measured first.
@@ -151,10 +152,12 @@ class Session:
         else:  # the joint view: every request served, the worst tail, each unit's own numbers
             metrics = {
                 "throughput": sum(r["throughput"] for r in results),
-                "p50_ms": max(r["p50_ms"] for r in results),
-                "p99_ms": max(r["p99_ms"] for r in results),
+                "p50_ms": max(r.get("p50_ms", 0.0) for r in results),
+                "p99_ms": max(r.get("p99_ms", 0.0) for r in results),
                 "stable": min(r["stable"] for r in results),
             }
+            if all("ttft_ms" in r for r in results):  # streaming models (llmperf): the worst time to first token
+                metrics["ttft_ms"] = max(r["ttft_ms"] for r in results)
             for unit, result in zip(units, results):
                 metrics.update({f"{unit.name}/{k}": v for k, v in result.items()})
         if memory is not None:

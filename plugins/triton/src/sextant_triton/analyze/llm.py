@@ -109,7 +109,9 @@ class LlmLoad:
 
 def _read_prompts(path: Path) -> list[list[int]]:
     if not path.is_file():
-        raise UsageError(f"llm.prompt_file {path}: no such file", hint="One prompt a line, token ids separated by spaces.")
+        raise UsageError(
+            f"llm.prompt_file {path}: no such file", hint="One prompt a line, token ids separated by spaces."
+        )
     out = []
     for number, line in enumerate(path.read_text().splitlines(), 1):
         if not line.strip():

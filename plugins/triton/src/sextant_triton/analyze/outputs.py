@@ -107,6 +107,9 @@ def best_of(group: GroupResult, objective: Objective) -> Best:
     lead = f"{names}: in {n} measurements over {len(configs)} configurations"
     if not group.history:
         return Best(None, None, None, None, f"{names}: not measured ({group.stopped}).")
+    if not any(r.metrics for _, r in group.history):  # nothing to rank: say why it failed
+        error = next((r.error for _, r in group.history if r.error), "no reason recorded")
+        return Best(None, None, None, None, f"{lead}, every measurement failed; the first: {error}")
     if not order or not objective.feasible(order[0][1].metrics or {}):
         closest = order[0] if order else None
         text = f"{lead}, none met the constraints ({constraints})"

@@ -1,8 +1,11 @@
-"""``report.html`` of an analysis, drawn with the optimize report's building blocks (``htmlkit``):
-the summary sentence; throughput against p99 latency for the default and the top configurations;
-throughput against concurrency; the latency breakdown of the best and the default (client
-send/recv, queue, compute input/infer/output, from Triton's statistics); the best throughput
-at each max batch size; every measurement in a sortable table."""
+"""``report.html`` of an analysis, drawn with the optimize report's building blocks (``htmlkit``).
+
+For a model that answers once per request: the summary sentence; throughput against p99 latency
+for the default and the top configurations; throughput against concurrency; the latency breakdown
+of the best and the default (client send/recv, queue, compute input/infer/output, from Triton's
+statistics); the best throughput at each max batch size; every measurement in a sortable table.
+For an LLM analysis (``--model-type llm``): the summary; output tokens/s, time to first token and
+inter-token latency against concurrency; every measurement by tokens."""
 
 from __future__ import annotations
 
@@ -42,14 +45,59 @@ def _shown(group: GroupResult, settings: AnalyzeSettings, best: Best) -> list[st
     return labels + (["default"] if "default" not in labels else [])
 
 
-def _figures(i: int, group: GroupResult, best: Best, settings: AnalyzeSettings) -> list[kit.Figure]:
-    shown = _shown(group, settings, best)
-    style = kit.styles(shown, best=shown[0] if best.point else None, baseline="default")
+def _measured(group: GroupResult, shown: Sequence[str]) -> dict[str, list]:
+    """Each shown configuration's measurements, by label."""
     by_label: dict[str, list] = {label: [] for label in shown}
     for point, record in group.history:
         label = _config_label(group.space, point)
         if label in by_label and record.metrics:
             by_label[label].append(record.metrics)
+    return by_label
+
+
+#: an LLM analysis's curves against concurrency: id, title, metric, axis
+LLM_CURVES = (
+    ("tokens", "Output tokens/s against client concurrency", "throughput", "output tokens/s"),
+    ("ttft", "Time to first token (p99) against client concurrency", "ttft_ms", "TTFT p99 (ms)"),
+    ("itl", "Inter-token latency (p99) against client concurrency", "p99_ms", "ITL p99 (ms)"),
+)
+
+
+def _llm_figures(i: int, group: GroupResult, best: Best, settings: AnalyzeSettings) -> list[kit.Figure]:
+    """An LLM analysis: output tokens/s, TTFT and ITL of the default and the top configurations
+    over the concurrencies each was measured at."""
+    shown = _shown(group, settings, best)
+    style = kit.styles(shown, best=shown[0] if best.point else None, baseline="default")
+    by_label = _measured(group, shown)
+    figures = []
+    for name, title, metric, axis in LLM_CURVES:
+        series = []
+        for label, ms in by_label.items():
+            swept = sorted((m for m in ms if m.get("concurrency") and metric in m), key=lambda m: m["concurrency"])
+            if swept:
+                x, y = tuple(m["concurrency"] for m in swept), tuple(m[metric] for m in swept)
+                series.append(kit.Series(label, x, y))
+        figures.append(
+            kit.lines_figure(
+                f"{name}-{i}",
+                title,
+                series,
+                style,
+                y_title=axis,
+                x_title="concurrency",
+                caption="From perf_analyzer's per-response timestamps (sextant_triton.llmperf).",
+                absent="nothing was measured at a concurrency",
+            )
+        )
+    return figures
+
+
+def _figures(i: int, group: GroupResult, best: Best, settings: AnalyzeSettings) -> list[kit.Figure]:
+    if settings.model_type == "llm":
+        return _llm_figures(i, group, best, settings)
+    shown = _shown(group, settings, best)
+    style = kit.styles(shown, best=shown[0] if best.point else None, baseline="default")
+    by_label = _measured(group, shown)
     points = [
         kit.Point(label, int(m.get("concurrency", 0)), m["p50_ms"], m["p99_ms"], m["throughput"])
         for label, ms in by_label.items()

@@ -251,7 +251,9 @@ def _objective(given: Any, constraints: Mapping[str, Any] | None, model_type: st
         if key in constraints:
             field_name = CONSTRAINTS[key]
             if field_name in constraints and field_name != key:
-                raise UsageError(f"constraints: give {key} or {field_name}, not both (with model_type llm they are one)")
+                raise UsageError(
+                    f"constraints: give {key} or {field_name}, not both (with model_type llm they are one)"
+                )
             constraints[field_name] = constraints.pop(key)
     if isinstance(given, Mapping):
         return Objective(dict(given), name="custom", **constraints)
