@@ -150,6 +150,9 @@ def test_quick_search_under_a_ttft_budget_resumes_after_an_interruption(reposito
     page = (tmp_path / "report.html").read_text()
     assert "TTFT p99 ms" in page and "ITL p99 ms" in page and "output tokens/s" in page
     assert "Time to first token (p99) against client concurrency" in page and "Inter-token latency (p99)" in page
+    assert "per-response timestamps of its profile export" in page
+    document = json.loads((tmp_path / "analysis.json").read_text())
+    assert document["model_type"] == "llm" and document["llm"]["load"] == LOAD.describe()
     # a budget no measurement meets, ranked again from the store: nothing measured, none fits
     strict = replace(settings, objective=Objective.named("ttft", max_ttft_ms=0.001))
     again = analyze(repository, strict, output=tmp_path, rerank=True)

@@ -4,21 +4,24 @@ token throughput, from the per-response timestamps perf_analyzer records.
 perf_analyzer (:mod:`sextant_triton.perf`, 2.51) is run over gRPC with ``--streaming`` and
 ``--profile-export-file``: for every request it writes when it was sent and when each of its
 responses arrived (one response per generated token). The metrics are computed from that file the
-way GenAI-Perf computes them from the same file (its ``LLMProfileDataParser``):
+way GenAI-Perf computes them from the same file (``LLMProfileDataParser._parse_requests``):
 
 - TTFT: first response - request sent, per request;
 - ITL: (request latency - TTFT) / (output tokens - 1), per request with at least two tokens;
 - request latency: last response - request sent;
 - output tokens/s and requests/s: totals over the benchmark's duration, from the first request
   sent to the last response received;
-- percentiles with linear interpolation between ranks (numpy's default, which GenAI-Perf uses).
+- percentiles with linear interpolation between ranks (numpy's default).
 
-Responses without tokens (an empty final response) count neither as a token nor as its arrival,
-as GenAI-Perf drops empty responses. Why not GenAI-Perf or AIPerf themselves: neither is installed
-with sextant (GenAI-Perf pins the tritonclient whose ``protobuf<5`` breaks onnx, as
-:mod:`sextant_triton.perf` explains; AIPerf needs Python >= 3.10 with its own HTTP stack and talks
-to OpenAI-compatible endpoints, which the bundled tritonserver does not serve), while perf_analyzer
-already runs here; the numbers are the same by construction.
+Two differences, both for token-id models: output tokens are counted from ``output_ids`` (exact),
+where GenAI-Perf re-tokenizes ``text_output`` with a Hugging Face tokenizer; and a response without
+tokens (a final flag sent alone) is dropped, as GenAI-Perf drops empty responses of OpenAI
+endpoints, so that TTFT is the first token's and the latency the last token's.
+
+Why not run GenAI-Perf or AIPerf: neither is installed with sextant (:func:`method` says what this
+environment has), and GenAI-Perf's Triton path sends ``text_input`` and counts tokens with a
+tokenizer fetched from the Hugging Face Hub by default, while a token-id model takes ``input_ids``;
+perf_analyzer already runs here and the file is the one GenAI-Perf reads.
 
 The metric names follow the generation objectives of :class:`sextant.api.Objective`:
 ``throughput`` is output tokens/s, ``p50_ms``/``p90_ms``/``p99_ms`` the inter-token latency,
@@ -42,6 +45,18 @@ from sextant_triton import perf
 
 #: perf_analyzer's lines that say a request failed (the model's own error follows)
 _FAILED = ("rror", "failed")
+
+
+def method() -> str:
+    """How the token metrics are measured here, and whether GenAI-Perf or AIPerf could be (for the report)."""
+    from importlib.util import find_spec
+
+    found = [name for name, module in (("GenAI-Perf", "genai_perf"), ("AIPerf", "aiperf")) if find_spec(module)]
+    present = f"{' and '.join(found)} installed but not used" if found else "GenAI-Perf and AIPerf are not installed"
+    return (
+        f"perf_analyzer {perf.VERSION} --streaming, per-response timestamps of its profile export, "
+        f"computed as GenAI-Perf computes them ({present})"
+    )
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from sextant.api import Objective, htmlkit
 
+from sextant_triton import llmperf
 from sextant_triton.analyze import llm as llm_view
 from sextant_triton.analyze.confirm import config_of, ranked
 from sextant_triton.analyze.space import Point, Space
@@ -266,6 +267,12 @@ def write(
         "hardware": hardware,
         "search": settings.search,
         "objective": objective.to_json(),
+        "model_type": settings.model_type,
+        **(
+            {"llm": {"load": settings.llm.describe(), "measured_with": llmperf.method()}}
+            if settings.model_type == "llm"
+            else {}
+        ),
         "measured": counters.measured,
         "reused": counters.reused,
         "events": counters.events,

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from sextant.api import htmlkit as kit
 
+from sextant_triton import llmperf
 from sextant_triton.analyze import llm as llm_view
 from sextant_triton.analyze.outputs import Analysis, Best, _config_label, ranked
 
@@ -284,6 +285,7 @@ def write(analysis: Analysis, settings: AnalyzeSettings, hardware: str, path: Pa
             if settings.model_type == "llm"
             else settings.objective.constraints_text(),
         ),
+        *([("token metrics", llmperf.method())] if settings.model_type == "llm" else []),
         ("measured by this run", str(analysis.measured)),
         ("found stored", str(analysis.reused)),
     ]
