@@ -57,7 +57,7 @@ def _group_key(units: Sequence[Unit], settings: AnalyzeSettings) -> str:
     parts = [f"{u.name}@{u.content}" for u in units]
     w = settings.windows
     key = "+".join(parts) + f"|batch {settings.batch_size}|windows {w.interval_ms}/{w.stability:g}/{w.max_trials}"
-    return key + (f"|llm {settings.llm.describe()}" if settings.model_type == "llm" else "")
+    return key + (f"|{settings.llm!r}" if settings.model_type == "llm" else "")  # every prompt setting
 
 
 def _strategy(settings: AnalyzeSettings, params: list[Param], output: Path, key: str, catalog: object) -> Any:
