@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from sextant.api import Param, SextantError, UsageError, cpu_model, search_strategy
+from sextant.api import Param, SextantError, UsageError, cpu_model, digest, search_strategy
 
 from sextant_triton.analyze import confirm, explore, outputs
 from sextant_triton.analyze.control import LocalServer, RemoteServer, ServerControl
@@ -57,7 +57,11 @@ def _group_key(units: Sequence[Unit], settings: AnalyzeSettings) -> str:
     parts = [f"{u.name}@{u.content}" for u in units]
     w = settings.windows
     key = "+".join(parts) + f"|batch {settings.batch_size}|windows {w.interval_ms}/{w.stability:g}/{w.max_trials}"
-    return key + (f"|{settings.llm!r}" if settings.model_type == "llm" else "")  # every prompt setting
+    if settings.model_type != "llm":
+        return key
+    prompts = Path(settings.llm.prompt_file) if settings.llm.prompt_file else None
+    content = digest(prompts.read_text()) if prompts is not None and prompts.is_file() else ""
+    return key + f"|{settings.llm!r}{content}"  # every prompt setting, and a prompt file's content
 
 
 def _strategy(settings: AnalyzeSettings, params: list[Param], output: Path, key: str, catalog: object) -> Any:
