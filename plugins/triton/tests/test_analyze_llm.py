@@ -119,6 +119,27 @@ def test_metrics_from_a_real_perf_analyzer_export(repository, tmp_path, triton_s
 # -- the analysis ---------------------------------------------------------------------------------
 
 
+def _cli():
+    from sextant.cli import State, with_plugin_commands
+    from sextant.plugins import load_catalog
+    from typer.testing import CliRunner
+
+    catalog = load_catalog()
+    app, state = with_plugin_commands(catalog), State(catalog)
+    return lambda *args: CliRunner().invoke(app, ["analyze", *map(str, args)], obj=state)
+
+
+#: SETTINGS as an analyze.yaml (the same keys: the CLI's run finds what the Python run stored)
+YAML = """models: [tiny_lm]
+model_type: llm
+llm: {input_tokens_mean: 8, input_tokens_stddev: 3, output_tokens: 4, prompts: 8, seed: 1}
+instance_count: {min: 1, max: 2}
+top_n: 0
+paired_rounds: 0
+measurement: {interval_ms: 200, stability: 50.0, max_trials: 8}
+"""
+
+
 def test_quick_search_under_a_ttft_budget_resumes_after_an_interruption(repository, tmp_path):
     settings = replace(
         SETTINGS, search="quick", objective=Objective.named("tokens-per-second", max_ttft_ms=60_000.0)
@@ -132,16 +153,22 @@ def test_quick_search_under_a_ttft_budget_resumes_after_an_interruption(reposito
 
     with pytest.raises(KeyboardInterrupt):
         analyze(repository, settings, output=tmp_path, on_measured=interrupt)
-    result = analyze(repository, settings, output=tmp_path)
-    assert result.reused == 1 and result.measured >= 1  # the first measurement kept, the rest measured
-    (group,) = result.groups
-    (best,) = result.best
-    configs = {p["instances"] for p, _ in group.history}
-    assert configs == {1, 2} and best.point is not None
-    assert all(r.metrics and r.metrics["ttft_ms"] <= 60_000 for _, r in group.history)
-    assert "tokens/s, TTFT p99" in best.summary and "time to first token p99 of at most 60000 ms" in best.summary
+    # the same analysis from the command line resumes it: the first measurement found, the rest measured
+    (tmp_path / "analyze.yaml").write_text(YAML)
+    done = _cli()(
+        repository, "-f", tmp_path / "analyze.yaml", "--objective", "tokens-per-second", "--max-ttft-ms", "60000",
+        "-o", tmp_path,
+    )
+    assert done.exit_code == 0, done.output
+    assert "found stored 1" in done.output and "measured {'instances': 2}: " in done.output
+    assert "tokens/s, TTFT p99" in done.output and "time to first token p99 of at most 60000 ms" in done.output
+    document = json.loads((tmp_path / "analysis.json").read_text())
+    assert document["model_type"] == "llm" and document["llm"]["load"] == LOAD.describe()
+    assert document["reused"] == 1 and document["measured"] >= 1
+    (group,) = document["groups"]
+    assert group["best"] is not None and group["best_metrics"]["ttft_ms"] <= 60_000
     rows = _rows(tmp_path)
-    assert len(rows) == len(group.history)
+    assert len(rows) == group["measurements"] and {r["Instance Group"] for r in rows} == {"1:CPU", "2:CPU"}
     for row in rows:
         assert float(row["Output Token Throughput (tokens/sec)"]) > 0
         assert float(row["p99 Time To First Token (ms)"]) >= float(row["p50 Time To First Token (ms)"]) > 0
@@ -151,8 +178,6 @@ def test_quick_search_under_a_ttft_budget_resumes_after_an_interruption(reposito
     assert "TTFT p99 ms" in page and "ITL p99 ms" in page and "output tokens/s" in page
     assert "Time to first token (p99) against client concurrency" in page and "Inter-token latency (p99)" in page
     assert "per-response timestamps of its profile export" in page
-    document = json.loads((tmp_path / "analysis.json").read_text())
-    assert document["model_type"] == "llm" and document["llm"]["load"] == LOAD.describe()
     # a budget no measurement meets, ranked again from the store: nothing measured, none fits
     strict = replace(settings, objective=Objective.named("ttft", max_ttft_ms=0.001))
     again = analyze(repository, strict, output=tmp_path, rerank=True)
@@ -206,21 +231,10 @@ def test_llm_settings_and_flags_are_checked(repository, tmp_path):
         from_mapping({"objective": "ttft"})
     assert "--model-type llm" in info.value.hint
 
-    from sextant.cli import State, with_plugin_commands
-    from sextant.plugins import load_catalog
-    from typer.testing import CliRunner
-
-    catalog = load_catalog()
-    app, state = with_plugin_commands(catalog), State(catalog)
-    flags = ["analyze", str(repository), "--model-type", "llm", "--max-ttfb-ms", "5"]
-    unknown = CliRunner().invoke(app, flags, obj=state)
+    run = _cli()
+    unknown = run(repository, "--model-type", "llm", "--max-ttfb-ms", "5")
     assert unknown.exit_code == 2 and "No such option" in unknown.output and "--max-ttfb-ms" in unknown.output
-    refused = CliRunner().invoke(
-        app,
-        ["analyze", str(repository), "-m", "not_streaming", "--model-type", "llm", "--max-ttft-ms", "50",
-         "-o", str(tmp_path / "o")],
-        obj=state,
-    )
+    refused = run(repository, "-m", "not_streaming", "--model-type", "llm", "--max-ttft-ms", "50", "-o", tmp_path / "o")
     assert refused.exit_code == 1 and "not a streaming model" in refused.output
-    plain = CliRunner().invoke(app, ["analyze", str(repository), "-m", "tiny_lm", "--max-itl-ms", "5"], obj=state)
+    plain = run(repository, "-m", "tiny_lm", "--max-itl-ms", "5")
     assert plain.exit_code == 2 and "--model-type llm" in plain.output
