@@ -72,8 +72,9 @@ class LlmLoad:
                 raise UsageError(f"llm.{name}: {value!r} is not allowed: it must be an integer >= 1")
         if not isinstance(self.input_tokens_stddev, (int, float)) or self.input_tokens_stddev < 0:
             raise UsageError(f"llm.input_tokens_stddev: {self.input_tokens_stddev!r} is not allowed: it must be >= 0")
-        if self.context_length is not None and self.context_length < 2:
-            raise UsageError(f"llm.context_length: {self.context_length!r} is not allowed: it must be >= 2")
+        context = self.context_length
+        if context is not None and (not isinstance(context, int) or isinstance(context, bool) or context < 2):
+            raise UsageError(f"llm.context_length: {context!r} is not allowed: it must be an integer >= 2")
 
     @classmethod
     def parse(cls, given: Any) -> LlmLoad:
@@ -84,15 +85,22 @@ class LlmLoad:
             raise UsageError(f"llm: give a mapping of {', '.join(valid)}, not {given!r}")
         unknown = sorted(set(given) - set(valid))
         if unknown:
-            raise UsageError(f"llm: unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}",
-                             hint=f"Valid keys: {', '.join(valid)}.")
-        return cls(**given)
+            raise UsageError(
+                f"llm: unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}",
+                hint=f"Valid keys: {', '.join(valid)}.",
+            )
+        try:
+            return cls(**given)
+        except TypeError as exc:  # a value of the wrong kind (a string where a number goes)
+            raise UsageError(f"llm: {given!r} is not allowed: {exc}", hint=f"Valid keys: {', '.join(valid)}.") from exc
 
     def describe(self) -> str:
-        """The load in words, also part of what a measurement is keyed by."""
-        source = f"prompts {self.prompt_file}" if self.prompt_file else (
-            f"{self.prompts} prompts of {self.input_tokens_mean}+-{self.input_tokens_stddev:g} tokens, seed {self.seed}"
-        )
+        """The load in words (``analysis.json``)."""
+        if self.prompt_file:
+            source = f"prompts {self.prompt_file}"
+        else:
+            spread = f"{self.input_tokens_mean}+-{self.input_tokens_stddev:g}"
+            source = f"{self.prompts} prompts of {spread} tokens, seed {self.seed}"
         return f"{source}, {self.output_tokens} output tokens"
 
     def prompts_ids(self) -> list[list[int]]:
