@@ -158,6 +158,7 @@ class Session:
             }
             if all("ttft_ms" in r for r in results):  # streaming models (llmperf): the worst time to first token
                 metrics["ttft_ms"] = max(r["ttft_ms"] for r in results)
+                metrics["requests_per_s"] = sum(r.get("requests_per_s", 0.0) for r in results)
             for unit, result in zip(units, results):
                 metrics.update({f"{unit.name}/{k}": v for k, v in result.items()})
         if memory is not None:
