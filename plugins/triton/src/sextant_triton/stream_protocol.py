@@ -99,7 +99,10 @@ def prompt(
     tokens = _scalar(inputs.get(MAX_TOKENS), MAX_TOKENS)
     tokens = default_tokens if tokens is None else int(tokens)
     if tokens < 1:
-        raise RequestError(f"{MAX_TOKENS} {tokens}: at least one token must be asked for")
+        raise RequestError(
+            f"{MAX_TOKENS} {tokens}: at least one token must be asked for",
+            hint=f"Send {MAX_TOKENS} of 1 or more, or leave it out for the default ({default_tokens}).",
+        )
     if ids.size + tokens > max_positions:
         raise RequestError(
             f"a prompt of {ids.size} tokens and {MAX_TOKENS} {tokens} need {ids.size + tokens} positions, "
