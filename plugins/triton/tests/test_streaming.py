@@ -212,3 +212,12 @@ def test_batching_options_are_refused_for_a_generation_package(deployed, tmp_pat
     package = repository.parent / "ws"
     with pytest.raises(UsageError, match="Triton does not batch"):
         deploy_package(package, tmp_path / "models", max_batch_size=4)
+
+
+def test_serve_says_it_does_not_stream_yet_and_what_to_run_instead(deployed):
+    from sextant_triton.serve import serving
+
+    with pytest.raises(UsageError, match="does not stream a text-generation package yet") as raised:
+        with serving(deployed[0].parent / "ws"):
+            pass
+    assert "sextant deploy triton" in raised.value.hint
