@@ -1,6 +1,7 @@
 """The client example ``sextant deploy triton`` writes next to the repository: a short script that
 sends one real request (a row of the package's samples, saved beside it) with tritonclient, over
-HTTP or gRPC, and prints what comes back."""
+HTTP or gRPC, and prints what comes back; for a streaming generation model (:func:`stream_example`),
+one of the package's prompts sent over gRPC's bidirectional stream, each token printed as it arrives."""
 
 from __future__ import annotations
 

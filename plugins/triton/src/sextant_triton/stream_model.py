@@ -94,7 +94,10 @@ class TritonPythonModel:
                 message = f"{exc.message}. {exc.hint}" if exc.hint else exc.message
             else:
                 message = f"generation failed: {type(exc).__name__}: {exc}"
-            sender.send(pb_utils.InferenceResponse(error=pb_utils.TritonError(message)), flags=FINAL)
+            try:
+                sender.send(pb_utils.InferenceResponse(error=pb_utils.TritonError(message)), flags=FINAL)
+            except Exception as unsent:  # the client is gone (a cancelled stream): say so in the log
+                self.log.log_warn(f"sextant: could not answer a request with its error ({message}): {unsent}")
 
     def finalize(self) -> None:
         self.generator.close()
