@@ -207,11 +207,15 @@ def test_the_client_example_streams_tokens_as_they_arrive(server, deployed, mode
     ]
 
 
-def test_batching_options_are_refused_for_a_generation_package(deployed, tmp_path):
-    repository, _ = deployed
+def test_a_redeploy_changes_nothing_and_batching_options_are_refused(server, deployed, tmp_path):
+    repository, first = deployed
     package = repository.parent / "ws"
+    again = deploy_package(package, repository, name="lm")  # after the server loaded it (its __pycache__)
+    assert again.notes[-1].startswith("unchanged") and again.files == first.files
     with pytest.raises(UsageError, match="Triton does not batch"):
         deploy_package(package, tmp_path / "models", max_batch_size=4)
+    with pytest.raises(UsageError, match="no native Triton backend runs a sextant generator"):
+        deploy_package(package, tmp_path / "models", backend="native")
 
 
 def test_serve_says_it_does_not_stream_yet_and_what_to_run_instead(deployed):

@@ -217,13 +217,25 @@ def one_candidate_package(view: CandidateView, package_dir: Path) -> Path:
 
 
 def _same_tree(a: Path, b: Path) -> bool:
-    """The same files with the same bytes under both folders."""
+    """The same files with the same bytes under both folders; what serving a model adds
+    (``__pycache__``) and when a one-candidate package's manifest was written do not count."""
 
     def files(root: Path) -> set[Path]:
-        return {p.relative_to(root) for p in root.rglob("*") if p.is_file()}
+        return {
+            p.relative_to(root) for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.relative_to(root).parts
+        }
+
+    def same(name: Path) -> bool:
+        if name.name == "manifest.json" and "package" in name.parts:
+            try:
+                ours, theirs = (json.loads((root / name).read_text()) for root in (a, b))
+            except ValueError:
+                return False
+            return {**ours, "written": None} == {**theirs, "written": None}
+        return filecmp.cmp(a / name, b / name, shallow=False)
 
     names = files(a)
-    return names == files(b) and all(filecmp.cmp(a / n, b / n, shallow=False) for n in names)
+    return names == files(b) and all(same(n) for n in names)
 
 
 def _check_repository(repository: Path) -> None:
@@ -297,7 +309,11 @@ def install(repository: Path, contents: Contents, force: bool) -> Deployment:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     files = tuple(
-        sorted(p for p in model_dir.rglob("*") if p.is_file() and "package" not in p.relative_to(model_dir).parts)
+        sorted(
+            p
+            for p in model_dir.rglob("*")
+            if p.is_file() and not {"package", "__pycache__"} & set(p.relative_to(model_dir).parts)
+        )
     )
     notes = (*contents.notes, "unchanged: the repository already held exactly this model") if unchanged else contents.notes
     return Deployment(target=str(repository), name=contents.name, files=(*files, *client_files), notes=notes)

@@ -69,8 +69,13 @@ def tokenizer_folder(view: CandidateView) -> Path | None:
 
 
 def _refuse_batching(options: DeployOptions) -> None:
+    if options.backend == "native":
+        raise UsageError(
+            "--backend native: no native Triton backend runs a sextant generator (vLLM and TensorRT-LLM "
+            "take model folders of their own, which sextant does not write yet)",
+            hint="Leave --backend out (or --backend python): the package deploys as a streaming Python-backend model.",
+        )
     given = {
-        "--backend native": options.backend == "native",
         f"--max-batch-size {options.max_batch_size}": bool(options.max_batch_size),
         "--dynamic-batching": bool(options.dynamic_batching),
         "--preferred-batch-sizes": bool(options.preferred_batch_sizes),
