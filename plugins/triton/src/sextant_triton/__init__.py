@@ -5,7 +5,8 @@ and ``sextant serve``.
   where Triton has one (ONNX Runtime, LibTorch, TensorFlow, TensorRT) with the settings the
   candidate was measured with, else a Python-backend model running sextant's runner; serving
   settings derived from the package's profile; ``config.pbtxt`` through Triton's protobuf schema;
-  a tritonclient example next to the repository.
+  a tritonclient example next to the repository. A text-generation package's candidate becomes a
+  streaming (decoupled) Python-backend model, one response per token (:mod:`sextant_triton.stream_deploy`).
 - :func:`serve` serves a candidate through PyTriton until Ctrl-C or SIGTERM; :func:`serving` does
   it for the length of a ``with`` block.
 - :mod:`sextant_triton.server` starts the real ``tritonserver`` on a repository (tests, analysis).

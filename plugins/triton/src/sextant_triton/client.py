@@ -1,6 +1,7 @@
 """The client example ``sextant deploy triton`` writes next to the repository: a short script that
 sends one real request (a row of the package's samples, saved beside it) with tritonclient, over
-HTTP or gRPC, and prints what comes back."""
+HTTP or gRPC, and prints what comes back; for a streaming generation model (:func:`stream_example`),
+one of the package's prompts sent over gRPC's bidirectional stream, each token printed as it arrives."""
 
 from __future__ import annotations
 
@@ -87,3 +88,85 @@ def request_file(request: Mapping[str, np.ndarray]) -> bytes:
     buffer = io.BytesIO()
     np.savez(buffer, **request)
     return buffer.getvalue()
+
+
+_STREAM_SCRIPT = '''"""Stream tokens from the generative model {model!r} on Triton Inference Server, printed as they arrive.
+
+Written by `sextant deploy triton`. The model is decoupled: one response per generated token, over
+gRPC's bidirectional stream. The prompt is one of the package's prompts, saved in {npz}{text_doc}.
+
+    pip install 'tritonclient[grpc]'
+    python {script}                        # gRPC on 127.0.0.1:8001
+    python {script} --url HOST:PORT --max-tokens 16{text_usage}
+"""
+
+import argparse
+import queue
+from pathlib import Path
+
+import numpy as np
+import tritonclient.grpc as client
+
+MODEL = {model!r}
+TEXT = {text!r}  # the model was deployed with its tokenizer: it takes text_input and answers text_output
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Stream tokens from " + MODEL)
+    parser.add_argument("--url", default="127.0.0.1:8001", help="host:port of the gRPC endpoint")
+    parser.add_argument("--max-tokens", type=int, default=None, help="tokens to generate (default: the model's)")
+    if TEXT:
+        parser.add_argument("--text", default=None, help="a prompt as text, instead of the saved token ids")
+    args = parser.parse_args()
+    inputs = []
+    if TEXT and args.text is not None:
+        tensor = client.InferInput("text_input", [1], "BYTES")
+        tensor.set_data_from_numpy(np.array([args.text.encode()], dtype=np.object_))
+    else:
+        with np.load(Path(__file__).with_name({npz!r})) as data:
+            ids = data["input_ids"].astype(np.int64)
+        tensor = client.InferInput("input_ids", list(ids.shape), "INT64")
+        tensor.set_data_from_numpy(ids)
+    inputs.append(tensor)
+    if args.max_tokens is not None:
+        tokens = client.InferInput("max_tokens", [1], "INT32")
+        tokens.set_data_from_numpy(np.array([args.max_tokens], dtype=np.int32))
+        inputs.append(tokens)
+    arrived: queue.Queue = queue.Queue()
+    triton = client.InferenceServerClient(args.url)
+    triton.start_stream(callback=lambda result, error: arrived.put((result, error)))
+    try:
+        triton.async_stream_infer(MODEL, inputs, enable_empty_final_response=True)
+        while True:
+            result, error = arrived.get(timeout=600)
+            if error is not None:
+                raise SystemExit(f"error: {{error}}")
+            ids = result.as_numpy("output_ids")
+            if ids is not None and ids.size:
+                text = result.as_numpy("text_output") if TEXT else None
+                shown = f" {{text[0].decode(errors='replace')!r}}" if text is not None and text.size else ""
+                print(f"token {{ids.tolist()}}{{shown}}", flush=True)
+            final = result.get_response().parameters.get("triton_final_response")
+            if final is not None and final.bool_param:
+                break
+    finally:
+        triton.stop_stream()
+        triton.close()
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+def stream_example(model: str, script: str, npz: str, text: bool) -> str:
+    """The streaming client script's text (gRPC, tokens printed as they arrive); ``text``: the model
+    takes ``text_input`` too (``--text``)."""
+    return _STREAM_SCRIPT.format(
+        model=model,
+        script=script,
+        npz=npz,
+        text=text,
+        text_doc=" (or give --text: the model has its tokenizer)" if text else "",
+        text_usage=f'\n    python {script} --text "Once upon a time"' if text else "",
+    )

@@ -22,7 +22,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -183,23 +183,7 @@ def _copy_artifact(view: CandidateView, backend: backends.Backend, version_dir: 
     artifact = view.artifact
     if backend is backends.PYTHON:
         shutil.copy2(PYTHON_MODEL, version_dir / "model.py")
-        package_dir = version_dir / "package"
-        relative = Path(view.record.artifact)
-        source = artifact.parent
-        shutil.copytree(source, package_dir / relative.parent, ignore=shutil.ignore_patterns("__pycache__"))
-        status = view.package.status
-        subset = {
-            "schema": status["schema"],
-            "sextant": status.get("sextant"),
-            "model": status.get("model"),
-            "host": status.get("host"),
-            "signature": status["signature"],
-            "candidates": {view.id: status["candidates"][view.id]},
-            "selection": {"best": view.id, "ranking": [view.id]},
-        }
-        (package_dir / "status.json").write_text(json.dumps(subset, indent=2, default=str))
-        write_manifest(package_dir)  # the model checks its files against it when Triton loads it
-        return [version_dir / "model.py", package_dir]
+        return [version_dir / "model.py", one_candidate_package(view, version_dir / "package")]
     target = version_dir / backend.filename
     if artifact.is_dir():
         shutil.copytree(artifact, target)
@@ -211,14 +195,47 @@ def _copy_artifact(view: CandidateView, backend: backends.Backend, version_dir: 
     return [target]
 
 
+def one_candidate_package(view: CandidateView, package_dir: Path) -> Path:
+    """Write a package holding only ``view`` (its record, selected, and its artifact's folder) at
+    ``package_dir``, with a manifest: what a Python-backend model loads with ``Package(...).best()``."""
+    relative = Path(view.record.artifact)
+    shutil.copytree(view.artifact.parent, package_dir / relative.parent, ignore=shutil.ignore_patterns("__pycache__"))
+    status = view.package.status
+    subset = {
+        "schema": status["schema"],
+        "sextant": status.get("sextant"),
+        **({"task": status["task"]} if "task" in status else {}),
+        "model": status.get("model"),
+        "host": status.get("host"),
+        "signature": status["signature"],
+        "candidates": {view.id: status["candidates"][view.id]},
+        "selection": {"best": view.id, "ranking": [view.id]},
+    }
+    (package_dir / "status.json").write_text(json.dumps(subset, indent=2, default=str))
+    write_manifest(package_dir)  # the model checks its files against it when Triton loads it
+    return package_dir
+
+
 def _same_tree(a: Path, b: Path) -> bool:
-    """The same files with the same bytes under both folders."""
+    """The same files with the same bytes under both folders; what serving a model adds
+    (``__pycache__``) and when a one-candidate package's manifest was written do not count."""
 
     def files(root: Path) -> set[Path]:
-        return {p.relative_to(root) for p in root.rglob("*") if p.is_file()}
+        return {
+            p.relative_to(root) for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.relative_to(root).parts
+        }
+
+    def same(name: Path) -> bool:
+        if name.name == "manifest.json" and "package" in name.parts:
+            try:
+                ours, theirs = (json.loads((root / name).read_text()) for root in (a, b))
+            except ValueError:
+                return False
+            return {**ours, "written": None} == {**theirs, "written": None}
+        return filecmp.cmp(a / name, b / name, shallow=False)
 
     names = files(a)
-    return names == files(b) and all(filecmp.cmp(a / n, b / n, shallow=False) for n in names)
+    return names == files(b) and all(same(n) for n in names)
 
 
 def _check_repository(repository: Path) -> None:
@@ -229,27 +246,23 @@ def _check_repository(repository: Path) -> None:
         )
 
 
-def deploy(request: DeployRequest) -> Deployment:
-    """The ``triton`` deployer (``DeployerSpec.deploy``): write the model folder and the client example."""
-    from sextant.api import Package
+@dataclass(frozen=True)
+class Contents:
+    """What one deployment writes: the model folder's contents (``fill`` writes them into an empty
+    folder), the client example's files next to the repository, and the notes."""
 
-    options = DeployOptions.from_mapping(request.options)
-    package = Package(request.package)
-    repository = Path(request.target)
-    _check_repository(repository)
-    chosen = plan(package, request, options)
-    model_dir = repository / chosen.name
+    name: str
+    fill: Callable[[Path], None]
+    client_files: Mapping[Path, bytes]
+    notes: tuple[str, ...]
+
+
+def _contents(chosen: Plan, repository: Path, version: int) -> Contents:
     script = repository.parent / f"{chosen.name}_client.py"
     npz = script.with_name(f"{chosen.name}_client_inputs.npz")
-    client_files = {
-        script: client.example(chosen.name, script.name, npz.name, chosen.request, list(chosen.outputs)).encode(),
-        npz: client.request_file(chosen.request),
-    }
 
-    staging = Path(tempfile.mkdtemp(prefix=f"sextant-deploy-{chosen.name}-"))
-    try:
-        staged = staging / chosen.name
-        version_dir = staged / str(options.version)
+    def fill(staged: Path) -> None:
+        version_dir = staged / str(version)
         version_dir.mkdir(parents=True)
         _copy_artifact(chosen.view, chosen.backend, version_dir)
         config.write(staged / "config.pbtxt", chosen.config)
@@ -258,10 +271,28 @@ def deploy(request: DeployRequest) -> Deployment:
             for file, data in chosen.warmup_files.items():
                 (staged / "warmup" / file).write_bytes(data)
 
+    client_files = {
+        script: client.example(chosen.name, script.name, npz.name, chosen.request, list(chosen.outputs)).encode(),
+        npz: client.request_file(chosen.request),
+    }
+    return Contents(chosen.name, fill, client_files, chosen.notes)
+
+
+def install(repository: Path, contents: Contents, force: bool) -> Deployment:
+    """Write ``contents`` through a staging folder: nothing is replaced unless ``force`` (writing the
+    same thing again is a no-op)."""
+    model_dir = repository / contents.name
+    client_files = contents.client_files
+    staging = Path(tempfile.mkdtemp(prefix=f"sextant-deploy-{contents.name}-"))
+    try:
+        staged = staging / contents.name
+        staged.mkdir()
+        contents.fill(staged)
+
         unchanged = model_dir.exists() and _same_tree(staged, model_dir)
         occupied = model_dir.exists() and any(model_dir.iterdir()) and not unchanged
         differing = [p for p, data in client_files.items() if p.exists() and p.read_bytes() != data]
-        if (occupied or differing) and not request.force:
+        if (occupied or differing) and not force:
             what = [str(model_dir)] if occupied else []
             raise UsageError(
                 f"{' and '.join(what + [str(p) for p in differing])} already exist{'s' if len(what + differing) == 1 else ''} "
@@ -278,10 +309,32 @@ def deploy(request: DeployRequest) -> Deployment:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     files = tuple(
-        sorted(p for p in model_dir.rglob("*") if p.is_file() and "package" not in p.relative_to(model_dir).parts)
+        sorted(
+            p
+            for p in model_dir.rglob("*")
+            if p.is_file() and not {"package", "__pycache__"} & set(p.relative_to(model_dir).parts)
+        )
     )
-    notes = (*chosen.notes, "unchanged: the repository already held exactly this model") if unchanged else chosen.notes
-    return Deployment(target=str(repository), name=chosen.name, files=(*files, *client_files), notes=notes)
+    notes = (*contents.notes, "unchanged: the repository already held exactly this model") if unchanged else contents.notes
+    return Deployment(target=str(repository), name=contents.name, files=(*files, *client_files), notes=notes)
+
+
+def deploy(request: DeployRequest) -> Deployment:
+    """The ``triton`` deployer (``DeployerSpec.deploy``): write the model folder and the client example.
+    A text-generation package's candidate is written as a streaming model (:mod:`sextant_triton.stream_deploy`)."""
+    from sextant.api import Package
+
+    options = DeployOptions.from_mapping(request.options)
+    package = Package(request.package)
+    repository = Path(request.target)
+    _check_repository(repository)
+    if package.status.get("task") == "text-generation":
+        from sextant_triton import stream_deploy
+
+        contents = stream_deploy.contents(package, request, options, repository)
+    else:
+        contents = _contents(plan(package, request, options), repository, options.version)
+    return install(repository, contents, request.force)
 
 
 def deploy_package(

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sextant.api import Package, SextantError, Signature, cache_dir
+from sextant.api import Package, SextantError, Signature, UsageError, cache_dir
 
 from sextant_triton import config, servable, server
 from sextant_triton.batching import run_batched
@@ -210,6 +210,12 @@ def serving(
 
     opened = Package(package)
     view = candidate_view(opened, candidate)
+    if view.generates:
+        raise UsageError(
+            f"sextant serve does not stream a text-generation package yet ({opened.path} holds generators)",
+            hint=f"Deploy it as a streaming Triton model and serve that: sextant deploy triton {opened.path} "
+            "--repository models, then python -m sextant_triton.server models.",
+        )
     servable.require(opened, view, servable.runner_need, "serve")  # its runner computes in this process
     view.verify(trust_source=trust_source)  # refuse before starting anything
     served_name = model_name(opened, name)

@@ -1,0 +1,227 @@
+"""A text-generation package deployed as a streaming (decoupled) model on the real tritonserver,
+asked over gRPC's bidirectional stream: one response per token, the ids of eager ``generate``; all
+tokens in one response with ``stream`` false; text in and out through the saved tokenizer; a
+cancelled request stops and the next one is answered; a prompt the model cannot take is an error.
+
+One package (a tiny random Llama with a character tokenizer), one deployment, one server start.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _causal_lm import POSITIONS, eager, generation_package, llama, tokenizer
+from _processes import GONE_POLLS, POLL_S
+from sextant.api import UsageError
+from sextant_triton import config
+from sextant_triton.repository import deploy_package
+from sextant_triton.testing import needs_triton
+
+pytestmark = [*needs_triton(modules=("torch", "transformers")), pytest.mark.slow]
+
+GOLDEN = Path(__file__).with_name("golden") / "python_generation.pbtxt"
+UPDATE = os.environ.get("SEXTANT_UPDATE_GOLDEN") == "1"
+NEW_TOKENS = 4  # the package's --new-tokens: max_tokens' default
+PROMPT = [5, 7, 11, 13, 17, 19]
+#: responses a request waits for at most (a bound on the test, not a timing)
+WAIT_S = 120
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory):
+    root = tmp_path_factory.mktemp("streaming")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SEXTANT_CACHE_DIR", str(root / "cache"))
+        package = generation_package(root, new_tokens=NEW_TOKENS)
+    deployment = deploy_package(package.path, root / "models", name="lm")
+    return root / "models", deployment
+
+
+@pytest.fixture(scope="module")
+def server(deployed, triton_server):
+    return triton_server(deployed[0])
+
+
+@pytest.fixture(scope="module")
+def model():
+    return llama()
+
+
+class Stream:
+    """One gRPC stream: requests sent with ``ask``, each response as ``(request id, ids, text,
+    final, error, arrival)`` in arrival order."""
+
+    def __init__(self, url: str) -> None:
+        import tritonclient.grpc as client
+
+        self.client = client
+        self.triton = client.InferenceServerClient(url)
+        self.arrived: queue.Queue = queue.Queue()
+        self.triton.start_stream(callback=self._arrive)
+
+    def _arrive(self, result, error) -> None:
+        stamp = time.monotonic_ns()
+        if error is not None:
+            self.arrived.put((None, None, None, True, str(error), stamp))
+            return
+        response = result.get_response()
+        final = response.parameters["triton_final_response"].bool_param
+        ids = result.as_numpy("output_ids")
+        text = result.as_numpy("text_output")
+        text = None if text is None else b"".join(text.tolist()).decode()
+        self.arrived.put((response.id, None if ids is None else ids.tolist(), text, final, None, stamp))
+
+    def ask(self, request_id: str, ids=None, *, text=None, max_tokens=None, stream=None) -> None:
+        inputs = []
+        for name, array, kind in (
+            ("input_ids", None if ids is None else np.array(ids, np.int64), "INT64"),
+            ("text_input", None if text is None else np.array([text.encode()], np.object_), "BYTES"),
+            ("max_tokens", None if max_tokens is None else np.array([max_tokens], np.int32), "INT32"),
+            ("stream", None if stream is None else np.array([stream], bool), "BOOL"),
+        ):
+            if array is not None:
+                tensor = self.client.InferInput(name, list(array.shape), kind)
+                tensor.set_data_from_numpy(array)
+                inputs.append(tensor)
+        self.triton.async_stream_infer("lm", inputs, request_id=request_id, enable_empty_final_response=True)
+
+    def until_final(self) -> list[tuple]:
+        got = []
+        while not got or not got[-1][3]:
+            got.append(self.arrived.get(timeout=WAIT_S))
+        return got
+
+    def close(self, cancel: bool = False) -> None:
+        self.triton.stop_stream(cancel_requests=cancel)
+        self.triton.close()
+
+
+@pytest.fixture
+def stream(server):
+    opened = Stream(server.grpc_url)
+    yield opened
+    opened.close()
+
+
+def test_the_config_is_decoupled_with_the_llm_tensor_names(deployed):
+    repository, deployment = deployed
+    text = (repository / "lm" / "config.pbtxt").read_text()
+    if UPDATE:
+        GOLDEN.write_text(text)
+    assert text == GOLDEN.read_text()
+    parsed = config.read(repository / "lm" / "config.pbtxt")
+    assert parsed.model_transaction_policy.decoupled and parsed.max_batch_size == 0
+    assert [(i.name, i.optional) for i in parsed.input] == [
+        ("input_ids", True),  # optional: text_input can be the prompt instead
+        ("max_tokens", True),
+        ("stream", True),
+        ("text_input", True),
+    ]
+    assert [o.name for o in parsed.output] == ["output_ids", "text_output"]
+    assert (repository / "lm" / "1" / "tokenizer" / "tokenizer.json").is_file()
+    assert any("tokenizer: from" in note for note in deployment.notes)
+
+
+def test_tokens_stream_one_response_each_and_equal_eager_generate(stream, model):
+    stream.ask("a", PROMPT, max_tokens=6)
+    got = stream.until_final()
+    assert [error for *_, error, _ in got] == [None] * 6
+    assert [len(ids) for _, ids, *_ in got] == [1] * 6  # one token per response
+    assert [final for *_, final, _, _ in got] == [False] * 5 + [True]
+    stamps = [stamp for *_, stamp in got]
+    assert all(a < b for a, b in zip(stamps, stamps[1:]))  # arrived one after the other
+    assert [ids[0] for _, ids, *_ in got] == eager(model, PROMPT, 6)
+    assert {rid for rid, *_ in got} == {"a"}
+
+
+def test_stream_false_answers_all_tokens_in_one_response_and_max_tokens_defaults(stream, model):
+    stream.ask("all", PROMPT, stream=False)
+    (only,) = stream.until_final()
+    assert only[4] is None and only[3]
+    assert only[1] == eager(model, PROMPT, NEW_TOKENS)  # max_tokens left out: the package's --new-tokens
+
+
+def test_text_in_and_text_out_through_the_saved_tokenizer(stream, model):
+    chars = tokenizer()
+    stream.ask("text", text="Hello", max_tokens=5)
+    got = stream.until_final()
+    ids = [i for _, step, *_ in got for i in step]
+    assert ids == eager(model, chars("Hello")["input_ids"], 5)
+    assert "".join(text for _, _, text, *_ in got) == chars.decode(ids)
+
+
+def test_a_cancelled_request_stops_and_the_next_one_is_answered(server, model):
+    asked = POSITIONS - len(PROMPT)  # far more tokens than arrive before the cancellation does
+    first = Stream(server.grpc_url)
+    first.ask("long", PROMPT, max_tokens=asked)
+    for _ in range(2):
+        assert first.arrived.get(timeout=WAIT_S)[4] is None
+    first.close(cancel=True)
+    pattern = re.compile(rf"request cancelled after (\d+) of {asked} tokens")
+    for _ in range(GONE_POLLS):
+        found = pattern.search(server.logs())
+        if found:
+            break
+        time.sleep(POLL_S)
+    assert found, server.logs()[-2000:]
+    assert 2 <= int(found[1]) < asked
+    second = Stream(server.grpc_url)
+    try:
+        second.ask("after", PROMPT, max_tokens=3)
+        assert [step[0] for _, step, *_ in second.until_final()] == eager(model, PROMPT, 3)
+    finally:
+        second.close()
+
+
+def test_a_prompt_the_model_cannot_take_is_a_clear_error(stream):
+    stream.ask("long", list(range(2, 90)) * 6)  # 528 tokens
+    ((_, _, _, final, error, _),) = stream.until_final()
+    assert final and "a prompt of 528 tokens and max_tokens 4 need 532 positions, more than the model's 512" in error
+    stream.ask("vocab", [3, 500, 4])
+    ((*_, error, _),) = stream.until_final()
+    assert "token id(s) [500] outside the model's vocabulary of 96" in error
+    stream.ask("fine", PROMPT, max_tokens=1)  # and the model still answers
+    ((_, ids, _, final, error, _),) = stream.until_final()
+    assert error is None and final and len(ids) == 1
+
+
+def test_the_client_example_streams_tokens_as_they_arrive(server, deployed, model):
+    repository, _ = deployed
+    script = repository.parent / "lm_client.py"
+    with np.load(repository.parent / "lm_client_inputs.npz") as data:
+        prompt = data["input_ids"].tolist()
+    args = [sys.executable, str(script), "--url", server.grpc_url, "--max-tokens", "3"]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=WAIT_S)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [re.fullmatch(r"token \[(\d+)\] '.*'", line)[1] for line in lines] == [
+        str(i) for i in eager(model, prompt, 3)
+    ]
+
+
+def test_a_redeploy_changes_nothing_and_batching_options_are_refused(server, deployed, tmp_path):
+    repository, first = deployed
+    package = repository.parent / "ws"
+    again = deploy_package(package, repository, name="lm")  # after the server loaded it (its __pycache__)
+    assert again.notes[-1].startswith("unchanged") and again.files == first.files
+    with pytest.raises(UsageError, match="Triton does not batch"):
+        deploy_package(package, tmp_path / "models", max_batch_size=4)
+    with pytest.raises(UsageError, match="no native Triton backend runs a sextant generator"):
+        deploy_package(package, tmp_path / "models", backend="native")
+
+
+def test_serve_says_it_does_not_stream_yet_and_what_to_run_instead(deployed):
+    from sextant_triton.serve import serving
+
+    with pytest.raises(UsageError, match="does not stream a text-generation package yet") as raised:
+        with serving(deployed[0].parent / "ws"):
+            pass
+    assert "sextant deploy triton" in raised.value.hint
