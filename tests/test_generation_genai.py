@@ -120,7 +120,7 @@ def test_int4_weights_are_quantized_and_close(llama, tmp_path):
 def test_optimize_text_generation_with_onnxruntime_genai(tmp_path):
     ws = tmp_path / "ws"
     args = ["optimize", f"{TORCH_TESTS / 'causal_lms.py'}:llama_head16", "-w", str(ws), "--json", *FAST]
-    args += ["--runners", "torch-generate,onnxruntime-genai", "--precision", "fp32,int8"]
+    args += ["--runners", "torch-generate,onnxruntime-genai"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TORCH_TESTS), *sys.path])}
     done = subprocess.run(
         [sys.executable, "-m", "sextant.cli", *args], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600
@@ -133,9 +133,7 @@ def test_optimize_text_generation_with_onnxruntime_genai(tmp_path):
     assert fp32["correctness"]["passed"]
     assert [p["batch"] for p in fp32["profile"]["points"]] == [1, 2]
     assert set(fp32["ttft_ms"]) == {"6", "12"}
-    int8 = records["onnxruntime-genai-build-int8:onnxruntime-genai/int8@cpu"]
-    assert int8["precision"] == "int8" and int8["correctness"] is not None
-    assert status["steps"]["onnxruntime-genai-build-int8"]["precision"] == "int8"
+    assert set(records) == {"source:torch-generate@cpu", "onnxruntime-genai-build:onnxruntime-genai@cpu"}
     # the candidate, loaded in a fresh process from the package, generates what eager generate does
     prompt = [5, 7, 11, 13, 17, 19]
     code = (
