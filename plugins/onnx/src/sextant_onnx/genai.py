@@ -69,9 +69,6 @@ class GenAiGenerator:
         try:
             og_config = og.Config(str(folder))
             og_config.overlay(json.dumps({"model": {"decoder": {"session_options": threads}}}))
-            if request.device == "cuda":
-                og_config.clear_providers()
-                og_config.append_provider("cuda")
             self.model = og.Model(og_config)
         except Exception as exc:  # onnxruntime-genai raises RuntimeError for every load failure
             raise ModelLoadError(f"onnxruntime-genai cannot load {folder}: {exc}") from exc
