@@ -127,3 +127,23 @@ def test_bad_prompts_say_what_is_wrong():
         make_prompts({"x": np.zeros((1, 3))}, config, vocab_size=10, max_positions=64)
     with pytest.raises(UsageError, match="--new-tokens 1 must be at least 2"):
         GenerationConfig(new_tokens=1)
+
+
+def test_a_built_generator_gets_one_build_step_per_allowed_precision():
+    from sextant.generation.plan import make_generation_plan
+    from sextant.plugins import Catalog, Contribution, PluginInfo
+    from sextant.specs import GeneratorSpec
+    from sextant.testing.fakelm import LM
+
+    plugin = PluginInfo("fake", "fake-dist", "1")
+    reference = GeneratorSpec("numpy-lm", LM, load="sextant.testing.fakelm:load", reference=True)
+    built = GeneratorSpec(
+        "built", LM, load="sextant.testing.fakelm:load", build="sextant.testing.fakelm:load", precisions=("fp32", "int8", "int4")
+    )
+    contributions = [Contribution("generator", spec, plugin) for spec in (reference, built)]
+    plan = make_generation_plan(Catalog(None, [plugin], contributions), LM, devices=["cpu"], precisions=["fp32", "int4"])
+    ids = ["source:numpy-lm@cpu", "built-build:built@cpu", "built-build-int4:built/int4@cpu"]
+    assert [c.id for c in plan.candidates] == ids
+    assert [c.step for c in plan.candidates] == [None, "built-build", "built-build-int4"]
+    steps = {s.id: (s.precision, dict(s.spec.options)) for s in plan.steps}
+    assert steps == {"built-build": ("fp32", {}), "built-build-int4": ("int4", {"precision": "int4"})}

@@ -22,6 +22,7 @@ DEFAULT_TOLERANCES: dict[str, tuple[float, float]] = {
     "fp16": (1e-2, 1e-2),
     "bf16": (5e-2, 5e-2),
     "int8": (1e-1, 1e-1),
+    "int4": (2.5e-1, 2.5e-1),  # weight-only int4 (a generator's MatMulNBits weights)
 }
 _TINY = 1e-12
 

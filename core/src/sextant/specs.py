@@ -23,7 +23,7 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9._+-]*$")
 
 DEVICES = ("cpu", "cuda")
 #: Precisions from most to least exact; a chain's precision is its least exact step.
-PRECISIONS = ("fp32", "tf32", "bf16", "fp16", "int8")
+PRECISIONS = ("fp32", "tf32", "bf16", "fp16", "int8", "int4")
 
 
 def _check_name(kind: str, name: str) -> None:

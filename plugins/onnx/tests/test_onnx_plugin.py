@@ -73,7 +73,7 @@ def test_entry_point_and_contracts():
     (ep,) = [e for e in importlib.metadata.entry_points(group="sextant") if e.name == "onnx"]
     assert ep.load().__name__ == "sextant_onnx"
     names = {c.name for c in check_plugin("sextant_onnx")}
-    assert {"onnx-slim", "onnx-fp16", "onnx-int8", "onnxruntime", "onnxruntime-kv"} <= names
+    assert {"onnx-slim", "onnx-fp16", "onnx-int8", "onnxruntime", "onnxruntime-kv", "onnxruntime-genai"} <= names
 
 
 def test_declared_signature(catalog, tmp_path):

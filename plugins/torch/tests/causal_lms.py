@@ -29,11 +29,24 @@ DECODER = dict(
     bos_token_id=0,
     eos_token_id=1,
 )
+#: the same with 16-wide attention heads: the narrowest ONNX Runtime's GroupQueryAttention takes on
+#: the CPU (the graph onnxruntime-genai's model builder writes)
+DECODER_HEAD16 = {**DECODER, "num_attention_heads": 2, "num_key_value_heads": 1}
 
 
 def llama() -> LlamaForCausalLM:
     torch.manual_seed(0)
     return LlamaForCausalLM(LlamaConfig(**DECODER)).eval()
+
+
+def llama_head16() -> LlamaForCausalLM:
+    torch.manual_seed(0)
+    return LlamaForCausalLM(LlamaConfig(**DECODER_HEAD16)).eval()
+
+
+def qwen2_head16() -> Qwen2ForCausalLM:
+    torch.manual_seed(0)
+    return Qwen2ForCausalLM(Qwen2Config(**DECODER_HEAD16)).eval()
 
 
 def gpt2() -> GPT2LMHeadModel:

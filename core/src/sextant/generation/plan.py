@@ -2,7 +2,9 @@
 device, precision and option set allowed and available here (what is not, with the reason).
 
 Planning reads specs only. A generator with a ``build`` runs on the artifact its build writes
-(one build step per generator, named ``<generator>-build``); the others on the source itself.
+(one build step per generator and precision, named ``<generator>-build``, and
+``<generator>-build-<precision>`` for a reduced precision, whose build is given
+``options["precision"]``); the others on the source itself.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ class GenerationCandidate:
     @property
     def step(self) -> str | None:
         """The build step whose artifact it loads, or ``None``: the source."""
-        return f"{self.spec.name}-build" if self.spec.build else None
+        return build_step(self.spec, self.precision)
 
     @property
     def runner(self) -> GeneratorSpec:  # named as a single-model candidate's, for the plan's views
@@ -62,6 +64,13 @@ class GenerationPlan:
         return None
 
 
+def build_step(spec: GeneratorSpec, precision: str) -> str | None:
+    """The id of the build step ``spec`` loads at ``precision``, or ``None``: it loads the source."""
+    if not spec.build:
+        return None
+    return f"{spec.name}-build" if precision == "fp32" else f"{spec.name}-build-{precision}"
+
+
 def generators_for(catalog: Catalog, fmt: Format) -> list[GeneratorSpec]:
     return [c.spec for c in catalog.of("generator") if c.spec.consumes == fmt]
 
@@ -87,7 +96,6 @@ def make_generation_plan(
         if spec.consumes != fmt:
             continue
         plugin = f"{contribution.plugin.distribution} {contribution.plugin.version}"
-        artifact = f"{spec.name}-build" if spec.build else SOURCE
         wanted = generators is None or spec.name in generators
         for device in dict.fromkeys(["cpu", *devices]):
             is_reference_slot = spec.reference and device == "cpu"
@@ -95,11 +103,12 @@ def make_generation_plan(
                 continue
             reason = availability(spec, device)
             if reason:
-                plan.skipped.append((f"{artifact}:{spec.name}@{device}", reason))
+                plan.skipped.append((f"{build_step(spec, 'fp32') or SOURCE}:{spec.name}@{device}", reason))
                 continue
             for precision in spec.precisions:
                 if precision not in precisions:
                     continue
+                artifact = build_step(spec, precision) or SOURCE
                 suffix = "" if precision == "fp32" else f"/{precision}"
                 for options in spec.option_sets():
                     if not wanted or device not in devices:  # only the reference itself
@@ -110,6 +119,9 @@ def make_generation_plan(
     for candidate in plan.candidates:
         step_id, spec = candidate.step, candidate.spec
         if step_id is not None and all(s.id != step_id for s in plan.steps):
-            build = ExporterSpec(step_id, spec.consumes, Format(spec.name), run=spec.build or "", requires=spec.requires)
-            plan.steps.append(PlannedStep(step_id, "exporter", build, candidate.plugin, None, "fp32"))
+            options = {} if candidate.precision == "fp32" else {"precision": candidate.precision}
+            build = ExporterSpec(
+                step_id, spec.consumes, Format(spec.name), run=spec.build or "", requires=spec.requires, options=options
+            )
+            plan.steps.append(PlannedStep(step_id, "exporter", build, candidate.plugin, None, candidate.precision))
     return plan

@@ -7,7 +7,9 @@ runner applies the same optimisations when it creates its session, so it would o
 Runtime on the CPU execution provider, the CUDA one with ``onnxruntime-gpu``, TensorRT's through
 ONNX Runtime, and OpenVINO's with ``onnxruntime-openvino``. Generator (``--task text-generation``):
 ``onnxruntime-kv``, a ``transformers`` causal LM exported with past key values and run by ONNX
-Runtime with I/O binding (the export needs torch and transformers: the ``generation`` extra).
+Runtime with I/O binding (the export needs torch and transformers: the ``generation`` extra);
+``onnxruntime-genai``, the graph onnxruntime-genai's model builder writes (fp32, and weight-only
+int8 / int4 when ``--precision`` allows them) run by its own generation loop (the ``genai`` extra).
 
 This module only declares specs; onnx and onnxruntime are imported by the callables.
 """
@@ -159,5 +161,15 @@ def sextant_register_generators() -> list[GeneratorSpec]:
             check="sextant_onnx.checks:check_ort",
             install="pip install 'sextant-onnx[cpu,generation]'",
             description="ONNX Runtime on one graph with past key values (torch.onnx export), I/O binding",
+        ),
+        GeneratorSpec(
+            "onnxruntime-genai",
+            TRANSFORMERS_CAUSAL_LM,
+            load="sextant_onnx.genai:load",
+            build="sextant_onnx.genai_build:build",
+            precisions=("fp32", "int8", "int4"),
+            requires=("onnxruntime_genai", *ORT, "torch", "transformers"),
+            install="pip install 'sextant-onnx[cpu,genai]'",
+            description="onnxruntime-genai: its model builder's graph (fp32; int8/int4 weights) and its generation loop",
         ),
     ]
