@@ -78,3 +78,28 @@ def test_content_keys_follow_content_and_names(tmp_path):
     (tmp_path / "d" / "w.bin").rename(tmp_path / "d" / "v.bin")
     assert hash_path(tmp_path / "d") != first  # names count too
     assert digest({"a": 1, "b": [1, 2]}) == digest({"b": [1, 2], "a": 1})
+
+
+def test_a_status_written_before_the_typed_document_reads_and_writes_back_byte_for_byte(tmp_path):
+    """``data/status-1-bc1b8ff.json`` is what the ledger wrote at bc1b8ff, before it held a
+    :class:`RunDocument`: it parses into typed entries, and writing it again gives the same bytes."""
+    from pathlib import Path
+
+    from sextant.package import RunDocument
+    from sextant.package.document import Host, RunInfo, SearchSummary
+
+    text = (Path(__file__).parent / "data" / "status-1-bc1b8ff.json").read_text()
+    document = RunDocument.from_json(json.loads(text))
+    assert json.dumps(document.to_json(), indent=2) == text
+    assert isinstance(document.host, Host) and document.host.cores == 2
+    assert isinstance(document.run, RunInfo) and document.run.complete and document.run.unmeasured == ()
+    assert document.selection.objective.name == "throughput" and document.selection.objective.max_batch == 8
+    assert document.best == document.baseline == "source:numpy-eager@cpu" and document.incomplete is None
+    assert document.signature.input_names == ("x",) and document.correctness_batches == (4, 2, 1, 8)
+    assert document.candidates[document.best].status is Status.OK
+    searched = document.updated(search={"a": {"strategy": "grid", "measured": 3}}, later={"kept": True})
+    assert searched.search == {"a": SearchSummary("grid", measured=3)} and searched.to_json()["later"] == {"kept": True}
+    folder = tmp_path / "p"
+    folder.mkdir()
+    (folder / "status.json").write_text(text)
+    assert Package(folder).document == document and Package(folder).best().id == document.best

@@ -16,7 +16,8 @@ What callables receive and return
     ``Synchronizer``, ``SearchStrategy``, ``GeneratorRequest``, ``Generator`` (a causal LM's generation
     loop: ``prefill`` and ``decode``), ``Signature``, ``TensorSpec``, ``Tolerance``, ``Verdict``, ``OutputReport``
 Packages (what a deployer reads)
-    ``Package`` (``Package(path)``; ``.best()``, ``.candidate(id)``, ``.status``), ``CandidateView``
+    ``Package`` (``Package(path)``; ``.best()``, ``.candidate(id)``, ``.document``: its ``status.json``
+    as a typed ``RunDocument``), ``CandidateView``
     (one candidate of a package; ``.verify(trust_source=)`` / ``.check_files()`` refuse changed
     files and unpickling without trust), ``CandidateRecord``, ``Status``, ``Stop`` (why a profile
     sweep ended), ``write_manifest`` (hash a package folder's files, as a run does when it ends)
@@ -97,7 +98,7 @@ if TYPE_CHECKING:  # imported on first use (see _LAZY)
     from sextant.composite.parts import Part, Recording  # noqa: F401
     from sextant.composite.parts import register as register_part  # noqa: F401
     from sextant.htmlreport import kit as htmlkit  # noqa: F401
-    from sextant.package import CandidateView, Package  # noqa: F401
+    from sextant.package import CandidateView, Package, RunDocument  # noqa: F401
     from sextant.pairing import Paired, Ratio  # noqa: F401
     from sextant.plugins import availability, installed  # noqa: F401
     from sextant.records import CandidateRecord, Status, Stop  # noqa: F401
@@ -111,6 +112,7 @@ _LAZY = {
     "Ratio": "sextant.pairing",
     "Package": "sextant.package",
     "CandidateView": "sextant.package",
+    "RunDocument": "sextant.package",
     "Stop": "sextant.records",
     "CandidateRecord": "sextant.records",
     "Status": "sextant.records",

@@ -78,7 +78,7 @@ class Manifest:
 
 def write_manifest(folder: Path) -> Manifest:
     """Hash every recorded file of the package ``folder`` and write ``manifest.json`` atomically."""
-    from sextant.package import write_json
+    from sextant.atomic import write_json
 
     files = {str(relative): file_sha256(folder / relative) for relative in _files(folder)}
     manifest = Manifest(files, datetime.now(timezone.utc).isoformat(timespec="seconds"))

@@ -11,7 +11,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 from rich.tree import Tree
 
-from sextant.package import incomplete_reason
+from sextant.package.document import RunDocument
 from sextant.planner import Plan, make_plan
 from sextant.plugins import Catalog, availability
 from sextant.records import CandidateRecord, Status, StepRecord
@@ -199,29 +199,27 @@ def _short(text: str, limit: int = 70) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-def _records(status: Mapping[str, Any]) -> tuple[dict[str, StepRecord], dict[str, CandidateRecord]]:
-    steps = {k: StepRecord.from_json(r) for k, r in status.get("steps", {}).items()}
-    candidates = {k: CandidateRecord.from_json(r) for k, r in status.get("candidates", {}).items()}
-    return steps, candidates
+def _document(status: RunDocument | Mapping[str, Any]) -> RunDocument:
+    return status if isinstance(status, RunDocument) else RunDocument.from_json(status)
 
 
-def results_table(status: Mapping[str, Any]) -> Table:
-    selection = status.get("selection", {})
-    best = selection.get("best")
-    steps, candidates = _records(status)
-    title = f"sextant: {escape(status['model']['name'])} (objective: {selection.get('objective', 'throughput')})"
-    if incomplete_reason(status):
+def results_table(status: RunDocument | Mapping[str, Any]) -> Table:
+    document = _document(status)
+    best = document.best
+    objective = document.selection.objective.name if document.selection else "throughput"
+    title = f"sextant: {escape(document.model.name if document.model else 'model')} (objective: {objective})"
+    if document.incomplete:
         title += " [bold yellow]— incomplete run[/bold yellow]"
     table = Table(title=title)
     table.add_column("candidate", overflow="fold", ratio=1)
     for column in ("precision", "status"):
         table.add_column(column, no_wrap=True)
     measures = ("best tput/s", "@batch", "p50 ms", "p99 ms")
-    if status.get("task") == "text-generation":  # a point is tokens/s and inter-token latency
+    if document.generates:  # a point is tokens/s and inter-token latency
         measures = ("tokens/s", "@batch", "ITL p50 ms", "ITL p99 ms")
     for column in ("max abs err", *measures, "speedup", "load s"):
         table.add_column(column, justify="right", no_wrap=True)
-    for cid, record in candidates.items():
+    for cid, record in document.candidates.items():
         point = record.best_point
         correctness = record.correctness
         row = [
@@ -237,7 +235,7 @@ def results_table(status: Mapping[str, Any]) -> Table:
             f"{record.load_seconds:.1f}" if record.load_seconds is not None else "",  # a compile's build time
         ]
         table.add_row(*row)
-    for step_id, step in steps.items():
+    for step_id, step in document.steps.items():
         if step.status != Status.OK:
             table.add_row(f"[dim]{escape(step_id)} (step)[/dim]", step.precision, _status_word(step), *[""] * 7)
     return table
@@ -249,11 +247,12 @@ def _status_word(record: StepRecord | CandidateRecord) -> str:
     return f"[{style}]{word}{' (cached)' if record.cached else ''}[/{style}]"
 
 
-def reasons(status: Mapping[str, Any]) -> list[str]:
+def reasons(status: RunDocument | Mapping[str, Any]) -> list[str]:
     """Why each step or candidate that is not ok is not, and each candidate screened out at what
     estimate; the same reason for several is one line."""
+    document = _document(status)
     by_reason: dict[str, list[str]] = {}
-    for records in _records(status):
+    for records in (document.steps, document.candidates):
         for name, record in records.items():
             if record.status != Status.OK and record.reason:
                 by_reason.setdefault(_status_text(record, limit=160), []).append(name)
@@ -265,24 +264,22 @@ def reasons(status: Mapping[str, Any]) -> list[str]:
     ]
 
 
-def summary_line(status: Mapping[str, Any], workspace: str) -> str:
+def summary_line(status: RunDocument | Mapping[str, Any], workspace: str) -> str:
     """One line naming the best candidate (escaped: ids hold ``[option=value]``, not markup)."""
-    selection = status.get("selection", {})
-    best = selection.get("best")
+    document = _document(status)
+    best, selection = document.best, document.selection
     if best is None:
-        reason = selection.get("reason") or "the run stopped before it selected one"
+        reason = (selection.reason if selection else None) or "the run stopped before it selected one"
         return f"no candidate selected: {escape(str(reason))}. Package: {escape(workspace)}"
-    record = CandidateRecord.from_json(status["candidates"][best])
+    record = document.candidates[best]
     point = record.best_point or {}
     speed = f", {record.speedup:.2f}× the baseline" if record.speedup else ""
-    paired = (selection.get("paired") or {}).get("speedup")
+    paired = selection.paired_speedup if selection else None
     if paired:  # measured again, interleaved with the baseline: the number to trust (sextant.pairing)
-        from sextant.pairing import Ratio
-
-        speed = f", {Ratio.from_json(paired).describe()} the baseline"
-    unmeasured = (status.get("run") or {}).get("unmeasured")
+        speed = f", {paired.describe()} the baseline"
+    unmeasured = document.run.unmeasured if document.run else None
     label = "best"
-    if incomplete_reason(status):
+    if document.incomplete:
         label = "best so far" + (f" ({len(unmeasured)} candidates not measured)" if unmeasured is not None else "")
     return (
         f"{label}: {escape(best)} — {point['throughput']:,.0f}/s at batch {point['batch']}, p50 {point['p50_ms']:.3f} ms"

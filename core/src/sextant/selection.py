@@ -12,10 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sextant.objective import Objective
+from sextant.objective import PRESETS, Objective
 from sextant.records import CandidateRecord, Status
+
+if TYPE_CHECKING:
+    from sextant.pairing import Ratio
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,16 @@ class Selection:
     @property
     def best(self) -> str | None:
         return self.ranking[0] if self.ranking else None
+
+    @property
+    def paired_speedup(self) -> Ratio | None:
+        """The best's speedup over the baseline measured in paired rounds, when it was."""
+        speedup = (self.paired or {}).get("speedup")
+        if not speedup:
+            return None
+        from sextant.pairing import Ratio
+
+        return Ratio.from_json(speedup)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -50,6 +63,26 @@ class Selection:
         if self.paired is not None:
             out["paired"] = dict(self.paired)
         return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Selection:
+        """What :meth:`to_json` wrote; a selection of an older sextant recorded the objective's name
+        only (its preset's weights), and a hand-written one may give ``best`` without a ranking."""
+        name = str(data.get("objective", "throughput"))
+        weights = data.get("weights") or PRESETS.get(name, ({"throughput": 1.0}, None))[0]
+        objective = Objective(
+            dict(weights),
+            data.get("latency_budget_ms"),
+            data.get("min_throughput"),
+            data.get("max_memory_mb"),
+            data.get("max_batch"),
+            name=name,
+        )
+        ranking = tuple(data.get("ranking") or ())
+        best = data.get("best")
+        if best is not None and ranking[:1] != (best,):
+            ranking = (best, *(r for r in ranking if r != best))
+        return cls(objective, data.get("baseline"), ranking, data.get("reason"), data.get("paired"))
 
 
 def select(

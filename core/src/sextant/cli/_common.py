@@ -21,6 +21,7 @@ from rich.markup import escape
 from sextant.errors import ExitCode, SextantError
 
 if TYPE_CHECKING:
+    from sextant.package import Package
     from sextant.plugins import Catalog
 
 PANEL_RUN = "Run"
@@ -97,28 +98,26 @@ def report_error(exc: BaseException, debug: bool) -> int:
     return ExitCode.ERROR
 
 
-def render_package(
-    status: dict[str, Any], path: str, as_json: bool, problems: Sequence[str] = (), said: Sequence[str] = ()
-) -> None:
-    """A package's results: one JSON document on stdout (``incomplete``: why the results are
-    partial, else null; ``problems``: what else is wrong with the package now), or the table on
-    stdout and the reasons, notes (less those ``said`` while the run went), warnings and the
-    summary on stderr."""
+def render_package(package: Package, as_json: bool, problems: Sequence[str] = (), said: Sequence[str] = ()) -> None:
+    """A package's results: one JSON document on stdout (its ``status.json``; ``incomplete``: why
+    the results are partial, else null; ``problems``: what else is wrong with the package now), or
+    the table on stdout and the reasons, notes (less those ``said`` while the run went), warnings
+    and the summary on stderr."""
     from sextant import report
-    from sextant.package import incomplete_reason
 
-    incomplete = incomplete_reason(status)
+    document, path = package.document, str(package.path)
+    incomplete = document.incomplete
     if as_json:
-        return print_json({"package": path, **status, "incomplete": incomplete, "problems": list(problems)})
+        return print_json({"package": path, **package.status, "incomplete": incomplete, "problems": list(problems)})
     out = stderr()
-    console().print(report.results_table(status))
-    for line in report.reasons(status):
+    console().print(report.results_table(document))
+    for line in report.reasons(document):
         out.print(f"  {line}", highlight=False)
-    for note in status.get("notes", []):
+    for note in document.notes:
         if note in said:
             continue
         out.print(f"[cyan]note:[/cyan] {escape(note)}")
     for warning in (incomplete, *problems):
         if warning:
             out.print(f"[bold yellow]warning:[/bold yellow] {escape(warning)}", highlight=False)
-    out.print(report.summary_line(status, path))
+    out.print(report.summary_line(document, path))

@@ -309,7 +309,7 @@ def optimize(
             hint="Run the same command again to resume where it stopped.",
             signum=signum,
         ) from None
-    render_package(package.status, str(package.path), as_json, said=view.said)
+    render_package(package, as_json, said=view.said)
     page = package.path / "report.html"
     if page.exists():
         stderr().print(f"report: {escape(str(page))}", highlight=False)
@@ -354,7 +354,7 @@ def inspect(
         return render_composite(read_record(package), str(package), as_json)
 
     opened = Package(package)
-    render_package(opened.status, str(opened.path), as_json, package_problems(opened))
+    render_package(opened, as_json, package_problems(opened))
 
 
 def package_problems(package: Package) -> list[str]:
@@ -366,7 +366,7 @@ def package_problems(package: Package) -> list[str]:
     running = holder(package.path)
     if running is not None:
         return [f"a run is in progress in this workspace ({running.describe()}): these results are partial"]
-    best = package.status.get("selection", {}).get("best")
+    best = package.document.best
     if best is None:
         return []
     try:

@@ -240,6 +240,6 @@ def read_record(folder: Path) -> CompositeRecord:
 
 
 def write_record(folder: Path, record: CompositeRecord) -> None:
-    from sextant.package import write_json
+    from sextant.atomic import write_json
 
     write_json(Path(folder) / RECORD, record.to_json())

@@ -211,9 +211,10 @@ def _optimize_part(
     except SextantError as exc:
         return None, replace(base, reason=f"{type(exc).__name__}: {exc.message}")
     package = Package(folder)
-    ranking = tuple(package.status.get("selection", {}).get("ranking", ()))
+    selection = package.document.selection
+    ranking = selection.ranking if selection else ()
     if not ranking:
-        return None, replace(base, reason=package.status.get("selection", {}).get("reason") or "no candidate passed")
+        return None, replace(base, reason=(selection.reason if selection else None) or "no candidate passed")
     return Unit(part, recording.key, package, ranking), replace(base, ranking=ranking)
 
 

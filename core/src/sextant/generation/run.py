@@ -35,6 +35,7 @@ from sextant.isolation import Isolator
 from sextant.jobs import GenerationJob, ProfileOrder
 from sextant.options import OptimizeOptions
 from sextant.package import Package
+from sextant.package.document import RunInfo, Skipped
 from sextant.pipeline.budget import Budget
 from sextant.pipeline.context import Run, outcome
 from sextant.pipeline.ledger import EventHandler, Ledger
@@ -102,15 +103,16 @@ def optimize_generation(
         )
         if lock.took_over is not None:
             ledger.note(f"took over the workspace from {lock.took_over.describe()}, which is no longer running")
-        host = ledger.header["host"]
-        for note in (unreadable, ledger.unreadable_note(), busy_reason(host.get("load_1min"), host.get("cores")), *source.notes):
+        host = ledger.header.host
+        busy = busy_reason(host.load_1min, host.cores) if host else None
+        for note in (unreadable, ledger.unreadable_note(), busy, *source.notes):
             if note:
                 ledger.note(note)
         made.save(workspace.inputs)
         made.save(workspace.samples)  # what a build step reads as its samples
         ledger.set(
             prompts={"count": len(made), "lengths": [len(p) for p in made.ids], "given": made.given},
-            signature=SIGNATURE.to_dict(),
+            signature=SIGNATURE,
         )
         preload = sorted({m.split(".", 1)[0] for c in plan.candidates for m in c.spec.requires})
         with Isolator(preload=preload, server_log=workspace.path / "logs" / "forkserver.log") as isolator:
@@ -304,7 +306,7 @@ def _finish(run: Run, plan: GenerationPlan, seconds: float, *, complete: bool) -
     planned = [c.id for c in plan.candidates]
     if complete:
         ledger.keep_only([s.id for s in plan.steps if s.id in ledger.steps], planned)
-        ledger.header.pop("interrupted", None)
+        ledger.set(interrupted=None)
     reference = plan.reference()
     current = {cid: r for cid, r in ledger.candidates.items() if cid in planned}
     selection, ranked = select(current, run.options.generation_goal(), reference.id if reference else None, set(planned))
@@ -312,19 +314,19 @@ def _finish(run: Run, plan: GenerationPlan, seconds: float, *, complete: bool) -
     records = [*ledger.steps.values(), *ledger.candidates.values()]
     ledger.set(
         baseline=reference.id if reference else None,
-        run={
-            **ledger.header["run"],
-            "seconds": round(seconds, 3),
-            "complete": complete,
-            "cached": sum(r.cached for r in records),
-            "ran": sum(not r.cached and r.seconds is not None for r in records),
-            "planned": len(planned),
-            "unmeasured": [cid for cid in planned if not ledger.recorded(cid)],
-        },
-        skipped=[{"what": what, "reason": reason} for what, reason in plan.skipped],
-        reference_only=[],
-        selection=selection.to_json(),
+        run=replace(
+            ledger.header.run or RunInfo(),
+            seconds=round(seconds, 3),
+            complete=complete,
+            cached=sum(r.cached for r in records),
+            ran=sum(not r.cached and r.seconds is not None for r in records),
+            planned=len(planned),
+            unmeasured=tuple(cid for cid in planned if not ledger.recorded(cid)),
+        ),
+        skipped=tuple(Skipped(what, reason) for what, reason in plan.skipped),
+        reference_only=(),
+        selection=selection,
     )
     if complete:
         ledger.note("report.html is not written for text-generation runs yet: `sextant inspect` shows the results")
-    ledger.emit("done", {"status": ledger.document()})
+    ledger.emit("done", {"status": ledger.document.to_json()})

@@ -18,10 +18,13 @@ import os
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sextant.htmlreport.bundle import INSTALL_HINT, missing_reason, plotly_bundle
 from sextant.htmlreport.data import RunReport, read_run
+
+if TYPE_CHECKING:
+    from sextant.package.document import RunDocument
 
 __all__ = [
     "INSTALL_HINT",
@@ -38,8 +41,10 @@ __all__ = [
 REPORT = "report.html"
 
 
-def render_report(status: Mapping[str, Any], *, package: Path | None = None, output: Path | None = None) -> str:
-    """The page for a package's ``status.json`` content. ``package`` and ``output`` (where the page
+def render_report(
+    status: RunDocument | Mapping[str, Any], *, package: Path | None = None, output: Path | None = None
+) -> str:
+    """The page for a package's ``status.json`` (typed, or its content). ``package`` and ``output`` (where the page
     will be written) make the log links relative; without them logs are named, not linked."""
     from sextant import __version__
     from sextant.htmlreport import csvexport, page, plots, sections
@@ -77,10 +82,11 @@ def write_report(package: Path | str, output: Path | str | None = None) -> Path:
     """Write the page of the package at ``package`` to ``output`` (default: ``report.html`` in the
     package); returns its path. Raises :class:`~sextant.errors.PackageError` for a folder that is
     not a package. Without plotly the page has no plots and says so (:func:`missing_reason`)."""
-    from sextant.package import read_status, write_text
+    from sextant.atomic import write_text
+    from sextant.package import read_document
 
     folder = Path(package)
-    status = read_status(folder)
+    status = read_document(folder)
     target = Path(output) if output is not None else folder / REPORT
     text = render_report(status, package=folder, output=target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -91,9 +97,9 @@ def write_report(package: Path | str, output: Path | str | None = None) -> Path:
 def write_csv(package: Path | str, folder: Path | str) -> list[Path]:
     """``points.csv`` and ``candidates.csv`` of the package at ``package``, in ``folder``."""
     from sextant.htmlreport.csvexport import write_csv as write
-    from sextant.package import read_status
+    from sextant.package import read_document
 
-    return write(read_run(read_status(Path(package))), Path(folder))
+    return write(read_run(read_document(Path(package))), Path(folder))
 
 
 def _linker(package: Path | None, output: Path | None) -> Callable[[str], str | None]:
@@ -109,6 +115,6 @@ def _linker(package: Path | None, output: Path | None) -> Callable[[str], str | 
 
 def read_package(package: Path | str) -> RunReport:
     """The typed view of a package's ``status.json`` (for ``sextant analyze`` and tests)."""
-    from sextant.package import read_status
+    from sextant.package import read_document
 
-    return read_run(read_status(Path(package)))
+    return read_run(read_document(Path(package)))

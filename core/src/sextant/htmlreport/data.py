@@ -14,7 +14,8 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from sextant.devices import busy_reason
-from sextant.package import incomplete_reason
+from sextant.objective import Objective
+from sextant.package.document import Host, ModelInfo, RunDocument, RunInfo, SearchSummary, Skipped
 from sextant.records import CandidateRecord, Status, StepRecord
 
 #: the statuses that mean something went wrong (skipped and duplicate ones are listed apart)
@@ -141,76 +142,6 @@ class Problem:
 
 
 @dataclass(frozen=True)
-class Skipped:
-    """Something the run did not try, and why."""
-
-    what: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class SearchResult:
-    """One runner's option search: where it ran and what it found."""
-
-    candidate: str  # the candidate the search started from (the runner's defaults)
-    strategy: str
-    best_options: Mapping[str, Any] | None
-    gain_over_defaults: float | None  # 0.12: 12 % better than the defaults under the objective
-    measured: int | None
-    configurations: int | None
-    stopped: str | None
-
-
-@dataclass(frozen=True)
-class Host:
-    """The machine the run measured on; ``None`` where the package did not record it."""
-
-    cpu: str | None
-    cores: int | None
-    threads: int | None
-    machine: str | None
-    python: str | None
-    devices: tuple[str, ...]
-    gpu: str | None
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    """When the run started, how long it took, and how much it reused; ``None`` where not recorded."""
-
-    started: str | None
-    seconds: float | None
-    complete: bool | None
-    cached: int | None
-    ran: int | None
-
-
-@dataclass(frozen=True)
-class Goal:
-    """The objective and its constraints, as the selection recorded them."""
-
-    name: str
-    weights: Mapping[str, float]
-    latency_budget_ms: float | None
-    min_throughput: float | None
-    max_memory_mb: float | None
-    max_batch: int | None
-
-    @property
-    def constraints(self) -> list[str]:
-        out = []
-        if self.latency_budget_ms is not None:
-            out.append(f"p99 ≤ {self.latency_budget_ms:g} ms")
-        if self.min_throughput is not None:
-            out.append(f"throughput ≥ {self.min_throughput:g}/s")
-        if self.max_memory_mb is not None:
-            out.append(f"peak memory ≤ {self.max_memory_mb:g} MB")
-        if self.max_batch is not None:
-            out.append(f"batch ≤ {self.max_batch}")
-        return out
-
-
-@dataclass(frozen=True)
 class RunReport:
     """Everything one optimize run recorded, as the report shows it."""
 
@@ -220,7 +151,7 @@ class RunReport:
     sextant_version: str | None
     host: Host
     run: RunInfo
-    goal: Goal | None  # None: the run stopped before it selected
+    goal: Objective | None  # None: the run stopped before it selected
     best: str | None
     baseline: str | None
     no_selection_reason: str | None
@@ -228,7 +159,7 @@ class RunReport:
     steps: Mapping[str, StepRecord]
     problems: tuple[Problem, ...]
     skipped: tuple[Skipped, ...]
-    searches: tuple[SearchResult, ...]
+    searches: Mapping[str, SearchSummary]  # by the candidate each search started from
     notes: tuple[str, ...]
     correctness_batches: tuple[int, ...] | None
     plugins: Mapping[str, str] = field(default_factory=dict)  # distribution → version
@@ -262,17 +193,17 @@ class RunReport:
         return tuple(names)
 
 
-def read_run(status: Mapping[str, Any]) -> RunReport:
+def read_run(status: RunDocument | Mapping[str, Any]) -> RunReport:
     """A package's ``status.json`` (schema 1, any version of sextant that wrote it) as a report."""
-    selection = status.get("selection") or {}
-    ranking = list(selection.get("ranking") or ())
-    best = selection.get("best")
-    baseline = status.get("baseline") or selection.get("baseline")
-    reference_only = set(status.get("reference_only") or ())
-    steps = {k: StepRecord.from_json(v) for k, v in (status.get("steps") or {}).items()}
+    document = status if isinstance(status, RunDocument) else RunDocument.from_json(status)
+    selection = document.selection
+    ranking = list(selection.ranking) if selection else []
+    best = document.best
+    baseline = document.baseline or (selection.baseline if selection else None)
+    reference_only = set(document.reference_only or ())
+    steps = dict(document.steps)
     candidates = []
-    for cid, data in (status.get("candidates") or {}).items():
-        record = CandidateRecord.from_json(data)
+    for cid, record in document.candidates.items():
         candidates.append(
             Candidate(
                 id=cid,
@@ -285,60 +216,32 @@ def read_run(status: Mapping[str, Any]) -> RunReport:
                 errors=_errors(cid, record),
             )
         )
-    host = status.get("host") or {}
-    run = status.get("run") or {}
-    model = status.get("model") or {}
+    host = document.host or Host()
+    model = document.model or ModelInfo()
+    paired = selection.paired_speedup if selection else None
     return RunReport(
-        model=str(model.get("name", "model")),
-        model_format=model.get("format"),
-        model_source=model.get("source"),
-        sextant_version=status.get("sextant"),
-        host=Host(
-            cpu=host.get("cpu"),
-            cores=host.get("cores"),
-            threads=host.get("threads"),
-            machine=host.get("machine"),
-            python=host.get("python"),
-            devices=tuple(host.get("devices") or ()),
-            gpu=host.get("gpu"),
-        ),
-        run=RunInfo(run.get("started"), run.get("seconds"), run.get("complete"), run.get("cached"), run.get("ran")),
-        goal=_goal(selection) if selection else None,
+        model=model.name,
+        model_format=model.format,
+        model_source=model.source,
+        sextant_version=document.sextant,
+        host=host,
+        run=document.run or RunInfo(),
+        goal=selection.objective if selection else None,
         best=best,
         baseline=baseline,
-        no_selection_reason=None if best else (selection.get("reason") or "the run did not finish selecting"),
+        no_selection_reason=None if best else ((selection.reason if selection else None) or "the run did not finish selecting"),
         candidates=tuple(candidates),
         steps=steps,
         problems=_problems(steps, {c.id: c.record for c in candidates}),
-        skipped=_skipped(status, steps, {c.id: c.record for c in candidates}),
-        searches=tuple(_searches(status.get("search") or {})),
-        notes=tuple(str(n) for n in status.get("notes") or ()),
-        correctness_batches=tuple(status["correctness_batches"]) if "correctness_batches" in status else None,
-        paired_speedup=_paired_speedup(selection),
+        skipped=_skipped(document.skipped or (), steps, {c.id: c.record for c in candidates}),
+        searches=dict(document.search or {}),
+        notes=document.notes,
+        correctness_batches=document.correctness_batches,
+        paired_speedup=paired.describe() if paired else None,
         plugins=_plugins([*steps.values(), *(c.record for c in candidates)]),
-        interrupted=status.get("interrupted"),
-        incomplete=incomplete_reason(status),
-        busy=busy_reason(host.get("load_1min"), host.get("cores")),
-    )
-
-
-def _paired_speedup(selection: Mapping[str, Any]) -> str | None:
-    paired = (selection.get("paired") or {}).get("speedup")
-    if not paired:
-        return None
-    from sextant.pairing import Ratio
-
-    return Ratio.from_json(paired).describe()
-
-
-def _goal(selection: Mapping[str, Any]) -> Goal:
-    return Goal(
-        name=str(selection.get("objective", "throughput")),
-        weights=dict(selection.get("weights") or {}),
-        latency_budget_ms=selection.get("latency_budget_ms"),
-        min_throughput=selection.get("min_throughput"),
-        max_memory_mb=selection.get("max_memory_mb"),
-        max_batch=selection.get("max_batch"),
+        interrupted=document.interrupted,
+        incomplete=document.incomplete,
+        busy=busy_reason(host.load_1min, host.cores),
     )
 
 
@@ -383,29 +286,14 @@ def _default_reason(record: StepRecord | CandidateRecord) -> str:
 
 
 def _skipped(
-    status: Mapping[str, Any], steps: Mapping[str, StepRecord], candidates: Mapping[str, CandidateRecord]
+    planned: Sequence[Skipped], steps: Mapping[str, StepRecord], candidates: Mapping[str, CandidateRecord]
 ) -> tuple[Skipped, ...]:
-    out = [Skipped(str(s.get("what")), str(s.get("reason"))) for s in status.get("skipped") or ()]
+    out = list(planned)
     for records in (steps, candidates):
         for rid, r in records.items():
             if r.status in (Status.SKIPPED, Status.DUPLICATE):
                 out.append(Skipped(rid, r.reason or str(r.status)))
     return tuple(out)
-
-
-def _searches(searched: Mapping[str, Any]) -> list[SearchResult]:
-    return [
-        SearchResult(
-            candidate=cid,
-            strategy=str(s.get("strategy", "?")),
-            best_options=s.get("best_options"),
-            gain_over_defaults=s.get("gain_over_defaults"),
-            measured=s.get("measured"),
-            configurations=s.get("configurations"),
-            stopped=s.get("stopped"),
-        )
-        for cid, s in searched.items()
-    ]
 
 
 def _plugins(records: Sequence[StepRecord | CandidateRecord]) -> dict[str, str]:

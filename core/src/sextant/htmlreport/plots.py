@@ -196,7 +196,7 @@ def run_figures(report: RunReport) -> list[Figure]:
             report.points,
             style,
             best=_best_point(report),
-            budget_ms=report.goal.latency_budget_ms if report.goal else None,
+            budget_ms=report.goal.max_p99_ms if report.goal else None,
             caption="Every profile point; the dotted line is the front no point beats on both, the star the "
             "selected configuration.",
             absent=nothing,

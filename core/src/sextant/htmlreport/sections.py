@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 
 from sextant.htmlreport.data import Candidate, Problem, RunReport
+from sextant.objective import Objective
 from sextant.htmlreport.figures import Figure
 from sextant.htmlreport.page import (
     Banner,
@@ -189,8 +190,21 @@ def objective_items(report: RunReport) -> list[tuple[str, str]]:
     preset = dict(goal.weights) == {goal.name: 1.0} or goal.name in ("throughput", "latency", "memory")
     return [
         ("objective", esc(goal.name) + ("" if preset or not weights else f" <span class=nr>({esc(weights)})</span>")),
-        ("constraints", esc("; ".join(goal.constraints)) if goal.constraints else "none"),
+        ("constraints", esc("; ".join(_constraints(goal))) or "none"),
     ]
+
+
+def _constraints(goal: Objective) -> list[str]:
+    out = []
+    if goal.max_p99_ms is not None:
+        out.append(f"p99 ≤ {goal.max_p99_ms:g} ms")
+    if goal.min_throughput is not None:
+        out.append(f"throughput ≥ {goal.min_throughput:g}/s")
+    if goal.max_memory_mb is not None:
+        out.append(f"peak memory ≤ {goal.max_memory_mb:g} MB")
+    if goal.max_batch is not None:
+        out.append(f"batch ≤ {goal.max_batch}")
+    return out
 
 
 def machine_card(report: RunReport) -> str:
@@ -243,7 +257,7 @@ def run_card(report: RunReport) -> str:
 
 def search_card(report: RunReport) -> str:
     items = []
-    for s in report.searches:
+    for cid, s in report.searches.items():
         gain = (
             f"<strong>{s.gain_over_defaults * 100:.1f} % better than the defaults</strong>"
             if s.gain_over_defaults is not None
@@ -257,7 +271,7 @@ def search_card(report: RunReport) -> str:
                 detail += f" ({s.measured} measured now)"
         if s.stopped:
             detail += f"; stopped: {esc(s.stopped)}"
-        items.append((s.candidate, detail))
+        items.append((cid, detail))
     return key_values(items)
 
 

@@ -36,6 +36,7 @@ from sextant.inputs import prepare_inputs
 from sextant.isolation import Isolator
 from sextant.options import OptimizeOptions
 from sextant.package import STATUS, Package, read_status
+from sextant.package.document import RunInfo, Skipped
 from sextant.pipeline.budget import Budget
 from sextant.pipeline.candidates import Comparator, VerifyFunc, evaluate, run_reference
 from sextant.pipeline.context import Run
@@ -146,12 +147,12 @@ def optimize(
         )
         if lock.took_over is not None:
             ledger.note(f"took over the workspace from {lock.took_over.describe()}, which is no longer running")
-        host = ledger.header["host"]
+        host = ledger.header.host
         for note in (
             unreadable,
             changed,
             ledger.unreadable_note(),
-            busy_reason(host.get("load_1min"), host.get("cores")),
+            busy_reason(host.load_1min, host.cores) if host else None,
             *source.notes,
         ):
             if note:
@@ -168,7 +169,7 @@ def optimize(
                 save_batches(workspace.samples, prepared.samples)
                 save_batches(workspace.inputs, prepared.checks)
                 ledger.set(
-                    signature=prepared.signature.to_dict(),
+                    signature=prepared.signature,
                     correctness_batches=[batch_size(b, prepared.signature) for b in prepared.checks],
                 )
                 run = Run(
@@ -384,13 +385,13 @@ def _finish(
     candidates this run did not get to (``unmeasured``; see :func:`sextant.package.incomplete_reason`)."""
     if complete:
         ledger.keep_only([s.id for s in plan.steps], [c.id for c in plan.candidates])
-        ledger.header.pop("interrupted", None)
+        ledger.set(interrupted=None)
     planned = {c.id for c in plan.candidates}
     current = {cid: r for cid, r in ledger.candidates.items() if cid in planned}
     selection, ranked = select(
-        current, options.goal(max_batch), ledger.header.get("baseline"), planned - plan.reference_only
+        current, options.goal(max_batch), ledger.header.baseline, planned - plan.reference_only
     )
-    selection, notes = apply_pairing(selection, ranked, ledger.header.get("paired") if complete else None)
+    selection, notes = apply_pairing(selection, ranked, ledger.header.paired if complete else None)
     for note in notes:
         ledger.note(note)
     ledger.candidates.update(ranked)
@@ -398,20 +399,20 @@ def _finish(
         _note_environmental(ledger, selection.best)
     records = [*ledger.steps.values(), *ledger.candidates.values()]
     ledger.set(
-        run={
-            **ledger.header["run"],
-            "seconds": round(seconds, 3),
-            "complete": complete,
-            "cached": sum(r.cached for r in records),
-            "ran": sum(not r.cached and r.seconds is not None for r in records),
-            "planned": len(planned),
-            "unmeasured": [c.id for c in plan.candidates if not ledger.recorded(c.id)],
-        },
-        skipped=[{"what": what, "reason": reason} for what, reason in plan.skipped],
-        reference_only=sorted(plan.reference_only),
-        selection=selection.to_json(),
+        run=replace(
+            ledger.header.run or RunInfo(),
+            seconds=round(seconds, 3),
+            complete=complete,
+            cached=sum(r.cached for r in records),
+            ran=sum(not r.cached and r.seconds is not None for r in records),
+            planned=len(planned),
+            unmeasured=tuple(c.id for c in plan.candidates if not ledger.recorded(c.id)),
+        ),
+        skipped=tuple(Skipped(what, reason) for what, reason in plan.skipped),
+        reference_only=tuple(sorted(plan.reference_only)),
+        selection=selection,
     )
-    ledger.emit("done", {"status": ledger.document()})
+    ledger.emit("done", {"status": ledger.document.to_json()})
 
 
 def _note_environmental(ledger: Ledger, best: str | None) -> None:
@@ -419,7 +420,7 @@ def _note_environmental(ledger: Ledger, best: str | None) -> None:
     machine's reasons (out of memory, a full disk, a hang: ``Cause.environmental``), say so: the
     result may say more about this machine's state than about the model, and the next run tries
     those again."""
-    if best is not None and best != ledger.header.get("baseline"):
+    if best is not None and best != ledger.header.baseline:
         return
     failed: dict[str, list[str]] = {}
     records = [(s, ledger.steps.get(s)) for s in dict.fromkeys(ledger.run_steps)]
@@ -438,16 +439,16 @@ def _note_environmental(ledger: Ledger, best: str | None) -> None:
 
 
 def _raise_if_nothing_selected(ledger: Ledger, workspace: Workspace) -> None:
-    selection = ledger.header["selection"]
-    if selection["best"] is not None:
+    selection = ledger.header.selection
+    if selection is None or selection.best is not None:
         return
-    competing = set(ledger.candidates) - set(ledger.header["reference_only"])
+    competing = set(ledger.candidates) - set(ledger.header.reference_only or ())
     ran = [
         r for c, r in ledger.candidates.items() if c in competing and (r.status == Status.OK or r.status.judged_wrong)
     ]
     if ran and all(r.status.judged_wrong for r in ran):
         raise CorrectnessError(
-            "every candidate that ran failed correctness: " + selection["reason"],
+            "every candidate that ran failed correctness: " + (selection.reason or ""),
             hint=f"See `sextant inspect {workspace.path}`; loosen --atol/--rtol only if the errors are acceptable.",
         )
     raise NothingRunnableError(

@@ -94,7 +94,7 @@ def run_reference(
 
     def adopt(candidate: PlannedCandidate, outputs: Sequence[Batch]) -> Judgement:
         save_batches(run.workspace.reference, outputs)
-        sizes = run.ledger.header["correctness_batches"]
+        sizes = list(run.ledger.header.correctness_batches or ())
         unbatched = [  # outputs whose first axis does not follow the inputs' batch size
             name
             for name in outputs[0]
@@ -132,7 +132,7 @@ def reference_failed(run: Run, record: CandidateRecord) -> SampleError:
     """Why the reference could not run the correctness inputs, told apart by calling the live model
     in this process (the loader's probe) where there is one: it fails here too (on the samples, or
     at another batch size), or only where sextant ran it, from the saved model."""
-    sizes = run.ledger.header["correctness_batches"]
+    sizes = list(run.ledger.header.correctness_batches or ())
     log = f"See {run.workspace / (record.log or 'logs')}."
     if run.probe is None:
         return SampleError(

@@ -14,7 +14,7 @@ from sextant.isolation import ChildResult, Handler, Isolator
 from sextant.jobs import Job, job_document
 from sextant.objective import Objective
 from sextant.options import OptimizeOptions
-from sextant.package import write_json
+from sextant.atomic import write_json
 from sextant.pipeline.budget import Budget
 from sextant.pipeline.ledger import Ledger
 from sextant.pipeline.workspace import Workspace, WrittenSource

@@ -11,25 +11,27 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from sextant.package import SCHEMA_VERSION, STATUS, write_json
+from sextant.atomic import write_json
+from sextant.errors import SextantError
+from sextant.package.document import STATUS, RunDocument
 from sextant.records import CandidateRecord, StepRecord
 
 EventHandler = Callable[[str, Mapping[str, Any]], None]
 
 
 class Ledger:
-    """Records of steps and candidates, the run's header, and the earlier run's records."""
+    """Records of steps and candidates, the run's header (a :class:`RunDocument`), and the earlier
+    run's document (``previous``)."""
 
     def __init__(self, folder: Path, header: Mapping[str, Any], previous: Mapping[str, Any], emit: EventHandler):
         self._path = folder / STATUS
         self._emit = emit
-        self.header: dict[str, Any] = {"schema": SCHEMA_VERSION, **header, "notes": []}
+        #: the run's header entries (``steps`` and ``candidates`` live below, as this run changes them)
+        self.header = RunDocument().updated(**header)
         self.unreadable: list[str] = []  # records of the earlier run that did not parse
-        self._previous_steps = _parse(previous.get("steps", {}), StepRecord.from_json, self.unreadable)
-        self._previous_candidates = _parse(previous.get("candidates", {}), CandidateRecord.from_json, self.unreadable)
-        self._previous_header = {k: v for k, v in previous.items() if k not in ("steps", "candidates")}
-        self.steps: dict[str, StepRecord] = dict(self._previous_steps)
-        self.candidates: dict[str, CandidateRecord] = dict(self._previous_candidates)
+        self.previous = _previous(previous, self.unreadable)
+        self.steps: dict[str, StepRecord] = dict(self.previous.steps)
+        self.candidates: dict[str, CandidateRecord] = dict(self.previous.candidates)
         self.run_steps: list[str] = []  # recorded by this run, in order
         self.run_candidates: list[str] = []
 
@@ -37,14 +39,10 @@ class Ledger:
 
     def previous_step(self, step_id: str) -> StepRecord | None:
         """What an earlier run recorded for this step (whatever this run did since)."""
-        return self._previous_steps.get(step_id)
+        return self.previous.steps.get(step_id)
 
     def previous_candidate(self, candidate_id: str) -> CandidateRecord | None:
-        return self._previous_candidates.get(candidate_id)
-
-    def previous_header(self, key: str) -> Any:
-        """An entry of the earlier run's header (``None`` if it had none)."""
-        return self._previous_header.get(key)
+        return self.previous.candidates.get(candidate_id)
 
     def unreadable_note(self) -> str | None:
         """What the run says when records of the earlier run could not be read."""
@@ -73,13 +71,14 @@ class Ledger:
         if announce:
             self._emit("candidate_end", {"id": candidate_id, "record": record.to_json()})
 
-    def set(self, **items: Any) -> None:
-        """Set header entries (``signature``, ``baseline``, ``selection``, ...) and save."""
-        self.header.update(items)
+    def set(self, **entries: Any) -> None:
+        """Set header entries (``signature``, ``baseline``, ``selection``, ...; typed or as JSON,
+        ``None`` removes one) and save."""
+        self.header = self.header.updated(**entries)
         self.save()
 
     def note(self, text: str) -> None:
-        self.header["notes"].append(text)
+        self.header = self.header.updated(notes=(*self.header.notes, text))
         self._emit("note", {"text": text})
 
     def emit(self, kind: str, data: Mapping[str, Any]) -> None:
@@ -90,16 +89,13 @@ class Ledger:
         self.steps = {s: self.steps[s] for s in step_ids}
         self.candidates = {c: self.candidates[c] for c in candidate_ids}
 
-    def document(self) -> dict[str, Any]:
+    @property
+    def document(self) -> RunDocument:
         """status.json's content."""
-        return {
-            **self.header,
-            "steps": {k: r.to_json() for k, r in self.steps.items()},
-            "candidates": {k: r.to_json() for k, r in self.candidates.items()},
-        }
+        return self.header.with_records(self.steps, self.candidates)
 
     def save(self) -> None:
-        write_json(self._path, self.document())
+        write_json(self._path, self.document.to_json())
 
     def _save_unless_cached(self, record: StepRecord | CandidateRecord) -> None:
         """Save after each new result; a result reused from the workspace is already in the file
@@ -108,13 +104,12 @@ class Ledger:
             self.save()
 
 
-def _parse(records: Mapping[str, Any], parse: Callable[[Mapping[str, Any]], Any], dropped: list[str]) -> dict[str, Any]:
-    """Records of an earlier run; one that does not parse is dropped (it is redone, not trusted)
-    and its id added to ``dropped``."""
-    out = {}
-    for key, data in records.items():
-        try:
-            out[key] = parse(data)
-        except (KeyError, TypeError, ValueError, AttributeError):
-            dropped.append(key)
-    return out
+def _previous(status: Mapping[str, Any], dropped: list[str]) -> RunDocument:
+    """The earlier run's document; a record that does not parse is dropped (it is redone, not
+    trusted) and its id added to ``dropped``, as is ``header`` when the header does not parse."""
+    try:
+        return RunDocument.from_json(status, dropped=dropped)
+    except (KeyError, TypeError, ValueError, AttributeError, SextantError):
+        dropped.append("header")
+        records = {k: v for k, v in status.items() if k in ("steps", "candidates")}
+        return RunDocument.from_json(records, dropped=dropped)

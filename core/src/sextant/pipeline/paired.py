@@ -9,9 +9,7 @@ them. A pairing that fails is a note: the selection then stands on the sweeps, a
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
 
 from sextant.cache import digest
 from sextant.pairing import Paired, contenders, decide
@@ -28,7 +26,7 @@ def pair_contenders(run: Run, plan: Plan) -> None:
         return
     planned = {c.id: c for c in plan.candidates}
     current = {cid: r for cid, r in run.ledger.candidates.items() if cid in planned}
-    baseline = run.ledger.header.get("baseline")
+    baseline = run.ledger.header.baseline
     selection, ranked = select(current, run.objective, baseline, set(planned) - set(plan.reference_only))
     if not selection.ranking:
         return
@@ -48,8 +46,8 @@ def pair_contenders(run: Run, plan: Plan) -> None:
             "min_calls": config.min_calls,
         }
     )
-    previous = run.ledger.previous_header("paired")
-    if previous and previous.get("key") == key:
+    previous = run.ledger.previous.paired
+    if previous is not None and previous.key == key:
         run.ledger.set(paired=previous)
         return
     from sextant.jobs import PairedJob
@@ -69,18 +67,18 @@ def pair_contenders(run: Run, plan: Plan) -> None:
         run.ledger.note(f"the paired re-measurement failed ({result.reason()}); the selection stands on the sweeps")
         return
     windows = tuple(tuple(row) for row in result.value["windows"])
-    run.ledger.set(paired=Paired(tuple(ids), tuple(batches), windows, key).to_json())
+    run.ledger.set(paired=Paired(tuple(ids), tuple(batches), windows, key))
 
 
 def apply_pairing(
-    selection: Selection, ranked: dict[str, CandidateRecord], paired: Mapping[str, Any] | None
+    selection: Selection, ranked: dict[str, CandidateRecord], paired: Paired | None
 ) -> tuple[Selection, list[str]]:
-    """The selection with close calls decided by ``paired`` (status.json's entry) and the paired
+    """The selection with close calls decided by ``paired`` (the run's windows) and the paired
     speedup of the best; returns it and the notes to add. Without a pairing of this selection's best
     (off, memory objective, nothing to pair, or measured for another best), the selection as it was."""
-    if not paired or selection.best is None:
+    if paired is None or selection.best is None:
         return selection, []
-    windows = Paired.from_json(paired)
+    windows = paired
     if selection.best not in windows.contenders:
         return selection, []
     unsettled = {

@@ -18,40 +18,36 @@ caller's ``trust_source=True`` (see :meth:`CandidateView.verify`).
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sextant.errors import IncompleteRunWarning, PackageError
+from sextant.atomic import write_json, write_text
+from sextant.errors import IncompleteRunWarning, PackageError, SextantError
+from sextant.package.document import SCHEMA_VERSION, STATUS, RunDocument
 from sextant.records import CandidateRecord, Status
 
 if TYPE_CHECKING:
     from sextant.generation.loop import TextGenerator
     from sextant.plugins import Catalog
     from sextant.runtime import Runner
+    from sextant.signature import Signature
 
-SCHEMA_VERSION = 1
-STATUS = "status.json"
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically (:func:`write_text`)."""
-    write_text(path, json.dumps(data, indent=2, sort_keys=False, default=str))
-
-
-def write_text(path: Path, text: str) -> None:
-    """Write UTF-8 text atomically: a temporary file, then a rename, so a reader never sees half a
-    file. On any failure (a full disk included: :class:`~sextant.errors.DiskFullError`) the file
-    keeps its last content and no temporary is left."""
-    from sextant.diskspace import guarded
-
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with guarded(path, temporary=tmp):
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+__all__ = [
+    "SCHEMA_VERSION",
+    "STATUS",
+    "CandidateView",
+    "Package",
+    "RunDocument",
+    "incomplete_reason",
+    "load",
+    "read_document",
+    "read_status",
+    "write_json",
+    "write_text",
+]
 
 
 def read_status(folder: Path) -> dict[str, Any]:
@@ -81,27 +77,25 @@ def read_status(folder: Path) -> dict[str, Any]:
     return status
 
 
-def incomplete_reason(status: Mapping[str, Any]) -> str | None:
-    """Why a package's results are partial (the run was interrupted, or stopped by an error), with
-    how many planned candidates it did not measure; ``None`` when the run finished. A package from
-    before ``run.complete`` was recorded counts as finished."""
-    run = status.get("run") or {}
-    if "started" in run and "selection" not in status:  # a run that never got to select, not even at a stop
-        return (
-            "the run stopped before it finished (it was killed, or it is still running). "
-            "Run the same command again to resume."
-        )
-    if run.get("complete") is not False:
-        return None
-    where = status.get("interrupted")
-    text = f"the run was interrupted during {where}" if where else "the run did not finish"
-    unmeasured, planned = run.get("unmeasured"), run.get("planned")
-    if unmeasured is not None and planned is not None:
-        text += f": {len(unmeasured)} of {planned} planned candidates were not measured"
-    best = (status.get("selection") or {}).get("best")
-    if best is not None:
-        text += "; the selection is only among those measured before it stopped"
-    return text + ". Run the same command again to resume."
+def read_document(folder: Path) -> RunDocument:
+    """The package's ``status.json`` as a :class:`RunDocument` (errors as :func:`read_status`)."""
+    return parse_document(read_status(folder), folder / STATUS)
+
+
+def parse_document(status: Mapping[str, Any], path: Path) -> RunDocument:
+    try:
+        return RunDocument.from_json(status)
+    except (KeyError, TypeError, ValueError, AttributeError, SextantError) as exc:
+        raise PackageError(
+            f"{path} cannot be read: {type(exc).__name__}: {exc}",
+            hint="Re-run sextant optimize with this version, or use the version that wrote it.",
+        ) from exc
+
+
+def incomplete_reason(status: RunDocument | Mapping[str, Any]) -> str | None:
+    """Why a package's results are partial (:attr:`RunDocument.incomplete`); ``None`` when its run
+    finished."""
+    return (status if isinstance(status, RunDocument) else RunDocument.from_json(status)).incomplete
 
 
 @dataclass(frozen=True)
@@ -120,7 +114,7 @@ class CandidateView:
     def generates(self) -> bool:
         """Whether this is a text-generation candidate (a generator's, loaded as a
         :class:`~sextant.generation.loop.TextGenerator`), not a runner's."""
-        return self.package.status.get("task") == "text-generation"
+        return self.package.document.generates
 
     @property
     def artifact(self) -> Path:
@@ -231,7 +225,6 @@ class CandidateView:
         from sextant.devices import cpu_threads
         from sextant.plugins import load_catalog
         from sextant.runtime import RunnerRequest
-        from sextant.signature import Signature
         from sextant.specs import resolve
 
         catalog = catalog or load_catalog()
@@ -242,7 +235,7 @@ class CandidateView:
         spec = catalog.get("runner", self.record.runner).spec
         request = RunnerRequest(
             artifact=self.artifact,
-            signature=Signature.from_dict(self.package.status["signature"]),
+            signature=self.package.signature(),
             device=self.record.device,
             precision=self.record.precision,
             threads=threads or recorded_threads or cpu_threads(),
@@ -257,7 +250,8 @@ class CandidateView:
         from sextant.specs import resolve
 
         spec = catalog.get("generator", self.record.runner).spec
-        positions = self.package.status.get("model", {}).get("max_positions")
+        model = self.package.document.model
+        positions = model.max_positions if model else None
         request = GeneratorRequest(
             artifact=self.artifact,
             device=self.record.device,
@@ -275,36 +269,47 @@ class Package:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
+        #: ``status.json`` as read (what ``--json`` prints); :attr:`document` is its typed view
         self.status = read_status(self.path)
+        self.document = parse_document(self.status, self.path / STATUS)
 
     def __repr__(self) -> str:
-        return f"Package({str(self.path)!r}, best={self.status.get('selection', {}).get('best')!r})"
+        return f"Package({str(self.path)!r}, best={self.document.best!r})"
 
     def candidates(self) -> Iterator[CandidateView]:
-        for cid, record in self.status.get("candidates", {}).items():
-            yield CandidateView(self, cid, CandidateRecord.from_json(record))
+        for cid, record in self.document.candidates.items():
+            yield CandidateView(self, cid, record)
 
     def candidate(self, cid: str) -> CandidateView:
-        try:
-            record = self.status["candidates"][cid]
-        except KeyError:
-            raise PackageError(f"no candidate {cid!r} in {self.path}") from None
-        return CandidateView(self, cid, CandidateRecord.from_json(record))
+        record = self.document.candidates.get(cid)
+        if record is None:
+            raise PackageError(f"no candidate {cid!r} in {self.path}")
+        return CandidateView(self, cid, record)
+
+    def signature(self) -> Signature:
+        """The model's inputs and outputs as the run recorded them."""
+        if self.document.signature is None:
+            raise PackageError(
+                f"{self.path} recorded no signature: its run stopped before it read the samples",
+                hint="Run the same command again to finish it.",
+            )
+        return self.document.signature
 
     @property
     def incomplete(self) -> str | None:
         """Why this package's results are partial (see :func:`incomplete_reason`); ``None`` when its
         run finished."""
-        return incomplete_reason(self.status)
+        return self.document.incomplete
 
     def best(self) -> CandidateView:
         """The selected candidate; raises :class:`PackageError` when none was selected. When the run
         did not finish, warns with :class:`~sextant.errors.IncompleteRunWarning` (``warnings.warn``):
         the selection was made among the candidates measured before it stopped."""
-        best = self.status.get("selection", {}).get("best")
+        selection = self.document.selection
+        best = self.document.best
         incomplete = self.incomplete
         if best is None:
-            reason = self.status.get("selection", {}).get("reason", "the run did not finish")
+            reason = (selection.reason if selection else None) or "the run did not finish"
             raise PackageError(f"{self.path} has no selected candidate: {reason}", hint=incomplete)
         if incomplete:
             warnings.warn(f"{self.path}: {incomplete}", IncompleteRunWarning, stacklevel=2)
