@@ -164,7 +164,7 @@ class RunReport:
     correctness_batches: tuple[int, ...] | None
     plugins: Mapping[str, str] = field(default_factory=dict)  # distribution → version
     interrupted: str | None = None
-    #: why the results are partial (:func:`sextant.package.incomplete_reason`); ``None``: finished
+    #: why the results are partial (:attr:`sextant.package.RunDocument.incomplete`); ``None``: finished
     incomplete: str | None = None
     #: why the timings may not be trusted (:func:`sextant.devices.busy_reason`); ``None``: not busy
     busy: str | None = None
@@ -229,7 +229,7 @@ def read_run(status: RunDocument | Mapping[str, Any]) -> RunReport:
         goal=selection.objective if selection else None,
         best=best,
         baseline=baseline,
-        no_selection_reason=None if best else ((selection.reason if selection else None) or "the run did not finish selecting"),
+        no_selection_reason=None if best else (selection and selection.reason) or "the run did not finish selecting",
         candidates=tuple(candidates),
         steps=steps,
         problems=_problems(steps, {c.id: c.record for c in candidates}),

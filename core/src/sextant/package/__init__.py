@@ -10,7 +10,8 @@ Layout of a package folder::
     logs/              one log per step, with a job file that replays it
     manifest.json      the SHA-256 of every file above, written when the run ends (``sextant.manifest``)
 
-``status.json`` is rewritten atomically after every step, so an interrupted run loses nothing.
+``status.json`` is rewritten atomically after every step, so an interrupted run loses nothing; its
+content is one typed :class:`~sextant.package.document.RunDocument` (``Package.document``).
 Loading a candidate checks its files against ``manifest.json``, and unpickles nothing without the
 caller's ``trust_source=True`` (see :meth:`CandidateView.verify`).
 """
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sextant.atomic import write_json, write_text
+from sextant.atomic import write_json, write_text  # noqa: F401 - where they were before sextant.atomic
 from sextant.errors import IncompleteRunWarning, PackageError, SextantError
 from sextant.package.document import SCHEMA_VERSION, STATUS, RunDocument
 from sextant.records import CandidateRecord, Status
@@ -33,21 +34,6 @@ if TYPE_CHECKING:
     from sextant.generation.loop import TextGenerator
     from sextant.plugins import Catalog
     from sextant.runtime import Runner
-    from sextant.signature import Signature
-
-__all__ = [
-    "SCHEMA_VERSION",
-    "STATUS",
-    "CandidateView",
-    "Package",
-    "RunDocument",
-    "incomplete_reason",
-    "load",
-    "read_document",
-    "read_status",
-    "write_json",
-    "write_text",
-]
 
 
 def read_status(folder: Path) -> dict[str, Any]:
@@ -90,12 +76,6 @@ def parse_document(status: Mapping[str, Any], path: Path) -> RunDocument:
             f"{path} cannot be read: {type(exc).__name__}: {exc}",
             hint="Re-run sextant optimize with this version, or use the version that wrote it.",
         ) from exc
-
-
-def incomplete_reason(status: RunDocument | Mapping[str, Any]) -> str | None:
-    """Why a package's results are partial (:attr:`RunDocument.incomplete`); ``None`` when its run
-    finished."""
-    return (status if isinstance(status, RunDocument) else RunDocument.from_json(status)).incomplete
 
 
 @dataclass(frozen=True)
@@ -235,7 +215,7 @@ class CandidateView:
         spec = catalog.get("runner", self.record.runner).spec
         request = RunnerRequest(
             artifact=self.artifact,
-            signature=self.package.signature(),
+            signature=self.package.document.signature,
             device=self.record.device,
             precision=self.record.precision,
             threads=threads or recorded_threads or cpu_threads(),
@@ -286,18 +266,9 @@ class Package:
             raise PackageError(f"no candidate {cid!r} in {self.path}")
         return CandidateView(self, cid, record)
 
-    def signature(self) -> Signature:
-        """The model's inputs and outputs as the run recorded them."""
-        if self.document.signature is None:
-            raise PackageError(
-                f"{self.path} recorded no signature: its run stopped before it read the samples",
-                hint="Run the same command again to finish it.",
-            )
-        return self.document.signature
-
     @property
     def incomplete(self) -> str | None:
-        """Why this package's results are partial (see :func:`incomplete_reason`); ``None`` when its
+        """Why this package's results are partial (:attr:`RunDocument.incomplete`); ``None`` when its
         run finished."""
         return self.document.incomplete
 

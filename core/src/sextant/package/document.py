@@ -52,7 +52,8 @@ class Host:
     gpu: str | None = None  # recorded on CUDA machines only
 
     def to_json(self) -> dict[str, Any]:
-        return {f.name: _to_json(v) for f in fields(self) if (v := getattr(self, f.name)) is not None or f.name != "gpu"}
+        out = {f.name: _to_json(getattr(self, f.name)) for f in fields(self)}
+        return out if self.gpu is not None else {k: v for k, v in out.items() if k != "gpu"}
 
 
 @dataclass(frozen=True)

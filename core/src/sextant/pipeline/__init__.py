@@ -382,7 +382,7 @@ def _finish(
     """Select under the objective and write the last status; a finished run keeps only what its
     plan has, an interrupted one keeps every record and says where it stopped. The run's record
     says how long it took, how many results came from the workspace's cache, and which planned
-    candidates this run did not get to (``unmeasured``; see :func:`sextant.package.incomplete_reason`)."""
+    candidates this run did not get to (``unmeasured``; see :attr:`sextant.package.RunDocument.incomplete`)."""
     if complete:
         ledger.keep_only([s.id for s in plan.steps], [c.id for c in plan.candidates])
         ledger.set(interrupted=None)
@@ -452,7 +452,7 @@ def _raise_if_nothing_selected(ledger: Ledger, workspace: Workspace) -> None:
             hint=f"See `sextant inspect {workspace.path}`; loosen --atol/--rtol only if the errors are acceptable.",
         )
     raise NothingRunnableError(
-        f"no candidate could be selected: {selection['reason']}",
+        f"no candidate could be selected: {selection.reason}",
         hint=f"See `sextant inspect {workspace.path}` and the logs in {workspace.path / 'logs'}.",
     )
 
