@@ -114,3 +114,31 @@ def test_steps_keep_only_the_chains_they_name_and_the_sources_candidates(fake_ca
     plan = planner.make_plan(fake_catalog, SOURCE, devices=["cpu"], precisions=("fp32", "fp16"), steps=("fake-graph",))
     assert [s.id for s in plan.steps] == ["fake-graph"]
     assert {c.step for c in plan.candidates} == {None, "fake-graph"}  # the source's own stay
+
+
+MIXED_PLUGIN = """
+from sextant import hookimpl
+from sextant.specs import Format, RunnerSpec
+
+@hookimpl
+def sextant_register_runners():
+    return [RunnerSpec("fake-mixed", Format("fake-graph"), load="x:y", precisions=("fp32", "bf16"))]
+"""
+
+
+def test_a_runners_reduced_precision_is_planned_on_full_precision_artifacts_only(tmp_path, monkeypatch):
+    """One precision reduction per chain, for runners as for steps: bf16 on the fp16 artifact would
+    be recorded as fp16, the same candidate as the runner's fp32 there, measured twice."""
+    (tmp_path / "mixed_plugin.py").write_text(textwrap.dedent(MIXED_PLUGIN))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        catalog = load_catalog(extra_modules=["sextant.testing.fake", "mixed_plugin"], entry_points=False)
+    finally:
+        sys.modules.pop("mixed_plugin", None)
+    plan = planner.make_plan(catalog, SOURCE, devices=["cpu"], precisions=("fp32", "bf16", "fp16"))
+    mixed = {c.id: c.precision for c in plan.candidates if c.runner.name == "fake-mixed"}
+    assert mixed == {
+        "fake-graph:fake-mixed@cpu": "fp32",
+        "fake-graph:fake-mixed/bf16@cpu": "bf16",
+        "fake-graph+fake-fp16:fake-mixed@cpu": "fp16",
+    }
