@@ -181,7 +181,7 @@ def _add_candidates(
             if runner_precision not in precisions:
                 continue
             if runner_precision != "fp32" and chain_precision != "fp32":
-                continue  # one precision reduction per chain: bf16 on an int8 artifact is that artifact's int8 candidate again
+                continue  # one precision reduction per chain: bf16 on an int8 artifact is its int8 candidate again
             precision = least_exact(chain_precision, runner_precision)
             suffix = "" if runner_precision == "fp32" else f"/{runner_precision}"
             unavailable = native(precision, device) if native is not None else None

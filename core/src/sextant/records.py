@@ -21,7 +21,7 @@ class Status(str, Enum):
     INCORRECT = "incorrect"  # its outputs are not the reference's within the tolerance
     REJECTED = "rejected"  # the user's verify_func said no (or raised)
     SKIPPED = "skipped"  # not run; ``reason`` says why (its input failed, a policy)
-    DUPLICATE = "duplicate"  # a step whose artifact is byte-identical to another step's
+    DUPLICATE = "duplicate"  # the same bytes as an earlier step's artifact (``duplicate_of``), or a candidate on them
     PENDING = "pending"
     PROFILING = "profiling"
 
@@ -129,6 +129,8 @@ class StepRecord:
     artifact: str | None = None  # relative to the package
     content: str | None = None  # hash of the artifact's bytes
     cached: bool = False
+    #: the earlier step of the run whose artifact has the same bytes (status ``duplicate``)
+    duplicate_of: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return _to_json(self, {"parent": "from"})
@@ -265,6 +267,9 @@ class CandidateRecord:
     speedup: float | None = None  # set by the selection
     #: a text-generation candidate's time to first token at batch 1, by prompt length (ms)
     ttft_ms: Mapping[str, float] | None = None
+    #: the candidate measured in its place: the same runner, options, device and precision on an
+    #: artifact with the same bytes (status ``duplicate``; :mod:`sextant.pipeline.duplicates`)
+    duplicate_of: str | None = None
 
     @property
     def points(self) -> tuple[Mapping[str, Any], ...]:

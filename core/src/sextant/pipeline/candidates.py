@@ -21,6 +21,7 @@ from sextant.errors import SampleError
 from sextant.jobs import CandidateJob, ProfileOrder
 from sextant.options import OptimizeOptions
 from sextant.pipeline.context import Run, outcome
+from sextant.pipeline.duplicates import duplicate_candidate
 from sextant.planner import SOURCE, PlannedCandidate
 from sextant.profiler import Point
 from sextant.records import CandidateKeys, CandidateRecord, Cause, Correctness, Profile, Status, Stop
@@ -219,6 +220,11 @@ def evaluate(run: Run, candidate: PlannedCandidate, judge: JudgeFunc) -> Candida
         )
     if candidate.step is not None:
         step = ledger.steps.get(candidate.step)
+        if step is not None and step.status == Status.DUPLICATE and step.duplicate_of is not None:
+            duplicate = duplicate_candidate(run, candidate, step, record)
+            if duplicate is not None:
+                return _record(run, candidate, duplicate)
+            step = ledger.steps[step.duplicate_of]  # measured on the original's bytes
         if step is None or step.status != Status.OK or step.artifact is None:
             return _record(
                 run, candidate, replace(record, status=Status.SKIPPED, reason=f"{candidate.step} did not succeed")

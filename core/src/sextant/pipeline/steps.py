@@ -1,5 +1,6 @@
 """Running one export or conversion step: its key, reuse of a recorded result, the isolated run,
-and recognising a step whose artifact is byte-identical to another's (a no-op conversion)."""
+and recognising a step whose artifact is byte-identical to another's (a no-op conversion; see
+:mod:`sextant.pipeline.duplicates`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sextant.cache import digest, hash_path, library_versions
 from sextant.devices import device_identity
 from sextant.jobs import StepJob
 from sextant.pipeline.context import Run, outcome
+from sextant.pipeline.duplicates import duplicate_step, original_input, same_content, still_duplicate
 from sextant.planner import SOURCE, PlannedStep
 from sextant.records import Cause, Status, StepRecord
 from sextant.runtime import StepRequest
@@ -61,10 +63,15 @@ def run_step(run: Run, step: PlannedStep) -> StepRecord:
         and old.key == record.key
         and not (old.cause and old.cause.retried)
         and (old.status != Status.OK or _intact(run, step.id, old, out_dir))
+        and (old.status != Status.DUPLICATE or still_duplicate(run, old))
     ):
         return _record(run, step.id, replace(old, cached=True))
+    duplicate = duplicate_step(run, step, record)
+    if duplicate is not None:
+        return _record(run, step.id, duplicate)
     shutil.rmtree(out_dir, ignore_errors=True)
-    source = run.source.path if step.parent is None else ws / ledger.steps[step.parent].artifact
+    parent = original_input(run, step) or step.parent  # a duplicate's original has its bytes
+    source = run.source.path if parent is None else ws / ledger.steps[parent].artifact
     request = StepRequest(
         input=source,
         output_dir=out_dir,
@@ -81,10 +88,12 @@ def run_step(run: Run, step: PlannedStep) -> StepRecord:
         shutil.rmtree(out_dir, ignore_errors=True)  # half an artifact is no use, and may fill a disk
     else:
         record = replace(record, artifact=ws.relative(Path(result.value)), content=hash_path(out_dir))
-        twin = _same_content(run, step.id, record)
+        twin = same_content(run, step.id, record)
         if twin:
             shutil.rmtree(out_dir, ignore_errors=True)
-            record = replace(record, status=Status.DUPLICATE, reason=f"same bytes as {twin}", artifact=None)
+            record = replace(
+                record, status=Status.DUPLICATE, reason=f"same bytes as {twin}", artifact=None, duplicate_of=twin
+            )
     return _record(run, step.id, record)
 
 
@@ -107,22 +116,7 @@ def _parent_ok(run: Run, step: PlannedStep) -> bool:
     if step.parent is None:
         return True
     parent = run.ledger.steps.get(step.parent)
-    return parent is not None and parent.status == Status.OK
-
-
-def _same_content(run: Run, step_id: str, record: StepRecord) -> str | None:
-    """An earlier step of this run that produced the very same artifact."""
-    for other_id in run.ledger.run_steps:
-        other = run.ledger.steps[other_id]
-        if (
-            other_id != step_id
-            and other.status == Status.OK
-            and other.content == record.content
-            and other.format == record.format
-            and other.key != record.key
-        ):
-            return other_id
-    return None
+    return parent is not None and (parent.status == Status.OK or original_input(run, step) is not None)
 
 
 def _record(run: Run, step_id: str, record: StepRecord) -> StepRecord:

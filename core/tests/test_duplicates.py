@@ -1,0 +1,43 @@
+"""Duplicates (sextant.pipeline.duplicates): ``fault-slow`` (with no sleep) writes the very graph
+``fake-graph`` writes, so it, the fp16 conversion of it and every candidate on them are measured
+once, under fake-graph's chain, and recorded as duplicates of what was."""
+
+from dataclasses import replace
+
+import sextant
+from sextant.report import reasons
+from sextant.testing.fake import NumpyMLP
+
+
+def test_a_chain_with_the_same_bytes_is_recorded_as_a_duplicate_and_measured_once(fault_catalog, options, samples):
+    catalog = fault_catalog("slow", slow_s=0)
+    options = replace(options, precisions=("fp32", "fp16"), paired_rounds=0)
+    status = sextant.optimize(NumpyMLP(), samples, options=options, catalog=catalog).status
+    steps, candidates = status["steps"], status["candidates"]
+    assert steps["fake-graph"]["status"] == "ok" and steps["fake-graph+fake-fp16"]["status"] == "ok"
+    assert steps["fault-slow"]["status"] == "duplicate" and steps["fault-slow"]["duplicate_of"] == "fake-graph"
+    converted = steps["fault-slow+fake-fp16"]  # the same converter on the same bytes: not built at all
+    assert converted["status"] == "duplicate" and converted["duplicate_of"] == "fake-graph+fake-fp16"
+    assert "seconds" not in converted and "artifact" not in converted
+    for step in ("fault-slow", "fault-slow+fake-fp16"):
+        twin = step.replace("fault-slow", "fake-graph")
+        record = candidates[f"{step}:fake-graph@cpu"]
+        assert record["status"] == "duplicate", record
+        assert record["duplicate_of"] == f"{twin}:fake-graph@cpu"
+        assert record["reason"] == (
+            f"same as {twin}:fake-graph@cpu, measured in its place ({step} has the same bytes as {twin})"
+        )
+        assert "profile" not in record and "seconds" not in record  # no child, no measurement
+        assert candidates[f"{twin}:fake-graph@cpu"]["status"] == "ok"
+    ranking = status["selection"]["ranking"]
+    assert ranking and not any(c.startswith("fault-slow") for c in ranking)
+    said = " ".join(reasons(status))  # what `sextant inspect` says
+    assert "fault-slow:fake-graph@cpu: [dim]duplicate: same as fake-graph:fake-graph@cpu, measured in its place" in said
+    ran = status["run"]["ran"]
+
+    again = sextant.optimize(NumpyMLP(), samples, options=options, catalog=catalog).status  # nothing changed
+    assert again["run"]["ran"] == 0 and ran > 0
+    assert again["steps"]["fault-slow"]["status"] == "duplicate" and again["steps"]["fault-slow"]["cached"]
+    for cid in ("fault-slow:fake-graph@cpu", "fault-slow+fake-fp16:fake-graph@cpu"):
+        assert again["candidates"][cid]["status"] == "duplicate" and "profile" not in again["candidates"][cid]
+    assert again["selection"]["ranking"] == ranking
