@@ -61,7 +61,7 @@ class Cause(str, Enum):
         return self.environmental or self in (Cause.INTERRUPTED, Cause.BUDGET)
 
 
-#: how a sweep stopped by the cut-off is described (``sextant.screening.cutoff_reason``)
+#: how a sweep stopped early is described (``sextant.earlystop.stop_reason``)
 CUTOFF_WORDS = "stopped early: cannot win"
 #: how a candidate screened out is described (``sextant.screening.screen_verdict``)
 SCREENED_WORDS = "screened out"
@@ -72,7 +72,7 @@ class Stop(str, Enum):
 
     MAX_BATCH = "max_batch"  # it reached the largest batch size
     PLATEAU = "plateau"  # throughput stopped improving
-    CUTOFF = "cutoff"  # it could not win: under the cut-off share of the best rival
+    CUTOFF = "cutoff"  # stopped early: even a bound on its larger batch sizes is under the cut-off share of the best
     SCREENED = "screened"  # a short screen at the ends of the batch range showed it cannot win
 
     def __str__(self) -> str:

@@ -9,10 +9,10 @@ largest under the throughput objective, the smallest alone under the latency obj
 *estimate* is the better throughput of those. When the estimate is under ``cutoff`` (0.7 by
 default) of the best throughput a fully profiled rival reached, the candidate is screened out: it
 is recorded as ``screened`` with its screen points and the estimate in words, and it is never
-selected. Every other candidate gets the full sweep, with no cut-off on the way: the screen has
-already shown that it may win at some batch size, which a cut-off checked from batch 1 up could
-miss for a candidate that is slow at batch 1 and fastest at large batches. The winner's profile is
-therefore always a full one.
+selected. Every other candidate is swept, and its sweep stops early only when even an optimistic
+bound on its remaining batch sizes is under the cut-off share of the best so far at each of them
+(:mod:`sextant.earlystop`; the screen's point at the largest batch size counts in that bound). The
+current best is never stopped: the winner's profile is always a full one.
 
 A screened-out candidate could only have been picked by a full sweep if its best batch size beat
 both ends of its range by more than ``1 / cutoff`` (1.43× by default), or if load slowed its short
@@ -21,7 +21,7 @@ scripted clock, that screening never changes the pick.
 
 Objectives with constraints (a latency budget, a minimum throughput, a memory budget), the memory
 objective and custom weights are not screened: a throughput estimate says nothing about them. Their
-candidates are swept in full, with the older cut-off from batch 2 up (:func:`cutoff_reason`).
+candidates are swept with the same early stop.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
+from sextant.earlystop import stop_reason
 from sextant.profiler import MAX_BATCH, Clock, Point, ProfilerConfig, measure, sweep
 from sextant.records import CUTOFF_WORDS, SCREENED_WORDS, Stop
 
@@ -118,18 +119,6 @@ def rival_envelope(profiles: Iterable[Iterable[Mapping[str, Any]]], batch_sizes:
     return envelope
 
 
-def cutoff_reason(point: Point, order: ProfileOrder) -> str | None:
-    """Why an unscreened sweep stops at ``point``: its throughput is under the cut-off share of the
-    best rival's at that batch size (batch 1 is always measured in full), else ``None``."""
-    rival = order.rivals.get(point.batch)
-    if point.batch >= 2 and rival and point.throughput < order.cutoff * rival:
-        return (
-            f"{CUTOFF_WORDS} ({point.throughput:.0f}/s at batch {point.batch} "
-            f"is under {order.cutoff:.0%} of the best so far, {rival:.0f}/s)"
-        )
-    return None
-
-
 @dataclass(frozen=True)
 class Outcome:
     """How profiling a candidate ended: why, in words and in one word."""
@@ -150,11 +139,12 @@ def profile_candidate(
     clock: Clock = time.perf_counter_ns,
     synchronize: Callable[[], None] | None = None,
 ) -> Outcome:
-    """Screen the candidate (when ``order.screen`` says how), then sweep it in full unless it was
-    screened out: what a candidate's child runs once its outputs passed. Screen points go to
-    ``report_screen``, the sweep's to ``report``; ``synchronize`` (a GPU runner's) precedes every
-    reading of ``clock``."""
+    """Screen the candidate (when ``order.screen`` says how), then sweep it unless it was screened
+    out, stopping early by :func:`sextant.earlystop.stop_reason`: what a candidate's child runs once
+    its outputs passed. Screen points go to ``report_screen``, the sweep's to ``report``;
+    ``synchronize`` (a GPU runner's) precedes every reading of ``clock``."""
     timing: dict[str, Any] = {"memory": memory, "clock": clock, "synchronize": synchronize}
+    screened: dict[int, float] = {}
     if order.screen is not None:
         short = screen_config(config)
         points = []
@@ -165,13 +155,19 @@ def profile_candidate(
         reason = screen_verdict(points, order.rivals, order.cutoff, order.screen)
         if reason:
             return Outcome(reason, Stop.SCREENED)
-        keep_going: Callable[[Point], str | None] = lambda point: None  # noqa: E731 - the screen decided
-    else:
+        screened = {p.batch: p.throughput for p in points}
+    measured: list[Point] = []  # as reported: after any measurement again (``sweep``)
+    sizes = config.batch_sizes()
 
-        def keep_going(point: Point) -> str | None:
-            return cutoff_reason(point, order)
+    def reported(point: Point) -> None:
+        measured.append(point)
+        report(point)
 
-    stopped = sweep(make_infer, config, report, keep_going, stages, **timing)
+    def keep_going(point: Point) -> str | None:
+        remaining = [b for b in sizes if b > point.batch]
+        return stop_reason(measured, remaining, order.rivals, order.cutoff, screened)
+
+    stopped = sweep(make_infer, config, reported, keep_going, stages, **timing)
     if stopped.startswith(CUTOFF_WORDS):
         return Outcome(stopped, Stop.CUTOFF)
     return Outcome(stopped, Stop.MAX_BATCH if stopped.startswith(MAX_BATCH) else Stop.PLATEAU)

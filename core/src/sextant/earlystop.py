@@ -1,0 +1,89 @@
+"""Early stop: a candidate's batch-size sweep ends as soon as it cannot reach the best so far.
+
+The rivals' envelope ``R(b)`` (:func:`sextant.screening.rival_envelope`) is the best throughput a
+fully profiled rival reached at or below batch size ``b``; ``c`` is the run's ``--cutoff`` (the
+screen's margin: within ``1 - c`` of the best, 30 % by default). After the candidate measured batch
+sizes ``b_1 < ... < b_k`` (``k >= 2``), with mean latencies ``L_j`` (ms) and throughputs ``T_j``, its
+sweep stops when both hold:
+
+1. It is nowhere the best so far nor a close runner-up: ``T_j * (1 + CLOSE) < R(b_j)`` at every
+   measured ``b_j`` (``CLOSE``: the paired re-measurement's 10 %, :mod:`sextant.pairing`). The
+   current best, at any batch size, is never stopped, nor one the paired re-measurement might
+   still pick: the winner's profile stays complete.
+2. At every batch size ``b`` the sweep has left (``b > b_k``), even an optimistic bound is under
+   the cut-off share of the best so far there: ``U(b) < c * R(b)``, with
+
+       U(b) = max(1000 * b / (L_k + (b - b_k) * m), S(b))
+       m    = max(0, min over j of (L_j - L_{j-1}) / (b_j - b_{j-1}))
+
+   that is, latency grows linearly in the batch from the last point, by the smallest growth per
+   added sample measured so far (0 when latency did not grow: throughput then grows in proportion
+   to the batch). ``S(b)`` is the screen's own measurement at ``b`` when it took one (the largest
+   batch size, :mod:`sextant.screening`), so a candidate that the screen saw fast at the largest
+   batch is never stopped on the way there.
+
+The bound is optimistic as long as adding a sample to a batch never costs less time than the
+cheapest added sample measured so far; a runner that switches to a much faster kernel only at large
+batches can break it, which the screen's point at the largest batch size covers. With ``c = 0``
+(``--cutoff 0``) or no rival yet nothing stops. The stop is recorded as ``Stop.CUTOFF``, in words
+beginning with ``CUTOFF_WORDS`` that give the closest miss (:func:`stop_reason`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from sextant.pairing import CLOSE
+from sextant.profiler import Point
+from sextant.records import CUTOFF_WORDS
+
+
+def growth_per_sample(points: Sequence[Point]) -> float:
+    """``m``: the smallest growth of mean latency per added sample between consecutive points, in
+    ms, never below 0."""
+    slopes = [(b.mean_ms - a.mean_ms) / (b.batch - a.batch) for a, b in zip(points, points[1:])]
+    return max(0.0, min(slopes, default=0.0))
+
+
+def upper_bound(points: Sequence[Point], batch: int, screen: Mapping[int, float] | None = None) -> float:
+    """``U(batch)``: the most throughput the candidate could reach at ``batch``, above its last
+    measured batch size (see the module doc)."""
+    last = points[-1]
+    latency = last.mean_ms + (batch - last.batch) * growth_per_sample(points)
+    extrapolated = 1000.0 * batch / latency if latency > 0 else float("inf")
+    return max(extrapolated, (screen or {}).get(batch, 0.0))
+
+
+def stop_reason(
+    points: Sequence[Point],
+    remaining: Sequence[int],
+    rivals: Mapping[int, float],
+    cutoff: float,
+    screen: Mapping[int, float] | None = None,
+) -> str | None:
+    """Why the sweep of a candidate that measured ``points`` (in batch order) stops before the
+    batch sizes ``remaining``, or ``None`` while it may still reach the best so far (module doc)."""
+    if cutoff <= 0 or len(points) < 2 or not remaining:
+        return None
+    for point in points:
+        best = rivals.get(point.batch)
+        if not best or point.throughput * (1 + CLOSE) >= best:
+            return None  # it leads here, or nearly: never stopped
+    closest: tuple[float, int, float, float] | None = None  # (share of the best, batch, bound, best)
+    for batch in remaining:
+        best = rivals.get(batch)
+        if not best:
+            return None
+        bound = upper_bound(points, batch, screen)
+        if bound >= cutoff * best:
+            return None
+        if closest is None or bound / best > closest[0]:
+            closest = (bound / best, batch, bound, best)
+    assert closest is not None
+    _, batch, bound, best = closest
+    last = points[-1]
+    return (
+        f"{CUTOFF_WORDS} ({last.throughput:.0f}/s at batch {last.batch}; at most {bound:.0f}/s at batch {batch}, "
+        f"adding {growth_per_sample(points):.3g} ms per sample, under {cutoff:.0%} of the best so far there, "
+        f"{best:.0f}/s)"
+    )

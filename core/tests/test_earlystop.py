@@ -1,0 +1,107 @@
+"""The early stop of a sweep (sextant.earlystop) on a scripted clock: each candidate is a function
+batch -> milliseconds per call, its calls advance the clock by exactly that, and the real profiler
+measures it; the rivals' envelope is given. Nothing here waits or depends on the machine."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sextant.earlystop import growth_per_sample, stop_reason, upper_bound
+from sextant.jobs import ProfileOrder
+from sextant.profiler import Point, ProfilerConfig
+from sextant.records import Stop
+from sextant.screening import profile_candidate
+
+CONFIG = ProfilerConfig(max_batch=64, window_s=0.02, warmup_s=0.005, batch_budget_s=1.0)
+SIZES = CONFIG.batch_sizes()
+
+
+def envelope(ms: Callable[[int], float]) -> dict[int, float]:
+    """The rivals' envelope of one rival whose calls take ``ms(b)`` (its throughput grows with b)."""
+    return {b: 1000.0 * b / ms(b) for b in SIZES}
+
+
+def profile(ms: Callable[[int], float], rivals: dict[int, float], screen=None) -> tuple[list[int], Stop, str]:
+    now = [0]
+
+    def make_infer(batch: int):
+        def infer() -> None:
+            now[0] += round(ms(batch) * 1e6)
+
+        return infer
+
+    points: list[Point] = []
+    order = ProfileOrder(True, 0.7, rivals, screen)
+    outcome = profile_candidate(make_infer, CONFIG, order, points.append, lambda p: None, clock=lambda: now[0])
+    return [p.batch for p in points], outcome.stop, outcome.stopped
+
+
+def test_a_candidate_that_cannot_reach_the_best_stops_at_batch_2_saying_by_how_much():
+    """At batch 2 it runs 1,000/s and each added sample costs 0.5 ms, so it reaches at most 1,333/s
+    at batch 4 and 1,939/s at 64, under 70 % of the rival's 5,714/s and 17,297/s there."""
+    rivals = envelope(lambda b: 0.5 + 0.05 * b)
+    batches, stop, stopped = profile(lambda b: 1.0 + 0.5 * b, rivals)
+    assert (batches, stop) == ([1, 2], Stop.CUTOFF)
+    assert stopped == (
+        "stopped early: cannot win (1000/s at batch 2; at most 1333/s at batch 4, adding 0.5 ms per sample, "
+        "under 70% of the best so far there, 5714/s)"
+    )
+    # the same candidate against a rival 3x slower everywhere goes on: within reach at batch 4
+    batches, stop, _ = profile(lambda b: 1.0 + 0.5 * b, {b: t / 3 for b, t in rivals.items()})
+    assert stop is not Stop.CUTOFF and batches[-1] > 2
+
+
+def test_a_candidate_that_wins_at_a_large_batch_is_not_stopped():
+    """``late`` runs 813/s at batch 2, under 30 % of the rival's 2,857/s there (the older cut-off
+    stopped it there), but its latency grows by 0.03 ms a sample: the bound at 64, 14,815/s, is over
+    70 % of the rival's 9,275/s, so it is swept to 64, where it wins."""
+    rivals = envelope(lambda b: 0.5 + 0.1 * b)
+    batches, stop, _ = profile(lambda b: 2.4 + 0.03 * b, rivals)
+    assert (batches, stop) == (SIZES, Stop.MAX_BATCH)
+    assert 64_000 / (2.4 + 0.03 * 64) > rivals[64]  # it is the winner
+
+
+def test_the_screens_point_at_the_largest_batch_keeps_a_kernel_switch_in_the_race():
+    """Latency that grows 2 ms a sample up to batch 4, then almost not at all (another kernel):
+    extrapolated from batches 1-2 it cannot reach the rival, and unscreened it is stopped at 2; the
+    screen measured 6,667/s at 64, which the bound counts, so screened it is swept in full."""
+
+    def switch(b: int) -> float:
+        return 1.0 + 2.0 * b if b <= 4 else 9.0 + 0.01 * (b - 4)
+
+    rivals = envelope(lambda b: 1.0 + 0.5 * b)  # 1,939/s at 64
+    batches, stop, _ = profile(switch, rivals)
+    assert (batches, stop) == ([1, 2], Stop.CUTOFF)
+    batches, stop, _ = profile(switch, rivals, screen="throughput")
+    assert (batches, stop) == (SIZES, Stop.MAX_BATCH)
+
+
+def test_the_current_best_at_some_batch_size_is_never_stopped():
+    """Best so far at batch 1 (1,000/s against 488/s), hopeless at larger batches: swept until its
+    own plateau, never stopped early (its profile stays complete)."""
+    rivals = envelope(lambda b: 2.0 + 0.05 * b)
+    batches, stop, _ = profile(lambda b: 0.5 + 0.5 * b, rivals)
+    assert (batches, stop) == (SIZES, Stop.PLATEAU)
+
+
+def point(batch: int, mean_ms: float) -> Point:
+    return Point(batch, mean_ms, mean_ms, mean_ms, mean_ms, mean_ms, 0.0, 1000.0 * batch / mean_ms, 10, 2, True, 0.0)
+
+
+def test_the_bound_and_the_rule_in_numbers():
+    points = [point(1, 2.0), point(2, 2.5), point(4, 4.5)]  # growth per sample: 0.5 then 1.0 ms
+    assert growth_per_sample(points) == 0.5  # the smallest: the optimistic one
+    assert upper_bound(points, 8) == 8000.0 / (4.5 + 4 * 0.5)
+    assert upper_bound(points, 8, {8: 5000.0}) == 5000.0  # a screen's measurement counts
+    assert growth_per_sample([point(1, 2.0), point(2, 1.9)]) == 0.0  # latency fell: throughput grows with b
+    assert upper_bound([point(1, 2.0), point(2, 1.9)], 8) == 8000.0 / 1.9
+    rivals = {1: 2000.0, 2: 4000.0, 4: 8000.0, 8: 16000.0}
+    assert stop_reason(points, [8], rivals, 0.7).startswith("stopped early: cannot win (889/s at batch 4;")
+    assert stop_reason(points, [8], rivals, 0.0) is None  # --cutoff 0: never
+    assert stop_reason(points, [8], {}, 0.7) is None  # no rival yet
+    assert stop_reason(points[:1], [2, 4, 8], rivals, 0.7) is None  # one point: no growth measured
+    close = {**rivals, 2: 800.0 * 1.09}  # within 10 % of the best at batch 2: paired measurement may pick it
+    assert stop_reason(points, [8], close, 0.7) is None
+    slower = {1: 600.0, 2: 1000.0, 4: 1500.0, 8: 1700.0}
+    assert stop_reason(points, [8], slower, 0.7) is None  # its bound at 8, 1,231/s, is over 70 % of 1,700/s
+    assert stop_reason(points, [8], {**slower, 8: 1800.0}, 0.7) is not None  # and under 70 % of 1,800/s
