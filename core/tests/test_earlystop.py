@@ -5,6 +5,7 @@ measures it; the rivals' envelope is given. Nothing here waits or depends on the
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from sextant.earlystop import growth_per_sample, stop_reason, upper_bound
 from sextant.jobs import ProfileOrder
@@ -21,7 +22,9 @@ def envelope(ms: Callable[[int], float]) -> dict[int, float]:
     return {b: 1000.0 * b / ms(b) for b in SIZES}
 
 
-def profile(ms: Callable[[int], float], rivals: dict[int, float], screen=None) -> tuple[list[int], Stop, str]:
+def profile(
+    ms: Callable[[int], float], rivals: dict[int, float], screen=None, config: ProfilerConfig = CONFIG
+) -> tuple[list[int], Stop, str]:
     now = [0]
 
     def make_infer(batch: int):
@@ -32,7 +35,7 @@ def profile(ms: Callable[[int], float], rivals: dict[int, float], screen=None) -
 
     points: list[Point] = []
     order = ProfileOrder(True, 0.7, rivals, screen)
-    outcome = profile_candidate(make_infer, CONFIG, order, points.append, lambda p: None, clock=lambda: now[0])
+    outcome = profile_candidate(make_infer, config, order, points.append, lambda p: None, clock=lambda: now[0])
     return [p.batch for p in points], outcome.stop, outcome.stopped
 
 
@@ -49,6 +52,15 @@ def test_a_candidate_that_cannot_reach_the_best_stops_at_batch_2_saying_by_how_m
     # the same candidate against a rival 3x slower everywhere goes on: within reach at batch 4
     batches, stop, _ = profile(lambda b: 1.0 + 0.5 * b, {b: t / 3 for b, t in rivals.items()})
     assert stop is not Stop.CUTOFF and batches[-1] > 2
+
+
+def test_a_sparse_sweep_stops_as_early_bounding_the_batch_sizes_it_skipped():
+    """Sparse, the same candidate measures 1 and 4 first; batch 2, skipped, is bounded from batch 1
+    (667/s, plus 0.5 ms for the added sample): the closest miss, and it stops at 4."""
+    rivals = envelope(lambda b: 0.5 + 0.05 * b)
+    batches, stop, stopped = profile(lambda b: 1.0 + 0.5 * b, rivals, config=replace(CONFIG, sparse=True))
+    assert (batches, stop) == ([1, 4], Stop.CUTOFF)
+    assert stopped.startswith("stopped early: cannot win (667/s at batch 1; at most 1000/s at batch 2, adding 0.5 ms")
 
 
 def test_a_candidate_that_wins_at_a_large_batch_is_not_stopped():

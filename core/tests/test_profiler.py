@@ -3,6 +3,7 @@
 Real timing (the profiler's own overhead) is measured in benchmarks/profiler_overhead.py."""
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -221,3 +222,41 @@ def test_the_real_clock_is_the_default():
     point = measure(lambda: calls.append(1), 1, ProfilerConfig(window_s=0.001, warmup_s=0.001, batch_budget_s=0.05))
     assert point.calls >= 3 and point.windows >= 1 and len(calls) >= point.calls + 2
     assert point.memory_mb is None
+
+
+SPARSE = replace(CONFIG, sparse=True)
+
+
+def _sparse_run(ms: Callable[[int], float]) -> tuple[str, list[int], dict[int, float]]:
+    clock, points = FakeClock(), []
+    reason = sweep(lambda b: clock.model(lambda n: round(ms(b) * MS)), SPARSE, points.append, clock=clock)
+    return reason, [p.batch for p in points], {p.batch: p.throughput for p in points}
+
+
+def test_a_sparse_sweep_measures_every_other_batch_size_then_beside_the_best():
+    """Throughput that doubles with the batch: 1, 4, 16, 64 (the coarse sizes), then 32 beside the
+    best; 5 points where the dense sweep takes 7, and the same best."""
+    assert SPARSE.coarse_sizes() == [1, 4, 16, 64] and replace(SPARSE, max_batch=8).coarse_sizes() == [1, 4, 8]
+    reason, batches, throughput = _sparse_run(lambda b: 0.5)
+    assert reason == "reached max batch 64"
+    assert batches == [1, 4, 16, 64, 32]  # reported as measured
+    assert max(throughput, key=throughput.get) == 64
+    assert SPARSE.to_dict()["sparse"] is True and "sparse" not in CONFIG.to_dict()  # old keys still match
+
+
+def test_a_sparse_sweep_refines_to_a_peak_between_its_coarse_sizes():
+    """Fastest at batch 8 (10,000/s), 6,900/s at 16: the coarse ascent stops at 16 (a quadrupling
+    gaining under 10.25 %), then 8 and 32 are measured beside 16, and 8's neighbours are measured
+    already: the dense sweep's best, in 5 points instead of 6."""
+
+    def peak(b: int) -> float:
+        return 0.4 + 0.05 * b if b <= 8 else 0.4 + 0.12 * b
+
+    reason, batches, throughput = _sparse_run(peak)
+    assert reason == "throughput stopped improving at batch 16"
+    assert batches == [1, 4, 16, 8, 32]
+    assert max(throughput, key=throughput.get) == 8
+    clock, dense = FakeClock(), []
+    sweep(lambda b: clock.model(lambda n: round(peak(b) * MS)), CONFIG, dense.append, clock=clock)
+    assert [p.batch for p in dense] == [1, 2, 4, 8, 16, 32]
+    assert max(dense, key=lambda p: p.throughput).batch == 8

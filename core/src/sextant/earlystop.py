@@ -3,20 +3,21 @@
 The rivals' envelope ``R(b)`` (:func:`sextant.screening.rival_envelope`) is the best throughput a
 fully profiled rival reached at or below batch size ``b``; ``c`` is the run's ``--cutoff`` (the
 screen's margin: within ``1 - c`` of the best, 30 % by default). After the candidate measured batch
-sizes ``b_1 < ... < b_k`` (``k >= 2``), with mean latencies ``L_j`` (ms) and throughputs ``T_j``, its
-sweep stops when both hold:
+sizes ``b_1 < ... < b_k`` (``k >= 2``; a sparse sweep measures them out of order), with mean
+latencies ``L_j`` (ms) and throughputs ``T_j``, its sweep stops when both hold:
 
 1. It is nowhere the best so far nor a close runner-up: ``T_j * (1 + CLOSE) < R(b_j)`` at every
    measured ``b_j`` (``CLOSE``: the paired re-measurement's 10 %, :mod:`sextant.pairing`). The
    current best, at any batch size, is never stopped, nor one the paired re-measurement might
    still pick: the winner's profile stays complete.
-2. At every batch size ``b`` the sweep has left (``b > b_k``), even an optimistic bound is under
-   the cut-off share of the best so far there: ``U(b) < c * R(b)``, with
+2. At every batch size ``b`` of the sweep it has not measured, even an optimistic bound is under
+   the cut-off share of the best so far there: ``U(b) < c * R(b)``, with ``b_i`` the largest
+   measured batch size under ``b`` (``b_k`` in a sweep in order) and
 
-       U(b) = max(1000 * b / (L_k + (b - b_k) * m), S(b))
+       U(b) = max(1000 * b / (L_i + (b - b_i) * m), S(b))
        m    = max(0, min over j of (L_j - L_{j-1}) / (b_j - b_{j-1}))
 
-   that is, latency grows linearly in the batch from the last point, by the smallest growth per
+   that is, latency grows linearly in the batch from the point below, by the smallest growth per
    added sample measured so far (0 when latency did not grow: throughput then grows in proportion
    to the batch). ``S(b)`` is the screen's own measurement at ``b`` when it took one (the largest
    batch size, :mod:`sextant.screening`), so a candidate that the screen saw fast at the largest
@@ -46,9 +47,12 @@ def growth_per_sample(points: Sequence[Point]) -> float:
 
 
 def upper_bound(points: Sequence[Point], batch: int, screen: Mapping[int, float] | None = None) -> float:
-    """``U(batch)``: the most throughput the candidate could reach at ``batch``, above its last
-    measured batch size (see the module doc)."""
-    last = points[-1]
+    """``U(batch)``: the most throughput the candidate could reach at an unmeasured ``batch``, from
+    its ``points`` in batch order (see the module doc); infinite with no point under ``batch``."""
+    below = [p for p in points if p.batch < batch]
+    if not below:
+        return float("inf")
+    last = below[-1]
     latency = last.mean_ms + (batch - last.batch) * growth_per_sample(points)
     extrapolated = 1000.0 * batch / latency if latency > 0 else float("inf")
     return max(extrapolated, (screen or {}).get(batch, 0.0))
@@ -61,10 +65,11 @@ def stop_reason(
     cutoff: float,
     screen: Mapping[int, float] | None = None,
 ) -> str | None:
-    """Why the sweep of a candidate that measured ``points`` (in batch order) stops before the
-    batch sizes ``remaining``, or ``None`` while it may still reach the best so far (module doc)."""
+    """Why the sweep of a candidate that measured ``points`` stops before the batch sizes
+    ``remaining``, or ``None`` while it may still reach the best so far (module doc)."""
     if cutoff <= 0 or len(points) < 2 or not remaining:
         return None
+    points = sorted(points, key=lambda p: p.batch)
     for point in points:
         best = rivals.get(point.batch)
         if not best or point.throughput * (1 + CLOSE) >= best:
@@ -81,7 +86,7 @@ def stop_reason(
             closest = (bound / best, batch, bound, best)
     assert closest is not None
     _, batch, bound, best = closest
-    last = points[-1]
+    last = [p for p in points if p.batch < batch][-1]
     return (
         f"{CUTOFF_WORDS} ({last.throughput:.0f}/s at batch {last.batch}; at most {bound:.0f}/s at batch {batch}, "
         f"adding {growth_per_sample(points):.3g} ms per sample, under {cutoff:.0%} of the best so far there, "

@@ -54,6 +54,8 @@ class ProfilerConfig:
     remeasure: int = 2
     #: the smallest batch size swept; ``min_batch == max_batch`` for a model that fixes its batch size
     min_batch: int = 1
+    #: sweep every other batch size first (1, 4, 16, ... and the largest), then beside the best (:func:`sweep`)
+    sparse: bool = False
 
     def batch_sizes(self) -> list[int]:
         """Powers of two from ``min_batch`` up to ``max_batch``, then ``max_batch`` itself."""
@@ -70,7 +72,16 @@ class ProfilerConfig:
         data = asdict(self)
         if self.min_batch == 1:  # the default stays out, so profiles keyed before it existed still match
             del data["min_batch"]
+        if not self.sparse:  # likewise
+            del data["sparse"]
         return data
+
+    def coarse_sizes(self) -> list[int]:
+        """The batch sizes a sparse sweep measures first: every other one of :meth:`batch_sizes`
+        from the smallest (1, 4, 16, 64), and the largest."""
+        sizes = self.batch_sizes()
+        coarse = sizes[::2]
+        return coarse if coarse[-1] == sizes[-1] else [*coarse, sizes[-1]]
 
 
 @dataclass(frozen=True)
@@ -218,20 +229,16 @@ def sweep(
     ``config.remeasure`` times, before it is reported and before anything is decided on it; one
     that stays off is kept, marked unstable. A point is checked against the one before it when it
     is measured, and batch 1 (which has none) once batch 2 is measured, so batch 1 is reported
-    then. ``synchronize`` goes to :func:`measure`."""
+    then. ``synchronize`` goes to :func:`measure`.
+
+    With ``config.sparse`` the batch sizes are not all measured in order: see :func:`sparse_sweep`."""
+    timing: dict[str, Any] = {"memory": memory, "clock": clock, "synchronize": synchronize}
+    if config.sparse:
+        return sparse_sweep(make_infer, config, report, keep_going, stages, **timing)
 
     def again(points: list[Point], index: int) -> None:
-        """Measure ``points[index]`` again while it is off the trend of its measured neighbours."""
-        point = points[index]
-        for count in range(1, config.remeasure + 1):
-            if not off_trend(points, index, config.outlier):
-                return
-            point = measure(make_infer(point.batch), point.batch, config, stages, **timing)
-            points[index] = replace(point, remeasured=count)
-        if off_trend(points, index, config.outlier):
-            points[index] = replace(points[index], stable=False)
+        _settle(points, index, make_infer, config, stages, timing)
 
-    timing: dict[str, Any] = {"memory": memory, "clock": clock, "synchronize": synchronize}
     points: list[Point] = []
     best = 0.0
     low_gain = 0
@@ -253,6 +260,86 @@ def sweep(
         if low_gain >= config.plateau_steps:
             return _report_first(points, report, f"{PLATEAU} at batch {batch}")
     return _report_first(points, report, f"{MAX_BATCH} {config.max_batch}")
+
+
+def sparse_sweep(
+    make_infer: Callable[[int], Callable[[], Any]],
+    config: ProfilerConfig,
+    report: Callable[[Point], None],
+    keep_going: Callable[[Point], str | None] = lambda point: None,
+    stages: Callable[[], Mapping[str, float]] | None = None,
+    **timing: Any,
+) -> str:
+    """:func:`sweep` over fewer batch sizes: first the coarse ones (:meth:`ProfilerConfig.coarse_sizes`:
+    1, 4, 16, 64) upwards until one gains under ``min_gain`` per doubling it spans over the best
+    before it (``(1 + min_gain)**2 - 1`` for a quadrupling: the dense sweep's plateau of two
+    doublings), or the largest is reached; then, while the best point so far has a neighbour in
+    :meth:`ProfilerConfig.batch_sizes` that is not measured, those neighbours. On a throughput curve
+    with one peak this finds the best batch size of the dense sweep. Points are reported as they are
+    measured (not in batch order), each once it is checked against its measured neighbours
+    (``off_trend``); ``keep_going`` may stop it after any point."""
+    grid = config.batch_sizes()
+    measured: dict[int, Point] = {}
+
+    def take(batch: int) -> str | None:
+        measured[batch] = measure(make_infer(batch), batch, config, stages, **timing)
+        points = [measured[b] for b in sorted(measured)]
+        if len(points) > 1:
+            _settle(points, points.index(measured[batch]), make_infer, config, stages, timing)
+            if len(points) == 2:  # the first point had no neighbour to be checked against until now
+                first = 1 if points[0].batch == batch else 0
+                _settle(points, first, make_infer, config, stages, timing)
+                report(points[first])
+            measured.update((p.batch, p) for p in points)
+            report(measured[batch])
+        return keep_going(measured[batch])
+
+    def finish(reason: str) -> str:
+        if len(measured) == 1:
+            report(next(iter(measured.values())))
+        return reason
+
+    reason = f"{MAX_BATCH} {config.max_batch}"
+    best, previous = 0.0, None
+    for batch in config.coarse_sizes():
+        stop = take(batch)
+        if stop:
+            return finish(stop)
+        point = measured[batch]
+        doublings = grid.index(batch) - grid.index(previous) if previous is not None else 0
+        if previous is not None and point.throughput < best * (1 + config.min_gain) ** doublings:
+            reason = f"{PLATEAU} at batch {batch}"
+            break
+        best, previous = max(best, point.throughput), batch
+    while True:
+        top = grid.index(max(measured, key=lambda b: measured[b].throughput))
+        beside = [grid[i] for i in (top - 1, top + 1) if 0 <= i < len(grid) and grid[i] not in measured]
+        if not beside:
+            return finish(reason)
+        for batch in beside:
+            stop = take(batch)
+            if stop:
+                return finish(stop)
+
+
+def _settle(
+    points: list[Point],
+    index: int,
+    make_infer: Callable[[int], Callable[[], Any]],
+    config: ProfilerConfig,
+    stages: Callable[[], Mapping[str, float]] | None,
+    timing: Mapping[str, Any],
+) -> None:
+    """Measure ``points[index]`` again while it is off the trend of its measured neighbours (at
+    most ``config.remeasure`` times); one that stays off is kept, marked unstable."""
+    point = points[index]
+    for count in range(1, config.remeasure + 1):
+        if not off_trend(points, index, config.outlier):
+            return
+        point = measure(make_infer(point.batch), point.batch, config, stages, **timing)
+        points[index] = replace(point, remeasured=count)
+    if off_trend(points, index, config.outlier):
+        points[index] = replace(points[index], stable=False)
 
 
 def _report_first(points: list[Point], report: Callable[[Point], None], reason: str) -> str:

@@ -164,7 +164,8 @@ def profile_candidate(
         report(point)
 
     def keep_going(point: Point) -> str | None:
-        remaining = [b for b in sizes if b > point.batch]
+        done = {p.batch for p in measured}
+        remaining = [b for b in sizes if b not in done]
         return stop_reason(measured, remaining, order.rivals, order.cutoff, screened)
 
     stopped = sweep(make_infer, config, reported, keep_going, stages, **timing)

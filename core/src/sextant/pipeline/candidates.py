@@ -302,7 +302,9 @@ def _ended(
     record: CandidateRecord, result: Any, points: list[dict[str, Any]], screened: list[dict[str, Any]], threads: int
 ) -> CandidateRecord:
     """The record once the child ended: how far it got decides what its end means. A candidate
-    screened out is correct (``ok``) with its screen points as its profile, which says so."""
+    screened out is correct (``ok``) with its screen points as its profile, which says so. Points
+    are kept in batch order (a sparse sweep measures them out of order)."""
+    points = sorted(points, key=lambda p: p["batch"])
     profile = Profile(tuple(points), threads) if points else None
     if record.status == Status.PENDING:  # it never reached the verdict: the child's failure is the story
         record = replace(record, **outcome(result), profile=profile)
