@@ -8,6 +8,7 @@ bottom as the job goes; each stage lives in its own module of this package:
 - :mod:`.ledger`: the one owner of ``status.json`` and of the events the CLI shows;
 - :mod:`.context`: what steps and candidates share, and handing a job to a child;
 - :mod:`.steps`: running one export or conversion (or reusing it);
+- :mod:`.duplicates`: a chain with the same bytes as an earlier one is built and measured once;
 - :mod:`.candidates`: the reference, judging a candidate's outputs, profiling it (or reusing it);
 - :mod:`.variants`: runner option variants and option search, on the best artifact only;
 - :mod:`sextant.selection`: choosing the best under the objective.
