@@ -20,8 +20,8 @@ latencies ``L_j`` (ms) and throughputs ``T_j``, its sweep stops when both hold:
    that is, latency grows linearly in the batch from the point below, by the smallest growth per
    added sample measured so far (0 when latency did not grow: throughput then grows in proportion
    to the batch). ``S(b)`` is the screen's own measurement at ``b`` when it took one (the largest
-   batch size, :mod:`sextant.screening`), so a candidate that the screen saw fast at the largest
-   batch is never stopped on the way there.
+   batch size, :mod:`sextant.screening`), so a candidate whose screen point there is within reach
+   of the best is never stopped on the way there.
 
 The bound is optimistic as long as adding a sample to a batch never costs less time than the
 cheapest added sample measured so far; a runner that switches to a much faster kernel only at large
