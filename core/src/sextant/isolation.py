@@ -13,7 +13,8 @@ Inside :func:`shared_servers`, runs one after another in this process share warm
 of a pipeline, a test session): a run forks its children from an idle live server, which imports
 whatever more the run needs, instead of starting one and importing torch again. Every job carries
 the parent's environment, working folder and ``sys.path`` as they are when it starts, so a child
-of a shared server sees what a child of its own server would.
+of a shared server sees what a child of its own server would. (A child's resident memory includes
+the modules its server imported: in a shared server, also those an earlier run needed.)
 """
 
 from __future__ import annotations
