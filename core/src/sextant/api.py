@@ -6,7 +6,7 @@ plugins must stay fast); the run-time helpers, which pull in numpy, on first use
 
 Hooks and specs
     ``hookimpl``, ``ExporterSpec``, ``ConverterSpec``, ``RunnerSpec``, ``ComparatorSpec``,
-    ``SearchStrategySpec``, ``DeployerSpec``, ``GeneratorSpec``, ``Param``, ``SourceModel``, ``Rejection`` (a loader's "cannot
+    ``SearchStrategySpec``, ``DeployerSpec`` (its options: ``DeployOption``), ``GeneratorSpec``, ``Param``, ``SourceModel``, ``Rejection`` (a loader's "cannot
     use this model, because..."), ``Format``, ``PRECISIONS``, ``DEVICES``
 Shared formats
     ``ONNX``, ``TORCH_MODULE``, ``TORCHSCRIPT``, ``TORCH_EXPORTED``, ``TORCH_TENSORRT``, ``KERAS``,
@@ -27,6 +27,12 @@ Helpers
     ``device_identity`` (what an artifact built for a device depends
     on), ``availability`` (why a spec cannot be used here, without importing it), ``installed`` (is a distribution installed, without importing it), ``is_user_module``
     (was a class defined in the user's script, so it must travel by value)
+Deploying (what every deployer shares; see ``sextant.deploying`` and ``sextant.serving``)
+    ``chosen_candidate`` (the selected best or ``--candidate``, refused when it did not pass),
+    ``served_name``, ``one_candidate_package`` (a candidate alone as a package, to load where it
+    is served), ``ServingOptions``, ``ServingSettings``, ``serving_settings`` (max batch, preferred
+    sizes, queue delay, instances derived from a candidate's profile), ``SERVING_OPTIONS`` (those
+    overrides as deployer options)
 Ranking and searching
     ``Objective`` (metric weights and constraints: what "best" means), ``search_strategy`` (an
     installed search strategy's factory, by name), ``Paired`` and ``Ratio`` (contenders re-measured
@@ -83,6 +89,7 @@ from sextant.specs import (
     ComparatorSpec,
     ConverterSpec,
     DeployerSpec,
+    DeployOption,
     ExporterSpec,
     Format,
     GeneratorSpec,
@@ -95,6 +102,10 @@ from sextant.specs import (
 
 if TYPE_CHECKING:  # imported on first use (see _LAZY)
     from sextant.compare import OutputReport, Tolerance, Verdict  # noqa: F401
+    from sextant.deploying import chosen_candidate, one_candidate_package, served_name  # noqa: F401
+    from sextant.serving import OPTIONS as SERVING_OPTIONS  # noqa: F401
+    from sextant.serving import ServingOptions, ServingSettings  # noqa: F401
+    from sextant.serving import for_candidate as serving_settings  # noqa: F401
     from sextant.composite.parts import Part, Recording  # noqa: F401
     from sextant.composite.parts import register as register_part  # noqa: F401
     from sextant.htmlreport import kit as htmlkit  # noqa: F401
@@ -105,7 +116,18 @@ if TYPE_CHECKING:  # imported on first use (see _LAZY)
     from sextant.samples import load_batches, resize_batch  # noqa: F401
     from sextant.signature import Signature, TensorSpec  # noqa: F401
 
+#: names the API gives attributes of their modules under another name
+_RENAMED = {
+    "SERVING_OPTIONS": ("sextant.serving", "OPTIONS"),
+    "serving_settings": ("sextant.serving", "for_candidate"),
+}
+
 _LAZY = {
+    "chosen_candidate": "sextant.deploying",
+    "served_name": "sextant.deploying",
+    "one_candidate_package": "sextant.deploying",
+    "ServingOptions": "sextant.serving",
+    "ServingSettings": "sextant.serving",
     "Objective": "sextant.objective",
     "search_strategy": "sextant.plugins",
     "Paired": "sextant.pairing",
@@ -149,6 +171,14 @@ __all__ = [
     "ConverterSpec",
     "DeployRequest",
     "DeployerSpec",
+    "DeployOption",
+    "SERVING_OPTIONS",
+    "ServingOptions",
+    "ServingSettings",
+    "chosen_candidate",
+    "one_candidate_package",
+    "served_name",
+    "serving_settings",
     "Deployment",
     "ExporterSpec",
     "Format",
@@ -190,6 +220,9 @@ def __getattr__(name: str) -> Any:
         return importlib.import_module("sextant.htmlreport.kit")
     if name == "register_part":
         return importlib.import_module("sextant.composite.parts").register
+    if name in _RENAMED:
+        module, attribute = _RENAMED[name]
+        return getattr(importlib.import_module(module), attribute)
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'sextant.api' has no attribute {name!r}")

@@ -86,8 +86,9 @@ class DeployRequest:
 
     ``candidate`` is a candidate id, or ``None`` for the package's selected best. ``target`` is
     where it goes (a model repository folder, a URL), ``name`` the served model's name (default:
-    the package's model name). ``options`` are the deployer's own settings; ``force`` allows
-    replacing what is already there.
+    the package's model name). ``options`` are the deployer's own settings (its
+    ``DeployerSpec.options``); ``force`` allows replacing what is already there; ``trust_source``
+    lets the deployed model unpickle the candidate's files (see ``CandidateView.verify``).
     """
 
     package: Path
@@ -96,16 +97,21 @@ class DeployRequest:
     name: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
     force: bool = False
+    trust_source: bool = False
 
 
 @dataclass(frozen=True)
 class Deployment:
-    """What a deployer wrote: where, under which name, the files, and notes for the user."""
+    """What a deployer wrote: where, under which name, which candidate, the files, notes for the
+    user, what to run next (one command a line, printed as given), and ``details`` for ``--json``."""
 
     target: str
     name: str
     files: tuple[Path, ...] = ()
     notes: tuple[str, ...] = ()
+    candidate: str | None = None
+    next_steps: tuple[str, ...] = ()
+    details: Mapping[str, Any] = field(default_factory=dict)
 
 
 @runtime_checkable

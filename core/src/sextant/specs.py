@@ -370,13 +370,48 @@ class Rejection:
     claimed: bool = True
 
 
+OptionKind = Literal["text", "int", "bool", "path", "ints"]
+_OPTION = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class DeployOption:
+    """One option of a deployer. ``sextant deploy TARGET`` shows it as ``--name-with-dashes`` (a
+    ``bool`` as ``--name/--no-name``; ``ints``: comma-separated integers, ``4,8``) and passes its value,
+    parsed to its kind, as ``DeployRequest.options[name]``; an option not given is left out, and
+    the deployer decides. ``short``: a one-letter alias (``-r``); ``required``: it must be given."""
+
+    name: str
+    kind: OptionKind = "text"
+    default: Any = None
+    help: str = ""
+    short: str | None = None
+    required: bool = False
+
+    def __post_init__(self) -> None:
+        if not _OPTION.match(self.name):
+            raise PluginError(f"invalid deployer option name {self.name!r}", hint="Use lowercase snake_case.")
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+#: the target of a deployer that does not name its own: ``--target``
+TARGET = DeployOption("target", required=True, help="Where to deploy.")
+
+
 @dataclass(frozen=True)
 class DeployerSpec:
     """Writes a package's candidate to a serving target (a Triton model repository, ...).
 
     ``deploy`` names ``(request: sextant.runtime.DeployRequest) -> sextant.runtime.Deployment``.
     ``formats`` lists the artifact formats it serves natively and ``runners`` the runners it serves
-    through sextant's own runner (empty: any); ``sextant plugins`` shows both.
+    through sextant's own runner (empty: any); ``sextant plugins`` shows both. ``sextant deploy NAME
+    PACKAGE`` takes ``target`` (``DeployRequest.target``: ``--repository`` for Triton) and
+    ``options`` (``DeployRequest.options``) besides the options every target shares (``--candidate``,
+    ``--name``, ``--trust-source``, ``--force``); ``sextant.serving.OPTIONS`` are the serving
+    overrides a target that derives its settings from the profile offers.
     """
 
     name: str
@@ -386,9 +421,22 @@ class DeployerSpec:
     requires: tuple[str, ...] = ()
     install: str = ""
     description: str = ""
+    target: DeployOption = TARGET
+    options: tuple[DeployOption, ...] = ()
 
     def __post_init__(self) -> None:
         _check_name("deployer", self.name)
+        names = [self.target.name, *(o.name for o in self.options)]
+        clash = sorted({n for n in names if names.count(n) > 1} | (set(names) & _SHARED_OPTIONS))
+        if clash:
+            raise PluginError(
+                f"deployer {self.name!r}: option {', '.join(clash)} is declared twice or is one every deployer shares",
+                hint=f"The shared ones: {', '.join(sorted(_SHARED_OPTIONS))}.",
+            )
+
+
+#: what ``sextant deploy`` passes every deployer in :class:`~sextant.runtime.DeployRequest` itself
+_SHARED_OPTIONS = {"package", "candidate", "name", "trust_source", "force", "json", "debug"}
 
 
 Spec = ExporterSpec | ConverterSpec | RunnerSpec | GeneratorSpec | ComparatorSpec | SearchStrategySpec | DeployerSpec

@@ -40,11 +40,11 @@ def test_serve_warns_when_it_binds_beyond_loopback(monkeypatch, tmp_path):
     from sextant.cli import State, with_plugin_commands
     from sextant.plugins import load_catalog
     from sextant_triton.serve import Served
-    from sextant_triton.settings import ServingSettings
+    from sextant.api import ServingSettings
     from typer.testing import CliRunner
 
     def ready_at_once(package, *, on_ready, host, http_port, grpc_port, metrics_port, **options):
-        settings = ServingSettings(4, True, (), 0, 1, "KIND_CPU", 1, False)
+        settings = ServingSettings(4, True, (), 0, 1, "cpu", 1)
         on_ready(Served("m", "c", host, http_port, grpc_port, settings, metrics_port=metrics_port))
 
     monkeypatch.setattr(importlib.import_module("sextant_triton.serve"), "serve", ready_at_once)

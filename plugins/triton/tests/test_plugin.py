@@ -35,13 +35,15 @@ def _app():
     return with_plugin_commands(catalog), State(catalog)
 
 
-def test_deploy_is_a_group_other_deployers_can_join():
-    import typer
-    from sextant_triton.cli import deploy_group
-
-    app = typer.Typer()
-    first = deploy_group(app)
-    assert deploy_group(app) is first and [g.name for g in app.registered_groups] == ["deploy"]
+def test_deploy_triton_is_the_cores_command_built_from_the_spec():
+    app, state = _app()
+    listed = CliRunner().invoke(app, ["deploy", "--help"], obj=state)
+    assert listed.exit_code == 0 and "triton" in listed.output
+    shown = CliRunner().invoke(app, ["deploy", "triton", "--help"], obj=state, env={"COLUMNS": "200"})
+    text = " ".join(shown.output.split())
+    for flag in ("--repository", "--candidate", "--name", "--version", "--backend", "--max-batch-size",
+                 "--preferred-batch-sizes", "--no-dynamic-batching", "--no-warmup", "--force", "--trust-source"):  # fmt: skip
+        assert flag in text, flag
 
 
 def test_cli_deploy_json_and_refusal_exit_codes(tmp_path):
@@ -62,7 +64,7 @@ def test_cli_deploy_json_and_refusal_exit_codes(tmp_path):
     forced = runner.invoke(app, [*args, "--max-batch-size", "2", "--force"], obj=state)
     assert forced.exit_code == 0 and "max_batch_size 2 (given)" in forced.stderr
     bad = runner.invoke(app, [*args, "--preferred-batch-sizes", "four"], obj=state)
-    assert bad.exit_code == 2 and "batch sizes as integers" in bad.stderr
+    assert bad.exit_code == 2 and "give --preferred-batch-sizes as integers" in " ".join(bad.stderr.split())
 
 
 def test_requests_of_equal_shapes_run_as_one_batch_and_split_back():
@@ -162,7 +164,7 @@ def test_start_retries_only_pytritons_handshake_race(errors, started_on, tmp_pat
     import types
 
     from sextant.api import Signature, TensorSpec
-    from sextant_triton.settings import ServingSettings
+    from sextant.api import ServingSettings
 
     # TritonServer: what serve._quiet_server wraps while a server starts
     fake = types.SimpleNamespace(Triton=_FakeTriton, TritonConfig=lambda **kw: kw, TritonServer=lambda *a, **kw: None)
@@ -175,7 +177,7 @@ def test_start_retries_only_pytritons_handshake_race(errors, started_on, tmp_pat
     signature = Signature(
         inputs=(TensorSpec("x", "float32", (None, 4)),), outputs=(TensorSpec("y", "float32", (None, 4)),)
     )
-    settings = ServingSettings(8, True, (4,), 0, 2, "KIND_CPU", 1, False)
+    settings = ServingSettings(8, True, (4,), 0, 2, "cpu", 1)
     serve = importlib.import_module("sextant_triton.serve")
     start = lambda: serve._start("m", [], signature, settings, "127.0.0.1", {}, tmp_path / "w", tmp_path / "log")  # noqa: E731
     if started_on is None:

@@ -2,7 +2,7 @@
 
 One module per group of commands: :mod:`~sextant.cli.root` (the app, ``--debug``/``--version``,
 the entry point and exit codes), :mod:`~sextant.cli.optimize` (``optimize``, ``inspect``),
-:mod:`~sextant.cli.plugins` (``plugins``, ``formats``), :mod:`~sextant.cli.runfile` (``-c
+:mod:`~sextant.cli.plugins` (``plugins``, ``formats``), :mod:`~sextant.cli.deploy` (``deploy TARGET``), :mod:`~sextant.cli.runfile` (``-c
 run.toml``) and :mod:`~sextant.cli._common` (state, consoles, JSON, errors). Messages and progress
 go to stderr; ``--json`` prints exactly one JSON document on stdout. Exit codes come from
 :class:`sextant.errors.ExitCode`.

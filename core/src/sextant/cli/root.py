@@ -16,7 +16,7 @@ import typer
 from typer.core import TyperGroup
 
 from sextant import __version__
-from sextant.cli import bundle, optimize, plugins, report
+from sextant.cli import bundle, deploy, optimize, plugins, report
 from sextant.cli._common import State, debugging, report_error, set_debug
 from sextant.errors import ExitCode, SextantError
 
@@ -71,6 +71,7 @@ app.command(rich_help_panel="Optimize", cls=optimize.OptimizeCommand)(optimize.o
 app.command(rich_help_panel="Optimize")(optimize.inspect)
 app.command(rich_help_panel="Optimize")(report.report)
 app.command(rich_help_panel="Optimize")(bundle.bundle)
+app.add_typer(deploy.group, name="deploy", rich_help_panel=deploy.PANEL)
 
 
 def with_plugin_commands(catalog: Catalog) -> typer.Typer:

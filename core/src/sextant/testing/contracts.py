@@ -148,42 +148,45 @@ def check_candidates_on_device(package: Path, device: str) -> dict[str, Mapping[
 
     A failed candidate is an error here, with its reason and the tail of its log.
     """
+    from sextant.package import read_document
+    from sextant.records import Status
     from sextant.samples import load_batches
 
-    status = json.loads((package / "status.json").read_text())
-    on_device = {cid: r for cid, r in status["candidates"].items() if r["device"] == device}
+    records = read_document(package).candidates
+    on_device = {cid: r for cid, r in records.items() if r.device == device}
     assert on_device, f"no candidate was planned on {device}"
+    judged = (Status.OK, Status.INCORRECT)
     problems = []
     for cid, record in on_device.items():
-        if record["status"] in ("ok", "incorrect"):
-            check_judged_against_the_reference(package, record)
-        elif not (record["status"] == "skipped" and "[" in cid and record.get("reason")):
-            problems.append(f"{cid}: {record['status']}: {record.get('reason')}\n{record.get('log_tail', '')[-800:]}")
+        if record.status in judged:
+            check_judged_against_the_reference(package, record.to_json())
+        elif not (record.status == Status.SKIPPED and "[" in cid and record.reason):
+            problems.append(f"{cid}: {record.status}: {record.reason}\n{record.log_tail[-800:]}")
     assert not problems, f"candidates on {device} that were not judged:\n- " + "\n- ".join(problems)
     reference = load_batches(package / "reference.npz")
     for cid, record in on_device.items():
-        if record["precision"] not in REDUCED or record["status"] not in ("ok", "incorrect"):
+        if record.precision not in REDUCED or record.status not in judged:
             continue
-        outputs = load_batches(package / record["outputs"])
+        outputs = load_batches(package / str(record.outputs))
         error = max(_max_error(want, got) for want, got in zip(reference, outputs))
-        reduced = record["precision"]
+        reduced = record.precision
         assert error > 0, f"{cid}: outputs equal the fp32 reference bit for bit: it did not run in {reduced}"
         twin = next(
             (
                 r
                 for r in on_device.values()
-                if (r["step"], r["runner"], r["precision"], r["options"])
-                == (record["step"], record["runner"], "fp32", record["options"])
-                and r.get("outputs")
+                if (r.step, r.runner, r.precision, dict(r.options))
+                == (record.step, record.runner, "fp32", dict(record.options))
+                and r.outputs
             ),
             None,
         )
         if twin is not None:
-            fp32 = load_batches(package / twin["outputs"])
+            fp32 = load_batches(package / str(twin.outputs))
             assert any(_max_error(a, b) > 0 for a, b in zip(fp32, outputs)), (
                 f"{cid}: outputs equal its fp32 twin's on {device}: it did not run in {reduced}"
             )
-    return on_device
+    return {cid: record.to_json() for cid, record in on_device.items()}
 
 
 def _max_error(expected: Mapping[str, np.ndarray], got: Mapping[str, np.ndarray]) -> float:

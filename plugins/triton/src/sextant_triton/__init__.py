@@ -1,5 +1,5 @@
-"""sextant plugin for Triton Inference Server: the ``triton`` deployer, ``sextant deploy triton``
-and ``sextant serve``.
+"""sextant plugin for Triton Inference Server: the ``triton`` deployer (``sextant deploy triton``,
+a command the core builds from the spec below) and ``sextant serve``.
 
 - :func:`deploy` writes a package's candidate into a Triton model repository: a native backend
   where Triton has one (ONNX Runtime, LibTorch, TensorFlow, TensorRT) with the settings the
@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import typer  # the CLI's own dependency, already loaded when commands are registered
-from sextant.api import ONNX, TENSORRT_ENGINE, TF_SAVEDMODEL, TORCHSCRIPT, DeployerSpec, hookimpl
+from sextant.api import ONNX, TENSORRT_ENGINE, TF_SAVEDMODEL, TORCHSCRIPT, DeployerSpec, DeployOption, hookimpl
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
@@ -34,6 +34,8 @@ INSTALL = "pip install sextant-triton (tritonclient[grpc,http])"
 
 @hookimpl
 def sextant_register_deployers() -> list[DeployerSpec]:
+    from sextant_triton.settings import OPTIONS
+
     return [
         DeployerSpec(
             "triton",
@@ -43,6 +45,10 @@ def sextant_register_deployers() -> list[DeployerSpec]:
             install=INSTALL,
             description="a Triton model repository: native backend where Triton has one, else sextant's runner "
             "in the Python backend; settings from the profile",
+            target=DeployOption(
+                "repository", "path", short="-r", required=True, help="The model repository folder (created if missing)."
+            ),
+            options=OPTIONS,
         )
     ]
 

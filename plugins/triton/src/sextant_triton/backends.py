@@ -68,11 +68,15 @@ THREAD_OPTIONS = {
 }
 
 
+def option_threads(record: CandidateRecord) -> int | None:
+    """The threads per call the candidate's runner options set (``None``: the threads it was given)."""
+    option = THREAD_OPTIONS.get(record.runner)
+    return int(record.options.get(option) or 0) or None if option else None
+
+
 def threads_per_call(record: CandidateRecord, default: int) -> int:
     """How many threads the candidate's runner used for one call when it was measured."""
-    option = THREAD_OPTIONS.get(record.runner)
-    given = int(record.options.get(option) or 0) if option else 0
-    return given or (record.profile.threads if record.profile and record.profile.threads else default)
+    return option_threads(record) or (record.profile.threads if record.profile and record.profile.threads else default)
 
 
 _ORT_LEVELS = {"all": None, "extended": 1, "basic": -1, "disable": 2}  # Triton's optimization.graph.level

@@ -1,16 +1,14 @@
-"""The ``sextant deploy triton`` and ``sextant serve`` commands: parse, call one function, render.
+"""The ``sextant serve`` and ``sextant analyze`` commands: parse, call one function, render.
 
-``deploy`` is a group that other deployer plugins can add subcommands to: :func:`register` finds a
-group named ``deploy`` already on the app, or adds it. Messages go to stderr; ``--json`` prints one
-JSON document on stdout.
+``sextant deploy triton`` is the core's command (:mod:`sextant.cli.deploy`), built from the
+deployer's spec. Messages go to stderr.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -37,110 +35,6 @@ TrustSource = Annotated[
         "classes), which runs any code they hold: only for packages you made or trust.",
     ),
 ]
-
-
-def deploy_group(app: typer.Typer) -> typer.Typer:
-    """The app's ``deploy`` group, added if no plugin has added it yet."""
-    for info in app.registered_groups:
-        if info.name == "deploy" and info.typer_instance is not None:
-            return info.typer_instance
-    group = typer.Typer(
-        name="deploy",
-        help="Write a package's candidate to a serving target (one subcommand per deployer).",
-        no_args_is_help=True,
-    )
-    app.add_typer(group, name="deploy", rich_help_panel=PANEL)
-    return group
-
-
-def _sizes(text: str | None) -> tuple[int, ...] | None:
-    if text is None:
-        return None
-    try:
-        return tuple(int(part) for part in text.replace(" ", "").split(",") if part)
-    except ValueError:
-        raise typer.BadParameter(f"{text!r}: give batch sizes as integers separated by commas, e.g. 4,8") from None
-
-
-def deploy_triton(
-    package: Annotated[Path, typer.Argument(help="A package folder written by sextant optimize.")],
-    repository: Annotated[
-        Path, typer.Option("--repository", "-r", help="The model repository folder (created if missing).")
-    ],
-    candidate: Candidate = None,
-    name: Name = None,
-    version: Annotated[int, typer.Option(help="The model version folder to write.")] = 1,
-    backend: Annotated[
-        str, typer.Option(help="native (refuse when Triton has none), python (sextant's runner), or auto.")
-    ] = "auto",
-    max_batch_size: Annotated[
-        int | None, typer.Option(help="0 disables batching. Default: the largest batch size profiled.")
-    ] = None,
-    instances: Annotated[
-        int | None, typer.Option(help="Model instances. Default: host threads / threads per call as measured.")
-    ] = None,
-    dynamic_batching: Annotated[
-        bool | None,
-        typer.Option("--dynamic-batching/--no-dynamic-batching", help="Default: on when batches above 1 are allowed."),
-    ] = None,
-    preferred_batch_sizes: Annotated[
-        str | None, typer.Option(help="Comma-separated. Default: batch sizes within 10 % of the best throughput.")
-    ] = None,
-    queue_delay_us: Annotated[
-        int | None, typer.Option(help="Dynamic batcher's max queue delay. Default: the median batch-1 latency.")
-    ] = None,
-    warmup: Annotated[bool, typer.Option("--warmup/--no-warmup", help="Warmup requests from the samples.")] = True,
-    force: Annotated[bool, typer.Option("--force", help="Replace a model folder or client file that differs.")] = False,
-    trust_source: TrustSource = False,
-    json_: Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")] = False,
-    debug: Debug = False,
-) -> None:
-    """Write a package's candidate into a Triton model repository, with settings from its profile.
-
-    A native backend where Triton has one for the artifact, else sextant's runner in Triton's Python
-    backend; a tritonclient example is written next to the repository."""
-    from sextant_triton import config
-    from sextant_triton.repository import deploy_package
-
-    deployment = deploy_package(
-        package,
-        repository,
-        candidate=candidate,
-        name=name,
-        force=force,
-        version=version,
-        backend=backend,
-        max_batch_size=max_batch_size,
-        instances=instances,
-        dynamic_batching=dynamic_batching,
-        preferred_batch_sizes=_sizes(preferred_batch_sizes),
-        queue_delay_us=queue_delay_us,
-        warmup=warmup,
-        trust_source=trust_source,
-    )
-    written = config.to_dict(config.read(Path(deployment.target) / deployment.name / "config.pbtxt"))
-    chosen = written.get("parameters", {}).get("sextant_candidate", {}).get("string_value", "")
-    if json_:
-        document: dict[str, Any] = {
-            "repository": deployment.target,
-            "name": deployment.name,
-            "candidate": chosen,
-            "files": [str(f) for f in deployment.files],
-            "notes": list(deployment.notes),
-            "config": written,
-        }
-        sys.stdout.write(json.dumps(document, indent=2) + "\n")
-        return
-    err = sys.stderr
-    print(f"deployed {deployment.name} ({chosen}) to {deployment.target}", file=err)
-    for note in deployment.notes:
-        print(f"  {note}", file=err)
-    for path in deployment.files:
-        print(f"  wrote {path}", file=err)
-    client = next((f for f in deployment.files if f.name.endswith("_client.py")), None)
-    print(f"start:  python -m sextant_triton.server {deployment.target}", file=err)
-    if client is not None:
-        print(f"client: python {client}", file=err)
 
 
 def serve(
@@ -193,6 +87,5 @@ def serve(
 def register(app: typer.Typer) -> None:
     from sextant_triton.analyze.cli import analyze_command
 
-    deploy_group(app).command("triton")(deploy_triton)
     app.command(rich_help_panel=PANEL)(serve)
     app.command("analyze", rich_help_panel=PANEL)(analyze_command)

@@ -19,10 +19,9 @@ from sextant.api import UsageError
 from tritonclient.grpc import model_config_pb2 as mc
 
 if TYPE_CHECKING:
-    from sextant.api import Signature, TensorSpec
+    from sextant.api import ServingSettings, Signature, TensorSpec
 
     from sextant_triton.backends import Backend, Tuning
-    from sextant_triton.settings import ServingSettings
 
 #: numpy dtype name → Triton data type
 DATA_TYPES = {
@@ -133,7 +132,8 @@ def build(
         _tensor(config.input.add(name=input_names[spec.name], data_type=data_type(spec.dtype)), spec, batching)
     for spec in signature.outputs:
         _tensor(config.output.add(name=output_names[spec.name], data_type=data_type(spec.dtype)), spec, batching)
-    config.instance_group.add(kind=mc.ModelInstanceGroup.Kind.Value(settings.kind), count=settings.instances)
+    kind = "KIND_GPU" if settings.device == "cuda" else "KIND_CPU"
+    config.instance_group.add(kind=mc.ModelInstanceGroup.Kind.Value(kind), count=settings.instances)
     if settings.dynamic_batching:
         batcher = config.dynamic_batching
         batcher.SetInParent()

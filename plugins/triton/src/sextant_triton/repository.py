@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import filecmp
 import json
-import os
-import re
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
@@ -28,15 +26,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sextant.api import Deployment, DeployRequest, SextantError, UsageError, write_manifest
+from sextant.api import (
+    Deployment,
+    DeployRequest,
+    SextantError,
+    UsageError,
+    chosen_candidate,
+    one_candidate_package,
+    served_name,
+    serving_settings,
+)
 
 from sextant_triton import backends, client, config, servable
-from sextant_triton.settings import DeployOptions, ServingSettings, derive
+from sextant_triton.settings import DeployOptions
 
 if TYPE_CHECKING:
-    from sextant.api import CandidateView, Package
+    from sextant.api import CandidateView, Package, ServingSettings
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+#: the candidate to deploy (the core's :func:`sextant.deploying.chosen_candidate`)
+candidate_view = chosen_candidate
+__all__ = ["candidate_view", "deploy", "deploy_package", "install", "model_name", "one_candidate_package", "plan"]
 PYTHON_MODEL = Path(__file__).with_name("python_model.py")
 #: The config parameter that lets the Python backend's model load with ``trust_source`` (``--trust-source``).
 TRUST_PARAMETER = "sextant_trust_source"
@@ -57,34 +66,6 @@ class Plan:
     notes: tuple[str, ...]
 
 
-def candidate_view(package: Package, candidate: str | None) -> CandidateView:
-    """The candidate to deploy: the given id, or the package's selection; refusals say why not."""
-    ids = list(package.status.get("candidates", {}))
-    if candidate is None:
-        best = package.status.get("selection", {}).get("best")
-        if best is None:
-            passed = [cid for cid, c in package.status.get("candidates", {}).items() if c.get("status") == "ok"]
-            reason = package.status.get("selection", {}).get("reason", "the run did not select one")
-            raise UsageError(
-                f"{package.path} has no selected candidate ({reason}), so there is nothing to deploy by default",
-                hint=(
-                    f"Pass --candidate with one that passed: {', '.join(passed)}."
-                    if passed
-                    else "No candidate passed; fix the run (sextant inspect shows why) and optimize again."
-                ),
-            )
-        candidate = best
-    if candidate not in ids:
-        raise UsageError(f"no candidate {candidate!r} in {package.path}", hint=f"Its candidates: {', '.join(ids)}.")
-    view = package.candidate(candidate)
-    if str(view.status) != "ok" or view.record.artifact is None:
-        reason = f": {view.record.reason}" if view.record.reason else ""
-        raise UsageError(
-            f"candidate {candidate} did not pass ({view.status}{reason}); only a passing candidate is deployed"
-        )
-    return view
-
-
 def choose_backend(view: CandidateView, choice: str) -> backends.Backend:
     native = backends.native_backend(view.record)
     if choice == "python":
@@ -100,18 +81,12 @@ def choose_backend(view: CandidateView, choice: str) -> backends.Backend:
 
 
 def model_name(package: Package, given: str | None) -> str:
-    name = given or package.status.get("model", {}).get("name") or package.path.name
-    if not _NAME.match(name):
-        raise UsageError(
-            f"model name {name!r} is not a folder name Triton accepts",
-            hint="Pass --name with letters, digits, '_', '-', '.'.",
-        )
-    return name
+    return served_name(package, given, "Triton")
 
 
 def plan(package: Package, request: DeployRequest, options: DeployOptions) -> Plan:
     """Decide everything (candidate, backend, settings, config, files); write nothing."""
-    from sextant.api import Signature, load_batches
+    from sextant.api import load_batches
 
     view = candidate_view(package, request.candidate)
     backend = choose_backend(view, options.backend)
@@ -121,13 +96,12 @@ def plan(package: Package, request: DeployRequest, options: DeployOptions) -> Pl
     else:
         view.check_files(trust_source=options.trust_source)
     name = model_name(package, request.name)
-    signature = Signature.from_dict(package.status["signature"])
-    host_threads = int(package.status.get("host", {}).get("threads") or os.cpu_count() or 1)
-    settings = derive(view.record, signature, host_threads, options, package.status.get("correctness_batches", ()))
+    signature = package.document.signature
+    settings = serving_settings(view, options.serving, threads=backends.option_threads(view.record))
     tuning = backends.tuning(backend, view.record, settings.threads)
     sample = load_batches(package.path / "samples.npz")[0]
     input_names, output_names = config.tensor_names(signature, backend)
-    warmup, files = config.warmups(sample, signature, input_names, settings) if settings.warmup else ([], {})
+    warmup, files = config.warmups(sample, signature, input_names, settings) if options.warmup else ([], {})
     parameters = {"sextant_candidate": view.id}
     if backend is backends.PYTHON and options.trust_source:
         parameters[TRUST_PARAMETER] = "true"
@@ -193,27 +167,6 @@ def _copy_artifact(view: CandidateView, backend: backends.Backend, version_dir: 
             (shutil.copytree if sibling.is_dir() else shutil.copy2)(sibling, version_dir / sibling.name)
     shutil.copy2(artifact, target)
     return [target]
-
-
-def one_candidate_package(view: CandidateView, package_dir: Path) -> Path:
-    """Write a package holding only ``view`` (its record, selected, and its artifact's folder) at
-    ``package_dir``, with a manifest: what a Python-backend model loads with ``Package(...).best()``."""
-    relative = Path(view.record.artifact)
-    shutil.copytree(view.artifact.parent, package_dir / relative.parent, ignore=shutil.ignore_patterns("__pycache__"))
-    status = view.package.status
-    subset = {
-        "schema": status["schema"],
-        "sextant": status.get("sextant"),
-        **({"task": status["task"]} if "task" in status else {}),
-        "model": status.get("model"),
-        "host": status.get("host"),
-        "signature": status["signature"],
-        "candidates": {view.id: status["candidates"][view.id]},
-        "selection": {"best": view.id, "ranking": [view.id]},
-    }
-    (package_dir / "status.json").write_text(json.dumps(subset, indent=2, default=str))
-    write_manifest(package_dir)  # the model checks its files against it when Triton loads it
-    return package_dir
 
 
 def _same_tree(a: Path, b: Path) -> bool:
@@ -316,7 +269,20 @@ def install(repository: Path, contents: Contents, force: bool) -> Deployment:
         )
     )
     notes = (*contents.notes, "unchanged: the repository already held exactly this model") if unchanged else contents.notes
-    return Deployment(target=str(repository), name=contents.name, files=(*files, *client_files), notes=notes)
+    written = config.to_dict(config.read(model_dir / "config.pbtxt"))
+    client_script = next((f for f in client_files if f.name.endswith("_client.py")), None)
+    return Deployment(
+        target=str(repository),
+        name=contents.name,
+        files=(*files, *client_files),
+        notes=notes,
+        candidate=written.get("parameters", {}).get("sextant_candidate", {}).get("string_value", ""),
+        next_steps=(
+            f"start:  python -m sextant_triton.server {repository}",
+            *([f"client: python {client_script}"] if client_script else []),
+        ),
+        details={"repository": str(repository), "config": written},
+    )
 
 
 def deploy(request: DeployRequest) -> Deployment:
@@ -324,11 +290,11 @@ def deploy(request: DeployRequest) -> Deployment:
     A text-generation package's candidate is written as a streaming model (:mod:`sextant_triton.stream_deploy`)."""
     from sextant.api import Package
 
-    options = DeployOptions.from_mapping(request.options)
+    options = DeployOptions.from_request(request)
     package = Package(request.package)
     repository = Path(request.target)
     _check_repository(repository)
-    if package.status.get("task") == "text-generation":
+    if package.document.generates:
         from sextant_triton import stream_deploy
 
         contents = stream_deploy.contents(package, request, options, repository)
@@ -344,12 +310,13 @@ def deploy_package(
     candidate: str | None = None,
     name: str | None = None,
     force: bool = False,
+    trust_source: bool = False,
     **options: Any,
 ) -> Deployment:
     """Python API: ``sextant_triton.deploy("sextant-workspace/mlp", "models", backend="python")``.
     ``options`` are :class:`~sextant_triton.settings.DeployOptions` fields."""
     request = DeployRequest(
-        Path(package), str(repository), candidate=candidate, name=name, options=options, force=force
+        Path(package), str(repository), candidate, name, options, force=force, trust_source=trust_source
     )
     try:
         return deploy(request)

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from sextant.api import MissingPluginError, installed
+from sextant.api import MissingPluginError, Status, installed
 
 from sextant_triton import backends
 
@@ -68,9 +68,9 @@ def local_need(view: CandidateView) -> str | None:
 def best_servable(package: Package, need: Need, exclude: str = "") -> str | None:
     """The package's best candidate that ``need`` finds nothing missing for: the selection's
     ranking first, then any other candidate that passed."""
-    status = package.status
-    ranking = list(status.get("selection", {}).get("ranking") or [])
-    passed = [cid for cid, c in status.get("candidates", {}).items() if c.get("status") == "ok"]
+    document = package.document
+    ranking = document.selection.ranking if document.selection else ()
+    passed = [cid for cid, record in document.candidates.items() if record.status == Status.OK]
     for cid in dict.fromkeys([*ranking, *passed]):
         if cid == exclude:
             continue

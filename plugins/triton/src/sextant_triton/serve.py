@@ -28,12 +28,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sextant.api import Package, SextantError, Signature, UsageError, cache_dir
+from sextant.api import Package, SextantError, ServingSettings, Signature, UsageError, cache_dir, serving_settings
 
-from sextant_triton import config, servable, server
+from sextant_triton import backends, config, servable, server
 from sextant_triton.batching import run_batched
 from sextant_triton.repository import candidate_view, model_name
-from sextant_triton.settings import DeployOptions, ServingSettings, derive
 
 log = logging.getLogger(__name__)
 
@@ -219,11 +218,8 @@ def serving(
     servable.require(opened, view, servable.runner_need, "serve")  # its runner computes in this process
     view.verify(trust_source=trust_source)  # refuse before starting anything
     served_name = model_name(opened, name)
-    signature = Signature.from_dict(opened.status["signature"])
-    host_threads = int(opened.status.get("host", {}).get("threads") or os.cpu_count() or 1)
-    settings = derive(
-        view.record, signature, host_threads, DeployOptions(), opened.status.get("correctness_batches", ())
-    )
+    signature = opened.document.signature
+    settings = serving_settings(view, threads=backends.option_threads(view.record))
     batching = settings.max_batch_size > 0
     server.check_ports(host, {"--http-port": http_port, "--grpc-port": grpc_port, "--metrics-port": metrics_port})
     http_port, grpc_port, metrics_port = (p or server.free_port(host) for p in (http_port, grpc_port, metrics_port))
