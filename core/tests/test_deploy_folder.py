@@ -66,7 +66,8 @@ def sextant_cli(catalog, *args: str):
 
 def test_deploy_folder_then_its_serve_py_answers_in_a_fresh_process(catalog, package, tmp_path):
     out = tmp_path / "served"
-    done = sextant_cli(catalog, "deploy", "folder", str(package.path), "--to", str(out), "--max-batch-size", "2", "--json")
+    args = ["deploy", "folder", str(package.path), "--to", str(out), "--max-batch-size", "2", "--json"]
+    done = sextant_cli(catalog, *args)
     assert done.exit_code == 0, done.output
     document = json.loads(done.stdout)
     best = package.document.best

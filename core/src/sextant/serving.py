@@ -42,9 +42,13 @@ OPTIONS = (
     DeployOption("instances", "int", help="Model instances. Default: host threads / threads per call as measured."),
     DeployOption("dynamic_batching", "bool", help="Default: on when batches above 1 are allowed."),
     DeployOption(
-        "preferred_batch_sizes", "ints", help="Comma-separated. Default: batch sizes within 10 % of the best throughput."
+        "preferred_batch_sizes",
+        "ints",
+        help="Comma-separated. Default: batch sizes within 10 % of the best throughput.",
     ),
-    DeployOption("queue_delay_us", "int", help="Dynamic batcher's max queue delay. Default: the median batch-1 latency."),
+    DeployOption(
+        "queue_delay_us", "int", help="Dynamic batcher's max queue delay. Default: the median batch-1 latency."
+    ),
 )
 
 

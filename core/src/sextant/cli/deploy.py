@@ -86,16 +86,16 @@ def _parameter(option: DeployOption) -> inspect.Parameter:
 
 def target_command(spec: DeployerSpec) -> Any:
     """The ``sextant deploy NAME`` command of ``spec``: a function whose signature Typer reads."""
+    package_help = "A package folder written by sextant optimize."
+    candidate_help = "A candidate id (default: the package's selected best)."
+    name_help = "The served model's name (default: the package's)."
     shared_before = {
         "ctx": (typer.Context, inspect.Parameter.empty),
-        "package": (Annotated[Path, typer.Argument(help="A package folder written by sextant optimize.")], inspect.Parameter.empty),
+        "package": (Annotated[Path, typer.Argument(help=package_help)], inspect.Parameter.empty),
     }
     shared = {
-        "candidate": (
-            Annotated[str | None, typer.Option("--candidate", help="A candidate id (default: the package's selected best).")],
-            None,
-        ),
-        "name": (Annotated[str | None, typer.Option("--name", help="The served model's name (default: the package's).")], None),
+        "candidate": (Annotated[str | None, typer.Option("--candidate", help=candidate_help)], None),
+        "name": (Annotated[str | None, typer.Option("--name", help=name_help)], None),
     }
     shared_after = {
         "force": (Annotated[bool, typer.Option("--force", help="Replace what differs at the target.")], False),

@@ -46,7 +46,11 @@ def sextant_register_deployers() -> list[DeployerSpec]:
             description="a Triton model repository: native backend where Triton has one, else sextant's runner "
             "in the Python backend; settings from the profile",
             target=DeployOption(
-                "repository", "path", short="-r", required=True, help="The model repository folder (created if missing)."
+                "repository",
+                "path",
+                short="-r",
+                required=True,
+                help="The model repository folder (created if missing).",
             ),
             options=OPTIONS,
         )

@@ -21,7 +21,9 @@ BackendChoice = Literal["auto", "native", "python"]
 #: ``sextant deploy triton``'s options, in the order ``--help`` shows them
 OPTIONS = (
     DeployOption("version", "int", default=1, help="The model version folder to write."),
-    DeployOption("backend", default="auto", help="native (refuse when Triton has none), python (sextant's runner), or auto."),
+    DeployOption(
+        "backend", default="auto", help="native (refuse when Triton has none), python (sextant's runner), or auto."
+    ),
     *SERVING_OPTIONS,
     DeployOption("warmup", "bool", default=True, help="Warmup requests from the samples."),
 )
