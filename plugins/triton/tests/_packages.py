@@ -43,6 +43,7 @@ ARTIFACTS = {
     "torch-exported": "model.pt2",
     "tf-savedmodel": "saved_model/",
     "tensorrt-engine": "model.plan",
+    "openvino-ir": "model.xml",
 }
 
 

@@ -98,7 +98,17 @@ def _torch_source(path: Path) -> None:
     torch.save(_torch_module(True), path, pickle_module=pickling)
 
 
-WRITERS = {"onnx": _onnx, "torch-exported": _torch_exported, "torch-module": _torch_source}
+def _openvino_ir(path: Path) -> None:
+    """The ONNX model converted by OpenVINO, saved as ``model.xml`` with its ``model.bin`` beside it."""
+    import openvino as ov
+
+    onnx_path = path.with_name("converted-from.onnx")
+    _onnx(onnx_path)
+    ov.save_model(ov.convert_model(str(onnx_path)), str(path))
+    onnx_path.unlink()
+
+
+WRITERS = {"onnx": _onnx, "torch-exported": _torch_exported, "torch-module": _torch_source, "openvino-ir": _openvino_ir}
 
 
 def make_real(package: Path) -> Path:

@@ -5,8 +5,8 @@ real tritonserver; the settings derived from the profile; every refusal, with it
 The files in ``golden/`` were written by the deployer itself (``SEXTANT_UPDATE_GOLDEN=1``): alone,
 they catch a change, not a wrong config. The ones this repository's tritonserver can serve on a CPU
 (:data:`SERVED_HERE`) are therefore loaded by it, with a real artifact, and answer a request; the
-others (GPU backends, OpenVINO, LibTorch and TensorFlow, which the server of the nvidia-pytriton wheel
-lacks) are snapshots only.
+others (GPU backends, LibTorch and TensorFlow, which the server of the nvidia-pytriton wheel lacks)
+are snapshots only.
 """
 
 from __future__ import annotations
@@ -58,6 +58,11 @@ CASES = {
         format="tf-savedmodel", runner="tf-savedmodel", options={"jit_compile": True, "inter_op_threads": 2}
     ),
     "tensorrt_plan": dict(format="tensorrt-engine", runner="tensorrt", device="cuda", options={"cuda_graph": True}),
+    "openvino": dict(
+        format="openvino-ir",
+        runner="openvino-ir",
+        options={"performance_hint": "throughput", "num_streams": 2, "inference_num_threads": 1},
+    ),
     "python": dict(format="torch-exported", runner="torch-exported"),
     "python_unbatched": dict(format="torch-module", runner="torch-eager", signature=UNBATCHED),
 }
@@ -70,9 +75,10 @@ def deploy_case(tmp_path: Path, case: str, **options) -> tuple[Path, object]:
     return tmp_path / "models" / "tiny", deployment
 
 
-#: the snapshots the real tritonserver here loads (its Python backend, and sextant_triton.testing's
-#: Python-based onnxruntime backend, which reads an ``onnxruntime_onnx`` config as Triton's own does)
-SERVED_HERE = ("onnxruntime_cpu", "python", "python_unbatched")
+#: the snapshots the real tritonserver here loads (its Python backend, and sextant's Python-based
+#: onnxruntime and openvino backends, which read an ``onnxruntime_onnx`` or ``openvino`` config as
+#: Triton's own do)
+SERVED_HERE = ("onnxruntime_cpu", "openvino", "python", "python_unbatched")
 SNAPSHOTS_ONLY = tuple(case for case in CASES if case not in SERVED_HERE)
 
 

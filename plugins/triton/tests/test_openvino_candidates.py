@@ -1,5 +1,5 @@
 """A package whose winner is an OpenVINO candidate (what `make demo` often picks), in an environment
-without sextant-openvino: deploy maps it to Triton's native backends; serve, analyze and a
+without OpenVINO (neither sextant-openvino nor the runtime): deploy maps it to Triton's native backends; serve, analyze and a
 Python-backend deploy refuse it with exit 1, the plugin, its install command and the best candidate
 this environment can serve; analyze takes --candidate; a screened candidate is warned about."""
 
@@ -22,8 +22,11 @@ OPENVINO_OPTIONS = {"performance_hint": "throughput", "num_streams": 2, "inferen
 
 @pytest.fixture(autouse=True)
 def without_openvino(monkeypatch):
-    """The plugins of `make test-triton`'s environment: no sextant-openvino, wherever this runs."""
+    """An environment without OpenVINO, wherever this runs: no sextant-openvino plugin, and no
+    openvino runtime for the bundled server's Python-based openvino backend."""
     monkeypatch.setenv("SEXTANT_PLUGINS", "onnx,torch,search,triton")
+    real = servable.installed
+    monkeypatch.setattr(servable, "installed", lambda name: name != "openvino" and real(name))
 
 
 def two_candidates(folder: Path, *, best: str = IR_ID, screened: str | None = None) -> Path:
@@ -76,7 +79,7 @@ def test_openvino_ir_deploys_to_tritons_openvino_backend_with_its_options(tmp_pa
     assert parameters["INFERENCE_NUM_THREADS"] == "4"  # 0 (OpenVINO chooses): the threads it was measured with
     assert parameters["sextant_candidate"] == IR_ID
     said = " ".join(deployment.notes)
-    assert "backend openvino: Triton's OpenVINO backend" in said and "--backend python" in said
+    assert "backend openvino: Triton's OpenVINO backend" in said and "sextant's Python-based openvino backend" in said
 
 
 def test_an_onnx_file_openvino_ran_gets_onnx_runtimes_openvino_accelerator(tmp_path):
@@ -138,3 +141,9 @@ def test_local_analysis_serves_what_the_bundled_server_cannot_load_natively_thro
     assert servable.local_backend(view) == "python"
     onnx = Package(write_package(tmp_path / "onnx", format="onnx", runner="onnxruntime"))
     assert servable.local_backend(onnx.candidate(onnx.status["selection"]["best"])) == "auto"
+
+
+def test_with_the_openvino_runtime_the_bundled_server_loads_the_native_config(tmp_path, monkeypatch):
+    monkeypatch.setattr(servable, "installed", lambda name: name == "openvino")  # the runtime, not the plugin
+    package = Package(two_candidates(tmp_path / "pkg"))
+    assert servable.local_backend(package.candidate(IR_ID)) == "auto"  # sextant's Python-based openvino backend

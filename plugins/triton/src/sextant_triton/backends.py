@@ -189,9 +189,9 @@ BACKENDS = {b.name: b for b in (ONNXRUNTIME, LIBTORCH, TENSORFLOW, TENSORRT, OPE
 
 #: what each native backend is, for the deploy notes: where Triton has it
 WHERE = {
-    OPENVINO.name: "Triton's OpenVINO backend (in NVIDIA's tritonserver images; the tritonserver inside the "
-    "nvidia-pytriton wheel has only the Python backend: there use --backend python, which runs sextant's "
-    "openvino-ir runner and needs sextant-openvino in the server's Python)",
+    OPENVINO.name: "Triton's OpenVINO backend (in NVIDIA's tritonserver images; on the tritonserver inside the "
+    "nvidia-pytriton wheel, `python -m sextant_triton.server` runs the same config through sextant's "
+    "Python-based openvino backend, which needs openvino in the server's Python)",
 }
 
 

@@ -48,9 +48,12 @@ def openvino_accelerated(view: CandidateView) -> bool:
 
 def local_backend(view: CandidateView) -> str:
     """The ``--backend`` that the bundled tritonserver can load for ``view``: ``auto`` for an ONNX
-    Runtime candidate (sextant's stand-in loads it), else ``python``."""
+    Runtime or OpenVINO IR candidate (sextant's Python-based stand-ins load their native configs,
+    the second where openvino is installed), else ``python``."""
     native = backends.native_backend(view.record)
     if native is backends.ONNXRUNTIME and (not openvino_accelerated(view) or installed(ORT_OPENVINO)):
+        return "auto"
+    if native is backends.OPENVINO and installed("openvino"):
         return "auto"
     return "python"
 

@@ -188,6 +188,20 @@ def _start(
     raise AssertionError("unreachable")
 
 
+SCRATCH_PREFIX = "sextant-serve-"
+
+
+def _check_socket_room(served_name: str) -> None:
+    """Refuse a temporary folder too deep for the sockets PyTriton makes in its workspace there
+    (``mkdtemp`` adds 8 characters to the prefix)."""
+    scratch = Path(tempfile.gettempdir()) / (SCRATCH_PREFIX + "x" * 8)
+    if len(str(scratch / "pytriton" / served_name)) + SOCKET_SUFFIX > SOCKET_PATH_MAX:
+        raise SextantError(
+            f"the temporary folder {scratch.parent} is too deep for PyTriton's sockets "
+            f"(a Unix socket path holds at most {SOCKET_PATH_MAX} bytes)",
+            hint="Set TMPDIR to a shorter folder, such as /tmp.",
+        )
+
 @contextmanager
 def serving(
     package: str | Path,
@@ -221,20 +235,14 @@ def serving(
     signature = opened.document.signature
     settings = serving_settings(view, threads=backends.option_threads(view.record))
     batching = settings.max_batch_size > 0
+    _check_socket_room(served_name)  # what no port change fixes, first
     server.check_ports(host, {"--http-port": http_port, "--grpc-port": grpc_port, "--metrics-port": metrics_port})
     http_port, grpc_port, metrics_port = (p or server.free_port(host) for p in (http_port, grpc_port, metrics_port))
     log_file = Path(log_file or cache_dir() / "serve-logs" / f"{served_name}-{http_port}.log")
     log_file.parent.mkdir(parents=True, exist_ok=True)
     log_file.write_text("")  # this run's log only
 
-    scratch = Path(tempfile.mkdtemp(prefix="sextant-serve-"))  # PyTriton makes its workspace inside
-    if len(str(scratch / "pytriton" / served_name)) + SOCKET_SUFFIX > SOCKET_PATH_MAX:
-        shutil.rmtree(scratch)
-        raise SextantError(
-            f"the temporary folder {scratch.parent} is too deep for PyTriton's sockets "
-            f"(a Unix socket path holds at most {SOCKET_PATH_MAX} bytes)",
-            hint="Set TMPDIR to a shorter folder, such as /tmp.",
-        )
+    scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX))  # PyTriton makes its workspace inside
     saved = {k: os.environ.get(k) for k in ("LD_LIBRARY_PATH", "PATH")}
     runners: list[Any] = []
     triton = None

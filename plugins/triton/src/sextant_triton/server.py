@@ -23,8 +23,9 @@ a session of its own: a terminal's Ctrl-C or hang-up reaches sextant, which stop
 
 A *Python-based backend* is a backend directory holding only ``model.py``: Triton runs it through
 the Python backend for every model whose config names that backend. :func:`start_server` takes such
-directories in ``python_backends``; the tests use one named ``onnxruntime`` so that an unchanged
-``onnxruntime_onnx`` configuration loads on this server.
+directories in ``python_backends``; :data:`PYTHON_BASED` holds sextant's, named ``onnxruntime`` and
+``openvino``, so that an unchanged ``onnxruntime_onnx`` or ``openvino`` configuration (what
+``sextant deploy triton`` writes for those candidates) loads on this server.
 """
 
 from __future__ import annotations
@@ -52,6 +53,11 @@ INSTALL = "pip install 'sextant-triton[serve]' (the tritonserver binary ships in
 READY_POLLS = 3000  # 5 minutes: a Python-backend model may compile (torch.compile) while it warms up
 POLL_S = 0.1
 STOP_TIMEOUT_S = 30.0
+#: sextant's Python-based backends, by the backend name a config gives (see the module doc)
+PYTHON_BASED: Mapping[str, Path] = {
+    "onnxruntime": Path(__file__).with_name("ort_backend.py"),
+    "openvino": Path(__file__).with_name("ov_backend.py"),
+}
 
 
 @dataclass(frozen=True)
@@ -388,7 +394,7 @@ def start_server(
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m sextant_triton.server REPOSITORY``: run the wheel's tritonserver on a repository
-    (with the Python-based ``onnxruntime`` backend) until Ctrl-C, SIGTERM or SIGHUP."""
+    (with the Python-based ``onnxruntime`` and ``openvino`` backends) until Ctrl-C, SIGTERM or SIGHUP."""
     import argparse
     import threading
 
@@ -407,13 +413,12 @@ def main(argv: list[str] | None = None) -> int:
     exposed = exposure(args.host, ports.http, ports.grpc, ports.metrics)
     if exposed:
         print(f"warning: {exposed}", file=sys.stderr, flush=True)
-    ort_backend = Path(__file__).with_name("ort_backend.py")
     try:
         server = start_server(
             args.repository,
             host=args.host,
             ports=ports,
-            python_backends={"onnxruntime": ort_backend},
+            python_backends=PYTHON_BASED,
             exit_timeout_s=args.exit_timeout_secs,
         )
     except SextantError as exc:

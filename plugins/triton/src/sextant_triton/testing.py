@@ -1,10 +1,9 @@
 """pytest fixtures that run the real ``tritonserver``: ``pytest_plugins = ["sextant_triton.testing"]``.
 
 - ``triton_server``: a factory ``triton_server(repository) -> TritonServer`` that starts the server
-  (from the ``nvidia-pytriton`` wheel) on free loopback ports with the Python backend and the
-  Python-based ``onnxruntime`` backend (:mod:`sextant_triton.ort_backend`), waits for readiness
-  with a bounded number of polls, and stops every server it started, by PID, at teardown.
-- ``ORT_BACKEND``: that backend's ``model.py``, for :func:`sextant_triton.server.start_server`.
+  (from the ``nvidia-pytriton`` wheel) on free loopback ports with the Python backend and sextant's
+  Python-based ``onnxruntime`` and ``openvino`` backends (``sextant_triton.server.PYTHON_BASED``),
+  waits for readiness with a bounded number of polls, and stops every server it started, by PID, at teardown.
 - ``postgres``: a throwaway PostgreSQL server (:mod:`sextant_triton.postgres`) started once per test
   module in a temporary folder and stopped, by PID, at teardown. It is skipped, with the reason,
   where PostgreSQL's server programs or psycopg are missing, and fails instead where
@@ -28,9 +27,8 @@ from sextant.api import SextantError
 
 from sextant_triton import perf
 from sextant_triton.postgres import DRIVER, PostgresServer, find_binaries, server_account, start_postgres
-from sextant_triton.server import TritonServer, start_server
+from sextant_triton.server import PYTHON_BASED, TritonServer, start_server
 
-ORT_BACKEND = Path(__file__).with_name("ort_backend.py")
 NO_SERVER = (
     None if find_spec("pytriton") else "tritonserver ships in nvidia-pytriton: pip install 'sextant-triton[serve]'"
 )
@@ -76,7 +74,7 @@ def triton_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable
 
     def start(repository: Path, **kwargs: object) -> TritonServer:
         workdir = tmp_path_factory.mktemp("tritonserver")
-        server = start_server(repository, python_backends={"onnxruntime": ORT_BACKEND}, workdir=workdir, **kwargs)
+        server = start_server(repository, python_backends=PYTHON_BASED, workdir=workdir, **kwargs)
         started.append(server)
         return server
 

@@ -22,9 +22,8 @@ from typing import Any, Protocol
 
 from sextant.api import SextantError
 
-from sextant_triton.server import TritonServer, error_lines, start_server
+from sextant_triton.server import PYTHON_BASED, TritonServer, error_lines, start_server
 
-ORT_BACKEND = Path(__file__).resolve().parent.parent / "ort_backend.py"
 
 
 class ServerControl(Protocol):
@@ -121,7 +120,7 @@ class LocalServer:
     def _start(self) -> TritonServer:
         return start_server(
             self.repository,
-            python_backends={"onnxruntime": ORT_BACKEND},
+            python_backends=PYTHON_BASED,
             workdir=self.workdir,
             extra_args=("--model-control-mode=explicit",),
         )
