@@ -35,8 +35,11 @@ Deploying (what every deployer shares; see ``sextant.deploying`` and ``sextant.s
     overrides as deployer options)
 Ranking and searching
     ``Objective`` (metric weights and constraints: what "best" means), ``search_strategy`` (an
-    installed search strategy's factory, by name), ``Paired`` and ``Ratio`` (contenders re-measured
-    interleaved, round by round, and one's median ratio over another with its range)
+    installed search strategy's factory, by name, given its options), ``run_search`` (the search
+    loop), ``fetch`` (one configuration through a ``Store``; a store shared by workers adds
+    ``Claims``), ``Record``, ``SearchResult``, ``Tally`` (measurements made and reused), ``Budget``
+    (seconds and measurements), ``Paired`` and ``Ratio`` (contenders re-measured interleaved, round
+    by round, and one's median ratio over another with its range)
 Reports
     ``htmlkit``: the HTML report's building blocks (pages, tables, plotly figures), so a plugin's
     report looks like sextant's own
@@ -111,9 +114,11 @@ if TYPE_CHECKING:  # imported on first use (see _LAZY)
     from sextant.htmlreport import kit as htmlkit  # noqa: F401
     from sextant.package import CandidateView, Package, RunDocument  # noqa: F401
     from sextant.pairing import Paired, Ratio  # noqa: F401
+    from sextant.pipeline.budget import Budget  # noqa: F401
     from sextant.plugins import availability, installed  # noqa: F401
     from sextant.records import CandidateRecord, Status, Stop  # noqa: F401
     from sextant.samples import load_batches, resize_batch  # noqa: F401
+    from sextant.search import Claims, Record, SearchResult, Store, Tally, fetch, run_search  # noqa: F401
     from sextant.signature import Signature, TensorSpec  # noqa: F401
 
 #: names the API gives attributes of their modules under another name
@@ -130,6 +135,8 @@ _LAZY = {
     "ServingSettings": "sextant.serving",
     "Objective": "sextant.objective",
     "search_strategy": "sextant.plugins",
+    "Budget": "sextant.pipeline.budget",
+    **dict.fromkeys(("Claims", "Record", "SearchResult", "Store", "Tally", "fetch", "run_search"), "sextant.search"),
     "Paired": "sextant.pairing",
     "Ratio": "sextant.pairing",
     "Package": "sextant.package",

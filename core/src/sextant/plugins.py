@@ -13,6 +13,7 @@ Environment:
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.metadata
 import importlib.util
@@ -354,12 +355,21 @@ def _check_unique(contributions: list[Contribution]) -> None:
         seen[key] = contribution
 
 
-def search_strategy(name: str, catalog: Catalog | None = None) -> Any:
+def search_strategy(
+    name: str,
+    catalog: Catalog | None = None,
+    options: Mapping[str, Any] | None = None,
+    offered: Mapping[str, Any] | None = None,
+) -> Any:
     """The factory of the installed search strategy ``name``: ``factory(space, seed=, workspace=,
-    name=, **options)`` returns a :class:`~sextant.runtime.SearchStrategy`. An unknown or unavailable
-    strategy is a :class:`UsageError` that names the installed ones or what is missing."""
+    name=)`` returns a :class:`~sextant.runtime.SearchStrategy` given ``options`` (checked against
+    the options its spec declares) and each of ``offered`` (say ``storage``, a database URL the
+    caller shares) that it declares. An unknown or unavailable strategy, or an option it does not
+    declare, is a :class:`UsageError` that names the installed ones, what is missing or its options."""
     spec = (catalog or load_catalog()).get("search_strategy", name).spec
     reason = availability(spec)
     if reason:
         raise UsageError(f"search strategy {name!r} is unavailable: {reason}")
-    return resolve(spec.create)
+    declared = {p.name for p in spec.options}
+    given = {k: v for k, v in (offered or {}).items() if k in declared and v is not None} | dict(options or {})
+    return functools.partial(resolve(spec.create), **spec.parse_options(given))

@@ -111,6 +111,17 @@ class Param:
         return replace(self, values=kept)
 
 
+def _declared(owner: str, options: Sequence[Param], given: Mapping[str, Any]) -> dict[str, Any]:
+    """``given``, each one of ``options``; an unknown option is a usage error."""
+    unknown = set(given) - {p.name for p in options}
+    if unknown:
+        raise UsageError(
+            f"{owner} has no option {', '.join(sorted(unknown))}",
+            hint=f"Its options: {', '.join(sorted(p.name for p in options)) or 'none'}.",
+        )
+    return dict(given)
+
+
 @dataclass(frozen=True)
 class _Step:
     name: str
@@ -230,14 +241,7 @@ class RunnerSpec:
 
     def parse_options(self, given: Mapping[str, Any]) -> dict[str, Any]:
         """Defaults overlaid with ``given``; an unknown option is a usage error."""
-        known = {p.name for p in self.options}
-        unknown = set(given) - known
-        if unknown:
-            raise UsageError(
-                f"runner {self.name} has no option {', '.join(sorted(unknown))}",
-                hint=f"Its options: {', '.join(sorted(known)) or 'none'}.",
-            )
-        return {**self.defaults(), **given}
+        return {**self.defaults(), **_declared(f"runner {self.name}", self.options, given)}
 
 
 @dataclass(frozen=True)
@@ -305,16 +309,23 @@ class SearchStrategySpec:
 
     ``create`` names ``(space: Sequence[Param], seed: int, workspace: Path | None, name: str) ->
     SearchStrategy``: ``workspace`` is where a strategy may keep state of its own (a study), ``name``
-    identifies what is searched; see ``sextant.runtime.SearchStrategy``.
+    identifies what is searched; see ``sextant.runtime.SearchStrategy``. ``options`` declares the
+    strategy's own keyword options (their defaults are ``create``'s): a caller passes what its user
+    set by name (:meth:`parse_options`), knowing nothing of the strategy.
     """
 
     name: str
     create: str
     requires: tuple[str, ...] = ()
     description: str = ""
+    options: tuple[Param, ...] = ()
 
     def __post_init__(self) -> None:
         _check_name("search strategy", self.name)
+
+    def parse_options(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """``given`` checked against :attr:`options`: an unknown one is a usage error."""
+        return _declared(f"search strategy {self.name}", self.options, given)
 
 
 @dataclass(frozen=True)

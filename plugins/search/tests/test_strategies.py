@@ -12,6 +12,8 @@ import textwrap
 import optuna
 import pytest
 from sextant.objective import Objective
+from sextant.pipeline.budget import Budget
+from sextant.plugins import search_strategy
 from sextant.search import ResultsStore, rerank, run_search
 from sextant.testing.contracts import check_plugin
 from sextant_search.strategies import Brute, OptunaSearch, Quick
@@ -21,12 +23,12 @@ GRID = math.prod(len(p.grid()) for p in SPACE)
 THROUGHPUT = Objective()
 
 
-def search(strategy, tmp_path, name="s", objective=THROUGHPUT, **kw):
+def search(strategy, tmp_path, name="s", objective=THROUGHPUT, max_measurements=None):
     store = ResultsStore(tmp_path / f"{name}.sqlite")
+    measure = lambda config: (metrics(config), None)  # noqa: E731
     try:
-        return run_search(
-            strategy, metrics, objective=objective, store=store, candidate="synthetic", hardware="test", **kw
-        )
+        budget = Budget(measurements=max_measurements)
+        return run_search(strategy, measure, objective, store, budget, key="synthetic", hardware="test")
     finally:
         store.close()
 
@@ -82,7 +84,7 @@ def test_changing_the_objective_reranks_without_measuring(tmp_path):
     search(Brute(SPACE), tmp_path, name="store")
     store = ResultsStore(tmp_path / "store.sqlite")
     try:
-        best, best_metrics = rerank(store, candidate="synthetic", hardware="test", objective=Objective(max_p99_ms=8.0))
+        best, best_metrics = rerank(store, key="synthetic", hardware="test", objective=Objective(max_p99_ms=8.0))
     finally:
         store.close()
     assert best == optimum(max_p99_ms=8.0)[0]
@@ -107,6 +109,7 @@ WORKER = textwrap.dedent(
     import sys
     from pathlib import Path
     from sextant.objective import Objective
+    from sextant.pipeline.budget import Budget
     from sextant.search import ResultsStore, run_search
     from sextant_search.strategies import OptunaSearch
     from sextant_search.synthetic import SPACE, metrics
@@ -119,10 +122,10 @@ WORKER = textwrap.dedent(
 
     def measure(config):
         measured.append(config)
-        return metrics(config)
+        return metrics(config), None
 
     store = ResultsStore(folder / "results.sqlite")
-    result = run_search(strategy, measure, objective=Objective(), store=store, candidate="synthetic", hardware="test")
+    result = run_search(strategy, measure, Objective(), store, Budget(), key="synthetic", hardware="test")
     print(json.dumps({{"measured": result.measured, "configs": measured, "stopped": result.stopped}}))
     """
 )
@@ -162,7 +165,7 @@ def test_two_workers_share_one_optuna_study(tmp_path):
 
     store = ResultsStore(tmp_path / "results.sqlite")
     try:
-        stored = {_key(c) for c, _ in store.all("synthetic", "test")}
+        stored = {_key(r.point) for r in store.all("synthetic", "test")}
     finally:
         store.close()
     assert set(trial_configs) == stored  # the study and the shared store hold the same configurations
@@ -186,10 +189,10 @@ def test_two_strategies_on_one_study_split_one_budget_exactly(tmp_path):
     measured = [[], []]
 
     def get(i, config):
-        if not store.has("synthetic", config, "test"):
+        if store.get("synthetic", config, "test") is None:
             measured[i].append(_key(config))
-            store.put("synthetic", config, "test", metrics(config))
-        histories[i].append((config, store.get("synthetic", config, "test")))
+            store.put("synthetic", config, "test", metrics(config), None)
+        histories[i].append((config, store.get("synthetic", config, "test").metrics))
 
     try:
         for i in (0, 1):
@@ -203,7 +206,7 @@ def test_two_strategies_on_one_study_split_one_budget_exactly(tmp_path):
                     active.remove(i)
                 for config in proposals:
                     get(i, config)
-        stored = {_key(c) for c, _ in store.all("synthetic", "test")}
+        stored = {_key(r.point) for r in store.all("synthetic", "test")}
     finally:
         store.close()
 
@@ -212,6 +215,18 @@ def test_two_strategies_on_one_study_split_one_budget_exactly(tmp_path):
     assert len(everything) == len(set(everything)) == len(stored)  # nothing measured twice
     # both measured points that TPE proposed to them (the first worker also measured the default)
     assert len(measured[0]) > 1 and len(measured[1]) > 0
+
+
+def test_strategies_take_the_options_they_declare_and_refuse_others(tmp_path):
+    from sextant.errors import UsageError
+
+    optuna_search = search_strategy("optuna", options={"min_trials": 5, "share": 0.0})
+    strategy = optuna_search(SPACE, seed=0, workspace=tmp_path, name="n")
+    assert strategy.trials == 5 and strategy.study.study_name == "n"
+    brute = search_strategy("brute", options={"patience": 4}, offered={"storage": "sqlite://"})  # not its option
+    assert brute(SPACE).patience == 4
+    with pytest.raises(UsageError, match="search strategy quick has no option patience"):
+        search_strategy("quick", options={"patience": 4})
 
 
 @pytest.mark.parametrize("name", ["brute", "quick", "optuna"])

@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 
 import pytest
+import sextant.search
 from _serving import write_repository
+from sextant.api import Budget
 from sextant_triton import perf
 from sextant_triton.analyze import confirm, explore, outputs
 from sextant_triton.analyze.inputs import Target
@@ -79,11 +81,12 @@ def group(tmp_path, monkeypatch):
         settings = AnalyzeSettings(**{**given, **changes})
         space = Space([read_unit(repository, ModelSettings("scale"))], settings, "KIND_CPU")
         counters = explore.Counters()
-        budget = explore.Budget(settings.max_measurements, None, counters)
+        budget = Budget(measurements=settings.max_measurements)
         store = Store(f"sqlite:///{tmp_path / f'm{n}.sqlite'}")
         session = explore.Session(
             space, scripted, store, key="scale", hardware="hw", windows=perf.Windows(),
-            inputs={"scale": ("random", {})}, workdir=tmp_path / "perf", counters=counters, give_up=budget.spent,
+            inputs={"scale": ("random", {})}, workdir=tmp_path / "perf", counters=counters,
+            give_up=lambda: budget.stop(counters.measured),
         )
         result = search_group(settings, space, session, budget, tmp_path, "scale", None)
         target = Target(repository, settings.models, tmp_path / f"out{n}")
@@ -186,7 +189,7 @@ def test_a_default_that_breaks_the_constraints_is_no_yardstick(group):
 def test_a_second_group_past_the_cap_measures_nothing(group, tmp_path):
     scripted = Scripted(spike=1.5, again=(1.3,) * 6)
     counters = explore.Counters()
-    budget = explore.Budget(2, None, counters)
+    budget = Budget(measurements=2)
     counters.measured = 2  # an earlier group spent the cap
     repository = tmp_path / "models"  # written by the fixture
     settings = AnalyzeSettings(instance_count=Range(1, 2), dynamic_batching=(True,), concurrency=Range(1, 8))
@@ -194,7 +197,8 @@ def test_a_second_group_past_the_cap_measures_nothing(group, tmp_path):
     store = Store(f"sqlite:///{tmp_path / 'm2.sqlite'}")
     session = explore.Session(
         space, scripted, store, key="k", hardware="hw", windows=perf.Windows(),
-        inputs={"scale": ("random", {})}, workdir=tmp_path, counters=counters, give_up=budget.spent,
+        inputs={"scale": ("random", {})}, workdir=tmp_path, counters=counters,
+        give_up=lambda: budget.stop(counters.measured),
     )
     result = search_group(settings, space, session, budget, tmp_path, "k", None)
     store.close()
@@ -210,3 +214,23 @@ def test_the_default_being_best_is_said_plainly(group):
     assert "the default configuration is the best, at concurrency 8" in analysis.best[0].summary
     assert saved["default_metrics"] == analysis.best[0].record.metrics
 
+
+
+def test_the_analysis_and_the_option_search_run_the_one_core_loop(group, monkeypatch):
+    from sextant.pipeline import variants
+    from sextant_triton.analyze import job
+
+    assert job.run_search is variants.run_search is sextant.search.run_search
+    seen = []
+
+    def spy(strategy, measure, objective, store, budget, **kw):
+        seen.append((store, budget, kw["tally"]))
+        return sextant.search.run_search(strategy, measure, objective, store, budget, **kw)
+
+    monkeypatch.setattr(job, "run_search", spy)
+    scripted = Scripted(spike=1.5, again=(1.3,) * 6)
+    result, _, _, counters = group(scripted, max_measurements=3)
+    ((store, budget, tally),) = seen
+    assert isinstance(store, Store) and isinstance(store, sextant.search.Claims)  # the claiming store
+    assert budget.stop(3) == "the budget of 3 measurements ran out" and tally is counters
+    assert len(scripted.calls) == counters.measured == 3

@@ -7,6 +7,9 @@ starts: each step or candidate not started is recorded as skipped, saying so, an
 made among those measured. A step already running is not cut short (``--step-timeout`` bounds it).
 Nothing skipped this way is cached as a result: the next run, with a larger budget or none, tries
 it, and reuses everything finished.
+
+A search (runtime options, serving analysis) takes a budget too, in seconds and in measurements:
+:meth:`Budget.stop` says why it stops, given the measurements made so far.
 """
 
 from __future__ import annotations
@@ -21,10 +24,12 @@ clock: Callable[[], float] = time.monotonic
 
 @dataclass(frozen=True)
 class Budget:
-    """``seconds`` from ``started`` (``clock()`` time), or no limit when ``seconds`` is ``None``."""
+    """``seconds`` from ``started`` (``clock()`` time), or no limit when ``seconds`` is ``None``;
+    at most ``measurements`` measurements (a search's), or no cap when ``None``."""
 
     seconds: float | None = None
     started: float = field(default_factory=lambda: clock())
+    measurements: int | None = None
 
     def spent(self) -> bool:
         return self.seconds is not None and clock() - self.started >= self.seconds
@@ -39,6 +44,18 @@ class Budget:
         if left is None or seconds is None:
             return seconds if left is None else left
         return min(seconds, left)
+
+    def measurements_left(self, measured: int) -> int | None:
+        """Measurements still allowed after ``measured`` (``None``: no cap)."""
+        return None if self.measurements is None else max(self.measurements - measured, 0)
+
+    def stop(self, measured: int = 0) -> str | None:
+        """Why a search that made ``measured`` measurements stops now, or ``None``."""
+        if self.measurements is not None and measured >= self.measurements:
+            return f"the budget of {self.measurements} measurements ran out"
+        if self.spent():
+            return f"the time budget of {self.seconds:g} s ran out"
+        return None
 
     @property
     def reason(self) -> str:

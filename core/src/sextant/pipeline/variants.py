@@ -13,12 +13,13 @@ from dataclasses import replace
 from typing import Any
 
 from sextant.errors import UsageError
+from sextant.pipeline.budget import Budget
 from sextant.pipeline.candidates import base_record, candidate_keys
 from sextant.pipeline.context import Run
 from sextant.planner import SOURCE, Plan, PlannedCandidate, with_options
 from sextant.plugins import Catalog, availability
 from sextant.records import CandidateRecord, Status
-from sextant.search import ResultsStore, run_search
+from sextant.search import Metrics, ResultsStore, run_search
 from sextant.specs import RunnerSpec, SearchStrategySpec, resolve
 
 Evaluate = Callable[[PlannedCandidate], CandidateRecord]
@@ -105,27 +106,26 @@ def search_options(
             space = tuple(p.within(run.threads) for p in runner.space(device))
             strategy = resolve(spec.create)(space, seed=0, workspace=run.workspace.path, name=start.id)
 
-            def measure(config: dict[str, Any], start: PlannedCandidate = start) -> dict[str, float] | None:
+            def measure(config: dict[str, Any], start: PlannedCandidate = start) -> tuple[Metrics | None, None]:
                 record = _measured(run, plan, with_options(start, config), evaluate)
                 point = run.objective.best_point(record.points)  # a screened-out configuration's: its estimate
                 if record.status != Status.OK or point is None:
-                    return None
-                return {
-                    m: point[m] for m in ("throughput", "p50_ms", "p99_ms", "memory_mb") if point.get(m) is not None
-                }
+                    return None, None
+                wanted = ("throughput", "p50_ms", "p99_ms", "memory_mb")
+                return {m: point[m] for m in wanted if point.get(m) is not None}, None
 
             result = run_search(
                 strategy,
                 measure,
-                objective=run.objective,
-                store=store,
-                candidate=candidate_keys(run, start).outputs,  # content, not name: a new model misses
+                run.objective,
+                store,
+                Budget(run.budget.cap(run.options.search_budget_s)),
+                key=candidate_keys(run, start).outputs,  # content, not name: a new model misses
                 hardware=hardware,
-                budget_s=run.budget.cap(run.options.search_budget_s),
             )
             gain = None
-            if result.best_metrics and result.baseline:
-                gain = round(run.objective.gain(result.best_metrics, result.baseline), 4)
+            if result.best_metrics and result.baseline.metrics:
+                gain = round(run.objective.gain(result.best_metrics, result.baseline.metrics), 4)
             searched[start.id] = {
                 "strategy": spec.name,
                 "best_options": result.best,

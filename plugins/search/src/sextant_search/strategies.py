@@ -137,8 +137,8 @@ def _create_study(optuna: Any, attempts: int = 3, **kwargs: Any) -> Any:
 class OptunaSearch(_Grid):
     """TPE through Optuna. ``storage`` is any database URL Optuna accepts (default: ``optuna.sqlite``
     in the workspace; PostgreSQL to share one study between machines); workers that name the same study
-    work on it together. Stops after ``trials`` trials (default: ``share`` of the grid) or
-    ``patience`` trials in a row without improvement."""
+    work on it together. Stops after ``trials`` trials (default: ``share`` of the grid, at least
+    ``min_trials``, at most ``max_trials`` and the grid) or ``patience`` trials in a row without improvement."""
 
     def __init__(
         self,
@@ -150,6 +150,8 @@ class OptunaSearch(_Grid):
         study_name: str | None = None,
         trials: int | None = None,
         share: float = 0.3,
+        min_trials: int = 2,
+        max_trials: int | None = None,
         patience: int = 20,
     ) -> None:
         import optuna
@@ -165,7 +167,8 @@ class OptunaSearch(_Grid):
             study_name=study_name or name or "sextant",
             load_if_exists=True,
         )
-        self.trials = trials or max(2, math.ceil(share * self.size()))
+        size = self.size()
+        self.trials = trials or min(max(min_trials, math.ceil(share * size)), max_trials or size, size)
         self.patience = patience
         # ordered dimensions by grid index, so TPE can use their order; categories as categories
         self.distributions = {

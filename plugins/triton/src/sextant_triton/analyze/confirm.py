@@ -33,9 +33,9 @@ from sextant_triton.analyze.space import Point, Space
 from sextant_triton.analyze.store import Record
 
 if TYPE_CHECKING:
-    from sextant.api import Paired, Ratio
+    from sextant.api import Budget, Paired, Ratio
 
-    from sextant_triton.analyze.explore import Budget, Session
+    from sextant_triton.analyze.explore import Session
 
 #: rounds of re-measurement (each: one measurement per contender)
 ROUNDS = 3
@@ -154,7 +154,7 @@ def confirm(
     ids = [str(i) for i in range(len(top))] + [DEFAULT]
     windows: list[tuple[dict[str, float], ...]] = []
     for r in range(rounds):
-        left = budget.left()
+        left = budget.measurements_left(session.counters.measured)
         if left is not None and left < len(points):  # a round that would not fit is not started
             break
         row: list[dict[str, float] | None] = [None] * len(points)
@@ -167,7 +167,8 @@ def confirm(
             break
         windows.append(tuple(m for m in row if m is not None))
     if len(windows) < 2:
-        why = budget.spent() or ("a round would not fit in the budget" if budget.left() is not None else "")
+        fits = budget.measurements_left(session.counters.measured) is None
+        why = session.give_up() or ("" if fits else "a round would not fit in the budget")
         why = why or "a re-measurement failed"
         done = f"only {len(windows)} paired round done: " if windows else ""
         return Confirmation(base, tuple(top), not_measured=done + why)

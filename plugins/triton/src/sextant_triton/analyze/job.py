@@ -13,7 +13,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from sextant.api import Param, SextantError, UsageError, cpu_model, digest, search_strategy
+from sextant.api import (
+    Budget,
+    Param,
+    SearchResult,
+    SextantError,
+    UsageError,
+    cpu_model,
+    digest,
+    run_search,
+    search_strategy,
+)
 
 from sextant_triton.analyze import confirm, explore, outputs
 from sextant_triton.analyze.control import LocalServer, RemoteServer, ServerControl
@@ -65,22 +75,11 @@ def _group_key(units: Sequence[Unit], settings: AnalyzeSettings) -> str:
 
 
 def _strategy(settings: AnalyzeSettings, params: list[Param], output: Path, key: str, catalog: object) -> Any:
-    """The chosen strategy over ``params``: brute stops a dimension after 4 steps under 5 %; optuna
-    runs a share of the space, between min_trials and max_trials."""
-    factory = search_strategy(settings.search, catalog)  # type: ignore[arg-type]
-    options: dict[str, object] = {}
-    if settings.search == "brute":
-        options = {"min_gain": 0.05, "patience": 4}
-    elif settings.search == "optuna":
-        o = settings.optuna
-        size = 1
-        for p in params:
-            size *= len(p.grid())
-        trials = max(int(o.get("min_trials", 4)), round(float(o.get("share", 0.3)) * size))
-        trials = min(trials, int(o.get("max_trials", 100)), size)
-        options = {"trials": trials, "patience": int(o.get("patience", 10)), "storage": settings.storage}
-        options["study_name"] = settings.study or f"analyze-{key[:40]}"
-    return factory(params, seed=int(settings.optuna.get("seed", 0)), workspace=output, name=key[:40], **options)
+    """The chosen strategy over ``params``, given its options as ``settings`` say (the analysis's
+    defaults, then the YAML's), and ``--storage`` where it declares a ``storage`` option."""
+    offered = {"storage": settings.storage}
+    factory = search_strategy(settings.search, catalog, settings.search_options(), offered)  # type: ignore[arg-type]
+    return factory(params, seed=settings.seed(), workspace=output, name=settings.study or f"analyze-{key[:40]}")
 
 
 def analyze(
@@ -175,7 +174,7 @@ def _measure(
         for group in groups:
             space = Space(group, settings, kind)
             key = _group_key(group, settings)
-            budget = explore.Budget(settings.max_measurements, settings.budget_s, counters)
+            budget = Budget(settings.budget_s, measurements=settings.max_measurements)
             session = explore.Session(
                 space,
                 control,
@@ -187,7 +186,7 @@ def _measure(
                 workdir=found.output / "perf",
                 counters=counters,
                 on_measured=on_measured,
-                give_up=budget.spent,
+                give_up=lambda budget=budget: budget.stop(counters.measured),
             )
             log(f"searching {space.size()} points of {', '.join(u.name for u in group)} ({settings.search})")
             results.append(search_group(settings, space, session, budget, found.output, key, catalog))
@@ -207,7 +206,7 @@ def search_group(
     settings: AnalyzeSettings,
     space: Space,
     session: explore.Session,
-    budget: explore.Budget,
+    budget: Budget,
     output: Path,
     key: str,
     catalog: object,
@@ -216,7 +215,7 @@ def search_group(
     re-measured interleaved with the default before any gain is claimed."""
     outcome = _search(settings, space, session, budget, output, key, catalog)
     history = list(outcome.history)
-    history += _top_sweeps(settings, space, session, budget, history, outcome.baseline)
+    history += _top_sweeps(settings, space, session, history, outcome.baseline)
     history = _unique(history)
     checked = confirm.confirm(
         session, space, settings.objective, history, outcome.baseline, budget, settings.paired_rounds
@@ -228,32 +227,35 @@ def _search(
     settings: AnalyzeSettings,
     space: Space,
     session: explore.Session,
-    budget: explore.Budget,
+    budget: Budget,
     output: Path,
     key: str,
     catalog: object,
-) -> explore.Outcome:
-    objective = settings.objective
+) -> SearchResult:
+    objective, params, expand = settings.objective, list(space.params), None
     if settings.search == "brute" and space.load_params and space.load_params[0].name == "concurrency":
-        params = [p for p in space.params if p.name != "concurrency"]
+        params = [p for p in space.params if p.name != "concurrency"]  # each point swept over concurrency
         values = list(space.load_params[0].grid())
-        strategy = _strategy(settings, params, output, key, catalog)
-        return explore.search(
-            strategy,
-            session,
-            objective,
-            budget,
-            expand=lambda point: explore.sweep(session, point, objective, values, budget),
-        )
-    strategy = _strategy(settings, list(space.params), output, key, catalog)
-    return explore.search(strategy, session, objective, budget)
+        expand = lambda point: explore.sweep(session, point, objective, values, session.give_up)  # noqa: E731
+    strategy = _strategy(settings, params, output, key, catalog)
+    return run_search(
+        strategy,
+        session.load,
+        objective,
+        session.store,
+        budget,
+        key=key,
+        hardware=session.hardware,
+        tally=session.counters,
+        expand=expand,
+        on_measured=session.on_measured,
+    )
 
 
 def _top_sweeps(
     settings: AnalyzeSettings,
     space: Space,
     session: explore.Session,
-    budget: explore.Budget,
     history: list[tuple[Point, Record]],
     baseline: Record,
 ) -> list[tuple[Point, Record]]:
@@ -276,7 +278,7 @@ def _top_sweeps(
     values = explore.exponential(1, max(top, 2))
     out = []
     for config in configs:
-        out += explore.sweep(session, config, settings.objective, values, budget, patience=2)
+        out += explore.sweep(session, config, settings.objective, values, session.give_up, patience=2)
     return out
 
 

@@ -40,6 +40,12 @@ from sextant_triton.analyze.llm import CONSTRAINTS, GENERATION_OBJECTIVES, MODEL
 from sextant_triton.perf import Windows
 
 STRATEGIES = ("brute", "quick", "optuna")
+#: the analysis's defaults for strategies' own options (a serving point costs more to measure than a
+#: runner option); the YAML's section named after the strategy (``optuna:``) overrides them
+STRATEGY_DEFAULTS: Mapping[str, Mapping[str, Any]] = {
+    "brute": {"min_gain": 0.05, "patience": 4},
+    "optuna": {"min_trials": 4, "max_trials": 100, "patience": 10},
+}
 
 
 #: the least value of each searched dimension: a batch, an instance and a request in flight
@@ -155,6 +161,14 @@ class AnalyzeSettings:
     candidate: str | None = None  # the package's candidate to deploy (--candidate; not read from YAML)
     model_type: str = "default"  # "llm": a streaming generation model, measured by tokens (analyze.llm)
     llm: LlmLoad = LlmLoad()
+
+    def search_options(self) -> dict[str, Any]:
+        """The chosen strategy's options: :data:`STRATEGY_DEFAULTS`, then its YAML section's."""
+        section = {"optuna": self.optuna}.get(self.search, {})
+        return {**STRATEGY_DEFAULTS.get(self.search, {}), **{k: v for k, v in section.items() if k != "seed"}}
+
+    def seed(self) -> int:
+        return int(self.optuna.get("seed", 0))
 
     def __post_init__(self) -> None:
         if self.search not in STRATEGIES:

@@ -26,11 +26,10 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sextant.api import SextantError, digest
+from sextant.api import Record, SextantError, digest
 
 Metrics = dict[str, float]
 
@@ -40,16 +39,6 @@ _OPEN: set[str] = set()
 
 class StoreError(SextantError):
     """The measurements' database failed or stopped answering; what it stored is kept."""
-
-
-@dataclass(frozen=True)
-class Record:
-    """One stored measurement: the point, its metrics (``None``: it failed, ``error`` says why)."""
-
-    point: dict[str, Any]
-    metrics: Metrics | None
-    error: str | None
-    measured: float
 
 
 def alive(pid: int) -> bool:
@@ -68,7 +57,8 @@ def alive(pid: int) -> bool:
 
 
 class Store:
-    """Measurements of one analysis (``unit``: what was measured, ``hardware``: where)."""
+    """Measurements of one analysis (``unit``: what was measured, ``hardware``: where): the core's
+    ``sextant.api.Store``, with its ``Claims`` (several workers share one search)."""
 
     def __init__(
         self,
@@ -218,9 +208,10 @@ class Store:
         unit: str,
         point: Mapping[str, Any],
         hardware: str,
+        *,
+        give_up: Callable[[], bool] = lambda: False,
         polls: int = 6000,
         pause_s: float = 0.2,
-        give_up: Callable[[], bool] = lambda: False,
     ) -> Record | None:
         """Another worker's measurement of ``point``, once it is done (``None`` if its claim was
         released, its owner is gone, ``give_up()`` says so or ``polls`` ran out: then the caller
@@ -267,11 +258,6 @@ class Store:
                 db.execute(self.table.delete().where(self.table.c.owner == self.owner, self.table.c.done.is_(False)))
         except StoreError:
             pass
-
-    def forget(self, unit: str, point: Mapping[str, Any], hardware: str) -> None:
-        """Drop a failed measurement so that it is measured again (a server that died)."""
-        with self._db(write=True) as db:
-            db.execute(self.table.delete().where(self.table.c.key == self.key(unit, point, hardware)))
 
     def all(self, unit: str, hardware: str) -> list[Record]:
         """Every finished measurement of ``unit`` on ``hardware``, oldest first."""
