@@ -17,6 +17,7 @@ from pathlib import Path
 
 from _run import optimize
 from sextant.objective import Objective
+from sextant.pipeline.budget import Budget
 from sextant.search import ResultsStore, run_search
 from sextant_search.strategies import Brute, OptunaSearch, Quick
 from sextant_search.synthetic import SPACE, metrics, optimum
@@ -39,9 +40,8 @@ def synthetic() -> None:
             for seed in range(5 if name == "optuna" else 1):
                 with tempfile.TemporaryDirectory() as tmp:
                     store = ResultsStore(Path(tmp) / "s.sqlite")
-                    result = run_search(
-                        make(seed), metrics, objective=objective, store=store, candidate="x", hardware="h"
-                    )
+                    measure = lambda c: (metrics(c), None)  # noqa: E731
+                    result = run_search(make(seed), measure, objective, store, Budget(), key="x", hardware="h")
                     store.close()
                 shares.append(result.best_metrics["throughput"] / best["throughput"] if result.best_metrics else 0.0)
                 counts.append(result.measured)

@@ -1,15 +1,8 @@
-"""Searching a space of :class:`~sextant.specs.Param`: the one loop that runtime-option search and
-serving analysis share, the store protocol it keeps measurements in, and the SQLite store.
-
-- :func:`run_search` measures the default configuration first (the baseline: configurations are
-  ranked by an :class:`~sextant.objective.Objective` against it), then asks the strategy (a plugin,
-  ``sextant_register_search_strategies``) for configurations until it finishes or the
-  :class:`~sextant.pipeline.budget.Budget` is spent.
-- :func:`fetch` measures one configuration through a :class:`Store`: the stored result if there is
-  one, else a new measurement, stored. A store that also offers :class:`Claims` (the serving
-  analysis's, shared by workers) is claimed before measuring; another worker's claim is waited on.
-- :class:`ResultsStore` keeps measurements in SQLite (the runtime-option search's checkpoint).
-"""
+"""The one search loop of runtime-option search and serving analysis (:func:`run_search`: the
+defaults first, the baseline configurations are ranked against, then what a strategy plugin asks
+for until it finishes or the :class:`~sextant.pipeline.budget.Budget` is spent), the :class:`Store`
+each configuration goes through (:func:`fetch`; a store shared by workers adds :class:`Claims`),
+and :class:`ResultsStore`, one in SQLite (the runtime-option search's checkpoint)."""
 
 from __future__ import annotations
 

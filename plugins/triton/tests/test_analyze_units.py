@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from _serving import write_repository
-from sextant.api import Objective, UsageError
+from sextant.api import Objective, Param, UsageError
 from sextant_triton.analyze import explore
 from sextant_triton.analyze.settings import AnalyzeSettings, ModelSettings, Range, from_mapping
 from sextant_triton.analyze.space import Space, read_unit
@@ -29,7 +29,7 @@ def _budget():
 
 
 def test_sweep_stops_after_four_steps_that_gain_under_five_percent():
-    values = explore.exponential(1, 1024)
+    values = Param("c", "exponential", (1, 1024), 1).grid()
     curve = Curve(lambda c: 100.0 * min(c, 4) + c * 0.01, lambda c: 1.0)
     explore.sweep(curve, {}, Objective(), values, _budget())  # type: ignore[arg-type]
     assert curve.asked == [1, 2, 4, 8, 16, 32, 64]  # 8..64: four doublings gaining under 5 %
@@ -37,7 +37,7 @@ def test_sweep_stops_after_four_steps_that_gain_under_five_percent():
 
 def test_sweep_bisects_between_the_last_feasible_and_first_infeasible_load():
     curve = Curve(lambda c: 100.0 * c, lambda c: float(c))  # p99 grows with concurrency
-    explore.sweep(curve, {}, Objective(max_p99_ms=11.0), explore.exponential(1, 64), _budget())  # type: ignore[arg-type]
+    explore.sweep(curve, {}, Objective(max_p99_ms=11.0), Param("c", "exponential", (1, 64), 1).grid(), _budget())  # type: ignore[arg-type]
     assert curve.asked[:5] == [1, 2, 4, 8, 16]
     assert curve.asked[5:] == [12, 10, 11]  # 8 passes, 16 fails: bisect to the edge at 11
 

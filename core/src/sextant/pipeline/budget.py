@@ -6,10 +6,7 @@ come before conversions of conversions), then option variants. Once the budget i
 starts: each step or candidate not started is recorded as skipped, saying so, and the selection is
 made among those measured. A step already running is not cut short (``--step-timeout`` bounds it).
 Nothing skipped this way is cached as a result: the next run, with a larger budget or none, tries
-it, and reuses everything finished.
-
-A search (runtime options, serving analysis) takes a budget too, in seconds and in measurements:
-:meth:`Budget.stop` says why it stops, given the measurements made so far.
+it, and reuses everything finished. A search's budget may cap measurements too (:meth:`Budget.stop`).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@
 - :mod:`.space`: a model's serving space, and the configurations a point of it loads;
 - :mod:`.control`: the server (local: started by sextant; remote: ``--url``);
 - :mod:`.store`: every measurement, keyed and claimed (resuming, ``--rerank``, shared workers);
-- :mod:`.explore`: measuring points, the search loop, concurrency sweeps;
+- :mod:`.explore`: measuring points (the search loop is the core's ``run_search``), concurrency sweeps;
 - :mod:`.job`: :func:`analyze`, top to bottom;
 - :mod:`.outputs`, :mod:`.report`: the best repository, the CSV, ``analysis.json``, ``report.html``.
 

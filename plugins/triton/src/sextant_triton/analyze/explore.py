@@ -189,11 +189,3 @@ def sweep(
                 break
         previous = metrics
     return out
-
-
-def exponential(low: int, high: int) -> list[int]:
-    out, value = [], max(low, 1)
-    while value <= high:
-        out.append(value)
-        value *= 2
-    return out

@@ -79,7 +79,8 @@ def _strategy(settings: AnalyzeSettings, params: list[Param], output: Path, key:
     defaults, then the YAML's), and ``--storage`` where it declares a ``storage`` option."""
     offered = {"storage": settings.storage}
     factory = search_strategy(settings.search, catalog, settings.search_options(), offered)  # type: ignore[arg-type]
-    return factory(params, seed=settings.seed(), workspace=output, name=settings.study or f"analyze-{key[:40]}")
+    seed, name = int(settings.optuna.get("seed", 0)), settings.study or f"analyze-{key[:40]}"
+    return factory(params, seed=seed, workspace=output, name=name)
 
 
 def analyze(
@@ -275,7 +276,7 @@ def _top_sweeps(
         if settings.concurrency
         else 2 * max(space.load(u, space.defaults()).concurrency or 1 for u in space.units)
     )
-    values = explore.exponential(1, max(top, 2))
+    values = Param("concurrency", "exponential", (1, max(top, 2)), 1).grid()
     out = []
     for config in configs:
         out += explore.sweep(session, config, settings.objective, values, session.give_up, patience=2)

@@ -167,9 +167,6 @@ class AnalyzeSettings:
         section = {"optuna": self.optuna}.get(self.search, {})
         return {**STRATEGY_DEFAULTS.get(self.search, {}), **{k: v for k, v in section.items() if k != "seed"}}
 
-    def seed(self) -> int:
-        return int(self.optuna.get("seed", 0))
-
     def __post_init__(self) -> None:
         if self.search not in STRATEGIES:
             raise UsageError(f"unknown search {self.search!r}", hint=f"Choose one of {', '.join(STRATEGIES)}.")
