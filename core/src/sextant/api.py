@@ -37,7 +37,7 @@ Ranking and searching
     ``Objective`` (metric weights and constraints: what "best" means), ``search_strategy`` (an
     installed search strategy's factory, by name, given its options), ``run_search`` (the search
     loop), ``fetch`` (one configuration through a ``Store``; a store shared by workers adds
-    ``Claims``), ``Record``, ``SearchResult``, ``Tally`` (measurements made and reused), ``Budget``
+    ``Claims``), ``ranked``, ``Record``, ``SearchResult``, ``Tally`` (measurements made and reused), ``Budget``
     (seconds and measurements), ``Paired`` and ``Ratio`` (contenders re-measured interleaved, round
     by round, and one's median ratio over another with its range)
 Reports
@@ -118,7 +118,7 @@ if TYPE_CHECKING:  # imported on first use (see _LAZY)
     from sextant.plugins import availability, installed  # noqa: F401
     from sextant.records import CandidateRecord, Status, Stop  # noqa: F401
     from sextant.samples import load_batches, resize_batch  # noqa: F401
-    from sextant.search import Claims, Record, SearchResult, Store, Tally, fetch, run_search  # noqa: F401
+    from sextant.search import Claims, Record, SearchResult, Store, Tally, fetch, ranked, run_search  # noqa: F401
     from sextant.signature import Signature, TensorSpec  # noqa: F401
 
 #: names the API gives attributes of their modules under another name
@@ -136,7 +136,7 @@ _LAZY = {
     "Objective": "sextant.objective",
     "search_strategy": "sextant.plugins",
     "Budget": "sextant.pipeline.budget",
-    **dict.fromkeys(("Claims", "Record", "SearchResult", "Store", "Tally", "fetch", "run_search"), "sextant.search"),
+    **dict.fromkeys(("Claims", "Record", "SearchResult", "Store", "Tally", "fetch", "ranked", "run_search"), "sextant.search"),
     "Paired": "sextant.pairing",
     "Ratio": "sextant.pairing",
     "Package": "sextant.package",

@@ -169,7 +169,7 @@ def run_search(
         scored.append((config, max(scores) if scores else None))
 
     def result(stopped: str, baseline: Record) -> SearchResult:
-        best = _best([(c, r.metrics) for c, r in history], objective, baseline.metrics)
+        best = _best(history, objective, baseline)
         return SearchResult(tuple(history), baseline, stopped, tally.measured - before, *best)
 
     start = {p.name: p.default for p in strategy.space}
@@ -193,21 +193,27 @@ def run_search(
     return result(stopped, baseline)
 
 
+def ranked(
+    history: Sequence[tuple[Config, Record]], objective: Objective, baseline: Record | None
+) -> list[tuple[Config, Record]]:
+    """Successful measurements, best first (feasible before infeasible), by gain over the baseline."""
+    done = [(c, r) for c, r in history if r.metrics is not None]
+    reference = (baseline.metrics if baseline else None) or (done[0][1].metrics if done else None)
+    return [done[i] for i in objective.rank([r.metrics or {} for _, r in done], reference)]
+
+
 def _best(
-    history: Sequence[tuple[Config, Metrics | None]], objective: Objective, baseline: Metrics | None
+    history: Sequence[tuple[Config, Record]], objective: Objective, baseline: Record | None
 ) -> tuple[Config | None, Metrics | None]:
-    measured = [(c, m) for c, m in history if m is not None and objective.feasible(m)]
-    if not measured:
-        return None, None
-    order = objective.rank([m for _, m in measured], baseline or measured[0][1])
-    return measured[order[0]]
+    first = next(iter(ranked(history, objective, baseline)), None)
+    return (first[0], first[1].metrics) if first and objective.feasible(first[1].metrics or {}) else (None, None)
 
 
 def rerank(store: Store, *, key: str, hardware: str, objective: Objective) -> tuple[Config | None, Metrics | None]:
     """The best stored configuration under another objective: changing objectives or constraints
     re-ranks what was measured, measuring nothing."""
-    history = store.all(key, hardware)
-    return _best([(r.point, r.metrics) for r in history], objective, history[0].metrics if history else None)
+    history = [(r.point, r) for r in store.all(key, hardware)]
+    return _best(history, objective, history[0][1] if history else None)
 
 
 class ResultsStore:

@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sextant.api import Objective
+from sextant.api import Objective, ranked
 
 from sextant_triton.analyze.space import Point, Space
 from sextant_triton.analyze.store import Record
@@ -78,18 +78,6 @@ class Confirmation:
 def config_of(space: Space, point: Point) -> str:
     """A point's configuration in words, without its load (``default`` for the default one)."""
     return space.describe({k: v for k, v in point.items() if k not in ("concurrency", "request_rate")})
-
-
-def ranked(
-    history: Sequence[tuple[Point, Record]], objective: Objective, baseline: Record | None
-) -> list[tuple[Point, Record]]:
-    """Successful measurements, best first (feasible before infeasible), by gain over the baseline."""
-    done = [(p, r) for p, r in history if r.metrics is not None]
-    if not done:
-        return []
-    reference = (baseline.metrics if baseline and baseline.metrics else None) or done[0][1].metrics
-    order = objective.rank([r.metrics for _, r in done], reference)  # type: ignore[misc]
-    return [done[i] for i in order]
 
 
 def default_best(
