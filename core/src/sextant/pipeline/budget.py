@@ -42,10 +42,6 @@ class Budget:
             return seconds if left is None else left
         return min(seconds, left)
 
-    def measurements_left(self, measured: int) -> int | None:
-        """Measurements still allowed after ``measured`` (``None``: no cap)."""
-        return None if self.measurements is None else max(self.measurements - measured, 0)
-
     def stop(self, measured: int = 0) -> str | None:
         """Why a search that made ``measured`` measurements stops now, or ``None``."""
         if self.measurements is not None and measured >= self.measurements:

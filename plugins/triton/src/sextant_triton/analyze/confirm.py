@@ -142,8 +142,7 @@ def confirm(
     ids = [str(i) for i in range(len(top))] + [DEFAULT]
     windows: list[tuple[dict[str, float], ...]] = []
     for r in range(rounds):
-        left = budget.measurements_left(session.counters.measured)
-        if left is not None and left < len(points):  # a round that would not fit is not started
+        if budget.stop(session.counters.measured + len(points) - 1):  # a round that would not fit is not started
             break
         row: list[dict[str, float] | None] = [None] * len(points)
         for step in range(len(points)):
@@ -155,8 +154,7 @@ def confirm(
             break
         windows.append(tuple(m for m in row if m is not None))
     if len(windows) < 2:
-        fits = budget.measurements_left(session.counters.measured) is None
-        why = session.give_up() or ("" if fits else "a round would not fit in the budget")
+        why = session.give_up() or ("" if budget.measurements is None else "a round would not fit in the budget")
         why = why or "a re-measurement failed"
         done = f"only {len(windows)} paired round done: " if windows else ""
         return Confirmation(base, tuple(top), not_measured=done + why)
