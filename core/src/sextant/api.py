@@ -136,7 +136,9 @@ _LAZY = {
     "Objective": "sextant.objective",
     "search_strategy": "sextant.plugins",
     "Budget": "sextant.pipeline.budget",
-    **dict.fromkeys(("Claims", "Record", "SearchResult", "Store", "Tally", "fetch", "ranked", "run_search"), "sextant.search"),
+    **dict.fromkeys(
+        ("Claims", "Record", "SearchResult", "Store", "Tally", "fetch", "ranked", "run_search"), "sextant.search"
+    ),
     "Paired": "sextant.pairing",
     "Ratio": "sextant.pairing",
     "Package": "sextant.package",
