@@ -232,6 +232,7 @@ EXAMPLES = {
     "--unbatched": (["mask"], "unbatched"),
     "--step-timeout": (["5"], "step_timeout"),
     "--fresh": ([], "fresh"),
+    "--no-history": ([], "no_history"),
     "--atol": (["0.5"], "atol"),
     "--rtol": (["0.25"], "rtol"),
     "--tolerance": (["y:1e-3:1e-2"], "tolerances"),

@@ -35,6 +35,9 @@ class OptimizeOptions:
     precisions: tuple[str, ...] = ("fp32",)
     step_timeout: float = 600.0
     fresh: bool = False
+    #: neither read nor write this machine's history of winners (:mod:`sextant.history`): the
+    #: candidates are measured in the plan's order and slow builds are judged by estimate only
+    no_history: bool = False
     objective: str = "throughput"
     latency_budget_ms: float | None = None
     max_memory_mb: float | None = None
@@ -344,6 +347,7 @@ SETTINGS: dict[str, Setting] = {
         Setting("unbatched", "unbatched", _parse_names),
         Setting("step-timeout", "step_timeout", _parse_number),
         Setting("fresh", "fresh", _parse_flag),
+        Setting("no-history", "no_history", _parse_flag),
         Setting("atol", "atol", _parse_number),
         Setting("rtol", "rtol", _parse_number),
         Setting("tolerance", "tolerances", _parse_tolerances),

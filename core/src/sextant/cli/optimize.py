@@ -147,6 +147,14 @@ def optimize(
     fresh: Annotated[
         bool, typer.Option("--fresh", help="Ignore results recorded in the workspace.", rich_help_panel=PANEL_RUN)
     ] = False,
+    no_history: Annotated[
+        bool,
+        typer.Option(
+            "--no-history",
+            help="Neither read nor write this machine's history of what won (measure in the plan's order).",
+            rich_help_panel=PANEL_RUN,
+        ),
+    ] = False,
     plan: Annotated[
         bool, typer.Option("--plan", help="Print the plan and exit without running it.", rich_help_panel=PANEL_RUN)
     ] = False,

@@ -78,6 +78,16 @@ class Skipped:
 
 
 @dataclass(frozen=True)
+class HistoryUse:
+    """The order came from this machine's history (:mod:`sextant.history`): what was measured first,
+    from how many earlier runs, kept where."""
+
+    first: tuple[str, ...] = ()
+    runs: int | None = None
+    file: str | None = None
+
+
+@dataclass(frozen=True)
 class SearchSummary:
     """One runner's option search: the strategy, what it found, and why it stopped."""
 
@@ -113,6 +123,7 @@ class RunDocument:
     correctness_batches: tuple[int, ...] | None = None
     baseline: str | None = None
     search: Mapping[str, SearchSummary] | None = None  # by the candidate each search started from
+    history: HistoryUse | None = None  # the candidates measured first because they won here before
     paired: Paired | None = None
     interrupted: str | None = None  # the stage a stopped run was in
     skipped: tuple[Skipped, ...] | None = None
@@ -225,6 +236,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "correctness_batches": tuple,
     "baseline": lambda value: value,
     "search": lambda value: {k: _record(SearchSummary)(v) for k, v in value.items()},
+    "history": _record(HistoryUse),
     "paired": _paired,
     "interrupted": lambda value: value,
     "skipped": lambda value: tuple(_record(Skipped)(s) for s in value),

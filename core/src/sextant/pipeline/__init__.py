@@ -10,6 +10,7 @@ bottom as the job goes; each stage lives in its own module of this package:
 - :mod:`.steps`: running one export or conversion (or reusing it);
 - :mod:`.duplicates`: a chain with the same bytes as an earlier one is built and measured once;
 - :mod:`.candidates`: the reference, judging a candidate's outputs, profiling it (or reusing it);
+- :mod:`.learned`: this machine's history: the order candidates are measured in, slow builds;
 - :mod:`.variants`: runner option variants and option search, on the best artifact only;
 - :mod:`sextant.selection`: choosing the best under the objective.
 
@@ -39,8 +40,9 @@ from sextant.options import OptimizeOptions
 from sextant.package import STATUS, Package, read_status
 from sextant.package.document import RunInfo, Skipped
 from sextant.pipeline.budget import Budget
-from sextant.pipeline.candidates import Comparator, VerifyFunc, evaluate, run_reference
+from sextant.pipeline.candidates import Comparator, VerifyFunc, evaluate, run_reference, skip
 from sextant.pipeline.context import Run
+from sextant.pipeline.learned import describe, favourites, learn, note_order, open_history, slow_build_reason
 from sextant.pipeline.ledger import EventHandler, Ledger
 from sextant.pipeline.lock import WorkspaceLock
 from sextant.pipeline.paired import apply_pairing, pair_contenders
@@ -158,6 +160,10 @@ def optimize(
         ):
             if note:
                 ledger.note(note)
+        history = None if options.no_history else open_history(catalog)
+        if history is not None and history.note:
+            ledger.note(history.note)
+        model = describe(source.format.name, written.path, prepared.signature)
         max_batch = options.max_batch_size  # until the samples say otherwise
         server_log = workspace.path / "logs" / "forkserver.log"
         with Isolator(preload=_preload(plan, source), server_log=server_log) as isolator:
@@ -187,12 +193,18 @@ def optimize(
                     frozenset(plan.reference_only),
                     probe=source.probe,
                 )
-                _run_plan(run, plan, baseline, compare, verify_func, strategy)
+                scores = history.scores(model, options.objective) if history is not None else {}
+                first = favourites([c for c in plan.candidates if c is not baseline], scores)
+                if history is not None:
+                    note_order(ledger, history, first, history.similar(model, options.objective))
+                _run_plan(run, plan, baseline, compare, verify_func, strategy, scores, first)
             except BaseException:
                 _finish(ledger, plan, options, max_batch, time.monotonic() - started, complete=False)
                 _seal(ledger, workspace)
                 raise  # what is done is recorded; the original error goes on
         _finish(ledger, plan, options, max_batch, time.monotonic() - started, complete=True)
+        if history is not None:
+            learn(history, ledger, model, options.objective, options.cutoff)
         workspace.prune([r.artifact for r in ledger.steps.values()] + [r.outputs for r in ledger.candidates.values()])
         _write_report(ledger, workspace)
         _seal(ledger, workspace)
@@ -207,23 +219,49 @@ def _run_plan(
     compare: Comparator,
     verify_func: VerifyFunc | None,
     strategy: SearchStrategySpec | None,
+    scores: Mapping[str, float],
+    first: list[PlannedCandidate],
 ) -> None:
-    """The reference; the source's candidates with their runners' defaults; each step followed by
-    its artifact's candidates (so a ``--budget-s`` run has measured what it built); the candidates
-    of slow-to-build runners (``RunnerSpec.slow_build``) once all of those are measured; then the
-    option variants (searched when a strategy is chosen)."""
+    """The reference; the candidates this machine's history favours (``first``, each after the
+    steps it needs: :mod:`.learned`); the source's candidates with their runners' defaults; each
+    step followed by its artifact's candidates (so a ``--budget-s`` run has measured what it built);
+    the candidates of slow-to-build runners (``RunnerSpec.slow_build``) once all of those are
+    measured, each only if it can pay (:func:`.learned.slow_build_reason`); then the option variants
+    (searched when a strategy is chosen)."""
     run, judge = run_reference(run, baseline, compare, verify_func)
     variants = [c for c in plan.candidates if c.options != c.runner.defaults()]
     defaults = [c for c in plan.candidates if c is not baseline and c not in variants]
     slow = [c for c in defaults if c.runner.slow_build]
+    built: set[str] = set()
+
+    def build(step_id: str | None) -> None:
+        if step_id is None or step_id in built:
+            return
+        step = plan.step(step_id)
+        build(step.parent)
+        built.add(step_id)
+        run_step(run, step)
+
+    done = {baseline.id}
+    for candidate in first:
+        build(candidate.step)
+        evaluate(run, candidate, judge)
+        done.add(candidate.id)
     for step in [None, *plan.steps]:
         if step is not None:
-            run_step(run, step)
+            build(step.id)
         for candidate in defaults:
             if candidate.step == (step.id if step is not None else None) and candidate not in slow:
-                evaluate(run, candidate, judge)
+                if candidate.id not in done:
+                    evaluate(run, candidate, judge)
     for candidate in slow:
-        evaluate(run, candidate, judge)
+        if candidate.id in done:
+            continue
+        reason = slow_build_reason(run, candidate, scores)
+        if reason is None:
+            evaluate(run, candidate, judge)
+        else:
+            skip(run, candidate, reason)
     evaluate_one = functools.partial(evaluate, run, judge=judge)
     if strategy is not None:
         search_options(run, plan, variants, evaluate_one, strategy)

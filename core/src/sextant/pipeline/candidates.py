@@ -272,6 +272,12 @@ def evaluate(run: Run, candidate: PlannedCandidate, judge: JudgeFunc) -> Candida
     return _record(run, candidate, _ended(current["record"], result, points, screened, run.threads))
 
 
+def skip(run: Run, candidate: PlannedCandidate, reason: str) -> CandidateRecord:
+    """Record a candidate a rule chose not to build or run (``skipped``, with the rule's ``reason``);
+    a later run decides again."""
+    return _record(run, candidate, replace(base_record(candidate), status=Status.SKIPPED, reason=reason))
+
+
 def runner_request(run: Run, artifact: str, device: str, precision: str, options: Mapping[str, Any]) -> RunnerRequest:
     """What a candidate's runner loads: its artifact (relative to the workspace) on the run's threads."""
     return RunnerRequest(
