@@ -18,6 +18,7 @@ from sextant.testing.fake import NumpyMLP
 MLP = Descriptor.of("numpy-mlp", 1500, [("x", "float32", (8,))])
 FP16_GRAPH = "fake-graph+fake-fp16:fake-graph@cpu"
 COMPILED = "source:fault-compiled@cpu"
+ENGINE = "fake-graph+fault-engine"
 
 
 def test_scores_weigh_wins_over_close_finishes_by_how_similar_the_model_was(tmp_path, monkeypatch):
@@ -65,7 +66,7 @@ def compiled_run(fault_catalog, options, samples, monkeypatch):
     """A run of the fake plugins plus a slow-to-build runner, with the screen on, whose estimate
     never pays (gain 0): only the history or --runners gets it built. Returns (package, order)."""
     monkeypatch.setattr(learned, "SLOW_BUILD_GAIN", 0.0)
-    catalog = fault_catalog("compiled")
+    catalog = fault_catalog("compiled", "engine")
 
     def run(**changes):
         started: list[str] = []
@@ -96,16 +97,24 @@ def test_what_won_on_similar_models_is_measured_first_and_the_run_adds_what_it_f
     compiled = document.candidates[COMPILED]  # never won here, and its estimate cannot pay
     assert compiled.status == "skipped" and COMPILED not in order
     assert "slow to build" in compiled.reason and "--runners (fault-compiled)" in compiled.reason
+    engine = document.steps[ENGINE]  # a slow step: the same rule
+    assert engine.status == "skipped" and "--steps (fault-engine, with the rest of its chain)" in engine.reason
+    assert document.candidates[f"{ENGINE}:fake-graph@cpu"].status == "skipped"
     learnt = learned.open_history(catalog).outcomes
     assert len(learnt) == 2 and learnt[-1].won == document.best
     assert learnt[-1].model == learned.describe("numpy-mlp", package.path / document.model.source, document.signature)
 
 
-def test_no_history_keeps_the_plan_order_and_runners_forces_a_slow_build(compiled_run):
+def test_no_history_keeps_the_plan_order_and_naming_a_slow_build_forces_it(compiled_run):
     catalog, run = compiled_run
     history = learned.open_history(catalog)
     history.learn(Outcome(MLP, "throughput", FP16_GRAPH))
-    package, order = run(no_history=True, runners=("numpy-eager", "fake-graph", "fault-compiled"))
+    package, order = run(
+        no_history=True,
+        runners=("numpy-eager", "fake-graph", "fault-compiled"),
+        steps=("fake-graph", "fake-fp16", "fault-engine"),
+    )
+    assert package.document.steps[ENGINE].status == "ok" and f"{ENGINE}:fake-graph@cpu" in order
     assert order.index(FP16_GRAPH) > order.index("fake-graph:fake-graph@cpu")  # the plan's order
     assert package.document.history is None and not any("history" in n for n in package.document.notes)
     assert COMPILED in order and package.document.candidates[COMPILED].status == "ok"  # named: built

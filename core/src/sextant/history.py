@@ -48,7 +48,9 @@ class Descriptor:
     kinds: tuple[str, ...]  # ``dtype/rank``, sorted: the inputs, names and sizes left out
 
     @classmethod
-    def of(cls, source_format: str, source_bytes: int, inputs: Iterable[tuple[str, str, Sequence[int | None]]]) -> Descriptor:
+    def of(
+        cls, source_format: str, source_bytes: int, inputs: Iterable[tuple[str, str, Sequence[int | None]]]
+    ) -> Descriptor:
         """From the source's format and size and its inputs' ``(name, dtype, shape without batch)``."""
         listed = sorted(inputs)
         return cls(

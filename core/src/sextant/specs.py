@@ -135,6 +135,9 @@ class _Step:
     check: str | None = None
     install: str = ""
     description: str = ""
+    #: the step takes long to build (an engine compiled for a device): it is built only when it can
+    #: pay, as a ``slow_build`` runner (:mod:`sextant.pipeline.learned`)
+    slow_build: bool = False
 
     def __post_init__(self) -> None:
         _check_name("step", self.name)
@@ -162,6 +165,8 @@ class ConverterSpec(_Step):
     marks a step that builds for that device (a TensorRT engine): it is planned only when the run
     targets the device, its artifact runs only there, and its cache key names the device's hardware.
     ``check`` optionally names a cheap ``(device: str) -> str | None``, as for runners.
+    ``slow_build`` marks a step that takes long to build: it is built after the fast ones, and only
+    when this machine's history or an estimate says it can pay, or ``--steps`` names it.
     """
 
 

@@ -42,7 +42,15 @@ from sextant.package.document import RunInfo, Skipped
 from sextant.pipeline.budget import Budget
 from sextant.pipeline.candidates import Comparator, VerifyFunc, evaluate, run_reference, skip
 from sextant.pipeline.context import Run
-from sextant.pipeline.learned import describe, favourites, learn, note_order, open_history, slow_build_reason
+from sextant.pipeline.learned import (
+    describe,
+    favourites,
+    learn,
+    note_order,
+    open_history,
+    slow_build_reason,
+    slow_step_reason,
+)
 from sextant.pipeline.ledger import EventHandler, Ledger
 from sextant.pipeline.lock import WorkspaceLock
 from sextant.pipeline.paired import apply_pairing, pair_contenders
@@ -225,14 +233,16 @@ def _run_plan(
     """The reference; the candidates this machine's history favours (``first``, each after the
     steps it needs: :mod:`.learned`); the source's candidates with their runners' defaults; each
     step followed by its artifact's candidates (so a ``--budget-s`` run has measured what it built);
-    the candidates of slow-to-build runners (``RunnerSpec.slow_build``) once all of those are
-    measured, each only if it can pay (:func:`.learned.slow_build_reason`); then the option variants
-    (searched when a strategy is chosen)."""
+    the chains through slow-to-build steps, then the candidates of slow-to-build runners
+    (``slow_build``), once all of those are measured, each only if it can pay
+    (:func:`.learned.slow_build_reason`, :func:`.learned.slow_step_reason`); then the option
+    variants (searched when a strategy is chosen)."""
     run, judge = run_reference(run, baseline, compare, verify_func)
     variants = [c for c in plan.candidates if c.options != c.runner.defaults()]
     defaults = [c for c in plan.candidates if c is not baseline and c not in variants]
     slow = [c for c in defaults if c.runner.slow_build]
     built: set[str] = set()
+    done = {baseline.id}
 
     def build(step_id: str | None) -> None:
         if step_id is None or step_id in built:
@@ -240,27 +250,31 @@ def _run_plan(
         step = plan.step(step_id)
         build(step.parent)
         built.add(step_id)
-        run_step(run, step)
+        run_step(run, step, slow_step_reason(run, step, scores))
 
-    done = {baseline.id}
+    def measure(candidate: PlannedCandidate) -> None:
+        if candidate.id not in done:
+            done.add(candidate.id)
+            evaluate(run, candidate, judge)
+
     for candidate in first:
         build(candidate.step)
-        evaluate(run, candidate, judge)
-        done.add(candidate.id)
-    for step in [None, *plan.steps]:
-        if step is not None:
-            build(step.id)
+        measure(candidate)
+    # the steps of chains that hold a slow build come after every fast one
+    fast = [s for s in plan.steps if not any(plan.step(n).spec.slow_build for n in _ancestry(plan, s.id))]
+    for step in [None, *fast, *(s for s in plan.steps if s not in fast)]:
+        build(step.id if step is not None else None)
         for candidate in defaults:
             if candidate.step == (step.id if step is not None else None) and candidate not in slow:
-                if candidate.id not in done:
-                    evaluate(run, candidate, judge)
+                measure(candidate)
     for candidate in slow:
         if candidate.id in done:
             continue
         reason = slow_build_reason(run, candidate, scores)
         if reason is None:
-            evaluate(run, candidate, judge)
+            measure(candidate)
         else:
+            done.add(candidate.id)
             skip(run, candidate, reason)
     evaluate_one = functools.partial(evaluate, run, judge=judge)
     if strategy is not None:
@@ -277,6 +291,16 @@ def _run_plan(
             "candidates were not tried (listed as skipped); the selection is among those measured. "
             "Run again with a larger --budget-s, or none, to try them: everything finished is reused"
         )
+
+
+def _ancestry(plan: Plan, step_id: str) -> list[str]:
+    """A step's id and those of the steps before it on its chain."""
+    chain: list[str] = []
+    current: str | None = step_id
+    while current is not None:
+        chain.append(current)
+        current = plan.step(current).parent
+    return chain
 
 
 def _note_screened(run: Run) -> None:

@@ -5,12 +5,14 @@ are worth starting, and what the run teaches the next one (see :mod:`sextant.his
   (by :meth:`~sextant.history.History.scores`; an option variant's score counts for its defaults)
   are measured first, best-scored first, each after the steps its artifact needs; the rest follow
   in the plan's order. The run document's ``history`` entry and a note say so.
-- **No build that cannot pay** (:func:`slow_build_reason`). A candidate whose runner is
-  ``slow_build`` is built only when ``--runners`` names its runner, ``--cutoff`` is 0 (an exhaustive
-  run), the history scored it, or an estimate says it can beat the best so far by more than the
-  screen's margin: its artifact's best fast-built candidate times :data:`SLOW_BUILD_GAIN` (what a
-  compile gains at most, as a rule, over the same runtime without it) above the best so far times
-  ``1 + (1 - cutoff)``. Otherwise it is skipped, and its reason names the rule and how to force it.
+- **No build that cannot pay** (:func:`slow_build_reason`, :func:`slow_step_reason`). A candidate
+  whose runner is ``slow_build`` (or a step whose spec is) is built only when ``--runners`` names
+  its runner (``--steps`` the step), ``--cutoff`` is 0 (an exhaustive run), the history scored it
+  (for a step: a candidate on its artifact or after it), nothing was measured yet to compare with,
+  or an estimate says it can beat the best so far by more than the screen's margin: the best
+  candidate on the artifact it reads times :data:`SLOW_BUILD_GAIN` (what a compile gains at most,
+  as a rule, over the same artifact without it) above the best so far times ``1 + (1 - cutoff)``.
+  Otherwise it is skipped, and its reason names the rule and how to force it.
 - **Learning.** A finished run that selected, and measured something itself (a re-run that reused
   everything teaches nothing new), records its winner and those within the screen's margin.
 """
@@ -27,7 +29,7 @@ from sextant.history import Descriptor, History, Outcome, close_to, history_path
 from sextant.package.document import HistoryUse
 from sextant.pipeline.context import Run
 from sextant.pipeline.ledger import Ledger
-from sextant.planner import PlannedCandidate
+from sextant.planner import SOURCE, PlannedCandidate, PlannedStep
 from sextant.plugins import Catalog
 from sextant.signature import Signature
 
@@ -46,7 +48,8 @@ def open_history(catalog: Catalog) -> History:
 
 def describe(source_format: str, source: Path, signature: Signature) -> Descriptor:
     """The model's coarse descriptor: its format, the source's bytes, its inputs without the batch axis."""
-    size = source.stat().st_size if source.is_file() else sum(p.stat().st_size for p in source.rglob("*") if p.is_file())
+    files = [source] if source.is_file() else [p for p in source.rglob("*") if p.is_file()]
+    size = sum(p.stat().st_size for p in files)
     inputs = [(t.name, t.dtype, tuple(t.shape[1:] if t.batched else t.shape)) for t in signature.inputs]
     return Descriptor.of(source_format, size, inputs)
 
@@ -79,13 +82,33 @@ def note_order(ledger: Ledger, history: History, first: Sequence[PlannedCandidat
 
 
 def slow_build_reason(run: Run, candidate: PlannedCandidate, scores: Mapping[str, float]) -> str | None:
-    """Why a slow-to-build candidate is not built (module doc), or ``None`` when it is."""
-    options = run.options
-    if not candidate.runner.slow_build or options.cutoff <= 0:
+    """Why a slow-to-build runner's candidate is not built (module doc), or ``None`` when it is."""
+    if not candidate.runner.slow_build:
         return None
-    if options.runners is not None and candidate.runner.name in options.runners:
+    forced = run.options.runners is not None and candidate.runner.name in run.options.runners
+    scored = any(defaults_id(cid) == defaults_id(candidate.id) and s > 0 for cid, s in scores.items())
+    force = f"name its runner in --runners ({candidate.runner.name}) to build it anyway"
+    return _cannot_pay(run, forced or scored, candidate.step or SOURCE, force)
+
+
+def slow_step_reason(run: Run, step: PlannedStep, scores: Mapping[str, float]) -> str | None:
+    """Why a slow-to-build step is not built (module doc: the same rule as for runners, its
+    estimate from its input's candidates, history scoring any candidate on its artifact or after
+    it), or ``None`` when it is."""
+    if not step.spec.slow_build:
         return None
-    if any(defaults_id(cid) == defaults_id(candidate.id) and s > 0 for cid, s in scores.items()):
+    forced = run.options.steps is not None and step.spec.name in run.options.steps
+    scored = any(s > 0 and cid.startswith((f"{step.id}:", f"{step.id}+")) for cid, s in scores.items())
+    force = f"name it in --steps ({step.spec.name}, with the rest of its chain) to build it anyway"
+    return _cannot_pay(run, forced or scored, step.parent or SOURCE, force)
+
+
+def _cannot_pay(run: Run, allowed: bool, artifact: str, force: str) -> str | None:
+    """The reason a slow build on ``artifact`` (the step whose artifact it reads, or the source)
+    cannot pay, or ``None`` when it is ``allowed`` (forced, or scored by history), the run is
+    exhaustive (``--cutoff 0``), nothing was measured to compare with, or its estimate pays."""
+    cutoff = run.options.cutoff
+    if allowed or cutoff <= 0:
         return None
     objective = run.objective
     measured = []
@@ -95,27 +118,24 @@ def slow_build_reason(run: Run, candidate: PlannedCandidate, scores: Mapping[str
             continue
         point = objective.best_point(record.points)
         if point is not None:
-            measured.append((cid, record, point))
+            measured.append((record.step, point))
     if not measured:
         return None  # nothing to compare with: it may be the only way
-    best = measured[objective.rank([p for _, _, p in measured])[0]][2]
-    siblings = [p for cid, r, p in measured if r.step == (candidate.step or "source")]
-    force = f"name its runner in --runners ({candidate.runner.name}) to build it anyway"
-    bar = 1.0 + (1.0 - options.cutoff)  # what can_pay asks for, in words below
+    best = measured[objective.rank([p for _, p in measured])[0]][1]
+    siblings = [p for step, p in measured if step == artifact]
     if not siblings:
         return (
-            f"skipped: slow to build, and no rule says it can pay (it never won nor came close on similar models "
-            f"on this machine, and no faster-built candidate on its artifact gives an estimate); {force}"
+            "skipped: slow to build, and no rule says it can pay (it never won nor came close on similar models "
+            f"on this machine, and no faster-built candidate on {artifact} gives an estimate); {force}"
         )
-    sibling = siblings[objective.rank(siblings)[0]]
-    estimate = objective.speedup(sibling, best) * SLOW_BUILD_GAIN
-    if can_pay(estimate, options.cutoff):
+    estimate = objective.speedup(siblings[objective.rank(siblings)[0]], best) * SLOW_BUILD_GAIN
+    if can_pay(estimate, cutoff):
         return None
     return (
         f"skipped: slow to build, and it cannot pay: it never won nor came close on similar models on this "
-        f"machine, and its estimate ({SLOW_BUILD_GAIN:g}× its artifact's best fast-built candidate) is "
-        f"{estimate:.2f}× the best so far, not above the {bar:.2f}× that beats it by more than the screen's "
-        f"margin (--cutoff {options.cutoff:g}); {force}"
+        f"machine, and its estimate ({SLOW_BUILD_GAIN:g}× the best candidate on {artifact}) is {estimate:.2f}× "
+        f"the best so far, not above the {2.0 - cutoff:.2f}× that beats it by more than the screen's margin "
+        f"(--cutoff {cutoff:g}); {force}"
     )
 
 

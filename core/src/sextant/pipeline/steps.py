@@ -37,8 +37,9 @@ def step_key(run: Run, step: PlannedStep) -> str:
     )
 
 
-def run_step(run: Run, step: PlannedStep) -> StepRecord:
-    """Build the step's artifact (or reuse the recorded one); record and return how it ended."""
+def run_step(run: Run, step: PlannedStep, skipped: str | None = None) -> StepRecord:
+    """Build the step's artifact (or reuse the recorded one); record and return how it ended.
+    ``skipped``: a rule's reason not to build it (recorded as ``skipped``; a later run decides again)."""
     ws, ledger = run.workspace, run.ledger
     record = StepRecord(
         kind=step.kind,
@@ -54,6 +55,8 @@ def run_step(run: Run, step: PlannedStep) -> StepRecord:
         return _record(
             run, step.id, replace(record, status=Status.SKIPPED, reason=run.budget.reason, cause=Cause.BUDGET)
         )
+    if skipped is not None:
+        return _record(run, step.id, replace(record, status=Status.SKIPPED, reason=skipped))
     if not _parent_ok(run, step):
         return _record(run, step.id, replace(record, status=Status.SKIPPED, reason=f"{step.parent} did not succeed"))
     old = ledger.previous_step(step.id)

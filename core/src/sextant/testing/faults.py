@@ -7,13 +7,16 @@ raises ``MemoryError`` and ``oom-kill`` is killed by SIGKILL, as the OOM killer 
 ``SEXTANT_FAULT_MEMORY=plenty`` (all four only when named). ``SEXTANT_FAULTS=crash,hang`` registers only
 those named (default: every exporter). ``sleepy`` (only when named) adds a runner of fake graphs
 that sleeps 2 ms per call: correct, and far slower than its rivals. ``compiled`` (only when named)
-adds a runner of the source marked ``slow_build``, standing for one that compiles as it loads. Options are fixed when the
+adds a runner of the source marked ``slow_build``, standing for one that compiles as it loads;
+``engine`` (only when named) a converter of fake graphs marked ``slow_build``, standing for an engine
+build (a correct graph, with an engine file beside it). Options are fixed when the
 catalog is built, in the parent, so a child started from a long-lived fork server sees this run's.
 """
 
 from __future__ import annotations
 
 import errno
+import json
 import os
 import signal
 import time
@@ -21,7 +24,7 @@ from pathlib import Path
 
 from sextant.hookspecs import hookimpl
 from sextant.runtime import StepRequest
-from sextant.specs import ExporterSpec, Format, RunnerSpec
+from sextant.specs import ConverterSpec, ExporterSpec, Format, RunnerSpec
 from sextant.testing.fake import GRAPH, SOURCE, NumpyMLP, load_graph, write_graph
 
 #: what ``fault-wrong`` produces, so that ``--formats fault-graph`` leaves only wrong candidates
@@ -47,6 +50,13 @@ def sextant_register_exporters() -> list[ExporterSpec]:
         )
         for name in names
     ]
+
+
+@hookimpl
+def sextant_register_converters() -> list[ConverterSpec]:
+    if "engine" not in (os.environ.get("SEXTANT_FAULTS") or ""):
+        return []
+    return [ConverterSpec("fault-engine", GRAPH, GRAPH, run="sextant.testing.faults:fault_engine", slow_build=True)]
 
 
 @hookimpl
@@ -132,6 +142,21 @@ def fault_wrong(request: StepRequest) -> Path:
 def fault_slow(request: StepRequest) -> Path:
     time.sleep(request.options["seconds"])
     return write_graph(request.output_dir, NumpyMLP.read(request.input).weights, "float32")
+
+
+def fault_engine(request: StepRequest) -> Path:
+    """The graph as it came, with an "engine" beside it (so its bytes are its own)."""
+    dtype = json.loads((request.input / "graph.json").read_text())["dtype"]
+    path = write_graph(request.output_dir, _weights(request.input), dtype)
+    (request.output_dir / "engine.bin").write_bytes(b"engine")
+    return path
+
+
+def _weights(folder: Path) -> dict:
+    import numpy as np
+
+    with np.load(folder / "weights.npz") as data:
+        return {k: data[k] for k in data.files}
 
 
 class _Sleepy:
