@@ -264,6 +264,15 @@ def reasons(status: RunDocument | Mapping[str, Any]) -> list[str]:
     ]
 
 
+def regime_lines(status: RunDocument | Mapping[str, Any]) -> list[str]:
+    """The best for each serving regime when they differ (``Selection.regimes``), one line each."""
+    from sextant.selection import REGIME_WORDS
+
+    selection = _document(status).selection
+    regimes = (selection.regimes if selection else None) or {}
+    return [f"best for {regime} ({REGIME_WORDS[regime]}): {escape(cid)}" for regime, cid in regimes.items()]
+
+
 def summary_line(status: RunDocument | Mapping[str, Any], workspace: str) -> str:
     """One line naming the best candidate (escaped: ids hold ``[option=value]``, not markup)."""
     document = _document(status)

@@ -6,6 +6,11 @@ highest throughput at any batch size up to the largest profiled whose p99 fits t
 passed correctness (and the user's verify function) and were profiled in full compete (one screened
 out has only a short screen: :mod:`sextant.screening`); the baseline's point
 gives each candidate's speedup.
+
+Besides the objective's pick, :attr:`Selection.regimes` names the best for each serving regime when
+they differ: ``latency`` (the lowest p50 at batch 1: small batches) and ``throughput`` (the highest
+throughput up to the largest batch: large ones), under the same constraints. Deploying for a serving
+batch size takes the one that fits it (:meth:`sextant.package.Package.best_for_batch`).
 """
 
 from __future__ import annotations
@@ -31,6 +36,9 @@ class Selection:
     reason: str | None = None
     #: what the paired re-measurement decided (:func:`sextant.pipeline.paired.apply_pairing`)
     paired: Mapping[str, Any] | None = None
+    #: the best for small batches (``latency``) and for large ones (``throughput``), when they
+    #: differ; ``None`` when one candidate is both (or there is none)
+    regimes: Mapping[str, str] | None = None
 
     @property
     def best(self) -> str | None:
@@ -62,6 +70,8 @@ class Selection:
             out["reason"] = self.reason
         if self.paired is not None:
             out["paired"] = dict(self.paired)
+        if self.regimes is not None:
+            out["regimes"] = dict(self.regimes)
         return out
 
     @classmethod
@@ -82,7 +92,15 @@ class Selection:
         best = data.get("best")
         if best is not None and ranking[:1] != (best,):
             ranking = (best, *(r for r in ranking if r != best))
-        return cls(objective, data.get("baseline"), ranking, data.get("reason"), data.get("paired"))
+        regimes = data.get("regimes")
+        return cls(
+            objective,
+            data.get("baseline"),
+            ranking,
+            data.get("reason"),
+            data.get("paired"),
+            dict(regimes) if regimes else None,
+        )
 
 
 def select(
@@ -114,7 +132,48 @@ def select(
     if not ranking:
         pool = {cid: r for cid, r in ranked.items() if competing is None or cid in competing}
         reason = why_none(pool, objective)
-    return Selection(objective, baseline, ranking, reason), ranked
+    return Selection(objective, baseline, ranking, reason, regimes=regime_picks(ranked, eligible, objective)), ranked
+
+
+#: the serving regimes and the preset objective that picks for each
+REGIMES = {"latency": "latency", "throughput": "throughput"}
+#: each regime in words, for the tables and the report
+REGIME_WORDS = {
+    "latency": "small batches: the lowest p50 at batch 1",
+    "throughput": "large batches: the highest throughput",
+}
+
+
+def regime_picks(
+    records: Mapping[str, CandidateRecord], eligible: list[str], objective: Objective
+) -> dict[str, str] | None:
+    """The best of ``eligible`` for each regime (:data:`REGIMES`) under ``objective``'s constraints,
+    when they are not one candidate; ``None`` otherwise."""
+    picks = {}
+    for regime, preset in REGIMES.items():
+        goal = Objective.named(
+            preset,
+            max_p99_ms=objective.max_p99_ms,
+            min_throughput=objective.min_throughput,
+            max_memory_mb=objective.max_memory_mb,
+            max_batch=objective.max_batch,
+        )
+        points = {cid: goal.best_point(records[cid].points) for cid in eligible if records[cid].points}
+        fitting = [cid for cid, point in points.items() if point is not None]
+        if not fitting:
+            return None
+        picks[regime] = fitting[goal.rank([points[cid] for cid in fitting])[0]]  # type: ignore[misc]
+    return picks if len(set(picks.values())) > 1 else None
+
+
+def settle_regimes(selection: Selection) -> Selection:
+    """The regime picks agreeing with a best that a later decision changed (the paired
+    re-measurement): the objective's own regime takes the best."""
+    regimes = dict(selection.regimes or {})
+    if selection.best is None or selection.objective.name not in regimes:
+        return selection
+    regimes[selection.objective.name] = selection.best
+    return replace(selection, regimes=regimes if len(set(regimes.values())) > 1 else None)
 
 
 def why_none(candidates: Mapping[str, CandidateRecord], objective: Objective) -> str:

@@ -113,6 +113,8 @@ def render_package(package: Package, as_json: bool, problems: Sequence[str] = ()
     console().print(report.results_table(document))
     for line in report.reasons(document):
         out.print(f"  {line}", highlight=False)
+    for line in report.regime_lines(document):
+        out.print(f"  {line}", highlight=False)
     for note in document.notes:
         if note in said:
             continue

@@ -170,6 +170,10 @@ class RunReport:
     busy: str | None = None
     #: the best's speedup over the baseline measured in paired rounds (:mod:`sextant.pairing`), in words
     paired_speedup: str | None = None
+    #: the best for small batches (``latency``) and large ones (``throughput``) when they differ
+    regimes: Mapping[str, str] = field(default_factory=dict)
+    #: the candidates measured first because they won on similar models here (:mod:`sextant.history`)
+    history_first: tuple[str, ...] = ()
 
     @property
     def best_candidate(self) -> Candidate | None:
@@ -242,6 +246,8 @@ def read_run(status: RunDocument | Mapping[str, Any]) -> RunReport:
         interrupted=document.interrupted,
         incomplete=document.incomplete,
         busy=busy_reason(host.load_1min, host.cores),
+        regimes=dict((selection.regimes if selection else None) or {}),
+        history_first=document.history.first if document.history else (),
     )
 
 

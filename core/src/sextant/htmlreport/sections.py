@@ -27,6 +27,7 @@ from sextant.htmlreport.page import (
     text_cell,
 )
 from sextant.records import Status
+from sextant.selection import REGIME_WORDS
 
 #: how a log path inside the package becomes a link from the page (``None``: no link)
 Linker = Callable[[str], "str | None"]
@@ -148,6 +149,11 @@ def result_card(report: RunReport) -> str:
             )
         )
         items.append(("correctness", correctness_text(best, report)))
+        for regime, cid in report.regimes.items():
+            items.append((f"best for {regime}", f"<span class=id>{esc(cid)}</span> ({REGIME_WORDS[regime]})"))
+    if report.history_first:
+        first = ", ".join(f"<span class=id>{esc(c)}</span>" for c in report.history_first)
+        items.append(("order", f"from this machine's history: {first} first"))
     if base is not None:
         bp = base.best_point
         items.append(

@@ -272,12 +272,22 @@ class Package:
         run finished."""
         return self.document.incomplete
 
-    def best(self) -> CandidateView:
+    def best(self, regime: str | None = None) -> CandidateView:
         """The selected candidate; raises :class:`PackageError` when none was selected. When the run
         did not finish, warns with :class:`~sextant.errors.IncompleteRunWarning` (``warnings.warn``):
-        the selection was made among the candidates measured before it stopped."""
+        the selection was made among the candidates measured before it stopped.
+
+        :param regime: ``latency`` (small batches) or ``throughput`` (large ones): that regime's
+            pick (:attr:`sextant.selection.Selection.regimes`), which is the objective's when one
+            candidate is best for both; ``None``: the objective's."""
         selection = self.document.selection
         best = self.document.best
+        if regime is not None:
+            from sextant.selection import REGIMES
+
+            if regime not in REGIMES:
+                raise PackageError(f"unknown regime {regime!r}", hint=f"Choose one of {', '.join(REGIMES)}.")
+            best = ((selection.regimes if selection else None) or {}).get(regime, best)
         incomplete = self.incomplete
         if best is None:
             reason = (selection.reason if selection else None) or "the run did not finish"
@@ -285,6 +295,23 @@ class Package:
         if incomplete:
             warnings.warn(f"{self.path}: {incomplete}", IncompleteRunWarning, stacklevel=2)
         return self.candidate(best)
+
+    def best_for_batch(self, batch: int) -> CandidateView:
+        """The regime pick that fits serving at ``batch`` (what a deployer should take for its
+        batch size): of the latency and throughput picks, the one with the higher throughput
+        measured at the largest profiled batch size up to ``batch``; the objective's pick when the
+        package names no regimes (one candidate is best for both, or an older package)."""
+        selection = self.document.selection
+        regimes = (selection.regimes if selection else None) or {}
+        if not regimes:
+            return self.best()
+
+        def served(cid: str) -> float:
+            points = [p for p in self.document.candidates[cid].points if p.get("batch", 0) <= max(batch, 1)]
+            return max(points, key=lambda p: p["batch"]).get("throughput", 0.0) if points else 0.0
+
+        picks = list(dict.fromkeys(regimes.values()))
+        return self.best(next(r for r, cid in regimes.items() if cid == max(picks, key=served)))
 
 
 def load(path: Path | str) -> Package:

@@ -62,7 +62,7 @@ from sextant.plugins import Catalog, load_catalog
 from sextant.records import Cause, Status, StepRecord
 from sextant.references import resolve_model
 from sextant.samples import save_batches
-from sextant.selection import select
+from sextant.selection import select, settle_regimes
 from sextant.signature import batch_size
 from sextant.specs import SearchStrategySpec, SourceModel, resolve
 
@@ -455,6 +455,7 @@ def _finish(
         current, options.goal(max_batch), ledger.header.baseline, planned - plan.reference_only
     )
     selection, notes = apply_pairing(selection, ranked, ledger.header.paired if complete else None)
+    selection = settle_regimes(selection)
     for note in notes:
         ledger.note(note)
     ledger.candidates.update(ranked)
