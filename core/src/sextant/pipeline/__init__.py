@@ -10,6 +10,7 @@ bottom as the job goes; each stage lives in its own module of this package:
 - :mod:`.steps`: running one export or conversion (or reusing it);
 - :mod:`.duplicates`: a chain with the same bytes as an earlier one is built and measured once;
 - :mod:`.candidates`: the reference, judging a candidate's outputs, profiling it (or reusing it);
+- :mod:`.schedule`: the order the plan runs in: the reference, history's favourites, the rest;
 - :mod:`.learned`: this machine's history: the order candidates are measured in, slow builds;
 - :mod:`.variants`: runner option variants and option search, on the best artifact only;
 - :mod:`sextant.selection`: choosing the best under the objective.
@@ -20,7 +21,6 @@ recorded under the same key, and redoes only what a changed option touches.
 
 from __future__ import annotations
 
-import functools
 import importlib.metadata
 import importlib.util
 import time
@@ -40,31 +40,23 @@ from sextant.options import OptimizeOptions
 from sextant.package import STATUS, Package, read_status
 from sextant.package.document import RunInfo, Skipped
 from sextant.pipeline.budget import Budget
-from sextant.pipeline.candidates import Comparator, VerifyFunc, evaluate, run_reference, skip
+from sextant.pipeline.candidates import VerifyFunc
 from sextant.pipeline.context import Run
-from sextant.pipeline.learned import (
-    describe,
-    favourites,
-    learn,
-    note_order,
-    open_history,
-    slow_build_reason,
-    slow_step_reason,
-)
+from sextant.pipeline.learned import describe, favourites, learn, note_order, open_history
 from sextant.pipeline.ledger import EventHandler, Ledger
 from sextant.pipeline.lock import WorkspaceLock
-from sextant.pipeline.paired import apply_pairing, pair_contenders
-from sextant.pipeline.steps import run_step
-from sextant.pipeline.variants import run_variants, search_options, search_strategy
+from sextant.pipeline.paired import apply_pairing
+from sextant.pipeline.schedule import run_plan
+from sextant.pipeline.variants import search_strategy
 from sextant.pipeline.workspace import Workspace
-from sextant.planner import Plan, PlannedCandidate, make_plan
+from sextant.planner import Plan, make_plan
 from sextant.plugins import Catalog, load_catalog
-from sextant.records import Cause, Status, StepRecord
+from sextant.records import Status
 from sextant.references import resolve_model
 from sextant.samples import save_batches
 from sextant.selection import select, settle_regimes
 from sextant.signature import batch_size
-from sextant.specs import SearchStrategySpec, SourceModel, resolve
+from sextant.specs import SourceModel, resolve
 
 __all__ = ["EventHandler", "OptimizeOptions", "VerifyFunc", "optimize"]
 
@@ -205,7 +197,7 @@ def optimize(
                 first = favourites([c for c in plan.candidates if c is not baseline], scores)
                 if history is not None:
                     note_order(ledger, history, first, history.similar(model, options.objective))
-                _run_plan(run, plan, baseline, compare, verify_func, strategy, scores, first)
+                run_plan(run, plan, baseline, compare, verify_func, strategy, scores, first)
             except BaseException:
                 _finish(ledger, plan, options, max_batch, time.monotonic() - started, complete=False)
                 _seal(ledger, workspace)
@@ -218,102 +210,6 @@ def optimize(
         _seal(ledger, workspace)
     _raise_if_nothing_selected(ledger, workspace)
     return Package(workspace.path)
-
-
-def _run_plan(
-    run: Run,
-    plan: Plan,
-    baseline: PlannedCandidate,
-    compare: Comparator,
-    verify_func: VerifyFunc | None,
-    strategy: SearchStrategySpec | None,
-    scores: Mapping[str, float],
-    first: list[PlannedCandidate],
-) -> None:
-    """The reference; the candidates this machine's history favours (``first``, each after the
-    steps it needs: :mod:`.learned`); the source's candidates with their runners' defaults; each
-    step followed by its artifact's candidates (so a ``--budget-s`` run has measured what it built);
-    the chains through slow-to-build steps, then the candidates of slow-to-build runners
-    (``slow_build``), once all of those are measured, each only if it can pay
-    (:func:`.learned.slow_build_reason`, :func:`.learned.slow_step_reason`); then the option
-    variants (searched when a strategy is chosen)."""
-    run, judge = run_reference(run, baseline, compare, verify_func)
-    variants = [c for c in plan.candidates if c.options != c.runner.defaults()]
-    defaults = [c for c in plan.candidates if c is not baseline and c not in variants]
-    slow = [c for c in defaults if c.runner.slow_build]
-    built: set[str] = set()
-    done = {baseline.id}
-
-    def build(step_id: str | None) -> None:
-        if step_id is None or step_id in built:
-            return
-        step = plan.step(step_id)
-        build(step.parent)
-        built.add(step_id)
-        run_step(run, step, slow_step_reason(run, step, scores))
-
-    def measure(candidate: PlannedCandidate) -> None:
-        if candidate.id not in done:
-            done.add(candidate.id)
-            evaluate(run, candidate, judge)
-
-    for candidate in first:
-        build(candidate.step)
-        measure(candidate)
-    # the steps of chains that hold a slow build come after every fast one
-    fast = [s for s in plan.steps if not any(plan.step(n).spec.slow_build for n in _ancestry(plan, s.id))]
-    for step in [None, *fast, *(s for s in plan.steps if s not in fast)]:
-        build(step.id if step is not None else None)
-        for candidate in defaults:
-            if candidate.step == (step.id if step is not None else None) and candidate not in slow:
-                measure(candidate)
-    for candidate in slow:
-        if candidate.id in done:
-            continue
-        reason = slow_build_reason(run, candidate, scores)
-        if reason is None:
-            measure(candidate)
-        else:
-            done.add(candidate.id)
-            skip(run, candidate, reason)
-    evaluate_one = functools.partial(evaluate, run, judge=judge)
-    if strategy is not None:
-        search_options(run, plan, variants, evaluate_one, strategy)
-    else:
-        run_variants(run, plan, variants, evaluate_one)
-    pair_contenders(run, plan)
-    _note_screened(run)
-    untried = [r for r in (*run.ledger.steps.values(), *run.ledger.candidates.values()) if r.cause is Cause.BUDGET]
-    if untried:
-        steps = sum(isinstance(r, StepRecord) for r in untried)
-        run.ledger.note(
-            f"the --budget-s of {run.budget.seconds:g} s was spent: {steps} steps and {len(untried) - steps} "
-            "candidates were not tried (listed as skipped); the selection is among those measured. "
-            "Run again with a larger --budget-s, or none, to try them: everything finished is reused"
-        )
-
-
-def _ancestry(plan: Plan, step_id: str) -> list[str]:
-    """A step's id and those of the steps before it on its chain."""
-    chain: list[str] = []
-    current: str | None = step_id
-    while current is not None:
-        chain.append(current)
-        current = plan.step(current).parent
-    return chain
-
-
-def _note_screened(run: Run) -> None:
-    """One note counting the candidates screened out (each record says at what estimate)."""
-    records = [run.ledger.candidates[c] for c in run.ledger.run_candidates]
-    screened = sum(r.status == Status.OK and r.screened for r in records)
-    if screened:
-        full = sum(r.profiled_in_full for r in records)
-        run.ledger.note(
-            f"{screened} correct candidates were screened out by a short measurement at the ends of the batch "
-            f"range (each under {run.options.cutoff:.0%} of the best measured so far; `sextant inspect` gives "
-            f"their estimates); {full} were profiled in full"
-        )
 
 
 def _seal(ledger: Ledger, workspace: Workspace) -> None:
