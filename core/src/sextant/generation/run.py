@@ -75,7 +75,7 @@ def optimize_generation(
         )
     made = make_prompts(prompts, config, source.vocab_size, source.max_positions)
     workspace = Workspace.open(Path(options.workspace or Path("sextant-workspace") / source.name))
-    from sextant.pipeline import _previous_status, _raise_if_nothing_selected, _seal
+    from sextant.pipeline import _previous_status, _raise_if_nothing_selected, _seal, _write_report
 
     with WorkspaceLock(workspace.path) as lock:
         previous, unreadable = _previous_status(workspace, options.fresh)
@@ -136,6 +136,7 @@ def optimize_generation(
                 raise
         _finish(run, plan, time.monotonic() - started, complete=True)
         workspace.prune([r.artifact for r in ledger.steps.values()] + [r.outputs for r in ledger.candidates.values()])
+        _write_report(ledger, workspace)
         _seal(ledger, workspace)
     _raise_if_nothing_selected(ledger, workspace)
     return Package(workspace.path)
@@ -327,6 +328,4 @@ def _finish(run: Run, plan: GenerationPlan, seconds: float, *, complete: bool) -
         reference_only=(),
         selection=selection,
     )
-    if complete:
-        ledger.note("report.html is not written for text-generation runs yet: `sextant inspect` shows the results")
     ledger.emit("done", {"status": ledger.document.to_json()})

@@ -4,6 +4,7 @@
 - :mod:`.plots`: plotly figure specifications (plain dicts; no plotting library in Python);
 - :mod:`.page`: the page itself: sections, sortable tables, the embedded plotly.js, its script;
 - :mod:`.sections`: what the page of an optimize run says;
+- :mod:`.generation`: what the page of a text-generation run says (TTFT, ITL, tokens/s, verdicts);
 - :mod:`.csvexport`: ``points.csv`` and ``candidates.csv`` (columns documented there);
 - :mod:`.bundle`: plotly.js from the ``plotly`` distribution (the ``sextant[report]`` extra).
 
@@ -51,13 +52,21 @@ def render_report(
 
     report = read_run(status)
     bundle = plotly_bundle()
-    figures = plots.run_figures(report)
-    downloads = " ".join(
-        [
-            page.data_link("points.csv", csvexport.points_csv(report)),
-            page.data_link("candidates.csv", csvexport.candidates_csv(report)),
-        ]
-    )
+    if report.generates:
+        from sextant.htmlreport import generation
+
+        figures = generation.generation_figures(report)
+        build = generation.generation_page
+        csv_files = {
+            "points.csv": generation.points_csv(report),
+            "ttft.csv": generation.ttft_csv(report),
+            "candidates.csv": csvexport.candidates_csv(report),
+        }
+    else:
+        figures = plots.run_figures(report)
+        build = sections.run_page
+        csv_files = {"points.csv": csvexport.points_csv(report), "candidates.csv": csvexport.candidates_csv(report)}
+    downloads = " ".join(page.data_link(name, text) for name, text in csv_files.items())
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     footer = f"Written by sextant {page.esc(__version__)} at {page.esc(now)}"
     if package is not None:
@@ -67,7 +76,7 @@ def render_report(
     footer += "."
     if bundle is not None:
         footer += f" Plots drawn by plotly.js {page.esc(bundle.js_version)} (plotly {page.esc(bundle.plotly_version)}), embedded."
-    built = sections.run_page(
+    built = build(
         report,
         figures,
         link=_linker(package, output),
@@ -95,11 +104,26 @@ def write_report(package: Path | str, output: Path | str | None = None) -> Path:
 
 
 def write_csv(package: Path | str, folder: Path | str) -> list[Path]:
-    """``points.csv`` and ``candidates.csv`` of the package at ``package``, in ``folder``."""
+    """``points.csv`` and ``candidates.csv`` of the package at ``package``, in ``folder`` (and
+    ``ttft.csv`` for a text-generation run)."""
     from sextant.htmlreport.csvexport import write_csv as write
     from sextant.package import read_document
 
-    return write(read_run(read_document(Path(package))), Path(folder))
+    report = read_run(read_document(Path(package)))
+    if not report.generates:
+        return write(report, Path(folder))
+    from sextant.htmlreport import csvexport, generation
+
+    target = Path(folder)
+    target.mkdir(parents=True, exist_ok=True)
+    files = {
+        "points.csv": generation.points_csv(report),
+        "ttft.csv": generation.ttft_csv(report),
+        "candidates.csv": csvexport.candidates_csv(report),
+    }
+    for name, text in files.items():
+        (target / name).write_text(text, encoding="utf-8")
+    return [target / name for name in files]
 
 
 def _linker(package: Path | None, output: Path | None) -> Callable[[str], str | None]:

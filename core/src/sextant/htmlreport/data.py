@@ -174,6 +174,16 @@ class RunReport:
     regimes: Mapping[str, str] = field(default_factory=dict)
     #: the candidates measured first because they won on similar models here (:mod:`sextant.history`)
     history_first: tuple[str, ...] = ()
+    #: ``text-generation`` for a generation run (its page is :mod:`sextant.htmlreport.generation`'s)
+    task: str | None = None
+    #: a generation run's settings (:class:`sextant.generation.config.GenerationConfig` as a dict)
+    generation: Mapping[str, Any] | None = None
+    #: a generation run's prompts: count, lengths, given
+    prompts: Mapping[str, Any] | None = None
+
+    @property
+    def generates(self) -> bool:
+        return self.task == "text-generation"
 
     @property
     def best_candidate(self) -> Candidate | None:
@@ -248,6 +258,9 @@ def read_run(status: RunDocument | Mapping[str, Any]) -> RunReport:
         busy=busy_reason(host.load_1min, host.cores),
         regimes=dict((selection.regimes if selection else None) or {}),
         history_first=document.history.first if document.history else (),
+        task=document.task,
+        generation=document.generation,
+        prompts=document.prompts,
     )
 
 

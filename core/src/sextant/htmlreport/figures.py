@@ -227,23 +227,55 @@ def paired_lines_figure(
     absent: str = "nothing was measured",
 ) -> Figure:
     """Two side-by-side panels against batch size sharing one legend (a series is one entry)."""
-    if not left:
+    return panels_figure(
+        fig_id, title, (left, right), style, titles=titles, y_title=y_title, log_y=log_y, caption=caption, absent=absent
+    )
+
+
+def panels_figure(
+    fig_id: str,
+    title: str,
+    panels: Sequence[Sequence[Series]],
+    style: Mapping[str, Style],
+    *,
+    titles: Sequence[str],
+    y_title: str,
+    log_y: bool = True,
+    caption: str = "",
+    absent: str = "nothing was measured",
+) -> Figure:
+    """Side-by-side panels against batch size sharing one legend (the first panel's series are the
+    entries; a series keeps its colour in every panel)."""
+    if not panels or not panels[0]:
         return Figure(fig_id, title, caption, absent=absent)
-    layout = base_layout(legend_entries=sum(style[s.name].legend for s in left))
-    batches = [x for s in left for x in s.x]
-    layout["xaxis"] = {**batch_axis(batches), "domain": [0.0, 0.47]}
-    layout["xaxis2"] = {**batch_axis(batches), "domain": [0.53, 1.0], "anchor": "y2"}
-    layout["yaxis"] = value_axis(y_title, log=log_y, values=[y for s in left for y in s.y])
-    layout["yaxis2"] = {**value_axis(y_title, log=log_y, values=[y for s in right for y in s.y]), "anchor": "x2"}
-    layout["annotations"] = [
-        _panel_title(titles[0], "x domain"),
-        _panel_title(titles[1], "x2 domain"),
-    ]
+    first = panels[0]
+    layout = base_layout(legend_entries=sum(style[s.name].legend for s in first))
+    batches = [x for s in first for x in s.x]
+    count, gap = len(panels), 0.06
+    width = (1.0 - gap * (count - 1)) / count
+    data: list[dict[str, Any]] = []
+    annotations = []
+    ringed = False
+    for i, (series, text) in enumerate(zip(panels, titles)):
+        x, y = ("x", "y") if i == 0 else (f"x{i + 1}", f"y{i + 1}")
+        start = i * (width + gap)
+        layout["xaxis" if i == 0 else f"xaxis{i + 1}"] = {
+            **batch_axis(batches),
+            "domain": [round(start, 4), round(start + width, 4)],
+            **({"anchor": y} if i else {}),
+        }
+        layout["yaxis" if i == 0 else f"yaxis{i + 1}"] = {
+            **value_axis(y_title, log=log_y, values=[v for s in series for v in s.y]),
+            **({"anchor": x} if i else {}),
+        }
+        annotations.append(_panel_title(text, f"{x} domain"))
+        data += [line_trace(s, how, xaxis=x, yaxis=y, legend=i == 0) for s, how in _drawing_order(series, style)]
+        ring = unstable_trace(series, xaxis=x, yaxis=y, legend=not ringed)
+        if ring is not None:
+            data.append(ring)
+            ringed = True
+    layout["annotations"] = annotations
     layout["margin"] = {**layout["margin"], "t": 36}
-    data = [line_trace(s, how) for s, how in _drawing_order(left, style)]
-    data += [line_trace(s, how, xaxis="x2", yaxis="y2", legend=False) for s, how in _drawing_order(right, style)]
-    rings = (unstable_trace(left), unstable_trace(right, xaxis="x2", yaxis="y2", legend=unstable_trace(left) is None))
-    data += [t for t in rings if t is not None]
     return Figure(fig_id, title, caption, tuple(data), layout)
 
 
