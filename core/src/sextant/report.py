@@ -277,6 +277,10 @@ def summary_line(status: RunDocument | Mapping[str, Any], workspace: str) -> str
     """One line naming the best candidate (escaped: ids hold ``[option=value]``, not markup)."""
     document = _document(status)
     best, selection = document.best, document.selection
+    if best is not None and document.generates:  # tokens/s, inter-token latency, time to first token
+        from sextant.generation.tables import summary_line as generation_line
+
+        return generation_line(document, workspace) or ""
     if best is None:
         reason = (selection.reason if selection else None) or "the run stopped before it selected one"
         return f"no candidate selected: {escape(str(reason))}. Package: {escape(workspace)}"

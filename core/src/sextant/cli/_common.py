@@ -111,7 +111,13 @@ def render_package(package: Package, as_json: bool, problems: Sequence[str] = ()
         return print_json({"package": path, **package.status, "incomplete": incomplete, "problems": list(problems)})
     out = stderr()
     console().print(report.results_table(document))
-    for line in report.reasons(document):
+    lines = report.reasons(document)
+    if document.generates:
+        from sextant.generation import tables
+
+        console().print(tables.generation_table(document))
+        lines += tables.verdict_lines(document)
+    for line in lines:
         out.print(f"  {line}", highlight=False)
     for line in report.regime_lines(document):
         out.print(f"  {line}", highlight=False)
