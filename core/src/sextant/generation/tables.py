@@ -117,7 +117,8 @@ def verdict_lines(document: RunDocument) -> list[str]:
     for cid, record in document.candidates.items():
         if record.status != Status.OK:
             continue
-        ties = [(v.get("name", f"prompt {i}"), v["near_ties"]) for i, v in enumerate(_verdicts(record)) if v.get("near_ties")]
+        verdicts = enumerate(_verdicts(record))
+        ties = [(v.get("name", f"prompt {i}"), v["near_ties"]) for i, v in verdicts if v.get("near_ties")]
         if ties:
             where = "; ".join(f"{name}: steps {', '.join(map(str, steps))}" for name, steps in ties)
             out.append(f"{escape(cid)}: greedy tokens differ only at near-ties ({escape(where)})")

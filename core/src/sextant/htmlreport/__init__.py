@@ -53,9 +53,9 @@ def render_report(
     report = read_run(status)
     bundle = plotly_bundle()
     if report.generates:
-        from sextant.htmlreport import generation
+        from sextant.htmlreport import generation, genplots
 
-        figures = generation.generation_figures(report)
+        figures = genplots.generation_figures(report)
         build = generation.generation_page
         csv_files = {
             "points.csv": generation.points_csv(report),

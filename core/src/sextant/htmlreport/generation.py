@@ -7,19 +7,20 @@ logits error of each prompt against the tolerance. Its tables: the candidates (t
 each prompt length, ITL, peak memory, agreement) and, per candidate and prompt, the teacher-forcing
 verdict: logits error, steps out of tolerance, the share of greedy tokens equal to the reference's,
 the first divergence and the near-ties (steps where the reference's top two logits are within the
-tolerance, so either token is right). The page's look, cards, failures and notes are the optimize
-page's (:mod:`.sections`); every number comes from the package's records.
+tolerance, so either token is right). The plots are :mod:`.genplots`'; the page's look, cards,
+failures and notes the optimize page's (:mod:`.sections`); every number comes from the records.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections import Counter
+from collections.abc import Sequence
 
 from sextant.htmlreport import sections
 from sextant.htmlreport.csvexport import to_csv
-from sextant.htmlreport.data import Candidate, RunReport, Series
-from sextant.htmlreport.figures import Figure, Style, lines_figure, panels_figure, styles
+from sextant.htmlreport.data import Candidate, RunReport
+from sextant.htmlreport.figures import Figure
+from sextant.htmlreport.genplots import agreement, at_batch, prompt_lengths, ttft_by_length, verdicts_of
 from sextant.htmlreport.page import (
     Banner,
     Cell,
@@ -34,175 +35,6 @@ from sextant.htmlreport.page import (
     table,
     text_cell,
 )
-from sextant.htmlreport.plots import errors_figure
-from sextant.records import Status
-
-# -- what a generation candidate recorded ------------------------------------------------------------
-
-
-def ttft_by_length(c: Candidate) -> dict[int, float]:
-    """Time to first token at batch 1 by prompt length (ms), in length order."""
-    return {int(k): float(v) for k, v in sorted((c.record.ttft_ms or {}).items(), key=lambda kv: int(kv[0]))}
-
-
-def prompt_lengths(report: RunReport) -> list[int]:
-    """Every prompt length a TTFT was measured at (or the run's, when none was)."""
-    lengths = {n for c in report.candidates for n in ttft_by_length(c)}
-    if not lengths and report.prompts:
-        lengths = set(report.prompts.get("lengths") or ())
-    return sorted(lengths)
-
-
-def at_batch(c: Candidate, batch: int) -> Mapping[str, Any] | None:
-    return next((p for p in c.record.points if p.get("batch") == batch), None)
-
-
-def agreement(c: Candidate) -> float | None:
-    """The share of greedy tokens equal to the reference's, over every prompt's steps."""
-    verdicts = _verdicts(c)
-    steps = sum(int(v.get("steps") or 0) for v in verdicts)
-    if not verdicts or not steps or any("agreement" not in v for v in verdicts):
-        return None
-    return sum(float(v["agreement"]) * int(v.get("steps") or 0) for v in verdicts) / steps
-
-
-def first_divergence(c: Candidate) -> str | None:
-    for v in _verdicts(c):
-        if v.get("first_divergence") is not None:
-            return f"{v.get('name', '?')}, step {v['first_divergence']}"
-    return None
-
-
-def near_ties(c: Candidate) -> int:
-    return sum(len(v.get("near_ties") or ()) for v in _verdicts(c))
-
-
-def _verdicts(c: Candidate) -> tuple[Mapping[str, Any], ...]:
-    return c.record.correctness.outputs if c.record.correctness else ()
-
-
-# -- plots ----------------------------------------------------------------------------------------------
-
-
-def _text(p: Mapping[str, Any]) -> str:
-    parts = [
-        f"batch {p['batch']}",
-        f"{p['throughput']:,.1f} tokens/s",
-        f"ITL p50 {p['p50_ms']:.3f} ms, p90 {p.get('p90_ms', float('nan')):.3f} ms, p99 {p['p99_ms']:.3f} ms",
-    ]
-    if p.get("ttft_ms") is not None:
-        parts.append(f"TTFT {p['ttft_ms']:.3f} ms (prompt {p.get('prompt_length', '?')})")
-    if p.get("memory_mb") is not None:
-        parts.append(f"peak {p['memory_mb']:,.0f} MB")
-    return ", ".join(parts)
-
-
-def series_vs_batch(candidates: Sequence[Candidate], metric: str) -> list[Series]:
-    """``metric`` of each candidate's points against batch (screened: its one screen point)."""
-    out = []
-    for c in candidates:
-        points = sorted(c.record.points, key=lambda p: p["batch"])
-        if not points:
-            continue
-        out.append(
-            Series(
-                c.id,
-                tuple(p["batch"] for p in points),
-                tuple(p.get(metric) for p in points),
-                tuple(_text(p) for p in points),
-                markers_only=c.record.screened,
-            )
-        )
-    return out
-
-
-def ttft_series(candidates: Sequence[Candidate]) -> list[Series]:
-    out = []
-    for c in candidates:
-        ttft = ttft_by_length(c)
-        if ttft:
-            text = tuple(f"prompt {n} tokens: TTFT {ms:.3f} ms at batch 1" for n, ms in ttft.items())
-            out.append(Series(c.id, tuple(ttft), tuple(ttft.values()), text))
-    return out
-
-
-def _wide(series: Sequence[Series]) -> bool:
-    values = [y for s in series for y in s.y if y]
-    return bool(values) and max(values) >= 20 * min(values)
-
-
-def generation_figures(report: RunReport) -> list[Figure]:
-    """The plots of one generation run, in page order."""
-    measured = [c for c in report.candidates if c.record.points or c.record.ttft_ms]
-    ranked = sorted(measured, key=lambda c: (c.rank is None, c.rank or 0))
-    style: dict[str, Style] = styles([c.id for c in ranked], best=report.best, baseline=report.baseline)
-    labels = {c.id: ("★ " if c.best else "") + c.id for c in report.candidates}
-    nothing = "no candidate was measured" + (f" ({report.no_selection_reason})" if report.no_selection_reason else "")
-    ttft = ttft_series(measured)
-    tokens = series_vs_batch(measured, "throughput")
-    screened = (
-        " A screened-out candidate's one short measurement at batch 1 is a point, not a line."
-        if any(s.markers_only for s in tokens)
-        else ""
-    )
-    memory = [s for s in series_vs_batch(measured, "memory_mb") if any(v is not None for v in s.y)]
-    return [
-        lines_figure(
-            "ttft",
-            "Time to first token vs prompt length",
-            ttft,
-            style,
-            y_title="time to first token (ms)",
-            x_title="prompt length (tokens)",
-            log_y=_wide(ttft),
-            caption="Median time from the prompt to the first generated token (the prefill and its choice), "
-            "one sequence, at each prompt length measured.",
-            absent=nothing,
-        ),
-        panels_figure(
-            "itl",
-            "Inter-token latency vs batch",
-            [series_vs_batch(measured, m) for m in ("p50_ms", "p90_ms", "p99_ms")],
-            style,
-            titles=("p50", "p90", "p99"),
-            y_title="inter-token latency (ms)",
-            caption="Percentiles of the time between consecutive tokens over every decode step of every measured "
-            "generation, at each number of concurrent sequences (log scales)." + screened,
-            absent=nothing,
-        ),
-        lines_figure(
-            "tokens",
-            "Output tokens/s vs batch",
-            tokens,
-            style,
-            y_title="output tokens/s",
-            log_y=_wide(tokens),
-            caption="Tokens generated per second over all concurrent sequences (batch × new tokens over the whole "
-            "generation, the prefill included), at the longest prompt." + screened,
-            absent=nothing,
-        ),
-        lines_figure(
-            "memory",
-            "Peak memory vs batch",
-            memory,
-            style,
-            y_title="peak resident memory (MB)",
-            caption="Peak resident memory of the candidate's process while each batch was generated (it grows "
-            "with the KV cache).",
-            absent="memory was not recorded",
-        ),
-        errors_figure(
-            "correctness",
-            "Teacher forcing: largest logits error per prompt",
-            [e for c in report.candidates for e in c.errors],
-            labels,
-            caption="Largest absolute difference of the candidate's logits from the reference's at any step of the "
-            "reference's greedy continuation, against the absolute tolerance (|): a cross failed, a hollow circle "
-            "at the left edge matched exactly. The relative tolerance is in the hover.",
-            absent="no candidate was judged against the reference",
-        ),
-    ]
-
 
 # -- the page ---------------------------------------------------------------------------------------------
 
@@ -228,10 +60,9 @@ def generation_page(
         parts.append(Section("skipped", f"Not tried ({len(report.skipped)})", sections.skipped(report)))
     if report.notes:
         parts.append(Section("notes", "Notes", "<ul>" + "".join(f"<li>{esc(n)}</li>" for n in report.notes) + "</ul>"))
-    page = sections.run_page(report, figures, link=link, downloads=downloads, written=written, plots_missing=plots_missing)
     return Page(
-        title=page.title,
-        subtitle=page.subtitle + " · text generation",
+        title=f"sextant: {report.model}",
+        subtitle=sections._subtitle(report) + " · text generation",
         banners=tuple(banners(report)),
         sections=tuple(parts),
         figures=tuple(figures),
@@ -294,10 +125,8 @@ def result_card(report: RunReport) -> str:
     if base is not None:
         items.append(("reference", f"<span class=id>{esc(base.id)}</span>"))
         items += [(f"reference {k}", v) for k, v in _measures(base)]
-    counts: dict[str, int] = {}
-    for c in report.candidates:
-        counts[c.state] = counts.get(c.state, 0) + 1
-    items.append(("candidates", ", ".join(f"{n} {s}" for s, n in sorted(counts.items(), key=lambda kv: -kv[1])) or "none"))
+    counts = Counter(c.state for c in report.candidates)
+    items.append(("candidates", ", ".join(f"{n} {s}" for s, n in counts.most_common()) or "none"))
     return key_values(items + sections.objective_items(report))
 
 
@@ -418,8 +247,9 @@ def verdicts(report: RunReport) -> str:
     for c in report.candidates:
         if c.id == report.baseline:
             continue
-        for v in _verdicts(c):
+        for v in verdicts_of(c):
             passed = bool(v.get("passed"))
+            word = "passed" if passed else "failed"
             ties = list(v.get("near_ties") or ())
             rows.append(
                 [
@@ -431,10 +261,7 @@ def verdicts(report: RunReport) -> str:
                     number_cell(v["agreement"] * 100 if v.get("agreement") is not None else None, "{:.1f} %"),
                     number_cell(v.get("first_divergence"), "{}"),
                     text_cell(", ".join(f"step {t}" for t in ties) if ties else ""),
-                    Cell(
-                        f'<span class="badge {"ok" if passed else "incorrect"}">{"passed" if passed else "failed"}</span>',
-                        passed,
-                    ),
+                    Cell(f'<span class="badge {"ok" if passed else "incorrect"}">{word}</span>', passed),
                 ]
             )
     if not rows:
@@ -479,6 +306,8 @@ def points_csv(report: RunReport) -> str:
 def ttft_csv(report: RunReport) -> str:
     """One row per candidate and prompt length: the time to first token at batch 1."""
     rows = [
-        {"candidate": c.id, "prompt_length": n, "ttft_ms": ms} for c in report.candidates for n, ms in ttft_by_length(c).items()
+        {"candidate": c.id, "prompt_length": n, "ttft_ms": ms}
+        for c in report.candidates
+        for n, ms in ttft_by_length(c).items()
     ]
     return to_csv(("candidate", "prompt_length", "ttft_ms"), rows)
