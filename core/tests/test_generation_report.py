@@ -36,7 +36,9 @@ def catalog():
 
 @pytest.fixture(scope="module")
 def package(catalog, tmp_path_factory):
-    return optimize(NumpyLM(), catalog=catalog, workspace=tmp_path_factory.mktemp("gen") / "ws", generation=FAST)
+    workspace = tmp_path_factory.mktemp("gen") / "ws"
+    generators = ("numpy-lm", "numpy-lm-noisy")
+    return optimize(NumpyLM(), catalog=catalog, workspace=workspace, generation=FAST, runners=generators)
 
 
 def test_the_run_writes_a_page_of_what_generation_users_judge(package):

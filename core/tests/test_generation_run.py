@@ -15,6 +15,8 @@ from sextant.testing.fakelm import NoGenerate, NumpyLM, NumpyLMGenerator
 from sextant.testing.fake import NumpyMLP
 
 FAST = {"prompt_lengths": (4, 8), "new_tokens": 5, "batch_sizes": (1, 2), "repeats": 1, "warmup": 0}
+#: one correct candidate (the reference) and two wrong ones: the pick does not depend on timings
+GENERATORS = ("numpy-lm", "numpy-lm-noisy")
 
 
 @pytest.fixture
@@ -26,6 +28,7 @@ def _run(catalog, workspace, model=None, **options):
     from sextant.generation.config import GenerationConfig
 
     generation = GenerationConfig(**{**FAST, **options.pop("generation", {})})
+    options.setdefault("runners", GENERATORS)
     return optimize(model or NumpyLM(), catalog=catalog, workspace=workspace, generation=generation, **options)
 
 

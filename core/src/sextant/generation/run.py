@@ -9,8 +9,9 @@ generator instead of a runner, prompts instead of batches, teacher forcing
 (:mod:`sextant.generation.measure`) instead of a batch sweep; the reference generator's greedy
 continuation (``reference.npz``) is what every other candidate is judged on.
 
-Not yet here (said in the run's notes where it matters): screening, ``--budget-s``, option search,
-the HTML report.
+``--budget-s`` as in any run (the reference always runs; a candidate not started once it is spent
+is skipped, saying so, and tried by the next run); screening by :mod:`sextant.generation.screen`;
+``report.html`` by :mod:`sextant.htmlreport.generation`. Not yet here: option search.
 """
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ from sextant.compare import Tolerance
 from sextant.devices import busy_reason, cpu_threads, host_record
 from sextant.errors import NothingRunnableError, SampleError
 from sextant.generation.judge import judge
+from sextant.generation.measure import GenerationPoint
 from sextant.generation.plan import GenerationCandidate, GenerationPlan, make_generation_plan
 from sextant.generation.prompts import Prompts, make_prompts
+from sextant.generation.screen import rivals, screen_mode, screen_verdict
 from sextant.isolation import Isolator
 from sextant.jobs import GenerationJob, ProfileOrder
 from sextant.options import OptimizeOptions
@@ -44,7 +47,7 @@ from sextant.pipeline.steps import run_step
 from sextant.pipeline.workspace import Workspace
 from sextant.planner import SOURCE
 from sextant.plugins import Catalog
-from sextant.records import CandidateKeys, CandidateRecord, Correctness, Profile, Status, Stop
+from sextant.records import Cause, CandidateKeys, CandidateRecord, Correctness, Profile, Status, Stop
 from sextant.runtime import GeneratorRequest
 from sextant.selection import select
 from sextant.signature import Signature, TensorSpec
@@ -62,6 +65,7 @@ def optimize_generation(
 ) -> Package:
     """Run the generation candidates of ``source`` (a format generators consume) and write the package."""
     started = time.monotonic()
+    budget = Budget(options.budget_s)
     config = options.generation
     plan = make_generation_plan(
         catalog, source.format, devices=options.devices(), precisions=options.precisions, generators=options.runners
@@ -126,7 +130,7 @@ def optimize_generation(
                 SIGNATURE,
                 config.max_batch,
                 hash_path(workspace.inputs),
-                Budget(None),
+                budget,
             )
             try:
                 _run_plan(run, plan, reference, made)
@@ -154,6 +158,26 @@ def _run_plan(run: Run, plan: GenerationPlan, reference: GenerationCandidate, pr
     others = [c for c in plan.candidates if c is not reference]
     for candidate in sorted(others, key=lambda c: c.spec.slow_build):
         evaluate(run, plan, candidate, prompts, run.workspace.reference)
+    _note(run)
+
+
+def _note(run: Run) -> None:
+    """What the run left out: candidates not tried for ``--budget-s``, and those screened out."""
+    records = [run.ledger.candidates[c] for c in run.ledger.run_candidates]
+    untried = [r for r in records if r.cause is Cause.BUDGET]
+    if untried:
+        run.ledger.note(
+            f"the --budget-s of {run.budget.seconds:g} s was spent: {len(untried)} candidates were not tried "
+            "(listed as skipped); the selection is among those measured. Run again with a larger --budget-s, "
+            "or none, to try them: everything finished is reused"
+        )
+    screened = sum(r.status == Status.OK and r.screened for r in records)
+    if screened:
+        run.ledger.note(
+            f"{screened} correct candidates were screened out by a short generation at batch 1 (each under "
+            f"{run.options.cutoff:.0%} of the best tokens/s measured so far; `sextant inspect` gives their "
+            f"estimates); {sum(r.profiled_in_full for r in records)} were measured in full"
+        )
 
 
 def _build(run: Run, plan: GenerationPlan, candidate: GenerationCandidate) -> str | None:
@@ -182,6 +206,9 @@ def evaluate(
         precision=candidate.precision,
         options=dict(candidate.options),
     )
+    if reference is not None and run.budget.spent():  # the reference always runs: it judges the others
+        skipped = replace(record, status=Status.SKIPPED, reason=run.budget.reason, cause=Cause.BUDGET)
+        return _record(run, candidate, skipped)
     artifact = _build(run, plan, candidate)
     if artifact is None:
         step = run.ledger.steps[candidate.step or ""]
@@ -215,15 +242,19 @@ def evaluate(
 
     run.ledger.emit("candidate_start", {"id": candidate.id})
     points: list[dict[str, Any]] = []
+    screened: list[dict[str, Any]] = []
     current = {"record": record}
 
     def handle(kind: str, data: Any) -> Any:
         if kind == "outputs":
             current["record"] = judging(current["record"], Path(data))
-            return ProfileOrder(profile=current["record"].status == Status.PROFILING).to_json()
-        if kind == "point":
-            points.append(data)
-            run.ledger.emit("candidate_point", {"id": candidate.id, "point": data, "screen": False})
+            if current["record"].status != Status.PROFILING:
+                return ProfileOrder(profile=False).to_json()
+            mode = screen_mode(run.options.generation_goal())
+            return ProfileOrder(True, run.options.cutoff, _rivals(run), mode).to_json()
+        if kind in ("point", "screen_point"):
+            (points if kind == "point" else screened).append(data)
+            run.ledger.emit("candidate_point", {"id": candidate.id, "point": data, "screen": kind == "screen_point"})
         elif kind == "loaded":
             current["record"] = replace(current["record"], load_seconds=round(float(data), 3))
         return None
@@ -243,7 +274,12 @@ def evaluate(
     if record.status == Status.PENDING:
         record = replace(record, **outcome(result))
     elif record.status == Status.PROFILING:
-        if result.ok and points:
+        if result.ok and result.value.get("screened") and screened:
+            value = result.value
+            memory = value.get("loaded_memory_mb")
+            profile = Profile(tuple(screened), value["threads"], value["screened"], memory, Stop.SCREENED)
+            record = replace(record, status=Status.OK, profile=profile)
+        elif result.ok and points:
             profile = Profile(tuple(points), run.threads, "measured at every batch size", result.value.get("loaded_memory_mb"), Stop.MAX_BATCH)
             record = replace(record, status=Status.OK, profile=profile, ttft_ms=result.value["ttft_ms"])
         else:
@@ -291,9 +327,23 @@ def _reuse(run: Run, candidate: GenerationCandidate, record: CandidateRecord, ju
     judged = replace(judging(record, run.workspace / old.outputs), cached=True)
     if judged.status != Status.PROFILING:
         return judged
+    if old.screened and old.keys.profile == record.keys.profile and old.profile is not None:
+        # screened out again only against this run's rivals, or measured in full
+        mode = screen_mode(run.options.generation_goal())
+        point = GenerationPoint.from_dict(old.points[0])
+        reason = mode and screen_verdict(point, run.options.generation.new_tokens, _rivals(run), run.options.cutoff)
+        if not reason:
+            return None
+        profile = replace(old.profile, stopped=reason)
+        return replace(judged, status=Status.OK, profile=profile, load_seconds=old.load_seconds)
     if old.keys.profile != record.keys.profile or not old.points or old.ttft_ms is None:
         return None
     return replace(judged, status=Status.OK, profile=old.profile, ttft_ms=old.ttft_ms, load_seconds=old.load_seconds)
+
+
+def _rivals(run: Run) -> dict[int, float]:
+    """What a screened candidate is compared with: this run's candidates measured in full."""
+    return rivals(run.ledger.candidates[c] for c in run.ledger.run_candidates)
 
 
 def _record(run: Run, candidate: GenerationCandidate, record: CandidateRecord) -> CandidateRecord:

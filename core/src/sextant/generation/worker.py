@@ -3,8 +3,10 @@
 Load the generator; check the prompts against what it says it takes; run every prompt (the
 reference: its greedy continuation, ids and logits; any other candidate: teacher-forced on the
 reference's continuation, logits only) and save the arrays; ask the parent (``outputs``: the
-file), which judges them; if told to, measure: the time to first token of each prompt length at
-batch 1 (event ``ttft``), then one point per batch size at the longest prompt (event ``point``).
+file), which judges them; if told to, measure: first a screen when the order asks for one
+(:mod:`sextant.generation.screen`; event ``screen_point``; a candidate screened out stops there),
+then the time to first token of each prompt length at batch 1 (event ``ttft``), then one point per
+batch size at the longest prompt (event ``point``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from sextant.child import Channel
 from sextant.generation.loop import greedy, teacher_forced
 from sextant.generation.measure import measure_batch, measure_ttft
 from sextant.generation.prompts import Prompts, check
+from sextant.generation.screen import screen
 from sextant.jobs import GenerationJob, ProfileOrder
 from sextant.memory import MemoryProbe
 from sextant.specs import resolve
@@ -49,13 +52,18 @@ def run_generation(document: Mapping[str, Any], channel: Channel) -> dict[str, A
         order = ProfileOrder.from_json(channel.ask("outputs", str(job.outputs)))
         if not order.profile:
             return {"profiled": False}
+        longest = prompts.first_of_length(prompts.lengths[-1])
+        if order.screen is not None and order.rivals:
+            point, screened = screen(generator, longest, config, order)
+            channel.emit("screen_point", point.to_dict())
+            if screened:
+                return {"screened": screened, "threads": job.request.threads, "loaded_memory_mb": loaded_mb}
         ttft = {}
         for length in prompts.lengths:
             ttft[str(length)] = measure_ttft(
                 generator, prompts.first_of_length(length), repeats=config.repeats, warmup=config.warmup
             )
             channel.emit("ttft", {"length": length, "ms": ttft[str(length)]})
-        longest = prompts.first_of_length(prompts.lengths[-1])
         points = []
         for batch in config.batch_sizes:
             point = measure_batch(

@@ -3,7 +3,8 @@
 Source format ``numpy-lm``: a :class:`NumpyLM` object (a bigram table plus a per-position bias, so
 the next token depends on the last token and the position), written with ``np.savez``. Generators:
 ``numpy-lm`` (the reference; its state is the last ids and the position) and ``numpy-lm-noisy``,
-whose ``noise`` option adds that much uniform noise to every logit (0: exact).
+whose ``noise`` option adds that much uniform noise to every logit (0: exact), and ``numpy-lm-copy``,
+two exact copies of the reference (its ``copy`` option changes nothing: correct rivals to screen).
 :class:`ClockedGenerator` advances a fake clock by set amounts per call, for exact timings.
 """
 
@@ -68,6 +69,13 @@ def sextant_register_generators() -> list[GeneratorSpec]:
             load="sextant.testing.fakelm:load",
             options=(Param("noise", "categorical", (0.0, 1e-3, 10.0), 1e-3, "uniform noise on the logits"),),
             variants=({"noise": 10.0},),
+        ),
+        GeneratorSpec(
+            "numpy-lm-copy",
+            LM,
+            load="sextant.testing.fakelm:load",
+            options=(Param("copy", "categorical", (0, 1), 0, "which copy (both are exact)"),),
+            variants=({"copy": 1},),
         ),
     ]
 
