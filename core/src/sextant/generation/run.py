@@ -250,7 +250,7 @@ def evaluate(
             current["record"] = judging(current["record"], Path(data))
             if current["record"].status != Status.PROFILING:
                 return ProfileOrder(profile=False).to_json()
-            mode = screen_mode(run.options.generation_goal())
+            mode = screen_mode(run.options.generation_goal()) if run.options.cutoff > 0 else None  # 0: no screen
             return ProfileOrder(True, run.options.cutoff, _rivals(run), mode).to_json()
         if kind in ("point", "screen_point"):
             (points if kind == "point" else screened).append(data)
