@@ -5,7 +5,10 @@ Runners: ``openvino`` reads ONNX files (any the other plugins export or convert,
 plugin with the candidate's precision as its inference precision (fp32 is forced to f32, which
 OpenVINO would otherwise lower to bf16 on CPUs with AMX; bf16 where sextant's precision policy plans
 it) and the performance hint, streams and threads as searchable options. Converter: a saved ``torch.export`` program (the torch plugin's
-``torch-export`` step, or a ``.pt2`` source) → IR through ``openvino.convert_model``.
+``torch-export`` step, or a ``.pt2`` source) → IR through ``openvino.convert_model``. Generator
+(``--task text-generation``): ``openvino-stateful``, a ``transformers`` causal LM converted to a
+stateful IR (the KV cache kept in the infer request; :mod:`.stateful_build`), fp32, and int8
+weights when nncf is installed.
 
 This module only declares specs: openvino (and torch, for the converter) are imported by the
 callables, in the child processes.
@@ -13,7 +16,19 @@ callables, in the child processes.
 
 from __future__ import annotations
 
-from sextant.api import ONNX, TORCH_EXPORTED, ConverterSpec, Format, Param, RunnerSpec, hookimpl
+import importlib.util
+
+from sextant.api import (
+    ONNX,
+    TORCH_EXPORTED,
+    TRANSFORMERS_CAUSAL_LM,
+    ConverterSpec,
+    Format,
+    GeneratorSpec,
+    Param,
+    RunnerSpec,
+    hookimpl,
+)
 
 #: OpenVINO's own model format: ``model.xml`` (the graph) beside ``model.bin`` (the weights)
 OPENVINO_IR = Format("openvino-ir")
@@ -95,4 +110,30 @@ def sextant_register_runners() -> list[RunnerSpec]:
     return [
         _runner("openvino", ONNX, "the ONNX file (read by its ONNX frontend)"),
         _runner("openvino-ir", OPENVINO_IR, "OpenVINO IR"),
+    ]
+
+
+def _stateful_precisions() -> tuple[tuple[str, ...], str]:
+    """fp32, and int8 (weight-only, by nncf) when nncf is installed; else why not, for the description."""
+    if importlib.util.find_spec("nncf") is not None:
+        return ("fp32", "int8"), "fp32, or int8 weights by nncf.compress_weights"
+    return ("fp32",), "fp32 (int8 weights not offered: nncf is not installed; pip install nncf)"
+
+
+@hookimpl
+def sextant_register_generators() -> list[GeneratorSpec]:
+    precisions, said = _stateful_precisions()
+    return [
+        GeneratorSpec(
+            "openvino-stateful",
+            TRANSFORMERS_CAUSAL_LM,
+            load="sextant_openvino.stateful_generator:load",
+            build="sextant_openvino.stateful_build:build",
+            precisions=precisions,
+            requires=("openvino", "torch", "transformers"),
+            options=tuple(p for p in OPTIONS if p.name in ("cpu_pinning", "inference_num_threads")),
+            install="pip install sextant-openvino torch transformers",
+            description="OpenVINO's CPU plugin on a stateful IR (openvino.convert_model, the KV cache kept in the "
+            f"infer request): {said}",
+        ),
     ]
