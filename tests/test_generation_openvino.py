@@ -60,9 +60,8 @@ def test_the_stateful_llama_matches_the_reference(llama):
     _judge(source, built)
 
 
-@pytest.mark.parametrize("make", [causal_lms.gpt2, causal_lms.qwen2])
-def test_other_decoder_families_match_the_reference(make, tmp_path):
-    _judge(*_build(make, tmp_path))
+def test_gpt2_matches_the_reference(tmp_path):
+    _judge(*_build(causal_lms.gpt2, tmp_path))  # learned positions, one fused attention projection
 
 
 def test_a_batch_decodes_each_sequence_as_alone(llama):
@@ -104,18 +103,16 @@ def test_optimize_text_generation_with_openvino_stateful(tmp_path):
     assert stateful["status"] == "ok", stateful.get("reason")
     assert stateful["correctness"]["passed"]
     assert [p["batch"] for p in stateful["profile"]["points"]] == [1, 2]
-    # the candidate, loaded in a fresh process from the package, generates what eager generate does
-    prompt = [5, 7, 11, 13, 17, 19]
-    code = (
-        "import sextant, json; g = sextant.load(%r).candidate(%r).load(); "
-        "print(json.dumps(g.generate(%r, max_new_tokens=6)[0].tolist()))" % (str(ws), RUNNER, prompt)
-    )
-    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
-    assert loaded.returncode == 0, loaded.stderr
+    # the candidate, loaded from the package (here: test_generation_onnx.py loads one in a fresh
+    # process), generates what eager generate does
+    import sextant
     import torch
 
+    prompt = [5, 7, 11, 13, 17, 19]
+    with sextant.load(ws).candidate(RUNNER).load() as generator:
+        generated = generator.generate(prompt, max_new_tokens=6)[0].tolist()
     ids = torch.tensor([prompt])
     eager = causal_lms.llama().generate(
         ids, attention_mask=torch.ones_like(ids), max_new_tokens=6, min_new_tokens=6, do_sample=False
     )
-    assert json.loads(loaded.stdout.strip().splitlines()[-1]) == eager[0].tolist()
+    assert generated == eager[0].tolist()
