@@ -55,7 +55,8 @@ def test_the_stateful_llama_matches_the_reference(llama):
     import openvino as ov
 
     model = ov.Core().read_model(str(built / "model.xml"))
-    assert sorted(p.get_any_name() for p in model.inputs) == ["attention_mask", "input_ids"]  # the cache is state
+    inputs = sorted(p.get_any_name() for p in model.inputs)
+    assert inputs == ["attention_mask", "beam_idx", "input_ids"]  # the cache is state
     assert len(model.get_sinks()) == 4
     _judge(source, built)
 

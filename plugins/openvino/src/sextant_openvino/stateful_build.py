@@ -9,9 +9,14 @@ wrapper puts the flat tensors into a ``DynamicCache`` layer by layer, since its 
 empty layers trace to a concatenation OpenVINO's frontend refuses). OpenVINO's make-stateful
 transformation then turns each past/present pair into a variable of the infer request (a
 ``ReadValue`` / ``Assign`` pair, as optimum-intel's stateful IRs have): the cache never leaves
-OpenVINO, and the IR takes only ``input_ids`` and ``attention_mask``. Each variable starts as an
-empty cache of the batch's size (zeros of ``[batch, kv_heads, 0, head_dim]``, built from the shape
-of ``input_ids``), which ``reset_state`` restores for a new sequence.
+OpenVINO, and the IR takes only ``input_ids``, ``attention_mask`` and ``beam_idx``. Each variable
+starts as an empty cache of the batch's size (zeros of ``[batch, kv_heads, 0, head_dim]``, built
+from the shape of ``input_ids``), which ``reset_state`` restores for a new sequence; it is read
+through a ``Gather`` by ``beam_idx`` (which sequence each row continues: ``arange(batch)`` for
+sextant's loop). That ``Gather`` is optimum-intel's layout too: with it OpenVINO's CPU plugin fuses
+each layer's cache and attention into one stateful ``ScaledDotProductAttention`` (without it the
+cache is concatenated anew every step), and openvino-genai's ``LLMPipeline`` takes the IR (it also
+wants the logits as ``[batch, 1, vocab]``, the last position's, which the IR returns).
 
 Positions come from the cache's length, as ``transformers`` computes them for unpadded prompts.
 The weights are saved as fp32; with ``request.options["precision"] == "int8"`` they are compressed
@@ -32,6 +37,8 @@ from sextant_openvino.errors import reason
 
 GRAPH = "model.xml"
 MANIFEST = "stateful.json"
+#: which sequence of the state each row continues (``arange(batch)`` here; a beam search reorders)
+BEAM_IDX = "beam_idx"
 HINT = "Leave openvino-stateful out (--runners) for this architecture; the torch generators run it."
 
 
@@ -103,7 +110,7 @@ def convert(folder: Path) -> tuple[Any, dict[str, Any]]:
                 layer.lazy_initialization(flat[2 * i], flat[2 * i + 1])
                 layer.keys, layer.values = flat[2 * i], flat[2 * i + 1]
             out = self.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=True, past_key_values=cache)
-            return (out.logits[:, -1], *_flat(cache))
+            return (out.logits[:, -1:], *_flat(cache))  # [batch, 1, vocab]: openvino-genai's shape
 
     ids = torch.randint(0, vocab, (batch, new))
     mask = torch.ones(batch, past + new, dtype=torch.int64)
@@ -141,6 +148,7 @@ def make_stateful(model: Any, pairs: dict[str, str]) -> None:
     """Each past input / present output pair of ``model`` made a variable, whose initial value is an
     empty cache of the batch's size."""
     import numpy as np
+    import openvino as ov
     import openvino.opset13 as ops
     from openvino._offline_transformations import apply_make_stateful_transformation
 
@@ -154,6 +162,16 @@ def make_stateful(model: Any, pairs: dict[str, str]) -> None:
         parts = [batch, *(ops.constant(np.array([d], np.int64)) for d in dims[1:])]  # the length's min is 0
         zero = ops.constant(0.0, dtype=op.get_output_element_type(0))
         op.set_arguments([ops.broadcast(zero, ops.concat(parts, 0))])
+    beam_idx = ops.parameter(ov.PartialShape([-1]), ov.Type.i32, name=BEAM_IDX)
+    beam_idx.output(0).get_tensor().set_names({BEAM_IDX})
+    model.add_parameters([beam_idx])
+    for op in model.get_ops():
+        if op.get_type_name() != "ReadValue":
+            continue
+        consumers = op.output(0).get_target_inputs()
+        reordered = ops.gather(op, beam_idx, ops.constant(0))
+        for consumer in consumers:
+            consumer.replace_source_output(reordered.output(0))
     model.validate_nodes_and_infer_types()
 
 

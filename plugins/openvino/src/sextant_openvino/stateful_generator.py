@@ -23,7 +23,7 @@ import openvino as ov
 from sextant.api import GeneratorRequest, ModelLoadError, StepError
 
 from sextant_openvino.errors import reason
-from sextant_openvino.stateful_build import GRAPH, MANIFEST
+from sextant_openvino.stateful_build import BEAM_IDX, GRAPH, MANIFEST
 
 
 @dataclass(frozen=True)
@@ -76,8 +76,9 @@ class OpenVINOStatefulGenerator:
             raise StepError(
                 f"a sequence of {mask.shape[1]} tokens is longer than the model's {self.max_positions} positions"
             )
-        self.request.infer({"input_ids": ids, "attention_mask": mask})
-        return self.request.get_tensor("logits").data.copy()
+        rows = np.arange(len(ids), dtype=np.int32)
+        self.request.infer({"input_ids": ids, "attention_mask": mask, BEAM_IDX: rows})
+        return self.request.get_tensor("logits").data[:, -1].copy()
 
     def prefill(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> tuple[np.ndarray, _State]:
         ids = np.ascontiguousarray(input_ids, dtype=np.int64)
