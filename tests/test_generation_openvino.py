@@ -80,6 +80,32 @@ def test_a_batch_decodes_each_sequence_as_alone(llama):
         stateful.prefill(np.zeros((1, 65), np.int64), np.ones((1, 65), np.int64))
 
 
+def test_int8_weights_are_offered_only_where_nncf_is_installed():
+    import importlib.util
+
+    from sextant_openvino import sextant_register_generators
+
+    (spec,) = sextant_register_generators()
+    if importlib.util.find_spec("nncf") is None:
+        assert spec.precisions == ("fp32",)
+        assert "nncf is not installed" in spec.description
+    else:
+        assert spec.precisions == ("fp32", "int8")
+
+
+def test_int8_weights_by_nncf_agree_with_the_reference(llama, tmp_path):
+    pytest.importorskip("nncf")
+    source = llama[0]
+    (tmp_path / "ir").mkdir()
+    built = build(StepRequest(source, tmp_path / "ir", SIGNATURE, tmp_path / "s", options={"precision": "int8"}))
+    assert json.loads((built / "stateful.json").read_text())["precision"] == "int8"
+    prompt = np.random.default_rng(1).integers(0, causal_lms.VOCAB, 10)
+    ids, logits = greedy(load_dynamic(GeneratorRequest(source, max_length=32)), prompt, 8)
+    forced = teacher_forced(load(GeneratorRequest(built, precision="int8", max_length=32)), prompt, ids)
+    assert 0 < np.abs(forced - logits).max() < 0.05  # compressed: not exact, but close
+    assert (forced.argmax(-1) == ids).mean() >= 0.9
+
+
 def test_a_folder_that_is_no_build_is_a_clear_error(tmp_path):
     with pytest.raises(ModelLoadError, match="no readable stateful.json"):
         load(GeneratorRequest(tmp_path))
