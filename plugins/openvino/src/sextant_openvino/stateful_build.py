@@ -90,7 +90,9 @@ def convert(folder: Path) -> tuple[Any, dict[str, Any]]:
             model(input_ids=prompt, attention_mask=torch.ones_like(prompt), use_cache=True, past_key_values=cache)
         pasts = [t.clone() for t in _flat(cache)]
     except Exception as exc:
-        raise StepError(f"the causal LM does not run with a DynamicCache: {type(exc).__name__}: {exc}", hint=HINT) from exc
+        raise StepError(
+            f"the causal LM does not run with a DynamicCache: {type(exc).__name__}: {exc}", hint=HINT
+        ) from exc
     layers = len(pasts) // 2
     if not layers or any(t.dim() != 4 or t.shape[2] != past for t in pasts):
         raise StepError(
