@@ -117,7 +117,7 @@ def _stateful_precisions() -> tuple[tuple[str, ...], str]:
     """fp32, and int8 (weight-only, by nncf) when nncf is installed; else why not, for the description."""
     if importlib.util.find_spec("nncf") is not None:
         return ("fp32", "int8"), "fp32, or int8 weights by nncf.compress_weights"
-    return ("fp32",), "fp32 (int8 weights not offered: nncf is not installed; pip install nncf)"
+    return ("fp32",), "fp32 (int8 weights not offered: nncf is not installed; pip install 'sextant-openvino[int8]')"
 
 
 @hookimpl
@@ -132,7 +132,7 @@ def sextant_register_generators() -> list[GeneratorSpec]:
             precisions=precisions,
             requires=("openvino", "torch", "transformers"),
             options=tuple(p for p in OPTIONS if p.name in ("cpu_pinning", "inference_num_threads")),
-            install="pip install sextant-openvino torch transformers",
+            install="pip install 'sextant-openvino[generation]'",
             description="OpenVINO's CPU plugin on a stateful IR (openvino.convert_model, the KV cache kept in the "
             f"infer request): {said}",
         ),
