@@ -82,6 +82,7 @@ def test_entry_point_contracts_and_light_start_up():
         ("converter", "openvino", "torch-exported", "openvino-ir"),
         ("runner", "openvino", "onnx", None),
         ("runner", "openvino-ir", "openvino-ir", None),
+        ("generator", "openvino-stateful", "transformers-causal-lm", None),
     }
     listing = check_light_start_up(["openvino", "torch", "onnx"])
     mine = next(p for p in listing["plugins"] if p["name"] == "openvino")
