@@ -12,6 +12,7 @@ def _shared_fork_servers():
 @pytest.fixture(autouse=True)
 def _cache(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("SEXTANT_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+    monkeypatch.setenv("SEXTANT_HISTORY", "off")  # no run orders its candidates by what an earlier test learned
     for var in ("SEXTANT_PLUGINS", "SEXTANT_PLUGIN_MODULES"):
         monkeypatch.delenv(var, raising=False)
 

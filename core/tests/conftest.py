@@ -21,7 +21,7 @@ def _shared_fork_servers():
 
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch, tmp_path):
-    for var in ("SEXTANT_PLUGINS", "SEXTANT_PLUGIN_MODULES", "SEXTANT_FAULTS", "SEXTANT_TRACE_PLUGINS"):
+    for var in ("SEXTANT_PLUGINS", "SEXTANT_PLUGIN_MODULES", "SEXTANT_FAULTS", "SEXTANT_TRACE_PLUGINS", "SEXTANT_HISTORY"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("SEXTANT_CACHE_DIR", str(tmp_path / "cache"))
 

@@ -120,3 +120,13 @@ def test_no_history_keeps_the_plan_order_and_naming_a_slow_build_forces_it(compi
     assert COMPILED in order and package.document.candidates[COMPILED].status == "ok"  # named: built
     assert len(learned.open_history(catalog).outcomes) == 1  # nothing written either
     assert json.loads(history.path.read_text())["runs"][0]["won"] == FP16_GRAPH
+
+
+def test_the_environment_turns_the_history_off_for_every_run(compiled_run, monkeypatch):
+    catalog, run = compiled_run
+    learned.open_history(catalog).learn(Outcome(MLP, "throughput", FP16_GRAPH))
+    monkeypatch.setenv("SEXTANT_HISTORY", "off")  # as CI and the test suites set it
+    package, order = run()
+    assert order.index(FP16_GRAPH) > order.index("fake-graph:fake-graph@cpu")  # the plan's order
+    assert package.document.history is None
+    assert len(learned.open_history(catalog).outcomes) == 1  # nothing written either

@@ -12,18 +12,21 @@ objective, by how similar their model was (the same descriptor 3; the same forma
 or the same format and input kinds 2; the same format 1; another format 0), a win counting twice a
 close finish. The pipeline measures the best-scored candidates first (so the screen cuts from the
 second candidate on) and builds a slow-to-build one only when it scored (see
-:mod:`sextant.pipeline.slowbuild`).
+:mod:`sextant.pipeline.learned`).
 
 The file lives in sextant's cache folder, one per machine: the CPU's model and the versions of the
 libraries the installed runners need (:func:`history_path`). It keeps the last :data:`KEEP` runs
 and is written atomically. A file that cannot be read is set aside (``*.unreadable``) with a note,
-and the run goes on as on a fresh machine; ``--no-history`` neither reads nor writes it.
+and the run goes on as on a fresh machine; ``--no-history`` neither reads nor writes it, nor does
+any run while the environment says ``SEXTANT_HISTORY=off`` (:func:`disabled`: CI, or a test suite,
+whose runs must not depend on what ran before them).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +37,7 @@ from sextant.cache import cache_dir, digest
 
 SCHEMA = 1
 KEEP = 200  # runs kept per machine, newest last
+ENVIRONMENT = "SEXTANT_HISTORY"
 CLOSE = 0.7  # a candidate this share of the winner (or --cutoff, when higher) came close
 WIN, NEAR = 2.0, 1.0  # what a win and a close finish weigh
 
@@ -146,6 +150,11 @@ class History:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         write_json(self.path, {"schema": SCHEMA, "runs": [o.to_json() for o in outcomes]})
         return History(self.path, outcomes)
+
+
+def disabled() -> bool:
+    """Whether the environment turns the history off for every run (``SEXTANT_HISTORY=off``, or 0)."""
+    return os.environ.get(ENVIRONMENT, "").strip().lower() in ("off", "0", "no", "false")
 
 
 def history_path(cpu: str, libraries: Mapping[str, str], root: Path | None = None) -> Path:

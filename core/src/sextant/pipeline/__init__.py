@@ -42,6 +42,7 @@ from sextant.package.document import RunInfo, Skipped
 from sextant.pipeline.budget import Budget
 from sextant.pipeline.candidates import VerifyFunc
 from sextant.pipeline.context import Run
+from sextant.history import disabled as history_disabled
 from sextant.pipeline.learned import describe, favourites, learn, note_order, open_history
 from sextant.pipeline.ledger import EventHandler, Ledger
 from sextant.pipeline.lock import WorkspaceLock
@@ -160,7 +161,7 @@ def optimize(
         ):
             if note:
                 ledger.note(note)
-        history = None if options.no_history else open_history(catalog)
+        history = None if options.no_history or history_disabled() else open_history(catalog)
         if history is not None and history.note:
             ledger.note(history.note)
         model = describe(source.format.name, written.path, prepared.signature)

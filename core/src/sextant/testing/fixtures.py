@@ -44,6 +44,7 @@ def _shared_fork_servers():
 @pytest.fixture(autouse=True)
 def _sextant_cache(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("SEXTANT_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "sextant-cache"))
+    monkeypatch.setenv("SEXTANT_HISTORY", "off")  # no run orders its candidates by what an earlier test learned
 
 
 @pytest.fixture(scope="session")
