@@ -7,6 +7,7 @@ from pathlib import Path
 
 VOCAB = 96  # two special tokens and the 94 printable ASCII characters from ' '
 POSITIONS = 512
+GENERATION_NEW_TOKENS = 4  # the shared package's --new-tokens (conftest's generation_deployment)
 
 
 def tokenizer():

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import signal
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from _llm_model import CONTEXT, write_llm
+from _processes import alive
 from sextant.api import Objective, UsageError
 from sextant_triton import llmperf
 from sextant_triton.analyze import analyze
@@ -22,6 +25,13 @@ from sextant_triton.perf import Load, Windows
 from sextant_triton.testing import needs_triton
 
 pytestmark = needs_triton(perf_analyzer=True)
+
+
+def real_lm(test):
+    """A test on the real deployed model (a torch Llama in the Python backend): needs torch and transformers."""
+    for mark in needs_triton(perf_analyzer=True, modules=("torch", "transformers")):
+        test = mark(test)
+    return test
 
 MS = 1_000_000  # nanoseconds
 LOAD = LlmLoad(input_tokens_mean=8, input_tokens_stddev=3, output_tokens=4, prompts=8, seed=1)
@@ -62,7 +72,11 @@ def test_metrics_from_a_hand_built_export_are_exact():
                         "timestamp": 0,
                         "request_inputs": {"input_ids": [1, 2, 3], "max_tokens": 3},
                         "response_timestamps": [10 * MS, 12 * MS, 16 * MS],
-                        "response_outputs": [{"output_ids": 5}, {"output_ids": 6}, {"output_ids": 7}],
+                        "response_outputs": [  # a tokenizer's text beside the ids: not counted again
+                            {"output_ids": 5, "text_output": "a"},
+                            {"output_ids": 6, "text_output": "b"},
+                            {"output_ids": 7, "text_output": "c"},
+                        ],
                     },
                     {  # 2 tokens then an empty final response (dropped): TTFT 20, latency 30, ITL 10
                         "timestamp": 5 * MS,
@@ -129,47 +143,69 @@ def _cli():
     return lambda *args: CliRunner().invoke(app, ["analyze", *map(str, args)], obj=state)
 
 
-#: SETTINGS as an analyze.yaml (the same keys: the CLI's run finds what the Python run stored)
-YAML = """models: [tiny_lm]
+#: the real model's analysis: ``sextant deploy triton``'s streaming model ``lm`` (its config says its
+#: context and vocabulary, read by the analyzer), two instance counts by two concurrencies
+REAL = replace(
+    SETTINGS,
+    models=(ModelSettings("lm"),),
+    llm=replace(LOAD, vocab=None),
+    concurrency=Range(1, 2),
+    search="quick",
+    objective=Objective.named("tokens-per-second", max_ttft_ms=60_000.0),
+)
+#: REAL as an analyze.yaml (the same keys: the CLI's run finds what the Python run stored)
+YAML = """models: [lm]
 model_type: llm
 llm: {input_tokens_mean: 8, input_tokens_stddev: 3, output_tokens: 4, prompts: 8, seed: 1}
 instance_count: {min: 1, max: 2}
+concurrency: {min: 1, max: 2}
 top_n: 0
 paired_rounds: 0
 measurement: {interval_ms: 200, stability: 50.0, max_trials: 8}
 """
 
 
-def test_quick_search_under_a_ttft_budget_resumes_after_an_interruption(repository, tmp_path):
-    settings = replace(
-        SETTINGS, search="quick", objective=Objective.named("tokens-per-second", max_ttft_ms=60_000.0)
-    )
-    seen = []
+@real_lm
+def test_quick_search_on_the_deployed_lm_survives_a_killed_server_and_resumes(generation_deployment, tmp_path):
+    """The tiny random Llama as ``sextant deploy triton`` writes it: the server is killed (SIGKILL, by
+    PID) after the first measurement, restarted by the analysis, which measures the next point and is
+    then interrupted; the CLI resumes it from the store, nothing measured lost."""
+    from _processes import servers_of
 
-    def interrupt(point, record):
-        seen.append(point)
+    repository, _ = generation_deployment
+    seen, killed = [], []
+
+    def kill_then_interrupt(point, record):
+        seen.append((dict(point), record.metrics, record.error))
         if len(seen) == 1:
+            killed.extend(servers_of(tmp_path / "server"))
+            for pid in killed:
+                os.kill(pid, signal.SIGKILL)
+        else:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        analyze(repository, settings, output=tmp_path, on_measured=interrupt)
-    # the same analysis from the command line resumes it: the first measurement found, the rest measured
+        analyze(repository, REAL, output=tmp_path, on_measured=kill_then_interrupt)
+    assert len(killed) == 1 and not alive(killed[0])
+    assert len(seen) == 2 and [error for *_, error in seen] == [None, None]  # measured again after the restart
+    assert all(metrics for _, metrics, _ in seen)
+    # the same analysis from the command line resumes it: the two measurements found, the rest measured
     (tmp_path / "analyze.yaml").write_text(YAML)
     done = _cli()(
         repository, "-f", tmp_path / "analyze.yaml", "--objective", "tokens-per-second", "--max-ttft-ms", "60000",
         "-o", tmp_path,
     )
     assert done.exit_code == 0, done.output
-    assert "found stored 1" in done.output and "measured {'instances': 2}: " in done.output
+    assert "found stored 2" in done.output and "measured {'instances': " in done.output
     assert "tokens/s, TTFT p99" in done.output and "time to first token p99 of at most 60000 ms" in done.output
     document = json.loads((tmp_path / "analysis.json").read_text())
-    assert document["model_type"] == "llm" and document["llm"]["load"] == LOAD.describe()
-    assert document["reused"] == 1 and document["measured"] >= 1
+    assert document["model_type"] == "llm" and document["llm"]["load"] == REAL.llm.describe()
+    assert document["reused"] == 2 and document["measured"] >= 1
     (group,) = document["groups"]
     assert group["best"] is not None and group["best_metrics"]["ttft_ms"] <= 60_000
     rows = _rows(tmp_path)
-    assert len(rows) == group["measurements"] and {r["Instance Group"] for r in rows} == {"1:CPU", "2:CPU"}
-    for row in rows:
+    assert len(rows) == group["measurements"] >= 3 and {r["Instance Group"] for r in rows} == {"1:CPU", "2:CPU"}
+    for row in rows:  # every one measured, the two of the killed run's included
         assert float(row["Output Token Throughput (tokens/sec)"]) > 0
         assert float(row["p99 Time To First Token (ms)"]) >= float(row["p50 Time To First Token (ms)"]) > 0
         assert float(row["Avg Output Tokens"]) == LOAD.output_tokens
@@ -179,10 +215,26 @@ def test_quick_search_under_a_ttft_budget_resumes_after_an_interruption(reposito
     assert "Time to first token (p99) against client concurrency" in page and "Inter-token latency (p99)" in page
     assert "per-response timestamps of its profile export" in page
     # a budget no measurement meets, ranked again from the store: nothing measured, none fits
-    strict = replace(settings, objective=Objective.named("ttft", max_ttft_ms=0.001))
+    strict = replace(REAL, objective=Objective.named("ttft", max_ttft_ms=0.001))
     again = analyze(repository, strict, output=tmp_path, rerank=True)
     assert again.measured == 0 and again.best[0].point is None
     assert "none met the constraints (time to first token p99 of at most 0.001 ms)" in again.best[0].summary
+
+
+@real_lm
+def test_the_deployed_lm_says_its_context_and_vocabulary(generation_deployment, tmp_path):
+    """What the deployer writes is what the analyzer checks prompts against, before a server starts."""
+    from _causal_lm import POSITIONS, VOCAB
+    from sextant_triton.analyze.llm import write_prompts
+    from sextant_triton.analyze.space import read_model
+
+    repository, _ = generation_deployment
+    info = read_model(repository, "lm")
+    data = json.loads(write_prompts(info, REAL.llm, tmp_path / "prompts.json").read_text())["data"]
+    assert max(i for row in data for i in row["input_ids"]["content"]) < VOCAB  # drawn within its vocabulary
+    long = replace(REAL, llm=replace(REAL.llm, input_tokens_mean=POSITIONS, input_tokens_stddev=0))
+    with pytest.raises(UsageError, match=f"lm: a prompt of {POSITIONS} tokens plus 4 output tokens does not fit"):
+        analyze(repository, long, output=tmp_path / "out")
 
 
 # -- bad input (refused before a server starts) ---------------------------------------------------

@@ -45,6 +45,14 @@ from sextant_triton import perf
 
 #: perf_analyzer's lines that say a request failed (the model's own error follows)
 _FAILED = ("rror", "failed")
+#: what perf_analyzer says when no request finished within a window
+_NO_REQUESTS = "No valid requests recorded within time interval"
+#: requests per window (per request in flight) once time windows held none
+COUNT_WINDOW_REQUESTS = 4
+
+
+class _NoRequests(perf._Unstable):
+    """No request finished within a time window (cold instances, a slow or busy machine)."""
 
 
 def method() -> str:
@@ -71,8 +79,11 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 def _tokens(output: Any) -> int:
-    """The tokens in one response's ``response_outputs`` entry (a scalar is one; an empty list none)."""
+    """The tokens in one response's ``response_outputs`` entry (a scalar is one; an empty list none):
+    its ``output_ids`` where it has them (not its ``text_output`` too: that is the same tokens' text)."""
     if isinstance(output, Mapping):
+        if "output_ids" in output:
+            return _tokens(output["output_ids"])
         return sum(_tokens(v) for v in output.values())
     if isinstance(output, (list, tuple)):
         return len(output)
@@ -152,11 +163,17 @@ def measure(
 ) -> dict[str, float]:
     """One measurement of the streaming ``model`` at ``url`` under ``load`` (the same signature as
     :func:`sextant_triton.perf.measure`). Windows that do not settle are measured once more with
-    :meth:`~sextant_triton.perf.Windows.relaxed`, then taken as they are with ``stable`` 0.0.
+    :meth:`~sextant_triton.perf.Windows.relaxed`, then taken as they are with ``stable`` 0.0. Once a
+    time window holds no finished request (cold instances, whose first generations are slow, or a
+    busy machine), the next tries are windows of a number of requests (``count_windows``) instead.
     ``export``: where to keep perf_analyzer's profile export (by default it is removed)."""
+    count = None
     for tried, stability in ((windows, None), (windows.relaxed(), None), (windows, 999.0)):
         try:
-            metrics = _run(model, url, load, tried, stability, input_data, shapes, workdir, timeout_s, export)
+            metrics = _run(model, url, load, tried, stability, input_data, shapes, workdir, timeout_s, export, count)
+        except _NoRequests:
+            count = COUNT_WINDOW_REQUESTS * max(1, load.concurrency or 1)
+            continue
         except perf._Unstable:
             continue
         return {**metrics, "stable": 1.0 if stability is None else 0.0}
@@ -174,6 +191,7 @@ def _run(
     workdir: Path,
     timeout_s: float,
     keep: Path | None = None,
+    count: int | None = None,
 ) -> dict[str, float]:
     path = perf.binary()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -189,6 +207,7 @@ def _run(
             else [f"--concurrency-range={load.concurrency}:{load.concurrency}"]
         ),
         f"--measurement-interval={windows.interval_ms}",
+        *(["--measurement-mode=count_windows", f"--measurement-request-count={count}"] if count else []),
         f"--stability-percentage={stability if stability is not None else windows.stability:g}",
         f"--max-trials={windows.max_trials}",
         f"--input-data={input_data}",
@@ -206,6 +225,8 @@ def _run(
             export.replace(keep)
         shutil.rmtree(folder, ignore_errors=True)
     said = (done.stdout + done.stderr).strip()
+    if _NO_REQUESTS in said:
+        raise _NoRequests(said.splitlines()[-1])
     if "Failed to obtain stable measurement" in said:
         raise perf._Unstable(said.splitlines()[-1] if said else "unstable")
     if done.returncode != 0 or not text:

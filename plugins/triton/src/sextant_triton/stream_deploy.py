@@ -10,10 +10,13 @@ The layout, for a model named ``lm`` at version 1::
     lm_client.py, lm_client_inputs.npz next to REPOSITORY: a gRPC streaming example and its prompt
 
 Triton has no native backend for a sextant generator (vLLM and TensorRT-LLM are GPU backends with
-their own model folders, not written here), so it always runs through the Python backend; Triton
-batches nothing (``max_batch_size 0``): each request is one sequence, generated token by token,
-and concurrent requests are served by the instances (``--instances``, default 1), one at a time
-each. Writing goes through :func:`sextant_triton.repository.install` like any other deployment.
+their own model folders: ``--backend vllm`` writes the vLLM one, :mod:`sextant_triton.vllm_deploy`),
+so it runs through the Python backend; Triton batches nothing (``max_batch_size 0``): each request
+is one sequence, generated token by token, and concurrent requests are served by the instances
+(``--instances``, default 1), one at a time each. The config's ``context_length`` and
+``vocab_size`` parameters (the model's positions and vocabulary) are what ``sextant analyze
+--model-type llm`` checks its prompts against. Writing goes through
+:func:`sextant_triton.repository.install` like any other deployment.
 """
 
 from __future__ import annotations
@@ -72,8 +75,9 @@ def _refuse_batching(options: DeployOptions) -> None:
     if options.backend == "native":
         raise UsageError(
             "--backend native: no native Triton backend runs a sextant generator (vLLM and TensorRT-LLM "
-            "take model folders of their own, which sextant does not write yet)",
-            hint="Leave --backend out (or --backend python): the package deploys as a streaming Python-backend model.",
+            "take model folders of their own)",
+            hint="Leave --backend out (or --backend python): the package deploys as a streaming Python-backend model; "
+            "--backend vllm writes Triton's vLLM-backend folder for a GPU server.",
         )
     given = {
         f"--max-batch-size {options.max_batch_size}": bool(options.max_batch_size),
@@ -123,7 +127,12 @@ def _first_prompt(package: Package) -> np.ndarray:
 
 
 def contents(package: Package, request: DeployRequest, options: DeployOptions, repository: Path) -> Contents:
-    """What ``deploy`` writes for a text-generation package (see the module's docstring)."""
+    """What ``deploy`` writes for a text-generation package (see the module's docstring);
+    ``--backend vllm``: :mod:`sextant_triton.vllm_deploy`'s folder instead."""
+    if options.backend == "vllm":
+        from sextant_triton import vllm_deploy
+
+        return vllm_deploy.contents(package, request, options, repository)
     _refuse_batching(options)
     view = candidate_view(package, request.candidate)
     servable.require(package, view, servable.runner_need, "deploy to the Python backend")
@@ -132,6 +141,11 @@ def contents(package: Package, request: DeployRequest, options: DeployOptions, r
     tokenizer = tokenizer_folder(view)
     new_tokens = int(package.status.get("generation", {}).get("new_tokens") or 32)
     parameters = {"sextant_candidate": view.id, sp.DEFAULT_TOKENS_PARAMETER: str(new_tokens)}
+    model = package.status.get("model", {})
+    said = ((sp.CONTEXT_PARAMETER, model.get("max_positions")), (sp.VOCAB_PARAMETER, model.get("vocab_size")))
+    for key, value in said:
+        if value:  # read by `sextant analyze --model-type llm` (prompt lengths, token ids)
+            parameters[key] = str(int(value))
     if options.trust_source:
         parameters[TRUST_PARAMETER] = "true"
     kind = "KIND_GPU" if view.record.device == "cuda" else "KIND_CPU"

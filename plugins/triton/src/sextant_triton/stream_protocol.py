@@ -40,6 +40,10 @@ OUTPUT_IDS = "output_ids"
 TEXT_OUTPUT = "text_output"
 #: config parameters the model reads: the default of ``max_tokens``, and whether a tokenizer is served
 DEFAULT_TOKENS_PARAMETER = "sextant_max_tokens"
+#: config parameters written for clients and ``sextant analyze --model-type llm``: the model's
+#: positions (prompt plus generated tokens) and its vocabulary size
+CONTEXT_PARAMETER = "context_length"
+VOCAB_PARAMETER = "vocab_size"
 TOKENIZER_FOLDER = "tokenizer"
 
 

@@ -45,6 +45,8 @@ GENERATION_OBJECTIVES = ("tokens-per-second", "ttft", "itl")
 CONSTRAINTS = {"max_ttft_ms": "max_ttft_ms", "max_itl_ms": "max_p99_ms", "min_output_tokens_per_s": "min_throughput"}
 #: the configuration parameters that may give a model's context length
 CONTEXT_KEYS = ("context_length", "max_position_embeddings", "n_positions", "max_seq_len")
+#: token ids are drawn below this where neither ``llm.vocab`` nor the model says its vocabulary
+DEFAULT_VOCAB = 100
 TOKENS, MAX_TOKENS, STREAM, OUTPUT = "input_ids", "max_tokens", "stream", "output_ids"
 
 
@@ -61,13 +63,16 @@ class LlmLoad:
     output_tokens: int = 16
     prompts: int = 32
     seed: int = 0
-    vocab: int = 100  # token ids drawn from 1..vocab-1 (id 0 is often padding)
+    vocab: int | None = None  # token ids drawn from 1..vocab-1 (id 0 is often padding); None: the model's
+    # ``vocab_size`` parameter (written by ``sextant deploy triton``), else 100
     prompt_file: str | None = None
     context_length: int | None = None  # None: from the model's configuration
 
     def __post_init__(self) -> None:
         for name in ("input_tokens_mean", "output_tokens", "prompts", "vocab"):
             value = getattr(self, name)
+            if name == "vocab" and value is None:
+                continue
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise UsageError(f"llm.{name}: {value!r} is not allowed: it must be an integer >= 1")
         if not isinstance(self.input_tokens_stddev, (int, float)) or self.input_tokens_stddev < 0:
@@ -103,15 +108,16 @@ class LlmLoad:
             source = f"{self.prompts} prompts of {spread} tokens, seed {self.seed}"
         return f"{source}, {self.output_tokens} output tokens"
 
-    def prompts_ids(self) -> list[list[int]]:
-        """The prompts' token ids (see the module)."""
+    def prompts_ids(self, vocab: int | None = None) -> list[list[int]]:
+        """The prompts' token ids (see the module); ``vocab``: the model's, where ``self.vocab`` is not set."""
         if self.prompt_file:
             return _read_prompts(Path(self.prompt_file))
+        vocab = self.vocab or vocab or DEFAULT_VOCAB
         rng = random.Random(self.seed)
         out = []
         for _ in range(self.prompts):
             length = max(1, round(rng.gauss(self.input_tokens_mean, self.input_tokens_stddev)))
-            out.append([rng.randrange(1, max(self.vocab, 2)) for _ in range(length)])
+            out.append([rng.randrange(1, max(vocab, 2)) for _ in range(length)])
         return out
 
 
@@ -156,22 +162,26 @@ def check_streaming(info: ModelInfo) -> None:
         )
 
 
-def context_length(info: ModelInfo, load: LlmLoad) -> int | None:
-    """The model's context (prompt plus output tokens), or ``None`` where nothing says it."""
-    if load.context_length is not None:
-        return load.context_length
+def _parameter(info: ModelInfo, keys: tuple[str, ...]) -> int | None:
     parameters = info.config.get("parameters") or {}
-    for key in CONTEXT_KEYS:
+    for key in keys:
         value = (parameters.get(key) or {}).get("string_value")
         if value and str(value).isdigit():
             return int(value)
     return None
 
 
+def context_length(info: ModelInfo, load: LlmLoad) -> int | None:
+    """The model's context (prompt plus output tokens), or ``None`` where nothing says it."""
+    if load.context_length is not None:
+        return load.context_length
+    return _parameter(info, CONTEXT_KEYS)
+
+
 def write_prompts(info: ModelInfo, load: LlmLoad, out: Path) -> Path:
     """perf_analyzer's ``--input-data`` for ``info`` under ``load``, after the checks (see the module)."""
     check_streaming(info)
-    prompts = load.prompts_ids()
+    prompts = load.prompts_ids(_parameter(info, ("vocab_size",)))
     context = context_length(info, load)
     longest = max(prompts, key=len)
     if context is not None and len(longest) + load.output_tokens > context:
