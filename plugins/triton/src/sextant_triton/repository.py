@@ -298,6 +298,11 @@ def deploy(request: DeployRequest) -> Deployment:
         from sextant_triton import stream_deploy
 
         contents = stream_deploy.contents(package, request, options, repository)
+    elif options.backend == "vllm":
+        raise UsageError(
+            "--backend vllm: only a text-generation package can be served by Triton's vLLM backend",
+            hint="Use --backend native, python or auto for this package.",
+        )
     else:
         contents = _contents(plan(package, request, options), repository, options.version)
     return install(repository, contents, request.force)

@@ -16,13 +16,16 @@ from sextant.api import SERVING_OPTIONS, DeployOption, ServingOptions, UsageErro
 if TYPE_CHECKING:
     from sextant.api import DeployRequest
 
-BackendChoice = Literal["auto", "native", "python"]
+BackendChoice = Literal["auto", "native", "python", "vllm"]
 
 #: ``sextant deploy triton``'s options, in the order ``--help`` shows them
 OPTIONS = (
     DeployOption("version", "int", default=1, help="The model version folder to write."),
     DeployOption(
-        "backend", default="auto", help="native (refuse when Triton has none), python (sextant's runner), or auto."
+        "backend",
+        default="auto",
+        help="native (refuse when Triton has none), python (sextant's runner), vllm (a text-generation package: "
+        "Triton's vLLM-backend folder, for a GPU server; not loaded here), or auto.",
     ),
     *SERVING_OPTIONS,
     DeployOption("warmup", "bool", default=True, help="Warmup requests from the samples."),
@@ -46,8 +49,8 @@ class DeployOptions:
     trust_source: bool = False
 
     def __post_init__(self) -> None:
-        if self.backend not in ("auto", "native", "python"):
-            raise UsageError(f"--backend {self.backend}: choose native, python or auto")
+        if self.backend not in ("auto", "native", "python", "vllm"):
+            raise UsageError(f"--backend {self.backend}: choose native, python, vllm (text generation) or auto")
         if self.version < 1:
             raise UsageError(f"--version {self.version}: Triton's model versions are positive integers")
         self.serving  # noqa: B018 - checks the serving overrides
