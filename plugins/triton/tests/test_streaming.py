@@ -3,7 +3,8 @@ asked over gRPC's bidirectional stream: one response per token, the ids of eager
 tokens in one response with ``stream`` false; text in and out through the saved tokenizer; a
 cancelled request stops and the next one is answered; a prompt the model cannot take is an error.
 
-One package (a tiny random Llama with a character tokenizer), one deployment, one server start.
+One package (a tiny random Llama with a character tokenizer), deployed once per session (conftest's
+``generation_deployment``, shared with test_analyze_llm), one server start.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _causal_lm import POSITIONS, eager, generation_package, llama, tokenizer
+from _causal_lm import GENERATION_NEW_TOKENS, POSITIONS, eager, llama, tokenizer
 from _processes import GONE_POLLS, POLL_S
 from sextant.api import UsageError
 from sextant_triton import config
@@ -29,20 +30,15 @@ pytestmark = [*needs_triton(modules=("torch", "transformers")), pytest.mark.slow
 
 GOLDEN = Path(__file__).with_name("golden") / "python_generation.pbtxt"
 UPDATE = os.environ.get("SEXTANT_UPDATE_GOLDEN") == "1"
-NEW_TOKENS = 4  # the package's --new-tokens: max_tokens' default
+NEW_TOKENS = GENERATION_NEW_TOKENS  # the package's --new-tokens: max_tokens' default
 PROMPT = [5, 7, 11, 13, 17, 19]
 #: responses a request waits for at most (a bound on the test, not a timing)
 WAIT_S = 120
 
 
 @pytest.fixture(scope="module")
-def deployed(tmp_path_factory):
-    root = tmp_path_factory.mktemp("streaming")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SEXTANT_CACHE_DIR", str(root / "cache"))
-        package = generation_package(root, new_tokens=NEW_TOKENS)
-    deployment = deploy_package(package.path, root / "models", name="lm")
-    return root / "models", deployment
+def deployed(generation_deployment):
+    return generation_deployment
 
 
 @pytest.fixture(scope="module")
@@ -119,6 +115,7 @@ def test_the_config_is_decoupled_with_the_llm_tensor_names(deployed):
     assert text == GOLDEN.read_text()
     parsed = config.read(repository / "lm" / "config.pbtxt")
     assert parsed.model_transaction_policy.decoupled and parsed.max_batch_size == 0
+    assert parsed.parameters["context_length"].string_value == str(POSITIONS)  # read by analyze --model-type llm
     assert [(i.name, i.optional) for i in parsed.input] == [
         ("input_ids", True),  # optional: text_input can be the prompt instead
         ("max_tokens", True),
@@ -218,10 +215,29 @@ def test_a_redeploy_changes_nothing_and_batching_options_are_refused(server, dep
         deploy_package(package, tmp_path / "models", backend="native")
 
 
-def test_serve_says_it_does_not_stream_yet_and_what_to_run_instead(deployed):
+def test_sextant_serve_streams_the_same_tokens_through_pytriton(deployed, model):
+    """``sextant serve`` of the package: a decoupled PyTriton model with the deployed model's tensors."""
     from sextant_triton.serve import serving
 
-    with pytest.raises(UsageError, match="does not stream a text-generation package yet") as raised:
-        with serving(deployed[0].parent / "ws"):
-            pass
-    assert "sextant deploy triton" in raised.value.hint
+    package = deployed[0].parent / "ws"
+    with serving(package, name="lm", http_port=0, grpc_port=0, metrics_port=0) as served:
+        assert served.settings.max_batch_size == 0 and served.settings.instances == 1
+        stream = Stream(served.grpc_url)
+        try:
+            stream.ask("a", PROMPT, max_tokens=5)
+            got = stream.until_final()
+            assert [error for *_, error, _ in got] == [None] * len(got)
+            answered = [(ids, stamp) for _, ids, _, _, _, stamp in got if ids]  # PyTriton ends with an empty final
+            assert [ids for ids, _ in answered] == [[token] for token in eager(model, PROMPT, 5)]
+            stamps = [stamp for _, stamp in answered]
+            assert all(a < b for a, b in zip(stamps, stamps[1:]))  # one after the other
+            chars = tokenizer()
+            stream.ask("text", text="Hello", max_tokens=3)
+            got = stream.until_final()
+            ids = [i for _, step, *_ in got if step for i in step]
+            assert ids == eager(model, chars("Hello")["input_ids"], 3)
+            assert "".join(text for _, _, text, *_ in got if text) == chars.decode(ids)
+            stream.ask("vocab", [3, 500, 4])
+            assert "outside the model's vocabulary of 96" in str(stream.until_final()[-1][4])
+        finally:
+            stream.close()

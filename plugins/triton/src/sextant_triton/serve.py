@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sextant.api import Package, SextantError, ServingSettings, Signature, UsageError, cache_dir, serving_settings
+from sextant.api import Package, SextantError, ServingSettings, Signature, cache_dir, serving_settings
 
 from sextant_triton import backends, config, servable, server
 from sextant_triton.batching import run_batched
@@ -129,12 +129,13 @@ def _quiet_server() -> Iterator[None]:
 def _start(
     name: str,
     infer: list[Callable[[list], list]],
-    signature: Signature,
+    signature: Signature | None,
     settings: ServingSettings,
     host: str,
     ports: dict[str, int],
     workspace: Path,
     log_file: Path,
+    bind: Callable[[Any, str], None] | None = None,
     tries: int = START_TRIES,
 ) -> Any:
     """Start PyTriton with ``infer`` bound as ``name``; returns the running ``Triton``.
@@ -142,7 +143,8 @@ def _start(
     PyTriton's proxy has a start-up race when a model has several instances: Triton initialises
     them in parallel, and an instance other than the first may connect to the first one's
     handshake socket between its ``bind`` and its ``listen`` ("Connection refused"). That one
-    error, and only it, is retried with a fresh server, at most ``tries`` times."""
+    error, and only it, is retried with a fresh server, at most ``tries`` times. ``bind``: binds the
+    model instead (``bind(triton, name)``: a streaming model, :mod:`sextant_triton.serve_stream`)."""
     from pytriton.model_config import DynamicBatcher, ModelConfig
     from pytriton.triton import Triton, TritonConfig
 
@@ -161,21 +163,24 @@ def _start(
             workspace=workspace,
         )
         try:
-            triton.bind(
-                model_name=name,
-                infer_func=infer,
-                inputs=_tensors(signature.inputs, batching),
-                outputs=_tensors(signature.outputs, batching),
-                config=ModelConfig(
-                    max_batch_size=settings.max_batch_size,
-                    batching=batching,
-                    batcher=DynamicBatcher(
-                        max_queue_delay_microseconds=settings.queue_delay_us,
-                        preferred_batch_size=list(settings.preferred_batch_sizes) or None,
+            if bind is not None:
+                bind(triton, name)
+            else:
+                triton.bind(
+                    model_name=name,
+                    infer_func=infer,
+                    inputs=_tensors(signature.inputs, batching),
+                    outputs=_tensors(signature.outputs, batching),
+                    config=ModelConfig(
+                        max_batch_size=settings.max_batch_size,
+                        batching=batching,
+                        batcher=DynamicBatcher(
+                            max_queue_delay_microseconds=settings.queue_delay_us,
+                            preferred_batch_size=list(settings.preferred_batch_sizes) or None,
+                        ),
                     ),
-                ),
-                strict=True,
-            )
+                    strict=True,
+                )
             with _quiet_server():
                 triton.run()
             return triton
@@ -223,18 +228,14 @@ def serving(
 
     opened = Package(package)
     view = candidate_view(opened, candidate)
-    if view.generates:
-        raise UsageError(
-            f"sextant serve does not stream a text-generation package yet ({opened.path} holds generators)",
-            hint=f"Deploy it as a streaming Triton model and serve that: sextant deploy triton {opened.path} "
-            "--repository models, then python -m sextant_triton.server models.",
-        )
+    streaming = view.generates  # a text-generation package: a decoupled model (sextant_triton.serve_stream)
     servable.require(opened, view, servable.runner_need, "serve")  # its runner computes in this process
     view.verify(trust_source=trust_source)  # refuse before starting anything
     served_name = model_name(opened, name)
-    signature = opened.document.signature
-    settings = serving_settings(view, threads=backends.option_threads(view.record))
-    batching = settings.max_batch_size > 0
+    if not streaming:
+        signature = opened.document.signature
+        settings = serving_settings(view, threads=backends.option_threads(view.record))
+        batching = settings.max_batch_size > 0
     _check_socket_room(served_name)  # what no port change fixes, first
     server.check_ports(host, {"--http-port": http_port, "--grpc-port": grpc_port, "--metrics-port": metrics_port})
     http_port, grpc_port, metrics_port = (p or server.free_port(host) for p in (http_port, grpc_port, metrics_port))
@@ -250,10 +251,19 @@ def serving(
         environment = server.server_env(dist)
         os.environ.update({k: environment[k] for k in saved})
         try:
-            runners = [view.load(trust_source=trust_source) for _ in range(settings.instances)]
-            infer = [_infer_function(r, signature, batching) for r in runners]
             endpoints = {"http_port": http_port, "grpc_port": grpc_port, "metrics_port": metrics_port}
-            triton = _start(served_name, infer, signature, settings, host, endpoints, scratch / "pytriton", log_file)
+            if streaming:
+                from sextant_triton import serve_stream
+
+                runners = [view.load(trust_source=trust_source)]
+                _, bind, settings = serve_stream.for_candidate(opened, view, runners[0], ServingSettings)
+                triton = _start(served_name, [], None, settings, host, endpoints, scratch / "pytriton", log_file, bind)
+            else:
+                runners = [view.load(trust_source=trust_source) for _ in range(settings.instances)]
+                infer = [_infer_function(r, signature, batching) for r in runners]
+                triton = _start(
+                    served_name, infer, signature, settings, host, endpoints, scratch / "pytriton", log_file
+                )
         except SextantError:
             raise
         except Exception as exc:  # PyTriton's own errors: say what failed

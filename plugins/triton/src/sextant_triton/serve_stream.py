@@ -1,0 +1,109 @@
+"""``sextant serve`` of a text-generation package: a decoupled (streaming) PyTriton model.
+
+The same tensors as the Python-backend model ``sextant deploy triton`` writes
+(:mod:`sextant_triton.stream_protocol`: ``input_ids`` or ``text_input`` in, ``max_tokens`` and
+``stream`` optional; ``output_ids`` and, with a tokenizer, ``text_output`` out), so one client
+serves both. PyTriton's ``ModelConfig(decoupled=True)`` takes a generator infer function: it yields
+one response per generated token (``stream`` false: one with all of them), and PyTriton flags the
+stream final, with an empty response, when the generator ends. A request the model cannot take is
+answered with the error of :func:`sextant_triton.stream_protocol.prompt`.
+
+The generator runs in this process (one instance, ``max_batch_size 0``: one sequence at a time), as
+the runner of any other ``sextant serve``; the rest (ports, log file, workspace, stopping) is
+:func:`sextant_triton.serve.serving`'s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sextant_triton import stream_protocol as sp
+
+#: what ``Served.settings`` says of a streaming model: Triton batches nothing, one instance
+INSTANCES = 1
+
+
+def infer_function(
+    generator: Any, *, default_tokens: int, tokenizer: Any = None
+) -> Callable[[list], Iterator[list[dict[str, np.ndarray]]]]:
+    """A PyTriton decoupled infer function over ``generator`` (a loaded generation candidate)."""
+    inner = generator.generator
+    vocab_size, max_positions = int(inner.vocab_size), int(inner.max_positions)
+    encode = (lambda text: tokenizer(text)["input_ids"]) if tokenizer is not None else None
+
+    def infer(requests: list) -> Iterator[list[dict[str, np.ndarray]]]:
+        if len(requests) != 1:  # max_batch_size 0: Triton hands a non-batching model one request at a time
+            raise sp.RequestError(f"{len(requests)} requests in one call: this streaming model takes one")
+        data = requests[0].data
+        names = (sp.INPUT_IDS, sp.MAX_TOKENS, sp.STREAM, sp.TEXT_INPUT)
+        inputs = {name: (data[name] if name in data else None) for name in names}
+        asked = sp.prompt(
+            inputs, vocab_size=vocab_size, max_positions=max_positions, default_tokens=default_tokens, encode=encode
+        )
+        texts = sp.TextDeltas(lambda ids: tokenizer.decode(ids)) if tokenizer is not None else None
+        tokens = generator.stream(asked.ids, max_new_tokens=asked.max_tokens)
+        for ids, last in sp.responses(tokens, asked, lambda: False):
+            out = {sp.OUTPUT_IDS: np.array(ids, dtype=np.int64)}
+            if texts is not None:
+                out[sp.TEXT_OUTPUT] = np.array([texts.push(ids, last).encode()], dtype=np.object_)
+            yield [out]
+
+    return infer
+
+
+def bind(triton: Any, name: str, infer: Callable, *, tokenizer: bool) -> None:
+    """Bind ``infer`` to a PyTriton ``Triton`` as the decoupled model ``name``."""
+    from pytriton.model_config import ModelConfig, Tensor
+
+    inputs = [
+        Tensor(name=sp.INPUT_IDS, dtype=np.int64, shape=(-1,), optional=tokenizer),
+        Tensor(name=sp.MAX_TOKENS, dtype=np.int32, shape=(1,), optional=True),
+        Tensor(name=sp.STREAM, dtype=np.bool_, shape=(1,), optional=True),
+    ]
+    outputs = [Tensor(name=sp.OUTPUT_IDS, dtype=np.int64, shape=(-1,))]
+    if tokenizer:
+        inputs.append(Tensor(name=sp.TEXT_INPUT, dtype=np.bytes_, shape=(1,), optional=True))
+        outputs.append(Tensor(name=sp.TEXT_OUTPUT, dtype=np.bytes_, shape=(-1,)))
+    triton.bind(
+        model_name=name,
+        infer_func=infer,
+        inputs=inputs,
+        outputs=outputs,
+        config=ModelConfig(max_batch_size=0, batching=False, decoupled=True),
+        strict=True,
+    )
+
+
+def load_tokenizer(folder: Path | None) -> Any:
+    """The tokenizer saved with the model (``AutoTokenizer``), or ``None``."""
+    if folder is None:
+        return None
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(folder)
+
+
+def for_candidate(package: Any, view: Any, generator: Any, settings_cls: Any) -> tuple[Callable, Callable, Any]:
+    """What :func:`sextant_triton.serve.serving` needs to serve a loaded generation candidate: the
+    infer function, the binding (``bind(triton, name)``) and the settings ``Served`` reports."""
+    from sextant_triton.stream_deploy import tokenizer_folder
+
+    tokenizer = load_tokenizer(tokenizer_folder(view))
+    document = package.document
+    default_tokens = int((document.generation or {}).get("new_tokens") or 32)
+    infer = infer_function(generator, default_tokens=default_tokens, tokenizer=tokenizer)
+    settings = settings_cls(
+        max_batch_size=0,
+        dynamic_batching=False,
+        preferred_batch_sizes=(),
+        queue_delay_us=0,
+        instances=INSTANCES,
+        device=view.record.device,
+        threads=int(document.host.threads or 1) if document.host else 1,
+        reasons=("a streaming generator: decoupled, one sequence at a time (max_batch_size 0)",),
+    )
+    return infer, (lambda triton, name: bind(triton, name, infer, tokenizer=tokenizer is not None)), settings
