@@ -49,5 +49,5 @@ def test_what_vllm_cannot_take_is_refused(generation_deployment, packages, tmp_p
     assert "model.json" in info.value.hint
     with pytest.raises(UsageError, match="only a text-generation package"):
         deploy_package(packages["onnx"].path, tmp_path / "b", backend="vllm")
-    with pytest.raises(UsageError, match="choose native, python, vllm"):
+    with pytest.raises(UsageError, match=r"choose native, python or auto \(or vllm for a text-generation package\)"):
         deploy_package(package, tmp_path / "c", backend="tensorrtllm")

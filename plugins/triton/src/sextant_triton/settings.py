@@ -50,7 +50,9 @@ class DeployOptions:
 
     def __post_init__(self) -> None:
         if self.backend not in ("auto", "native", "python", "vllm"):
-            raise UsageError(f"--backend {self.backend}: choose native, python, vllm (text generation) or auto")
+            raise UsageError(
+                f"--backend {self.backend}: choose native, python or auto (or vllm for a text-generation package)"
+            )
         if self.version < 1:
             raise UsageError(f"--version {self.version}: Triton's model versions are positive integers")
         self.serving  # noqa: B018 - checks the serving overrides

@@ -6,7 +6,8 @@ writes for a generation package: ``input_ids`` (INT64, ``[-1]``) in, optionally 
 (INT32, ``[1]``) and ``stream`` (BOOL, ``[1]``); ``output_ids`` out, one response per token.
 
 The prompts are synthetic token ids (input lengths drawn from a normal distribution of
-``input_tokens_mean`` / ``input_tokens_stddev``, at least one token, seeded) or read from a
+``input_tokens_mean`` / ``input_tokens_stddev``, at least one token, seeded; ids below ``llm.vocab``,
+else the model configuration's ``vocab_size`` parameter, else 100) or read from a
 ``prompt_file`` (one prompt a line, token ids separated by spaces); every request asks for
 ``output_tokens`` tokens (``max_tokens``). They are written as perf_analyzer's ``--input-data``
 JSON, which it sends in turn. A prompt that with its output does not fit the model's context
