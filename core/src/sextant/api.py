@@ -113,6 +113,7 @@ if TYPE_CHECKING:  # imported on first use (see _LAZY)
     from sextant.composite.parts import register as register_part  # noqa: F401
     from sextant.htmlreport import kit as htmlkit  # noqa: F401
     from sextant.package import CandidateView, Package, RunDocument  # noqa: F401
+    from sextant.package.document import ModelInfo  # noqa: F401
     from sextant.pairing import Paired, Ratio  # noqa: F401
     from sextant.pipeline.budget import Budget  # noqa: F401
     from sextant.plugins import availability, installed  # noqa: F401
@@ -144,6 +145,7 @@ _LAZY = {
     "Package": "sextant.package",
     "CandidateView": "sextant.package",
     "RunDocument": "sextant.package",
+    "ModelInfo": "sextant.package.document",
     "Stop": "sextant.records",
     "CandidateRecord": "sextant.records",
     "Status": "sextant.records",

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from sextant.api import UsageError
+from sextant.api import ModelInfo, UsageError
 from tritonclient.grpc import model_config_pb2 as mc
 
 from sextant_triton import client, servable
@@ -62,7 +62,7 @@ def tokenizer_folder(view: CandidateView) -> Path | None:
     """Where the model's tokenizer was saved: the candidate's artifact folder, else the source's
     ``save_pretrained`` folder; ``None`` when neither has one."""
     folders = [view.artifact]
-    source = view.package.status.get("model", {}).get("source")
+    source = (view.package.document.model or ModelInfo()).source
     if source:
         folders.append(view.package.path / source)
     for folder in folders:
@@ -139,10 +139,11 @@ def contents(package: Package, request: DeployRequest, options: DeployOptions, r
     view.verify(trust_source=options.trust_source)
     name = model_name(package, request.name)
     tokenizer = tokenizer_folder(view)
-    new_tokens = int(package.status.get("generation", {}).get("new_tokens") or 32)
+    document = package.document
+    new_tokens = int((document.generation or {}).get("new_tokens") or 32)
     parameters = {"sextant_candidate": view.id, sp.DEFAULT_TOKENS_PARAMETER: str(new_tokens)}
-    model = package.status.get("model", {})
-    said = ((sp.CONTEXT_PARAMETER, model.get("max_positions")), (sp.VOCAB_PARAMETER, model.get("vocab_size")))
+    model = document.model or ModelInfo()
+    said = ((sp.CONTEXT_PARAMETER, model.max_positions), (sp.VOCAB_PARAMETER, model.vocab_size))
     for key, value in said:
         if value:  # read by `sextant analyze --model-type llm` (prompt lengths, token ids)
             parameters[key] = str(int(value))

@@ -23,7 +23,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sextant.api import UsageError
+from sextant.api import ModelInfo, UsageError
 from tritonclient.grpc import model_config_pb2 as mc
 
 from sextant_triton import config as pbtxt
@@ -68,7 +68,7 @@ def _source(package: Package, request: DeployRequest) -> Path:
             "model itself, so only the package's source can be written for it",
             hint="Leave --candidate out (or give the source candidate) with --backend vllm.",
         )
-    source = package.status.get("model", {}).get("source")
+    source = (package.document.model or ModelInfo()).source
     folder = package.path / source if source else None
     if folder is None or not (folder / "config.json").is_file():
         raise UsageError(
@@ -107,7 +107,7 @@ def contents(package: Package, request: DeployRequest, options: DeployOptions, r
         )
     source = _source(package, request)
     name = model_name(package, request.name)
-    context = package.status.get("model", {}).get("max_positions")
+    context = (package.document.model or ModelInfo()).max_positions
     copied = (repository / name / str(options.version) / MODEL_FOLDER).absolute()
     model_config = build_config(name)
 
@@ -121,7 +121,7 @@ def contents(package: Package, request: DeployRequest, options: DeployOptions, r
 
     notes = (
         UNTESTED,
-        f"model.json: the source model {package.status['model'].get('name', '')} copied to {copied} "
+        f"model.json: the source model {(package.document.model or ModelInfo()).name} copied to {copied} "
         f"(absolute: rewrite it if the repository moves), max_model_len {context or 'vLLM default'}",
         "tensors: the vLLM backend's own (text_input, stream, sampling_parameters in; text_output out), "
         f"not sextant's input_ids; try: curl -X POST localhost:8000/v2/models/{name}/generate "
