@@ -197,6 +197,7 @@ __all__ = [
     "GeneratorRequest",
     "GeneratorSpec",
     "MissingPluginError",
+    "ModelInfo",
     "ModelLoadError",
     "Param",
     "Rejection",
