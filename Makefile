@@ -56,7 +56,7 @@ wheels: $(foreach d,$(DIST_NAMES),$(WHEELS)/$(d)/.built)
 # the wheels, whose builds empty the build/ folders that setuptools' editable builds also use)
 $(VENV)/.installed: $(foreach d,$(DIST_NAMES),$(call dir_of,$(d))/pyproject.toml) constraints.txt | $(UV) wheels
 	$(UV) venv -q --seed --allow-existing --python $(PYTHON) $(VENV)
-	$(INSTALL) $(VENV) -e './core[report,test]' -e './plugins/torch[test,onnx,pipelines]' -e './plugins/onnx[cpu,genai,test]' -e './plugins/search[test]' -e './plugins/tensorflow[cpu,onnx,test]' -e './plugins/tensorrt[test]' -e ./plugins/triton -e ./plugins/openvino
+	$(INSTALL) $(VENV) -e './core[report,test]' -e './plugins/torch[test,onnx,pipelines]' -e './plugins/onnx[cpu,genai,test]' -e './plugins/search[test]' -e './plugins/tensorflow[cpu,onnx,test]' -e './plugins/tensorrt[test]' -e ./plugins/triton -e './plugins/openvino[generation,int8]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -149,14 +149,15 @@ test-architectures: install
 	$(VENV)/bin/python -m pytest tests/test_architectures.py -m "architectures or not architectures"
 
 # --- make test: two jobs at a time (2 cores), in two phases. First the environments (and PostgreSQL and
-# Chromium), installs side by side. Then the suites, longest first: make hands a free job slot to the
-# next suite in this list, so the two longest (test-all, then sextant-triton's suite) start at once and
-# the others follow one after another in whichever slot frees first. (In one phase, make's walk through
+# Chromium), installs side by side. Then the suites, longest first (on a clean run: test-all ~815 s,
+# test-triton ~630, test-torch ~430, test-core ~130, the rest under a minute each): make hands a free
+# job slot to the next suite in this list, so the two longest start at once and the others follow one
+# after another in whichever slot frees first, the shortest last. (In one phase, make's walk through
 # the prerequisites would start the suites whose environments came first, and the longest last.)
 # --keep-going: one failing suite does not stop the others, and the run still fails; --output-sync:
 # each suite's output comes in one piece when it ends. The two longest print their ten slowest tests
 # (--durations=10): they decide how long `make test` takes.
-SUITE_TARGETS := test-all test-triton test-core test-torch test-tensorflow test-openvino test-search test-onnx test-tensorrt test-template
+SUITE_TARGETS := test-all test-triton test-torch test-core test-tensorflow test-openvino test-onnx test-search test-tensorrt test-template
 ENVS := $(VENV)/.installed .venv-triton/.installed $(foreach s,$(SUITES),.venv-$(s)/.installed)
 
 envs:

@@ -13,8 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("openvino")
-pytest.importorskip("transformers")
+from sextant.testing.requires import importorskip
+
+importorskip("openvino", "the openvino-stateful generator: pip install 'sextant-openvino[generation]'")
+importorskip("transformers")
 TORCH_TESTS = Path(__file__).resolve().parents[1] / "plugins" / "torch" / "tests"
 sys.path.insert(0, str(TORCH_TESTS))
 import causal_lms  # noqa: E402
@@ -94,7 +96,7 @@ def test_int8_weights_are_offered_only_where_nncf_is_installed():
 
 
 def test_int8_weights_by_nncf_agree_with_the_reference(llama, tmp_path):
-    pytest.importorskip("nncf")
+    importorskip("nncf", "int8 weights for openvino-stateful: pip install 'sextant-openvino[int8]'")
     source = llama[0]
     (tmp_path / "ir").mkdir()
     built = build(StepRequest(source, tmp_path / "ir", SIGNATURE, tmp_path / "s", options={"precision": "int8"}))

@@ -49,7 +49,12 @@ def test_each_configuration_keeps_only_the_preferred_sizes_that_fit(deployed):
 def test_a_yaml_range_below_the_preferred_sizes_is_measured_in_full(deployed, tmp_path):
     repository, name = deployed
     yaml_settings = from_mapping(
-        {"search": "brute", "max_batch_size": {"min": 1, "max": 8}, "instance_count": {"min": 1, "max": 1}}
+        {
+            "search": "brute",
+            "max_batch_size": {"min": 1, "max": 8},
+            "instance_count": {"min": 1, "max": 1},
+            "concurrency": {"min": 1, "max": 2},  # the batch range is what this test is about
+        }
     )
     settings = replace(
         yaml_settings, models=(ModelSettings(name),), dynamic_batching=(True,), top_n=0, windows=FAST

@@ -163,9 +163,12 @@ def test_the_deployed_config_is_what_the_server_runs(server, deployments):
             written = deployed[model][2]
             assert served.max_batch_size == written.max_batch_size
             assert served.instance_group[0].count == written.instance_group[0].count
-            assert list(served.dynamic_batching.preferred_batch_size) == list(
-                written.dynamic_batching.preferred_batch_size
-            )
+            # none written (no batch size above 1 came within 10 % of the best, as the timings fell):
+            # Triton prefers the largest batch, as its config then says
+            preferred = list(written.dynamic_batching.preferred_batch_size)
+            if written.HasField("dynamic_batching") and not preferred:
+                preferred = [written.max_batch_size]
+            assert list(served.dynamic_batching.preferred_batch_size) == preferred
             assert dict(served.parameters) == dict(written.parameters)
             assert [(i.name, list(i.dims)) for i in served.input] == [(i.name, list(i.dims)) for i in written.input]
     finally:
