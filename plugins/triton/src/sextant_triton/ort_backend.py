@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import onnxruntime as ort
 import triton_python_backend_utils as pb_utils
 
@@ -105,21 +104,12 @@ class TritonPythonModel:
         self.dtypes = {o["name"]: pb_utils.triton_string_to_numpy(o["data_type"]) for o in config["output"]}
 
     def execute(self, requests: list) -> list:
-        from sextant_triton.batching import run_batched
+        from sextant_triton.batching import respond
 
         def infer(feed: dict) -> dict:
             return dict(zip(self.outputs, self.session.run(self.outputs, dict(feed))))
 
-        feeds = [{n: pb_utils.get_input_tensor_by_name(r, n).as_numpy() for n in self.inputs} for r in requests]
-        responses = []
-        for result in run_batched(feeds, infer, self.batching):
-            if isinstance(result, Exception):
-                error = pb_utils.TritonError(f"{type(result).__name__}: {result}")
-                responses.append(pb_utils.InferenceResponse(error=error))
-                continue
-            tensors = [pb_utils.Tensor(n, np.ascontiguousarray(result[n], self.dtypes[n])) for n in self.outputs]
-            responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
-        return responses
+        return respond(requests, self.inputs, self.dtypes, infer, self.batching, pb_utils)
 
     def finalize(self) -> None:
         self.session = None

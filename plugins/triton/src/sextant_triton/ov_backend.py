@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import openvino as ov
 import triton_python_backend_utils as pb_utils
 
@@ -57,22 +56,13 @@ class TritonPythonModel:
         self.request = self.compiled.create_infer_request()
 
     def execute(self, requests: list) -> list:
-        from sextant_triton.batching import run_batched
+        from sextant_triton.batching import respond
 
         def infer(feed: dict) -> dict:
             results = self.request.infer(dict(feed))
             return {name: results[self.compiled.output(name)] for name in self.outputs}
 
-        feeds = [{n: pb_utils.get_input_tensor_by_name(r, n).as_numpy() for n in self.inputs} for r in requests]
-        responses = []
-        for result in run_batched(feeds, infer, self.batching):
-            if isinstance(result, Exception):
-                error = pb_utils.TritonError(f"{type(result).__name__}: {result}")
-                responses.append(pb_utils.InferenceResponse(error=error))
-                continue
-            tensors = [pb_utils.Tensor(n, np.ascontiguousarray(result[n], self.dtypes[n])) for n in self.outputs]
-            responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
-        return responses
+        return respond(requests, self.inputs, self.dtypes, infer, self.batching, pb_utils)
 
     def finalize(self) -> None:
         self.request = self.compiled = None

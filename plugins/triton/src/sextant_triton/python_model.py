@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import triton_python_backend_utils as pb_utils
 
 
@@ -52,18 +51,9 @@ class TritonPythonModel:
         self.outputs = {o["name"]: pb_utils.triton_string_to_numpy(o["data_type"]) for o in config["output"]}
 
     def execute(self, requests: list) -> list:
-        from sextant_triton.batching import run_batched
+        from sextant_triton.batching import respond
 
-        feeds = [{n: pb_utils.get_input_tensor_by_name(r, n).as_numpy() for n in self.inputs} for r in requests]
-        responses = []
-        for result in run_batched(feeds, self.runner.infer, self.batching):
-            if isinstance(result, Exception):
-                error = pb_utils.TritonError(f"{type(result).__name__}: {result}")
-                responses.append(pb_utils.InferenceResponse(error=error))
-                continue
-            tensors = [pb_utils.Tensor(n, np.ascontiguousarray(result[n], dtype)) for n, dtype in self.outputs.items()]
-            responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
-        return responses
+        return respond(requests, self.inputs, self.outputs, self.runner.infer, self.batching, pb_utils)
 
     def finalize(self) -> None:
         self.runner.close()
