@@ -189,7 +189,9 @@ def _start(
             shutil.rmtree(workspace, ignore_errors=True)
             if attempt == tries or not _handshake_race(exc):
                 raise
-            log.warning("PyTriton's instances raced at start-up (%s); starting again (%d/%d)", exc, attempt + 1, tries)
+            # PyTriton's own race, retried: not the user's to act on (a retry that fails raises above)
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            log.info("PyTriton's instances raced at start-up (%s); starting again (%d/%d)", first, attempt + 1, tries)
     raise AssertionError("unreachable")
 
 
