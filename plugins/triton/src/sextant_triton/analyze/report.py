@@ -191,7 +191,14 @@ def _breakdown(i: int, rows: Sequence[tuple[str, list]]) -> kit.Figure:
     return kit.Figure(f"breakdown-{i}", title, caption, tuple(data), layout)
 
 
-#: an LLM analysis's table: header, metric, format (:mod:`sextant_triton.llmperf`)
+#: the measurement table's metric columns: (heading, metric, format)
+COLUMNS = (
+    ("throughput (infer/s)", "throughput", "{:,.0f}"),
+    ("p50 ms", "p50_ms", "{:.3f}"),
+    ("p99 ms", "p99_ms", "{:.3f}"),
+    ("memory MB", "memory_mb", "{:,.0f}"),
+)
+#: ... and an LLM analysis's, by tokens (:mod:`sextant_triton.llmperf`)
 LLM_COLUMNS = (
     ("output tokens/s", "throughput", "{:,.1f}"),
     ("requests/s", "requests_per_s", "{:,.2f}"),
@@ -206,15 +213,13 @@ LLM_COLUMNS = (
 
 
 def _table(group: GroupResult, settings: AnalyzeSettings) -> str:
-    if settings.model_type == "llm":
-        return _llm_table(group, settings)
+    """Every measurement of the group: its load, its metrics (by tokens for an LLM analysis), whether
+    it meets the constraints, and why it failed or did not settle."""
+    metrics = LLM_COLUMNS if settings.model_type == "llm" else COLUMNS
     columns = [
         kit.Column("configuration"),
         kit.Column("load"),
-        kit.Column("throughput (infer/s)", True),
-        kit.Column("p50 ms", True),
-        kit.Column("p99 ms", True),
-        kit.Column("memory MB", True),
+        *(kit.Column(name, True) for name, _, _ in metrics),
         kit.Column("meets constraints"),
         kit.Column("note"),
     ]
@@ -228,37 +233,7 @@ def _table(group: GroupResult, settings: AnalyzeSettings) -> str:
             [
                 kit.text_cell(_config_label(group.space, point)),
                 kit.text_cell(load),
-                kit.number_cell(m.get("throughput"), "{:,.0f}"),
-                kit.number_cell(m.get("p50_ms"), "{:.3f}"),
-                kit.number_cell(m.get("p99_ms"), "{:.3f}"),
-                kit.number_cell(m.get("memory_mb"), "{:,.0f}"),
-                kit.text_cell("yes" if ok else "no", "" if ok else "bad"),
-                kit.text_cell(note),
-            ]
-        )
-    return kit.table(columns, rows)
-
-
-def _llm_table(group: GroupResult, settings: AnalyzeSettings) -> str:
-    """Every measurement of an LLM analysis, by tokens."""
-    columns = [
-        kit.Column("configuration"),
-        kit.Column("load"),
-        *(kit.Column(name, True) for name, _, _ in LLM_COLUMNS),
-        kit.Column("meets constraints"),
-        kit.Column("note"),
-    ]
-    rows = []
-    for point, record in group.history:
-        m = record.metrics or {}
-        load = f"{m['request_rate']:g}/s" if m.get("request_rate") else f"c={m.get('concurrency', 0):g}" if m else ""
-        ok = bool(record.metrics) and settings.objective.feasible(m)
-        note = record.error or ("did not settle" if m and not m.get("stable", 1.0) else "")
-        rows.append(
-            [
-                kit.text_cell(_config_label(group.space, point)),
-                kit.text_cell(load),
-                *(kit.number_cell(m.get(metric), shown) for _, metric, shown in LLM_COLUMNS),
+                *(kit.number_cell(m.get(metric), shown) for _, metric, shown in metrics),
                 kit.text_cell("yes" if ok else "no", "" if ok else "bad"),
                 kit.text_cell(note),
             ]
