@@ -17,7 +17,7 @@ from pathlib import Path
 
 from _run import optimize
 from sextant.objective import Objective
-from sextant.pipeline.budget import Budget
+from sextant.optimizer.budget import Budget
 from sextant.search import ResultsStore, run_search
 from sextant_search.strategies import Brute, OptunaSearch, Quick
 from sextant_search.synthetic import SPACE, metrics, optimum

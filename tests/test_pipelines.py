@@ -153,7 +153,7 @@ def _load_with_eager_best(workspace, toy):
     """Rewrite the record so that the eager candidate is chosen, load it, put the record back."""
     from dataclasses import replace
 
-    from sextant.composite.records import read_record, write_record
+    from sextant.pipelines.records import read_record, write_record
 
     record = read_record(workspace)
     eager = tuple(replace(s, chosen="source:torch-eager@cpu", runner="torch-eager") for s in record.structures)
@@ -185,7 +185,7 @@ def test_a_part_that_breaks_the_pipeline_falls_back_to_its_next_candidate(toy_ru
 
 
 def test_a_part_clearly_slower_inside_the_pipeline_keeps_its_original(toy_run, monkeypatch):
-    import sextant.composite.run as composite_run
+    import sextant.pipelines.run as composite_run
 
     toy, workspace, _ = toy_run
     judged = []
@@ -209,8 +209,8 @@ def test_a_part_clearly_slower_inside_the_pipeline_keeps_its_original(toy_run, m
 
 
 def test_slower_in_pipeline_needs_every_run_with_the_choice_slower():
-    from sextant.composite.records import Serving, StructureRecord, Timing
-    from sextant.composite.search import keep_original, slower_in_pipeline
+    from sextant.pipelines.records import Serving, StructureRecord, Timing
+    from sextant.pipelines.search import keep_original, slower_in_pipeline
 
     timings = {
         "encoder": (Timing((0.17, 0.16, 0.26)), Timing((0.46, 0.44, 0.72))),  # every optimized run slower
@@ -328,7 +328,7 @@ def test_a_bundle_loads_without_the_workspace_and_refuses_a_changed_file(toy_run
 
 def test_one_pipeline_run_per_workspace(toy_run):
     from sextant.errors import WorkspaceBusyError
-    from sextant.pipeline.lock import WorkspaceLock
+    from sextant.optimizer.lock import WorkspaceLock
 
     toy, workspace, _ = toy_run
     before = (workspace / "pipeline.json").read_bytes()

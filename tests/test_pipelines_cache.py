@@ -19,10 +19,10 @@ transformers = importorskip("transformers", reason="needs transformers (the torc
 
 import sextant  # noqa: E402
 from _support import tiny_t5  # noqa: E402
-from sextant.composite.parts import unbatched_inputs  # noqa: E402
+from sextant.pipelines.parts import unbatched_inputs  # noqa: E402
 from sextant.errors import SampleError  # noqa: E402
 from sextant.signature import Signature, infer_tensors  # noqa: E402
-from sextant_torch.composite import structure  # noqa: E402
+from sextant_torch.pipelines import structure  # noqa: E402
 
 INPUTS = [torch.tensor([[5, 6, 7, 8, 9, 1], [12, 13, 14, 1, 0, 0]]), torch.tensor([[20, 21, 22, 23, 1]])]
 

@@ -95,7 +95,7 @@ def without_generator(args, kwargs):
 
 def wrap(pipe) -> list:
     """Wrap the three models the pipeline calls, by plain assignment (the pipeline's config keeps
-    naming the original classes: see sextant_torch.composite.wrapper)."""
+    naming the original classes: see sextant_torch.pipelines.wrapper)."""
     pipe.text_encoder = sextant.Module(pipe.text_encoder, name="text_encoder")
     pipe.unet = sextant.Module(pipe.unet, name="unet")
     pipe.vae = sextant.Module(pipe.vae, name="vae", forward="decode", input_mapping=without_generator)

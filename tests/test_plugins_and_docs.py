@@ -156,7 +156,7 @@ def test_readme_example_output_is_current(monkeypatch):
     candidates the planner makes for that command with the installed plugins (on the CPU), and a best
     line naming the starred candidate."""
     import sextant
-    from sextant.report import results_table
+    from sextant.cli.tables import results_table
 
     tables = _results_tables((ROOT / "README.md").read_text())
     assert len(tables) >= 2  # the MLP and the Keras examples

@@ -11,7 +11,7 @@ import pytest
 import sextant
 from sextant.errors import UsageError
 from sextant.options import OptimizeOptions
-from sextant.pipeline import budget
+from sextant.optimizer import budget
 from sextant.testing.fake import NumpyMLP
 
 

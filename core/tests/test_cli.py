@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import typer
-from sextant import pipeline
+from sextant.optimizer import run as optimizer
 from sextant.cli import State, app, with_plugin_commands
 from sextant.errors import UsageError
 from sextant.options import SETTINGS, OptimizeOptions
@@ -65,7 +65,7 @@ def passed(monkeypatch):
         seen.update(model=model, samples=samples, options=options)
         raise Stop
 
-    monkeypatch.setattr(pipeline, "optimize", record)
+    monkeypatch.setattr(optimizer, "optimize", record)
     return seen
 
 
@@ -454,7 +454,7 @@ def test_help_shows_the_dataclass_defaults(fake_catalog):
 def test_start_up_imports_nothing_heavy():
     probe = (
         "import sys; from sextant.cli import main; code = main(['--help']);"
-        "print('HEAVY', [m for m in ('numpy', 'sextant.pipeline', 'sextant.options') if m in sys.modules])"
+        "print('HEAVY', [m for m in ('numpy', 'sextant.optimizer', 'sextant.options') if m in sys.modules])"
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert "optimize" in result.stdout, result.stderr

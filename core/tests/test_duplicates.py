@@ -1,11 +1,11 @@
-"""Duplicates (sextant.pipeline.duplicates): ``fault-slow`` (with no sleep) writes the very graph
+"""Duplicates (sextant.optimizer.duplicates): ``fault-slow`` (with no sleep) writes the very graph
 ``fake-graph`` writes, so it, the fp16 conversion of it and every candidate on them are measured
 once, under fake-graph's chain, and recorded as duplicates of what was."""
 
 from dataclasses import replace
 
 import sextant
-from sextant.report import reasons
+from sextant.cli.tables import reasons
 from sextant.testing.fake import NumpyMLP
 
 

@@ -19,8 +19,8 @@ import sextant
 from conftest import FAST
 from sextant.errors import DiskFullError, ModelLoadError, WorkspaceBusyError
 from sextant.package import write_json
-from sextant.pipeline.lock import WorkspaceLock, holder
-from sextant.pipeline.workspace import Workspace
+from sextant.optimizer.lock import WorkspaceLock, holder
+from sextant.optimizer.workspace import Workspace
 from sextant.specs import SourceModel
 from sextant.testing.fake import SOURCE, NumpyMLP
 

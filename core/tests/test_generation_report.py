@@ -18,7 +18,7 @@ from sextant.cli._common import State
 from sextant.generation.config import GenerationConfig
 from sextant.htmlreport import generation, genplots, read_run, render_report
 from sextant.package import read_status
-from sextant.pipeline import optimize
+from sextant.optimizer.run import optimize
 from sextant.plugins import load_catalog
 from sextant.testing.fakelm import NumpyLM
 

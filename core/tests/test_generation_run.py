@@ -8,7 +8,7 @@ import pytest
 import sextant
 from sextant.errors import ModelLoadError, SampleError, UsageError
 from sextant.generation.loop import TextGenerator, greedy
-from sextant.pipeline import optimize
+from sextant.optimizer.run import optimize
 from sextant.plugins import load_catalog
 from sextant.records import Status
 from sextant.testing.fakelm import NoGenerate, NumpyLM, NumpyLMGenerator

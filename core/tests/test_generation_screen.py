@@ -15,7 +15,8 @@ from sextant.generation.measure import measure_batch
 from sextant.generation.screen import estimate, rivals, screen, screen_mode
 from sextant.jobs import ProfileOrder
 from sextant.objective import Objective
-from sextant.pipeline import budget, optimize
+from sextant.optimizer import budget
+from sextant.optimizer.run import optimize
 from sextant.plugins import load_catalog
 from sextant.records import CandidateRecord, Profile, Status
 from sextant.testing.fakelm import ClockedGenerator, FakeClock, NumpyLM, NumpyLMGenerator

@@ -1,4 +1,4 @@
-"""This machine's history (:mod:`sextant.history`, :mod:`sextant.pipeline.learned`): what won on
+"""This machine's history (:mod:`sextant.history`, :mod:`sextant.optimizer.learned`): what won on
 similar models is measured first, a slow build is started only when it can pay, and a corrupt
 history is set aside, never an error. Runs on the fake plugins; nothing depends on timings (the
 winners are written into the history by hand, the estimate's gain is set)."""
@@ -12,7 +12,7 @@ import pytest
 import sextant
 import sextant.history as history_module
 from sextant.history import Descriptor, History, Outcome, history_path
-from sextant.pipeline import learned
+from sextant.optimizer import learned
 from sextant.testing.fake import NumpyMLP
 
 MLP = Descriptor.of("numpy-mlp", 1500, [("x", "float32", (8,))])

@@ -9,7 +9,7 @@ import pytest
 import sextant
 from sextant.objective import Objective
 from sextant.pairing import CLOSE, Paired, contenders, decide, interleave
-from sextant.report import summary_line
+from sextant.cli.tables import summary_line
 from sextant.testing.fake import NumpyMLP
 
 

@@ -7,7 +7,7 @@ import pytest
 import sextant
 from sextant.errors import CorrectnessError, ModelLoadError, SampleError, UsageError
 from sextant.package import Package
-from sextant.report import reasons
+from sextant.cli.tables import reasons
 from sextant.testing.fake import NumpyMLP
 
 
@@ -291,7 +291,7 @@ def test_bad_settings_fail_before_any_work_naming_the_value(fake_catalog, option
 
 
 def test_the_fork_server_preloads_the_installed_packages_the_source_imports_never_a_users_file(tmp_path, monkeypatch):
-    from sextant.pipeline import _preload
+    from sextant.optimizer.run import _preload
     from sextant.planner import Plan
     from sextant.specs import Format, SourceModel
 

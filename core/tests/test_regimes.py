@@ -16,7 +16,7 @@ from sextant.package import Package
 from sextant.package.document import RunDocument
 from sextant.objective import Objective
 from sextant.records import CandidateRecord, Profile, Status
-from sextant.report import regime_lines
+from sextant.cli.tables import regime_lines
 from sextant.selection import Selection, select, settle_regimes
 
 QUICK, WIDE = "source:quick@cpu", "graph:wide@cpu"

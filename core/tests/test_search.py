@@ -1,7 +1,7 @@
 """The search loop, goals and results store, with a trivial strategy (the strategies are a plugin)."""
 
 from sextant.objective import Objective as Goal
-from sextant.pipeline.budget import Budget
+from sextant.optimizer.budget import Budget
 from sextant.search import ResultsStore, rerank, run_search
 from sextant.specs import Param
 

@@ -55,7 +55,7 @@ def test_a_deployer_is_a_contribution_listed_with_what_it_serves(tmp_path, monke
     import sys
 
     from sextant.plugins import load_catalog
-    from sextant.report import plugins_document
+    from sextant.cli.tables import plugins_document
 
     (tmp_path / "toy_deployer.py").write_text(
         "from sextant.api import ONNX, DeployerSpec, hookimpl\n"

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import sextant
 from sextant.objective import Objective
-from sextant.pipeline.variants import run_variants
+from sextant.optimizer.variants import run_variants
 from sextant.records import CandidateRecord, Profile, Status, Stop
 from sextant.testing.fake import NumpyMLP
 

@@ -30,23 +30,23 @@ __all__ = [
 ]
 
 _LAZY = {
-    "optimize": "sextant.pipeline",
+    "optimize": "sextant.optimizer.run",
     "OptimizeOptions": "sextant.options",
     "Objective": "sextant.objective",
     "load": "sextant.package",
     "Package": "sextant.package",
     "SextantError": "sextant.errors",
-    "optimize_pipeline": "sextant.composite",
-    "load_optimized": "sextant.composite",
+    "optimize_pipeline": "sextant.pipelines",
+    "load_optimized": "sextant.pipelines",
 }
 
 if TYPE_CHECKING:
-    from sextant.composite import load_optimized, optimize_pipeline
+    from sextant.pipelines import load_optimized, optimize_pipeline
     from sextant.errors import SextantError
     from sextant.objective import Objective
     from sextant.options import OptimizeOptions
     from sextant.package import Package, load
-    from sextant.pipeline import optimize
+    from sextant.optimizer.run import optimize
 
 
 def __getattr__(name: str) -> Any:
@@ -63,7 +63,7 @@ def _module_wrapper() -> Any:
     """``sextant.Module``: the torch plugin's wrapper for a pipeline's parts (torch is the only
     framework with one; a second would make this a plugin hook)."""
     try:
-        from sextant_torch.composite import Module
+        from sextant_torch.pipelines import Module
     except ImportError as exc:
         from sextant.errors import UsageError
 

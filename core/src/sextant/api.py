@@ -109,13 +109,13 @@ if TYPE_CHECKING:  # imported on first use (see _LAZY)
     from sextant.serving import OPTIONS as SERVING_OPTIONS  # noqa: F401
     from sextant.serving import ServingOptions, ServingSettings  # noqa: F401
     from sextant.serving import for_candidate as serving_settings  # noqa: F401
-    from sextant.composite.parts import Part, Recording  # noqa: F401
-    from sextant.composite.parts import register as register_part  # noqa: F401
+    from sextant.pipelines.parts import Part, Recording  # noqa: F401
+    from sextant.pipelines.parts import register as register_part  # noqa: F401
     from sextant.htmlreport import kit as htmlkit  # noqa: F401
     from sextant.package import CandidateView, Package, RunDocument  # noqa: F401
     from sextant.package.document import ModelInfo  # noqa: F401
     from sextant.pairing import Paired, Ratio  # noqa: F401
-    from sextant.pipeline.budget import Budget  # noqa: F401
+    from sextant.optimizer.budget import Budget  # noqa: F401
     from sextant.plugins import availability, installed  # noqa: F401
     from sextant.records import CandidateRecord, Status, Stop  # noqa: F401
     from sextant.samples import load_batches, resize_batch  # noqa: F401
@@ -136,7 +136,7 @@ _LAZY = {
     "ServingSettings": "sextant.serving",
     "Objective": "sextant.objective",
     "search_strategy": "sextant.plugins",
-    "Budget": "sextant.pipeline.budget",
+    "Budget": "sextant.optimizer.budget",
     **dict.fromkeys(
         ("Claims", "Record", "SearchResult", "Store", "Tally", "fetch", "ranked", "run_search"), "sextant.search"
     ),
@@ -159,9 +159,9 @@ _LAZY = {
     "installed": "sextant.plugins",
     "availability": "sextant.plugins",
     "write_manifest": "sextant.manifest",
-    "Part": "sextant.composite.parts",
-    "Recording": "sextant.composite.parts",
-    "register_part": "sextant.composite.parts",
+    "Part": "sextant.pipelines.parts",
+    "Recording": "sextant.pipelines.parts",
+    "register_part": "sextant.pipelines.parts",
     "Stopped": "sextant.stops",
     "stop_signals": "sextant.stops",
 }
@@ -231,7 +231,7 @@ def __getattr__(name: str) -> Any:
     if name == "htmlkit":
         return importlib.import_module("sextant.htmlreport.kit")
     if name == "register_part":
-        return importlib.import_module("sextant.composite.parts").register
+        return importlib.import_module("sextant.pipelines.parts").register
     if name in _RENAMED:
         module, attribute = _RENAMED[name]
         return getattr(importlib.import_module(module), attribute)

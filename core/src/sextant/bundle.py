@@ -49,7 +49,7 @@ def bundle(workspace: Path | str, output: Path | str | None = None) -> Bundled:
     :raises UsageError: ``workspace`` is not a finished package or pipeline workspace, or a run is
         writing it now.
     """
-    from sextant.pipeline.lock import holder
+    from sextant.optimizer.lock import holder
 
     folder = Path(workspace)
     kind = _kind(folder)
@@ -184,7 +184,7 @@ def _extract_archive(path: Path, folder: Path) -> None:
 
 
 def _kind(folder: Path) -> str:
-    from sextant.composite.records import is_composite
+    from sextant.pipelines.records import is_composite
 
     if is_composite(folder):
         return "pipeline"

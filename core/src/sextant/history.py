@@ -12,7 +12,7 @@ objective, by how similar their model was (the same descriptor 3; the same forma
 or the same format and input kinds 2; the same format 1; another format 0), a win counting twice a
 close finish. The pipeline measures the best-scored candidates first (so the screen cuts from the
 second candidate on) and builds a slow-to-build one only when it scored (see
-:mod:`sextant.pipeline.learned`).
+:mod:`sextant.optimizer.learned`).
 
 The file lives in sextant's cache folder, one per machine: the CPU's model and the versions of the
 libraries the installed runners need (:func:`history_path`). It keeps the last :data:`KEEP` runs

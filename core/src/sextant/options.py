@@ -63,7 +63,7 @@ class OptimizeOptions:
     paired_rounds: int = 5
     search: str | None = None
     search_budget_s: float | None = None
-    #: the whole run's seconds (see :mod:`sextant.pipeline.budget`); ``None``: no limit
+    #: the whole run's seconds (see :mod:`sextant.optimizer.budget`); ``None``: no limit
     budget_s: float | None = None
     profiler: ProfilerConfig = field(default_factory=ProfilerConfig)
     #: ``forward`` (one forward pass), ``text-generation`` (a causal LM's generation loop, see

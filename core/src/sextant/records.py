@@ -268,7 +268,7 @@ class CandidateRecord:
     #: a text-generation candidate's time to first token at batch 1, by prompt length (ms)
     ttft_ms: Mapping[str, float] | None = None
     #: the candidate measured in its place: the same runner, options, device and precision on an
-    #: artifact with the same bytes (status ``duplicate``; :mod:`sextant.pipeline.duplicates`)
+    #: artifact with the same bytes (status ``duplicate``; :mod:`sextant.optimizer.duplicates`)
     duplicate_of: str | None = None
 
     @property

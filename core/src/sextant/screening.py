@@ -83,7 +83,7 @@ def screen_verdict(points: list[Point], rivals: Mapping[int, float], cutoff: flo
     """Why a candidate with these screen points is screened out, or ``None`` when it may still win.
 
     ``rivals`` maps each batch size to the best throughput fully profiled rivals reached at or
-    below it (:func:`sextant.pipeline.candidates.rivals`)."""
+    below it (:func:`sextant.optimizer.candidates.rivals`)."""
     if not points or not rivals or cutoff <= 0:
         return None
     if mode == "latency":

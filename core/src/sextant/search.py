@@ -1,6 +1,6 @@
 """The one search loop of runtime-option search and serving analysis (:func:`run_search`: the
 defaults first, the baseline configurations are ranked against, then what a strategy plugin asks
-for until it finishes or the :class:`~sextant.pipeline.budget.Budget` is spent), the :class:`Store`
+for until it finishes or the :class:`~sextant.optimizer.budget.Budget` is spent), the :class:`Store`
 each configuration goes through (:func:`fetch`; a store shared by workers adds :class:`Claims`),
 and :class:`ResultsStore`, one in SQLite (the runtime-option search's checkpoint)."""
 
@@ -18,7 +18,7 @@ from sextant.objective import Objective
 from sextant.runtime import SearchStrategy
 
 if TYPE_CHECKING:
-    from sextant.pipeline.budget import Budget
+    from sextant.optimizer.budget import Budget
 
 Config = dict[str, Any]
 Metrics = dict[str, float]

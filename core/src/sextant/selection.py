@@ -34,7 +34,7 @@ class Selection:
     baseline: str | None
     ranking: tuple[str, ...]
     reason: str | None = None
-    #: what the paired re-measurement decided (:func:`sextant.pipeline.paired.apply_pairing`)
+    #: what the paired re-measurement decided (:func:`sextant.optimizer.paired.apply_pairing`)
     paired: Mapping[str, Any] | None = None
     #: the best for small batches (``latency``) and for large ones (``throughput``), when they
     #: differ; ``None`` when one candidate is both (or there is none)

@@ -136,7 +136,7 @@ class _Step:
     install: str = ""
     description: str = ""
     #: the step takes long to build (an engine compiled for a device): it is built only when it can
-    #: pay, as a ``slow_build`` runner (:mod:`sextant.pipeline.learned`)
+    #: pay, as a ``slow_build`` runner (:mod:`sextant.optimizer.learned`)
     slow_build: bool = False
 
     def __post_init__(self) -> None:

@@ -12,7 +12,7 @@ import textwrap
 import optuna
 import pytest
 from sextant.objective import Objective
-from sextant.pipeline.budget import Budget
+from sextant.optimizer.budget import Budget
 from sextant.plugins import search_strategy
 from sextant.search import ResultsStore, rerank, run_search
 from sextant.testing.contracts import check_plugin
@@ -109,7 +109,7 @@ WORKER = textwrap.dedent(
     import sys
     from pathlib import Path
     from sextant.objective import Objective
-    from sextant.pipeline.budget import Budget
+    from sextant.optimizer.budget import Budget
     from sextant.search import ResultsStore, run_search
     from sextant_search.strategies import OptunaSearch
     from sextant_search.synthetic import SPACE, metrics

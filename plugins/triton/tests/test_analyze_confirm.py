@@ -217,7 +217,7 @@ def test_the_default_being_best_is_said_plainly(group):
 
 
 def test_the_analysis_and_the_option_search_run_the_one_core_loop(group, monkeypatch):
-    from sextant.pipeline import variants
+    from sextant.optimizer import variants
     from sextant_triton.analyze import job
 
     assert job.run_search is variants.run_search is sextant.search.run_search

@@ -103,7 +103,7 @@ def render_package(package: Package, as_json: bool, problems: Sequence[str] = ()
     the results are partial, else null; ``problems``: what else is wrong with the package now), or
     the table on stdout and the reasons, notes (less those ``said`` while the run went), warnings
     and the summary on stderr."""
-    from sextant import report
+    from sextant.cli import tables as report
 
     document, path = package.document, str(package.path)
     incomplete = document.incomplete
@@ -113,7 +113,7 @@ def render_package(package: Package, as_json: bool, problems: Sequence[str] = ()
     console().print(report.results_table(document))
     lines = report.reasons(document)
     if document.generates:
-        from sextant.generation import tables
+        from sextant.cli import generation_tables as tables
 
         console().print(tables.generation_table(document))
         lines += tables.verdict_lines(document)

@@ -288,7 +288,8 @@ def optimize(
     debug: Debug = False,
 ) -> None:
     """Export, convert, check, profile and select the fastest correct way to run MODEL."""
-    from sextant import pipeline, report
+    from sextant.cli import tables as report
+    from sextant.optimizer import run as optimizer
     from sextant.options import OptimizeOptions
 
     settings = run_settings(ctx, config)
@@ -301,7 +302,7 @@ def optimize(
     options = OptimizeOptions.from_settings(settings)
     catalog = ctx.obj.catalog
     if plan:
-        result = pipeline.optimize(model, samples, options=options, catalog=catalog, plan_only=True)
+        result = optimizer.optimize(model, samples, options=options, catalog=catalog, plan_only=True)
         if as_json:
             return print_json(report.plan_document(result))
         return console().print(report.plan_table(result))
@@ -309,7 +310,7 @@ def optimize(
 
     try:
         with stop_signals(), report.ProgressView(stderr()) as view:
-            package = pipeline.optimize(model, samples, options=options, catalog=catalog, on_event=view)
+            package = optimizer.optimize(model, samples, options=options, catalog=catalog, on_event=view)
     except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM or SIGHUP
         signum = signal_of(exc)
         raise Interrupted(
@@ -353,12 +354,12 @@ def inspect(
     """Show what an optimize run produced: every candidate, its status, numbers and the winner.
     For a pipeline workspace (``sextant.optimize_pipeline``): a table per module and the end-to-end result."""
     from sextant.bundle import opened
-    from sextant.composite.records import is_composite, read_record
+    from sextant.pipelines.records import is_composite, read_record
     from sextant.package import Package
 
     package = opened(package)
     if is_composite(package):
-        from sextant.cli.composite import render_composite
+        from sextant.cli.pipelines import render_composite
 
         return render_composite(read_record(package), str(package), as_json)
 
@@ -370,7 +371,7 @@ def package_problems(package: Package) -> list[str]:
     """What makes a package's table misleading now: a run still writing it, or a selected candidate
     whose files are gone or changed since the run (it would not load)."""
     from sextant.errors import PackageError
-    from sextant.pipeline.lock import holder
+    from sextant.optimizer.lock import holder
 
     running = holder(package.path)
     if running is not None:

@@ -13,7 +13,7 @@ from sextant.cli._common import Debug, Json, console, print_json
 
 def plugins(ctx: typer.Context, as_json: Json = False, debug: Debug = False) -> None:
     """List installed plugins, what each contributes, and whether it is available here."""
-    from sextant import report
+    from sextant.cli import tables as report
 
     if as_json:
         return print_json(report.plugins_document(ctx.obj.catalog))
@@ -22,7 +22,7 @@ def plugins(ctx: typer.Context, as_json: Json = False, debug: Debug = False) -> 
 
 def formats(ctx: typer.Context, as_json: Json = False, debug: Debug = False) -> None:
     """Show the graph of formats the installed plugins can reach from each source."""
-    from sextant import report
+    from sextant.cli import tables as report
 
     if as_json:
         return print_json(report.formats_document(ctx.obj.catalog))

@@ -1,7 +1,7 @@
 """A text-generation run: judge and measure every generation backend of a causal LM, pick the best.
 
 It reuses the single-model run's machinery wherever the work is the same: the package folder
-(:class:`~sextant.pipeline.workspace.Workspace`), its lock, the ledger that owns ``status.json``,
+(:class:`~sextant.optimizer.workspace.Workspace`), its lock, the ledger that owns ``status.json``,
 the isolated children, build steps (a generator's ``build`` runs as an export step, cached by key),
 candidate records and keys, the selection and ``sextant inspect``. What differs is the unit: a
 generator instead of a runner, prompts instead of batches, teacher forcing
@@ -39,12 +39,12 @@ from sextant.jobs import GenerationJob, ProfileOrder
 from sextant.options import OptimizeOptions
 from sextant.package import Package
 from sextant.package.document import RunInfo, Skipped
-from sextant.pipeline.budget import Budget
-from sextant.pipeline.context import Run, outcome
-from sextant.pipeline.ledger import EventHandler, Ledger
-from sextant.pipeline.lock import WorkspaceLock
-from sextant.pipeline.steps import run_step
-from sextant.pipeline.workspace import Workspace
+from sextant.optimizer.budget import Budget
+from sextant.optimizer.context import Run, outcome
+from sextant.optimizer.ledger import EventHandler, Ledger
+from sextant.optimizer.lock import WorkspaceLock
+from sextant.optimizer.steps import run_step
+from sextant.optimizer.workspace import Workspace
 from sextant.planner import SOURCE
 from sextant.plugins import Catalog
 from sextant.records import Cause, CandidateKeys, CandidateRecord, Correctness, Profile, Status, Stop
@@ -79,7 +79,7 @@ def optimize_generation(
         )
     made = make_prompts(prompts, config, source.vocab_size, source.max_positions)
     workspace = Workspace.open(Path(options.workspace or Path("sextant-workspace") / source.name))
-    from sextant.pipeline import _previous_status, _raise_if_nothing_selected, _seal, _write_report
+    from sextant.optimizer.run import _previous_status, _raise_if_nothing_selected, _seal, _write_report
 
     with WorkspaceLock(workspace.path) as lock:
         previous, unreadable = _previous_status(workspace, options.fresh)

@@ -1,7 +1,7 @@
 """``status.json`` as one typed document: the run's header, its steps and its candidates.
 
 :class:`RunDocument` is the only reader and writer of the file's content: the run's ledger
-(:mod:`sextant.pipeline.ledger`) holds one and writes ``to_json()``; every reader (``Package``, the
+(:mod:`sextant.optimizer.ledger`) holds one and writes ``to_json()``; every reader (``Package``, the
 tables, the HTML report, the pipelines) takes ``from_json(...)`` of what it read. Header entries
 this version does not know are kept as read (``extra``) and written back unchanged.
 

@@ -10,6 +10,6 @@ The wrapper lives in the torch plugin, not the core, because it is an ``nn.Modul
 not need torch. The core drives it through ``sextant.api.Part`` only.
 """
 
-from sextant_torch.composite.wrapper import Module
+from sextant_torch.pipelines.wrapper import Module
 
 __all__ = ["Module"]

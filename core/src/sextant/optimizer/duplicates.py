@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from sextant.pipeline.context import Run
+from sextant.optimizer.context import Run
 from sextant.planner import PlannedCandidate, PlannedStep
 from sextant.records import CandidateRecord, Status, StepRecord
 

@@ -1,6 +1,6 @@
 """Running one export or conversion step: its key, reuse of a recorded result, the isolated run,
 and recognising a step whose artifact is byte-identical to another's (a no-op conversion; see
-:mod:`sextant.pipeline.duplicates`)."""
+:mod:`sextant.optimizer.duplicates`)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 from sextant.cache import digest, hash_path, library_versions
 from sextant.devices import device_identity
 from sextant.jobs import StepJob
-from sextant.pipeline.context import Run, outcome
-from sextant.pipeline.duplicates import duplicate_step, original_input, same_content, still_duplicate
+from sextant.optimizer.context import Run, outcome
+from sextant.optimizer.duplicates import duplicate_step, original_input, same_content, still_duplicate
 from sextant.planner import SOURCE, PlannedStep
 from sextant.records import Cause, Status, StepRecord
 from sextant.runtime import StepRequest

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.table import Table
 
 from sextant.cli._common import console, print_json, stderr
-from sextant.composite.records import CompositeRecord, speedup
+from sextant.pipelines.records import CompositeRecord, speedup
 
 
 def render_composite(record: CompositeRecord, path: str, as_json: bool) -> None:

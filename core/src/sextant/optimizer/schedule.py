@@ -9,12 +9,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 
-from sextant.pipeline.candidates import Comparator, VerifyFunc, evaluate, run_reference, skip
-from sextant.pipeline.context import Run
-from sextant.pipeline.learned import slow_build_reason, slow_step_reason
-from sextant.pipeline.paired import pair_contenders
-from sextant.pipeline.steps import run_step
-from sextant.pipeline.variants import run_variants, search_options
+from sextant.optimizer.candidates import Comparator, VerifyFunc, evaluate, run_reference, skip
+from sextant.optimizer.context import Run
+from sextant.optimizer.learned import slow_build_reason, slow_step_reason
+from sextant.optimizer.paired import pair_contenders
+from sextant.optimizer.steps import run_step
+from sextant.optimizer.variants import run_variants, search_options
 from sextant.planner import Plan, PlannedCandidate
 from sextant.records import Cause, Status, StepRecord
 from sextant.specs import SearchStrategySpec

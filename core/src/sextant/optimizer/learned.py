@@ -27,8 +27,8 @@ from sextant.cache import library_versions
 from sextant.devices import cpu_model
 from sextant.history import Descriptor, History, Outcome, close_to, history_path
 from sextant.package.document import HistoryUse
-from sextant.pipeline.context import Run
-from sextant.pipeline.ledger import Ledger
+from sextant.optimizer.context import Run
+from sextant.optimizer.ledger import Ledger
 from sextant.planner import SOURCE, PlannedCandidate, PlannedStep
 from sextant.plugins import Catalog
 from sextant.signature import Signature

@@ -278,7 +278,7 @@ def summary_line(status: RunDocument | Mapping[str, Any], workspace: str) -> str
     document = _document(status)
     best, selection = document.best, document.selection
     if best is not None and document.generates:  # tokens/s, inter-token latency, time to first token
-        from sextant.generation.tables import summary_line as generation_line
+        from sextant.cli.generation_tables import summary_line as generation_line
 
         return generation_line(document, workspace) or ""
     if best is None:

@@ -3,7 +3,7 @@
 Every part's best candidate is swapped in and the pipeline checked. When its results no longer
 match, the parts are tried one at a time (the others original) to find those that break it; a part
 that breaks it falls back to the next candidate of its package's ranking, down to the original
-module. Every candidate tried is recorded as an :class:`~sextant.composite.records.Attempt`.
+module. Every candidate tried is recorded as an :class:`~sextant.pipelines.records.Attempt`.
 
 A package ranks its candidates standalone (throughput over batch sizes); inside the pipeline a part
 may be called once at batch 1, where a runtime's per-call cost dominates. So the choices are timed
@@ -18,11 +18,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from sextant.composite.records import Attempt, EndToEnd, Serving, StructureRecord, Timing
+from sextant.pipelines.records import Attempt, EndToEnd, Serving, StructureRecord, Timing
 from sextant.errors import SampleError
 
 if TYPE_CHECKING:
-    from sextant.composite.parts import Part
+    from sextant.pipelines.parts import Part
     from sextant.package import Package
     from sextant.runtime import Runner
 

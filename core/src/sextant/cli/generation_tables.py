@@ -1,5 +1,5 @@
 """A text-generation package in the terminal (``sextant inspect``, the end of ``sextant optimize``):
-beside the results table every run has (:func:`sextant.report.results_table`), the measures users
+beside the results table every run has (:func:`sextant.cli.tables.results_table`), the measures users
 of a generative model judge it by, per candidate (output tokens/s at each batch, time to first
 token at each prompt length, inter-token latency, peak memory), and the teacher-forcing verdict
 (agreement, first divergence, near-ties). ``--json`` carries the same numbers: ``status.json``'s

@@ -15,9 +15,9 @@ from sextant.jobs import Job, job_document
 from sextant.objective import Objective
 from sextant.options import OptimizeOptions
 from sextant.atomic import write_json
-from sextant.pipeline.budget import Budget
-from sextant.pipeline.ledger import Ledger
-from sextant.pipeline.workspace import Workspace, WrittenSource
+from sextant.optimizer.budget import Budget
+from sextant.optimizer.ledger import Ledger
+from sextant.optimizer.workspace import Workspace, WrittenSource
 from sextant.profiler import ProfilerConfig
 from sextant.records import Cause, Status
 from sextant.signature import Signature

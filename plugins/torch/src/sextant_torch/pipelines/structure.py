@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from sextant_torch.composite import caches as kv
+from sextant_torch.pipelines import caches as kv
 
 Tree = tuple[Any, ...]
 _CONSTANTS = (type(None), bool, int, float, complex, str, bytes, enum.Enum, torch.dtype, torch.device)

@@ -11,7 +11,7 @@ then see the original. A diffusers pipeline keeps ``pipe.config.unet`` as
 ``("diffusers", "UNet2DConditionModel")`` after ``pipe.unet = sextant.Module(pipe.unet)``, and
 ``pipe.save_pretrained`` saves the original's weights rather than dropping a component of a class
 it does not know; ``isinstance(wrapper, UNet2DConditionModel)`` holds. Calls go through
-its :class:`~sextant_torch.composite.part.ModulePart` (``wrapper.sextant``), which records them
+its :class:`~sextant_torch.pipelines.part.ModulePart` (``wrapper.sextant``), which records them
 during ``sextant.optimize_pipeline`` and serves the chosen runners after ``sextant.load_optimized``.
 """
 
@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from sextant.api import UsageError, register_part
 
-from sextant_torch.composite.part import ModulePart
+from sextant_torch.pipelines.part import ModulePart
 
 InputMapping = Callable[[tuple[Any, ...], dict[str, Any]], tuple[tuple[Any, ...], dict[str, Any]]]
 

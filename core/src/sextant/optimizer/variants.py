@@ -13,9 +13,9 @@ from dataclasses import replace
 from typing import Any
 
 from sextant.errors import UsageError
-from sextant.pipeline.budget import Budget
-from sextant.pipeline.candidates import base_record, candidate_keys
-from sextant.pipeline.context import Run
+from sextant.optimizer.budget import Budget
+from sextant.optimizer.candidates import base_record, candidate_keys
+from sextant.optimizer.context import Run
 from sextant.planner import SOURCE, Plan, PlannedCandidate, with_options
 from sextant.plugins import Catalog, availability
 from sextant.records import CandidateRecord, Status

@@ -13,8 +13,8 @@ from dataclasses import replace
 
 from sextant.cache import digest
 from sextant.pairing import Paired, contenders, decide
-from sextant.pipeline.candidates import runner_request
-from sextant.pipeline.context import Run
+from sextant.optimizer.candidates import runner_request
+from sextant.optimizer.context import Run
 from sextant.planner import Plan
 from sextant.records import CandidateRecord
 from sextant.selection import Selection, select

@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 
 from sextant import __version__
-from sextant.composite.outputs import PipelineVerify, flatten, judge
-from sextant.composite.parts import Part, Recording, live_parts, unbatched_inputs
-from sextant.composite.records import (
+from sextant.pipelines.outputs import PipelineVerify, flatten, judge
+from sextant.pipelines.parts import Part, Recording, live_parts, unbatched_inputs
+from sextant.pipelines.records import (
     CompositeRecord,
     ModuleTiming,
     Serving,
@@ -32,11 +32,11 @@ from sextant.composite.records import (
     Timing,
     write_record,
 )
-from sextant.composite.search import Unit, keep_original, settle, slower_in_pipeline
+from sextant.pipelines.search import Unit, keep_original, settle, slower_in_pipeline
 from sextant.errors import SampleError, SextantError, UsageError
 from sextant.isolation import shared_servers
 from sextant.options import OptimizeOptions
-from sextant.pipeline.lock import WorkspaceLock
+from sextant.optimizer.lock import WorkspaceLock
 from sextant.signature import Signature, infer_tensors
 
 PARTS = "parts"
@@ -73,7 +73,7 @@ def optimize_pipeline(
     :param verify_func: ``(results, reference) -> bool`` per dataloader item, after the tolerance.
     :param repeats: timed runs of the whole pipeline, originals and choices each.
     :param timed_choice: put a part whose choices are clearly slower inside the pipeline than its
-        original back on the original (see :func:`~sextant.composite.search.slower_in_pipeline`);
+        original back on the original (see :func:`~sextant.pipelines.search.slower_in_pipeline`);
         ``False`` keeps every choice that passed, whatever it measured (deterministic choices).
     :param options, kwargs: :class:`~sextant.options.OptimizeOptions` for every part's optimize run
         (``workspace`` and ``name`` are set per part).
@@ -181,7 +181,7 @@ def _optimize_part(
 ) -> tuple[Unit | None, StructureRecord]:
     """One part's structure through ``sextant.optimize``; the unit to settle, or why there is none."""
     from sextant.package import Package
-    from sextant.pipeline import optimize
+    from sextant.optimizer.run import optimize
 
     name = f"{part.name}-{recording.key}"
     folder = workspace / PARTS / name

@@ -1,7 +1,6 @@
 """Optimizing the parts of a larger program (a pipeline) in place, and checking the whole.
 
-Named *composite* because :mod:`sextant.pipeline` already names the stages of one ``optimize``
-run; here a program is made of several models, each optimized by that pipeline.
+Each part is optimized by the single-model run, :mod:`sextant.optimizer`.
 
 - :mod:`.parts`: what a wrapped module (``sextant.Module``, from a framework plugin) offers the core;
 - :mod:`.run`: :func:`optimize_pipeline`: record, optimize each part, check the whole, time it;
@@ -13,7 +12,7 @@ run; here a program is made of several models, each optimized by that pipeline.
 
 from __future__ import annotations
 
-from sextant.composite.load import load_optimized
-from sextant.composite.run import optimize_pipeline
+from sextant.pipelines.load import load_optimized
+from sextant.pipelines.run import optimize_pipeline
 
 __all__ = ["load_optimized", "optimize_pipeline"]

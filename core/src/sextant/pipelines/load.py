@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sextant.composite.parts import Part, live_parts
-from sextant.composite.records import Serving, read_record
+from sextant.pipelines.parts import Part, live_parts
+from sextant.pipelines.records import Serving, read_record
 from sextant.errors import UsageError
 from sextant.records import CandidateRecord
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from sextant_torch.composite.structure import Flat, Tree, describe, join, split
+from sextant_torch.pipelines.structure import Flat, Tree, describe, join, split
 
 
 class FlatAdapter(torch.nn.Module):

@@ -96,7 +96,7 @@ class Workspace:
         """Remove the outputs and logs that changed since the last run sealed the package
         (:func:`sextant.manifest.changed_since_sealed`): the candidates whose outputs they were run
         again, and the manifest this run writes never records them. Artifacts are checked against
-        their own hashes where they are reused (``sextant.pipeline.steps``). Returns the note to give."""
+        their own hashes where they are reused (``sextant.optimizer.steps``). Returns the note to give."""
         from sextant.manifest import changed_since_sealed
 
         changed = changed_since_sealed(self.path, ("outputs", "logs"))

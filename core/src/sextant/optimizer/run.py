@@ -1,23 +1,4 @@
-"""``optimize``: plan, export and convert in isolation, check correctness, profile, verify, select.
-
-The pipeline knows no framework by name: it composes what the catalog holds. It reads top to
-bottom as the job goes; each stage lives in its own module of this package:
-
-- :mod:`.workspace`: the package folder, the source model written into it, pruning;
-- :mod:`sextant.records`: typed step and candidate records (``Status``, ``Cause``);
-- :mod:`.ledger`: the one owner of ``status.json`` and of the events the CLI shows;
-- :mod:`.context`: what steps and candidates share, and handing a job to a child;
-- :mod:`.steps`: running one export or conversion (or reusing it);
-- :mod:`.duplicates`: a chain with the same bytes as an earlier one is built and measured once;
-- :mod:`.candidates`: the reference, judging a candidate's outputs, profiling it (or reusing it);
-- :mod:`.schedule`: the order the plan runs in: the reference, history's favourites, the rest;
-- :mod:`.learned`: this machine's history: the order candidates are measured in, slow builds;
-- :mod:`.variants`: runner option variants and option search, on the best artifact only;
-- :mod:`sextant.selection`: choosing the best under the objective.
-
-Every step and candidate is keyed by content; a re-run reuses what the workspace's ``status.json``
-recorded under the same key, and redoes only what a changed option touches.
-"""
+"""``optimize()``: the single-model run from the plan to the sealed package, stage by stage."""
 
 from __future__ import annotations
 
@@ -39,17 +20,17 @@ from sextant.isolation import Isolator
 from sextant.options import OptimizeOptions
 from sextant.package import STATUS, Package, read_status
 from sextant.package.document import RunInfo, Skipped
-from sextant.pipeline.budget import Budget
-from sextant.pipeline.candidates import VerifyFunc
-from sextant.pipeline.context import Run
+from sextant.optimizer.budget import Budget
+from sextant.optimizer.candidates import VerifyFunc
+from sextant.optimizer.context import Run
 from sextant.history import disabled as history_disabled
-from sextant.pipeline.learned import describe, favourites, learn, note_order, open_history
-from sextant.pipeline.ledger import EventHandler, Ledger
-from sextant.pipeline.lock import WorkspaceLock
-from sextant.pipeline.paired import apply_pairing
-from sextant.pipeline.schedule import run_plan
-from sextant.pipeline.variants import search_strategy
-from sextant.pipeline.workspace import Workspace
+from sextant.optimizer.learned import describe, favourites, learn, note_order, open_history
+from sextant.optimizer.ledger import EventHandler, Ledger
+from sextant.optimizer.lock import WorkspaceLock
+from sextant.optimizer.paired import apply_pairing
+from sextant.optimizer.schedule import run_plan
+from sextant.optimizer.variants import search_strategy
+from sextant.optimizer.workspace import Workspace
 from sextant.planner import Plan, make_plan
 from sextant.plugins import Catalog, load_catalog
 from sextant.records import Status

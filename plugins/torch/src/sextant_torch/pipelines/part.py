@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from sextant.api import Recording, Runner, SampleError, Signature
 
-from sextant_torch.composite import structure
-from sextant_torch.composite.adapter import FlatAdapter
+from sextant_torch.pipelines import structure
+from sextant_torch.pipelines.adapter import FlatAdapter
 
 
 @dataclass

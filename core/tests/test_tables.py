@@ -3,7 +3,7 @@
 import io
 
 from rich.console import Console
-from sextant import report
+from sextant.cli import tables as report
 
 STATUS = {
     "model": {"name": "mlp"},

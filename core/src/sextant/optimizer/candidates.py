@@ -20,8 +20,8 @@ from sextant.compare import NonFinite, Tolerance, Verdict, nonfinite
 from sextant.errors import SampleError
 from sextant.jobs import CandidateJob, ProfileOrder
 from sextant.options import OptimizeOptions
-from sextant.pipeline.context import Run, outcome
-from sextant.pipeline.duplicates import duplicate_candidate
+from sextant.optimizer.context import Run, outcome
+from sextant.optimizer.duplicates import duplicate_candidate
 from sextant.planner import SOURCE, PlannedCandidate
 from sextant.profiler import Point
 from sextant.records import CandidateKeys, CandidateRecord, Cause, Correctness, Profile, Status, Stop
