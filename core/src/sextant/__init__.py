@@ -60,15 +60,28 @@ def __getattr__(name: str) -> Any:
 
 
 def _module_wrapper() -> Any:
-    """``sextant.Module``: the torch plugin's wrapper for a pipeline's parts (torch is the only
-    framework with one; a second would make this a plugin hook)."""
-    try:
-        from sextant_torch.pipelines import Module
-    except ImportError as exc:
-        from sextant.errors import UsageError
+    """``sextant.Module``: the wrapper for a pipeline's parts that a framework plugin contributes
+    (``sextant_register_part_wrappers``; torch's is the only one so far)."""
+    from sextant.errors import UsageError
+    from sextant.plugins import load_catalog
+    from sextant.specs import resolve
 
+    wrappers = [c.spec for c in load_catalog().of("part_wrapper")]
+    if not wrappers:
         raise UsageError(
-            f"sextant.Module needs the torch plugin: {exc}",
+            "sextant.Module needs a plugin that wraps a pipeline's parts, and none is installed",
             hint="pip install sextant-torch (it wraps torch.nn.Module parts of a pipeline).",
+        )
+    if len(wrappers) > 1:
+        names = ", ".join(f"{w.name} ({w.framework})" for w in wrappers)
+        raise UsageError(
+            f"sextant.Module is ambiguous: several plugins wrap pipeline parts: {names}",
+            hint="Import the wrapper of your framework from its plugin (sextant_torch.pipelines.Module).",
+        )
+    try:
+        return resolve(wrappers[0].wrapper)
+    except ImportError as exc:
+        raise UsageError(
+            f"sextant.Module ({wrappers[0].name}) cannot be imported: {exc}",
+            hint=wrappers[0].install or f"Install what {wrappers[0].name} requires: {', '.join(wrappers[0].requires)}.",
         ) from exc
-    return Module

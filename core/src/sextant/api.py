@@ -99,6 +99,7 @@ from sextant.specs import (
     Param,
     Rejection,
     RunnerSpec,
+    PartWrapperSpec,
     SearchStrategySpec,
     SourceModel,
 )
@@ -206,6 +207,7 @@ __all__ = [
     "RunnerSpec",
     "SampleError",
     "SearchStrategy",
+    "PartWrapperSpec",
     "SearchStrategySpec",
     "SextantError",
     "SourceModel",

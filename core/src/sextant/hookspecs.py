@@ -22,6 +22,7 @@ if TYPE_CHECKING:
         DeployerSpec,
         ExporterSpec,
         GeneratorSpec,
+        PartWrapperSpec,
         Rejection,
         RunnerSpec,
         SearchStrategySpec,
@@ -67,6 +68,11 @@ def sextant_register_search_strategies() -> list[SearchStrategySpec]:
 @hookspec
 def sextant_register_deployers() -> list[DeployerSpec]:
     """Return the deployers this plugin contributes (write a package's candidate to a serving target)."""
+
+
+@hookspec
+def sextant_register_part_wrappers() -> list[PartWrapperSpec]:
+    """Return the wrappers this plugin contributes for the parts of a pipeline (``sextant.Module``)."""
 
 
 @hookspec(firstresult=True)

@@ -37,6 +37,7 @@ from sextant.specs import (
     GeneratorSpec,
     Rejection,
     RunnerSpec,
+    PartWrapperSpec,
     SearchStrategySpec,
     SourceModel,
     Spec,
@@ -57,6 +58,7 @@ KINDS: dict[str, tuple[str, type]] = {
     "comparator": ("sextant_register_comparators", ComparatorSpec),
     "search_strategy": ("sextant_register_search_strategies", SearchStrategySpec),
     "deployer": ("sextant_register_deployers", DeployerSpec),
+    "part_wrapper": ("sextant_register_part_wrappers", PartWrapperSpec),
 }
 
 

@@ -418,6 +418,26 @@ TARGET = DeployOption("target", required=True, help="Where to deploy.")
 
 
 @dataclass(frozen=True)
+class PartWrapperSpec:
+    """A framework's wrapper for the parts of a pipeline: what ``sextant.Module(part)`` returns.
+
+    ``wrapper`` names the class (``"package.module:Class"``), imported only when a user wraps a
+    part; it implements :class:`sextant.pipelines.parts.Part` for ``optimize_pipeline``.
+    ``framework`` says whose modules it wraps (``torch``).
+    """
+
+    name: str
+    wrapper: str
+    framework: str
+    requires: tuple[str, ...] = ()
+    install: str = ""
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        _check_name("part wrapper", self.name)
+
+
+@dataclass(frozen=True)
 class DeployerSpec:
     """Writes a package's candidate to a serving target (a Triton model repository, ...).
 

@@ -22,6 +22,7 @@ from sextant.api import (
     TRANSFORMERS_CAUSAL_LM,
     ExporterSpec,
     GeneratorSpec,
+    PartWrapperSpec,
     Param,
     Rejection,
     RunnerSpec,
@@ -110,6 +111,20 @@ def sextant_register_exporters() -> list[ExporterSpec]:
             requires=("torch", "onnx"),
             description="the TorchScript-based torch.onnx exporter",
         ),
+    ]
+
+
+@hookimpl
+def sextant_register_part_wrappers() -> list[PartWrapperSpec]:
+    return [
+        PartWrapperSpec(
+            name="torch-module",
+            wrapper="sextant_torch.pipelines:Module",
+            framework="torch",
+            requires=("torch",),
+            install="pip install sextant-torch",
+            description="torch.nn.Module parts of a pipeline (sextant.Module)",
+        )
     ]
 
 
