@@ -26,7 +26,8 @@ included) and where it went (sextant: the ``seconds`` of status.json's steps and
 Navigator: the ``Execution time`` of each command in its navigator.log, and the exception of each
 command that failed), each pick, and per batch the milliseconds per call of eager torch and of each
 pick, each in a fresh process loading the pick the tool's own way
-(``sextant.load(ws).best().load()``; ``nav.package.load_from_workspace(ws).get_runner()``), timed
+(``sextant.load(ws).best_for_batch(batch).load()``: the regime pick that fits the batch, as
+``deploy`` takes it; ``nav.package.load_from_workspace(ws).get_runner()``), timed
 by the same code (``navigator/measure.py``): one warm-up window, then the median of ``--windows``
 windows of ``--window-s`` seconds. The error is the max abs difference from eager torch on the same
 fresh inputs; "correct" is every element within sextant's fp32 tolerance (atol 1e-4 or rtol 1e-3).
@@ -52,6 +53,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+import sextant
 from _run import ROOT, cpu
 from _run import optimize as sextant_optimize
 
@@ -70,13 +72,13 @@ import numpy as np, measure, sextant
 name, workspace, batch, seed, windows, window_s = sys.argv[2:]
 ex = measure.example(name)
 package = sextant.load(workspace)
-signature = package.status["signature"]
-runner = package.best().load(trust_source=True)
+signature = package.document.signature
+runner = package.best_for_batch(int(batch)).load(trust_source=True)  # the regime pick for this batch
 inputs = measure.fresh_inputs(ex.samples()[0], int(batch), int(seed))
-feed = inputs if isinstance(inputs, dict) else {signature["inputs"][0]["name"]: inputs}
+feed = inputs if isinstance(inputs, dict) else {signature.inputs[0].name: inputs}
 reference = measure.eager(ex.build(), inputs)
 out = runner.infer(feed)
-got = [np.asarray(out[o["name"]]) for o in signature["outputs"]]
+got = [np.asarray(out[o.name]) for o in signature.outputs]
 seconds = measure.seconds_per_call(lambda: runner.infer(feed), int(windows), float(window_s))
 runner.close()
 print(json.dumps(measure.result(got, reference, seconds)))
@@ -200,14 +202,10 @@ def navigator_steps(log: Path) -> list[tuple[str, float, str | None]]:
     return [(f"{name}[{'/'.join(on)}]" if on else name, seconds, error) for name, on, seconds, error in steps]
 
 
-def sextant_steps(status: dict) -> list[tuple[str, float]]:
-    """Each step and candidate of a status.json with its recorded seconds."""
-    return [
-        (cid, record["seconds"])
-        for kind in ("steps", "candidates")
-        for cid, record in status[kind].items()
-        if record.get("seconds")
-    ]
+def sextant_steps(document) -> list[tuple[str, float]]:
+    """Each step and candidate of a package's document with its recorded seconds."""
+    records = {**document.steps, **document.candidates}
+    return [(cid, record.seconds) for cid, record in records.items() if record.seconds]
 
 
 def where(steps: list[tuple[str, float]], groups: dict[str, str], top: int = 4) -> str:
@@ -333,18 +331,19 @@ def main() -> None:
 
             ws = work / "sextant"
             sx_wall, _ = sextant_optimize(f"examples/{name}.py:build", ws, "--samples", f"examples/{name}.py:samples")
-            status = json.loads((ws / "status.json").read_text())
-            best = status["selection"]["best"]
-            point = status["candidates"][best]["best_point"]
+            document = sextant.load(ws).document
+            best = document.best
+            point = document.candidates[best].best_point
+            regimes = (document.selection.regimes if document.selection else None) or {}
+            picks = "; ".join(f"{regime} pick {cid}" for regime, cid in regimes.items())
             print(
-                f"  sextant:   wall {sx_wall:6.1f} s (run {status['run']['seconds']:.1f} s); pick {best} "
-                f"(its profile: {point['throughput']:,.0f}/s at batch {point['batch']})"
+                f"  sextant:   wall {sx_wall:6.1f} s (run {document.run.seconds:.1f} s); pick {best} "
+                f"(its profile: {point['throughput']:,.0f}/s at batch {point['batch']})" + (f"; {picks}" if picks else "")
             )
-            for kind in ("steps", "candidates"):
-                for cid, record in status[kind].items():
-                    if record["status"] in ("failed", "incorrect"):
-                        print(f"    {record['status']}: {cid}: {(record.get('reason') or '').strip()[:150]}")
-            print(f"    time: {where(sextant_steps(status), SEXTANT_GROUPS)}")
+            for cid, record in {**document.steps, **document.candidates}.items():
+                if record.status.value in ("failed", "incorrect"):
+                    print(f"    {record.status.value}: {cid}: {(record.reason or '').strip()[:150]}")
+            print(f"    time: {where(sextant_steps(document), SEXTANT_GROUPS)}")
             ratio = sx_wall / nav_wall
             unfinished = " (Navigator did not finish: an upper bound)" if not nav["finished"] else ""
             print(f"  wall time sextant/navigator: {ratio:.2f}{unfinished} (goal <= 0.20)", flush=True)
@@ -367,7 +366,7 @@ def main() -> None:
                     flush=True,
                 )
             if name == "mlp":
-                row["gemm"] = gemm_check(ws, status, point["batch"], window)
+                row["gemm"] = gemm_check(ws, document, point["batch"], window)
             summary.append(row)
     finally:
         if args.keep is None:
@@ -399,13 +398,13 @@ def describe(pick: dict | None) -> str:
     return f"{pick['model']} on {pick['runner']}{settings}{profiled}"
 
 
-def gemm_check(ws: Path, status: dict, batch: int, window: list[str]) -> str:
+def gemm_check(ws: Path, document, batch: int, window: list[str]) -> str:
     """The MLP's sextant pick at its best batch against torch's fp32 matmul on the MLP's own layer
     shapes at that batch (and 1024x1024x1024 for scale), at sextant's thread count and at one
     thread. The share is against the faster of the two: on a shared machine torch's threads can
     lose more to each other than they gain. Each is its best window: the least disturbed one is
     the nearest to what each can do."""
-    threads = status["host"]["threads"]
+    threads = document.host.threads
     pick = child([sys.executable, "-c", TIME_SEXTANT, str(HERE), "mlp", str(ws), str(batch), str(SEED), *window])
     result = subprocess.run(
         [sys.executable, "-c", GEMM, str(HERE), str(batch), *window, str(threads), "1"],
@@ -424,7 +423,7 @@ def gemm_check(ws: Path, status: dict, batch: int, window: list[str]) -> str:
             for n, r in gemm["rates"].items()
         )
         machine = max(r["layers"] for r in gemm["rates"].values())
-        options = status["candidates"][status["selection"]["best"]].get("options") or {}
+        options = dict(document.candidates[document.best].options)
         line = (
             f"GEMM check: sextant's pick at batch {batch}: {throughput:,.0f}/s x {per_sample / 1e6:.3f} MFLOP = "
             f"{achieved / 1e9:.1f} GFLOP/s (its settings: {options or 'defaults'}); torch fp32 matmul on the MLP's "
