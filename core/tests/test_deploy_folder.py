@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -110,3 +111,72 @@ def test_the_shared_options_and_refusals_are_the_cores(catalog, package, tmp_pat
     with pytest.raises(UsageError, match="no deployer for the target 'triton'") as err:
         deploy("triton", DeployRequest(package.path, str(tmp_path / "x")), catalog)
     assert "Installed targets: folder" in err.value.hint
+
+
+@pytest.fixture(scope="module")
+def regimes_package(package, tmp_path_factory):
+    """The package with a second candidate on the same artifact, its numbers written by hand: the
+    selected best (the latency objective's) is the fastest at batch 1, the other the fastest at
+    batch 4, so the package names a pick per regime."""
+    from sextant.manifest import write_manifest
+
+    folder = tmp_path_factory.mktemp("regimes") / "mlp"
+    shutil.copytree(package.path, folder)
+    status = json.loads((folder / "status.json").read_text())
+    quick = status["selection"]["best"]
+    wide = f"{quick}+wide"
+    status["candidates"][wide] = json.loads(json.dumps(status["candidates"][quick]))
+    made_up = {quick: {1: 10_000.0, 2: 15_000.0, 4: 16_000.0}, wide: {1: 5_000.0, 2: 18_000.0, 4: 40_000.0}}
+    for cid, by_batch in made_up.items():
+        profile = status["candidates"][cid]["profile"]
+        kept = {p["batch"]: p for p in profile["points"] if p["batch"] in by_batch}
+        assert set(kept) == set(by_batch), "the run profiled batch sizes 1, 2 and 4"
+        for batch, throughput in by_batch.items():
+            latency = 1000.0 * batch / throughput
+            kept[batch].update(throughput=throughput, p50_ms=latency, p99_ms=1.1 * latency)
+        profile["points"] = [kept[b] for b in sorted(kept)]
+    selection = status["selection"]
+    selection.update(objective="latency", weights={"p50_ms": 1.0}, ranking=[quick, wide], best=quick)
+    selection["regimes"] = {"latency": quick, "throughput": wide}
+    (folder / "status.json").write_text(json.dumps(status))
+    write_manifest(folder)
+    return sextant.load(folder)
+
+
+def test_deploy_takes_the_regime_pick_that_fits_the_serving_batch_size(catalog, regimes_package, tmp_path):
+    path = str(regimes_package.path)
+    quick = regimes_package.best().id
+    wide = regimes_package.best(regime="throughput").id
+    assert quick != wide
+
+    def deployed(*args: str) -> dict:
+        done = sextant_cli(catalog, "deploy", "folder", path, "--to", str(tmp_path / "out"), "--force", *args, "--json")
+        assert done.exit_code == 0, done.output
+        return json.loads(done.stdout)
+
+    # served up to batch 4, the largest profiled: the throughput pick, not best(); said on stderr
+    plain = sextant_cli(catalog, "deploy", "folder", path, "--to", str(tmp_path / "plain"))
+    reason = (
+        f"batch <= 4 (the serving default derived from the profile): the throughput pick {wide}, the "
+        f"faster there (40000/s at batch 4; the latency pick {quick}: 16000/s at batch 4)"
+    )
+    assert plain.exit_code == 0 and f"({wide}) to " in plain.stderr.splitlines()[0]
+    assert f"\n  {reason}\n" in plain.stderr and f"- {reason}" in (tmp_path / "plain" / "README.md").read_text()
+    assert sextant.load(tmp_path / "plain" / "package").best().id == wide  # what serve.py loads
+
+    single = deployed("--max-batch-size", "1")
+    assert (single["candidate"], single["max_batch_size"]) == (quick, 1)
+    assert single["choice"] == {
+        "candidate": quick,
+        "regime": "latency",
+        "serving_batch": 1,
+        "reason": f"batch <= 1 (--max-batch-size): the latency pick {quick}, the faster there (10000/s at batch 1; "
+        f"the throughput pick {wide}: 5000/s at batch 1)",
+    }
+    assert single["notes"][0] == single["choice"]["reason"]
+    three = deployed("--max-batch-size", "3")  # served at most 3: measured at 2, where wide is faster
+    assert three["candidate"] == wide and "(18000/s at batch 2; the latency pick" in three["choice"]["reason"]
+
+    given = deployed("--candidate", quick)  # --candidate wins
+    assert given["candidate"] == quick and given["choice"]["regime"] is None
+    assert given["choice"]["reason"] == f"candidate {quick}: given (--candidate)"

@@ -29,6 +29,8 @@ Helpers
     (was a class defined in the user's script, so it must travel by value)
 Deploying (what every deployer shares; see ``sextant.deploying`` and ``sextant.serving``)
     ``chosen_candidate`` (the selected best or ``--candidate``, refused when it did not pass),
+    ``choose_candidate`` (the same, taking the regime pick that fits the serving batch size when
+    the package names one per regime; its ``Choice`` says which and why),
     ``served_name``, ``one_candidate_package`` (a candidate alone as a package, to load where it
     is served), ``ServingOptions``, ``ServingSettings``, ``serving_settings`` (max batch, preferred
     sizes, queue delay, instances derived from a candidate's profile), ``SERVING_OPTIONS`` (those
@@ -106,7 +108,8 @@ from sextant.specs import (
 
 if TYPE_CHECKING:  # imported on first use (see _LAZY)
     from sextant.compare import OutputReport, Tolerance, Verdict  # noqa: F401
-    from sextant.deploying import chosen_candidate, one_candidate_package, served_name  # noqa: F401
+    from sextant.deploying import Choice, choose_candidate, chosen_candidate, one_candidate_package  # noqa: F401
+    from sextant.deploying import served_name  # noqa: F401
     from sextant.serving import OPTIONS as SERVING_OPTIONS  # noqa: F401
     from sextant.serving import ServingOptions, ServingSettings  # noqa: F401
     from sextant.serving import for_candidate as serving_settings  # noqa: F401
@@ -131,6 +134,8 @@ _RENAMED = {
 
 _LAZY = {
     "chosen_candidate": "sextant.deploying",
+    "Choice": "sextant.deploying",
+    "choose_candidate": "sextant.deploying",
     "served_name": "sextant.deploying",
     "one_candidate_package": "sextant.deploying",
     "ServingOptions": "sextant.serving",
@@ -188,6 +193,8 @@ __all__ = [
     "ServingOptions",
     "ServingSettings",
     "chosen_candidate",
+    "choose_candidate",
+    "Choice",
     "one_candidate_package",
     "served_name",
     "serving_settings",

@@ -3,7 +3,9 @@
 
 What every deployer needs from a package lives here too, so no target re-implements it:
 :func:`chosen_candidate` (the selected best, or ``--candidate``, refused with the reason when it did
-not pass), :func:`served_name` (``--name``, else the package's model name),
+not pass), :func:`choose_candidate` (the same, except that a package naming a pick per serving regime gets
+the one that fits the serving batch size, and the :class:`Choice` says which and why),
+:func:`served_name` (``--name``, else the package's model name),
 :func:`one_candidate_package` (the candidate alone as a package, for a target that loads it with
 sextant's runner) and, in :mod:`sextant.serving`, the serving settings derived from the profile.
 """
@@ -12,9 +14,9 @@ from __future__ import annotations
 
 import re
 import shutil
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sextant.errors import MissingPluginError, SextantError, UsageError
 
@@ -56,6 +58,64 @@ def chosen_candidate(package: Package, candidate: str | None) -> CandidateView:
             f"candidate {candidate} did not pass ({view.status}{reason}); only a passing candidate is deployed"
         )
     return view
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The candidate a deployment serves, and why: ``reason`` in one line; ``regime`` the serving
+    regime whose pick it is (``latency``, ``throughput``: :attr:`sextant.selection.Selection.regimes`)
+    when the package names one per regime and no candidate was given; ``batch`` the serving batch
+    size it was chosen for."""
+
+    view: CandidateView
+    reason: str
+    regime: str | None = None
+    batch: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """What a deployment records (``Deployment.details["choice"]``, ``--json``)."""
+        return {"candidate": self.view.id, "regime": self.regime, "serving_batch": self.batch, "reason": self.reason}
+
+
+def choose_candidate(package: Package, candidate: str | None, max_batch_size: int | None = None) -> Choice:
+    """The candidate to serve and why. ``candidate`` (``--candidate``) wins. Otherwise, when the
+    package names a pick per regime, the one that fits serving batches of at most
+    ``max_batch_size`` (``--max-batch-size``; ``None``: the default the serving settings derive
+    from the selected best's profile, :func:`sextant.serving.for_candidate`), by
+    :meth:`~sextant.package.Package.regime_for_batch`; else the selected best. Refusals as
+    :func:`chosen_candidate`."""
+    from sextant.selection import throughput_at
+
+    if candidate is not None:
+        view = chosen_candidate(package, candidate)
+        return Choice(view, f"candidate {view.id}: given (--candidate)")
+    best = chosen_candidate(package, None)
+    selection = package.document.selection
+    regimes = (selection.regimes if selection else None) or {}
+    objective = selection.objective.name if selection else "the run's"
+    if not regimes:
+        return Choice(best, f"candidate {best.id}: the selected best (the {objective} objective's pick)")
+    if max_batch_size is None:
+        from sextant.serving import for_candidate
+
+        batch, source = for_candidate(best).max_batch_size, "the serving default derived from the profile"
+    else:
+        batch, source = max_batch_size, "--max-batch-size"
+    regime = package.regime_for_batch(batch)
+    assert regime is not None, "a package with regimes has a regime for every batch size"
+    view = chosen_candidate(package, regimes[regime])
+    others = [(r, cid) for r, cid in regimes.items() if cid != view.id]
+
+    def served(cid: str) -> str:
+        at = throughput_at(package.document.candidates[cid].points, batch)
+        return f"{at[1]:.0f}/s at batch {at[0]}" if at else "not profiled there"
+
+    against = "; ".join(f"the {r} pick {cid}: {served(cid)}" for r, cid in others)
+    reason = (
+        f"batch <= {max(batch, 1)} ({source}): the {regime} pick {view.id}, the faster there "
+        f"({served(view.id)}{'; ' + against if against else ''})"
+    )
+    return Choice(view, reason, regime, batch)
 
 
 def served_name(package: Package, given: str | None, where: str = "a serving target") -> str:

@@ -84,7 +84,8 @@ class GeneratorRequest:
 class DeployRequest:
     """Input to a deployer: which candidate of which package, to where, with what settings.
 
-    ``candidate`` is a candidate id, or ``None`` for the package's selected best. ``target`` is
+    ``candidate`` is a candidate id, or ``None`` for the package's selected best (or the regime pick
+    that fits the serving batch size: :func:`sextant.deploying.choose_candidate`). ``target`` is
     where it goes (a model repository folder, a URL), ``name`` the served model's name (default:
     the package's model name). ``options`` are the deployer's own settings (its
     ``DeployerSpec.options``); ``force`` allows replacing what is already there; ``trust_source``

@@ -15,7 +15,7 @@ batch size takes the one that fits it (:meth:`sextant.package.Package.best_for_b
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -164,6 +164,17 @@ def regime_picks(
             return None
         picks[regime] = fitting[goal.rank([points[cid] for cid in fitting])[0]]  # type: ignore[misc]
     return picks if len(set(picks.values())) > 1 else None
+
+
+def throughput_at(points: Sequence[Mapping[str, Any]], batch: int) -> tuple[int, float] | None:
+    """The throughput a candidate serving batches of at most ``batch`` gets: (the largest profiled
+    batch size up to ``batch``, its throughput); ``None`` with no such point. A batch of 0 (no
+    batching) is served one request at a time, as batch 1."""
+    usable = [p for p in points if p.get("batch", 0) <= max(batch, 1)]
+    if not usable:
+        return None
+    point = max(usable, key=lambda p: p["batch"])
+    return int(point["batch"]), float(point.get("throughput") or 0.0)
 
 
 def settle_regimes(selection: Selection) -> Selection:

@@ -239,6 +239,35 @@ def test_a_profile_cut_off_early_keeps_the_checked_max_batch(tmp_path):
     assert config.read(tmp_path / "m2" / "plateau" / "config.pbtxt").max_batch_size == 2
 
 
+def test_the_regime_pick_that_fits_the_max_batch_size_is_deployed(tmp_path):
+    """A package whose selected best is the fastest at batch 1 and another candidate (the same
+    artifact, faster from batch 2 on) the throughput pick: served up to batch 16 (the default) the
+    throughput pick is deployed, up to batch 1 the latency pick; the choice is said and recorded."""
+    from sextant.api import write_manifest
+
+    package = write_package(tmp_path / "pkg", **CASES["onnxruntime_cpu"])
+    status = json.loads((package / "status.json").read_text())
+    quick = status["selection"]["best"]
+    wide = f"{quick}+wide"
+    status["candidates"][wide] = {
+        **status["candidates"][quick],
+        "profile": {"points": [{**p, "throughput": p["throughput"] * (0.5 if p["batch"] == 1 else 2)} for p in POINTS]},
+    }
+    status["selection"]["regimes"] = {"latency": quick, "throughput": wide}
+    (package / "status.json").write_text(json.dumps(status))
+    write_manifest(package)
+
+    served = deploy_package(package, tmp_path / "models")
+    assert served.candidate == wide and served.details["choice"]["regime"] == "throughput"
+    assert served.notes[0] == (
+        f"batch <= 16 (the serving default derived from the profile): the throughput pick {wide}, the faster "
+        f"there (16000/s at batch 16; the latency pick {quick}: 8000/s at batch 16)"
+    )
+    single = deploy_package(package, tmp_path / "one", max_batch_size=1)
+    assert single.candidate == quick and single.details["choice"]["reason"].startswith("batch <= 1 (--max-batch-size)")
+    assert config.read(tmp_path / "one" / "tiny" / "config.pbtxt").max_batch_size == 1
+
+
 def test_given_settings_override_the_measured_ones(tmp_path):
     c = _config(
         tmp_path,

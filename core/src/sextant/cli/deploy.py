@@ -87,7 +87,10 @@ def _parameter(option: DeployOption) -> inspect.Parameter:
 def target_command(spec: DeployerSpec) -> Any:
     """The ``sextant deploy NAME`` command of ``spec``: a function whose signature Typer reads."""
     package_help = "A package folder written by sextant optimize."
-    candidate_help = "A candidate id (default: the package's selected best)."
+    candidate_help = (
+        "A candidate id (default: the package's selected best; when the package names a pick per serving regime, "
+        "the one faster at the serving max batch size, --max-batch-size or derived from the profile)."
+    )
     name_help = "The served model's name (default: the package's)."
     shared_before = {
         "ctx": (typer.Context, inspect.Parameter.empty),

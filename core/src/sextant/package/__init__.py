@@ -298,20 +298,31 @@ class Package:
 
     def best_for_batch(self, batch: int) -> CandidateView:
         """The regime pick that fits serving at ``batch`` (what a deployer should take for its
-        batch size): of the latency and throughput picks, the one with the higher throughput
-        measured at the largest profiled batch size up to ``batch``; the objective's pick when the
-        package names no regimes (one candidate is best for both, or an older package)."""
+        batch size, :meth:`regime_for_batch`); the objective's pick when the package names no
+        regimes (one candidate is best for both, or an older package)."""
+        regime = self.regime_for_batch(batch)
+        return self.best(regime)
+
+    def regime_for_batch(self, batch: int) -> str | None:
+        """The regime (``latency`` or ``throughput``) whose pick fits serving batches of at most
+        ``batch``: of the regime picks, the one with the higher throughput measured at the largest
+        profiled batch size up to ``batch`` (:func:`sextant.selection.throughput_at`; the latency
+        pick on a tie); ``None`` when the package names no regimes."""
+        from sextant.selection import throughput_at
+
         selection = self.document.selection
         regimes = (selection.regimes if selection else None) or {}
         if not regimes:
-            return self.best()
+            return None
 
         def served(cid: str) -> float:
-            points = [p for p in self.document.candidates[cid].points if p.get("batch", 0) <= max(batch, 1)]
-            return max(points, key=lambda p: p["batch"]).get("throughput", 0.0) if points else 0.0
+            record = self.document.candidates.get(cid)
+            at = throughput_at(record.points, batch) if record is not None else None
+            return at[1] if at else 0.0
 
         picks = list(dict.fromkeys(regimes.values()))
-        return self.best(next(r for r, cid in regimes.items() if cid == max(picks, key=served)))
+        chosen = max(picks, key=served)
+        return next(r for r, cid in regimes.items() if cid == chosen)
 
 
 def load(path: Path | str) -> Package:

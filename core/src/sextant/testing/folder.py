@@ -69,16 +69,18 @@ def deploy(request: DeployRequest) -> Deployment:
     from sextant.api import (
         Package,
         ServingOptions,
-        chosen_candidate,
+        choose_candidate,
         one_candidate_package,
         served_name,
         serving_settings,
     )
 
     package = Package(request.package)
-    view = chosen_candidate(package, request.candidate)
+    serving = ServingOptions(**request.options)
+    choice = choose_candidate(package, request.candidate, serving.max_batch_size)
+    view = choice.view
     name = served_name(package, request.name)
-    settings = serving_settings(view, ServingOptions(**request.options))
+    settings = serving_settings(view, serving)
     folder = Path(request.target)
     occupied = folder.exists() and any(folder.iterdir())
     if occupied and not request.force:
@@ -103,13 +105,14 @@ def deploy(request: DeployRequest) -> Deployment:
     )
     readme = folder / "README.md"
     lines = [f"# {name}", "", f"Candidate `{view.id}`, served by `python serve.py INPUTS.npz OUTPUTS.npz`.", ""]
-    readme.write_text("\n".join([*lines, *(f"- {reason}" for reason in settings.reasons), ""]))
+    notes = (*([choice.reason] if choice.regime else []), *settings.reasons)
+    readme.write_text("\n".join([*lines, *(f"- {note}" for note in notes), ""]))
     return Deployment(
         target=str(folder),
         name=name,
         files=(serve, readme, folder / "package"),
-        notes=settings.reasons,
+        notes=notes,
         candidate=view.id,
         next_steps=(f"run:    python {serve} INPUTS.npz OUTPUTS.npz",),
-        details={"max_batch_size": settings.max_batch_size},
+        details={"max_batch_size": settings.max_batch_size, "choice": choice.to_json()},
     )

@@ -9,6 +9,10 @@ The layout, for a model named ``mlp`` at version 1::
     REPOSITORY/mlp/warmup/<input>        one sample row per input, for the warmup requests
     mlp_client.py, mlp_client_inputs.npz next to REPOSITORY: a tritonclient example and its request
 
+The candidate is ``--candidate``, else the package's pick for the serving batch size
+(:func:`sextant.deploying.choose_candidate`: of a latency and a throughput pick, the one faster at
+the max batch size served), said in the notes and in ``--json``'s ``choice``.
+
 Everything is written to a staging folder first; it replaces nothing: an existing model folder
 with other content, or a client file that differs, is a refusal unless ``force``. Deploying the
 same thing twice is a no-op.
@@ -21,7 +25,7 @@ import json
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +35,7 @@ from sextant.api import (
     DeployRequest,
     SextantError,
     UsageError,
+    choose_candidate,
     chosen_candidate,
     one_candidate_package,
     served_name,
@@ -41,7 +46,7 @@ from sextant_triton import backends, client, config, servable
 from sextant_triton.settings import DeployOptions
 
 if TYPE_CHECKING:
-    from sextant.api import CandidateView, Package, ServingSettings
+    from sextant.api import CandidateView, Choice, Package, ServingSettings
 
 #: the candidate to deploy (the core's :func:`sextant.deploying.chosen_candidate`)
 candidate_view = chosen_candidate
@@ -57,6 +62,7 @@ class Plan:
 
     name: str
     view: CandidateView
+    choice: Choice  # which candidate, and why (the regime pick that fits the serving batch size)
     backend: backends.Backend
     settings: ServingSettings
     config: Any  # model_config_pb2.ModelConfig
@@ -88,7 +94,8 @@ def plan(package: Package, request: DeployRequest, options: DeployOptions) -> Pl
     """Decide everything (candidate, backend, settings, config, files); write nothing."""
     from sextant.api import load_batches
 
-    view = candidate_view(package, request.candidate)
+    choice = choose_candidate(package, request.candidate, options.serving.max_batch_size)
+    view = choice.view
     backend = choose_backend(view, options.backend)
     if backend is backends.PYTHON:  # Triton will load it with sextant's runner: the same refusals
         servable.require(package, view, servable.runner_need, "deploy to the Python backend")
@@ -113,13 +120,17 @@ def plan(package: Package, request: DeployRequest, options: DeployOptions) -> Pl
     return Plan(
         name=name,
         view=view,
+        choice=choice,
         backend=backend,
         settings=settings,
         config=model_config,
         warmup_files=files,
         request=request_arrays,
         outputs=tuple(output_names.values()),
-        notes=_notes(view, backend, settings, tuning, [*input_names.values(), *output_names.values()]),
+        notes=(
+            *([choice.reason] if choice.regime else []),
+            *_notes(view, backend, settings, tuning, [*input_names.values(), *output_names.values()]),
+        ),
     )
 
 
@@ -208,6 +219,7 @@ class Contents:
     fill: Callable[[Path], None]
     client_files: Mapping[Path, bytes]
     notes: tuple[str, ...]
+    details: Mapping[str, Any] = field(default_factory=dict)  # more for Deployment.details (--json)
 
 
 def _contents(chosen: Plan, repository: Path, version: int) -> Contents:
@@ -228,7 +240,7 @@ def _contents(chosen: Plan, repository: Path, version: int) -> Contents:
         script: client.example(chosen.name, script.name, npz.name, chosen.request, list(chosen.outputs)).encode(),
         npz: client.request_file(chosen.request),
     }
-    return Contents(chosen.name, fill, client_files, chosen.notes)
+    return Contents(chosen.name, fill, client_files, chosen.notes, {"choice": chosen.choice.to_json()})
 
 
 def install(repository: Path, contents: Contents, force: bool) -> Deployment:
@@ -281,7 +293,7 @@ def install(repository: Path, contents: Contents, force: bool) -> Deployment:
             f"start:  python -m sextant_triton.server {repository}",
             *([f"client: python {client_script}"] if client_script else []),
         ),
-        details={"repository": str(repository), "config": written},
+        details={"repository": str(repository), "config": written, **contents.details},
     )
 
 

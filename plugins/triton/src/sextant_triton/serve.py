@@ -28,11 +28,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sextant.api import Package, SextantError, ServingSettings, Signature, cache_dir, serving_settings
+from sextant.api import (
+    Package,
+    SextantError,
+    ServingSettings,
+    Signature,
+    cache_dir,
+    choose_candidate,
+    serving_settings,
+)
 
 from sextant_triton import backends, config, servable, server
 from sextant_triton.batching import run_batched
-from sextant_triton.repository import candidate_view, model_name
+from sextant_triton.repository import model_name
 
 log = logging.getLogger(__name__)
 
@@ -229,7 +237,8 @@ def serving(
     dist = server.Distribution.find()  # before importing PyTriton: says how to install it
 
     opened = Package(package)
-    view = candidate_view(opened, candidate)
+    choice = choose_candidate(opened, candidate)  # a package's regime pick for its serving max batch size
+    view = choice.view
     streaming = view.generates  # a text-generation package: a decoupled model (sextant_triton.serve_stream)
     servable.require(opened, view, servable.runner_need, "serve")  # its runner computes in this process
     view.verify(trust_source=trust_source)  # refuse before starting anything
@@ -282,7 +291,7 @@ def serving(
             settings,
             triton.is_alive,
             metrics_port,
-            (warning,) if warning else (),
+            (*([choice.reason] if choice.regime else []), *([warning] if warning else [])),
             log_file,
         )
     finally:
