@@ -41,3 +41,29 @@ def test_a_chain_with_the_same_bytes_is_recorded_as_a_duplicate_and_measured_onc
     for cid in ("fault-slow:fake-graph@cpu", "fault-slow+fake-fp16:fake-graph@cpu"):
         assert again["candidates"][cid]["status"] == "duplicate" and "profile" not in again["candidates"][cid]
     assert again["selection"]["ranking"] == ranking
+
+
+def test_a_graph_that_differs_only_in_metadata_is_a_duplicate_by_its_canonical_form(fault_catalog, options, samples):
+    """``fault-relabel`` writes fake-graph's graph signed by another producer: other bytes, the same
+    canonical form (the fake format's ``FormatSpec.canonical_hash``): measured once, and a re-run
+    keeps it a duplicate."""
+    catalog = fault_catalog("relabel")
+    options = replace(options, paired_rounds=0)
+    status = sextant.optimize(NumpyMLP(), samples, options=options, catalog=catalog).status
+    steps, candidates = status["steps"], status["candidates"]
+    relabelled, original = steps["fault-relabel"], steps["fake-graph"]
+    assert relabelled["content"] != original["content"] and relabelled["canonical"] == original["canonical"]
+    assert (relabelled["status"], relabelled["duplicate_of"]) == ("duplicate", "fake-graph")
+    assert relabelled["reason"] == (
+        "same fake-graph as fake-graph in canonical form (the files differ only in what does not change what runs: "
+        "producer, doc strings, names)"
+    )
+    record = candidates["fault-relabel:fake-graph@cpu"]
+    assert record["status"] == "duplicate" and "profile" not in record
+    assert record["reason"] == (
+        "same as fake-graph:fake-graph@cpu, measured in its place "
+        "(fault-relabel has the same canonical form as fake-graph)"
+    )
+    again = sextant.optimize(NumpyMLP(), samples, options=options, catalog=catalog).status
+    assert again["run"]["ran"] == 0 and again["steps"]["fault-relabel"]["status"] == "duplicate"
+

@@ -6,8 +6,9 @@ plugins must stay fast); the run-time helpers, which pull in numpy, on first use
 
 Hooks and specs
     ``hookimpl``, ``ExporterSpec``, ``ConverterSpec``, ``RunnerSpec``, ``ComparatorSpec``,
-    ``SearchStrategySpec``, ``DeployerSpec`` (its options: ``DeployOption``), ``GeneratorSpec``, ``Param``, ``SourceModel``, ``Rejection`` (a loader's "cannot
-    use this model, because..."), ``Format``, ``PRECISIONS``, ``DEVICES``
+    ``SearchStrategySpec``, ``DeployerSpec`` (its options: ``DeployOption``), ``GeneratorSpec``, ``Param``,
+    ``FormatSpec`` (a format's canonical fingerprint, which finds duplicate artifacts), ``SourceModel``,
+    ``Rejection`` (a loader's "cannot use this model, because..."), ``Format``, ``PRECISIONS``, ``DEVICES``
 Shared formats
     ``ONNX``, ``TORCH_MODULE``, ``TORCHSCRIPT``, ``TORCH_EXPORTED``, ``TORCH_TENSORRT``, ``KERAS``,
     ``TF_SAVEDMODEL``, ``TENSORRT_ENGINE``, ``TRANSFORMERS_CAUSAL_LM``
@@ -97,6 +98,7 @@ from sextant.specs import (
     DeployOption,
     ExporterSpec,
     Format,
+    FormatSpec,
     GeneratorSpec,
     Param,
     Rejection,
@@ -215,6 +217,7 @@ __all__ = [
     "SampleError",
     "SearchStrategy",
     "PartWrapperSpec",
+    "FormatSpec",
     "SearchStrategySpec",
     "SextantError",
     "SourceModel",

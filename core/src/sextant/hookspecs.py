@@ -21,6 +21,7 @@ if TYPE_CHECKING:
         ConverterSpec,
         DeployerSpec,
         ExporterSpec,
+        FormatSpec,
         GeneratorSpec,
         PartWrapperSpec,
         Rejection,
@@ -73,6 +74,12 @@ def sextant_register_deployers() -> list[DeployerSpec]:
 @hookspec
 def sextant_register_part_wrappers() -> list[PartWrapperSpec]:
     """Return the wrappers this plugin contributes for the parts of a pipeline (``sextant.Module``)."""
+
+
+@hookspec
+def sextant_register_formats() -> list[FormatSpec]:
+    """Return what this plugin knows of formats (``FormatSpec``: a format's canonical fingerprint,
+    which finds duplicate artifacts that differ only in metadata). At most one spec per format."""
 
 
 @hookspec(firstresult=True)

@@ -29,16 +29,19 @@ PAIRED_TARGET = "sextant.worker:run_paired"
 
 @dataclass(frozen=True)
 class StepJob:
-    """Run one exporter or converter (``run`` names its callable) on ``request``."""
+    """Run one exporter or converter (``run`` names its callable) on ``request``; then, when the
+    produced format names one (``FormatSpec.canonical_hash``), fingerprint the artifact with
+    ``canonical_hash``."""
 
     run: str
     request: StepRequest
+    canonical_hash: str | None = None
 
     target = STEP_TARGET
 
     def to_json(self) -> dict[str, Any]:
         r = self.request
-        return {
+        out = {
             "run": self.run,
             "input": str(r.input),
             "output_dir": str(r.output_dir),
@@ -48,6 +51,9 @@ class StepJob:
             "max_batch": r.max_batch,
             "options": dict(r.options),
         }
+        if self.canonical_hash is not None:
+            out["canonical_hash"] = self.canonical_hash
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> StepJob:
@@ -60,7 +66,7 @@ class StepJob:
             max_batch=data["max_batch"],
             options=data["options"],
         )
-        return cls(data["run"], request)
+        return cls(data["run"], request, data.get("canonical_hash"))
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from sextant.specs import (
     ConverterSpec,
     DeployerSpec,
     ExporterSpec,
+    FormatSpec,
     GeneratorSpec,
     Rejection,
     RunnerSpec,
@@ -59,6 +60,7 @@ KINDS: dict[str, tuple[str, type]] = {
     "search_strategy": ("sextant_register_search_strategies", SearchStrategySpec),
     "deployer": ("sextant_register_deployers", DeployerSpec),
     "part_wrapper": ("sextant_register_part_wrappers", PartWrapperSpec),
+    "format": ("sextant_register_formats", FormatSpec),
 }
 
 
@@ -102,6 +104,15 @@ class Catalog:
                 return contribution
         known = ", ".join(c.name for c in self.of(kind)) or "none installed"
         raise UsageError(f"no {kind.replace('_', ' ')} named {name!r}", hint=f"Known: {known}.")
+
+    def canonical_hashes(self) -> dict[str, str]:
+        """Format name → the ``canonical_hash`` callable its :class:`FormatSpec` names, for the
+        formats whose plugin gives one and can run here (the others' artifacts compare by bytes)."""
+        return {
+            c.spec.format.name: c.spec.canonical_hash
+            for c in self.of("format")
+            if c.spec.canonical_hash and availability(c.spec) is None
+        }
 
     def reference_runner(self, fmt: Any) -> RunnerSpec | None:
         """The runner that computes reference outputs for artifacts of ``fmt``."""

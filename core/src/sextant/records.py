@@ -128,8 +128,10 @@ class StepRecord:
     log: str | None = None
     artifact: str | None = None  # relative to the package
     content: str | None = None  # hash of the artifact's bytes
+    #: fingerprint of the artifact's canonical form (its format's ``FormatSpec.canonical_hash``)
+    canonical: str | None = None
     cached: bool = False
-    #: the earlier step of the run whose artifact has the same bytes (status ``duplicate``)
+    #: the earlier step of the run whose artifact has the same bytes or canonical form (status ``duplicate``)
     duplicate_of: str | None = None
 
     def to_json(self) -> dict[str, Any]:

@@ -418,6 +418,30 @@ TARGET = DeployOption("target", required=True, help="Where to deploy.")
 
 
 @dataclass(frozen=True)
+class FormatSpec:
+    """What a plugin knows of a format beyond its name (one spec per format, its ``name``).
+
+    ``canonical_hash`` names ``(artifact: pathlib.Path) -> str``: a fingerprint of the artifact's
+    canonical form, equal for two artifacts only when they compute the same thing, whatever else
+    differs (an ONNX file's producer, doc strings, node and value names). Two steps whose
+    artifacts have the same fingerprint are duplicates (:mod:`sextant.optimizer.duplicates`), as
+    are two with the same bytes. It runs in the step's child, where the artifact was written, and
+    must be cheap (well under a second for tens of MB); when it raises, only the bytes count.
+    Never equal for artifacts that may compute differently: a false duplicate loses a candidate.
+    """
+
+    format: Format
+    canonical_hash: str | None = None
+    requires: tuple[str, ...] = ()
+    install: str = ""
+    description: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.format.name
+
+
+@dataclass(frozen=True)
 class PartWrapperSpec:
     """A framework's wrapper for the parts of a pipeline: what ``sextant.Module(part)`` returns.
 
@@ -475,4 +499,13 @@ class DeployerSpec:
 _SHARED_OPTIONS = {"package", "candidate", "name", "trust_source", "force", "json", "debug"}
 
 
-Spec = ExporterSpec | ConverterSpec | RunnerSpec | GeneratorSpec | ComparatorSpec | SearchStrategySpec | DeployerSpec
+Spec = (
+    ExporterSpec
+    | ConverterSpec
+    | RunnerSpec
+    | GeneratorSpec
+    | ComparatorSpec
+    | SearchStrategySpec
+    | DeployerSpec
+    | FormatSpec
+)

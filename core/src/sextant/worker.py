@@ -26,14 +26,22 @@ from sextant.screening import profile_candidate
 from sextant.specs import resolve
 
 
-def run_step(document: Mapping[str, Any], channel: Channel) -> str:
-    """Run an exporter or converter; returns the artifact's path."""
+def run_step(document: Mapping[str, Any], channel: Channel) -> dict[str, Any]:
+    """Run an exporter or converter; returns the artifact's path (``artifact``) and, when the job
+    names its format's ``canonical_hash``, the artifact's fingerprint (``canonical``; ``None``,
+    with the error in the log, when the fingerprint failed: then only its bytes count)."""
     job = StepJob.from_json(document)
     job.request.output_dir.mkdir(parents=True, exist_ok=True)
     artifact = resolve(job.run)(job.request)
     if artifact is None or not Path(artifact).exists():
         raise RuntimeError(f"{job.run} returned {artifact!r}, which does not exist")
-    return str(artifact)
+    canonical = None
+    if job.canonical_hash is not None:
+        try:
+            canonical = str(resolve(job.canonical_hash)(Path(artifact)))
+        except Exception as exc:  # a fingerprint is an optimisation: the artifact stands without it
+            print(f"{job.canonical_hash} failed on {artifact}: {type(exc).__name__}: {exc}", file=sys.stderr)
+    return {"artifact": str(artifact), "canonical": canonical}
 
 
 def _set_threads(threads: int) -> None:

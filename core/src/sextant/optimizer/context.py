@@ -43,6 +43,8 @@ class Run:
     reference_only: frozenset[str] = frozenset()
     #: the loader's :attr:`~sextant.specs.SourceModel.probe` of the live model, to explain a failed reference
     probe: Callable[[Mapping[str, Any], Signature], object] | None = field(default=None, compare=False, repr=False)
+    #: format name → its ``FormatSpec.canonical_hash`` (:meth:`sextant.plugins.Catalog.canonical_hashes`)
+    canonical_hashes: Mapping[str, str] = field(default_factory=dict)
     #: :func:`~sextant.cache.code_fingerprint` by top-level package, computed once per run
     fingerprints: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 

@@ -2,9 +2,12 @@
 
 Two chains often write the same artifact: two exporters of one framework that produce the same
 graph, a rewrite (onnxslim) that finds nothing to change. A step's artifact is hashed when it is
-built (``StepRecord.content``); when it has the same bytes and format as the artifact of an earlier
-step of the run, the step is a duplicate of that one (status ``duplicate``, ``duplicate_of`` the
-first step, its own copy deleted), and so is everything that would have run on it:
+built (``StepRecord.content``), and, when its format's plugin names a ``FormatSpec.canonical_hash``,
+fingerprinted in its canonical form (``StepRecord.canonical``: an ONNX file without its producer,
+doc strings and names, whose files from torch's two exporters rarely share bytes). When it has the
+same format and the same bytes or canonical form as the artifact of an earlier step of the run, the
+step is a duplicate of that one (status ``duplicate``, ``duplicate_of`` the first step, its own copy
+deleted), and so is everything that would have run on it:
 
 - a step that reads a duplicate is the same step on the original's artifact; when the run built
   that one (``original+name``) it is a duplicate of it, not built; otherwise it is built from
@@ -28,28 +31,48 @@ from sextant.planner import PlannedCandidate, PlannedStep
 from sextant.records import CandidateRecord, Status, StepRecord
 
 
+def same_artifact(a: StepRecord, b: StepRecord) -> bool:
+    """Whether two steps' artifacts are the same: one format, and the same bytes or the same
+    canonical form (both fingerprinted, equal)."""
+    if a.format != b.format:
+        return False
+    same_bytes = a.content is not None and a.content == b.content
+    return same_bytes or (a.canonical is not None and a.canonical == b.canonical)
+
+
 def same_content(run: Run, step_id: str, record: StepRecord) -> str | None:
-    """An earlier step of this run, ``ok``, that produced the very same artifact."""
+    """An earlier step of this run, ``ok``, that produced the same artifact (:func:`same_artifact`)."""
     for other_id in run.ledger.run_steps:
         other = run.ledger.steps[other_id]
-        if (
-            other_id != step_id
-            and other.status == Status.OK
-            and other.content == record.content
-            and other.format == record.format
-            and other.key != record.key
-        ):
+        earlier = other_id != step_id and other.status == Status.OK and other.key != record.key
+        if earlier and same_artifact(other, record):
             return other_id
     return None
 
 
+def sameness(run: Run, twin: str, record: StepRecord) -> str:
+    """How a duplicate step is the same as ``twin``, in words."""
+    if record.content == run.ledger.steps[twin].content:
+        return f"same bytes as {twin}"
+    return (
+        f"same {record.format} as {twin} in canonical form (the files differ only in what does not change what "
+        "runs: producer, doc strings, names)"
+    )
+
+
+def _same(run: Run, step: StepRecord, original: str) -> str:
+    """``the same bytes as <original>`` or ``the same canonical form as <original>``."""
+    same_bytes = step.content is not None and step.content == run.ledger.steps[original].content
+    return f"the same {'bytes' if same_bytes else 'canonical form'} as {original}"
+
+
 def still_duplicate(run: Run, old: StepRecord) -> bool:
     """Whether an earlier run's duplicate step is a duplicate in this run too: its original is
-    ``ok`` in this run with the same bytes."""
+    ``ok`` in this run with the same bytes or canonical form."""
     if old.duplicate_of is None or old.duplicate_of not in run.ledger.run_steps:
         return False
     original = run.ledger.steps[old.duplicate_of]
-    return original.status == Status.OK and original.content == old.content
+    return original.status == Status.OK and same_artifact(original, old)
 
 
 def original_input(run: Run, step: PlannedStep) -> str | None:
@@ -68,6 +91,7 @@ def duplicate_step(run: Run, step: PlannedStep, record: StepRecord) -> StepRecor
     original = original_input(run, step)
     if original is None:
         return None
+    parent = run.ledger.steps[str(step.parent)]
     twin_id = f"{original}+{step.spec.name}"
     if twin_id not in run.ledger.run_steps:
         return None
@@ -79,7 +103,7 @@ def duplicate_step(run: Run, step: PlannedStep, record: StepRecord) -> StepRecor
     return replace(
         record,
         status=Status.DUPLICATE,
-        reason=f"same as {twin_id}, built in its place (it reads {step.parent}, the same bytes as {original})",
+        reason=f"same as {twin_id}, built in its place (it reads {step.parent}, {_same(run, parent, original)})",
         duplicate_of=twin_id,
         content=twin.content,
     )
@@ -97,12 +121,11 @@ def duplicate_candidate(
         return None
     twin = run.ledger.candidates[twin_id]
     original = twin.duplicate_of or twin_id
+    same = f"{candidate.step} has {_same(run, step, step.duplicate_of)}"
     return replace(
         record,
         status=Status.DUPLICATE,
-        reason=(
-            f"same as {original}, measured in its place ({candidate.step} has the same bytes as {step.duplicate_of})"
-        ),
+        reason=f"same as {original}, measured in its place ({same})",
         duplicate_of=original,
         cached=step.cached,
     )

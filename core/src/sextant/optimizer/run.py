@@ -174,6 +174,7 @@ def optimize(
                     budget,
                     frozenset(plan.reference_only),
                     probe=source.probe,
+                    canonical_hashes=catalog.canonical_hashes(),
                 )
                 scores = history.scores(model, options.objective) if history is not None else {}
                 first = favourites([c for c in plan.candidates if c is not baseline], scores)

@@ -1,5 +1,6 @@
 """Running one export or conversion step: its key, reuse of a recorded result, the isolated run,
-and recognising a step whose artifact is byte-identical to another's (a no-op conversion; see
+and recognising a step whose artifact is another's, byte for byte or in its format's canonical form
+(a no-op conversion, a second exporter of the same graph; see
 :mod:`sextant.optimizer.duplicates`)."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from sextant.cache import digest, hash_path, library_versions
 from sextant.devices import device_identity
 from sextant.jobs import StepJob
 from sextant.optimizer.context import Run, outcome
-from sextant.optimizer.duplicates import duplicate_step, original_input, same_content, still_duplicate
+from sextant.optimizer.duplicates import duplicate_step, original_input, same_content, sameness, still_duplicate
 from sextant.planner import SOURCE, PlannedStep
 from sextant.records import Cause, Status, StepRecord
 from sextant.runtime import StepRequest
@@ -85,17 +86,23 @@ def run_step(run: Run, step: PlannedStep, skipped: str | None = None) -> StepRec
         options=dict(step.spec.options),
     )
     ledger.emit("step_start", {"id": step.id, "kind": step.kind})
-    result = run.child(StepJob(step.spec.run, request), step.id)
+    result = run.child(StepJob(step.spec.run, request, run.canonical_hashes.get(step.format.name)), step.id)
     record = replace(record, **outcome(result), log=ws.log(step.id))
     if not result.ok:
         shutil.rmtree(out_dir, ignore_errors=True)  # half an artifact is no use, and may fill a disk
     else:
-        record = replace(record, artifact=ws.relative(Path(result.value)), content=hash_path(out_dir))
+        built = result.value
+        record = replace(
+            record,
+            artifact=ws.relative(Path(built["artifact"])),
+            content=hash_path(out_dir),
+            canonical=built.get("canonical"),
+        )
         twin = same_content(run, step.id, record)
         if twin:
             shutil.rmtree(out_dir, ignore_errors=True)
             record = replace(
-                record, status=Status.DUPLICATE, reason=f"same bytes as {twin}", artifact=None, duplicate_of=twin
+                record, status=Status.DUPLICATE, reason=sameness(run, twin, record), artifact=None, duplicate_of=twin
             )
     return _record(run, step.id, record)
 

@@ -41,7 +41,8 @@ def check_plugin(module: str) -> list[Any]:
         spec = contribution.spec
         if any(importlib.util.find_spec(m.split(".", 1)[0]) is None for m in spec.requires):
             continue  # its library is absent here; nothing more to import
-        refs = [getattr(spec, attr) for attr in ("run", "load", "create", "check") if getattr(spec, attr, None)]
+        callables = ("run", "load", "create", "check", "canonical_hash")
+        refs = [getattr(spec, attr) for attr in callables if getattr(spec, attr, None)]
         for ref in refs:
             try:
                 if not callable(resolve(ref)):

@@ -3,7 +3,8 @@
 Source format ``numpy-mlp``: a :class:`NumpyMLP` object (API) or a ``.npmlp`` file (which declares
 its input, so it needs no samples); a :class:`PickledMLP` object is written with ``pickle``, as
 torch writes an ``nn.Module``, so loading it from a package needs ``trust_source``. Exporter ``fake-graph`` writes a JSON op list plus weights;
-converter ``fake-fp16`` halves the weights' precision; runners ``numpy-eager`` (the reference) and
+converter ``fake-fp16`` halves the weights' precision; the graph's format names a canonical
+fingerprint (``canonical_graph``: ops and weights, not who produced it); runners ``numpy-eager`` (the reference) and
 ``fake-graph`` (with an ``impl`` option and an ``einsum`` variant).
 """
 
@@ -19,7 +20,7 @@ import numpy as np
 from sextant.hookspecs import hookimpl
 from sextant.runtime import RunnerRequest, StepRequest
 from sextant.signature import Signature, TensorSpec
-from sextant.specs import ConverterSpec, ExporterSpec, Format, Param, RunnerSpec, SourceModel
+from sextant.specs import ConverterSpec, ExporterSpec, Format, FormatSpec, Param, RunnerSpec, SourceModel
 
 SOURCE = Format("numpy-mlp")
 GRAPH = Format("fake-graph")
@@ -159,11 +160,35 @@ def export_graph(request: StepRequest) -> Path:
     return write_graph(request.output_dir, model.weights, "float32")
 
 
-def write_graph(folder: Path, weights: Mapping[str, np.ndarray], dtype: str) -> Path:
+def write_graph(folder: Path, weights: Mapping[str, np.ndarray], dtype: str, producer: str | None = None) -> Path:
+    """The graph's folder: ``graph.json`` (its ops, data type and, when given, who produced it:
+    metadata, as an ONNX file's producer) and ``weights.npz``."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "graph.json").write_text(json.dumps({"ops": ["matmul", "add", "relu", "matmul", "add"], "dtype": dtype}))
+    graph = {"ops": ["matmul", "add", "relu", "matmul", "add"], "dtype": dtype}
+    (folder / "graph.json").write_text(json.dumps({**graph, **({"producer": producer} if producer else {})}))
     np.savez(folder / "weights.npz", **weights)
     return folder
+
+
+@hookimpl
+def sextant_register_formats() -> list[FormatSpec]:
+    canonical = "sextant.testing.fake:canonical_graph"
+    return [FormatSpec(GRAPH, canonical_hash=canonical, description="the graph's files, not its producer")]
+
+
+def canonical_graph(artifact: Path) -> str:
+    """A fake graph's fingerprint: every file of its folder, ``graph.json`` without its producer."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(p for p in artifact.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        if path.name == "graph.json":
+            graph = json.loads(data)
+            graph.pop("producer", None)
+            data = json.dumps(graph, sort_keys=True).encode()
+        digest.update(f"{path.relative_to(artifact)}:{len(data)}:".encode() + data)
+    return digest.hexdigest()
 
 
 def convert_fp16(request: StepRequest) -> Path:

@@ -4,8 +4,9 @@ gating and the profiler's cut-off.
 Each exporter reads the fake ``numpy-mlp`` source. ``full`` fails as a full disk does (``ENOSPC``,
 wrapped by the exporter); ``fat`` writes a correct artifact padded to fill a small file system; ``oom``
 raises ``MemoryError`` and ``oom-kill`` is killed by SIGKILL, as the OOM killer does, until
-``SEXTANT_FAULT_MEMORY=plenty`` (all four only when named). ``SEXTANT_FAULTS=crash,hang`` registers only
-those named (default: every exporter). ``sleepy`` (only when named) adds a runner of fake graphs
+``SEXTANT_FAULT_MEMORY=plenty`` (all four only when named); ``relabel`` (only when named) writes
+fake-graph's graph signed by another producer (other bytes, the same canonical form).
+``SEXTANT_FAULTS=crash,hang`` registers only those named (default: every exporter). ``sleepy`` (only when named) adds a runner of fake graphs
 that sleeps 2 ms per call: correct, and far slower than its rivals. ``compiled`` (only when named)
 adds a runner of the source marked ``slow_build``, standing for one that compiles as it loads;
 ``engine`` (only when named) a converter of fake graphs marked ``slow_build``, standing for an engine
@@ -31,7 +32,7 @@ from sextant.testing.fake import GRAPH, SOURCE, NumpyMLP, load_graph, write_grap
 WRONG_GRAPH = Format("fault-graph")
 
 FAULTS = ("crash", "hang", "raise", "wrong", "slow")
-ONLY_WHEN_NAMED = ("full", "fat", "oom", "oom-kill")
+ONLY_WHEN_NAMED = ("full", "fat", "oom", "oom-kill", "relabel")
 
 
 @hookimpl
@@ -142,6 +143,11 @@ def fault_wrong(request: StepRequest) -> Path:
 def fault_slow(request: StepRequest) -> Path:
     time.sleep(request.options["seconds"])
     return write_graph(request.output_dir, NumpyMLP.read(request.input).weights, "float32")
+
+
+def fault_relabel(request: StepRequest) -> Path:
+    """fake-graph's graph, signed by another producer: other bytes, the same canonical form."""
+    return write_graph(request.output_dir, NumpyMLP.read(request.input).weights, "float32", producer="relabel")
 
 
 def fault_engine(request: StepRequest) -> Path:

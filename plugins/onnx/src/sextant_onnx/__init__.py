@@ -11,6 +11,9 @@ Runtime with I/O binding (the export needs torch and transformers: the ``generat
 ``onnxruntime-genai``, the graph onnxruntime-genai's model builder writes (fp32, and weight-only
 int8 / int4 when ``--precision`` allows them) run by its own generation loop (the ``genai`` extra).
 
+Format: ONNX's canonical fingerprint (:mod:`sextant_onnx.canonical`), so an artifact that differs
+from another only in its producer, doc strings and names is measured once.
+
 This module only declares specs; onnx and onnxruntime are imported by the callables.
 """
 
@@ -22,6 +25,7 @@ from sextant.api import (
     ONNX,
     TRANSFORMERS_CAUSAL_LM,
     ConverterSpec,
+    FormatSpec,
     GeneratorSpec,
     Param,
     RunnerSpec,
@@ -67,6 +71,18 @@ def sextant_load_source(model: object, name: str | None) -> SourceModel | None:
 
         return onnx_source(model, name)
     return None
+
+
+@hookimpl
+def sextant_register_formats() -> list[FormatSpec]:
+    return [
+        FormatSpec(
+            ONNX,
+            canonical_hash="sextant_onnx.canonical:canonical_hash",
+            requires=("onnx",),
+            description="canonical fingerprint: the graph without producer, doc strings and names",
+        )
+    ]
 
 
 @hookimpl
