@@ -7,8 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from sextant.earlystop import growth_per_sample, stop_reason, upper_bound
+from sextant.earlystop import cannot_judge, growth_per_sample, stop_reason, sweep_cutoff, upper_bound
 from sextant.jobs import ProfileOrder
+from sextant.objective import Objective
 from sextant.profiler import Point, ProfilerConfig
 from sextant.records import Stop
 from sextant.screening import profile_candidate
@@ -23,7 +24,11 @@ def envelope(ms: Callable[[int], float]) -> dict[int, float]:
 
 
 def profile(
-    ms: Callable[[int], float], rivals: dict[int, float], screen=None, config: ProfilerConfig = CONFIG
+    ms: Callable[[int], float],
+    rivals: dict[int, float],
+    screen=None,
+    config: ProfilerConfig = CONFIG,
+    cutoff: float = 0.7,
 ) -> tuple[list[int], Stop, str]:
     now = [0]
 
@@ -34,7 +39,7 @@ def profile(
         return infer
 
     points: list[Point] = []
-    order = ProfileOrder(True, 0.7, rivals, screen)
+    order = ProfileOrder(True, cutoff, rivals, screen)
     outcome = profile_candidate(make_infer, config, order, points.append, lambda p: None, clock=lambda: now[0])
     return [p.batch for p in points], outcome.stop, outcome.stopped
 
@@ -117,3 +122,43 @@ def test_the_bound_and_the_rule_in_numbers():
     slower = {1: 600.0, 2: 1000.0, 4: 1500.0, 8: 1700.0}
     assert stop_reason(points, [8], slower, 0.7) is None  # its bound at 8, 1,231/s, is over 70 % of 1,700/s
     assert stop_reason(points, [8], {**slower, 8: 1800.0}, 0.7) is not None  # and under 70 % of 1,800/s
+
+
+def test_the_stop_judges_only_objectives_decided_by_throughput():
+    """The candidate of the first test, stopped at batch 2 under the throughput objective, is swept
+    to the end under the memory objective (where it may well win: it is not judged on throughput),
+    under custom weights and under a constraint a rival's envelope does not respect; the latency
+    objective is decided at batch 1, measured before any stop, and keeps the stop."""
+    rivals = envelope(lambda b: 0.5 + 0.05 * b)
+    slow = lambda b: 1.0 + 0.5 * b  # noqa: E731
+    for name in ("throughput", "latency"):
+        assert cannot_judge(Objective.named(name)) is None
+        assert profile(slow, rivals, cutoff=sweep_cutoff(Objective.named(name), 0.7))[:2] == ([1, 2], Stop.CUTOFF)
+    memory = Objective.named("memory")
+    assert cannot_judge(memory) == (
+        "the memory objective (memory_mb 1) is not decided by throughput, the only thing the stop bounds"
+    )
+    assert sweep_cutoff(memory, 0.7) == 0.0
+    batches, stop, _ = profile(slow, rivals, cutoff=sweep_cutoff(memory, 0.7))
+    assert stop is not Stop.CUTOFF and batches[:3] == [1, 2, 4]
+    budget = Objective.named("throughput", max_memory_mb=512)
+    assert cannot_judge(budget).startswith("the objective has constraints (at most 512 MB of memory)")
+    assert sweep_cutoff(budget, 0.7) == 0.0
+    mixed = Objective({"throughput": 1.0, "memory_mb": -0.5}, name="custom")
+    assert sweep_cutoff(mixed, 0.7) == 0.0 and "custom objective" in cannot_judge(mixed)
+
+
+def test_a_run_under_the_memory_objective_says_no_sweep_stops_early(fake_catalog, options, samples):
+    """The rule, in a run: under the memory objective with the screen's cut-off on, no candidate is
+    cut off, and the run's notes say why."""
+    import sextant
+    from sextant.testing.fake import NumpyMLP
+
+    options = replace(options, objective="memory", cutoff=0.7, paired_rounds=0, runners=("numpy-eager", "fake-graph"))
+    document = sextant.optimize(NumpyMLP(), samples, options=options, catalog=fake_catalog).document
+    assert (
+        "no sweep stops early: the memory objective (memory_mb 1) is not decided by throughput, the only thing the "
+        "stop bounds; each is swept to its plateau or largest batch size"
+    ) in document.notes
+    profiles = [r.profile for r in document.candidates.values() if r.profile is not None]
+    assert profiles and all(p.stop is not Stop.CUTOFF for p in profiles)

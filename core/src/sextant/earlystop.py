@@ -28,15 +28,47 @@ cheapest added sample measured so far; a runner that switches to a much faster k
 batches can break it, which the screen's point at the largest batch size covers. With ``c = 0``
 (``--cutoff 0``) or no rival yet nothing stops. The stop is recorded as ``Stop.CUTOFF``, in words
 beginning with ``CUTOFF_WORDS`` that give the closest miss (:func:`stop_reason`).
+
+The rule bounds throughput, so it judges only objectives decided by throughput (:func:`cannot_judge`):
+the throughput objective, and the latency one (the lowest p50 at batch 1), whose batch-1 point is
+measured before any stop (a candidate within 10 % of the best there is never stopped). Under any other (the memory
+objective, custom weights, constraints such as a latency or memory budget, which a rival's envelope
+does not respect) a candidate that "cannot win" on throughput may still win, so nothing is stopped
+(:func:`sweep_cutoff` is 0) and the run says so in a note.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from sextant.pairing import CLOSE
 from sextant.profiler import Point
 from sextant.records import CUTOFF_WORDS
+
+if TYPE_CHECKING:
+    from sextant.objective import Objective
+
+
+def cannot_judge(objective: Objective) -> str | None:
+    """Why the early stop cannot judge sweeps under ``objective`` (it then stops none), or ``None``
+    when it can (module doc)."""
+    if objective.constraints_text() != "none":
+        return (
+            f"the objective has constraints ({objective.constraints_text()}), and a bound on throughput "
+            "cannot tell whether a candidate meets them"
+        )
+    weights = dict(objective.weights)
+    if weights == {"throughput": 1.0} or (weights == {"p50_ms": 1.0} and objective.batch == 1):
+        return None
+    judged = ", ".join(f"{metric} {weight:g}" for metric, weight in weights.items())
+    return f"the {objective.name} objective ({judged}) is not decided by throughput, the only thing the stop bounds"
+
+
+def sweep_cutoff(objective: Objective, cutoff: float) -> float:
+    """The cut-off a candidate's sweep stops by under ``objective``: ``cutoff`` (``--cutoff``)
+    where the stop can judge the objective, else 0 (never stop)."""
+    return cutoff if cannot_judge(objective) is None else 0.0
 
 
 def growth_per_sample(points: Sequence[Point]) -> float:

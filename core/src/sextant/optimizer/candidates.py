@@ -17,6 +17,7 @@ import numpy as np
 
 from sextant.cache import digest, library_versions
 from sextant.compare import NonFinite, Tolerance, Verdict, nonfinite
+from sextant.earlystop import sweep_cutoff
 from sextant.errors import SampleError
 from sextant.jobs import CandidateJob, ProfileOrder
 from sextant.options import OptimizeOptions
@@ -258,7 +259,8 @@ def evaluate(run: Run, candidate: PlannedCandidate, judge: JudgeFunc) -> Candida
             current["record"] = replace(current["record"], **judgement.fields())
             if judgement.status != Status.PROFILING:
                 return ProfileOrder(profile=False).to_json()
-            return ProfileOrder(True, run.options.cutoff, rivals(run), screen_mode(run.objective)).to_json()
+            cutoff = sweep_cutoff(run.objective, run.options.cutoff)  # 0 where a throughput bound cannot judge
+            return ProfileOrder(True, cutoff, rivals(run), screen_mode(run.objective)).to_json()
         if kind in ("point", "screen_point"):
             (points if kind == "point" else screened).append(data)
             ledger.emit("candidate_point", {"id": candidate.id, "point": data, "screen": kind == "screen_point"})

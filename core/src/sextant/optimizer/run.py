@@ -14,6 +14,7 @@ from typing import Any
 from sextant import __version__
 from sextant.cache import hash_path
 from sextant.devices import busy_reason, cpu_threads, host_record, precision_unavailable_reason, unavailable_reason
+from sextant.earlystop import cannot_judge
 from sextant.errors import CorrectnessError, NothingRunnableError, PackageError, UsageError
 from sextant.inputs import prepare_inputs
 from sextant.isolation import Isolator
@@ -176,6 +177,9 @@ def optimize(
                     probe=source.probe,
                     canonical_hashes=catalog.canonical_hashes(),
                 )
+                unjudged = cannot_judge(run.objective) if options.cutoff > 0 else None
+                if unjudged:
+                    ledger.note(f"no sweep stops early: {unjudged}; each is swept to its plateau or largest batch size")
                 scores = history.scores(model, options.objective) if history is not None else {}
                 first = favourites([c for c in plan.candidates if c is not baseline], scores)
                 if history is not None:
