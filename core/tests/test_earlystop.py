@@ -126,9 +126,9 @@ def test_the_bound_and_the_rule_in_numbers():
 
 def test_the_stop_judges_only_objectives_decided_by_throughput():
     """The candidate of the first test, stopped at batch 2 under the throughput objective, is swept
-    to the end under the memory objective (where it may well win: it is not judged on throughput),
-    under custom weights and under a constraint a rival's envelope does not respect; the latency
-    objective is decided at batch 1, measured before any stop, and keeps the stop."""
+    to the end under the memory objective (where it may well win: it is not judged on throughput)
+    and under custom weights; the latency objective is decided at batch 1, measured before any
+    stop, and keeps the stop, as does a constrained throughput objective."""
     rivals = envelope(lambda b: 0.5 + 0.05 * b)
     slow = lambda b: 1.0 + 0.5 * b  # noqa: E731
     for name in ("throughput", "latency"):
@@ -141,9 +141,8 @@ def test_the_stop_judges_only_objectives_decided_by_throughput():
     assert sweep_cutoff(memory, 0.7) == 0.0
     batches, stop, _ = profile(slow, rivals, cutoff=sweep_cutoff(memory, 0.7))
     assert stop is not Stop.CUTOFF and batches[:3] == [1, 2, 4]
-    budget = Objective.named("throughput", max_memory_mb=512)
-    assert cannot_judge(budget).startswith("the objective has constraints (at most 512 MB of memory)")
-    assert sweep_cutoff(budget, 0.7) == 0.0
+    budget = Objective.named("throughput", max_memory_mb=512)  # judged against rivals' points within it
+    assert cannot_judge(budget) is None and sweep_cutoff(budget, 0.7) == 0.7
     mixed = Objective({"throughput": 1.0, "memory_mb": -0.5}, name="custom")
     assert sweep_cutoff(mixed, 0.7) == 0.0 and "custom objective" in cannot_judge(mixed)
 
@@ -162,3 +161,30 @@ def test_a_run_under_the_memory_objective_says_no_sweep_stops_early(fake_catalog
     ) in document.notes
     profiles = [r.profile for r in document.candidates.values() if r.profile is not None]
     assert profiles and all(p.stop is not Stop.CUTOFF for p in profiles)
+
+
+def test_under_a_latency_budget_the_best_so_far_is_what_rivals_reach_within_it():
+    """A rival reaches 16,000/s at batch 8, but only 4,000/s within a 1 ms p99 budget (batch 2): a
+    candidate bounded at 2,909/s at batch 8 is stopped against the first, not against the second."""
+    from types import SimpleNamespace
+
+    from sextant.optimizer.candidates import rivals
+    from sextant.records import CandidateRecord, Profile, Status
+
+    points = tuple(
+        {"batch": b, "throughput": 2000.0 * b, "p50_ms": 0.4 * b, "p99_ms": 0.5 * b} for b in (1, 2, 4, 8)
+    )
+    rival = CandidateRecord("s", "f", "r", "p 1", "cpu", "fp32", status=Status.OK, profile=Profile(points, 1))
+    ledger = SimpleNamespace(run_candidates=["rival"], candidates={"rival": rival})
+
+    def envelope_under(objective: Objective) -> dict[int, float]:
+        run = SimpleNamespace(ledger=ledger, reference_only=frozenset(), objective=objective, profiler=CONFIG)
+        return {b: t for b, t in rivals(run).items() if b <= 8}
+
+    free = envelope_under(Objective.named("throughput"))
+    budget = envelope_under(Objective.named("throughput", max_p99_ms=1.0))
+    assert free == {1: 2000.0, 2: 4000.0, 4: 8000.0, 8: 16000.0}
+    assert budget == {1: 2000.0, 2: 4000.0, 4: 4000.0, 8: 4000.0}
+    mine = [point(1, 1.0), point(2, 1.25)]  # 1,000/s then 1,600/s: at most 2,286/s at 4 and 2,909/s at 8
+    assert stop_reason(mine, [4, 8], free, 0.7) is not None
+    assert stop_reason(mine, [4, 8], budget, 0.7) is None  # 2,909/s is over 70 % of 4,000/s

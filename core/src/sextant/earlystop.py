@@ -31,9 +31,11 @@ beginning with ``CUTOFF_WORDS`` that give the closest miss (:func:`stop_reason`)
 
 The rule bounds throughput, so it judges only objectives decided by throughput (:func:`cannot_judge`):
 the throughput objective, and the latency one (the lowest p50 at batch 1), whose batch-1 point is
-measured before any stop (a candidate within 10 % of the best there is never stopped). Under any other (the memory
-objective, custom weights, constraints such as a latency or memory budget, which a rival's envelope
-does not respect) a candidate that "cannot win" on throughput may still win, so nothing is stopped
+measured before any stop (a candidate within 10 % of the best there is never stopped). Under a
+constraint (a latency budget, a minimum throughput, a memory budget) ``R`` counts only the rivals'
+points that meet it (:func:`sextant.optimizer.candidates.rivals`), while ``U`` still bounds every
+point of the candidate, so the bound stays optimistic. Under any other objective (the memory one,
+custom weights) a candidate that "cannot win" on throughput may still win, so nothing is stopped
 (:func:`sweep_cutoff` is 0) and the run says so in a note.
 """
 
@@ -53,11 +55,6 @@ if TYPE_CHECKING:
 def cannot_judge(objective: Objective) -> str | None:
     """Why the early stop cannot judge sweeps under ``objective`` (it then stops none), or ``None``
     when it can (module doc)."""
-    if objective.constraints_text() != "none":
-        return (
-            f"the objective has constraints ({objective.constraints_text()}), and a bound on throughput "
-            "cannot tell whether a candidate meets them"
-        )
     weights = dict(objective.weights)
     if weights == {"throughput": 1.0} or (weights == {"p50_ms": 1.0} and objective.batch == 1):
         return None

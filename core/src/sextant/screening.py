@@ -20,8 +20,9 @@ screen by as much; ``core/tests/test_screening.py`` checks, with candidates of k
 scripted clock, that screening never changes the pick.
 
 Objectives with constraints (a latency budget, a minimum throughput, a memory budget), the memory
-objective and custom weights are not screened: a throughput estimate says nothing about them. Nor
-do their sweeps stop early (:func:`sextant.earlystop.cannot_judge`).
+objective and custom weights are not screened: a throughput estimate says nothing about them. Under
+constraints the sweeps still stop early, against the rivals' points that meet them; under the memory
+objective and custom weights they do not (:func:`sextant.earlystop.cannot_judge`).
 """
 
 from __future__ import annotations

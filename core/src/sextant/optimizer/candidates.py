@@ -359,10 +359,13 @@ def _reuse(run: Run, candidate: PlannedCandidate, record: CandidateRecord, judge
 
 def rivals(run: Run) -> dict[int, float]:
     """The envelope of what this run's fully profiled, competing candidates reached
-    (:func:`rival_envelope`): screen points are never rivals, nor is a reference that cannot be selected."""
+    (:func:`rival_envelope`): screen points are never rivals, nor is a reference that cannot be selected,
+    nor a point that misses the objective's constraints (a latency budget, ...)."""
     ids = [cid for cid in run.ledger.run_candidates if cid not in run.reference_only]  # not stale ones either
     records = [run.ledger.candidates[cid] for cid in ids]
-    return rival_envelope((r.points for r in records if r.profiled_in_full), run.profiler.batch_sizes())
+    feasible = run.objective.feasible
+    profiles = ([p for p in r.points if feasible(p)] for r in records if r.profiled_in_full)
+    return rival_envelope(profiles, run.profiler.batch_sizes())
 
 
 def _record(run: Run, candidate: PlannedCandidate, record: CandidateRecord) -> CandidateRecord:
