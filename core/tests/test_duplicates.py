@@ -67,3 +67,38 @@ def test_a_graph_that_differs_only_in_metadata_is_a_duplicate_by_its_canonical_f
     again = sextant.optimize(NumpyMLP(), samples, options=options, catalog=catalog).status
     assert again["run"]["ran"] == 0 and again["steps"]["fault-relabel"]["status"] == "duplicate"
 
+
+def test_a_duplicate_of_a_candidate_skipped_for_the_budget_says_it_was_not_measured_either():
+    """The twin was skipped (its slow build does not fit what is left of --budget-s): nothing was
+    measured in its place, so the duplicate is skipped too, for the same cause, saying so."""
+    from types import SimpleNamespace
+
+    from sextant.optimizer.duplicates import duplicate_candidate
+    from sextant.records import CandidateRecord, Cause, Status, StepRecord
+
+    def step(content: str, **fields) -> StepRecord:
+        return StepRecord("export", "x", "p", "source", "fake-graph", "fp32", "cpu", "key", content=content, **fields)
+
+    base = CandidateRecord("fault-slow", "fake-graph", "fake-graph", "fake 1", "cpu", "fp32")
+    twin_reason = "not tried: its build took 9.0 s last time, more than the 2.0 s left of the run's --budget-s 5 s"
+    twin = CandidateRecord(
+        "fake-graph", "fake-graph", "fake-graph", "fake 1", "cpu", "fp32", status=Status.SKIPPED,
+        reason=twin_reason, cause=Cause.BUDGET,
+    )  # fmt: skip
+    steps = {"fake-graph": step("abc", status=Status.OK), "fault-slow": step("abc", status=Status.DUPLICATE)}
+    ledger = SimpleNamespace(
+        steps=steps, run_candidates=["fake-graph:fake-graph@cpu"], candidates={"fake-graph:fake-graph@cpu": twin}
+    )
+    planned = SimpleNamespace(step="fault-slow", id="fault-slow:fake-graph@cpu")
+    duplicate_of = replace(steps["fault-slow"], duplicate_of="fake-graph")
+    record = duplicate_candidate(SimpleNamespace(ledger=ledger), planned, duplicate_of, base)
+    assert (record.status, record.cause, record.duplicate_of) == (Status.SKIPPED, Cause.BUDGET, None)
+    assert record.reason == (
+        "not measured: same as fake-graph:fake-graph@cpu (fault-slow has the same bytes as fake-graph), which was "
+        f"skipped, so nothing was measured in its place ({twin_reason})"
+    )
+    measured = replace(twin, status=Status.OK, reason=None, cause=None)
+    ledger.candidates["fake-graph:fake-graph@cpu"] = measured
+    record = duplicate_candidate(SimpleNamespace(ledger=ledger), planned, duplicate_of, base)
+    assert record.status == Status.DUPLICATE and record.duplicate_of == "fake-graph:fake-graph@cpu"
+    assert record.reason.endswith("measured in its place (fault-slow has the same bytes as fake-graph)")

@@ -15,7 +15,8 @@ deleted), and so is everything that would have run on it:
 - a candidate on a duplicate is the candidate with the same runner, options, device and precision
   on the original; when that one was recorded by this run it is recorded as a duplicate of it
   ("same as <id>, measured in its place"), not measured, and never selected (it is not ``ok``);
-  otherwise it is measured on the original's artifact.
+  when that one was not measured (skipped: for the budget, say) it is skipped too, for the same
+  cause, saying so; otherwise it is measured on the original's artifact.
 
 ``duplicate_of`` always names an original (a step that is ``ok``, a candidate that ran), never
 another duplicate. A re-run reuses a duplicate step only while its original is still ``ok`` with
@@ -122,6 +123,14 @@ def duplicate_candidate(
     twin = run.ledger.candidates[twin_id]
     original = twin.duplicate_of or twin_id
     same = f"{candidate.step} has {_same(run, step, step.duplicate_of)}"
+    if twin.status == Status.SKIPPED:  # nothing was measured in its place: this one is not measured either
+        return replace(
+            record,
+            status=Status.SKIPPED,
+            reason=f"not measured: same as {twin_id} ({same}), which was skipped, so nothing was measured in its "
+            f"place ({twin.reason})",
+            cause=twin.cause,
+        )
     return replace(
         record,
         status=Status.DUPLICATE,
