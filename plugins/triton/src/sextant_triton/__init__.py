@@ -59,9 +59,11 @@ def sextant_register_deployers() -> list[DeployerSpec]:
 
 @hookimpl
 def sextant_register_commands(app: typer.Typer) -> None:
-    from sextant_triton.cli import register
+    from sextant_triton import cli
+    from sextant_triton.analyze.cli import analyze_command
 
-    register(app)
+    app.command(rich_help_panel=cli.PANEL)(cli.serve)
+    app.command("analyze", rich_help_panel=cli.PANEL)(analyze_command)
 
 
 def deploy(package: str | Path, repository: str | Path, **options: Any) -> Deployment:

@@ -1,4 +1,5 @@
-"""The ``sextant serve`` and ``sextant analyze`` commands: parse, call one function, render.
+"""The ``sextant serve`` command (parse, call one function, render) and the options Triton's commands
+share (``sextant analyze`` is :mod:`sextant_triton.analyze.cli`; the plugin's hook registers both).
 
 ``sextant deploy triton`` is the core's command (:mod:`sextant.cli.deploy`), built from the
 deployer's spec. Messages go to stderr.
@@ -83,9 +84,3 @@ def serve(
     )
     print("stopped", file=sys.stderr)
 
-
-def register(app: typer.Typer) -> None:
-    from sextant_triton.analyze.cli import analyze_command
-
-    app.command(rich_help_panel=PANEL)(serve)
-    app.command("analyze", rich_help_panel=PANEL)(analyze_command)
