@@ -7,7 +7,7 @@
 - :mod:`.control`: the server (local: started by sextant; remote: ``--url``);
 - :mod:`.store`: every measurement, keyed and claimed (resuming, ``--rerank``, shared workers);
 - :mod:`.explore`: measuring points (the search loop is the core's ``run_search``), concurrency sweeps;
-- :mod:`.job`: :func:`analyze`, top to bottom;
+- :mod:`.job`: :func:`analyze`, top to bottom; :mod:`.records`: what it found;
 - :mod:`.outputs`, :mod:`.report`: the best repository, the CSV, ``analysis.json``, ``report.html``.
 
 Importing this package imports nothing heavy (the CLI registers ``sextant analyze`` from it).
@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from sextant_triton.analyze.outputs import Analysis
+    from sextant_triton.analyze.records import Analysis
 
 __all__ = ["analyze"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from sextant.api import (
     UsageError,
     cpu_model,
     digest,
+    ranked,
     run_search,
     search_strategy,
 )
@@ -29,22 +30,10 @@ from sextant_triton.analyze import confirm, explore, outputs
 from sextant_triton.analyze.control import LocalServer, RemoteServer, ServerControl
 from sextant_triton.analyze.database import check_url, open_store
 from sextant_triton.analyze.inputs import Inputs, Target, perf_inputs, resolve_target
+from sextant_triton.analyze.records import Analysis, GroupResult
 from sextant_triton.analyze.settings import AnalyzeSettings
 from sextant_triton.analyze.space import Point, Space, Unit, read_unit
 from sextant_triton.analyze.store import Record, Store, connection_lost, stopped_answering
-
-
-@dataclass(frozen=True)
-class GroupResult:
-    """One searched group of units (one unit, or several analyzed concurrently)."""
-
-    space: Space
-    key: str
-    history: tuple[tuple[Point, Record], ...]  # every measurement of the group, oldest first
-    baseline: Record | None
-    stopped: str
-    #: the default at its best load, and the best re-measured interleaved with it (:mod:`.confirm`)
-    confirmation: confirm.Confirmation | None = None
 
 
 def _gpus() -> list[str]:
@@ -92,7 +81,7 @@ def analyze(
     catalog: object = None,
     on_measured: Callable[[Point, Record], None] | None = None,
     log: Callable[[str], None] = lambda line: None,
-) -> outputs.Analysis:
+) -> Analysis:
     """Analyze ``target`` (a package or a model repository) as ``settings`` say; see the module."""
     if settings.storage is not None:
         check_url(settings.storage)  # before anything is deployed or started
@@ -263,9 +252,9 @@ def _top_sweeps(
     """The top N configurations (and the default) over concurrency, for the curves."""
     if settings.top_n == 0 or settings.request_rate or settings.search == "brute" and space.load_params:
         return []
-    ranked = outputs.ranked(history, settings.objective, baseline)
+    order = ranked(history, settings.objective, baseline)
     configs: list[Point] = []
-    for point, _ in [(space.defaults(), baseline), *ranked]:
+    for point, _ in [(space.defaults(), baseline), *order]:
         config = {k: v for k, v in point.items() if k != "concurrency"}
         if config not in configs:
             configs.append(config)

@@ -13,24 +13,23 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sextant.api import Objective, htmlkit
+from sextant.api import Objective, htmlkit, ranked
 
 from sextant_triton import llmperf
 from sextant_triton.analyze import llm as llm_view
-from sextant_triton.analyze.confirm import config_of, ranked
+from sextant_triton.analyze import report
+from sextant_triton.analyze.confirm import config_of
+from sextant_triton.analyze.records import Analysis, Best, GroupResult
 from sextant_triton.analyze.space import Point, Space
 from sextant_triton.analyze.store import Record
-
-__all__ = ["Analysis", "Best", "best_of", "ranked", "write"]
 
 if TYPE_CHECKING:
     from sextant_triton.analyze.explore import Counters
     from sextant_triton.analyze.inputs import Target
-    from sextant_triton.analyze.job import GroupResult
     from sextant_triton.analyze.settings import AnalyzeSettings
 
 #: Model Analyzer's column names (metrics-model-inference.csv) → our metric
@@ -65,41 +64,11 @@ CSV_COLUMNS = (
 )
 
 
-@dataclass(frozen=True)
-class Best:
-    """A group's best measurement (``None`` where none met the constraints: then ``closest``)."""
-
-    point: Point | None
-    record: Record | None
-    closest: tuple[Point, Record] | None
-    gain: float | None  # over the default configuration, by the objective
-    summary: str
-
-
-@dataclass(frozen=True)
-class Analysis:
-    output: Path
-    groups: tuple[GroupResult, ...]
-    best: tuple[Best, ...]
-    measured: int
-    reused: int
-    events: tuple[str, ...]
-    files: tuple[Path, ...]
-
-    @property
-    def summary(self) -> str:
-        return "\n".join(b.summary for b in self.best)
-
-
-def _config_label(space: Space, point: Point) -> str:
-    return config_of(space, point)
-
-
 def best_of(group: GroupResult, objective: Objective) -> Best:
     """The group's best as the summary states it: a gain over the default is claimed only when the
     interleaved re-measurement (:mod:`.confirm`) found it above the noise."""
     order = ranked(group.history, objective, group.baseline)
-    configs = {_config_label(group.space, p) for p, r in group.history}
+    configs = {config_of(group.space, p) for p, r in group.history}
     n = len(group.history)
     names = ", ".join(u.name for u in group.space.units)
     llm = group.space.settings.model_type == "llm"
@@ -115,14 +84,14 @@ def best_of(group: GroupResult, objective: Objective) -> Best:
         closest = order[0] if order else None
         text = f"{lead}, none met the constraints ({constraints})"
         if closest:
-            text += f"; the closest is {_config_label(group.space, closest[0])} at {_load(closest[1])}: {numbers(closest[1].metrics)}"
+            text += f"; the closest is {config_of(group.space, closest[0])} at {_load(closest[1])}: {numbers(closest[1].metrics)}"
         return Best(None, None, closest, None, text + ".")
     metric = ", ".join(llm_view.METRIC_NAMES.get(k, k) if llm else k for k in objective.weights)
     confirmation = group.confirmation
     base = confirmation.default if confirmation else None
     if base is None:
         point, record = order[0]
-        label = _config_label(group.space, point)
+        label = config_of(group.space, point)
         return Best(
             point, record, None, None,
             f"{lead}, {label} at {_load(record)} is the best ({numbers(record.metrics)}); "
@@ -132,7 +101,7 @@ def best_of(group: GroupResult, objective: Objective) -> Best:
     if confirmation is not None and confirmation.chosen is not None and ratio is not None:
         point, record = confirmation.contenders[confirmation.chosen]
         text = (
-            f"{lead}, {_config_label(group.space, point)} at {_load(record)} is {(ratio.median - 1) * 100:.0f} % "
+            f"{lead}, {config_of(group.space, point)} at {_load(record)} is {(ratio.median - 1) * 100:.0f} % "
             f"better at {metric} than the default configuration at {_load(base[1])}{under}: "
             f"{ratio.describe()} re-measured interleaved with the default "
             f"({numbers(record.metrics)} vs {numbers(base[1].metrics)} in the search)."
@@ -142,13 +111,13 @@ def best_of(group: GroupResult, objective: Objective) -> Best:
         point, record = confirmation.contenders[0]
         text = (
             f"{lead}, no configuration is better than the default configuration (at {_load(base[1])}: "
-            f"{numbers(base[1].metrics)}) within the noise: the search's best, {_config_label(group.space, point)} "
+            f"{numbers(base[1].metrics)}) within the noise: the search's best, {config_of(group.space, point)} "
             f"at {_load(record)}, measured {ratio.describe()} the default re-measured interleaved with it, "
             f"so the default is kept{under}."
         )
         return Best(base[0], base[1], None, 0.0, text)
     point, record = order[0]
-    label = _config_label(group.space, point)
+    label = config_of(group.space, point)
     if not objective.feasible(base[1].metrics or {}):  # no gain over a point that breaks the constraints
         text = (
             f"{lead}, {label} at {_load(record)} is the best{under} ({numbers(record.metrics)}); "
@@ -200,7 +169,7 @@ def csv_rows(group: GroupResult, objective: Objective, labels: Mapping[str, str]
                 "Batch": group.space.settings.batch_size,
                 "Concurrency": int(own.get("concurrency", 0)) or None,
                 "Request Rate": own.get("request_rate") or None,
-                "Model Config Path": labels[_config_label(group.space, point)],
+                "Model Config Path": labels[config_of(group.space, point)],
                 "Instance Group": "/".join(f"{g.get('count', 1)}:{g.get('kind', 'KIND_CPU')[5:]}" for g in groups),
                 "Max Batch Size": top.get("max_batch_size", 0),
                 "Dynamic Batching": "dynamic_batching" in top,
@@ -218,7 +187,7 @@ def config_labels(group: GroupResult) -> dict[str, str]:
     """``model_config_default``, ``model_config_0``, ... per distinct configuration, in measured order."""
     labels: dict[str, str] = {}
     for point, _ in group.history:
-        label = _config_label(group.space, point)
+        label = config_of(group.space, point)
         if label not in labels:
             labels[label] = "model_config_default" if label == "default" else f"model_config_{len(labels)}"
     return labels
@@ -245,8 +214,6 @@ def write_best(space: Space, point: Point, repository: Path, folder: Path) -> li
 def write(
     found: Target, settings: AnalyzeSettings, groups: Sequence[GroupResult], counters: Counters, hardware: str
 ) -> Analysis:
-    from sextant_triton.analyze import report
-
     out = found.output
     objective = settings.objective
     best = tuple(best_of(g, objective) for g in groups)

@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sextant.api import htmlkit as kit
+from sextant.api import ranked
 
 from sextant_triton import llmperf
 from sextant_triton.analyze import llm as llm_view
-from sextant_triton.analyze.outputs import Analysis, Best, _config_label, ranked
+from sextant_triton.analyze.confirm import config_of
+from sextant_triton.analyze.records import Analysis, Best, GroupResult
 
 if TYPE_CHECKING:
-    from sextant_triton.analyze.job import GroupResult
     from sextant_triton.analyze.settings import AnalyzeSettings
 
 STAGES = (
@@ -36,9 +37,9 @@ STAGES = (
 
 def _shown(group: GroupResult, settings: AnalyzeSettings, best: Best) -> list[str]:
     """The default configuration and the top N, by label, the best (as the summary says) first."""
-    labels: list[str] = [_config_label(group.space, best.point)] if best.point is not None else []
+    labels: list[str] = [config_of(group.space, best.point)] if best.point is not None else []
     for point, _ in ranked(group.history, settings.objective, group.baseline):
-        label = _config_label(group.space, point)
+        label = config_of(group.space, point)
         if label not in labels:
             labels.append(label)
         if len(labels) >= max(settings.top_n, 1):
@@ -50,7 +51,7 @@ def _measured(group: GroupResult, shown: Sequence[str]) -> dict[str, list]:
     """Each shown configuration's measurements, by label."""
     by_label: dict[str, list] = {label: [] for label in shown}
     for point, record in group.history:
-        label = _config_label(group.space, point)
+        label = config_of(group.space, point)
         if label in by_label and record.metrics:
             by_label[label].append(record.metrics)
     return by_label
@@ -231,7 +232,7 @@ def _table(group: GroupResult, settings: AnalyzeSettings) -> str:
         note = record.error or ("did not settle" if m and not m.get("stable", 1.0) else "")
         rows.append(
             [
-                kit.text_cell(_config_label(group.space, point)),
+                kit.text_cell(config_of(group.space, point)),
                 kit.text_cell(load),
                 *(kit.number_cell(m.get(metric), shown) for _, metric, shown in metrics),
                 kit.text_cell("yes" if ok else "no", "" if ok else "bad"),
