@@ -103,7 +103,7 @@ def test_metrics_from_a_hand_built_export_are_exact():
 
 def test_metrics_from_a_real_perf_analyzer_export(repository, tmp_path, triton_server):
     from sextant_triton.analyze.llm import write_prompts
-    from sextant_triton.analyze.space import read_model
+    from sextant_triton.analyze.model import read_model
 
     data = write_prompts(read_model(repository, "tiny_lm"), LOAD, tmp_path / "prompts.json")
     server = triton_server(repository)
@@ -233,7 +233,7 @@ def test_the_deployed_lm_says_its_context_and_vocabulary(generation_deployment, 
     """What the deployer writes is what the analyzer checks prompts against, before a server starts."""
     from _causal_lm import POSITIONS, VOCAB
     from sextant_triton.analyze.llm import write_prompts
-    from sextant_triton.analyze.space import read_model
+    from sextant_triton.analyze.model import read_model
 
     repository, _ = generation_deployment
     info = read_model(repository, "lm")

@@ -145,7 +145,7 @@ def test_a_models_content_is_the_same_after_its_server_compiled_its_python(tmp_p
     """A run resumes only if the model's content key is the one the run before it stored under; the
     Python backend writes ``__pycache__`` into the model's folder when it first loads it."""
     from _serving import write_repository
-    from sextant_triton.analyze.space import read_model
+    from sextant_triton.analyze.model import read_model
 
     repository = write_repository(tmp_path / "models")
     before = read_model(repository, "scale").content

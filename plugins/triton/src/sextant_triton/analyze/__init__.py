@@ -3,6 +3,7 @@
 - :mod:`.settings`: what is searched and how it is measured (``analyze.yaml``, the command line);
 - :mod:`.inputs`: the target (a package is deployed first) and the requests perf_analyzer sends;
 - :mod:`.llm`: ``--model-type llm``: the prompts a streaming generation model is measured with, its checks;
+- :mod:`.model`: a model of the repository (its configuration, a digest of its files);
 - :mod:`.space`: a model's serving space, and the configurations a point of it loads;
 - :mod:`.control`: the server (local: started by sextant; remote: ``--url``);
 - :mod:`.store`: every measurement, keyed and claimed (resuming, ``--rerank``, shared workers);

@@ -21,7 +21,7 @@ from sextant.api import UsageError
 
 from sextant_triton import backends
 from sextant_triton.analyze.settings import AnalyzeSettings, ModelSettings
-from sextant_triton.analyze.space import ModelInfo
+from sextant_triton.analyze.model import ModelInfo
 
 Inputs = tuple[Path | str, Mapping[str, Sequence[int]]]
 

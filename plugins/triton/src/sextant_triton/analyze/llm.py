@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from sextant.api import SextantError, UsageError
 
 if TYPE_CHECKING:
-    from sextant_triton.analyze.space import ModelInfo
+    from sextant_triton.analyze.model import ModelInfo
 
 MODEL_TYPES = ("default", "llm")
 #: the objectives (``--objective``, :class:`sextant.api.Objective`'s presets) only a generation model has
