@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
     from sextant_triton.backends import Backend, Tuning
 
+#: the parameter that lets a Python-backend model load with ``trust_source`` (``--trust-source``)
+TRUST_PARAMETER = "sextant_trust_source"
 #: numpy dtype name → Triton data type
 DATA_TYPES = {
     "bool": mc.TYPE_BOOL,

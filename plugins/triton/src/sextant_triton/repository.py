@@ -13,19 +13,15 @@ The candidate is ``--candidate``, else the package's pick for the serving batch 
 (:func:`sextant.deploying.choose_candidate`: of a latency and a throughput pick, the one faster at
 the max batch size served), said in the notes and in ``--json``'s ``choice``.
 
-Everything is written to a staging folder first; it replaces nothing: an existing model folder
-with other content, or a client file that differs, is a refusal unless ``force``. Deploying the
-same thing twice is a no-op.
+A text-generation package's candidate is written by :mod:`sextant_triton.stream_deploy` instead;
+every deployment is installed by :func:`sextant_triton.install.install`.
 """
 
 from __future__ import annotations
 
-import filecmp
-import json
 import shutil
-import tempfile
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,22 +34,17 @@ from sextant.api import (
     choose_candidate,
     chosen_candidate,
     one_candidate_package,
-    served_name,
     serving_settings,
 )
 
 from sextant_triton import backends, client, config, servable
+from sextant_triton.install import Contents, install
 from sextant_triton.settings import DeployOptions
 
 if TYPE_CHECKING:
     from sextant.api import CandidateView, Choice, Package, ServingSettings
 
-#: the candidate to deploy (the core's :func:`sextant.deploying.chosen_candidate`)
-candidate_view = chosen_candidate
-__all__ = ["candidate_view", "deploy", "deploy_package", "install", "model_name", "one_candidate_package", "plan"]
 PYTHON_MODEL = Path(__file__).with_name("python_model.py")
-#: The config parameter that lets the Python backend's model load with ``trust_source`` (``--trust-source``).
-TRUST_PARAMETER = "sextant_trust_source"
 
 
 @dataclass(frozen=True)
@@ -86,10 +77,6 @@ def choose_backend(view: CandidateView, choice: str) -> backends.Backend:
     return native or backends.PYTHON
 
 
-def model_name(package: Package, given: str | None) -> str:
-    return served_name(package, given, "Triton")
-
-
 def plan(package: Package, request: DeployRequest, options: DeployOptions) -> Plan:
     """Decide everything (candidate, backend, settings, config, files); write nothing."""
     from sextant.api import load_batches
@@ -102,7 +89,7 @@ def plan(package: Package, request: DeployRequest, options: DeployOptions) -> Pl
         view.verify(trust_source=options.trust_source)
     else:
         view.check_files(trust_source=options.trust_source)
-    name = model_name(package, request.name)
+    name = servable.model_name(package, request.name)
     signature = package.document.signature
     settings = serving_settings(view, options.serving, threads=backends.option_threads(view.record))
     tuning = backends.tuning(backend, view.record, settings.threads)
@@ -111,7 +98,7 @@ def plan(package: Package, request: DeployRequest, options: DeployOptions) -> Pl
     warmup, files = config.warmups(sample, signature, input_names, settings) if options.warmup else ([], {})
     parameters = {"sextant_candidate": view.id}
     if backend is backends.PYTHON and options.trust_source:
-        parameters[TRUST_PARAMETER] = "true"
+        parameters[config.TRUST_PARAMETER] = "true"
     model_config = config.build(name, backend, signature, settings, tuning, warmup, parameters)
     request_arrays = {
         input_names[s.name]: sample[s.name][:1] if settings.max_batch_size and s.batched else sample[s.name]
@@ -180,46 +167,12 @@ def _copy_artifact(view: CandidateView, backend: backends.Backend, version_dir: 
     return [target]
 
 
-def _same_tree(a: Path, b: Path) -> bool:
-    """The same files with the same bytes under both folders; what serving a model adds
-    (``__pycache__``) and when a one-candidate package's manifest was written do not count."""
-
-    def files(root: Path) -> set[Path]:
-        return {
-            p.relative_to(root) for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.relative_to(root).parts
-        }
-
-    def same(name: Path) -> bool:
-        if name.name == "manifest.json" and "package" in name.parts:
-            try:
-                ours, theirs = (json.loads((root / name).read_text()) for root in (a, b))
-            except ValueError:
-                return False
-            return {**ours, "written": None} == {**theirs, "written": None}
-        return filecmp.cmp(a / name, b / name, shallow=False)
-
-    names = files(a)
-    return names == files(b) and all(same(n) for n in names)
-
-
 def _check_repository(repository: Path) -> None:
     if repository.exists() and not repository.is_dir():
         raise UsageError(
             f"the repository path {repository} is a file, not a folder",
             hint="Pass --repository with a folder (it is created if missing).",
         )
-
-
-@dataclass(frozen=True)
-class Contents:
-    """What one deployment writes: the model folder's contents (``fill`` writes them into an empty
-    folder), the client example's files next to the repository, and the notes."""
-
-    name: str
-    fill: Callable[[Path], None]
-    client_files: Mapping[Path, bytes]
-    notes: tuple[str, ...]
-    details: Mapping[str, Any] = field(default_factory=dict)  # more for Deployment.details (--json)
 
 
 def _contents(chosen: Plan, repository: Path, version: int) -> Contents:
@@ -241,60 +194,6 @@ def _contents(chosen: Plan, repository: Path, version: int) -> Contents:
         npz: client.request_file(chosen.request),
     }
     return Contents(chosen.name, fill, client_files, chosen.notes, {"choice": chosen.choice.to_json()})
-
-
-def install(repository: Path, contents: Contents, force: bool) -> Deployment:
-    """Write ``contents`` through a staging folder: nothing is replaced unless ``force`` (writing the
-    same thing again is a no-op)."""
-    model_dir = repository / contents.name
-    client_files = contents.client_files
-    staging = Path(tempfile.mkdtemp(prefix=f"sextant-deploy-{contents.name}-"))
-    try:
-        staged = staging / contents.name
-        staged.mkdir()
-        contents.fill(staged)
-
-        unchanged = model_dir.exists() and _same_tree(staged, model_dir)
-        occupied = model_dir.exists() and any(model_dir.iterdir()) and not unchanged
-        differing = [p for p, data in client_files.items() if p.exists() and p.read_bytes() != data]
-        if (occupied or differing) and not force:
-            what = [str(model_dir)] if occupied else []
-            raise UsageError(
-                f"{' and '.join(what + [str(p) for p in differing])} already exist{'s' if len(what + differing) == 1 else ''} "
-                "with other content; nothing was written",
-                hint="Pass --force to replace them, or choose another --name or --repository.",
-            )
-        repository.mkdir(parents=True, exist_ok=True)
-        if not unchanged:
-            if model_dir.exists():
-                shutil.rmtree(model_dir)
-            shutil.move(str(staged), str(model_dir))
-        for path, data in client_files.items():
-            path.write_bytes(data)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    files = tuple(
-        sorted(
-            p
-            for p in model_dir.rglob("*")
-            if p.is_file() and not {"package", "__pycache__"} & set(p.relative_to(model_dir).parts)
-        )
-    )
-    notes = (*contents.notes, "unchanged: the repository already held exactly this model") if unchanged else contents.notes
-    written = config.to_dict(config.read(model_dir / "config.pbtxt"))
-    client_script = next((f for f in client_files if f.name.endswith("_client.py")), None)
-    return Deployment(
-        target=str(repository),
-        name=contents.name,
-        files=(*files, *client_files),
-        notes=notes,
-        candidate=written.get("parameters", {}).get("sextant_candidate", {}).get("string_value", ""),
-        next_steps=(
-            f"start:  python -m sextant_triton.server {repository}",
-            *([f"client: python {client_script}"] if client_script else []),
-        ),
-        details={"repository": str(repository), "config": written, **contents.details},
-    )
 
 
 def deploy(request: DeployRequest) -> Deployment:

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from sextant.api import MissingPluginError, Status, installed
+from sextant.api import MissingPluginError, Status, installed, served_name
 
 from sextant_triton import backends
 
@@ -33,6 +33,11 @@ if TYPE_CHECKING:
 Need = Callable[["CandidateView"], "str | None"]
 #: the onnxruntime build that has OpenVINO's execution provider
 ORT_OPENVINO = "onnxruntime-openvino"
+
+
+def model_name(package: Package, given: str | None) -> str:
+    """The name the model is served (and deployed) under: ``given``, else the package's."""
+    return served_name(package, given, "Triton")
 
 
 def runner_need(view: CandidateView) -> str | None:

@@ -28,19 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sextant.api import (
-    Package,
-    SextantError,
-    ServingSettings,
-    Signature,
-    cache_dir,
-    choose_candidate,
-    serving_settings,
-)
+from sextant.api import Package, SextantError, ServingSettings, Signature, cache_dir, choose_candidate, serving_settings
 
 from sextant_triton import backends, config, servable, server
 from sextant_triton.batching import run_batched
-from sextant_triton.repository import model_name
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +233,7 @@ def serving(
     streaming = view.generates  # a text-generation package: a decoupled model (sextant_triton.serve_stream)
     servable.require(opened, view, servable.runner_need, "serve")  # its runner computes in this process
     view.verify(trust_source=trust_source)  # refuse before starting anything
-    served_name = model_name(opened, name)
+    served_name = servable.model_name(opened, name)
     if not streaming:
         signature = opened.document.signature
         settings = serving_settings(view, threads=backends.option_threads(view.record))

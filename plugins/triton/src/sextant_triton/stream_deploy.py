@@ -16,7 +16,7 @@ is one sequence, generated token by token, and concurrent requests are served by
 (``--instances``, default 1), one at a time each. The config's ``context_length`` and
 ``vocab_size`` parameters (the model's positions and vocabulary) are what ``sextant analyze
 --model-type llm`` checks its prompts against. Writing goes through
-:func:`sextant_triton.repository.install` like any other deployment.
+:func:`sextant_triton.install.install` like any other deployment.
 """
 
 from __future__ import annotations
@@ -26,13 +26,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from sextant.api import ModelInfo, UsageError
+from sextant.api import ModelInfo, UsageError, chosen_candidate, one_candidate_package
 from tritonclient.grpc import model_config_pb2 as mc
 
 from sextant_triton import client, servable
 from sextant_triton import config as pbtxt
 from sextant_triton import stream_protocol as sp
-from sextant_triton.repository import TRUST_PARAMETER, Contents, candidate_view, model_name, one_candidate_package
+from sextant_triton.install import Contents
 
 if TYPE_CHECKING:
     from sextant.api import CandidateView, DeployRequest, Package
@@ -134,10 +134,10 @@ def contents(package: Package, request: DeployRequest, options: DeployOptions, r
 
         return vllm_deploy.contents(package, request, options, repository)
     _refuse_batching(options)
-    view = candidate_view(package, request.candidate)
+    view = chosen_candidate(package, request.candidate)
     servable.require(package, view, servable.runner_need, "deploy to the Python backend")
     view.verify(trust_source=options.trust_source)
-    name = model_name(package, request.name)
+    name = servable.model_name(package, request.name)
     tokenizer = tokenizer_folder(view)
     document = package.document
     new_tokens = int((document.generation or {}).get("new_tokens") or 32)
@@ -148,7 +148,7 @@ def contents(package: Package, request: DeployRequest, options: DeployOptions, r
         if value:  # read by `sextant analyze --model-type llm` (prompt lengths, token ids)
             parameters[key] = str(int(value))
     if options.trust_source:
-        parameters[TRUST_PARAMETER] = "true"
+        parameters[pbtxt.TRUST_PARAMETER] = "true"
     kind = "KIND_GPU" if view.record.device == "cuda" else "KIND_CPU"
     instances = options.instances or 1
     model_config = build_config(

@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING
 from sextant.api import ModelInfo, UsageError
 from tritonclient.grpc import model_config_pb2 as mc
 
+from sextant_triton import servable
 from sextant_triton import config as pbtxt
-from sextant_triton.repository import Contents, model_name
+from sextant_triton.install import Contents
 
 if TYPE_CHECKING:
     from sextant.api import DeployRequest, Package
@@ -106,7 +107,7 @@ def contents(package: Package, request: DeployRequest, options: DeployOptions, r
             hint="Leave these out; set vLLM's engine arguments in model.json after deploying.",
         )
     source = _source(package, request)
-    name = model_name(package, request.name)
+    name = servable.model_name(package, request.name)
     context = (package.document.model or ModelInfo()).max_positions
     copied = (repository / name / str(options.version) / MODEL_FOLDER).absolute()
     model_config = build_config(name)

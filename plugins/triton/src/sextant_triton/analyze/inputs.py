@@ -42,13 +42,13 @@ def deploy_for_analysis(
     backend and the ONNX Runtime stand-in only (:func:`sextant_triton.servable.local_backend`).
     A candidate it cannot load here is refused with the plugin to install and the best candidate it
     can. Returns the model's name."""
-    from sextant.api import Package
+    from sextant.api import Package, chosen_candidate
 
     from sextant_triton import servable
-    from sextant_triton.repository import candidate_view, deploy_package
+    from sextant_triton.repository import deploy_package
 
     backend = "auto"
-    view = candidate_view(Package(package), settings.candidate)
+    view = chosen_candidate(Package(package), settings.candidate)
     if settings.launch_mode == "local":
         servable.require(view.package, view, servable.local_need, "analyze")
         backend = servable.local_backend(view)
