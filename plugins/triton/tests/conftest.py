@@ -1,7 +1,7 @@
 import pytest
 from _models import onnx_package, torch_package
 
-pytest_plugins = ["sextant.testing.fixtures", "sextant_triton.testing"]
+pytest_plugins = ["sextant.testing.fixtures", "sextant_triton.testing", "_postgres"]
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ from sextant_triton.analyze.settings import AnalyzeSettings, ModelSettings, Rang
 from sextant_triton.analyze.store import StoreError
 from sextant_triton.perf import Windows, missing
 from sextant_triton.server import free_port
-from sextant_triton.testing import NO_SERVER, require_postgres
+from sextant_triton.testing import NO_SERVER
 
 SETTINGS = AnalyzeSettings(
     models=(ModelSettings("scale"),),
@@ -100,7 +100,7 @@ def test_an_unreachable_database_is_named(repository, tmp_path):
 @pytest.mark.skipif(missing() is not None, reason=str(missing()))
 @pytest.mark.parametrize("search", ["quick", "optuna"])  # optuna keeps its study in the same database
 def test_a_database_that_goes_away_is_a_clear_stop_and_the_same_command_resumes(repository, tmp_path, search):
-    from sextant_triton.postgres import start_postgres
+    from _postgres import require_postgres, start_postgres
 
     require_postgres()
     folder = Path(tempfile.mkdtemp(prefix="sx-pg-", dir="/tmp"))  # one the server's user can reach:

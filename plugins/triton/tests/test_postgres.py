@@ -20,10 +20,10 @@ import threading
 import time
 from pathlib import Path
 
+import _postgres as pg
 import pytest
-from sextant_triton import postgres as pg
+from _postgres import require_postgres
 from sextant_triton.analyze.store import Store
-from sextant_triton.testing import require_postgres
 
 #: polls (and the pause between them) while waiting for a statement to block on another's transaction
 LOCK_POLLS = 600

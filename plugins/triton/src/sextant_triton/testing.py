@@ -4,11 +4,6 @@
   (from the ``nvidia-pytriton`` wheel) on free loopback ports with the Python backend and sextant's
   Python-based ``onnxruntime`` and ``openvino`` backends (``sextant_triton.server.PYTHON_BASED``),
   waits for readiness with a bounded number of polls, and stops every server it started, by PID, at teardown.
-- ``postgres``: a throwaway PostgreSQL server (:mod:`sextant_triton.postgres`) started once per test
-  module in a temporary folder and stopped, by PID, at teardown. It is skipped, with the reason,
-  where PostgreSQL's server programs or psycopg are missing, and fails instead where
-  ``SEXTANT_REQUIRE_POSTGRES=1`` (CI that must exercise it); :func:`require_postgres` does the same
-  for a test that starts its own server.
 
 Tests that use the fixture, or whose module is marked with :func:`needs_triton`, are skipped, with the
 reason, where nvidia-pytriton (or perf_analyzer, or a module they name) is missing, and fail instead
@@ -23,10 +18,8 @@ from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
-from sextant.api import SextantError
 
 from sextant_triton import perf
-from sextant_triton.postgres import DRIVER, PostgresServer, find_binaries, server_account, start_postgres
 from sextant_triton.server import PYTHON_BASED, TritonServer, start_server
 
 NO_SERVER = (
@@ -82,33 +75,3 @@ def triton_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable
     for server in started:
         server.stop()
 
-
-def postgres_missing() -> str | None:
-    """Why a real PostgreSQL server cannot be started and used here, or ``None`` when it can."""
-    if find_spec("psycopg") is None:
-        return f"psycopg is not installed: {DRIVER}"
-    try:
-        find_binaries()
-        server_account()
-    except SextantError as exc:
-        return f"{exc.message}. {exc.hint}"
-    return None
-
-
-def require_postgres() -> None:
-    """Skip the calling test with :func:`postgres_missing`'s reason; fail instead where the
-    environment sets ``SEXTANT_REQUIRE_POSTGRES=1``."""
-    reason = postgres_missing()
-    if reason is None:
-        return
-    if os.environ.get("SEXTANT_REQUIRE_POSTGRES") == "1":
-        pytest.fail(f"SEXTANT_REQUIRE_POSTGRES=1, but {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
-    """A started throwaway PostgreSQL server, stopped at the end of the test module."""
-    require_postgres()
-    with start_postgres(tmp_path_factory.mktemp("postgres")) as server:
-        yield server

@@ -1,4 +1,8 @@
-"""A real, throwaway PostgreSQL server for tests and benchmarks, on a loopback address.
+"""A real, throwaway PostgreSQL server for the tests, on a loopback address, and the ``postgres``
+fixture (``pytest_plugins`` in conftest.py): one server per test module, started in a temporary
+folder and stopped, by PID, at teardown. Skipped, with the reason, where PostgreSQL's server
+programs or psycopg are missing; failed instead where ``SEXTANT_REQUIRE_POSTGRES=1`` (CI that must
+exercise it). :func:`require_postgres` does the same for a test that starts its own server.
 
 :func:`start_postgres` runs ``initdb`` (trust authentication, superuser ``postgres``, no locale,
 UTF8) and then ``postgres`` itself as a child process on a free port, set for speed rather than
@@ -21,8 +25,6 @@ log is always ``folder/postgres.log``.
 
 The ``pg_hba.conf`` that ``initdb --auth=trust`` writes admits local and loopback clients only.
 psycopg 3 (``psycopg[binary]``) is imported only by :meth:`PostgresServer.create_database`.
-
-``python -m sextant_triton.postgres FOLDER`` runs one until Ctrl-C and prints its URL.
 """
 
 from __future__ import annotations
@@ -33,16 +35,17 @@ import shutil
 import signal
 import stat
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from importlib.util import find_spec
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import pytest
 from sextant.api import SextantError
 
 from sextant_triton.server import free_port, terminate
@@ -371,43 +374,33 @@ def start_postgres(
         raise
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m sextant_triton.postgres FOLDER``: run a throwaway PostgreSQL server with its files
-    in FOLDER until Ctrl-C or SIGTERM; print its SQLAlchemy URL on stdout."""
-    import argparse
-    import threading
 
-    parser = argparse.ArgumentParser(prog="python -m sextant_triton.postgres", description=main.__doc__)
-    parser.add_argument("folder", type=Path)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=None, help="default: a free port")
-    parser.add_argument("--database", default="postgres", help="create it if missing; the URL names it")
-    args = parser.parse_args(argv)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+def postgres_missing() -> str | None:
+    """Why a real PostgreSQL server cannot be started and used here, or ``None`` when it can."""
+    if find_spec("psycopg") is None:
+        return f"psycopg is not installed: {DRIVER}"
     try:
-        server = start_postgres(args.folder, host=args.host, port=args.port)
+        find_binaries()
+        server_account()
     except SextantError as exc:
-        print(f"error: {exc.message}\n{exc.hint or ''}", file=sys.stderr)
-        return 1
-    try:
-        url = server.create_database(args.database, exist_ok=True) if args.database != "postgres" else server.url()
-    except SextantError as exc:
-        server.stop()
-        print(f"error: {exc.message}\n{exc.hint or ''}", file=sys.stderr)
-        return 1
-    print(url, flush=True)
-    print(f"postgres (pid {server.pid}) ready on {server.host}:{server.port}; log {server.log}", file=sys.stderr)
-    while not stop.wait(timeout=1.0):
-        if not server.running():
-            print(f"postgres exited with {server.process.returncode}; log {server.log}", file=sys.stderr)
-            server.stop()
-            return 1
-    code = server.stop()
-    print(f"stopped (exit code {code})", file=sys.stderr)
-    return 0 if code == 0 else 1
+        return f"{exc.message}. {exc.hint}"
+    return None
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def require_postgres() -> None:
+    """Skip the calling test with :func:`postgres_missing`'s reason; fail instead where the
+    environment sets ``SEXTANT_REQUIRE_POSTGRES=1``."""
+    reason = postgres_missing()
+    if reason is None:
+        return
+    if os.environ.get("SEXTANT_REQUIRE_POSTGRES") == "1":
+        pytest.fail(f"SEXTANT_REQUIRE_POSTGRES=1, but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """A started throwaway PostgreSQL server, stopped at the end of the test module."""
+    require_postgres()
+    with start_postgres(tmp_path_factory.mktemp("postgres")) as server:
+        yield server
