@@ -11,6 +11,9 @@ each process with ``AutoModelForCausalLM.from_pretrained``: no pickle, and no us
 - ``torch-static-compile``: the same with the decode step compiled by ``torch.compile``, the
   path ``transformers`` documents for fast generation (the prefill stays eager: its shape changes
   with every prompt length).
+
+The static-cache generators also run weight-only int8 (precision ``int8``: every linear layer's
+weights int8 per output channel, activations fp32; :mod:`sextant_torch.weight_int8`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ import torch
 from sextant.api import TRANSFORMERS_CAUSAL_LM, GeneratorRequest, ModelLoadError, Rejection, SourceModel, StepError, cache_dir
 
 MODEL_DIR = "model"
+#: fp32, and weight-only int8 (:mod:`sextant_torch.weight_int8`) where ``--precision`` allows it
+PRECISIONS = ("fp32", "int8")
 _CAUSAL_SUFFIXES = ("ForCausalLM", "LMHeadModel")
 
 
@@ -141,8 +146,16 @@ def _load_model(request: GeneratorRequest) -> Any:
     torch.set_num_threads(request.threads)
     if request.device == "cuda" and not torch.cuda.is_available():
         raise StepError("torch sees no CUDA device", hint="Install a CUDA build of torch, or use --device cpu.")
+    if request.precision not in PRECISIONS:
+        raise StepError(f"the torch generators run fp32 or int8 weights, not {request.precision}")
     model = AutoModelForCausalLM.from_pretrained(request.artifact, torch_dtype=torch.float32)
-    return model.to(request.device).eval()
+    model = model.to(request.device).eval()
+    if request.precision == "int8":
+        from sextant_torch.weight_int8 import quantize_weights
+
+        if not quantize_weights(model):
+            raise StepError(f"the {type(model).__name__} has no linear layer whose weights could be int8")
+    return model
 
 
 def _cache_kwarg(model: Any) -> str:
