@@ -7,7 +7,8 @@ runner applies the same optimisations when it creates its session, so it would o
 Runtime on the CPU execution provider, the CUDA one with ``onnxruntime-gpu``, TensorRT's through
 ONNX Runtime, and OpenVINO's with ``onnxruntime-openvino``. Generator (``--task text-generation``):
 ``onnxruntime-kv``, a ``transformers`` causal LM exported with past key values and run by ONNX
-Runtime with I/O binding (the export needs torch and transformers: the ``generation`` extra);
+Runtime with I/O binding (the export needs torch and transformers: the ``generation`` extra; fp32,
+and weight-only int8 / int4 ``MatMulNBits`` when ``--precision`` allows them);
 ``onnxruntime-genai``, the graph onnxruntime-genai's model builder writes (fp32, and weight-only
 int8 / int4 when ``--precision`` allows them) run by its own generation loop (the ``genai`` extra).
 
@@ -164,6 +165,7 @@ def sextant_register_generators() -> list[GeneratorSpec]:
             load="sextant_onnx.kv_generator:load",
             build="sextant_onnx.kv_export:export",
             devices=("cpu", "cuda"),
+            precisions=("fp32", "int8", "int4"),
             requires=("onnx", *ORT, "torch", "transformers"),
             options=(
                 Param(
@@ -176,7 +178,8 @@ def sextant_register_generators() -> list[GeneratorSpec]:
             ),
             check="sextant_onnx.checks:check_ort",
             install="pip install 'sextant-onnx[cpu,generation]'",
-            description="ONNX Runtime on one graph with past key values (torch.onnx export), I/O binding",
+            description="ONNX Runtime on one graph with past key values (torch.onnx export), I/O binding; "
+            "fp32, or int8/int4 weights (MatMulNBits, weight-only)",
         ),
         GeneratorSpec(
             "onnxruntime-genai",

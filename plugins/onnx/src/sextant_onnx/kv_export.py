@@ -12,8 +12,12 @@ as an input: a wrapper module takes the flat tensors, builds a ``DynamicCache`` 
 returns the updated layers flat. The export is the TorchScript-based one (``dynamo=False``),
 traced at batch 2 with 3 past and 2 new tokens so that no axis is specialised, and with eager
 attention (plain matmuls and a softmax, which every ONNX Runtime provider runs). ``kv.json``
-beside the graph says what the generator needs without reading it: the layers, vocabulary and
-positions.
+beside the graph says what the generator needs without reading it: the layers, vocabulary,
+positions and precision.
+
+With ``request.options["precision"]`` ``int8`` or ``int4`` (only when ``--precision`` allows it, a
+build step of its own: ``onnxruntime-kv-build-int8``, cached like the fp32 export) the exported
+graph's weights are then quantized, weight-only, to ``MatMulNBits`` (:mod:`sextant_onnx.kv_weights`).
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from sextant.api import StepError, StepRequest
 GRAPH = "model.onnx"
 MANIFEST = "kv.json"
 OPSET = 17
+#: fp32, and weight-only int8 / int4 (:mod:`sextant_onnx.kv_weights`) where ``--precision`` allows them
+PRECISIONS = ("fp32", "int8", "int4")
 
 
 def _cache_kwarg(model: Any) -> str:
@@ -57,6 +63,9 @@ def export(request: StepRequest) -> Path:
     import torch
     from transformers import AutoModelForCausalLM, DynamicCache
 
+    precision = str(request.options.get("precision", "fp32"))
+    if precision not in PRECISIONS:
+        raise StepError(f"onnxruntime-kv builds {', '.join(PRECISIONS)} weights, not {precision}")
     try:
         model = AutoModelForCausalLM.from_pretrained(request.input, dtype=torch.float32, attn_implementation="eager")
     except Exception as exc:
@@ -64,6 +73,10 @@ def export(request: StepRequest) -> Path:
             f"transformers cannot load the causal LM with eager attention: {type(exc).__name__}: {exc}"
         ) from exc
     model = model.eval()
+    if precision != "fp32":
+        from sextant_onnx.kv_weights import linear_layers
+
+        linear_layers(model)  # GPT-2's Conv1D would export as Gemm, which the quantizer does not rewrite
     kwarg = _cache_kwarg(model)
     vocab = _attribute(model.config, "vocab_size")
     batch, past, new = 2, 3, 2
@@ -134,6 +147,11 @@ def export(request: StepRequest) -> Path:
         "vocab_size": vocab,
         "max_positions": _attribute(model.config, "max_position_embeddings", "n_positions", "max_sequence_length"),
         "opset": OPSET,
+        "precision": precision,
     }
+    if precision != "fp32":
+        from sextant_onnx.kv_weights import quantize
+
+        manifest.update(quantize(target, precision))
     (request.output_dir / MANIFEST).write_text(json.dumps(manifest, indent=2))
     return request.output_dir
