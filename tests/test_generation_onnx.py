@@ -71,8 +71,8 @@ def test_weight_only_int8_and_int4_are_matmulnbits_judged_within_their_tolerance
 
     causal_lms.llama().save_pretrained(tmp_path / "model")
     (tmp_path / "onnx").mkdir()
-    request = StepRequest(tmp_path / "model", tmp_path / "onnx", SIGNATURE, tmp_path / "s", options={"precision": precision})
-    built = export(request)
+    options = {"precision": precision}
+    built = export(StepRequest(tmp_path / "model", tmp_path / "onnx", SIGNATURE, tmp_path / "s", options=options))
     manifest = json.loads((built / "kv.json").read_text())
     assert (manifest["precision"], manifest["quantized_matmuls"], manifest["float_matmuls"]) == (precision, 15, 0)
     graph = onnx.load(str(built / "model.onnx")).graph

@@ -75,14 +75,15 @@ def quantize(graph: Path, precision: str) -> dict[str, Any]:
     except Exception as exc:  # the quantizer raises what its graph passes meet
         raise StepError(
             f"ONNX Runtime's MatMulNBits quantizer failed on the exported graph: {type(exc).__name__}: {exc}",
-            hint=f"Leave {precision} out of --precision for onnxruntime-kv; its fp32 graph and the other generators run.",
+            hint=f"Leave {precision} out of --precision for onnxruntime-kv; its fp32 graph and the others run.",
         ) from exc
     quantized = quantizer.model.model
     nodes = [n for n in quantized.graph.node if n.op_type == "MatMulNBits"]
     left = _float_matmuls(quantized)
     if not nodes:
         raise StepError(
-            f"the exported graph has no MatMul with a constant weight ({before} found): nothing to quantize to {precision}",
+            f"the exported graph has no MatMul with a constant weight ({before} found): "
+            f"nothing to quantize to {precision}",
             hint=f"Leave {precision} out of --precision for onnxruntime-kv; its fp32 graph runs.",
         )
     size = sum(t.ByteSize() for t in quantized.graph.initializer)
