@@ -147,3 +147,52 @@ def test_a_built_generator_gets_one_build_step_per_allowed_precision():
     assert [c.step for c in plan.candidates] == [None, "built-build", "built-build-int4"]
     steps = {s.id: (s.precision, dict(s.spec.options)) for s in plan.steps}
     assert steps == {"built-build": ("fp32", {}), "built-build-int4": ("int4", {"precision": "int4"})}
+
+
+class _Streaming:
+    """A backend that owns its loop: ``stream`` yields fixed ids, each after ``gaps`` seconds on ``clock``."""
+
+    vocab_size, max_positions = 16, 64
+
+    def __init__(self, ids: list[int], clock: FakeClock, gaps: list[float]) -> None:
+        self.ids, self.clock, self.gaps, self.streams = ids, clock, gaps, 0
+
+    def prefill(self, input_ids, attention_mask):  # teacher forcing's path: never timed here
+        raise AssertionError("a streaming generator is measured through stream")
+
+    def decode(self, state, next_ids):
+        raise AssertionError("a streaming generator is measured through stream")
+
+    def stream(self, input_ids, max_new_tokens):
+        self.streams += 1
+        for step in range(max_new_tokens):
+            self.clock.now += self.gaps[step]
+            yield np.full(len(input_ids), self.ids[step], np.int64)
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_streaming_generator_is_measured_and_loaded_through_its_own_loop():
+    clock = FakeClock()
+    generator = _Streaming([5, 6, 7], clock, [0.1, 0.02, 0.04])
+    point = measure_batch(generator, np.arange(4), 2, 3, repeats=2, warmup=1, clock=clock)
+    assert generator.streams == 3
+    assert point.ttft_ms == pytest.approx(100.0)
+    assert (point.p50_ms, point.p99_ms) == pytest.approx((30.0, 40.0))  # gaps 20, 40 per repeat
+    assert point.throughput == pytest.approx(2 * 3 / 0.16)
+    assert measure_ttft(generator, np.arange(4), repeats=2, warmup=0, clock=clock) == pytest.approx(100.0)
+    assert TextGenerator(generator).generate([1, 2], max_new_tokens=3).tolist() == [[1, 2, 5, 6, 7]]
+
+
+def test_a_streaming_generators_own_ids_are_judged():
+    # teacher-forced logits equal to the reference's; its own loop diverged at step 1 (no tie) or 2 (a tie)
+    judged = judge_prompt("p", REF_IDS, REF_LOGITS, REF_LOGITS, TOL, "fp32", 0.9, np.array([2, 3, 0]))
+    assert not judged.passed and (judged.first_divergence, judged.agreement) == (1, pytest.approx(1 / 3))
+    tie = judge_prompt("p", REF_IDS, REF_LOGITS, REF_LOGITS, TOL, "fp32", 0.9, np.array([2, 0, 0]))
+    assert tie.passed and (tie.first_divergence, tie.near_ties) == (2, (2,))
+    assert not judge_prompt("p", REF_IDS, REF_LOGITS, REF_LOGITS, TOL, "int8", 0.9, np.array([2, 0, 0])).passed
+    assert not judge_prompt("p", REF_IDS, REF_LOGITS, REF_LOGITS, TOL, "fp32", 0.9, np.array([2, 0])).passed
+    candidate = {"logits_0": REF_LOGITS, "streamed_0": np.array([2, 3, 0])}
+    verdict = judge({"ids_0": REF_IDS, "logits_0": REF_LOGITS}, candidate, [5], TOL, "fp32", 0.9)
+    assert not verdict.passed

@@ -15,7 +15,7 @@ Shared formats
 What callables receive and return
     ``StepRequest``, ``RunnerRequest``, ``DeployRequest``, ``Deployment``, ``Runner``, ``StageTimer``,
     ``Synchronizer``, ``SearchStrategy``, ``GeneratorRequest``, ``Generator`` (a causal LM's generation
-    loop: ``prefill`` and ``decode``), ``Signature``, ``TensorSpec``, ``Tolerance``, ``Verdict``, ``OutputReport``
+    loop: ``prefill`` and ``decode``), ``StreamingGenerator`` (one whose backend owns the loop: ``stream``), ``Signature``, ``TensorSpec``, ``Tolerance``, ``Verdict``, ``OutputReport``
 Packages (what a deployer reads)
     ``Package`` (``Package(path)``; ``.best()``, ``.candidate(id)``, ``.document``: its ``status.json``
     as a typed ``RunDocument``), ``CandidateView``
@@ -86,6 +86,7 @@ from sextant.runtime import (
     SearchStrategy,
     StageTimer,
     StepRequest,
+    StreamingGenerator,
     Synchronizer,
     ignored_inputs,
 )
@@ -204,6 +205,7 @@ __all__ = [
     "ExporterSpec",
     "Format",
     "Generator",
+    "StreamingGenerator",
     "GeneratorRequest",
     "GeneratorSpec",
     "MissingPluginError",

@@ -6,7 +6,7 @@ dataclasses built by the pipeline inside the isolated child process.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -142,6 +142,19 @@ class Generator(Protocol):
     def decode(self, state: Any, next_ids: np.ndarray) -> tuple[np.ndarray, Any]: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class StreamingGenerator(Protocol):
+    """A generator whose backend owns the generation loop (openvino-genai's pipeline): ``stream``
+    runs it greedily from ``input_ids`` (int64 ``[batch, length]``, unpadded) for exactly
+    ``max_new_tokens`` tokens (an end-of-sequence id does not stop it) and yields each step's new
+    ids (int64 ``[batch]``) as the backend produces them. sextant measures such a generator
+    through ``stream`` (time to its first token, the gaps between tokens) and judges its streamed
+    ids against the reference's (agreement); its ``prefill`` / ``decode`` (the same model, token by
+    token) give the logits teacher forcing compares."""
+
+    def stream(self, input_ids: np.ndarray, max_new_tokens: int) -> Iterator[np.ndarray]: ...
 
 
 @runtime_checkable

@@ -14,6 +14,10 @@ that differs is a near-tie: a step where the reference's two highest logits are 
 the tolerance (either answer is right; the report lists them). A reduced-precision candidate
 passes when its agreement reaches ``min_agreement`` and its logits are within the (looser) tolerance
 of its precision.
+
+A generator whose backend owns the loop (:class:`~sextant.runtime.StreamingGenerator`) also saves
+the ids its own loop streamed (``streamed_<i>``): its agreement and first divergence are those ids'
+against the reference's, and in fp32 the first that differs must be a near-tie.
 """
 
 from __future__ import annotations
@@ -59,8 +63,12 @@ def judge_prompt(
     tolerance: Tolerance,
     precision: str,
     min_agreement: float,
+    streamed_ids: np.ndarray | None = None,
 ) -> PromptReport:
-    """Compare one prompt's teacher-forced logits (``[steps, vocab]``) with the reference's."""
+    """Compare one prompt's teacher-forced logits (``[steps, vocab]``) with the reference's; with
+    ``streamed_ids`` (the ids a :class:`~sextant.runtime.StreamingGenerator`'s own loop chose), the
+    agreement and first divergence are those ids' (in fp32 the first that differs must be a near-tie:
+    the later ones continue another sequence)."""
     atol, rtol = tolerance.atol, tolerance.rtol
     if candidate_logits.shape != reference_logits.shape:
         return PromptReport(name, len(reference_ids), float("inf"), len(reference_ids), 0.0, 0, (), False)
@@ -76,6 +84,19 @@ def judge_prompt(
         passed = bool(within.all()) and len(ties) == len(differing)
     else:
         passed = bool(within.all()) and agreement >= min_agreement
+    if streamed_ids is not None:
+        streamed = np.asarray(streamed_ids).reshape(-1)
+        if streamed.shape != reference_ids.shape:
+            return PromptReport(name, len(reference_ids), float("inf"), len(reference_ids), 0.0, 0, ties, False)
+        own = np.flatnonzero(streamed != reference_ids)
+        agreement = float((streamed == reference_ids).mean()) if len(streamed) else 1.0
+        differing = own
+        if precision == "fp32":
+            tied = not len(own) or near_tie(reference_logits[own[0]], atol, rtol)
+            ties = tuple(sorted({*ties, *([int(own[0])] if len(own) and tied else [])}))
+            passed = passed and tied
+        else:
+            passed = bool(within.all()) and agreement >= min_agreement
     return PromptReport(
         name,
         len(reference_ids),
@@ -113,6 +134,7 @@ def judge(
                 tolerance,
                 precision,
                 min_agreement,
+                candidate.get(f"streamed_{i}"),
             )
         )
     passed = all(r.passed for r in reports)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from sextant.runtime import Generator
+from sextant.runtime import Generator, StreamingGenerator
 
 
 def _batch(input_ids: Any) -> np.ndarray:
@@ -73,11 +73,16 @@ class TextGenerator:
         """The prompt(s) followed by their greedy continuation: int64 ``[batch, length + max_new_tokens]``
         (a 1-D prompt is a batch of one)."""
         ids = _batch(input_ids)
-        new = [step for step, _ in stream(self.generator, ids, max_new_tokens)]
+        new = list(self.stream(ids, max_new_tokens))
         return np.concatenate([ids, np.stack(new, axis=1)], axis=1)
 
     def stream(self, input_ids: Any, max_new_tokens: int = 32) -> Iterator[np.ndarray]:
-        """Each new token as it is generated: int64 ``[batch]`` per step."""
+        """Each new token as it is generated: int64 ``[batch]`` per step (by the backend's own loop
+        where it has one: a :class:`~sextant.runtime.StreamingGenerator`)."""
+        if isinstance(self.generator, StreamingGenerator):
+            for ids in self.generator.stream(_batch(input_ids), max_new_tokens):
+                yield np.asarray(ids, dtype=np.int64)
+            return
         for ids, _ in stream(self.generator, input_ids, max_new_tokens):
             yield ids
 

@@ -2,11 +2,11 @@
 
 Load the generator; check the prompts against what it says it takes; run every prompt (the
 reference: its greedy continuation, ids and logits; any other candidate: teacher-forced on the
-reference's continuation, logits only) and save the arrays; ask the parent (``outputs``: the
-file), which judges them; if told to, measure: first a screen when the order asks for one
-(:mod:`sextant.generation.screen`; event ``screen_point``; a candidate screened out stops there),
-then the time to first token of each prompt length at batch 1 (event ``ttft``), then one point per
-batch size at the longest prompt (event ``point``).
+reference's continuation, logits only, and a streaming generator's own greedy ids) and save the
+arrays; ask the parent (``outputs``: the file), which judges them; if told to, measure: first a
+screen when the order asks for one (:mod:`sextant.generation.screen`; event ``screen_point``; a
+candidate screened out stops there), then the time to first token of each prompt length at batch
+1 (event ``ttft``), then one point per batch size at the longest prompt (event ``point``).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from sextant.generation.prompts import Prompts, check
 from sextant.generation.screen import screen
 from sextant.jobs import GenerationJob, ProfileOrder
 from sextant.memory import MemoryProbe
+from sextant.runtime import StreamingGenerator
 from sextant.specs import resolve
 from sextant.worker import _set_threads
 
@@ -47,6 +48,9 @@ def run_generation(document: Mapping[str, Any], channel: Channel) -> dict[str, A
                 outputs[f"ids_{i}"], outputs[f"logits_{i}"] = greedy(generator, prompt, config.new_tokens)
             else:
                 outputs[f"logits_{i}"] = teacher_forced(generator, prompt, reference[f"ids_{i}"])
+                if isinstance(generator, StreamingGenerator):  # the ids its own loop chooses
+                    steps = list(generator.stream(np.asarray(prompt, np.int64)[None], config.new_tokens))
+                    outputs[f"streamed_{i}"] = np.array([int(np.asarray(ids).reshape(-1)[0]) for ids in steps])
         with open(job.outputs, "wb") as f:
             np.savez(f, **outputs)
         order = ProfileOrder.from_json(channel.ask("outputs", str(job.outputs)))
