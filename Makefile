@@ -56,7 +56,7 @@ wheels: $(foreach d,$(DIST_NAMES),$(WHEELS)/$(d)/.built)
 # the wheels, whose builds empty the build/ folders that setuptools' editable builds also use)
 $(VENV)/.installed: $(foreach d,$(DIST_NAMES),$(call dir_of,$(d))/pyproject.toml) constraints.txt | $(UV) wheels
 	$(UV) venv -q --seed --allow-existing --python $(PYTHON) $(VENV)
-	$(INSTALL) $(VENV) -e './core[report,test]' -e './plugins/torch[test,onnx,pipelines]' -e './plugins/onnx[cpu,genai,test]' -e './plugins/search[test]' -e './plugins/tensorflow[cpu,onnx,test]' -e './plugins/tensorrt[test]' -e ./plugins/triton -e './plugins/openvino[generation,int8]'
+	$(INSTALL) $(VENV) -e './core[report,test]' -e './plugins/torch[test,onnx,pipelines]' -e './plugins/onnx[cpu,genai,test]' -e './plugins/search[test]' -e './plugins/tensorflow[cpu,onnx,test]' -e './plugins/tensorrt[test]' -e ./plugins/triton -e './plugins/openvino[generation,genai,int8]'
 	touch $@
 
 install: $(VENV)/.installed

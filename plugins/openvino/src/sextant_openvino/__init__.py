@@ -8,7 +8,8 @@ it) and the performance hint, streams and threads as searchable options. Convert
 ``torch-export`` step, or a ``.pt2`` source) → IR through ``openvino.convert_model``. Generator
 (``--task text-generation``): ``openvino-stateful``, a ``transformers`` causal LM converted to a
 stateful IR (the KV cache kept in the infer request; :mod:`.stateful_build`), fp32, and int8
-weights when nncf is installed.
+weights when nncf is installed; ``openvino-genai``, openvino-genai's continuous-batching pipeline on
+the same IR, its own generation loop streaming the ids (:mod:`.genai_generator`; the ``genai`` extra).
 
 This module only declares specs: openvino (and torch, for the converter) are imported by the
 callables, in the child processes.
@@ -123,6 +124,7 @@ def _stateful_precisions() -> tuple[tuple[str, ...], str]:
 @hookimpl
 def sextant_register_generators() -> list[GeneratorSpec]:
     precisions, said = _stateful_precisions()
+    threads = tuple(p for p in OPTIONS if p.name in ("cpu_pinning", "inference_num_threads"))
     return [
         GeneratorSpec(
             "openvino-stateful",
@@ -131,9 +133,20 @@ def sextant_register_generators() -> list[GeneratorSpec]:
             build="sextant_openvino.stateful_build:build",
             precisions=precisions,
             requires=("openvino", "torch", "transformers"),
-            options=tuple(p for p in OPTIONS if p.name in ("cpu_pinning", "inference_num_threads")),
+            options=threads,
             install="pip install 'sextant-openvino[generation]'",
             description="OpenVINO's CPU plugin on a stateful IR (openvino.convert_model, the KV cache kept in the "
             f"infer request): {said}",
+        ),
+        GeneratorSpec(
+            "openvino-genai",
+            TRANSFORMERS_CAUSAL_LM,
+            load="sextant_openvino.genai_generator:load",
+            build="sextant_openvino.genai_generator:build",
+            requires=("openvino_genai", "openvino", "torch", "transformers"),
+            options=threads,
+            install="pip install 'sextant-openvino[generation,genai]'",
+            description="openvino-genai's continuous-batching pipeline (its scheduler, paged KV cache and greedy "
+            "sampler) on the stateful IR, streaming each step's ids; fp32",
         ),
     ]
