@@ -83,6 +83,7 @@ def test_entry_point_contracts_and_light_start_up():
         ("runner", "openvino", "onnx", None),
         ("runner", "openvino-ir", "openvino-ir", None),
         ("generator", "openvino-stateful", "transformers-causal-lm", None),
+        ("generator", "openvino-genai", "transformers-causal-lm", None),
     }
     listing = check_light_start_up(["openvino", "torch", "onnx"])
     mine = next(p for p in listing["plugins"] if p["name"] == "openvino")
