@@ -143,10 +143,11 @@ def sextant_register_generators() -> list[GeneratorSpec]:
             TRANSFORMERS_CAUSAL_LM,
             load="sextant_openvino.genai_generator:load",
             build="sextant_openvino.genai_generator:build",
+            precisions=precisions,
             requires=("openvino_genai", "openvino", "torch", "transformers"),
             options=threads,
             install="pip install 'sextant-openvino[generation,genai]'",
             description="openvino-genai's continuous-batching pipeline (its scheduler, paged KV cache and greedy "
-            "sampler) on the stateful IR, streaming each step's ids; fp32",
+            f"sampler) on the stateful IR, streaming each step's ids: {said}",
         ),
     ]

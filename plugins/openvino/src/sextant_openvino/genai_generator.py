@@ -13,7 +13,8 @@ whose processor would forbid the end-of-sequence id). openvino-genai returns no 
 ``prefill`` / ``decode`` (what teacher forcing feeds token by token) run the same IR through
 OpenVINO's runtime (:class:`~sextant_openvino.stateful_generator.OpenVINOStatefulGenerator`, made
 when first needed and released when the pipeline streams). Both compile with f32 inference
-precision and an f32 KV cache.
+precision and an f32 KV cache. An int8 build (nncf's weights, as openvino-stateful's) runs the same
+way: weight-only, the activations f32.
 """
 
 from __future__ import annotations
