@@ -15,7 +15,9 @@ Shared formats
 What callables receive and return
     ``StepRequest``, ``RunnerRequest``, ``DeployRequest``, ``Deployment``, ``Runner``, ``StageTimer``,
     ``Synchronizer``, ``SearchStrategy``, ``GeneratorRequest``, ``Generator`` (a causal LM's generation
-    loop: ``prefill`` and ``decode``), ``StreamingGenerator`` (one whose backend owns the loop: ``stream``), ``Signature``, ``TensorSpec``, ``Tolerance``, ``Verdict``, ``OutputReport``
+    loop: ``prefill`` and ``decode``; ``SequenceBatcher``: optionally, ``join`` and ``leave`` a running
+    batch, continuous batching), ``StreamingGenerator`` (one whose backend owns the loop: ``stream``),
+    ``Signature``, ``TensorSpec``, ``Tolerance``, ``Verdict``, ``OutputReport``
 Packages (what a deployer reads)
     ``Package`` (``Package(path)``; ``.best()``, ``.candidate(id)``, ``.document``: its ``status.json``
     as a typed ``RunDocument``), ``CandidateView``
@@ -84,6 +86,7 @@ from sextant.runtime import (
     Runner,
     RunnerRequest,
     SearchStrategy,
+    SequenceBatcher,
     StageTimer,
     StepRequest,
     StreamingGenerator,
@@ -218,6 +221,7 @@ __all__ = [
     "RunnerSpec",
     "SampleError",
     "SearchStrategy",
+    "SequenceBatcher",
     "PartWrapperSpec",
     "FormatSpec",
     "SearchStrategySpec",

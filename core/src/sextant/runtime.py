@@ -158,6 +158,25 @@ class StreamingGenerator(Protocol):
 
 
 @runtime_checkable
+class SequenceBatcher(Protocol):
+    """Optional for a :class:`Generator`: sequences join and leave one running batch between decode
+    steps (continuous batching), so a server decodes every request it holds in one ``decode`` call.
+
+    ``join(batch, state)`` appends the sequence of ``state`` (what ``prefill`` returned for one
+    prompt, a batch of one) to ``batch`` (a state from ``join``, ``leave`` or ``decode``; ``None``
+    starts one) as its last row, whatever the two lengths, and returns the batch's state.
+    ``leave(batch, rows)`` returns it without the given rows (positions in the batch, its order
+    kept), ``None`` when none is left. ``decode(batch, next_ids)`` is the generator's own: one token
+    per row, each row's logits those the sequence gets decoded alone (up to floating-point
+    rounding). The states passed in are used up, as ``decode``'s are. A generator without these
+    methods is served one sequence at a time."""
+
+    def join(self, batch: Any | None, state: Any) -> Any: ...
+
+    def leave(self, batch: Any, rows: Sequence[int]) -> Any | None: ...
+
+
+@runtime_checkable
 class StageTimer(Protocol):
     """A runner that times the stages of a call (a GPU runner: copies in, compute, copies out).
 

@@ -5,7 +5,9 @@ each process with ``AutoModelForCausalLM.from_pretrained``: no pickle, and no us
 ``transformers``' own architectures are taken. Generators:
 
 - ``torch-generate`` (the reference): what ``generate`` does greedily, with its default dynamic KV
-  cache (``DynamicCache``), fp32 eager;
+  cache (``DynamicCache``), fp32 eager; where the model's cache allows (one plain layer of keys
+  and values per layer), also a :class:`sextant.api.SequenceBatcher`, so a server decodes the
+  sequences of concurrent requests together (continuous batching);
 - ``torch-static-cache``: a ``StaticCache`` (preallocated to the longest sequence, one per batch
   size), eager;
 - ``torch-static-compile``: the same with the decode step compiled by ``torch.compile``, the
@@ -21,6 +23,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -185,25 +188,98 @@ class _Base:
 
 
 class DynamicCacheGenerator(_Base):
-    """``generate``'s greedy loop: a ``DynamicCache`` that grows with each token, eager."""
+    """``generate``'s greedy loop: a ``DynamicCache`` that grows with each token, eager. The state
+    is the cache, the attention mask and each row's next position (``generate``'s position ids:
+    the count of real tokens before it, so a left-padded row's positions start at its first token)."""
+
+    def __init__(self, model: Any, device: str) -> None:
+        super().__init__(model, device)
+        self._position_ids = "position_ids" in inspect.signature(model.forward).parameters
+
+    def _position_kwargs(self, positions: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"position_ids": positions} if self._position_ids else {}
 
     def prefill(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> tuple[np.ndarray, Any]:
         from transformers import DynamicCache
 
         cache = DynamicCache(config=self.model.config)
         mask = self._ids(attention_mask)
+        positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)
         with torch.inference_mode():
-            out = self.model(input_ids=self._ids(input_ids), attention_mask=mask, use_cache=True, **{self._cache: cache})
-        return self._logits(out.logits), (cache, mask)
+            out = self.model(
+                input_ids=self._ids(input_ids),
+                attention_mask=mask,
+                use_cache=True,
+                **self._position_kwargs(positions),
+                **{self._cache: cache},
+            )
+        return self._logits(out.logits), (cache, mask, mask.sum(-1))
 
     def decode(self, state: Any, next_ids: np.ndarray) -> tuple[np.ndarray, Any]:
-        cache, mask = state
+        cache, mask, positions = state
         mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
         with torch.inference_mode():
             out = self.model(
-                input_ids=self._ids(next_ids)[:, None], attention_mask=mask, use_cache=True, **{self._cache: cache}
+                input_ids=self._ids(next_ids)[:, None],
+                attention_mask=mask,
+                use_cache=True,
+                **self._position_kwargs(positions[:, None]),
+                **{self._cache: cache},
             )
-        return self._logits(out.logits), (cache, mask)
+        return self._logits(out.logits), (cache, mask, positions + 1)
+
+
+def _left_pad(tensor: torch.Tensor, length: int, dim: int) -> torch.Tensor:
+    """``tensor`` with zeros before its entries along ``dim`` (-1 or -2), up to ``length``."""
+    missing = length - tensor.shape[dim]
+    if missing <= 0:
+        return tensor
+    pad = (missing, 0) if dim == -1 else (0, 0, missing, 0)
+    return torch.nn.functional.pad(tensor, pad)
+
+
+class BatchingDynamicCacheGenerator(DynamicCacheGenerator):
+    """The same loop, and a :class:`sextant.api.SequenceBatcher`: sequences join and leave a running
+    batch between decode steps. The batch is left-padded: a joining sequence's (or the batch's)
+    cache and attention mask get zeros before their first token up to the longer of the two, and
+    the rows are concatenated; a row that leaves is dropped, and the columns no row uses any more
+    with it. Each row keeps its own positions, so its logits are those it gets alone."""
+
+    def join(self, batch: Any | None, state: Any) -> Any:
+        if batch is None:
+            return state
+        (cache, mask, positions), (one, one_mask, one_positions) = batch, state
+        length = max(mask.shape[1], one_mask.shape[1])
+        for into, layer in zip(cache.layers, one.layers, strict=True):
+            into.keys = torch.cat([_left_pad(into.keys, length, -2), _left_pad(layer.keys, length, -2)])
+            into.values = torch.cat([_left_pad(into.values, length, -2), _left_pad(layer.values, length, -2)])
+        mask = torch.cat([_left_pad(mask, length, -1), _left_pad(one_mask, length, -1)])
+        return cache, mask, torch.cat([positions, one_positions])
+
+    def leave(self, batch: Any, rows: Sequence[int]) -> Any | None:
+        cache, mask, positions = batch
+        gone = set(rows)
+        keep = [row for row in range(mask.shape[0]) if row not in gone]
+        if not keep:
+            return None
+        index = torch.tensor(keep, device=mask.device)
+        mask, positions = mask[index], positions[index]
+        first = int(mask.any(0).int().argmax())  # the first column a remaining row uses
+        for layer in cache.layers:
+            layer.keys, layer.values = layer.keys[index, :, first:], layer.values[index, :, first:]
+        return cache, mask[:, first:], positions
+
+
+def batches_sequences(model: Any) -> bool:
+    """Whether a model's ``DynamicCache`` can be joined and split along its batch: every layer a
+    plain ``DynamicLayer`` (no sliding window, no linear attention state) and position ids taken."""
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    if "position_ids" not in inspect.signature(model.forward).parameters:
+        return False
+    layers = getattr(DynamicCache(config=model.config), "layers", None)
+    return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
 
 
 class StaticCacheGenerator(_Base):
@@ -259,7 +335,10 @@ class StaticCacheGenerator(_Base):
 
 
 def load_dynamic(request: GeneratorRequest) -> DynamicCacheGenerator:
-    return DynamicCacheGenerator(_load_model(request), request.device)
+    """The reference generator; a :class:`BatchingDynamicCacheGenerator` where the model's cache allows."""
+    model = _load_model(request)
+    kind = BatchingDynamicCacheGenerator if batches_sequences(model) else DynamicCacheGenerator
+    return kind(model, request.device)
 
 
 def load_static(request: GeneratorRequest) -> StaticCacheGenerator:
