@@ -17,8 +17,8 @@ name                      type   dims    meaning
 
 :func:`prompt` reads a request's inputs and checks them (ids within the vocabulary, the prompt and
 the tokens asked for within the model's positions): a :class:`RequestError` (message and hint) the
-model answers as an error, never a crash. :func:`responses` groups the generated tokens into
-responses and stops as soon as the request is cancelled. :class:`TextDeltas` turns the tokens of a
+model answers as an error, never a crash. :func:`responses` (over :class:`Replies`) groups the
+generated tokens into responses and stops as soon as the request is cancelled. :class:`TextDeltas` turns the tokens of a
 sequence into the text each response adds (decoding the whole continuation each time, so a
 character made of several tokens comes out whole).
 """
@@ -117,27 +117,47 @@ def prompt(
     return Prompt(ids, tokens, True if stream is None else bool(stream))
 
 
+class Replies:
+    """One request's tokens grouped into responses as they come: ``push(token)`` returns the
+    response to send now, ``(ids, last)`` (every token when streaming, else all of them with the
+    last), or ``None``; ``done`` once ``max_tokens`` were pushed."""
+
+    def __init__(self, request: Prompt) -> None:
+        self.request = request
+        self.count = 0
+        self.held: list[int] = []
+
+    @property
+    def done(self) -> bool:
+        return self.count >= self.request.max_tokens
+
+    def push(self, token: int) -> tuple[list[int], bool] | None:
+        self.held.append(int(token))
+        self.count += 1
+        if self.request.stream or self.done:
+            reply, self.held = (self.held, self.done), []
+            return reply
+        return None
+
+
 def responses(
     tokens: Iterable[np.ndarray], request: Prompt, cancelled: Callable[[], bool]
 ) -> Iterator[tuple[list[int], bool]]:
     """``(ids, last)`` per response: one token each when streaming, else all of them at once;
     ``last`` on the final one. Stops, yielding nothing more, once ``cancelled()`` says so (asked
     before each token is generated)."""
-    held: list[int] = []
+    replies = Replies(request)
     iterator = iter(tokens)
-    for step in range(request.max_tokens):
+    while not replies.done:
         if cancelled():
             return
         token = next(iterator, None)
         if token is None:
             break
-        held.append(int(np.asarray(token).reshape(-1)[0]))
-        last = step + 1 == request.max_tokens
-        if request.stream or last:
-            yield held, last
-            held = []
-    if held:
-        yield held, True
+        if reply := replies.push(int(np.asarray(token).reshape(-1)[0])):
+            yield reply
+    if replies.held:
+        yield replies.held, True
 
 
 class TextDeltas:

@@ -1,0 +1,131 @@
+"""Continuous batching without a server: the scheduler over the real ``torch-generate`` generator of
+a tiny random Llama, driven step by step (counts, not time). Requests decoded together get the
+tokens each gets alone; the batch never exceeds its cap; a cancelled or failing request leaves and
+the others go on; closing answers what is still held."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from _causal_lm import VOCAB, llama
+from sextant.api import GeneratorRequest
+from sextant.generation.loop import greedy
+from sextant_triton.stream_protocol import Prompt
+from sextant_triton.stream_scheduler import Scheduler
+
+pytest.importorskip("transformers")
+
+STEPS = 200  # a bound on every loop below, never reached when the scheduler works
+
+
+class Sink:
+    """Records what one request was answered; cancelled once ``cancel_after`` tokens went out."""
+
+    def __init__(self, cancel_after: int | None = None) -> None:
+        self.replies: list[tuple[list[int], bool]] = []
+        self.error: str | None = None
+        self.closed = False
+        self.cancel_after = cancel_after
+        self.done = threading.Event()
+
+    @property
+    def ids(self) -> list[int]:
+        return [i for ids, _ in self.replies for i in ids]
+
+    def send(self, ids, last):
+        self.replies.append((list(ids), last))
+        if last:
+            self.done.set()
+
+    def fail(self, message):
+        self.error = message
+        self.done.set()
+
+    def cancelled(self):
+        return self.cancel_after is not None and len(self.ids) >= self.cancel_after
+
+    def close(self):
+        self.closed = True
+        self.done.set()
+
+
+@pytest.fixture(scope="module")
+def generator(tmp_path_factory):
+    from sextant_torch.generation import load_dynamic
+
+    folder = tmp_path_factory.mktemp("lm") / "model"
+    llama().save_pretrained(folder)
+    return load_dynamic(GeneratorRequest(folder, max_length=64))
+
+
+def _prompt(length: int, tokens: int, stream: bool = True, seed: int = 0) -> Prompt:
+    return Prompt(np.random.default_rng(seed).integers(2, VOCAB, length).astype(np.int64), tokens, stream)
+
+
+def _drain(scheduler: Scheduler, sinks: list[Sink]) -> None:
+    for _ in range(STEPS):
+        if all(sink.done.is_set() for sink in sinks):
+            return
+        scheduler.step()
+    raise AssertionError(f"not done in {STEPS} steps")
+
+
+def test_requests_decoded_together_get_their_solo_tokens(generator):
+    logged: list[str] = []
+    scheduler = Scheduler(generator, max_sequences=8, log=logged.append)
+    asked = [_prompt(4, 5), _prompt(11, 3, seed=1), _prompt(7, 6, stream=False, seed=2)]
+    sinks = [Sink() for _ in asked]
+    for prompt, sink in zip(asked[:2], sinks):
+        scheduler.submit(prompt, sink)
+    scheduler.step()  # the first two join, then the third joins a running batch
+    scheduler.submit(asked[2], sinks[2])
+    _drain(scheduler, sinks)
+    for prompt, sink in zip(asked, sinks):
+        assert sink.ids == greedy(generator, prompt.ids, prompt.max_tokens)[0].tolist()
+        assert sink.error is None and [last for _, last in sink.replies][-1]
+    assert [len(ids) for ids, _ in sinks[0].replies] == [1] * 5  # streamed: one token a response
+    assert len(sinks[2].replies) == 1  # stream false: all six in one
+    # decode steps of 2, 3, 2, 2, 1 and 1 rows: the second leaves after its third token, the first after its fifth
+    assert scheduler.steps == {2: 3, 3: 1, 1: 2}
+    assert logged == [f"sextant: decoding {n} sequence(s) together" for n in (2, 3, 2, 1)]
+    assert scheduler.rows == [] and scheduler.batch is None
+
+
+def test_the_batch_never_exceeds_its_cap_and_waiting_requests_join_as_others_leave(generator):
+    scheduler = Scheduler(generator, max_sequences=2, log=lambda _: None)
+    asked = [_prompt(5, 2), _prompt(6, 4, seed=1), _prompt(3, 4, seed=2)]
+    sinks = [Sink() for _ in asked]
+    for prompt, sink in zip(asked, sinks):
+        scheduler.submit(prompt, sink)
+    _drain(scheduler, sinks)
+    assert scheduler.steps == {2: 3, 1: 1}  # the third waited, then joined the second as the first left
+    for prompt, sink in zip(asked, sinks):
+        assert sink.ids == greedy(generator, prompt.ids, prompt.max_tokens)[0].tolist()
+
+
+def test_a_cancelled_or_failing_request_leaves_and_the_others_go_on(generator):
+    logged: list[str] = []
+    scheduler = Scheduler(generator, max_sequences=8, log=logged.append)
+    kept, cancelled, failing = _prompt(6, 6), _prompt(5, 20, seed=1), Prompt(np.array([3, VOCAB + 7]), 3, True)
+    sinks = [Sink(), Sink(cancel_after=2), Sink()]
+    for prompt, sink in zip((kept, cancelled, failing), sinks):
+        scheduler.submit(prompt, sink)
+    _drain(scheduler, sinks)
+    assert sinks[0].ids == greedy(generator, kept.ids, 6)[0].tolist()
+    assert sinks[1].closed and sinks[1].ids == greedy(generator, cancelled.ids, 2)[0].tolist()
+    assert "sextant: request cancelled after 2 of 20 tokens" in logged
+    assert sinks[2].error.startswith("generation failed: IndexError") and sinks[2].replies == []
+
+
+def test_the_thread_answers_and_closing_answers_what_is_still_waiting(generator):
+    scheduler = Scheduler(generator, max_sequences=1, log=lambda _: None).start()
+    first, waiting = Sink(), Sink()
+    scheduler.submit(_prompt(4, 3), first)
+    assert first.done.wait(120)  # a bound on the test, not a timing
+    assert first.ids == greedy(generator, _prompt(4, 3).ids, 3)[0].tolist()
+    scheduler.close()
+    scheduler.submit(_prompt(4, 3), waiting)  # after close: nothing runs it, close's sweep did not see it
+    scheduler.close()
+    assert waiting.error == "the model is being unloaded; send the request again once it is loaded"
