@@ -9,6 +9,7 @@ One package (a tiny random Llama with a character tokenizer), deployed once per 
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import re
@@ -178,6 +179,55 @@ def test_a_cancelled_request_stops_and_the_next_one_is_answered(server, model):
         second.close()
 
 
+def test_concurrent_requests_are_decoded_together_and_each_gets_its_own_tokens(server, model):
+    """Continuous batching on the real server: a long request is streaming when three more arrive
+    on another stream; each of the three gets its own greedy tokens, the server's log shows batches
+    of several sequences (counted, not timed), and cancelling the long one mid-batch leaves the
+    rest served."""
+    long, others = Stream(server.grpc_url), Stream(server.grpc_url)
+    cancelled = False
+    try:
+        before = len(server.logs())
+        long.ask("long", PROMPT, max_tokens=POSITIONS - len(PROMPT))  # still going when the others end
+        first = long.arrived.get(timeout=WAIT_S)
+        assert first[4] is None  # it is being decoded
+        prompts = {"c0": [40, 41, 42], "c1": list(range(20, 31)), "c2": [9, 8, 7, 6, 5, 4, 3, 2]}
+        tokens = 12
+        for rid, prompt in prompts.items():
+            others.ask(rid, prompt, max_tokens=tokens)
+        got: dict[str, list[int]] = {rid: [] for rid in prompts}
+        finals = 0
+        while finals < len(prompts):
+            rid, ids, _, final, error, _ = others.arrived.get(timeout=WAIT_S)
+            assert error is None, error
+            got[rid] += ids
+            finals += final
+        long.close(cancel=True)  # before it ends: it has hundreds of tokens to go
+        cancelled = True
+        assert got == {rid: eager(model, prompt, tokens) for rid, prompt in prompts.items()}
+        for _ in range(GONE_POLLS):  # the server writes its log as it comes
+            logs = server.logs()[before:]
+            if "request cancelled after" in logs:
+                break  # (the sizes were logged before it)
+            time.sleep(POLL_S)
+        sizes = [int(n) for n in re.findall(r"decoding (\d+) sequence\(s\) together", logs)]
+        assert sizes and max(sizes) == 4, logs[-2000:]  # the long one and the three
+        generated = re.search(rf"request cancelled after (\d+) of {POSITIONS - len(PROMPT)} tokens", logs)
+        assert generated and int(generated[1]) >= tokens, logs[-2000:]  # decoded beside the three all along
+        arrived = [first]
+        while not long.arrived.empty():
+            arrived.append(long.arrived.get_nowait())
+        streamed = [ids[0] for _, ids, _, _, error, _ in arrived if error is None and ids]
+        assert streamed == eager(model, PROMPT, len(streamed))  # its own tokens too, while batched
+        others.ask("after", PROMPT, max_tokens=3)  # and the server goes on
+        assert [step[0] for _, step, *_ in others.until_final()] == eager(model, PROMPT, 3)
+    finally:
+        others.close()
+        if not cancelled:
+            long.close(cancel=True)
+    assert "continuous batching: up to 8 sequences decoded together" in server.logs()
+
+
 def test_a_prompt_the_model_cannot_take_is_a_clear_error(stream):
     stream.ask("long", list(range(2, 90)) * 6)  # 528 tokens
     ((_, _, _, final, error, _),) = stream.until_final()
@@ -215,15 +265,36 @@ def test_a_redeploy_changes_nothing_and_batching_options_are_refused(server, dep
         deploy_package(package, tmp_path / "models", backend="native")
 
 
-def test_sextant_serve_streams_the_same_tokens_through_pytriton(deployed, model):
-    """``sextant serve`` of the package: a decoupled PyTriton model with the deployed model's tensors."""
+def test_sextant_serve_streams_the_same_tokens_through_pytriton(deployed, model, caplog):
+    """``sextant serve`` of the package: a decoupled PyTriton model with the deployed model's tensors,
+    the requests in flight decoded together (the batch sizes counted from its log records)."""
     from sextant_triton.serve import serving
 
+    caplog.set_level(logging.INFO, logger="sextant_triton.serve_stream")
     package = deployed[0].parent / "ws"
     with serving(package, name="lm", http_port=0, grpc_port=0, metrics_port=0) as served:
         assert served.settings.max_batch_size == 0 and served.settings.instances == 1
+        assert "continuous batching" in served.settings.reasons[0]
         stream = Stream(served.grpc_url)
         try:
+            # the first is being decoded when the others come (thirty tokens against eight)
+            asked = {"p0": (PROMPT, 30), "p1": ([40, 41, 42], 8), "p2": (list(range(20, 31)), 8)}
+            got: dict[str, list[int]] = {rid: [] for rid in asked}
+            finals = 0
+            for rid, (prompt, tokens) in asked.items():
+                stream.ask(rid, prompt, max_tokens=tokens)
+                if rid == "p0":
+                    first = stream.arrived.get(timeout=WAIT_S)
+                    assert first[4] is None, first[4]
+                    got["p0"] += first[1]
+            while finals < len(asked):
+                rid, ids, _, final, error, _ = stream.arrived.get(timeout=WAIT_S)
+                assert error is None, error
+                got[rid] += ids or []
+                finals += final
+            assert got == {rid: eager(model, prompt, tokens) for rid, (prompt, tokens) in asked.items()}
+            sizes = [int(n) for n in re.findall(r"decoding (\d+) sequence\(s\) together", caplog.text)]
+            assert sizes and max(sizes) > 1, caplog.text[-2000:]
             stream.ask("a", PROMPT, max_tokens=5)
             got = stream.until_final()
             assert [error for *_, error, _ in got] == [None] * len(got)

@@ -8,20 +8,30 @@ one response per generated token (``stream`` false: one with all of them), and P
 stream final, with an empty response, when the generator ends. A request the model cannot take is
 answered with the error of :func:`sextant_triton.stream_protocol.prompt`.
 
-The generator runs in this process (one instance, ``max_batch_size 0``: one sequence at a time), as
-the runner of any other ``sextant serve``; the rest (ports, log file, workspace, stopping) is
+The generator runs in this process (one instance, ``max_batch_size 0``), as the runner of any other
+``sextant serve``. Where it is a :class:`sextant.api.SequenceBatcher` (``torch-generate``), the
+requests in flight are decoded together (continuous batching, as the Python-backend model does):
+the infer function is then a coroutine, PyTriton runs every request's on one event loop, and a
+driver task on that loop runs :class:`~sextant_triton.stream_scheduler.Scheduler` steps while any
+request is held (it ends when none is, so nothing outlives the server). Other generators answer
+one request after the other. The rest (ports, log file, workspace, stopping) is
 :func:`sextant_triton.serve.serving`'s.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sextant.api import SequenceBatcher
 
 from sextant_triton import stream_protocol as sp
+from sextant_triton.stream_scheduler import DEFAULT_MAX_SEQUENCES
+
+LOGGER = logging.getLogger("sextant_triton.serve_stream")
 
 #: what ``Served.settings`` says of a streaming model: Triton batches nothing, one instance
 INSTANCES = 1
@@ -51,6 +61,92 @@ def infer_function(
             if texts is not None:
                 out[sp.TEXT_OUTPUT] = np.array([texts.push(ids, last).encode()], dtype=np.object_)
             yield [out]
+
+    return infer
+
+
+class _Held:
+    """A :class:`~sextant_triton.stream_scheduler.Sink` the scheduler fills on the event loop and
+    a request's coroutine empties: ``("ids", (ids, last))``, ``("error", message)`` or
+    ``("closed", None)``. ``gone`` once the coroutine stopped (its client left): the request
+    leaves the batch."""
+
+    def __init__(self) -> None:
+        import asyncio
+
+        self.items: list[tuple[str, Any]] = []
+        self.ready = asyncio.Event()
+        self.gone = False
+
+    def _put(self, kind: str, value: Any) -> None:
+        self.items.append((kind, value))
+        self.ready.set()
+
+    def send(self, ids: list[int], last: bool) -> None:
+        self._put("ids", (ids, last))
+
+    def fail(self, message: str) -> None:
+        self._put("error", message)
+
+    def cancelled(self) -> bool:
+        return self.gone
+
+    def close(self) -> None:
+        self._put("closed", None)
+
+
+def batched_infer_function(
+    generator: Any, *, default_tokens: int, tokenizer: Any = None, max_sequences: int, log: Callable[[str], None]
+) -> Callable[[list], Any]:
+    """A PyTriton decoupled infer function (an async generator) that decodes the requests in flight
+    together over ``generator`` (a loaded candidate whose generator is a ``SequenceBatcher``)."""
+    import asyncio
+
+    from sextant_triton.stream_scheduler import Scheduler
+
+    inner = generator.generator
+    vocab_size, max_positions = int(inner.vocab_size), int(inner.max_positions)
+    encode = (lambda text: tokenizer(text)["input_ids"]) if tokenizer is not None else None
+    scheduler = Scheduler(inner, max_sequences=max_sequences, log=log)
+    driver: list[asyncio.Task] = []
+
+    async def drive() -> None:
+        while scheduler.step():  # False once no request is held or waiting
+            await asyncio.sleep(0)  # the requests' coroutines send what this step gave them
+
+    async def infer(requests: list) -> Any:
+        if len(requests) != 1:
+            raise sp.RequestError(f"{len(requests)} requests in one call: this streaming model takes one")
+        data = requests[0].data
+        names = (sp.INPUT_IDS, sp.MAX_TOKENS, sp.STREAM, sp.TEXT_INPUT)
+        inputs = {name: (data[name] if name in data else None) for name in names}
+        asked = sp.prompt(
+            inputs, vocab_size=vocab_size, max_positions=max_positions, default_tokens=default_tokens, encode=encode
+        )
+        texts = sp.TextDeltas(lambda ids: tokenizer.decode(ids)) if tokenizer is not None else None
+        held = _Held()
+        scheduler.submit(asked, held)
+        if not driver or driver[0].done():
+            driver[:] = [asyncio.ensure_future(drive())]
+        try:
+            while True:
+                await held.ready.wait()
+                held.ready.clear()
+                items, held.items = held.items, []
+                for kind, value in items:
+                    if kind == "error":
+                        raise sp.RequestError(value)
+                    if kind == "closed":
+                        return
+                    ids, last = value
+                    out = {sp.OUTPUT_IDS: np.array(ids, dtype=np.int64)}
+                    if texts is not None:
+                        out[sp.TEXT_OUTPUT] = np.array([texts.push(ids, last).encode()], dtype=np.object_)
+                    yield [out]
+                    if last:
+                        return
+        finally:
+            held.gone = True
 
     return infer
 
@@ -95,7 +191,21 @@ def for_candidate(package: Any, view: Any, generator: Any, settings_cls: Any) ->
     tokenizer = load_tokenizer(tokenizer_folder(view))
     document = package.document
     default_tokens = int((document.generation or {}).get("new_tokens") or 32)
-    infer = infer_function(generator, default_tokens=default_tokens, tokenizer=tokenizer)
+    if isinstance(generator.generator, SequenceBatcher):
+        infer = batched_infer_function(
+            generator,
+            default_tokens=default_tokens,
+            tokenizer=tokenizer,
+            max_sequences=DEFAULT_MAX_SEQUENCES,
+            log=LOGGER.info,
+        )
+        reason = (
+            f"a streaming generator: decoupled (max_batch_size 0); the requests in flight are decoded together, "
+            f"up to {DEFAULT_MAX_SEQUENCES} (continuous batching)"
+        )
+    else:
+        infer = infer_function(generator, default_tokens=default_tokens, tokenizer=tokenizer)
+        reason = "a streaming generator: decoupled, one sequence at a time (max_batch_size 0)"
     settings = settings_cls(
         max_batch_size=0,
         dynamic_batching=False,
@@ -104,6 +214,6 @@ def for_candidate(package: Any, view: Any, generator: Any, settings_cls: Any) ->
         instances=INSTANCES,
         device=view.record.device,
         threads=int(document.host.threads or 1) if document.host else 1,
-        reasons=("a streaming generator: decoupled, one sequence at a time (max_batch_size 0)",),
+        reasons=(reason,),
     )
     return infer, (lambda triton, name: bind(triton, name, infer, tokenizer=tokenizer is not None)), settings

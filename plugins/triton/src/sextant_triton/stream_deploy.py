@@ -12,8 +12,11 @@ The layout, for a model named ``lm`` at version 1::
 Triton has no native backend for a sextant generator (vLLM and TensorRT-LLM are GPU backends with
 their own model folders: ``--backend vllm`` writes the vLLM one, :mod:`sextant_triton.vllm_deploy`),
 so it runs through the Python backend; Triton batches nothing (``max_batch_size 0``): each request
-is one sequence, generated token by token, and concurrent requests are served by the instances
-(``--instances``, default 1), one at a time each. The config's ``context_length`` and
+is one sequence, generated token by token. Where the generator joins and leaves a running batch
+(:class:`sextant.api.SequenceBatcher`: ``torch-generate``), each instance decodes the requests it
+holds together, up to the config's ``sextant_max_sequences`` (continuous batching,
+:mod:`sextant_triton.stream_scheduler`); any other generator serves one request at a time per
+instance (``--instances``, default 1). The config's ``context_length`` and
 ``vocab_size`` parameters (the model's positions and vocabulary) are what ``sextant analyze
 --model-type llm`` checks its prompts against. Writing goes through
 :func:`sextant_triton.install.install` like any other deployment.
@@ -33,6 +36,7 @@ from sextant_triton import client, servable
 from sextant_triton import config as pbtxt
 from sextant_triton import stream_protocol as sp
 from sextant_triton.install import Contents
+from sextant_triton.stream_scheduler import DEFAULT_MAX_SEQUENCES, MAX_SEQUENCES_PARAMETER
 
 if TYPE_CHECKING:
     from sextant.api import CandidateView, DeployRequest, Package
@@ -90,7 +94,9 @@ def _refuse_batching(options: DeployOptions) -> None:
         raise UsageError(
             f"{', '.join(refused)}: a text-generation package deploys as a streaming Python-backend model, "
             "which Triton does not batch (max_batch_size 0: each request is one sequence, streamed token by token)",
-            hint="Leave these out; use --instances to serve several requests at once.",
+            hint="Leave these out: where the generator supports it, each instance batches the requests it holds "
+            f"at the decode step (up to {DEFAULT_MAX_SEQUENCES}, {MAX_SEQUENCES_PARAMETER} in config.pbtxt); "
+            "--instances adds instances.",
         )
 
 
@@ -141,7 +147,11 @@ def contents(package: Package, request: DeployRequest, options: DeployOptions, r
     tokenizer = tokenizer_folder(view)
     document = package.document
     new_tokens = int((document.generation or {}).get("new_tokens") or 32)
-    parameters = {"sextant_candidate": view.id, sp.DEFAULT_TOKENS_PARAMETER: str(new_tokens)}
+    parameters = {
+        "sextant_candidate": view.id,
+        sp.DEFAULT_TOKENS_PARAMETER: str(new_tokens),
+        MAX_SEQUENCES_PARAMETER: str(DEFAULT_MAX_SEQUENCES),
+    }
     model = document.model or ModelInfo()
     said = ((sp.CONTEXT_PARAMETER, model.max_positions), (sp.VOCAB_PARAMETER, model.vocab_size))
     for key, value in said:
@@ -183,7 +193,9 @@ def contents(package: Package, request: DeployRequest, options: DeployOptions, r
         if tokenizer is not None
         else "no tokenizer was saved with the model: it takes and answers token ids only",
         f"{instances} {kind[5:]} instance(s), max_batch_size 0: Triton does not batch a streaming generator; "
-        "each instance serves one request at a time",
+        f"each instance decodes up to {DEFAULT_MAX_SEQUENCES} requests together where its generator joins and leaves "
+        f"a running batch (continuous batching; {MAX_SEQUENCES_PARAMETER} in config.pbtxt), else one at a time: "
+        "the server's log says which at load",
         f"the server's Python needs sextant, sextant-triton and {view.record.plugin.split()[0]} installed",
     ]
     if warning := servable.screened_warning(view):

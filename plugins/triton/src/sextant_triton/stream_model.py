@@ -10,6 +10,13 @@ tokenizer, its files in ``tokenizer/``. ``initialize`` loads the candidate's gen
 (``stream`` true, the default) or one with them all, the last flagged
 ``TRITONSERVER_RESPONSE_COMPLETE_FINAL``. The tensors are :mod:`sextant_triton.stream_protocol`'s.
 
+Where the generator is a :class:`sextant.api.SequenceBatcher` (``torch-generate``), the requests
+are batched at the decode step (continuous batching, :mod:`sextant_triton.stream_scheduler`):
+``execute`` checks each request and hands it to the scheduler's thread, which decodes every
+request it holds in one step, up to the config's ``sextant_max_sequences`` (default 8), each
+joining and leaving between steps. Any other generator serves one request at a time in
+``execute``, as before. The log says which at load, and each batch size the scheduler runs.
+
 A request the model cannot run (a prompt longer than the model's positions, ids outside its
 vocabulary) is answered with an error; a cancelled request stops generating at the next token,
 and the next request is served as usual.
@@ -23,10 +30,42 @@ from typing import Any
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
+from sextant.api import SequenceBatcher
 
 from sextant_triton import stream_protocol as sp
+from sextant_triton import stream_scheduler
 
 FINAL = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
+
+
+class _Sink:
+    """A :class:`~sextant_triton.stream_scheduler.Sink` over one request's response sender."""
+
+    def __init__(self, sender: Any, texts: sp.TextDeltas | None) -> None:
+        self.sender = sender
+        self.texts = texts
+
+    def send(self, ids: list[int], last: bool) -> None:
+        self.sender.send(
+            pb_utils.InferenceResponse(output_tensors=_outputs(ids, last, self.texts)), flags=FINAL if last else 0
+        )
+
+    def fail(self, message: str) -> None:
+        self.sender.send(pb_utils.InferenceResponse(error=pb_utils.TritonError(message)), flags=FINAL)
+
+    def cancelled(self) -> bool:
+        return bool(self.sender.is_cancelled())
+
+    def close(self) -> None:
+        self.sender.send(flags=FINAL)
+
+
+def _outputs(ids: list[int], last: bool, texts: sp.TextDeltas | None) -> list:
+    outputs = [pb_utils.Tensor(sp.OUTPUT_IDS, np.array(ids, dtype=np.int64))]
+    if texts is not None:
+        text = texts.push(ids, last)
+        outputs.append(pb_utils.Tensor(sp.TEXT_OUTPUT, np.array([text.encode()], dtype=np.object_)))
+    return outputs
 
 
 class TritonPythonModel:
@@ -51,36 +90,48 @@ class TritonPythonModel:
 
             self.tokenizer = AutoTokenizer.from_pretrained(folder / sp.TOKENIZER_FOLDER)
         self.log = pb_utils.Logger
+        self.scheduler: stream_scheduler.Scheduler | None = None
+        name = self.generator.name or type(inner).__name__
+        if isinstance(inner, SequenceBatcher):
+            given = parameters.get(stream_scheduler.MAX_SEQUENCES_PARAMETER)
+            most = int(given or stream_scheduler.DEFAULT_MAX_SEQUENCES)
+            self.scheduler = stream_scheduler.Scheduler(inner, max_sequences=most, log=self.log.log_info).start()
+            self.log.log_info(f"sextant: continuous batching: up to {most} sequences decoded together ({name})")
+        else:
+            self.log.log_info(f"sextant: {name} does not batch sequences: one request at a time per instance")
 
     def execute(self, requests: list) -> None:
         for request in requests:
             self._answer(request, request.get_response_sender())
         return None
 
+    def _read(self, request: Any) -> sp.Prompt:
+        inputs = {}
+        for name in self.inputs:
+            tensor = pb_utils.get_input_tensor_by_name(request, name)
+            inputs[name] = None if tensor is None else tensor.as_numpy()
+        encode = (lambda text: self.tokenizer(text)["input_ids"]) if self.tokenizer is not None else None
+        return sp.prompt(
+            inputs,
+            vocab_size=self.vocab_size,
+            max_positions=self.max_positions,
+            default_tokens=self.default_tokens,
+            encode=encode,
+        )
+
     def _answer(self, request: Any, sender: Any) -> None:
         finished = False
         try:
-            inputs = {}
-            for name in self.inputs:
-                tensor = pb_utils.get_input_tensor_by_name(request, name)
-                inputs[name] = None if tensor is None else tensor.as_numpy()
-            encode = (lambda text: self.tokenizer(text)["input_ids"]) if self.tokenizer is not None else None
-            asked = sp.prompt(
-                inputs,
-                vocab_size=self.vocab_size,
-                max_positions=self.max_positions,
-                default_tokens=self.default_tokens,
-                encode=encode,
-            )
+            asked = self._read(request)
             texts = sp.TextDeltas(lambda ids: self.tokenizer.decode(ids)) if self.tokenizer is not None else None
+            if self.scheduler is not None:  # its thread answers from here on
+                self.scheduler.submit(asked, _Sink(sender, texts))
+                return
             sent = 0
             tokens = self.generator.stream(asked.ids, max_new_tokens=asked.max_tokens)
             for ids, last in sp.responses(tokens, asked, sender.is_cancelled):
-                outputs = [pb_utils.Tensor(sp.OUTPUT_IDS, np.array(ids, dtype=np.int64))]
-                if texts is not None:
-                    text = texts.push(ids, last)
-                    outputs.append(pb_utils.Tensor(sp.TEXT_OUTPUT, np.array([text.encode()], dtype=np.object_)))
-                sender.send(pb_utils.InferenceResponse(output_tensors=outputs), flags=FINAL if last else 0)
+                response = pb_utils.InferenceResponse(output_tensors=_outputs(ids, last, texts))
+                sender.send(response, flags=FINAL if last else 0)
                 sent += len(ids)
                 finished = last
             if not finished:  # cancelled: close the stream, nothing more is generated
@@ -100,4 +151,6 @@ class TritonPythonModel:
                 self.log.log_warn(f"sextant: could not answer a request with its error ({message}): {unsent}")
 
     def finalize(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.close()
         self.generator.close()
