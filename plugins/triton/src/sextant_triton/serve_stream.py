@@ -111,7 +111,12 @@ def batched_infer_function(
     driver: list[asyncio.Task] = []
 
     async def drive() -> None:
-        while scheduler.step():  # False once no request is held or waiting
+        while True:
+            try:
+                if not scheduler.step():  # no request held or waiting: the next one starts a driver
+                    return
+            except Exception as exc:
+                scheduler.abort(exc)
             await asyncio.sleep(0)  # the requests' coroutines send what this step gave them
 
     async def infer(requests: list) -> Any:

@@ -104,9 +104,14 @@ class Scheduler:
         while not self._closing:
             try:
                 self.step(block=True)
-            except Exception as exc:  # a bug here must not hang every stream: answer them all
-                self.log(f"sextant: the decode loop failed: {_message(exc)}")
-                self._fail_all(exc)
+            except Exception as exc:
+                self.abort(exc)
+
+    def abort(self, exc: BaseException) -> None:
+        """What a failure of the loop itself does (a bug must not hang every stream): log it and
+        answer every request in the batch with it; the loop goes on with the next ones."""
+        self.log(f"sextant: the decode loop failed: {_message(exc)}")
+        self._fail_all(exc)
 
     def close(self, timeout_s: float = 30.0) -> None:
         """Stop the thread (after the step it is in); requests still waiting or running are
