@@ -24,12 +24,11 @@ from typing import Any
 from sextant import __version__
 from sextant.cache import cache_dir, file_sha256
 from sextant.errors import PackageError, UsageError
-from sextant.manifest import transient
+from sextant.manifest import EXTRACTED, transient
 
 INDEX = "bundle.json"
 SCHEMA = 1
 SUFFIX = ".sextant.tgz"
-_DONE = ".complete"  # written last into an extracted folder: a half extraction is redone
 
 
 @dataclass(frozen=True)
@@ -99,26 +98,18 @@ def opened(path: Path | str, into: Path | str | None = None) -> Path:
             hint="Give a package or pipeline folder, or a file written by `sextant bundle`.",
         )
     target = Path(into) if into is not None else cache_dir() / "bundles" / file_sha256(path)[:24]
-    if (target / _DONE).is_file():
+    if (target / EXTRACTED).is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".bundle-", dir=target.parent))
     try:
         _extract(path, staging)
         shutil.rmtree(target, ignore_errors=True)
-        (staging / _DONE).write_text(str(path.resolve()))
+        (staging / EXTRACTED).write_text(str(path.resolve()))
         os.replace(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
-
-
-def extracted_from(folder: Path) -> str | None:
-    """The bundle a folder was extracted from by :func:`opened` (``None``: not an extracted copy)."""
-    try:
-        return (Path(folder) / _DONE).read_text() or "a bundle"
-    except OSError:
-        return None
 
 
 def _gzipped(path: Path) -> bool:

@@ -41,9 +41,22 @@ _FRESH = (
 )
 
 
+#: written last into a folder extracted from a bundle (``sextant.bundle.opened``), holding the bundle's
+#: path: a folder without it (a half extraction) is extracted again
+EXTRACTED = ".complete"
+
+
 def transient(relative: PurePosixPath) -> bool:
     """Whether a workspace-relative path is a lock, a hidden file or a temporary: never part of a package."""
     return any(p.startswith(".") or p.endswith(".tmp") for p in relative.parts)
+
+
+def extracted_from(folder: Path) -> str | None:
+    """The bundle a folder was extracted from (``None``: not an extracted copy)."""
+    try:
+        return (Path(folder) / EXTRACTED).read_text() or "a bundle"
+    except OSError:
+        return None
 
 
 def _recorded(relative: PurePosixPath) -> bool:
@@ -166,8 +179,6 @@ def _changed_hint(folder: Path, name: str) -> str:
     """What to do about a changed file: in sextant's extracted copy of a bundle, drop the copy;
     in a workspace, restore the file or run again (with ``--fresh`` when status.json changed)."""
     import shlex
-
-    from sextant.bundle import extracted_from
 
     origin = extracted_from(folder)
     if origin is not None:
