@@ -77,10 +77,6 @@ def bundle(workspace: Path | str, output: Path | str | None = None) -> Bundled:
     return Bundled(target, kind, len(files), target.stat().st_size)
 
 
-def is_bundle(path: Path | str) -> bool:
-    return Path(path).is_file() and tarfile.is_tarfile(path)
-
-
 def opened(path: Path | str, into: Path | str | None = None) -> Path:
     """The workspace folder of ``path``: ``path`` itself when it is a folder, else the bundle
     extracted (once) under ``into`` or sextant's cache folder.

@@ -98,16 +98,6 @@ _OPTIONAL_EMPTY = {"log_tail"}
 
 
 @dataclass(frozen=True)
-class Failure:
-    """The real cause of a failure: what the child said, how it ended, the tail of its log."""
-
-    cause: Cause
-    reason: str
-    log_tail: str = ""
-    traceback: str | None = None
-
-
-@dataclass(frozen=True)
 class StepRecord:
     """One export or conversion: where it came from, its key, and how it ended."""
 

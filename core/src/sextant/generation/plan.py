@@ -71,10 +71,6 @@ def build_step(spec: GeneratorSpec, precision: str) -> str | None:
     return f"{spec.name}-build" if precision == "fp32" else f"{spec.name}-build-{precision}"
 
 
-def generators_for(catalog: Catalog, fmt: Format) -> list[GeneratorSpec]:
-    return [c.spec for c in catalog.of("generator") if c.spec.consumes == fmt]
-
-
 def _label(spec: GeneratorSpec, options: dict[str, Any]) -> str:
     changed = {k: v for k, v in options.items() if spec.defaults().get(k) != v}
     return "" if not changed else "[" + ",".join(f"{k}={v}" for k, v in sorted(changed.items())) + "]"
