@@ -58,7 +58,7 @@ def main() -> None:
     stopped = sweep(lambda batch: fn, ProfilerConfig(max_batch=8), points.append)
     print(
         f"fixed-cost model: throughput at batch {points[-1].batch} is {points[-1].throughput / points[0].throughput:.2f} x "
-        f"batch 1 (ideal {points[-1].batch}), {stopped}"
+        f"batch 1 (ideal {points[-1].batch}), {stopped.stopped}"
     )
 
 

@@ -168,7 +168,7 @@ def test_a_second_run_is_fully_cached(sd_run):
         PROMPTS,
         workspace=workspace,
         modules=parts,
-        on_event=lambda kind, data: events.append((kind, data)),
+        on_event=events.append,
         **OPTIONS,
     )
     assert [s.chosen for s in second.structures] == [s.chosen for s in first.structures]

@@ -66,7 +66,7 @@ def test_a_slow_build_comes_after_every_other_default_and_is_skipped_when_it_can
         samples,
         options=options,
         catalog=catalog,
-        on_event=lambda k, d: k == "candidate_start" and started.append(d["id"]),
+        on_event=lambda e: e.kind == "candidate_start" and started.append(e.id),
     )
     compiled = "source:fault-compiled@cpu"
     defaults = [c for c in started if "[" not in c]  # option variants come after, by design

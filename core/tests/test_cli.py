@@ -22,6 +22,7 @@ import typer
 from sextant.optimizer import run as optimizer
 from sextant.cli import State, app, with_plugin_commands
 from sextant.errors import UsageError
+from sextant.messages import Profiled
 from sextant.options import SETTINGS, OptimizeOptions
 from sextant.profiler import ProfilerConfig
 from sextant.testing.fake import NumpyMLP
@@ -213,7 +214,9 @@ def test_a_step_log_names_the_command_that_replays_it(fake_catalog, tmp_path, mo
     assert command[:3] == ["python", "-m", "sextant.worker"]
     replay = subprocess.run([sys.executable, *command[1:]], capture_output=True, text=True, timeout=120)
     assert replay.returncode == 0, replay.stderr
-    assert "point:" in replay.stdout and '"profiled": true' in replay.stdout
+    assert "point:" in replay.stdout
+    answer = Profiled.from_json(json.loads(replay.stdout[replay.stdout.index("\n{") + 1 :]))
+    assert answer.stop is not None and answer.threads is not None  # profiled, as the replay orders
 
 
 # -- flags and run files reach the options -------------------------------------------------------

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from sextant.earlystop import cannot_judge, growth_per_sample, stop_reason, sweep_cutoff, upper_bound
-from sextant.jobs import ProfileOrder
+from sextant.messages import ProfileOrder
 from sextant.objective import Objective
 from sextant.profiler import Point, ProfilerConfig
 from sextant.records import Stop

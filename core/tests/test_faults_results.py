@@ -53,8 +53,8 @@ def html(folder) -> str:
 def interrupted(fake_catalog, options, samples):
     """A run stopped by Ctrl-C while the first candidate after the baseline was being profiled."""
 
-    def stop(kind, data):
-        if kind == "candidate_point" and data["id"] == GRAPH:
+    def stop(event):
+        if event.kind == "candidate_point" and event.id == GRAPH:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):

@@ -134,9 +134,9 @@ def test_a_package_from_before_manifests_says_so_and_loads_only_when_trusted(fak
 def test_an_interrupted_run_writes_its_manifest_too(fake_catalog, options, samples):
     stopped = []
 
-    def stop(kind, data):
-        if kind == "candidate_end" and not stopped:
-            stopped.append(data)
+    def stop(event):
+        if event.kind == "candidate_end" and not stopped:
+            stopped.append(event)
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):

@@ -13,7 +13,7 @@ from sextant.generation import run as generation_run
 from sextant.generation.config import GenerationConfig
 from sextant.generation.measure import measure_batch
 from sextant.generation.screen import estimate, rivals, screen, screen_mode
-from sextant.jobs import ProfileOrder
+from sextant.messages import ProfileOrder
 from sextant.objective import Objective
 from sextant.optimizer import budget
 from sextant.optimizer.run import optimize

@@ -76,7 +76,7 @@ def compiled_run(fault_catalog, options, samples, monkeypatch):
             samples,
             options=opts,
             catalog=catalog,
-            on_event=lambda kind, data: kind == "candidate_start" and started.append(data["id"]),
+            on_event=lambda event: event.kind == "candidate_start" and started.append(event.id),
         )
         return package, started
 

@@ -358,7 +358,7 @@ def test_without_plotly_the_page_has_its_tables_and_says_how_to_get_plots(fake_c
     bundle.plotly_bundle.cache_clear()
     notes = []
     try:
-        package = optimize(fake_catalog, options, samples, on_event=lambda kind, data: notes.append(data.get("text")))
+        package = optimize(fake_catalog, options, samples, on_event=lambda e: notes.append(getattr(e, "text", None)))
     finally:
         bundle.plotly_bundle.cache_clear()
     page = page_of(package.path)

@@ -8,11 +8,12 @@ import sys
 import time
 
 from sextant.isolation import Isolator, shared_servers
+from sextant.messages import Ttft
 
 
 def chatty(document, channel):
     for i in range(document["events"]):
-        channel.emit("progress", i)
+        channel.emit(Ttft(i, 1.0))
     time.sleep(0.3)  # then a quiet spell: the parent polls and finds nothing
     return "done"
 
@@ -39,13 +40,14 @@ class MessageClock:
     """Time moves on only when the child sends a message (0.6 s each) or when told to."""
 
     def __init__(self, per_call: float = 0.0) -> None:
-        self.now, self.per_call = 0.0, per_call
+        self.now, self.per_call, self.messages = 0.0, per_call, []
 
     def __call__(self) -> float:
         self.now += self.per_call
         return self.now
 
     def on_message(self, kind, data):
+        self.messages.append((kind, data))
         self.now += 0.6
 
 
@@ -58,7 +60,7 @@ def test_progress_resets_the_timeout(tmp_path):
     # five messages moved the clock 3 s past the start: only a deadline renewed by each message survives
     assert clock.now >= 3.0
     assert result.ok and result.value == "done" and not result.timed_out
-    assert [data for _, data in result.events] == [0, 1, 2, 3, 4]
+    assert [Ttft.from_json(data).length for _, data in clock.messages] == [0, 1, 2, 3, 4]
 
 
 def test_a_quiet_child_is_killed_at_the_timeout(tmp_path):

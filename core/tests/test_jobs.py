@@ -1,10 +1,13 @@
-"""Typed jobs: serialized once, replayable (the early stop they order: test_earlystop.py)."""
+"""Typed jobs and the messages of their children: serialized once, replayable (the early stop they
+order: test_earlystop.py)."""
 
 import json
 from pathlib import Path
 
-from sextant.jobs import CandidateJob, ProfileOrder, StepJob, job_document, parse_job
+from sextant.jobs import CandidateJob, StepJob, job_document, parse_job
+from sextant.messages import Built, Loaded, Measured, OutputsSaved, Profiled, ProfileOrder, Ttft, Windows, parse_event
 from sextant.profiler import ProfilerConfig
+from sextant.records import Stop
 from sextant.runtime import RunnerRequest, StepRequest
 from sextant.signature import Signature, TensorSpec
 
@@ -29,3 +32,36 @@ def test_profile_order_round_trip_keeps_integer_batches():
     order = ProfileOrder(True, 0.7, {1: 100.0, 2: 250.0}, "throughput")
     again = ProfileOrder.from_json(json.loads(json.dumps(order.to_json())))
     assert again == order and list(again.rivals) == [1, 2]
+
+
+def test_child_messages_and_answers_round_trip_through_json():
+    def again(message):
+        return json.loads(json.dumps(message.to_json()))
+
+    for event in (Loaded(0.25), OutputsSaved(Path("/out.npz")), Measured({"batch": 4}, screen=True), Ttft(16, 3.5)):
+        assert parse_event(event.kind, again(event)) == event
+    answers = (
+        Profiled(),
+        Profiled(Stop.SCREENED, "screened out: estimate 9/s", 2, 120.5),
+        Profiled(Stop.MAX_BATCH, "measured at every batch size", 1, None, {"16": 4.0}),
+        Built(Path("/art/model.onnx")),
+        Windows((({"throughput": 1.0}, {"throughput": 2.0}),)),
+    )
+    for answer in answers:
+        assert type(answer).from_json(again(answer)) == answer
+
+
+def build(request):
+    artifact = request.output_dir / "model.txt"
+    artifact.write_text("built")
+    return artifact
+
+
+def test_a_job_file_replays_in_this_process_and_prints_the_typed_answer(tmp_path, capsys):
+    from sextant.worker import main
+
+    request = StepRequest(tmp_path / "in", tmp_path / "out", SIGNATURE, tmp_path / "s.npz", "cpu", 8, {})
+    path = tmp_path / "step.job.json"
+    path.write_text(json.dumps(job_document(StepJob("test_jobs:build", request))))
+    assert main([str(path)]) == 0
+    assert Built.from_json(json.loads(capsys.readouterr().out)) == Built(tmp_path / "out" / "model.txt")

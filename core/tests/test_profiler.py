@@ -8,7 +8,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from sextant.memory import MemoryReading
-from sextant.profiler import Point, ProfilerConfig, measure, sweep
+from sextant.profiler import SweepEnd, Point, ProfilerConfig, measure, sweep
+from sextant.records import Stop
 
 MS = 1_000_000  # nanoseconds
 
@@ -43,7 +44,7 @@ def test_sweep_stops_when_throughput_plateaus():
     clock, points = FakeClock(), []
     # cost proportional to batch: throughput never improves, so the sweep stops after 2 doublings
     reason = sweep(lambda b: clock.model(lambda n: MS // 2 * b), CONFIG, points.append, clock=clock)
-    assert reason == "throughput stopped improving at batch 4"
+    assert reason == SweepEnd("throughput stopped improving at batch 4", Stop.PLATEAU)
     assert [p.batch for p in points] == [1, 2, 4]
     assert [p.throughput for p in points] == [2000.0, 2000.0, 2000.0]
     assert [p.mean_ms for p in points] == [0.5, 1.0, 2.0]
@@ -52,7 +53,7 @@ def test_sweep_stops_when_throughput_plateaus():
 def test_sweep_runs_to_max_batch_when_batching_pays():
     clock, points = FakeClock(), []
     reason = sweep(lambda b: clock.model(lambda n: MS // 2), ProfilerConfig(max_batch=8), points.append, clock=clock)
-    assert reason == "reached max batch 8"
+    assert reason == SweepEnd("reached max batch 8", Stop.MAX_BATCH)
     assert [p.batch for p in points] == [1, 2, 4, 8]
     assert [p.throughput for p in points] == [2000.0, 4000.0, 8000.0, 16000.0]
 
@@ -62,7 +63,7 @@ def test_a_small_gain_counts_as_a_plateau():
     # doubling the batch gains 4 % (under min_gain, 5 %): two such doublings end the sweep
     cost = {1: 1_000_000, 2: 1_923_077, 4: 3_698_225}
     reason = sweep(lambda b: clock.model(lambda n: cost[b]), CONFIG, points.append, clock=clock)
-    assert reason == "throughput stopped improving at batch 4"
+    assert reason == SweepEnd("throughput stopped improving at batch 4", Stop.PLATEAU)
     assert [p.throughput for p in points] == pytest.approx([1000.0, 1040.0, 1081.6], rel=1e-6)
 
 
@@ -75,7 +76,7 @@ def test_keep_going_can_stop_a_candidate_that_cannot_win():
         lambda p: "cannot win" if p.batch == 2 else None,
         clock=clock,
     )
-    assert reason == "cannot win"
+    assert reason == SweepEnd("cannot win", Stop.CUTOFF)  # keep_going's words, a cut-off
     assert [p.batch for p in points] == [1, 2]
 
 
@@ -227,7 +228,7 @@ def test_the_real_clock_is_the_default():
 SPARSE = replace(CONFIG, sparse=True)
 
 
-def _sparse_run(ms: Callable[[int], float]) -> tuple[str, list[int], dict[int, float]]:
+def _sparse_run(ms: Callable[[int], float]) -> tuple[SweepEnd, list[int], dict[int, float]]:
     clock, points = FakeClock(), []
     reason = sweep(lambda b: clock.model(lambda n: round(ms(b) * MS)), SPARSE, points.append, clock=clock)
     return reason, [p.batch for p in points], {p.batch: p.throughput for p in points}
@@ -238,7 +239,7 @@ def test_a_sparse_sweep_measures_every_other_batch_size_then_beside_the_best():
     best; 5 points where the dense sweep takes 7, and the same best."""
     assert SPARSE.coarse_sizes() == [1, 4, 16, 64] and replace(SPARSE, max_batch=8).coarse_sizes() == [1, 4, 8]
     reason, batches, throughput = _sparse_run(lambda b: 0.5)
-    assert reason == "reached max batch 64"
+    assert reason == SweepEnd("reached max batch 64", Stop.MAX_BATCH)
     assert batches == [1, 4, 16, 64, 32]  # reported as measured
     assert max(throughput, key=throughput.get) == 64
     assert SPARSE.to_dict()["sparse"] is True and "sparse" not in CONFIG.to_dict()  # old keys still match
@@ -253,7 +254,7 @@ def test_a_sparse_sweep_refines_to_a_peak_between_its_coarse_sizes():
         return 0.4 + 0.05 * b if b <= 8 else 0.4 + 0.12 * b
 
     reason, batches, throughput = _sparse_run(peak)
-    assert reason == "throughput stopped improving at batch 16"
+    assert reason == SweepEnd("throughput stopped improving at batch 16", Stop.PLATEAU)
     assert batches == [1, 4, 16, 8, 32]
     assert max(throughput, key=throughput.get) == 8
     clock, dense = FakeClock(), []

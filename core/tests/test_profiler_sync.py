@@ -4,7 +4,7 @@ so each value is exact and the order of the calls is recorded."""
 
 from __future__ import annotations
 
-from sextant.jobs import ProfileOrder
+from sextant.messages import ProfileOrder
 from sextant.profiler import ProfilerConfig, measure, sweep
 from sextant.runtime import Synchronizer
 from sextant.screening import profile_candidate

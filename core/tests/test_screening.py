@@ -8,7 +8,7 @@ import itertools
 from collections.abc import Callable
 
 import pytest
-from sextant.jobs import ProfileOrder
+from sextant.messages import ProfileOrder
 from sextant.objective import Objective
 from sextant.profiler import Point, ProfilerConfig
 from sextant.records import Stop

@@ -2,7 +2,8 @@
 
 A child is forked from the fork server (``sextant.forkserver``), gets its own session, writes its
 stdout and stderr to the job's log, runs ``target(document, channel)`` and sends back the result
-or the error with its traceback. ``emit`` sends an event; ``ask`` waits for the parent's reply.
+or the error with its traceback. ``emit`` sends a message (see :mod:`sextant.messages`); ``ask``
+sends one and waits for the parent's reply.
 """
 
 from __future__ import annotations
@@ -15,13 +16,22 @@ import traceback
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sextant.causes import one_line
 from sextant.errors import SextantError
 from sextant.specs import resolve
 
 Handler = Callable[[str, Any], Any]
+
+
+class Message(Protocol):
+    """What a child says: a kind, and its content as JSON."""
+
+    @property
+    def kind(self) -> str: ...
+
+    def to_json(self) -> Any: ...
 
 
 class Channel:
@@ -31,16 +41,17 @@ class Channel:
         self._conn = conn
         self._answer = answer
 
-    def emit(self, kind: str, data: Any = None) -> None:
+    def emit(self, message: Message) -> None:
         if self._conn is not None:
-            self._conn.send(("event", kind, data))
+            self._conn.send(("event", message.kind, message.to_json()))
         elif self._answer is not None:  # replayed in-process: show the event
-            self._answer(kind, data)
+            self._answer(message.kind, message.to_json())
 
-    def ask(self, kind: str, data: Any = None) -> Any:
+    def ask(self, message: Message) -> Any:
+        """The parent's reply (JSON) to ``message``."""
         if self._conn is None:
-            return self._answer(kind, data) if self._answer else None
-        self._conn.send(("ask", kind, data))
+            return self._answer(message.kind, message.to_json()) if self._answer else None
+        self._conn.send(("ask", message.kind, message.to_json()))
         return self._conn.recv()
 
 

@@ -25,7 +25,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ Handler = Callable[[str, Any], Any]
 Clock = Callable[[], float]
 
 
-@dataclass
+@dataclass(frozen=True)
 class ChildResult:
     """How a child ended: its return value, or the real cause of its failure."""
 
@@ -49,7 +49,6 @@ class ChildResult:
     disk_full: bool = False  # the error was a file system out of space (or quota)
     log_tail: str = ""
     seconds: float = 0.0
-    events: list[tuple[str, Any]] = field(default_factory=list)
 
     def reason(self) -> str:
         """One line: what went wrong."""
@@ -162,7 +161,7 @@ class Isolator:
         asks. The child is killed after ``timeout`` seconds without a message from it."""
         started = time.perf_counter()
         pid, conn = self._fork()
-        result = ChildResult(ok=False)
+        ended: dict[str, Any] = {"ok": False}  # the fields of its result, as they are learned
         try:
             context = {"environ": dict(os.environ), "cwd": os.getcwd(), "path": list(sys.path)}
             conn.send((target, dict(payload), str(log_path), dict(env or {}), context))
@@ -170,7 +169,7 @@ class Isolator:
             while True:
                 if not conn.poll(0.05):
                     if self._clock() > deadline:
-                        result.timed_out = True
+                        ended["timed_out"] = True
                         break
                     continue
                 try:
@@ -179,23 +178,21 @@ class Isolator:
                     break  # the child died
                 deadline = self._clock() + timeout
                 if message[0] == "result":
-                    result.ok, result.value = True, message[1]
+                    ended.update(ok=True, value=message[1])
                     break
                 if message[0] == "error":
-                    result.error, result.traceback, result.disk_full = message[1], message[2], message[3]
+                    ended.update(error=message[1], traceback=message[2], disk_full=message[3])
                     break
                 kind, data = message[1], message[2]
-                result.events.append((kind, data))
                 answer = handler(kind, data) if handler else None
                 if message[0] == "ask":
                     conn.send(answer)
                     deadline = self._clock() + timeout
         finally:
             conn.close()
-            result.exitcode = self._stop(pid, graceful=result.ok or result.error is not None)
-        result.seconds = time.perf_counter() - started
-        result.log_tail = _tail(log_path)
-        return result
+            exitcode = self._stop(pid, graceful=ended["ok"] or ended.get("error") is not None)
+        seconds = time.perf_counter() - started
+        return ChildResult(**ended, exitcode=exitcode, seconds=seconds, log_tail=_tail(log_path))
 
     def _stop(self, pid: int, graceful: bool) -> int | None:
         """Kill the child's process group (the child if it did not end by itself, and helpers it

@@ -3,23 +3,22 @@
 A job is written next to its step's log (``logs/<name>.job.json``) and the same JSON document is
 sent to the child, so ``python -m sextant.worker logs/<name>.job.json`` replays exactly what ran.
 Every default lives on the dataclasses below or on the options they come from, never in the worker.
+Each job names the :mod:`sextant.messages` type its child answers with (``answer``).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sextant.generation.config import GenerationConfig
+from sextant.messages import Built, Profiled, Windows
 from sextant.profiler import ProfilerConfig
 from sextant.runtime import GeneratorRequest, RunnerRequest, StepRequest
 from sextant.signature import Signature
-
-if TYPE_CHECKING:
-    from sextant.screening import ScreenMode
 
 STEP_TARGET = "sextant.worker:run_step"
 CANDIDATE_TARGET = "sextant.worker:run_candidate"
@@ -38,6 +37,7 @@ class StepJob:
     canonical_hash: str | None = None
 
     target = STEP_TARGET
+    answer = Built
 
     def to_json(self) -> dict[str, Any]:
         r = self.request
@@ -72,7 +72,7 @@ class StepJob:
 @dataclass(frozen=True)
 class CandidateJob:
     """Load a runner (``load`` names its callable), run ``inputs``, save the outputs to ``outputs``,
-    then profile with ``profiler`` if the parent says so (:class:`ProfileOrder`)."""
+    then profile with ``profiler`` if the parent says so (:class:`~sextant.messages.ProfileOrder`)."""
 
     load: str
     request: RunnerRequest
@@ -81,6 +81,7 @@ class CandidateJob:
     profiler: ProfilerConfig
 
     target = CANDIDATE_TARGET
+    answer = Profiled
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -107,7 +108,7 @@ class GenerationJob:
     """Load a generator (``load`` names its callable), run every prompt of ``prompts`` greedily (the
     reference: ``reference`` is ``None``) or teacher-forced on the reference's continuation, save the
     logits (and ids) to ``outputs``, then measure with ``config`` if the parent says so
-    (:class:`ProfileOrder`; see :mod:`sextant.generation.worker`)."""
+    (:class:`~sextant.messages.ProfileOrder`; see :mod:`sextant.generation.worker`)."""
 
     load: str
     request: GeneratorRequest
@@ -117,6 +118,7 @@ class GenerationJob:
     config: GenerationConfig
 
     target = GENERATION_TARGET
+    answer = Profiled
 
     def to_json(self) -> dict[str, Any]:
         r = self.request
@@ -165,6 +167,7 @@ class PairedJob:
     min_calls: int
 
     target = PAIRED_TARGET
+    answer = Windows
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -221,32 +224,6 @@ _KINDS: dict[str, type[StepJob] | type[CandidateJob] | type[GenerationJob] | typ
     GENERATION_TARGET: GenerationJob,
     PAIRED_TARGET: PairedJob,
 }
-
-
-@dataclass(frozen=True)
-class ProfileOrder:
-    """The parent's answer once it has judged a candidate's outputs: profile or stop; how to screen
-    it first (``screen``: see :mod:`sextant.screening`; ``None``: no screen); and the cut-off share
-    of the best rival's throughput (``rivals``: batch size → the best reached at or below it) under
-    which a candidate is screened out, or, unscreened, its sweep stops."""
-
-    profile: bool
-    cutoff: float = 0.0
-    rivals: Mapping[int, float] = field(default_factory=dict)
-    screen: ScreenMode | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "profile": self.profile,
-            "cutoff": self.cutoff,
-            "rivals": {str(k): v for k, v in self.rivals.items()},
-            "screen": self.screen,
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> ProfileOrder:
-        rivals = {int(k): float(v) for k, v in data["rivals"].items()}
-        return cls(data["profile"], data["cutoff"], rivals, data.get("screen"))
 
 
 def job_document(job: Job) -> dict[str, Any]:

@@ -5,7 +5,8 @@ of calls, each window lasting at least ``window_s`` (so sub-millisecond models g
 window), until the mean latencies of the last ``stable_windows`` windows agree within
 ``stability``, or the batch size's time budget runs out, in which case the point is marked unstable.
 The sweep stops after ``plateau_steps`` consecutive doublings that each gain less than
-``min_gain`` throughput, or when ``keep_going(point)`` says the candidate cannot win. A point whose
+``min_gain`` throughput, or when ``keep_going(point)`` says the candidate cannot win; it says why
+as a :class:`SweepEnd` (a :class:`~sextant.records.Stop` and the same in words). A point whose
 time per item is over ``outlier`` times its neighbours' (one slow reading on a loaded machine) is
 measured again, at most ``remeasure`` times, and marked unstable if it stays off.
 
@@ -25,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sextant.records import Stop
+
 if TYPE_CHECKING:
     from sextant.memory import MemorySource
 
@@ -35,6 +38,14 @@ Clock = Callable[[], int]
 #: how :func:`sweep`'s own reasons for stopping begin (a ``keep_going`` reason is the caller's)
 PLATEAU = "throughput stopped improving"
 MAX_BATCH = "reached max batch"
+
+
+@dataclass(frozen=True)
+class SweepEnd:
+    """How a sweep (or a candidate's screen and sweep) ended: why, in words and in one word."""
+
+    stopped: str
+    stop: Stop
 
 
 @dataclass(frozen=True)
@@ -222,8 +233,9 @@ def sweep(
     memory: MemorySource | None = None,
     clock: Clock = time.perf_counter_ns,
     synchronize: Callable[[], None] | None = None,
-) -> str:
-    """Profile batch sizes in order (each with :func:`measure`); returns why the sweep stopped.
+) -> SweepEnd:
+    """Profile batch sizes in order (each with :func:`measure`); returns why the sweep stopped
+    (``Stop.CUTOFF`` with ``keep_going``'s words when it said to stop).
 
     A point off the trend of its neighbours (see :func:`off_trend`) is measured again, at most
     ``config.remeasure`` times, before it is reported and before anything is decided on it; one
@@ -254,12 +266,12 @@ def sweep(
         point = points[-1]
         reason = keep_going(point)
         if reason:
-            return _report_first(points, report, reason)
+            return _report_first(points, report, SweepEnd(reason, Stop.CUTOFF))
         low_gain = low_gain + 1 if point.throughput < best * (1 + config.min_gain) else 0
         best = max(best, point.throughput)
         if low_gain >= config.plateau_steps:
-            return _report_first(points, report, f"{PLATEAU} at batch {batch}")
-    return _report_first(points, report, f"{MAX_BATCH} {config.max_batch}")
+            return _report_first(points, report, SweepEnd(f"{PLATEAU} at batch {batch}", Stop.PLATEAU))
+    return _report_first(points, report, SweepEnd(f"{MAX_BATCH} {config.max_batch}", Stop.MAX_BATCH))
 
 
 def sparse_sweep(
@@ -269,7 +281,7 @@ def sparse_sweep(
     keep_going: Callable[[Point], str | None] = lambda point: None,
     stages: Callable[[], Mapping[str, float]] | None = None,
     **timing: Any,
-) -> str:
+) -> SweepEnd:
     """:func:`sweep` over fewer batch sizes: first the coarse ones (:meth:`ProfilerConfig.coarse_sizes`:
     1, 4, 16, 64) upwards until one gains under ``min_gain`` per doubling it spans over the best
     before it (``(1 + min_gain)**2 - 1`` for a quadrupling: the dense sweep's plateau of two
@@ -294,32 +306,32 @@ def sparse_sweep(
             report(measured[batch])
         return keep_going(measured[batch])
 
-    def finish(reason: str) -> str:
+    def finish(outcome: SweepEnd) -> SweepEnd:
         if len(measured) == 1:
             report(next(iter(measured.values())))
-        return reason
+        return outcome
 
-    reason = f"{MAX_BATCH} {config.max_batch}"
+    ended = SweepEnd(f"{MAX_BATCH} {config.max_batch}", Stop.MAX_BATCH)
     best, previous = 0.0, None
     for batch in config.coarse_sizes():
         stop = take(batch)
         if stop:
-            return finish(stop)
+            return finish(SweepEnd(stop, Stop.CUTOFF))
         point = measured[batch]
         doublings = grid.index(batch) - grid.index(previous) if previous is not None else 0
         if previous is not None and point.throughput < best * (1 + config.min_gain) ** doublings:
-            reason = f"{PLATEAU} at batch {batch}"
+            ended = SweepEnd(f"{PLATEAU} at batch {batch}", Stop.PLATEAU)
             break
         best, previous = max(best, point.throughput), batch
     while True:
         top = grid.index(max(measured, key=lambda b: measured[b].throughput))
         beside = [grid[i] for i in (top - 1, top + 1) if 0 <= i < len(grid) and grid[i] not in measured]
         if not beside:
-            return finish(reason)
+            return finish(ended)
         for batch in beside:
             stop = take(batch)
             if stop:
-                return finish(stop)
+                return finish(SweepEnd(stop, Stop.CUTOFF))
 
 
 def _settle(
@@ -342,11 +354,11 @@ def _settle(
         points[index] = replace(points[index], stable=False)
 
 
-def _report_first(points: list[Point], report: Callable[[Point], None], reason: str) -> str:
-    """Report batch 1 when the sweep ends before batch 2 could check it; returns ``reason``."""
+def _report_first(points: list[Point], report: Callable[[Point], None], outcome: SweepEnd) -> SweepEnd:
+    """Report batch 1 when the sweep ends before batch 2 could check it; returns ``outcome``."""
     if len(points) == 1:
         report(points[0])
-    return reason
+    return outcome
 
 
 def off_trend(points: list[Point], index: int, factor: float) -> bool:

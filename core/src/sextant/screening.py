@@ -29,20 +29,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Literal
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from sextant.earlystop import stop_reason
-from sextant.profiler import MAX_BATCH, Clock, Point, ProfilerConfig, measure, sweep
-from sextant.records import CUTOFF_WORDS, SCREENED_WORDS, Stop
+from sextant.messages import ProfileOrder, ScreenMode
+from sextant.profiler import Clock, Point, ProfilerConfig, SweepEnd, measure, sweep
+from sextant.records import SCREENED_WORDS, Stop
 
 if TYPE_CHECKING:
-    from sextant.jobs import ProfileOrder
     from sextant.memory import MemorySource
     from sextant.objective import Objective
-
-#: what the screen is judged on: the better end of the batch range, or batch 1 alone
-ScreenMode = Literal["throughput", "latency"]
 
 
 def screen_mode(objective: Objective) -> ScreenMode | None:
@@ -120,14 +117,6 @@ def rival_envelope(profiles: Iterable[Iterable[Mapping[str, Any]]], batch_sizes:
     return envelope
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """How profiling a candidate ended: why, in words and in one word."""
-
-    stopped: str
-    stop: Stop
-
-
 def profile_candidate(
     make_infer: Callable[[int], Callable[[], Any]],
     config: ProfilerConfig,
@@ -139,7 +128,7 @@ def profile_candidate(
     memory: MemorySource | None = None,
     clock: Clock = time.perf_counter_ns,
     synchronize: Callable[[], None] | None = None,
-) -> Outcome:
+) -> SweepEnd:
     """Screen the candidate (when ``order.screen`` says how), then sweep it unless it was screened
     out, stopping early by :func:`sextant.earlystop.stop_reason`: what a candidate's child runs once
     its outputs passed. Screen points go to ``report_screen``, the sweep's to ``report``;
@@ -155,7 +144,7 @@ def profile_candidate(
             points.append(point)
         reason = screen_verdict(points, order.rivals, order.cutoff, order.screen)
         if reason:
-            return Outcome(reason, Stop.SCREENED)
+            return SweepEnd(reason, Stop.SCREENED)
         screened = {p.batch: p.throughput for p in points}
     measured: list[Point] = []  # as reported: after any measurement again (``sweep``)
     sizes = config.batch_sizes()
@@ -169,7 +158,4 @@ def profile_candidate(
         remaining = [b for b in sizes if b not in done]
         return stop_reason(measured, remaining, order.rivals, order.cutoff, screened)
 
-    stopped = sweep(make_infer, config, reported, keep_going, stages, **timing)
-    if stopped.startswith(CUTOFF_WORDS):
-        return Outcome(stopped, Stop.CUTOFF)
-    return Outcome(stopped, Stop.MAX_BATCH if stopped.startswith(MAX_BATCH) else Stop.PLATEAU)
+    return sweep(make_infer, config, reported, keep_going, stages, **timing)

@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 
 from sextant.child import Channel
-from sextant.jobs import CandidateJob, PairedJob, ProfileOrder, StepJob, read_job
+from sextant.jobs import CandidateJob, PairedJob, StepJob, read_job
 from sextant.memory import MemoryProbe
+from sextant.messages import Built, Loaded, Measured, OutputsSaved, Profiled, ProfileOrder, Windows
 from sextant.runtime import StageTimer, Synchronizer
 from sextant.samples import load_batches, resize_batch, save_batches
 from sextant.screening import profile_candidate
@@ -27,9 +28,9 @@ from sextant.specs import resolve
 
 
 def run_step(document: Mapping[str, Any], channel: Channel) -> dict[str, Any]:
-    """Run an exporter or converter; returns the artifact's path (``artifact``) and, when the job
-    names its format's ``canonical_hash``, the artifact's fingerprint (``canonical``; ``None``,
-    with the error in the log, when the fingerprint failed: then only its bytes count)."""
+    """Run an exporter or converter; answers :class:`~sextant.messages.Built`: the artifact and, when
+    the job names its format's ``canonical_hash``, the artifact's fingerprint (``None``, with the
+    error in the log, when the fingerprint failed: then only its bytes count)."""
     job = StepJob.from_json(document)
     job.request.output_dir.mkdir(parents=True, exist_ok=True)
     artifact = resolve(job.run)(job.request)
@@ -41,7 +42,7 @@ def run_step(document: Mapping[str, Any], channel: Channel) -> dict[str, Any]:
             canonical = str(resolve(job.canonical_hash)(Path(artifact)))
         except Exception as exc:  # a fingerprint is an optimisation: the artifact stands without it
             print(f"{job.canonical_hash} failed on {artifact}: {type(exc).__name__}: {exc}", file=sys.stderr)
-    return {"artifact": str(artifact), "canonical": canonical}
+    return Built(Path(artifact), canonical).to_json()
 
 
 def _set_threads(threads: int) -> None:
@@ -52,17 +53,16 @@ def _set_threads(threads: int) -> None:
 def run_candidate(document: Mapping[str, Any], channel: Channel) -> dict[str, Any]:
     """Load a runner, run the correctness inputs, ask the parent, then profile if told to.
 
-    Events: ``loaded`` (seconds), ``screen_point`` and ``point`` (one point of the screen or of
-    the full sweep as a dict, with the peak resident memory while it was measured; see
-    :mod:`sextant.screening`). The ask ``outputs`` (path of the saved outputs) is answered with
-    a :class:`~sextant.jobs.ProfileOrder` document.
+    Messages (:mod:`sextant.messages`): ``Loaded``; the ask ``OutputsSaved``, answered with a
+    ``ProfileOrder``; a ``Measured`` for each point of the screen or of the full sweep, with the
+    peak resident memory while it was measured (see :mod:`sextant.screening`). Answers ``Profiled``.
     """
     job = CandidateJob.from_json(document)
     _set_threads(job.request.threads)
     memory = MemoryProbe()
     started = time.perf_counter()
     runner = resolve(job.load)(job.request)
-    channel.emit("loaded", time.perf_counter() - started)
+    channel.emit(Loaded(time.perf_counter() - started))
     loaded_mb = memory.read().rss_mb
     try:
         outputs = []
@@ -70,9 +70,9 @@ def run_candidate(document: Mapping[str, Any], channel: Channel) -> dict[str, An
             result = runner.infer(batch)
             outputs.append({name: np.asarray(value) for name, value in result.items()})
         save_batches(job.outputs, outputs)
-        order = ProfileOrder.from_json(channel.ask("outputs", str(job.outputs)))
+        order = ProfileOrder.from_json(channel.ask(OutputsSaved(job.outputs)))
         if not order.profile:
-            return {"profiled": False}
+            return Profiled().to_json()
         base = load_batches(job.inputs)[0]
 
         def make_infer(size: int):
@@ -84,19 +84,13 @@ def run_candidate(document: Mapping[str, Any], channel: Channel) -> dict[str, An
             make_infer,
             job.profiler,
             order,
-            lambda p: channel.emit("point", p.to_dict()),
-            lambda p: channel.emit("screen_point", p.to_dict()),
+            lambda p: channel.emit(Measured(p.to_dict())),
+            lambda p: channel.emit(Measured(p.to_dict(), screen=True)),
             stages,
             memory=memory,
             synchronize=runner.synchronize if isinstance(runner, Synchronizer) else None,
         )
-        return {
-            "profiled": True,
-            "stopped": outcome.stopped,
-            "stop": outcome.stop.value,
-            "threads": job.request.threads,
-            "loaded_memory_mb": loaded_mb,
-        }
+        return Profiled(outcome.stop, outcome.stopped, job.request.threads, loaded_mb).to_json()
     finally:
         runner.close()
 
@@ -106,7 +100,8 @@ def _nothing() -> None:
 
 
 def run_paired(document: Mapping[str, Any], channel: Channel) -> dict[str, Any]:
-    """Load every contender's runner and measure them in interleaved rounds (:mod:`sextant.pairing`)."""
+    """Load every contender's runner and measure them in interleaved rounds (:mod:`sextant.pairing`);
+    answers :class:`~sextant.messages.Windows`."""
     from sextant.pairing import interleave
 
     job = PairedJob.from_json(document)
@@ -122,7 +117,8 @@ def run_paired(document: Mapping[str, Any], channel: Channel) -> dict[str, Any]:
             sync = runner.synchronize if isinstance(runner, Synchronizer) else _nothing
             # a device runner's call ends when its device work does, as in the profiler
             infers.append(lambda runner=runner, batch=batch, sync=sync: (runner.infer(batch), sync()))
-        return {"windows": interleave(infers, job.batches, job.rounds, job.window_s, job.min_calls)}
+        windows = interleave(infers, job.batches, job.rounds, job.window_s, job.min_calls)
+        return Windows(tuple(tuple(row) for row in windows)).to_json()
     finally:
         for runner in runners:
             runner.close()

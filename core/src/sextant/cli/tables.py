@@ -11,6 +11,16 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 from rich.tree import Tree
 
+from sextant.optimizer.events import (
+    CandidateEnded,
+    CandidatePoint,
+    CandidateStarted,
+    Event,
+    Noted,
+    Planned,
+    StepEnded,
+    StepStarted,
+)
 from sextant.package.document import RunDocument
 from sextant.planner import Plan, make_plan
 from sextant.plugins import Catalog, availability
@@ -324,30 +334,23 @@ class ProgressView:
     def __exit__(self, *exc: Any) -> None:
         self.progress.__exit__(*exc)
 
-    def __call__(self, kind: str, data: Mapping[str, Any]) -> None:
-        if kind == "plan":
-            plan = data["plan"]
-            total = len(plan.steps) + len(plan.candidates)
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, Planned):
+            total = len(event.plan.steps) + len(event.plan.candidates)
             self.task = self.progress.add_task("planning", total=total, info="")
-        elif kind in ("step_start", "candidate_start"):
+        elif isinstance(event, (StepStarted, CandidateStarted)):
+            doing = "building" if isinstance(event, StepStarted) else "checking"
+            self.progress.update(self.task, description=f"{doing} {escape(event.id)}", info="")
+        elif isinstance(event, CandidatePoint):
             self.progress.update(
                 self.task,
-                description=f"{'building' if kind == 'step_start' else 'checking'} {escape(data['id'])}",
-                info="",
+                description=f"{'screening' if event.screen else 'profiling'} {escape(event.id)}",
+                info=f"batch {event.point['batch']}: {event.point['throughput']:,.0f}/s",
             )
-        elif kind == "candidate_point":
-            point = data["point"]
-            self.progress.update(
-                self.task,
-                description=f"{'screening' if data.get('screen') else 'profiling'} {escape(data['id'])}",
-                info=f"batch {point['batch']}: {point['throughput']:,.0f}/s",
-            )
-        elif kind in ("step_end", "candidate_end"):
+        elif isinstance(event, (StepEnded, CandidateEnded)):
             self.progress.advance(self.task)
-            record = data["record"]
-            if record["status"] not in (Status.OK, Status.SKIPPED, Status.DUPLICATE):
-                parse = StepRecord.from_json if kind == "step_end" else CandidateRecord.from_json
-                self.console.print(f"  {escape(data['id'])}: {_status_text(parse(record), limit=200)}")
-        elif kind == "note":
-            self.said.append(data["text"])
-            self.console.print(f"[cyan]note:[/cyan] {escape(data['text'])}")
+            if event.record.status not in (Status.OK, Status.SKIPPED, Status.DUPLICATE):
+                self.console.print(f"  {escape(event.id)}: {_status_text(event.record, limit=200)}")
+        elif isinstance(event, Noted):
+            self.said.append(event.text)
+            self.console.print(f"[cyan]note:[/cyan] {escape(event.text)}")

@@ -12,7 +12,6 @@ generation backend (a :class:`~sextant.specs.GeneratorSpec`) on token prompts:
 - :mod:`.measure`: time to first token, inter-token latency, output tokens per second, memory;
 - :mod:`.screen`: the short look at a candidate before its full measurement (``--cutoff``);
 - :mod:`.worker`: the job an isolated child runs for one candidate;
-- :mod:`.tables`: a generation package in the terminal (``sextant inspect``);
 - :mod:`.run`: the run itself (workspace, cache, records, selection), reusing the single-model
   run's machinery.
 

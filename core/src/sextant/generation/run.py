@@ -17,6 +17,7 @@ is skipped, saying so, and tried by the next run); screening by :mod:`sextant.ge
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,14 +36,17 @@ from sextant.generation.plan import GenerationCandidate, GenerationPlan, make_ge
 from sextant.generation.prompts import Prompts, make_prompts
 from sextant.generation.screen import rivals, screen_mode, screen_verdict
 from sextant.isolation import Isolator
-from sextant.jobs import GenerationJob, ProfileOrder
+from sextant.jobs import GenerationJob
+from sextant.messages import ChildEvent, Loaded, Measured, OutputsSaved, Profiled, ProfileOrder
 from sextant.options import OptimizeOptions
 from sextant.package import Package
 from sextant.package.document import RunInfo, Skipped
 from sextant.optimizer.budget import Budget
 from sextant.optimizer.context import Run, outcome
-from sextant.optimizer.ledger import EventHandler, Ledger
+from sextant.optimizer.events import CandidatePoint, CandidateStarted, Done, EventHandler, Planned
+from sextant.optimizer.ledger import Ledger
 from sextant.optimizer.lock import WorkspaceLock
+from sextant.optimizer.seal import previous_status, raise_if_nothing_selected, seal, write_report
 from sextant.optimizer.steps import run_step
 from sextant.optimizer.workspace import Workspace
 from sextant.planner import SOURCE
@@ -70,7 +74,7 @@ def optimize_generation(
     plan = make_generation_plan(
         catalog, source.format, devices=options.devices(), precisions=options.precisions, generators=options.runners
     )
-    emit("plan", {"plan": plan, "source": source})
+    emit(Planned(plan, source))
     reference = plan.reference()
     if reference is None:
         raise NothingRunnableError(
@@ -79,10 +83,8 @@ def optimize_generation(
         )
     made = make_prompts(prompts, config, source.vocab_size, source.max_positions)
     workspace = Workspace.open(Path(options.workspace or Path("sextant-workspace") / source.name))
-    from sextant.optimizer.run import _previous_status, _raise_if_nothing_selected, _seal, _write_report
-
     with WorkspaceLock(workspace.path) as lock:
-        previous, unreadable = _previous_status(workspace, options.fresh)
+        previous, unreadable = previous_status(workspace, options.fresh)
         written = workspace.write_source(source)
         threads = options.threads or cpu_threads()
         ledger = Ledger(
@@ -136,13 +138,13 @@ def optimize_generation(
                 _run_plan(run, plan, reference, made)
             except BaseException:
                 _finish(run, plan, time.monotonic() - started, complete=False)
-                _seal(ledger, workspace)
+                seal(ledger, workspace)
                 raise
         _finish(run, plan, time.monotonic() - started, complete=True)
         workspace.prune([r.artifact for r in ledger.steps.values()] + [r.outputs for r in ledger.candidates.values()])
-        _write_report(ledger, workspace)
-        _seal(ledger, workspace)
-    _raise_if_nothing_selected(ledger, workspace)
+        write_report(ledger, workspace)
+        seal(ledger, workspace)
+    raise_if_nothing_selected(ledger, workspace)
     return Package(workspace.path)
 
 
@@ -240,23 +242,23 @@ def evaluate(
     if reused is not None:
         return _record(run, candidate, reused)
 
-    run.ledger.emit("candidate_start", {"id": candidate.id})
-    points: list[dict[str, Any]] = []
-    screened: list[dict[str, Any]] = []
+    run.ledger.emit(CandidateStarted(candidate.id))
+    points: list[Mapping[str, Any]] = []
+    screened: list[Mapping[str, Any]] = []
     current = {"record": record}
 
-    def handle(kind: str, data: Any) -> Any:
-        if kind == "outputs":
-            current["record"] = judging(current["record"], Path(data))
+    def handle(message: ChildEvent) -> ProfileOrder | None:
+        if isinstance(message, OutputsSaved):
+            current["record"] = judging(current["record"], message.path)
             if current["record"].status != Status.PROFILING:
-                return ProfileOrder(profile=False).to_json()
+                return ProfileOrder(profile=False)
             mode = screen_mode(run.options.generation_goal()) if run.options.cutoff > 0 else None  # 0: no screen
-            return ProfileOrder(True, run.options.cutoff, _rivals(run), mode).to_json()
-        if kind in ("point", "screen_point"):
-            (points if kind == "point" else screened).append(data)
-            run.ledger.emit("candidate_point", {"id": candidate.id, "point": data, "screen": kind == "screen_point"})
-        elif kind == "loaded":
-            current["record"] = replace(current["record"], load_seconds=round(float(data), 3))
+            return ProfileOrder(True, run.options.cutoff, _rivals(run), mode)
+        if isinstance(message, Measured):
+            (screened if message.screen else points).append(message.point)
+            run.ledger.emit(CandidatePoint(candidate.id, message.point, message.screen))
+        elif isinstance(message, Loaded):
+            current["record"] = replace(current["record"], load_seconds=round(message.seconds, 3))
         return None
 
     request = GeneratorRequest(
@@ -274,14 +276,11 @@ def evaluate(
     if record.status == Status.PENDING:
         record = replace(record, **outcome(result))
     elif record.status == Status.PROFILING:
-        if result.ok and result.value.get("screened") and screened:
-            value = result.value
-            memory = value.get("loaded_memory_mb")
-            profile = Profile(tuple(screened), value["threads"], value["screened"], memory, Stop.SCREENED)
-            record = replace(record, status=Status.OK, profile=profile)
-        elif result.ok and points:
-            profile = Profile(tuple(points), run.threads, "measured at every batch size", result.value.get("loaded_memory_mb"), Stop.MAX_BATCH)
-            record = replace(record, status=Status.OK, profile=profile, ttft_ms=result.value["ttft_ms"])
+        answer = result.value if result.ok else Profiled()
+        kept = screened if answer.stop is Stop.SCREENED else points
+        if answer.stop is not None and kept:
+            profile = Profile(tuple(kept), answer.threads, answer.stopped, answer.loaded_memory_mb, answer.stop)
+            record = replace(record, status=Status.OK, profile=profile, ttft_ms=dict(answer.ttft_ms) or None)
         else:
             failure = outcome(result)
             failure.update(status=Status.FAILED, reason=f"while measuring: {result.reason()}")
@@ -378,4 +377,4 @@ def _finish(run: Run, plan: GenerationPlan, seconds: float, *, complete: bool) -
         reference_only=(),
         selection=selection,
     )
-    ledger.emit("done", {"status": ledger.document.to_json()})
+    ledger.emit(Done(ledger.document))

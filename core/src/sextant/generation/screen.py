@@ -31,12 +31,11 @@ import numpy as np
 
 from sextant.generation.config import GenerationConfig
 from sextant.generation.measure import Clock, GenerationPoint, measure_batch
+from sextant.messages import ProfileOrder, ScreenMode
 from sextant.records import SCREENED_WORDS, CandidateRecord
-from sextant.screening import ScreenMode
 from sextant.screening import screen_mode as single_model_mode
 
 if TYPE_CHECKING:
-    from sextant.jobs import ProfileOrder
     from sextant.objective import Objective
     from sextant.runtime import Generator
 

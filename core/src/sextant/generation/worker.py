@@ -4,9 +4,10 @@ Load the generator; check the prompts against what it says it takes; run every p
 reference: its greedy continuation, ids and logits; any other candidate: teacher-forced on the
 reference's continuation, logits only, and a streaming generator's own greedy ids) and save the
 arrays; ask the parent (``outputs``: the file), which judges them; if told to, measure: first a
-screen when the order asks for one (:mod:`sextant.generation.screen`; event ``screen_point``; a
-candidate screened out stops there), then the time to first token of each prompt length at batch
-1 (event ``ttft``), then one point per batch size at the longest prompt (event ``point``).
+screen when the order asks for one (:mod:`sextant.generation.screen`; a ``Measured`` screen point;
+a candidate screened out stops there), then the time to first token of each prompt length at batch
+1 (``Ttft``), then one point per batch size at the longest prompt (``Measured``). Messages are
+:mod:`sextant.messages`'; the answer is ``Profiled``.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ from sextant.generation.loop import greedy, teacher_forced
 from sextant.generation.measure import measure_batch, measure_ttft
 from sextant.generation.prompts import Prompts, check
 from sextant.generation.screen import screen
-from sextant.jobs import GenerationJob, ProfileOrder
+from sextant.jobs import GenerationJob
 from sextant.memory import MemoryProbe
+from sextant.messages import Loaded, Measured, OutputsSaved, Profiled, ProfileOrder, Ttft
+from sextant.records import Stop
 from sextant.runtime import StreamingGenerator
 from sextant.specs import resolve
 from sextant.worker import _set_threads
@@ -36,7 +39,7 @@ def run_generation(document: Mapping[str, Any], channel: Channel) -> dict[str, A
     memory = MemoryProbe()
     started = time.perf_counter()
     generator = resolve(job.load)(job.request)
-    channel.emit("loaded", time.perf_counter() - started)
+    channel.emit(Loaded(time.perf_counter() - started))
     loaded_mb = memory.read().rss_mb
     try:
         prompts = Prompts.load(job.prompts)
@@ -53,22 +56,21 @@ def run_generation(document: Mapping[str, Any], channel: Channel) -> dict[str, A
                     outputs[f"streamed_{i}"] = np.array([int(np.asarray(ids).reshape(-1)[0]) for ids in steps])
         with open(job.outputs, "wb") as f:
             np.savez(f, **outputs)
-        order = ProfileOrder.from_json(channel.ask("outputs", str(job.outputs)))
+        order = ProfileOrder.from_json(channel.ask(OutputsSaved(job.outputs)))
         if not order.profile:
-            return {"profiled": False}
+            return Profiled().to_json()
         longest = prompts.first_of_length(prompts.lengths[-1])
         if order.screen is not None and order.rivals:
             point, screened = screen(generator, longest, config, order)
-            channel.emit("screen_point", point.to_dict())
+            channel.emit(Measured(point.to_dict(), screen=True))
             if screened:
-                return {"screened": screened, "threads": job.request.threads, "loaded_memory_mb": loaded_mb}
+                return Profiled(Stop.SCREENED, screened, job.request.threads, loaded_mb).to_json()
         ttft = {}
         for length in prompts.lengths:
             ttft[str(length)] = measure_ttft(
                 generator, prompts.first_of_length(length), repeats=config.repeats, warmup=config.warmup
             )
-            channel.emit("ttft", {"length": length, "ms": ttft[str(length)]})
-        points = []
+            channel.emit(Ttft(length, ttft[str(length)]))
         for batch in config.batch_sizes:
             point = measure_batch(
                 generator,
@@ -79,13 +81,7 @@ def run_generation(document: Mapping[str, Any], channel: Channel) -> dict[str, A
                 warmup=config.warmup,
                 memory=memory,
             )
-            points.append(point.to_dict())
-            channel.emit("point", point.to_dict())
-        return {
-            "profiled": True,
-            "ttft_ms": ttft,
-            "threads": job.request.threads,
-            "loaded_memory_mb": loaded_mb,
-        }
+            channel.emit(Measured(point.to_dict()))
+        return Profiled(Stop.MAX_BATCH, "measured at every batch size", job.request.threads, loaded_mb, ttft).to_json()
     finally:
         generator.close()

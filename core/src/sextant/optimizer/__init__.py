@@ -13,7 +13,9 @@ bottom as the job goes; each stage lives in its own module of this package:
 - :mod:`.schedule`: the order the plan runs in: the reference, history's favourites, the rest;
 - :mod:`.learned`: this machine's history: the order candidates are measured in, slow builds;
 - :mod:`.variants`: runner option variants and option search, on the best artifact only;
-- :mod:`sextant.selection`: choosing the best under the objective.
+- :mod:`sextant.selection`: choosing the best under the objective;
+- :mod:`.seal`: how a run (this one or a text-generation run) begins and ends in its workspace:
+  the earlier run's status, the report, the manifest, the error when nothing was selected.
 
 Every step and candidate is keyed by content; a re-run reuses what the workspace's ``status.json``
 recorded under the same key, and redoes only what a changed option touches.

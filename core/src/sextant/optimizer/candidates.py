@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,7 +18,10 @@ from sextant.cache import digest, library_versions
 from sextant.compare import NonFinite, Tolerance, Verdict, nonfinite
 from sextant.earlystop import sweep_cutoff
 from sextant.errors import SampleError
-from sextant.jobs import CandidateJob, ProfileOrder
+from sextant.isolation import ChildResult
+from sextant.jobs import CandidateJob
+from sextant.messages import ChildEvent, Loaded, Measured, OutputsSaved, Profiled, ProfileOrder
+from sextant.optimizer.events import CandidatePoint, CandidateStarted
 from sextant.options import OptimizeOptions
 from sextant.optimizer.context import Run, outcome
 from sextant.optimizer.duplicates import duplicate_candidate
@@ -248,24 +250,24 @@ def evaluate(run: Run, candidate: PlannedCandidate, judge: JudgeFunc) -> Candida
     if unaffordable:
         return _record(run, candidate, replace(record, status=Status.SKIPPED, reason=unaffordable, cause=Cause.BUDGET))
 
-    ledger.emit("candidate_start", {"id": candidate.id})
-    points: list[dict[str, Any]] = []
-    screened: list[dict[str, Any]] = []
+    ledger.emit(CandidateStarted(candidate.id))
+    points: list[Mapping[str, Any]] = []
+    screened: list[Mapping[str, Any]] = []
     current = {"record": record}  # the judgement arrives while the child waits for it
 
-    def handle(kind: str, data: Any) -> Any:
-        if kind == "outputs":
-            judgement = judge(candidate, load_batches(Path(data)))
+    def handle(message: ChildEvent) -> ProfileOrder | None:
+        if isinstance(message, OutputsSaved):
+            judgement = judge(candidate, load_batches(message.path))
             current["record"] = replace(current["record"], **judgement.fields())
             if judgement.status != Status.PROFILING:
-                return ProfileOrder(profile=False).to_json()
+                return ProfileOrder(profile=False)
             cutoff = sweep_cutoff(run.objective, run.options.cutoff)  # 0 where a throughput bound cannot judge
-            return ProfileOrder(True, cutoff, rivals(run), screen_mode(run.objective)).to_json()
-        if kind in ("point", "screen_point"):
-            (points if kind == "point" else screened).append(data)
-            ledger.emit("candidate_point", {"id": candidate.id, "point": data, "screen": kind == "screen_point"})
-        elif kind == "loaded":
-            current["record"] = replace(current["record"], load_seconds=round(float(data), 3))
+            return ProfileOrder(True, cutoff, rivals(run), screen_mode(run.objective))
+        if isinstance(message, Measured):
+            (screened if message.screen else points).append(message.point)
+            ledger.emit(CandidatePoint(candidate.id, message.point, message.screen))
+        elif isinstance(message, Loaded):
+            current["record"] = replace(current["record"], load_seconds=round(message.seconds, 3))
         return None
 
     request = runner_request(run, artifact, candidate.device, candidate.precision, candidate.options)
@@ -307,7 +309,11 @@ def _build_over_budget(run: Run, candidate: PlannedCandidate) -> str | None:
 
 
 def _ended(
-    record: CandidateRecord, result: Any, points: list[dict[str, Any]], screened: list[dict[str, Any]], threads: int
+    record: CandidateRecord,
+    result: ChildResult,
+    points: list[Mapping[str, Any]],
+    screened: list[Mapping[str, Any]],
+    threads: int,
 ) -> CandidateRecord:
     """The record once the child ended: how far it got decides what its end means. A candidate
     screened out is correct (``ok``) with its screen points as its profile, which says so. Points
@@ -317,11 +323,10 @@ def _ended(
     if record.status == Status.PENDING:  # it never reached the verdict: the child's failure is the story
         record = replace(record, **outcome(result), profile=profile)
     elif record.status == Status.PROFILING:
-        value = result.value if result.ok else {}
-        stop = Stop(value["stop"]) if "stop" in value else None
-        kept = screened if stop is Stop.SCREENED else points
-        if stop is not None and kept:
-            profile = Profile(tuple(kept), value["threads"], value["stopped"], value.get("loaded_memory_mb"), stop)
+        answer = result.value if result.ok else Profiled()
+        kept = screened if answer.stop is Stop.SCREENED else points
+        if answer.stop is not None and kept:
+            profile = Profile(tuple(kept), answer.threads, answer.stopped, answer.loaded_memory_mb, answer.stop)
             record = replace(record, status=Status.OK, profile=profile)
         else:
             failure = outcome(result)

@@ -6,12 +6,13 @@ import shlex
 import signal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 from sextant.cache import cache_dir, code_fingerprint
 from sextant.causes import out_of_memory
-from sextant.isolation import ChildResult, Handler, Isolator
+from sextant.isolation import ChildResult, Isolator
 from sextant.jobs import Job, job_document
+from sextant.messages import ChildEvent, parse_event
 from sextant.objective import Objective
 from sextant.options import OptimizeOptions
 from sextant.atomic import write_json
@@ -21,6 +22,14 @@ from sextant.optimizer.workspace import Workspace, WrittenSource
 from sextant.profiler import ProfilerConfig
 from sextant.records import Cause, Status
 from sextant.signature import Signature
+
+
+class Reply(Protocol):
+    def to_json(self) -> Any: ...
+
+
+#: sees each message of a job's child; what it returns (for an ask) is the reply
+Handler = Callable[[ChildEvent], Reply | None]
 
 
 @dataclass(frozen=True)
@@ -65,24 +74,31 @@ class Run:
         return self.options.goal(self.max_batch)
 
     def child(self, job: Job, name: str, handler: Handler | None = None) -> ChildResult:
-        """Write the job next to its log, then run it in an isolated child."""
+        """Write the job next to its log, then run it in an isolated child; ``handler`` sees its
+        messages, typed. The result's ``value`` is the child's answer, typed (``job.answer``)."""
         log = self.workspace / self.workspace.log(name)
         document = job_document(job)
         write_json(log.with_suffix(".job.json"), document)
         job_file = shlex.quote(str(log.with_suffix(".job.json")))  # a workspace path may hold spaces
         log.write_text(f"# {name}\n# reproduce in this process: python -m sextant.worker {job_file}\n")
+
+        def handle(kind: str, data: Any) -> Any:
+            reply = handler(parse_event(kind, data)) if handler else None
+            return None if reply is None else reply.to_json()
+
         try:
-            return self.isolator.run(
+            result = self.isolator.run(
                 job.target,
                 document["job"],
                 log_path=log,
                 timeout=self.options.step_timeout,
-                handler=handler,
+                handler=handle,
                 env={"SEXTANT_CACHE_DIR": str(cache_dir())},
             )
         except KeyboardInterrupt:
             self.ledger.set(interrupted=name)
             raise
+        return replace(result, value=job.answer.from_json(result.value)) if result.ok else result
 
 
 def outcome(result: ChildResult) -> dict[str, Any]:

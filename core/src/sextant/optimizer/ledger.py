@@ -7,16 +7,15 @@ drops those its plan no longer has.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from sextant.atomic import write_json
 from sextant.errors import SextantError
+from sextant.optimizer.events import CandidateEnded, Event, EventHandler, Noted, StepEnded
 from sextant.package.document import STATUS, RunDocument
 from sextant.records import CandidateRecord, StepRecord
-
-EventHandler = Callable[[str, Mapping[str, Any]], None]
 
 
 class Ledger:
@@ -61,7 +60,7 @@ class Ledger:
         self.steps[step_id] = record
         self.run_steps.append(step_id)
         self._save_unless_cached(record)
-        self._emit("step_end", {"id": step_id, "record": record.to_json()})
+        self._emit(StepEnded(step_id, record))
 
     def record_candidate(self, candidate_id: str, record: CandidateRecord, *, announce: bool = True) -> None:
         self.candidates[candidate_id] = record
@@ -69,7 +68,7 @@ class Ledger:
             self.run_candidates.append(candidate_id)
         self._save_unless_cached(record)
         if announce:
-            self._emit("candidate_end", {"id": candidate_id, "record": record.to_json()})
+            self._emit(CandidateEnded(candidate_id, record))
 
     def set(self, **entries: Any) -> None:
         """Set header entries (``signature``, ``baseline``, ``selection``, ...; typed or as JSON,
@@ -79,10 +78,10 @@ class Ledger:
 
     def note(self, text: str) -> None:
         self.header = self.header.updated(notes=(*self.header.notes, text))
-        self._emit("note", {"text": text})
+        self._emit(Noted(text))
 
-    def emit(self, kind: str, data: Mapping[str, Any]) -> None:
-        self._emit(kind, data)
+    def emit(self, event: Event) -> None:
+        self._emit(event)
 
     def keep_only(self, step_ids: list[str], candidate_ids: list[str]) -> None:
         """Drop records the plan no longer has (a finished run), in plan order."""

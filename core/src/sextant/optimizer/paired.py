@@ -66,8 +66,7 @@ def pair_contenders(run: Run, plan: Plan) -> None:
     if not result.ok:
         run.ledger.note(f"the paired re-measurement failed ({result.reason()}); the selection stands on the sweeps")
         return
-    windows = tuple(tuple(row) for row in result.value["windows"])
-    run.ledger.set(paired=Paired(tuple(ids), tuple(batches), windows, key))
+    run.ledger.set(paired=Paired(tuple(ids), tuple(batches), result.value.windows, key))
 
 
 def apply_pairing(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import time
-from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,26 +14,27 @@ from sextant import __version__
 from sextant.cache import hash_path
 from sextant.devices import busy_reason, cpu_threads, host_record, precision_unavailable_reason, unavailable_reason
 from sextant.earlystop import cannot_judge
-from sextant.errors import CorrectnessError, NothingRunnableError, PackageError, UsageError
+from sextant.errors import NothingRunnableError, UsageError
 from sextant.inputs import prepare_inputs
 from sextant.isolation import Isolator
 from sextant.options import OptimizeOptions
-from sextant.package import STATUS, Package, read_status
+from sextant.package import Package
 from sextant.package.document import RunInfo, Skipped
 from sextant.optimizer.budget import Budget
 from sextant.optimizer.candidates import VerifyFunc
 from sextant.optimizer.context import Run
 from sextant.history import disabled as history_disabled
 from sextant.optimizer.learned import describe, favourites, learn, note_order, open_history
-from sextant.optimizer.ledger import EventHandler, Ledger
+from sextant.optimizer.events import Done, EventHandler, Planned
+from sextant.optimizer.ledger import Ledger
 from sextant.optimizer.lock import WorkspaceLock
 from sextant.optimizer.paired import apply_pairing
+from sextant.optimizer.seal import previous_status, raise_if_nothing_selected, seal, write_report
 from sextant.optimizer.schedule import run_plan
 from sextant.optimizer.variants import search_strategy
 from sextant.optimizer.workspace import Workspace
 from sextant.planner import Plan, make_plan
 from sextant.plugins import Catalog, load_catalog
-from sextant.records import Status
 from sextant.references import resolve_model
 from sextant.samples import save_batches
 from sextant.selection import select, settle_regimes
@@ -62,14 +62,14 @@ def optimize(
         its inputs.
     :param verify_func: ``(outputs, reference) -> bool`` over every correctness batch; a candidate
         it rejects (or that makes it raise) is never selected.
-    :param on_event: ``(kind, data)`` for progress: plan, step_start/end, candidate_start/point/end,
-        note, done.
+    :param on_event: called with each progress event (:mod:`sextant.optimizer.events`): the plan,
+        each step's and candidate's start and end, profile points, notes, the last status.
     :param plan_only: return the :class:`~sextant.planner.Plan` without running anything.
     :param kwargs: fields of :class:`OptimizeOptions`, as an alternative to ``options``.
     """
     options = replace(options, **kwargs) if options else OptimizeOptions(**kwargs)
     catalog = catalog or load_catalog()
-    emit = on_event or (lambda kind, data: None)
+    emit = on_event or (lambda event: None)
     started = time.monotonic()
     budget = Budget(options.budget_s)
     compare = resolve(catalog.get("comparator", options.comparator).spec.run)
@@ -98,7 +98,7 @@ def optimize(
         steps=options.steps,
         native=precision_unavailable_reason if options.precision_auto else None,
     )
-    emit("plan", {"plan": plan, "source": source})
+    emit(Planned(plan, source))
     if plan_only:
         return plan
     baseline = plan.baseline()
@@ -111,7 +111,7 @@ def optimize(
 
     workspace = Workspace.open(Path(options.workspace or Path("sextant-workspace") / source.name))
     with WorkspaceLock(workspace.path) as lock:  # held until the package is whole
-        previous, unreadable = _previous_status(workspace, options.fresh)
+        previous, unreadable = previous_status(workspace, options.fresh)
         changed = workspace.discard_changed() if previous else None
         written = workspace.write_source(source)
         threads = options.threads or cpu_threads()
@@ -187,54 +187,16 @@ def optimize(
                 run_plan(run, plan, baseline, compare, verify_func, strategy, scores, first)
             except BaseException:
                 _finish(ledger, plan, options, max_batch, time.monotonic() - started, complete=False)
-                _seal(ledger, workspace)
+                seal(ledger, workspace)
                 raise  # what is done is recorded; the original error goes on
         _finish(ledger, plan, options, max_batch, time.monotonic() - started, complete=True)
         if history is not None:
             learn(history, ledger, model, options.objective, options.cutoff)
         workspace.prune([r.artifact for r in ledger.steps.values()] + [r.outputs for r in ledger.candidates.values()])
-        _write_report(ledger, workspace)
-        _seal(ledger, workspace)
-    _raise_if_nothing_selected(ledger, workspace)
+        write_report(ledger, workspace)
+        seal(ledger, workspace)
+    raise_if_nothing_selected(ledger, workspace)
     return Package(workspace.path)
-
-
-def _seal(ledger: Ledger, workspace: Workspace) -> None:
-    """``manifest.json``, last of all: the hash of every file the run wrote, which loading a
-    candidate checks (see :mod:`sextant.manifest`). One that cannot be written is a note, never the
-    run's failure (nor one that hides the error of an interrupted run); the package then has none."""
-    import contextlib
-
-    from sextant.errors import SextantError
-    from sextant.manifest import MANIFEST, write_manifest
-
-    try:
-        write_manifest(workspace.path)
-    except (OSError, SextantError) as exc:
-        with contextlib.suppress(OSError, SextantError):
-            (workspace.path / MANIFEST).unlink(missing_ok=True)
-            ledger.note(f"{MANIFEST} was not written ({exc}); loading a candidate will need trust_source")
-            ledger.save()
-
-
-def _write_report(ledger: Ledger, workspace: Workspace) -> None:
-    """``report.html`` in the package (it says why, when nothing was selected). A report that
-    cannot be written is a note, never the run's failure, and leaves no stale page behind."""
-    import contextlib
-
-    from sextant.htmlreport import REPORT, missing_reason, write_report
-
-    try:
-        write_report(workspace.path)
-    except Exception as exc:  # noqa: BLE001 - whatever broke the page, the run's results stand
-        with contextlib.suppress(OSError):
-            (workspace.path / REPORT).unlink(missing_ok=True)
-        ledger.note(f"{REPORT} was not written: {type(exc).__name__}: {exc}")
-        ledger.save()
-        return
-    missing = missing_reason()
-    if missing:
-        ledger.emit("note", {"text": f"{REPORT} has tables but no plots: {missing}"})
 
 
 def _check_names(catalog: Catalog, options: OptimizeOptions) -> None:
@@ -305,23 +267,6 @@ def _generates(catalog: Catalog, source: SourceModel, options: OptimizeOptions) 
     return generates
 
 
-def _previous_status(workspace: Workspace, fresh: bool) -> tuple[Mapping[str, Any], str | None]:
-    """What an earlier run recorded in this workspace (nothing with ``--fresh``), and a note when
-    its ``status.json`` could not be read: that file is kept aside, and everything is redone."""
-    path = workspace.path / STATUS
-    if fresh or not path.exists():
-        return {}, None
-    try:
-        return read_status(workspace.path), None
-    except PackageError as exc:
-        kept = path.with_name(f"{STATUS}.unreadable")
-        path.replace(kept)
-        return (
-            {},
-            f"the earlier run's {STATUS} could not be read ({exc.message}); it was kept as {kept.name} and every step is redone",
-        )
-
-
 def _finish(
     ledger: Ledger, plan: Plan, options: OptimizeOptions, max_batch: int, seconds: float, *, complete: bool
 ) -> None:
@@ -359,7 +304,7 @@ def _finish(
         reference_only=tuple(sorted(plan.reference_only)),
         selection=selection,
     )
-    ledger.emit("done", {"status": ledger.document.to_json()})
+    ledger.emit(Done(ledger.document))
 
 
 def _note_environmental(ledger: Ledger, best: str | None) -> None:
@@ -382,25 +327,6 @@ def _note_environmental(ledger: Ledger, best: str | None) -> None:
     ledger.note(
         f"{outcome} while others failed for reasons of the machine rather than the model ({listed}); "
         "they are tried again by the next run of the same command (free memory or disk space first)"
-    )
-
-
-def _raise_if_nothing_selected(ledger: Ledger, workspace: Workspace) -> None:
-    selection = ledger.header.selection
-    if selection is None or selection.best is not None:
-        return
-    competing = set(ledger.candidates) - set(ledger.header.reference_only or ())
-    ran = [
-        r for c, r in ledger.candidates.items() if c in competing and (r.status == Status.OK or r.status.judged_wrong)
-    ]
-    if ran and all(r.status.judged_wrong for r in ran):
-        raise CorrectnessError(
-            "every candidate that ran failed correctness: " + (selection.reason or ""),
-            hint=f"See `sextant inspect {workspace.path}`; loosen --atol/--rtol only if the errors are acceptable.",
-        )
-    raise NothingRunnableError(
-        f"no candidate could be selected: {selection.reason}",
-        hint=f"See `sextant inspect {workspace.path}` and the logs in {workspace.path / 'logs'}.",
     )
 
 

@@ -14,6 +14,7 @@ from sextant.devices import device_identity
 from sextant.jobs import StepJob
 from sextant.optimizer.context import Run, outcome
 from sextant.optimizer.duplicates import duplicate_step, original_input, same_content, sameness, still_duplicate
+from sextant.optimizer.events import StepStarted
 from sextant.planner import SOURCE, PlannedStep
 from sextant.records import Cause, Status, StepRecord
 from sextant.runtime import StepRequest
@@ -85,7 +86,7 @@ def run_step(run: Run, step: PlannedStep, skipped: str | None = None) -> StepRec
         max_batch=run.max_batch,
         options=dict(step.spec.options),
     )
-    ledger.emit("step_start", {"id": step.id, "kind": step.kind})
+    ledger.emit(StepStarted(step.id))
     result = run.child(StepJob(step.spec.run, request, run.canonical_hashes.get(step.format.name)), step.id)
     record = replace(record, **outcome(result), log=ws.log(step.id))
     if not result.ok:
@@ -94,9 +95,9 @@ def run_step(run: Run, step: PlannedStep, skipped: str | None = None) -> StepRec
         built = result.value
         record = replace(
             record,
-            artifact=ws.relative(Path(built["artifact"])),
+            artifact=ws.relative(built.artifact),
             content=hash_path(out_dir),
-            canonical=built.get("canonical"),
+            canonical=built.canonical,
         )
         twin = same_content(run, step.id, record)
         if twin:

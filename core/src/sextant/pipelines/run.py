@@ -36,6 +36,7 @@ from sextant.pipelines.search import Unit, keep_original, settle, slower_in_pipe
 from sextant.errors import SampleError, SextantError, UsageError
 from sextant.isolation import shared_servers
 from sextant.options import OptimizeOptions
+from sextant.optimizer.events import EventHandler, PartEnded, PartStarted, PipelineDone
 from sextant.optimizer.lock import WorkspaceLock
 from sextant.signature import Signature, infer_tensors
 
@@ -56,7 +57,7 @@ def optimize_pipeline(
     timed_choice: bool = True,
     options: OptimizeOptions | None = None,
     catalog: Any = None,
-    on_event: Callable[[str, dict[str, Any]], None] | None = None,
+    on_event: EventHandler | None = None,
     **kwargs: Any,
 ) -> CompositeRecord:
     """Optimize every wrapped part (``sextant.Module``) of a pipeline and check the pipeline's results.
@@ -84,7 +85,7 @@ def optimize_pipeline(
 
     options = replace(options, **kwargs) if options else OptimizeOptions(**kwargs)
     catalog = catalog or load_catalog()
-    emit = on_event or (lambda kind, data: None)
+    emit = on_event or (lambda event: None)
     parts = _chosen_parts(modules)
     items = list(dataloader)
     if not items:
@@ -101,12 +102,12 @@ def optimize_pipeline(
         with shared_servers():  # the parts' runs fork their children from one warm server
             for part in parts:
                 for recording in recordings[part.name]:
-                    emit("part_start", {"module": part.name, "structure": recording.description})
+                    emit(PartStarted(part.name, recording.description))
                     unit, record = _optimize_part(part, recording, folder, options, catalog, on_event)
                     records.append(record)
                     if unit is not None:
                         units.append(unit)
-                    emit("part_end", {"module": part.name, "record": record})
+                    emit(PartEnded(part.name, record))
 
         def check() -> str | None:
             return judge([function(item) for item in items], reference, reference_flat, *tolerance, verify_func)
@@ -124,7 +125,7 @@ def optimize_pipeline(
                 unit.close()
         record = CompositeRecord(__version__, len(items), tuple(records), end_to_end)
         write_record(folder, record)
-    emit("done", {"record": record})
+    emit(PipelineDone(record))
     return record
 
 
@@ -177,7 +178,7 @@ def _optimize_part(
     workspace: Path,
     options: OptimizeOptions,
     catalog: Any,
-    on_event: Any,
+    on_event: EventHandler | None,
 ) -> tuple[Unit | None, StructureRecord]:
     """One part's structure through ``sextant.optimize``; the unit to settle, or why there is none."""
     from sextant.package import Package
