@@ -13,14 +13,6 @@ from pathlib import Path
 
 from _support import ROOT
 
-#: circles of the Triton plugin that are being removed; empty it once they are
-KNOWN_TRITON_CIRCLES = {
-    frozenset({"sextant_triton.cli", "sextant_triton.analyze.cli"}),
-    frozenset({"sextant_triton.analyze.job", "sextant_triton.analyze.outputs", "sextant_triton.analyze.report"}),
-    frozenset({"sextant_triton.analyze.llm", "sextant_triton.analyze.settings", "sextant_triton.analyze.space"}),
-    frozenset({"sextant_triton.repository", "sextant_triton.stream_deploy", "sextant_triton.vllm_deploy"}),
-}
-
 
 def _modules(root: Path) -> dict[str, Path]:
     """Every module of the core and the plugins under ``root``, by dotted name."""
@@ -87,7 +79,7 @@ def _circles(root: Path = ROOT) -> list[frozenset[str]]:
 
 
 def test_no_import_circles_in_the_core_or_the_plugins():
-    circles = [c for c in _circles() if c not in KNOWN_TRITON_CIRCLES]
+    circles = _circles()
     assert not circles, "import circles:\n" + "\n".join(" <-> ".join(sorted(c)) for c in circles)
 
 
