@@ -71,7 +71,11 @@ def test_onnx_file_with_no_samples_and_every_precision(tmp_path):
 @pytest.mark.parametrize("strategy", ["brute", "quick", "optuna"])
 def test_search_of_onnx_runtime_options_on_a_real_runner(tmp_path, strategy):
     ws = tmp_path / "ws"
-    args = mlp_args(ws, "--runners", "onnxruntime", "--formats", "onnx", "--search", strategy)
+    # one ONNX file, from the legacy exporter: the search is what this test is about (the dynamo
+    # exporter and onnxslim run in test_torch_factory_to_a_loaded_runner; on which artifact a runner's
+    # options are tried: core/tests/test_pipeline.py)
+    steps = ("--steps", "torch-onnx-legacy")
+    args = mlp_args(ws, "--runners", "onnxruntime", "--formats", "onnx", *steps, "--search", strategy)
     result = sextant(*args)
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
