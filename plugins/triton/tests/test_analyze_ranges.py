@@ -48,16 +48,27 @@ def test_each_configuration_keeps_only_the_preferred_sizes_that_fit(deployed):
 
 def test_a_yaml_range_below_the_preferred_sizes_is_measured_in_full(deployed, tmp_path):
     repository, name = deployed
+    # the batch range (with the deployed preferred sizes) is what this test is about: one load, and
+    # the deployed instance count and queue delay alone (each other value would double the grid)
+    deployed_config = read_unit(repository, ModelSettings(name)).top.config
+    instances = int(deployed_config["instance_group"][0]["count"])
+    delay = int(deployed_config["dynamic_batching"].get("max_queue_delay_microseconds", 0))
     yaml_settings = from_mapping(
         {
             "search": "brute",
             "max_batch_size": {"min": 1, "max": 8},
-            "instance_count": {"min": 1, "max": 1},
-            "concurrency": {"min": 1, "max": 2},  # the batch range is what this test is about
+            "instance_count": {"min": instances, "max": instances},
+            "queue_delay_us": [delay],
+            "concurrency": {"min": 1, "max": 1},
         }
     )
     settings = replace(
-        yaml_settings, models=(ModelSettings(name),), dynamic_batching=(True,), top_n=0, windows=FAST
+        yaml_settings,
+        models=(ModelSettings(name),),
+        dynamic_batching=(True,),
+        top_n=0,
+        paired_rounds=0,  # what the search loads, alone (the re-measurement: test_analyze_confirm.py)
+        windows=FAST,
     )
     result = analyze(repository, settings, output=tmp_path / "out")
     history = result.groups[0].history
