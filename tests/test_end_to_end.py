@@ -73,8 +73,9 @@ def test_search_of_onnx_runtime_options_on_a_real_runner(tmp_path, strategy):
     ws = tmp_path / "ws"
     # one ONNX file, from the legacy exporter: the search is what this test is about (the dynamo
     # exporter and onnxslim run in test_torch_factory_to_a_loaded_runner; on which artifact a runner's
-    # options are tried: core/tests/test_pipeline.py)
-    steps = ("--steps", "torch-onnx-legacy")
+    # options are tried: core/tests/test_pipeline.py); one thread, whatever the machine: the thread
+    # counts then leave the space (the rule checked below), the 8 other configurations are searched
+    steps = ("--steps", "torch-onnx-legacy", "--threads", "1")
     args = mlp_args(ws, "--runners", "onnxruntime", "--formats", "onnx", *steps, "--search", strategy)
     result = sextant(*args)
     assert result.returncode == 0, result.stderr
@@ -99,6 +100,7 @@ def test_search_of_onnx_runtime_options_on_a_real_runner(tmp_path, strategy):
     assert "io_binding" not in json.dumps(document["search"])  # a CUDA-only option is not searched on the CPU
     # thread counts at or above the run's threads (0 stands for them) are not searched
     threads = document["host"]["threads"]
+    assert threads == 1  # --threads
     assert {r["options"]["intra_op_threads"] for r in measured} <= {0, *range(1, threads)}
     # a second run finds every measurement in its store and the workspace: nothing is measured again
     again = json.loads(sextant(*args).stdout)
