@@ -26,6 +26,12 @@ The deployed config gets one optional input the model ignores, ``exclude_input_i
 have it) and Triton refuses a request with an input the model does not declare. Without it GenAI-Perf
 only runs against Triton's HTTP ``generate_stream`` endpoint (``--endpoint-type generate --endpoint
 v2/models/lm/generate_stream``), which Model Analyzer cannot select.
+
+Model Analyzer 1.58 does not run with GenAI-Perf 0.0.16 (its flags are the old names, so prompts are
+GenAI-Perf's default 550 tokens: the model is built with 1024 positions and sextant's search uses
+that load too; then it reads ``profile_export_genai_perf.csv`` from its working directory, which
+0.0.16 writes under ``artifacts/``): the script prints the error it stops with, and what it spent.
+``benchmarks/model_analyzer/README.md`` has the details.
 """
 
 from __future__ import annotations
@@ -183,9 +189,9 @@ def sextant_measure(url: str, concurrency: int, interval_ms: int, work: Path, mo
     work.mkdir(parents=True, exist_ok=True)
     data.write_text(json.dumps({"data": rows}))
     start = time.perf_counter()
-    # one window, as GenAI-Perf measures (it passes --stability-percentage 999)
+    # windows taken as they come, as GenAI-Perf has perf_analyzer take them (--stability-percentage 999)
     metrics = llmperf.measure(
-        model, url, Load(concurrency), windows=Windows(interval_ms, 999.0, 1), input_data=data, workdir=work
+        model, url, Load(concurrency), windows=Windows(interval_ms, 999.0, 10), input_data=data, workdir=work
     )
     return metrics, time.perf_counter() - start
 
@@ -392,7 +398,7 @@ def main() -> None:
         if "same-load" not in args.skip:
             from sextant_triton.server import start_server
 
-            print("\n1. the same model, server and concurrency, measured by each (one window each)")
+            print("\n1. the same model, server and concurrency, measured by each (perf_analyzer's windows taken as they come by both: stability 999 %)")
             with start_server(repository, workdir=work / "server") as server:
                 for c in args.concurrencies:
                     ours, wall = sextant_measure(server.grpc_url, c, args.interval_ms, work / "pa")
