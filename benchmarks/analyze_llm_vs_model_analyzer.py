@@ -295,7 +295,8 @@ def sextant_analyze(work: Path, repository: Path, args) -> Search:
                     "seed": 0,
                 },
                 "instance_count": {"min": 1, "max": args.max_instances},
-                "concurrency": {"min": 1, "max": args.max_concurrency},
+                # powers of two, as Model Analyzer sweeps it ({min, max} would step by one)
+                "concurrency": [2**i for i in range(args.max_concurrency.bit_length()) if 2**i <= args.max_concurrency],
                 "search": args.search,
                 "measurement": {"interval_ms": args.interval_ms, "stability": 50, "max_trials": 4},
             }
@@ -337,6 +338,8 @@ def remeasure(searches: list[Search], repository: Path, tokenizer: Path, env: di
         print("no best configuration to re-measure")
         return
     with start_server(served, workdir=work / "server-again") as server:
+        for name in winners:  # not shown: cold instances
+            sextant_measure(server.grpc_url, 1, args.interval_ms, work / "warm-up", name)
         for name, s in winners.items():
             ours, _ = sextant_measure(server.grpc_url, s.concurrency, args.interval_ms, work / "pa-again", name)
             theirs, _, why = genai_perf(
@@ -400,6 +403,7 @@ def main() -> None:
 
             print("\n1. the same model, server and concurrency, measured by each (perf_analyzer's windows taken as they come by both: stability 999 %)")
             with start_server(repository, workdir=work / "server") as server:
+                sextant_measure(server.grpc_url, 1, args.interval_ms, work / "warm-up")  # not shown: a cold instance
                 for c in args.concurrencies:
                     ours, wall = sextant_measure(server.grpc_url, c, args.interval_ms, work / "pa")
                     print(f"  c={c}  {'sextant':11s} {describe(ours)}  ({wall:.0f} s)", flush=True)
