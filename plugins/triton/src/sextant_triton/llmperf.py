@@ -19,9 +19,10 @@ tokens (a final flag sent alone) is dropped, as GenAI-Perf drops empty responses
 endpoints, so that TTFT is the first token's and the latency the last token's.
 
 Why not run GenAI-Perf or AIPerf: neither is installed with sextant (:func:`method` says what this
-environment has), and GenAI-Perf's Triton path sends ``text_input`` and counts tokens with a
-tokenizer fetched from the Hugging Face Hub by default, while a token-id model takes ``input_ids``;
-perf_analyzer already runs here and the file is the one GenAI-Perf reads.
+environment has); GenAI-Perf 0.0.16 needs the model's tokenizer (a token-id model has none) and, over
+gRPC, an ``exclude_input_in_output`` input it sends with every request
+(``benchmarks/analyze_llm_vs_model_analyzer.py`` runs it side by side); perf_analyzer already runs
+here and the file is the one GenAI-Perf reads.
 
 The metric names follow the generation objectives of :class:`sextant.api.Objective`:
 ``throughput`` is output tokens/s, ``p50_ms``/``p90_ms``/``p99_ms`` the inter-token latency,
