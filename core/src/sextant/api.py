@@ -39,9 +39,9 @@ Deploying (what every deployer shares; see ``sextant.deploying`` and ``sextant.s
     sizes, queue delay, instances derived from a candidate's profile), ``SERVING_OPTIONS`` (those
     overrides as deployer options)
 Ranking and searching
-    ``Objective`` (metric weights and constraints: what "best" means), ``search_strategy`` (an
-    installed search strategy's factory, by name, given its options), ``run_search`` (the search
-    loop), ``fetch`` (one configuration through a ``Store``; a store shared by workers adds
+    ``Objective`` (metric weights and constraints: what "best" means), ``search_strategy_factory``
+    (an installed search strategy's factory, by name, given its options), ``run_search`` (the
+    search loop), ``fetch`` (one configuration through a ``Store``; a store shared by workers adds
     ``Claims``), ``ranked``, ``Record``, ``SearchResult``, ``Tally`` (measurements made and reused), ``Budget``
     (seconds and measurements), ``Paired`` and ``Ratio`` (contenders re-measured interleaved, round
     by round, and one's median ratio over another with its range)
@@ -147,7 +147,7 @@ _LAZY = {
     "ServingOptions": "sextant.serving",
     "ServingSettings": "sextant.serving",
     "Objective": "sextant.objective",
-    "search_strategy": "sextant.plugins",
+    "search_strategy_factory": "sextant.plugins",
     "Budget": "sextant.optimizer.budget",
     **dict.fromkeys(
         ("Claims", "Record", "SearchResult", "Store", "Tally", "fetch", "ranked", "run_search"), "sextant.search"

@@ -368,7 +368,7 @@ def _check_unique(contributions: list[Contribution]) -> None:
         seen[key] = contribution
 
 
-def search_strategy(
+def search_strategy_factory(
     name: str,
     catalog: Catalog | None = None,
     options: Mapping[str, Any] | None = None,

@@ -13,7 +13,7 @@ import optuna
 import pytest
 from sextant.objective import Objective
 from sextant.optimizer.budget import Budget
-from sextant.plugins import search_strategy
+from sextant.plugins import search_strategy_factory
 from sextant.search import ResultsStore, rerank, run_search
 from sextant.testing.contracts import check_plugin
 from sextant_search.strategies import Brute, OptunaSearch, Quick
@@ -220,13 +220,13 @@ def test_two_strategies_on_one_study_split_one_budget_exactly(tmp_path):
 def test_strategies_take_the_options_they_declare_and_refuse_others(tmp_path):
     from sextant.errors import UsageError
 
-    optuna_search = search_strategy("optuna", options={"min_trials": 5, "share": 0.0})
+    optuna_search = search_strategy_factory("optuna", options={"min_trials": 5, "share": 0.0})
     strategy = optuna_search(SPACE, seed=0, workspace=tmp_path, name="n")
     assert strategy.trials == 5 and strategy.study.study_name == "n"
-    brute = search_strategy("brute", options={"patience": 4}, offered={"storage": "sqlite://"})  # not its option
+    brute = search_strategy_factory("brute", options={"patience": 4}, offered={"storage": "sqlite://"})  # not its option
     assert brute(SPACE).patience == 4
     with pytest.raises(UsageError, match="search strategy quick has no option patience"):
-        search_strategy("quick", options={"patience": 4})
+        search_strategy_factory("quick", options={"patience": 4})
 
 
 @pytest.mark.parametrize("name", ["brute", "quick", "optuna"])

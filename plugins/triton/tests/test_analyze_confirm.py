@@ -18,7 +18,7 @@ from sextant_triton.analyze import confirm, explore, outputs
 from sextant_triton.analyze.inputs import Target
 from sextant_triton.analyze.job import search_group
 from sextant_triton.analyze.settings import AnalyzeSettings, ModelSettings, Range
-from sextant_triton.analyze.space import Space, read_unit
+from sextant_triton.analyze.space import Space, read_served_model
 from sextant_triton.analyze.store import Store
 
 
@@ -79,7 +79,7 @@ def group(tmp_path, monkeypatch):
             "top_n": 1,
         }
         settings = AnalyzeSettings(**{**given, **changes})
-        space = Space([read_unit(repository, ModelSettings("scale"))], settings, "KIND_CPU")
+        space = Space([read_served_model(repository, ModelSettings("scale"))], settings, "KIND_CPU")
         counters = explore.Counters()
         budget = Budget(measurements=settings.max_measurements)
         store = Store(f"sqlite:///{tmp_path / f'm{n}.sqlite'}")
@@ -193,7 +193,7 @@ def test_a_second_group_past_the_cap_measures_nothing(group, tmp_path):
     counters.measured = 2  # an earlier group spent the cap
     repository = tmp_path / "models"  # written by the fixture
     settings = AnalyzeSettings(instance_count=Range(1, 2), dynamic_batching=(True,), concurrency=Range(1, 8))
-    space = Space([read_unit(repository, ModelSettings("scale"))], settings, "KIND_CPU")
+    space = Space([read_served_model(repository, ModelSettings("scale"))], settings, "KIND_CPU")
     store = Store(f"sqlite:///{tmp_path / 'm2.sqlite'}")
     session = explore.Session(
         space, scripted, store, key="k", hardware="hw", windows=perf.Windows(),

@@ -11,7 +11,7 @@ import pytest
 from sextant.api import SextantError
 from sextant_triton.analyze import analyze
 from sextant_triton.analyze.settings import AnalyzeSettings, ModelSettings, from_mapping
-from sextant_triton.analyze.space import Space, read_unit
+from sextant_triton.analyze.space import Space, read_served_model
 from sextant_triton.perf import Windows, missing
 from sextant_triton.repository import deploy_package
 from sextant_triton.testing import NO_SERVER
@@ -37,7 +37,7 @@ def deployed(packages, tmp_path_factory):
 def test_each_configuration_keeps_only_the_preferred_sizes_that_fit(deployed):
     repository, name = deployed
     settings = replace(from_mapping({"max_batch_size": {"min": 1, "max": 8}}), models=(ModelSettings(name),))
-    unit = read_unit(repository, ModelSettings(name))
+    unit = read_served_model(repository, ModelSettings(name))
     space = Space([unit], settings, "KIND_CPU")
     sizes = {}
     for batch in (1, 2, 4, 8, 16):
@@ -82,7 +82,7 @@ def test_a_refused_configuration_says_tritons_reason(deployed, tmp_path):
     from sextant_triton.analyze.control import LocalServer
 
     repository, name = deployed
-    unit = read_unit(repository, ModelSettings(name))
+    unit = read_served_model(repository, ModelSettings(name))
     config = {**unit.top.config, "max_batch_size": 2}  # the deployed preferred sizes 4 and 16 do not fit
     control = LocalServer(repository, tmp_path / "server")
     try:

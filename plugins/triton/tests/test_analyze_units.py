@@ -8,7 +8,7 @@ from _serving import write_repository
 from sextant.api import Objective, Param, UsageError
 from sextant_triton.analyze import explore
 from sextant_triton.analyze.settings import AnalyzeSettings, ModelSettings, Range, from_mapping
-from sextant_triton.analyze.space import Space, read_unit
+from sextant_triton.analyze.space import Space, read_served_model
 from sextant_triton.analyze.store import Record, Store
 
 
@@ -65,7 +65,7 @@ def test_a_claim_is_won_once_and_a_stale_one_is_taken_over(tmp_path):
 def test_the_ensemble_space_searches_its_composing_models(tmp_path):
     repository = write_repository(tmp_path / "models")
     settings = AnalyzeSettings(instance_count=Range(1, 2), dynamic_batching=(True, False))
-    unit = read_unit(repository, ModelSettings("pipeline"))
+    unit = read_served_model(repository, ModelSettings("pipeline"))
     space = Space([unit], settings, "KIND_CPU")
     assert [p.name for p in space.params] == [
         "prep.dynamic_batching",
@@ -91,7 +91,7 @@ def test_manual_model_config_parameters_are_the_cartesian_product(tmp_path):
             }
         }
     )
-    space = Space([read_unit(repository, ModelSettings("scale"))], settings, "KIND_CPU")
+    space = Space([read_served_model(repository, ModelSettings("scale"))], settings, "KIND_CPU")
     assert space.size() == 6
     config = space.configs({"config.dynamic_batching.max_queue_delay_microseconds": 500, "config.max_batch_size": 4})[0]
     assert config["dynamic_batching"]["max_queue_delay_microseconds"] == 500 and config["max_batch_size"] == 4

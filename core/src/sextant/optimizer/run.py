@@ -31,7 +31,7 @@ from sextant.optimizer.lock import WorkspaceLock
 from sextant.optimizer.paired import apply_pairing
 from sextant.optimizer.seal import previous_status, raise_if_nothing_selected, seal, write_report
 from sextant.optimizer.schedule import run_plan
-from sextant.optimizer.variants import search_strategy
+from sextant.optimizer.variants import search_strategy_spec
 from sextant.optimizer.workspace import Workspace
 from sextant.planner import Plan, make_plan
 from sextant.plugins import Catalog, load_catalog
@@ -73,7 +73,7 @@ def optimize(
     started = time.monotonic()
     budget = Budget(options.budget_s)
     compare = resolve(catalog.get("comparator", options.comparator).spec.run)
-    strategy = search_strategy(catalog, options.search)
+    strategy = search_strategy_spec(catalog, options.search)
 
     _check_names(catalog, options)
     _check_devices(options)

@@ -25,7 +25,7 @@ from sextant.specs import RunnerSpec, SearchStrategySpec, resolve
 Evaluate = Callable[[PlannedCandidate], CandidateRecord]
 
 
-def search_strategy(catalog: Catalog, name: str | None) -> SearchStrategySpec | None:
+def search_strategy_spec(catalog: Catalog, name: str | None) -> SearchStrategySpec | None:
     """The chosen strategy's spec; an unknown or unavailable one fails now, not after the profiling."""
     if name is None:
         return None

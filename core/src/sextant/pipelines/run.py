@@ -32,7 +32,7 @@ from sextant.pipelines.records import (
     Timing,
     write_record,
 )
-from sextant.pipelines.search import Unit, keep_original, settle, slower_in_pipeline
+from sextant.pipelines.search import StructureCursor, keep_original, settle, slower_in_pipeline
 from sextant.errors import SampleError, SextantError, UsageError
 from sextant.isolation import shared_servers
 from sextant.options import OptimizeOptions
@@ -179,7 +179,7 @@ def _optimize_part(
     options: OptimizeOptions,
     catalog: Any,
     on_event: EventHandler | None,
-) -> tuple[Unit | None, StructureRecord]:
+) -> tuple[StructureCursor | None, StructureRecord]:
     """One part's structure through ``sextant.optimize``; the unit to settle, or why there is none."""
     from sextant.package import Package
     from sextant.optimizer.run import optimize
@@ -216,14 +216,14 @@ def _optimize_part(
     ranking = selection.ranking if selection else ()
     if not ranking:
         return None, replace(base, reason=(selection.reason if selection else None) or "no candidate passed")
-    return Unit(part, recording.key, package, ranking), replace(base, ranking=ranking)
+    return StructureCursor(part, recording.key, package, ranking), replace(base, ranking=ranking)
 
 
 def _timings(
     function: Callable[[Any], Any],
     items: list[Any],
     parts: list[Part],
-    units: list[Unit],
+    units: list[StructureCursor],
     repeats: int,
     timed_choice: bool,
 ) -> tuple[dict[str, Any], dict[str, str]]:

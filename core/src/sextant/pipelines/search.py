@@ -30,7 +30,7 @@ Check = Callable[[], "str | None"]
 
 
 @dataclass
-class Unit:
+class StructureCursor:
     """One part's structure with its package's ranking: which candidate it is at, what was tried.
 
     (Mutable on purpose: it is the search's cursor, private to one settle.)"""
@@ -69,7 +69,7 @@ class Unit:
 
 
 def settle(
-    units: Sequence[Unit], records: Sequence[StructureRecord], check: Check, catalog: Any = None
+    units: Sequence[StructureCursor], records: Sequence[StructureRecord], check: Check, catalog: Any = None
 ) -> tuple[list[StructureRecord], EndToEnd]:
     """Choose a candidate per unit so that ``check()`` (the pipeline against its reference) passes;
     the records updated with what serves, and the end-to-end verdict."""
@@ -111,7 +111,7 @@ def settle(
     return [_settled(record, by_key.get((record.module, record.key))) for record in records], EndToEnd(True, detail)
 
 
-def _install(unit: Unit, catalog: Any) -> None:
+def _install(unit: StructureCursor, catalog: Any) -> None:
     """Install the unit's current candidate; one that fails to load counts as a failed attempt."""
     while unit.current is not None:
         try:
@@ -123,7 +123,7 @@ def _install(unit: Unit, catalog: Any) -> None:
     unit.install(None)
 
 
-def _alone(unit: Unit, check: Check, catalog: Any) -> None:
+def _alone(unit: StructureCursor, check: Check, catalog: Any) -> None:
     """Walk the unit's ranking, the other parts original, until the pipeline's results hold."""
     while unit.current is not None:
         _install(unit, catalog)
@@ -136,7 +136,7 @@ def _alone(unit: Unit, check: Check, catalog: Any) -> None:
         unit.position += 1
 
 
-def _settled(record: StructureRecord, unit: Unit | None) -> StructureRecord:
+def _settled(record: StructureRecord, unit: StructureCursor | None) -> StructureRecord:
     if unit is None:
         return record
     attempts = tuple(unit.attempts)

@@ -24,7 +24,7 @@ from sextant.api import Objective, SextantError, Tally, fetch
 
 from sextant_triton import llmperf, perf
 from sextant_triton.analyze.control import ServerControl, gpu_memory_mb
-from sextant_triton.analyze.space import Point, Space, Unit
+from sextant_triton.analyze.space import Point, ServedModel, Space
 from sextant_triton.analyze.store import Record, Store
 
 Metrics = dict[str, float]
@@ -101,7 +101,7 @@ class Session:
     def _load_test(self, point: Point) -> Metrics:
         units = self.space.units
 
-        def one(unit: Unit) -> Metrics:
+        def one(unit: ServedModel) -> Metrics:
             data, shapes = self.inputs[unit.name]
             load = self.space.load(unit, point)
             meter = llmperf.measure if self.space.settings.model_type == "llm" else perf.measure

@@ -23,7 +23,7 @@ from sextant.api import (
     digest,
     ranked,
     run_search,
-    search_strategy,
+    search_strategy_factory,
 )
 
 from sextant_triton.analyze import confirm, explore, outputs
@@ -32,7 +32,7 @@ from sextant_triton.analyze.database import check_url, open_store
 from sextant_triton.analyze.inputs import Inputs, Target, perf_inputs, resolve_target
 from sextant_triton.analyze.records import Analysis, GroupResult
 from sextant_triton.analyze.settings import AnalyzeSettings
-from sextant_triton.analyze.space import Point, Space, Unit, read_unit
+from sextant_triton.analyze.space import Point, ServedModel, Space, read_served_model
 from sextant_triton.analyze.store import Record, Store, connection_lost, stopped_answering
 
 
@@ -52,7 +52,7 @@ def instance_kind(settings: AnalyzeSettings) -> str | None:
     return settings.instance_kind or (None if _gpus() else "KIND_CPU")
 
 
-def _group_key(units: Sequence[Unit], settings: AnalyzeSettings) -> str:
+def _group_key(units: Sequence[ServedModel], settings: AnalyzeSettings) -> str:
     parts = [f"{u.name}@{u.content}" for u in units]
     w = settings.windows
     key = "+".join(parts) + f"|batch {settings.batch_size}|windows {w.interval_ms}/{w.stability:g}/{w.max_trials}"
@@ -67,7 +67,7 @@ def _strategy(settings: AnalyzeSettings, params: list[Param], output: Path, key:
     """The chosen strategy over ``params``, given its options as ``settings`` say (the analysis's
     defaults, then the YAML's), and ``--storage`` where it declares a ``storage`` option."""
     offered = {"storage": settings.storage}
-    factory = search_strategy(settings.search, catalog, settings.search_options(), offered)  # type: ignore[arg-type]
+    factory = search_strategy_factory(settings.search, catalog, settings.search_options(), offered)  # type: ignore[arg-type]
     seed, name = int(settings.optuna.get("seed", 0)), settings.study or f"analyze-{key[:40]}"
     return factory(params, seed=seed, workspace=output, name=name)
 
@@ -87,7 +87,7 @@ def analyze(
         check_url(settings.storage)  # before anything is deployed or started
     found: Target = resolve_target(Path(target), settings, output, log)
     settings = replace(settings, models=found.models)
-    units = [read_unit(found.repository, m) for m in found.models]
+    units = [read_served_model(found.repository, m) for m in found.models]
     groups = [units] if settings.concurrent else [[u] for u in units]
     kind = instance_kind(settings)
     hardware = hardware_key(settings)
@@ -129,7 +129,7 @@ def analyze(
     return outputs.write(found, settings, results, counters, hardware)
 
 
-def _inputs(found: Target, settings: AnalyzeSettings, unit: Unit) -> Inputs:
+def _inputs(found: Target, settings: AnalyzeSettings, unit: ServedModel) -> Inputs:
     """What perf_analyzer sends ``unit``: the prompts of an LLM analysis (checked: a model that does not
     stream, or a prompt longer than its context, is refused before the server starts), else samples."""
     if settings.model_type == "llm":
@@ -142,7 +142,7 @@ def _inputs(found: Target, settings: AnalyzeSettings, unit: Unit) -> Inputs:
 def _measure(
     found: Target,
     settings: AnalyzeSettings,
-    groups: list[list[Unit]],
+    groups: list[list[ServedModel]],
     inputs: Mapping[str, Inputs],
     kind: str | None,
     hardware: str,

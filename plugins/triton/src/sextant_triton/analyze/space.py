@@ -86,7 +86,7 @@ def _instances(config: Mapping[str, Any]) -> int:
 
 
 @dataclass(frozen=True)
-class Unit:
+class ServedModel:
     """What the client sends requests to, with the models whose configurations are searched."""
 
     top: ModelInfo
@@ -107,16 +107,16 @@ class Unit:
         return "+".join(m.content[:16] for m in self.models)
 
 
-def read_unit(repository: Path, given: ModelSettings) -> Unit:
+def read_served_model(repository: Path, given: ModelSettings) -> ServedModel:
     top = read_model(repository, given.name)
     names = top.steps if top.is_ensemble else given.composing_models
-    return Unit(top, tuple(read_model(repository, n) for n in names), given)
+    return ServedModel(top, tuple(read_model(repository, n) for n in names), given)
 
 
 class Space:
     """The searched dimensions of one or more units, and the configurations each point loads."""
 
-    def __init__(self, units: Sequence[Unit], settings: AnalyzeSettings, kind: str | None) -> None:
+    def __init__(self, units: Sequence[ServedModel], settings: AnalyzeSettings, kind: str | None) -> None:
         self.units = tuple(units)
         self.settings = settings
         self.kind = kind
@@ -131,11 +131,11 @@ class Space:
 
     # -- dimensions --------------------------------------------------------------------------------
 
-    def _prefix(self, unit: Unit, model: ModelInfo) -> str:
+    def _prefix(self, unit: ServedModel, model: ModelInfo) -> str:
         parts = ([unit.name] if self.joint else []) + ([model.name] if model is not unit.top else [])
         return "".join(p + "." for p in parts)
 
-    def _model_params(self, unit: Unit, model: ModelInfo) -> list[Param]:
+    def _model_params(self, unit: ServedModel, model: ModelInfo) -> list[Param]:
         s, prefix, cfg = self.settings, self._prefix(unit, model), model.config
         if model is unit.top and s.model_config_parameters:
             flat = _flatten("", s.model_config_parameters)
@@ -199,7 +199,7 @@ class Space:
                 out.append(self._config(model, self._values(unit, model, point)))
         return out
 
-    def _values(self, unit: Unit, model: ModelInfo, point: Mapping[str, Any]) -> dict[str, Any]:
+    def _values(self, unit: ServedModel, model: ModelInfo, point: Mapping[str, Any]) -> dict[str, Any]:
         """``model``'s own values at ``point``, unprefixed (another model's keep a dot in their rest)."""
         prefix = self._prefix(unit, model)
         own = {k[len(prefix) :]: v for k, v in point.items() if k.startswith(prefix)}
@@ -243,7 +243,7 @@ class Space:
             config.pop("model_warmup", None)
         return config
 
-    def load(self, unit: Unit, point: Mapping[str, Any]) -> Load:
+    def load(self, unit: ServedModel, point: Mapping[str, Any]) -> Load:
         """The client load on ``unit`` at ``point``."""
         s = self.settings
         if "request_rate" in point:
