@@ -102,7 +102,7 @@ def test_the_current_best_at_some_batch_size_is_never_stopped():
 
 
 def point(batch: int, mean_ms: float) -> Point:
-    return Point(batch, mean_ms, mean_ms, mean_ms, mean_ms, mean_ms, 0.0, 1000.0 * batch / mean_ms, 10, 2, True, 0.0)
+    return Point(batch, mean_ms, mean_ms, 1000.0 * batch / mean_ms, mean_ms=mean_ms, calls=10, windows=2, stable=True)
 
 
 def test_the_bound_and_the_rule_in_numbers():

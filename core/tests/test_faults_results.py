@@ -335,7 +335,7 @@ def test_a_smooth_curve_is_measured_once_and_decisions_see_the_measured_again_po
 
 def _point(batch: int, per_item_ms: float) -> Point:
     ms = per_item_ms * batch
-    return Point(batch, ms, ms, ms, ms, ms, 0.0, 1000 / per_item_ms, 1, 1, True, 0.0)
+    return Point(batch, ms, ms, 1000 / per_item_ms, mean_ms=ms, calls=1, windows=1, stable=True)
 
 
 def test_a_point_is_off_the_trend_only_when_it_is_far_off_every_measured_neighbour():

@@ -57,7 +57,7 @@ def race(names: list[str], cutoff: float = 0.7) -> tuple[dict[str, str], dict[st
                 ended[name] = reason
                 continue
         points = [
-            measure_batch(gen, PROMPT, b, CONFIG.new_tokens, repeats=1, warmup=0, clock=clock).to_dict()
+            measure_batch(gen, PROMPT, b, CONFIG.new_tokens, repeats=1, warmup=0, clock=clock)
             for b in CONFIG.batch_sizes
         ]
         profile = Profile(tuple(points))

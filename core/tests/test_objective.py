@@ -3,26 +3,27 @@
 import pytest
 from sextant.errors import UsageError
 from sextant.objective import Objective
+from sextant.records import Point
 
 POINTS = [
-    {"batch": 1, "throughput": 1000.0, "p50_ms": 1.0, "p99_ms": 1.5, "memory_mb": 100.0},
-    {"batch": 8, "throughput": 4000.0, "p50_ms": 2.0, "p99_ms": 3.0, "memory_mb": 120.0},
-    {"batch": 32, "throughput": 6000.0, "p50_ms": 5.3, "p99_ms": 9.0, "memory_mb": 300.0},
+    Point(batch=1, throughput=1000.0, p50_ms=1.0, p99_ms=1.5, memory_mb=100.0),
+    Point(batch=8, throughput=4000.0, p50_ms=2.0, p99_ms=3.0, memory_mb=120.0),
+    Point(batch=32, throughput=6000.0, p50_ms=5.3, p99_ms=9.0, memory_mb=300.0),
 ]
 
 
 def test_presets_pick_their_point():
-    assert Objective.named("throughput").best_point(POINTS)["batch"] == 32
-    assert Objective.named("latency").best_point(POINTS)["batch"] == 1  # single-request latency
-    assert Objective.named("memory").best_point(POINTS)["batch"] == 1
+    assert Objective.named("throughput").best_point(POINTS).batch == 32
+    assert Objective.named("latency").best_point(POINTS).batch == 1  # single-request latency
+    assert Objective.named("memory").best_point(POINTS).batch == 1
 
 
 def test_constraints_and_max_batch_narrow_the_points():
-    assert Objective.named("throughput", max_p99_ms=5.0).best_point(POINTS)["batch"] == 8
-    assert Objective.named("throughput", max_memory_mb=150.0).best_point(POINTS)["batch"] == 8
-    assert Objective.named("throughput", max_batch=8).best_point(POINTS)["batch"] == 8
+    assert Objective.named("throughput", max_p99_ms=5.0).best_point(POINTS).batch == 8
+    assert Objective.named("throughput", max_memory_mb=150.0).best_point(POINTS).batch == 8
+    assert Objective.named("throughput", max_batch=8).best_point(POINTS).batch == 8
     assert Objective.named("throughput", max_p99_ms=1.0).best_point(POINTS) is None
-    assert Objective.named("throughput", min_throughput=5000.0).best_point(POINTS)["batch"] == 32
+    assert Objective.named("throughput", min_throughput=5000.0).best_point(POINTS).batch == 32
 
 
 def test_a_metric_not_measured_fails_no_constraint():
@@ -33,7 +34,8 @@ def test_a_metric_not_measured_fails_no_constraint():
     assert Objective(max_p99_ms=5.0).feasible(unmeasured)
     assert Objective(max_memory_mb=50.0).feasible({**unmeasured, "memory_mb": None})
     assert not Objective(min_throughput=100.0).feasible({**unmeasured, "throughput": 99.0})
-    assert Objective.named("latency", min_throughput=100.0).best_point([unmeasured]) == unmeasured
+    assert Objective.named("latency", min_throughput=100.0).fits(unmeasured)
+    assert Objective(max_memory_mb=50.0).feasible(Point(1, 1.0, 1.0, 10.0))  # a point without memory_mb
 
 
 def test_gain_speedup_and_score():

@@ -209,13 +209,15 @@ def test_sweep_passes_the_memory_probe_to_every_batch_size():
 def test_points_cross_a_process_boundary_as_dicts():
     clock = FakeClock()
     point = measure(clock.model(lambda n: MS), 4, CONFIG, memory=FakeProbe(clock, device=True), clock=clock)
-    assert Point.from_dict(point.to_dict()) == point
-    old = point.to_dict()
-    for key in ("memory_mb", "device_memory_mb", "stages_ms"):  # written before these fields existed
+    assert Point.from_json(point.to_json()) == point
+    assert list(point.to_json())[:3] == ["batch", "p50_ms", "p90_ms"] and "new_tokens" not in point.to_json()
+    old = point.to_json()
+    for key in ("memory_mb", "device_memory_mb", "stages_ms", "remeasured"):  # written before these fields existed
         del old[key]
-    loaded = Point.from_dict(old)
+    loaded = Point.from_json({**old, "later": [1]})  # and a key a later sextant wrote
     assert loaded.memory_mb is None and loaded.device_memory_mb is None and loaded.stages_ms is None
     assert loaded.throughput == point.throughput == 4000.0
+    assert loaded.to_json() == {**old, "later": [1]} and list(loaded.to_json())[-1] == "later"  # written back as read
 
 
 def test_the_real_clock_is_the_default():

@@ -31,7 +31,7 @@ def test_an_old_candidate_record_reads_typed_and_writes_back_the_same_keys():
     assert record.status is Status.OK
     assert record.keys.outputs == "a" * 64
     assert record.correctness.max_abs_error == 1e-7
-    assert record.points[0]["batch"] == 1 and record.profile.threads == 2
+    assert record.points[0].batch == 1 and record.profile.threads == 2
     again = record.to_json()
     assert again["correctness"]["summary"] == ""  # the one key older records lack
     del again["correctness"]["summary"]

@@ -15,7 +15,7 @@ from sextant.htmlreport.sections import result_card
 from sextant.package import Package
 from sextant.package.document import RunDocument
 from sextant.objective import Objective
-from sextant.records import CandidateRecord, Profile, Status
+from sextant.records import CandidateRecord, Point, Profile, Status
 from sextant.cli.tables import regime_lines
 from sextant.selection import Selection, select, settle_regimes
 
@@ -25,7 +25,7 @@ QUICK, WIDE = "source:quick@cpu", "graph:wide@cpu"
 def _record(name: str, by_batch: dict[int, float]) -> CandidateRecord:
     """A profiled candidate with these throughputs (samples/s) by batch size."""
     points = tuple(
-        {"batch": b, "throughput": t, "p50_ms": 1000.0 * b / t, "p99_ms": 1100.0 * b / t} for b, t in by_batch.items()
+        Point(batch=b, throughput=t, p50_ms=1000.0 * b / t, p99_ms=1100.0 * b / t) for b, t in by_batch.items()
     )
     return CandidateRecord(
         "source", "fake", name, "fake 1", "cpu", "fp32", status=Status.OK, profile=Profile(points, threads=1)

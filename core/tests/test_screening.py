@@ -69,7 +69,7 @@ def race(
     full: dict[str, list[Point]] = {}
     stops: dict[str, Stop] = {}
     for name in ["eager", *order_of_names]:
-        envelope = rival_envelope(([p.to_dict() for p in points] for points in full.values()), CONFIG.batch_sizes())
+        envelope = rival_envelope(full.values(), CONFIG.batch_sizes())
         order = ProfileOrder(True, cutoff, envelope, screen if full else None)
         points, _, stops[name] = profile(speeds[name], order, clock)
         if points:
@@ -111,16 +111,16 @@ def test_a_candidate_fastest_only_at_large_batches_is_kept():
 def test_the_rivals_envelope_carries_each_throughput_to_every_larger_batch():
     """A rival that reached X/s at batch b reaches it at any larger batch (served as batches of b),
     so one cut off at batch 2 still counts at 64; nothing counts below the batch it was reached at."""
-    cut_off = [{"batch": 1, "throughput": 900.0}, {"batch": 2, "throughput": 1200.0}]
-    full = [{"batch": b, "throughput": t} for b, t in ((1, 500.0), (2, 800.0), (4, 1000.0), (8, 2500.0), (16, 2400.0))]
+    cut_off = [point(1, 900.0), point(2, 1200.0)]
+    full = [point(b, t) for b, t in ((1, 500.0), (2, 800.0), (4, 1000.0), (8, 2500.0), (16, 2400.0))]
     envelope = rival_envelope([cut_off, full], [1, 2, 4, 8, 16, 32, 64])
     assert envelope == {1: 900.0, 2: 1200.0, 4: 1200.0, 8: 2500.0, 16: 2500.0, 32: 2500.0, 64: 2500.0}
-    assert rival_envelope([[{"batch": 8, "throughput": 100.0}]], [1, 2, 4, 8, 16]) == {8: 100.0, 16: 100.0}
+    assert rival_envelope([[point(8, 100.0)]], [1, 2, 4, 8, 16]) == {8: 100.0, 16: 100.0}
     assert rival_envelope([], [1, 2]) == {}
 
 
 def point(batch: int, throughput: float) -> Point:
-    return Point(batch, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0, throughput, 10, 2, True, 0.0)
+    return Point(batch, 1.0, 1.0, throughput, mean_ms=1.0, std_ms=0.0, calls=10, windows=2, stable=True, window_spread=0.0)
 
 
 def test_the_verdict_names_the_estimate_and_the_best():

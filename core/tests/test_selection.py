@@ -1,13 +1,13 @@
 """Selection over typed records: the fastest correct candidate wins, and 'none' says why."""
 
 from sextant.objective import Objective
-from sextant.records import CandidateRecord, Correctness, Profile, Status
+from sextant.records import CandidateRecord, Correctness, Point, Profile, Status
 from sextant.selection import select
 
 
 def record(status=Status.OK, *throughputs: float) -> CandidateRecord:
     points = tuple(
-        {"batch": 2**i, "throughput": t, "p50_ms": 1000.0 * 2**i / t, "p99_ms": 2000.0 * 2**i / t}
+        Point(batch=2**i, throughput=t, p50_ms=1000.0 * 2**i / t, p99_ms=2000.0 * 2**i / t)
         for i, t in enumerate(throughputs)
     )
     return CandidateRecord(
@@ -25,7 +25,7 @@ def test_the_fastest_wins_and_the_ranking_is_best_first():
     selection, ranked = select(candidates, Objective(), "base")
     assert selection.ranking == ("fast", "mid", "base", "slow")
     assert selection.best == "fast"
-    assert ranked["fast"].best_point["throughput"] == 500.0
+    assert ranked["fast"].best_point.throughput == 500.0
     assert ranked["fast"].speedup == 500.0 / 150.0
     assert ranked["slow"].speedup == 60.0 / 150.0
 

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import sextant
 from sextant.objective import Objective
 from sextant.optimizer.variants import run_variants
-from sextant.records import CandidateRecord, Profile, Status, Stop
+from sextant.records import CandidateRecord, Point, Profile, Status, Stop
 from sextant.testing.fake import NumpyMLP
 
 
@@ -29,7 +29,7 @@ def _variant_skipped_after(fake_catalog, options, samples, record: CandidateReco
 
 
 def _record(status: Status, stop: Stop | None) -> CandidateRecord:
-    point = {"batch": 1, "throughput": 10.0, "p50_ms": 1.0, "p99_ms": 1.0}
+    point = Point(batch=1, throughput=10.0, p50_ms=1.0, p99_ms=1.0)
     return CandidateRecord("fake-graph", "fake-graph", "fake-graph", "fake", "cpu", "fp32", status=status,
                            profile=Profile(points=(point,), stop=stop))
 

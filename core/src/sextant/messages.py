@@ -17,7 +17,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from sextant.records import Stop
+from sextant.records import Point, Stop
 
 #: what a screen is judged on: the better end of the batch range, or batch 1 alone (:mod:`sextant.screening`)
 ScreenMode = Literal["throughput", "latency"]
@@ -29,6 +29,8 @@ def _plain(value: Any) -> Any:
         return str(value)
     if isinstance(value, Enum):
         return value.value
+    if isinstance(value, Point):
+        return value.to_json()
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -69,12 +71,12 @@ class OutputsSaved(_Json):
 
 @dataclass(frozen=True)
 class Measured(_Json):
-    """One profile point (a ``Point`` or ``GenerationPoint`` as its dict); ``screen``: of the short
-    screen rather than the full sweep."""
+    """One profile point; ``screen``: of the short screen rather than the full sweep."""
 
-    point: Mapping[str, Any]
+    point: Point
     screen: bool = False
     kind: ClassVar[str] = "point"
+    read: ClassVar[Mapping[str, Callable[[Any], Any]]] = {"point": Point.from_json}
 
 
 @dataclass(frozen=True)

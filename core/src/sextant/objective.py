@@ -2,21 +2,31 @@
 
 Selection (which candidate wins), runner-option search and serving analysis all rank
 measurements with an :class:`Objective`. A measurement is a mapping of metric name to value
-(:data:`METRICS`); a profile point is one (``memory_mb`` is the peak resident memory measured at
-that batch size). A measurement that meets the constraints always beats one that does not; among
-those, the score is the weighted relative gain over a reference (the baseline, or the default
-configuration), so a summary can say "X % better than the defaults".
+(:data:`METRICS`), or a profile point (:class:`sextant.records.Point`, read through its
+``metrics``; ``memory_mb`` is the peak resident memory measured at that batch size). A
+measurement that meets the constraints always beats one that does not; among those, the score is
+the weighted relative gain over a reference (the baseline, or the default configuration), so a
+summary can say "X % better than the defaults".
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from sextant.errors import UsageError
 
+if TYPE_CHECKING:
+    from sextant.records import Point
+
 Metrics = Mapping[str, float]
+#: what the objective ranks: metrics, or a profile point
+Measurement: TypeAlias = "Metrics | Point"
+
+
+def _metrics(measurement: Measurement) -> Metrics:
+    return measurement if isinstance(measurement, Mapping) else measurement.metrics
 
 #: metric → True when higher is better
 METRICS: dict[str, bool] = {"throughput": True, "p50_ms": False, "p99_ms": False, "memory_mb": False, "ttft_ms": False}
@@ -95,8 +105,9 @@ class Objective:
 
     # -- one measurement ------------------------------------------------------------------------
 
-    def feasible(self, metrics: Metrics) -> bool:
+    def feasible(self, metrics: Measurement) -> bool:
         """Whether the measurement meets every constraint (a metric not measured does not fail one)."""
+        metrics = _metrics(metrics)
         return not (
             (self.max_p99_ms is not None and metrics.get("p99_ms", 0.0) > self.max_p99_ms)
             or (self.min_throughput is not None and metrics.get("throughput", float("inf")) < self.min_throughput)
@@ -104,9 +115,9 @@ class Objective:
             or (self.max_ttft_ms is not None and metrics.get("ttft_ms", 0.0) > self.max_ttft_ms)
         )
 
-    def gain(self, metrics: Metrics, reference: Metrics) -> float:
+    def gain(self, metrics: Measurement, reference: Measurement) -> float:
         """Weighted relative gain over ``reference`` (0.1: 10 % better); unmeasured metrics count 0."""
-        total = 0.0
+        total, metrics, reference = 0.0, _metrics(metrics), _metrics(reference)
         for metric, weight in self.weights.items():
             value, base = metrics.get(metric), reference.get(metric)
             if not value or not base:
@@ -114,13 +125,13 @@ class Objective:
             total += weight * ((value / base) if METRICS[metric] else (base / value)) - weight
         return total
 
-    def score(self, metrics: Metrics | None, reference: Metrics) -> float | None:
+    def score(self, metrics: Measurement | None, reference: Measurement) -> float | None:
         """A search strategy's view: the gain, or ``None`` for a failed or infeasible measurement."""
         if metrics is None or not self.feasible(metrics):
             return None
         return self.gain(metrics, reference)
 
-    def speedup(self, metrics: Metrics, reference: Metrics) -> float:
+    def speedup(self, metrics: Measurement, reference: Measurement) -> float:
         """How many times better than ``reference`` (throughput ratio for the throughput objective,
         inverse p50 ratio for latency): the gain normalised by the weights, plus one."""
         total = sum(self.weights.values()) or 1.0
@@ -141,23 +152,23 @@ class Objective:
 
     # -- ranking --------------------------------------------------------------------------------
 
-    def fits(self, point: Metrics) -> bool:
+    def fits(self, point: Measurement) -> bool:
         """Whether a profile point may represent a candidate: its batch size is allowed and it is feasible."""
-        batch = point.get("batch")
+        batch = _metrics(point).get("batch")
         if self.max_batch is not None and batch is not None and batch > self.max_batch:
             return False
         if self.batch is not None and batch != self.batch:
             return False
         return self.feasible(point)
 
-    def best_point(self, points: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    def best_point(self, points: Sequence[Point]) -> Point | None:
         """The point that represents a candidate under this objective, or ``None`` if none fits."""
         fitting = [p for p in points if self.fits(p)]
         if not fitting:
             return None
         return fitting[self.rank(fitting, fitting[0])[0]]
 
-    def rank(self, measurements: Sequence[Metrics], reference: Metrics | None = None) -> list[int]:
+    def rank(self, measurements: Sequence[Measurement], reference: Measurement | None = None) -> list[int]:
         """Indexes of ``measurements``, best first: feasible before infeasible, then by gain over
         ``reference`` (default: the first), ties broken by lower p50 latency."""
         if not measurements:
@@ -166,7 +177,7 @@ class Objective:
 
         def key(i: int) -> tuple[bool, float, float]:
             m = measurements[i]
-            return (self.feasible(m), self.gain(m, ref), -m.get("p50_ms", 0.0))
+            return (self.feasible(m), self.gain(m, ref), -_metrics(m).get("p50_ms", 0.0))
 
         return sorted(range(len(measurements)), key=key, reverse=True)
 

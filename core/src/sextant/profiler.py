@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sextant.records import Stop
+from sextant.records import Point, Stop
 
 if TYPE_CHECKING:
     from sextant.memory import MemorySource
@@ -93,44 +93,6 @@ class ProfilerConfig:
         sizes = self.batch_sizes()
         coarse = sizes[::2]
         return coarse if coarse[-1] == sizes[-1] else [*coarse, sizes[-1]]
-
-
-@dataclass(frozen=True)
-class Point:
-    """Measurement of one candidate at one batch size. Latencies in milliseconds."""
-
-    batch: int
-    p50_ms: float
-    p90_ms: float
-    p95_ms: float
-    p99_ms: float
-    mean_ms: float
-    std_ms: float
-    throughput: float
-    calls: int
-    windows: int
-    stable: bool
-    window_spread: float
-    #: mean milliseconds per call of each stage, from runners that time them (``StageTimer``)
-    stages_ms: Mapping[str, float] | None = None
-    #: peak resident memory of the process while this batch size was measured, in MB (2**20 bytes)
-    memory_mb: float | None = None
-    #: peak memory allocated on the GPU while this batch size was measured, in MB; ``None`` off-GPU
-    device_memory_mb: float | None = None
-    #: times it was measured again for being off the trend of its neighbours (:func:`sweep`)
-    remeasured: int = 0
-
-    @property
-    def per_item_ms(self) -> float:
-        return self.mean_ms / self.batch
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Point:
-        """The point from :meth:`to_dict`; optional fields missing from older records are ``None``."""
-        return cls(**data)
 
 
 def _ns(seconds: float) -> int:

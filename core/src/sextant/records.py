@@ -163,11 +163,77 @@ class Correctness:
 
 
 @dataclass(frozen=True)
-class Profile:
-    """Profile points (``sextant.profiler.Point`` as dicts), the threads they used, why the sweep
-    stopped, and the resident memory of the candidate's process once loaded."""
+class Point:
+    """One batch size's measurement of a candidate, in milliseconds and items/s.
 
-    points: tuple[Mapping[str, Any], ...] = ()
+    A profile point (:mod:`sextant.profiler`) has the window statistics and, from runners that time
+    them, ``stages_ms``; a generation point (:mod:`sextant.generation.measure`) has the prompt, the
+    tokens and ``ttft_ms``, its ``throughput`` in output tokens/s and its ``p50_ms`` to ``p99_ms`` the
+    inter-token latency. ``memory_mb``: the peak resident memory while measured (MB, 2**20 bytes),
+    ``device_memory_mb`` the GPU's. JSON keys it does not know are kept in ``extra``, and a point read
+    from JSON is written back with the keys it was read with, in their order.
+    """
+
+    batch: int
+    p50_ms: float
+    p99_ms: float
+    throughput: float
+    p90_ms: float | None = None
+    p95_ms: float | None = None
+    mean_ms: float | None = None
+    std_ms: float | None = None
+    calls: int | None = None
+    windows: int | None = None
+    stable: bool | None = None
+    window_spread: float | None = None
+    stages_ms: Mapping[str, float] | None = None
+    memory_mb: float | None = None
+    device_memory_mb: float | None = None
+    remeasured: int = 0  # times measured again for being off its neighbours' trend (``profiler.sweep``)
+    prompt_length: int | None = None
+    new_tokens: int | None = None
+    ttft_ms: float | None = None
+    repeats: int | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    read_keys: tuple[str, ...] = field(default=(), compare=False, repr=False)
+
+    @property
+    def per_item_ms(self) -> float:
+        return (self.mean_ms or self.p50_ms) / self.batch
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """What an :class:`~sextant.objective.Objective` reads: the batch size and each metric measured."""
+        return {k: v for k in _METRICS if (v := getattr(self, k)) is not None}
+
+    def to_json(self) -> dict[str, Any]:
+        keys = self.read_keys or (GENERATION_KEYS if self.new_tokens is not None else PROFILE_KEYS)
+        return {k: self.extra[k] if k in self.extra else getattr(self, k) for k in keys}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Point:
+        known = {k: v for k, v in data.items() if k in _KNOWN}
+        return cls(**known, extra={k: v for k, v in data.items() if k not in _KNOWN}, read_keys=tuple(data))
+
+
+#: a profile point's and a generation point's JSON keys, in the order they are written
+PROFILE_KEYS = (
+    "batch", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "mean_ms", "std_ms", "throughput", "calls", "windows", "stable",
+    "window_spread", "stages_ms", "memory_mb", "device_memory_mb", "remeasured",
+)  # fmt: skip
+GENERATION_KEYS = (
+    "batch", "prompt_length", "new_tokens", "ttft_ms", "p50_ms", "p90_ms", "p99_ms", "throughput", "repeats", "memory_mb",
+)  # fmt: skip
+_KNOWN = set(PROFILE_KEYS + GENERATION_KEYS)
+_METRICS = ("batch", "throughput", "p50_ms", "p90_ms", "p99_ms", "memory_mb", "ttft_ms")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Profile points, the threads they used, why the sweep stopped, and the resident memory of the
+    candidate's process once loaded."""
+
+    points: tuple[Point, ...] = ()
     threads: int | None = None
     stopped: str | None = None  # in words
     loaded_memory_mb: float | None = None
@@ -184,7 +250,7 @@ class Profile:
         return self.stop is Stop.SCREENED
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"points": [dict(p) for p in self.points], "threads": self.threads}
+        out: dict[str, Any] = {"points": [p.to_json() for p in self.points], "threads": self.threads}
         if self.stopped is not None:
             out["stopped"] = self.stopped
         if self.stop is not None:
@@ -197,7 +263,7 @@ class Profile:
     def from_json(cls, data: Mapping[str, Any]) -> Profile:
         stop = data.get("stop")
         return cls(
-            tuple(data.get("points", ())),
+            tuple(Point.from_json(p) for p in data.get("points", ())),
             data.get("threads"),
             data.get("stopped"),
             data.get("loaded_memory_mb"),
@@ -255,7 +321,7 @@ class CandidateRecord:
     profile: Profile | None = None
     seconds: float | None = None
     cached: bool = False
-    best_point: Mapping[str, Any] | None = None  # set by the selection
+    best_point: Point | None = None  # set by the selection
     speedup: float | None = None  # set by the selection
     #: a text-generation candidate's time to first token at batch 1, by prompt length (ms)
     ttft_ms: Mapping[str, float] | None = None
@@ -264,7 +330,7 @@ class CandidateRecord:
     duplicate_of: str | None = None
 
     @property
-    def points(self) -> tuple[Mapping[str, Any], ...]:
+    def points(self) -> tuple[Point, ...]:
         return self.profile.points if self.profile else ()
 
     @property
@@ -301,6 +367,8 @@ def _typed(values: dict[str, Any]) -> dict[str, Any]:
         values["correctness"] = Correctness.from_json(values["correctness"])
     if isinstance(values.get("profile"), Mapping):
         values["profile"] = Profile.from_json(values["profile"])
+    if isinstance(values.get("best_point"), Mapping):
+        values["best_point"] = Point.from_json(values["best_point"])
     return values
 
 

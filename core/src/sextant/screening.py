@@ -101,14 +101,14 @@ def screen_verdict(points: list[Point], rivals: Mapping[int, float], cutoff: flo
     return None
 
 
-def rival_envelope(profiles: Iterable[Iterable[Mapping[str, Any]]], batch_sizes: Iterable[int]) -> dict[int, float]:
-    """The best throughput the rivals' points (``Point`` dicts, one iterable per rival) reached at
+def rival_envelope(profiles: Iterable[Iterable[Point]], batch_sizes: Iterable[int]) -> dict[int, float]:
+    """The best throughput the rivals' points (one iterable per rival) reached at
     or below each batch size: a batch of b can always be served as smaller batches, so what a rival
     reached at b' <= b it can reach at b."""
     best: dict[int, float] = {}
     for points in profiles:
         for point in points:
-            best[point["batch"]] = max(best.get(point["batch"], 0.0), point["throughput"])
+            best[point.batch] = max(best.get(point.batch, 0.0), point.throughput)
     envelope, running = {}, 0.0
     for batch in batch_sizes:
         running = max(running, best.get(batch, 0.0))

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from sextant.objective import PRESETS, Objective
-from sextant.records import CandidateRecord, Status
+from sextant.records import CandidateRecord, Point, Status
 
 if TYPE_CHECKING:
     from sextant.pairing import Ratio
@@ -166,15 +166,15 @@ def regime_picks(
     return picks if len(set(picks.values())) > 1 else None
 
 
-def throughput_at(points: Sequence[Mapping[str, Any]], batch: int) -> tuple[int, float] | None:
+def throughput_at(points: Sequence[Point], batch: int) -> tuple[int, float] | None:
     """The throughput a candidate serving batches of at most ``batch`` gets: (the largest profiled
     batch size up to ``batch``, its throughput); ``None`` with no such point. A batch of 0 (no
     batching) is served one request at a time, as batch 1."""
-    usable = [p for p in points if p.get("batch", 0) <= max(batch, 1)]
+    usable = [p for p in points if p.batch <= max(batch, 1)]
     if not usable:
         return None
-    point = max(usable, key=lambda p: p["batch"])
-    return int(point["batch"]), float(point.get("throughput") or 0.0)
+    point = max(usable, key=lambda p: p.batch)
+    return point.batch, float(point.throughput or 0.0)
 
 
 def settle_regimes(selection: Selection) -> Selection:

@@ -21,16 +21,16 @@ that derives its settings here offers the same flags.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sextant.errors import UsageError
 from sextant.specs import DeployOption
 
 if TYPE_CHECKING:
     from sextant.package import CandidateView
-    from sextant.records import CandidateRecord
+    from sextant.records import CandidateRecord, Point
     from sextant.signature import Signature
 
 #: a profiled batch size is preferred when its throughput is at least this share of the best
@@ -97,14 +97,14 @@ def batch_axis_blocker(signature: Signature) -> str | None:
     return None
 
 
-def preferred_sizes(points: Sequence[Mapping[str, Any]], max_batch_size: int) -> tuple[int, ...]:
+def preferred_sizes(points: Sequence[Point], max_batch_size: int) -> tuple[int, ...]:
     """Profiled batch sizes (above 1, within ``max_batch_size``) whose throughput is within 10 % of
     the best one's."""
-    usable = [p for p in points if p.get("throughput") and p["batch"] <= max_batch_size]
+    usable = [p for p in points if p.throughput and p.batch <= max_batch_size]
     if not usable:
         return ()
-    best = max(p["throughput"] for p in usable)
-    return tuple(sorted(p["batch"] for p in usable if p["throughput"] >= PREFERRED_SHARE * best and p["batch"] > 1))
+    best = max(p.throughput for p in usable)
+    return tuple(sorted(p.batch for p in usable if p.throughput >= PREFERRED_SHARE * best and p.batch > 1))
 
 
 def for_candidate(
@@ -133,7 +133,7 @@ def derive(
     reasons: list[str] = []
     points = list(record.points)
     blocker = batch_axis_blocker(signature)
-    measured_max = max((p["batch"] for p in points), default=1)
+    measured_max = max((p.batch for p in points), default=1)
     cut_off = bool(record.profile and record.profile.cut_off)
     checked_max = max(checked_batches, default=measured_max)
 
@@ -180,9 +180,9 @@ def derive(
         if options.queue_delay_us is not None:
             delay = options.queue_delay_us
         else:
-            first = next((p for p in points if p["batch"] == 1 and p.get("p50_ms")), None)
+            first = next((p for p in points if p.batch == 1 and p.p50_ms), None)
             if first is not None:
-                delay = max(1, round(first["p50_ms"] * 1000))
+                delay = max(1, round(first.p50_ms * 1000))
                 reasons.append(f"max queue delay {delay} µs: the median latency at batch 1")
 
     threads = threads or (record.profile.threads if record.profile and record.profile.threads else host_threads)

@@ -52,7 +52,7 @@ def generation_table(document: RunDocument) -> Table:
     """Per candidate: tokens/s at each batch, TTFT at each prompt length, ITL p50/p90/p99 and peak
     memory at the selected point, and the teacher-forcing verdict."""
     records = document.candidates
-    batches = sorted({int(p["batch"]) for r in records.values() for p in r.points})
+    batches = sorted({p.batch for r in records.values() for p in r.points})
     lengths = sorted({n for r in records.values() for n in _ttft(r)})
     table = Table(title="generation: tokens/s by batch, TTFT by prompt length, ITL at the selected point")
     table.add_column("candidate", overflow="fold", ratio=1)
@@ -70,19 +70,20 @@ def generation_table(document: RunDocument) -> Table:
     for column in columns:
         table.add_column(column, justify="right", no_wrap=True)
     for cid, record in records.items():
-        by_batch = {int(p["batch"]): p for p in record.points}
+        by_batch = {p.batch: p for p in record.points}
         point = record.best_point
         ttft = _ttft(record)
         share = agreement(record)
+        itl = [getattr(point, k) if point else None for k in ("p50_ms", "p90_ms", "p99_ms")]
         label = f"[bold green]★ {escape(cid)}[/bold green]" if cid == document.best else escape(cid)
         if record.screened:
             label += " [dim](screened)[/dim]"
         table.add_row(
             label,
-            *(f"{by_batch[b]['throughput']:,.1f}" if b in by_batch else "" for b in batches),
+            *(f"{by_batch[b].throughput:,.1f}" if b in by_batch else "" for b in batches),
             *(f"{ttft[n]:.3f}" if n in ttft else "" for n in lengths),
-            *(f"{point[k]:.3f}" if point and point.get(k) is not None else "" for k in ("p50_ms", "p90_ms", "p99_ms")),
-            f"{point['memory_mb']:,.0f}" if point and point.get("memory_mb") is not None else "",
+            *(f"{v:.3f}" if v is not None else "" for v in itl),
+            f"{point.memory_mb:,.0f}" if point and point.memory_mb is not None else "",
             f"{share:.1%}" if share is not None else "",
             first_divergence(record),
             str(near_ties(record)) if record.correctness else "",
@@ -96,10 +97,11 @@ def summary_line(document: RunDocument, workspace: str) -> str | None:
     if best is None:
         return None
     record = document.candidates[best]
-    point = record.best_point or {}
-    text = f"best: {escape(best)} — {point.get('throughput', 0):,.1f} tokens/s at batch {point.get('batch', '?')}"
-    if point.get("p50_ms") is not None:
-        text += f", ITL p50 {point['p50_ms']:.3f} ms"
+    point = record.best_point
+    rate, batch = (point.throughput, point.batch) if point else (0.0, "?")
+    text = f"best: {escape(best)} — {rate:,.1f} tokens/s at batch {batch}"
+    if point is not None:
+        text += f", ITL p50 {point.p50_ms:.3f} ms"
     ttft = _ttft(record)
     if ttft:
         length = max(ttft)

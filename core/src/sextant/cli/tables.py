@@ -237,10 +237,10 @@ def results_table(status: RunDocument | Mapping[str, Any]) -> Table:
             record.precision,
             _status_word(record),
             f"{correctness.max_abs_error:.1e}" if correctness else "",
-            f"{point['throughput']:,.0f}" if point else "",
-            str(point["batch"]) if point else "",
-            f"{point['p50_ms']:.3f}" if point else "",
-            f"{point['p99_ms']:.3f}" if point else "",
+            f"{point.throughput:,.0f}" if point else "",
+            str(point.batch) if point else "",
+            f"{point.p50_ms:.3f}" if point else "",
+            f"{point.p99_ms:.3f}" if point else "",
             f"{record.speedup:.2f}×" if record.speedup else "",
             f"{record.load_seconds:.1f}" if record.load_seconds is not None else "",  # a compile's build time
         ]
@@ -295,7 +295,8 @@ def summary_line(status: RunDocument | Mapping[str, Any], workspace: str) -> str
         reason = (selection.reason if selection else None) or "the run stopped before it selected one"
         return f"no candidate selected: {escape(str(reason))}. Package: {escape(workspace)}"
     record = document.candidates[best]
-    point = record.best_point or {}
+    point = record.best_point
+    assert point is not None, "the selected candidate has its best point"
     speed = f", {record.speedup:.2f}× the baseline" if record.speedup else ""
     paired = selection.paired_speedup if selection else None
     if paired:  # measured again, interleaved with the baseline: the number to trust (sextant.pairing)
@@ -305,7 +306,7 @@ def summary_line(status: RunDocument | Mapping[str, Any], workspace: str) -> str
     if document.incomplete:
         label = "best so far" + (f" ({len(unmeasured)} candidates not measured)" if unmeasured is not None else "")
     return (
-        f"{label}: {escape(best)} — {point['throughput']:,.0f}/s at batch {point['batch']}, p50 {point['p50_ms']:.3f} ms"
+        f"{label}: {escape(best)} — {point.throughput:,.0f}/s at batch {point.batch}, p50 {point.p50_ms:.3f} ms"
         f"{speed}. Package: {escape(workspace)}"
     )
 

@@ -18,41 +18,15 @@ Everything takes its ``clock`` so that tests assert exact values.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
-from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 
 from sextant.memory import MemorySource
+from sextant.records import Point
 from sextant.runtime import Generator, StreamingGenerator
 
 Clock = Callable[[], float]
-
-
-@dataclass(frozen=True)
-class GenerationPoint:
-    """One batch size's measurement. Milliseconds; ``throughput`` in output tokens/s; ``p50_ms``,
-    ``p90_ms``, ``p99_ms`` are inter-token latencies (named like profile points, so the objective
-    and the results table read them); ``memory_mb`` the peak resident memory while measured."""
-
-    batch: int
-    prompt_length: int
-    new_tokens: int
-    ttft_ms: float
-    p50_ms: float
-    p90_ms: float
-    p99_ms: float
-    throughput: float
-    repeats: int
-    memory_mb: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> GenerationPoint:
-        return cls(**data)
 
 
 def _stream(
@@ -95,7 +69,7 @@ def measure_batch(
     warmup: int = 1,
     clock: Clock = time.perf_counter,
     memory: MemorySource | None = None,
-) -> GenerationPoint:
+) -> Point:
     """Measure generations of ``new_tokens`` from ``prompt`` (1-D) replicated ``batch`` times."""
     ids = np.repeat(np.asarray(prompt, dtype=np.int64)[None], batch, axis=0)
     for _ in range(warmup):
@@ -110,17 +84,17 @@ def measure_batch(
         rates.append(batch * new_tokens / total if total > 0 else float("inf"))
     peak = memory.read().peak_mb if memory is not None else None
     p50, p90, p99 = (float(np.percentile(gaps, q) * 1e3) for q in (50, 90, 99))
-    return GenerationPoint(
-        batch,
-        len(prompt),
-        new_tokens,
-        float(np.median(ttfts) * 1e3),
-        p50,
-        p90,
-        p99,
-        float(np.median(rates)),
-        repeats,
-        peak,
+    return Point(
+        batch=batch,
+        prompt_length=len(prompt),
+        new_tokens=new_tokens,
+        ttft_ms=float(np.median(ttfts) * 1e3),
+        p50_ms=p50,
+        p90_ms=p90,
+        p99_ms=p99,
+        throughput=float(np.median(rates)),
+        repeats=repeats,
+        memory_mb=peak,
     )
 
 

@@ -31,7 +31,6 @@ from sextant.compare import Tolerance
 from sextant.devices import busy_reason, cpu_threads, host_record
 from sextant.errors import NothingRunnableError, SampleError
 from sextant.generation.judge import judge
-from sextant.generation.measure import GenerationPoint
 from sextant.generation.plan import GenerationCandidate, GenerationPlan, make_generation_plan
 from sextant.generation.prompts import Prompts, make_prompts
 from sextant.generation.screen import rivals, screen_mode, screen_verdict
@@ -51,7 +50,7 @@ from sextant.optimizer.steps import run_step
 from sextant.optimizer.workspace import Workspace
 from sextant.planner import SOURCE
 from sextant.plugins import Catalog
-from sextant.records import Cause, CandidateKeys, CandidateRecord, Correctness, Profile, Status, Stop
+from sextant.records import Cause, CandidateKeys, CandidateRecord, Correctness, Point, Profile, Status, Stop
 from sextant.runtime import GeneratorRequest
 from sextant.selection import select
 from sextant.signature import Signature, TensorSpec
@@ -243,8 +242,8 @@ def evaluate(
         return _record(run, candidate, reused)
 
     run.ledger.emit(CandidateStarted(candidate.id))
-    points: list[Mapping[str, Any]] = []
-    screened: list[Mapping[str, Any]] = []
+    points: list[Point] = []
+    screened: list[Point] = []
     current = {"record": record}
 
     def handle(message: ChildEvent) -> ProfileOrder | None:
@@ -329,7 +328,7 @@ def _reuse(run: Run, candidate: GenerationCandidate, record: CandidateRecord, ju
     if old.screened and old.keys.profile == record.keys.profile and old.profile is not None:
         # screened out again only against this run's rivals, or measured in full
         mode = screen_mode(run.options.generation_goal())
-        point = GenerationPoint.from_dict(old.points[0])
+        point = old.points[0]
         reason = mode and screen_verdict(point, run.options.generation.new_tokens, _rivals(run), run.options.cutoff)
         if not reason:
             return None

@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sextant.generation.config import GenerationConfig
-from sextant.generation.measure import Clock, GenerationPoint, measure_batch
+from sextant.generation.measure import Clock, measure_batch
 from sextant.messages import ProfileOrder, ScreenMode
-from sextant.records import SCREENED_WORDS, CandidateRecord
+from sextant.records import SCREENED_WORDS, CandidateRecord, Point
 from sextant.screening import screen_mode as single_model_mode
 
 if TYPE_CHECKING:
@@ -59,11 +59,11 @@ def rivals(records: Iterable[CandidateRecord]) -> dict[int, float]:
     full = [r for r in records if r.profiled_in_full and r.points]
     if len(full) < RIVALS_BEFORE_SCREENING:
         return {}
-    rates = [float(p["throughput"]) for r in full for p in r.points if p["batch"] == 1]
+    rates = [p.throughput for r in full for p in r.points if p.batch == 1]
     return {1: max(rates)} if rates else {}
 
 
-def estimate(point: GenerationPoint, new_tokens: int) -> float:
+def estimate(point: Point, new_tokens: int) -> float:
     """Tokens/s of one sequence generating ``new_tokens``, projected from a screen ``point`` (batch 1)."""
     measured = point.new_tokens
     total_s = measured / point.throughput if point.throughput > 0 else float("inf")
@@ -73,7 +73,7 @@ def estimate(point: GenerationPoint, new_tokens: int) -> float:
     return new_tokens / projected if projected > 0 else float("inf")
 
 
-def screen_verdict(point: GenerationPoint, new_tokens: int, rivals: Mapping[int, float], cutoff: float) -> str | None:
+def screen_verdict(point: Point, new_tokens: int, rivals: Mapping[int, float], cutoff: float) -> str | None:
     """Why a candidate with this screen point is screened out, or ``None`` when it may still win."""
     best = rivals.get(1)
     if not best or cutoff <= 0:
@@ -95,7 +95,7 @@ def screen(
     order: ProfileOrder,
     *,
     clock: Clock = time.perf_counter,
-) -> tuple[GenerationPoint, str | None]:
+) -> tuple[Point, str | None]:
     """Measure the screen of one candidate and judge it: its point, and why it is screened out
     (``None``: measure it in full)."""
     tokens = min(SCREEN_TOKENS, config.new_tokens)

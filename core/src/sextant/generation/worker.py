@@ -62,7 +62,7 @@ def run_generation(document: Mapping[str, Any], channel: Channel) -> dict[str, A
         longest = prompts.first_of_length(prompts.lengths[-1])
         if order.screen is not None and order.rivals:
             point, screened = screen(generator, longest, config, order)
-            channel.emit(Measured(point.to_dict(), screen=True))
+            channel.emit(Measured(point, screen=True))
             if screened:
                 return Profiled(Stop.SCREENED, screened, job.request.threads, loaded_mb).to_json()
         ttft = {}
@@ -81,7 +81,7 @@ def run_generation(document: Mapping[str, Any], channel: Channel) -> dict[str, A
                 warmup=config.warmup,
                 memory=memory,
             )
-            channel.emit(Measured(point.to_dict()))
+            channel.emit(Measured(point))
         return Profiled(Stop.MAX_BATCH, "measured at every batch size", job.request.threads, loaded_mb, ttft).to_json()
     finally:
         generator.close()

@@ -112,7 +112,7 @@ def cell(value: Any) -> str:
 
 def candidate_row(c: Candidate) -> dict[str, Any]:
     r = c.record
-    best = r.best_point or {}
+    best = r.best_point
     correctness = r.correctness
     return {
         "candidate": c.id,
@@ -136,11 +136,11 @@ def candidate_row(c: Candidate) -> dict[str, Any]:
         "atol": correctness.atol if correctness else None,
         "rtol": correctness.rtol if correctness else None,
         "verified": r.verified,
-        "best_batch": best.get("batch"),
-        "best_throughput": best.get("throughput"),
-        "best_p50_ms": best.get("p50_ms"),
-        "best_p99_ms": best.get("p99_ms"),
-        "best_memory_mb": best.get("memory_mb"),
+        "best_batch": best.batch if best else None,
+        "best_throughput": best.throughput if best else None,
+        "best_p50_ms": best.p50_ms if best else None,
+        "best_p99_ms": best.p99_ms if best else None,
+        "best_memory_mb": best.memory_mb if best else None,
         "speedup": r.speedup,
         "points": len(c.points) if r.profile else None,
         "stopped": c.stopped,

@@ -3,70 +3,30 @@
 Everything the page, the plots and the CSV files say comes from :func:`read_run`, so they cannot
 disagree. A package written by an earlier sextant may lack parts (the CPU model, the run's timing,
 memory per point, a correctness summary): those are ``None`` here and the page says "not recorded".
-Nothing here imports a plotting library; ``sextant analyze`` reuses :class:`Point` and
-:class:`Series` for its own measurements.
+Nothing here imports a plotting library; ``sextant analyze`` reuses :class:`Series` (and
+:class:`sextant.records.Point`, labelled) for its own measurements.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from sextant.devices import busy_reason
 from sextant.objective import Objective
 from sextant.package.document import Host, ModelInfo, RunDocument, RunInfo, SearchSummary, Skipped
-from sextant.records import CandidateRecord, Status, StepRecord
+from sextant.records import PROFILE_KEYS, CandidateRecord, Point, Status, StepRecord
 
 #: the statuses that mean something went wrong (skipped and duplicate ones are listed apart)
 PROBLEMS = (Status.FAILED, Status.INCORRECT, Status.REJECTED, Status.PENDING, Status.PROFILING)
 
 
-@dataclass(frozen=True)
-class Point:
-    """One profile point of one candidate (``sextant.profiler.Point``'s fields; ``None`` where the
-    package did not record them)."""
-
-    candidate: str
-    batch: int
-    p50_ms: float
-    p99_ms: float
-    throughput: float
-    p90_ms: float | None = None
-    p95_ms: float | None = None
-    mean_ms: float | None = None
-    std_ms: float | None = None
-    calls: int | None = None
-    windows: int | None = None
-    stable: bool | None = None
-    window_spread: float | None = None
-    stages_ms: Mapping[str, float] | None = None
-    memory_mb: float | None = None
-    device_memory_mb: float | None = None
-
-    @classmethod
-    def from_json(cls, candidate: str, data: Mapping[str, Any]) -> Point:
-        known = {f.name for f in fields(cls)} - {"candidate"}
-        return cls(candidate=candidate, **{k: v for k, v in data.items() if k in known})
-
+#: a point with the name of what it measured (a candidate, a configuration)
+Labelled = tuple[str, Point]
 
 #: the columns of a profile point, in CSV order (``candidate`` first, ``stages_ms`` spread out)
-POINT_FIELDS = (
-    "batch",
-    "p50_ms",
-    "p90_ms",
-    "p95_ms",
-    "p99_ms",
-    "mean_ms",
-    "std_ms",
-    "throughput",
-    "calls",
-    "windows",
-    "stable",
-    "window_spread",
-    "memory_mb",
-    "device_memory_mb",
-)
+POINT_FIELDS = tuple(k for k in PROFILE_KEYS if k not in ("stages_ms", "remeasured"))
 
 
 @dataclass(frozen=True)
@@ -96,7 +56,6 @@ class Candidate:
     best: bool
     baseline: bool
     reference_only: bool
-    points: tuple[Point, ...]
     errors: tuple[OutputError, ...]
 
     @property
@@ -109,8 +68,12 @@ class Candidate:
         return "screened" if self.record.status == Status.OK and self.record.screened else str(self.record.status)
 
     @property
+    def points(self) -> tuple[Point, ...]:
+        return self.record.points
+
+    @property
     def best_point(self) -> Point | None:
-        return Point.from_json(self.id, self.record.best_point) if self.record.best_point else None
+        return self.record.best_point
 
     @property
     def max_abs_error(self) -> float | None:
@@ -194,14 +157,15 @@ class RunReport:
         return next((c for c in self.candidates if c.baseline), None)
 
     @property
-    def points(self) -> tuple[Point, ...]:
-        return tuple(p for c in self.candidates for p in c.points)
+    def points(self) -> tuple[Labelled, ...]:
+        """Every candidate's points, each with its candidate's id."""
+        return tuple((c.id, p) for c in self.candidates for p in c.points)
 
     @property
     def stage_names(self) -> tuple[str, ...]:
         """Every stage any runner timed, in the order first seen."""
         names: dict[str, None] = {}
-        for point in self.points:
+        for _, point in self.points:
             for name in point.stages_ms or {}:
                 names[name] = None
         return tuple(names)
@@ -226,7 +190,6 @@ def read_run(status: RunDocument | Mapping[str, Any]) -> RunReport:
                 best=cid == best,
                 baseline=cid == baseline,
                 reference_only=cid in reference_only,
-                points=tuple(Point.from_json(cid, p) for p in record.points),
                 errors=_errors(cid, record),
             )
         )

@@ -5,7 +5,7 @@ Building the dicts needs no plotting library in Python (so a 100-candidate repor
 milliseconds, and ``sextant --help`` imports nothing of plotly); the tests check every figure
 against plotly's own schema. The builders (:func:`lines_figure`, :func:`paired_lines_figure`,
 :func:`tradeoff_figure`) take :class:`~sextant.htmlreport.data.Series` and
-:class:`~sextant.htmlreport.data.Point`, so an optimize run (``sextant.htmlreport.plots``) and
+labelled points (:class:`~sextant.records.Point`), so an optimize run (``sextant.htmlreport.plots``) and
 ``sextant analyze`` draw their measurements with the same code.
 
 Each series keeps one colour in every plot. With many series the most important ones get colours
@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sextant.htmlreport.data import Point, Series, front
+from sextant.htmlreport.data import Labelled, Point, Series, front
 
 PALETTE = (
     "#4e79a7",
@@ -330,28 +330,28 @@ def _apart(series: Series) -> Series:
 def tradeoff_figure(
     fig_id: str,
     title: str,
-    points: Sequence[Point],
+    points: Sequence[Labelled],
     style: Mapping[str, Style],
     *,
-    best: Point | None = None,
+    best: Labelled | None = None,
     budget_ms: float | None = None,
     caption: str = "",
     absent: str = "nothing was measured",
     load_word: str = "batch",
 ) -> Figure:
-    """Throughput against p99 latency: every point (by series), the front no point beats on both,
-    the chosen point starred, the latency budget as a vertical line."""
+    """Throughput against p99 latency: every point (by series, its label), the front no point beats
+    on both, the chosen point starred, the latency budget as a vertical line."""
     if not points:
         return Figure(fig_id, title, caption, absent=absent)
-    by_name: dict[str, list[Point]] = {}
-    for p in points:
-        by_name.setdefault(p.candidate, []).append(p)
+    by_name: dict[str, list[Labelled]] = {}
+    for labelled in points:
+        by_name.setdefault(labelled[0], []).append(labelled)
     layout = base_layout(legend_entries=sum(style[n].legend for n in by_name) + 2)
-    layout["xaxis"] = value_axis("p99 latency (ms)", log=True, values=[p.p99_ms for p in points])
+    layout["xaxis"] = value_axis("p99 latency (ms)", log=True, values=[p.p99_ms for _, p in points])
     layout["yaxis"] = value_axis("throughput (samples/s)")
     data: list[dict[str, Any]] = []
     grey = [p for name in by_name if style[name].group == OTHERS for p in by_name[name]]
-    groups: list[tuple[str, Style, list[Point]]] = []
+    groups: list[tuple[str, Style, list[Labelled]]] = []
     if grey:
         label = f"other candidates ({sum(style[n].group == OTHERS for n in by_name)})"
         groups.append((OTHERS, Style(OTHER, label, width=1.0, group=OTHERS), grey))
@@ -362,11 +362,11 @@ def tradeoff_figure(
                 "type": "scatter",
                 "mode": "markers",
                 "name": s.label,
-                "x": [p.p99_ms for p in pts],
-                "y": [p.throughput for p in pts],
+                "x": [p.p99_ms for _, p in pts],
+                "y": [p.throughput for _, p in pts],
                 "text": [
-                    f"{p.candidate}: {load_word} {p.batch}, {p.throughput:,.0f}/s, p50 {p.p50_ms:.3f} ms, p99 {p.p99_ms:.3f} ms"
-                    for p in pts
+                    f"{label}: {load_word} {p.batch}, {p.throughput:,.0f}/s, p50 {p.p50_ms:.3f} ms, p99 {p.p99_ms:.3f} ms"
+                    for label, p in pts
                 ],
                 "hovertemplate": "%{text}<extra></extra>",
                 "marker": {"color": s.color, "size": 8 if s.group != OTHERS else 5, "opacity": 0.85},
@@ -374,7 +374,7 @@ def tradeoff_figure(
                 "showlegend": s.legend,
             }
         )
-    edge = front(points)
+    edge = front([p for _, p in points])
     data.append(
         {
             "type": "scatter",
@@ -387,16 +387,17 @@ def tradeoff_figure(
         }
     )
     if best is not None:
+        chosen, best_point = best
         data.append(
             {
                 "type": "scatter",
                 "mode": "markers+text",
                 "name": "selected",
-                "x": [best.p99_ms],
-                "y": [best.throughput],
+                "x": [best_point.p99_ms],
+                "y": [best_point.throughput],
                 "text": ["best"],
                 "textposition": "top center",
-                "hovertemplate": f"selected: {escape_text(best.candidate)} at {load_word} {best.batch}<extra></extra>",
+                "hovertemplate": f"selected: {escape_text(chosen)} at {load_word} {best_point.batch}<extra></extra>",
                 "marker": {"symbol": "star", "size": 18, "color": "#ffd400", "line": {"color": "#222", "width": 1.5}},
             }
         )

@@ -84,7 +84,7 @@ def best_line(report: RunReport, best: Candidate) -> str:
     text = f"<strong class=id>★ {esc(best.id)}</strong>"
     point = best.record.best_point
     if point is not None:
-        text += f": {point['throughput']:,.1f} tokens/s at batch {point['batch']} (ITL p50 {point['p50_ms']:.3f} ms"
+        text += f": {point.throughput:,.1f} tokens/s at batch {point.batch} (ITL p50 {point.p50_ms:.3f} ms"
         ttft = ttft_by_length(best)
         if ttft:
             length, ms = list(ttft.items())[-1]
@@ -137,12 +137,12 @@ def _measures(c: Candidate) -> list[tuple[str, str]]:
         items.append(
             (
                 "at its best",
-                f"{point['throughput']:,.1f} tokens/s at batch {point['batch']}; "
-                f"ITL p50 {point['p50_ms']:.3f} ms, p99 {point['p99_ms']:.3f} ms",
+                f"{point.throughput:,.1f} tokens/s at batch {point.batch}; "
+                f"ITL p50 {point.p50_ms:.3f} ms, p99 {point.p99_ms:.3f} ms",
             )
         )
-    if one is not None and (point is None or point["batch"] != 1):
-        items.append(("at batch 1", f"{one['throughput']:,.1f} tokens/s; ITL p50 {one['p50_ms']:.3f} ms"))
+    if one is not None and (point is None or point.batch != 1):
+        items.append(("at batch 1", f"{one.throughput:,.1f} tokens/s; ITL p50 {one.p50_ms:.3f} ms"))
     ttft = ttft_by_length(c)
     if ttft:
         items.append(("TTFT", ", ".join(f"{ms:.3f} ms at prompt {n}" for n, ms in ttft.items())))
@@ -210,13 +210,13 @@ def candidate_row(c: Candidate, lengths: Sequence[int]) -> list[Cell]:
         base[4],
         number_cell(c.max_abs_error, "{:.1e}"),
         number_cell(share * 100 if share is not None else None, "{:.1f} %"),
-        number_cell(point["throughput"] if point else None, "{:,.1f}"),
-        number_cell(point["batch"] if point else None, "{}"),
-        number_cell(one["throughput"] if one else None, "{:,.1f}"),
+        number_cell(point.throughput if point else None, "{:,.1f}"),
+        number_cell(point.batch if point else None, "{}"),
+        number_cell(one.throughput if one else None, "{:,.1f}"),
         *(number_cell(ttft.get(n), "{:.3f}") for n in lengths),
-        number_cell(point["p50_ms"] if point else None, "{:.3f}"),
-        number_cell(point["p99_ms"] if point else None, "{:.3f}"),
-        number_cell(point.get("memory_mb") if point else None, "{:,.0f}"),
+        number_cell(point.p50_ms if point else None, "{:.3f}"),
+        number_cell(point.p99_ms if point else None, "{:.3f}"),
+        number_cell(point.memory_mb if point else None, "{:,.0f}"),
         number_cell(r.speedup, "{:.2f}×"),
         number_cell(r.seconds, "{:.1f}"),
     ]
@@ -296,9 +296,9 @@ POINT_COLUMNS = (
 def points_csv(report: RunReport) -> str:
     """One row per measured batch: output tokens/s (``throughput``), TTFT of that batch, ITL percentiles."""
     rows = [
-        {**p, "candidate": c.id, "screened": c.record.screened}
+        {**p.to_json(), "candidate": c.id, "screened": c.record.screened}
         for c in report.candidates
-        for p in sorted(c.record.points, key=lambda p: p["batch"])
+        for p in sorted(c.record.points, key=lambda p: p.batch)
     ]
     return to_csv(POINT_COLUMNS, rows)
 

@@ -13,6 +13,7 @@ from typing import Any
 from sextant.htmlreport.data import Candidate, RunReport, Series
 from sextant.htmlreport.figures import Figure, Style, lines_figure, panels_figure, styles
 from sextant.htmlreport.plots import errors_figure
+from sextant.records import Point
 
 # -- what a generation candidate recorded ------------------------------------------------------------
 
@@ -30,8 +31,8 @@ def prompt_lengths(report: RunReport) -> list[int]:
     return sorted(lengths)
 
 
-def at_batch(c: Candidate, batch: int) -> Mapping[str, Any] | None:
-    return next((p for p in c.record.points if p.get("batch") == batch), None)
+def at_batch(c: Candidate, batch: int) -> Point | None:
+    return next((p for p in c.record.points if p.batch == batch), None)
 
 
 def agreement(c: Candidate) -> float | None:
@@ -50,16 +51,17 @@ def verdicts_of(c: Candidate) -> tuple[Mapping[str, Any], ...]:
 # -- plots ----------------------------------------------------------------------------------------------
 
 
-def _text(p: Mapping[str, Any]) -> str:
+def _text(p: Point) -> str:
+    p90 = p.p90_ms if p.p90_ms is not None else float("nan")
     parts = [
-        f"batch {p['batch']}",
-        f"{p['throughput']:,.1f} tokens/s",
-        f"ITL p50 {p['p50_ms']:.3f} ms, p90 {p.get('p90_ms', float('nan')):.3f} ms, p99 {p['p99_ms']:.3f} ms",
+        f"batch {p.batch}",
+        f"{p.throughput:,.1f} tokens/s",
+        f"ITL p50 {p.p50_ms:.3f} ms, p90 {p90:.3f} ms, p99 {p.p99_ms:.3f} ms",
     ]
-    if p.get("ttft_ms") is not None:
-        parts.append(f"TTFT {p['ttft_ms']:.3f} ms (prompt {p.get('prompt_length', '?')})")
-    if p.get("memory_mb") is not None:
-        parts.append(f"peak {p['memory_mb']:,.0f} MB")
+    if p.ttft_ms is not None:
+        parts.append(f"TTFT {p.ttft_ms:.3f} ms (prompt {p.prompt_length if p.prompt_length is not None else '?'})")
+    if p.memory_mb is not None:
+        parts.append(f"peak {p.memory_mb:,.0f} MB")
     return ", ".join(parts)
 
 
@@ -67,14 +69,14 @@ def series_vs_batch(candidates: Sequence[Candidate], metric: str) -> list[Series
     """``metric`` of each candidate's points against batch (screened: its one screen point)."""
     out = []
     for c in candidates:
-        points = sorted(c.record.points, key=lambda p: p["batch"])
+        points = sorted(c.record.points, key=lambda p: p.batch)
         if not points:
             continue
         out.append(
             Series(
                 c.id,
-                tuple(p["batch"] for p in points),
-                tuple(p.get(metric) for p in points),
+                tuple(p.batch for p in points),
+                tuple(getattr(p, metric) for p in points),
                 tuple(_text(p) for p in points),
                 markers_only=c.record.screened,
             )

@@ -3,7 +3,8 @@ analyze``'s) is drawn and laid out by the same code as an optimize run's, so bot
 
 A page is a :class:`Page` of :class:`Section` (HTML built with :func:`table`, :func:`key_values`)
 and :class:`Figure` (from :func:`lines_figure` and :func:`tradeoff_figure` over :class:`Series` and
-:class:`Point`); :func:`render_page` writes it as one self-contained document.
+points (:class:`Point`, labelled with what they measured); :func:`render_page` writes it as one
+self-contained document.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from datetime import datetime, timezone
 
 from sextant.htmlreport.bundle import INSTALL_HINT, missing_reason, plotly_bundle
 from sextant.htmlreport.csvexport import to_csv
-from sextant.htmlreport.data import Point, Series, front
+from sextant.htmlreport.data import Labelled, Series, front
 from sextant.htmlreport.figures import (
     Figure,
     Style,
@@ -39,6 +40,7 @@ from sextant.htmlreport.page import (
     table,
     text_cell,
 )
+from sextant.records import Point
 
 __all__ = [
     "INSTALL_HINT",
@@ -46,6 +48,7 @@ __all__ = [
     "Cell",
     "Column",
     "Figure",
+    "Labelled",
     "Page",
     "Point",
     "Section",

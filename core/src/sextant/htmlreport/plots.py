@@ -10,7 +10,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sextant.htmlreport.data import Candidate, OutputError, Point, RunReport, series_vs_batch
+from sextant.htmlreport.data import Candidate, Labelled, OutputError, RunReport, series_vs_batch
 from sextant.htmlreport.figures import (
     OTHERS,
     PALETTE,
@@ -23,6 +23,7 @@ from sextant.htmlreport.figures import (
     tradeoff_figure,
     value_axis,
 )
+from sextant.records import Point
 
 __all__ = ["OTHERS", "PALETTE", "Figure", "run_figures"]
 
@@ -257,9 +258,9 @@ def _importance(report: RunReport) -> list[str]:
     return [c.id for c in ranked]
 
 
-def _best_point(report: RunReport) -> Point | None:
+def _best_point(report: RunReport) -> Labelled | None:
     best = report.best_candidate
-    return best.best_point if best is not None else None
+    return (best.id, best.best_point) if best is not None and best.best_point is not None else None
 
 
 def _stage_point(candidate: Candidate) -> Point | None:

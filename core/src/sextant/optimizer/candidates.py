@@ -26,8 +26,7 @@ from sextant.options import OptimizeOptions
 from sextant.optimizer.context import Run, outcome
 from sextant.optimizer.duplicates import duplicate_candidate
 from sextant.planner import SOURCE, PlannedCandidate
-from sextant.profiler import Point
-from sextant.records import CandidateKeys, CandidateRecord, Cause, Correctness, Profile, Status, Stop
+from sextant.records import CandidateKeys, CandidateRecord, Cause, Correctness, Point, Profile, Status, Stop
 from sextant.runtime import RunnerRequest
 from sextant.samples import Batch, load_batches, save_batches
 from sextant.screening import rival_envelope, screen_mode, screen_verdict
@@ -251,8 +250,8 @@ def evaluate(run: Run, candidate: PlannedCandidate, judge: JudgeFunc) -> Candida
         return _record(run, candidate, replace(record, status=Status.SKIPPED, reason=unaffordable, cause=Cause.BUDGET))
 
     ledger.emit(CandidateStarted(candidate.id))
-    points: list[Mapping[str, Any]] = []
-    screened: list[Mapping[str, Any]] = []
+    points: list[Point] = []
+    screened: list[Point] = []
     current = {"record": record}  # the judgement arrives while the child waits for it
 
     def handle(message: ChildEvent) -> ProfileOrder | None:
@@ -311,14 +310,14 @@ def _build_over_budget(run: Run, candidate: PlannedCandidate) -> str | None:
 def _ended(
     record: CandidateRecord,
     result: ChildResult,
-    points: list[Mapping[str, Any]],
-    screened: list[Mapping[str, Any]],
+    points: list[Point],
+    screened: list[Point],
     threads: int,
 ) -> CandidateRecord:
     """The record once the child ended: how far it got decides what its end means. A candidate
     screened out is correct (``ok``) with its screen points as its profile, which says so. Points
     are kept in batch order (a sparse sweep measures them out of order)."""
-    points = sorted(points, key=lambda p: p["batch"])
+    points = sorted(points, key=lambda p: p.batch)
     profile = Profile(tuple(points), threads) if points else None
     if record.status == Status.PENDING:  # it never reached the verdict: the child's failure is the story
         record = replace(record, **outcome(result), profile=profile)
@@ -354,8 +353,7 @@ def _reuse(run: Run, candidate: PlannedCandidate, record: CandidateRecord, judge
     profile = old.profile
     if old.screened:  # screened out again only against this run's rivals, or measured again
         mode = screen_mode(run.objective)
-        screen = [Point.from_dict(p) for p in old.points]
-        reason = mode and screen_verdict(screen, rivals(run), run.options.cutoff, mode)
+        reason = mode and screen_verdict(list(old.points), rivals(run), run.options.cutoff, mode)
         if not reason:
             return None
         profile = replace(old.profile, stopped=reason)

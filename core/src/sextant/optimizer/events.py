@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from sextant.package.document import RunDocument
     from sextant.pipelines.records import CompositeRecord, StructureRecord
     from sextant.planner import Plan
-    from sextant.records import CandidateRecord, StepRecord
+    from sextant.records import CandidateRecord, Point, StepRecord
     from sextant.specs import SourceModel
 
 
@@ -54,11 +54,10 @@ class CandidateStarted:
 
 @dataclass(frozen=True)
 class CandidatePoint:
-    """One profile point of a candidate (a dict of ``Point`` or ``GenerationPoint``); ``screen``:
-    of its short screen."""
+    """One profile point of a candidate; ``screen``: of its short screen."""
 
     id: str
-    point: Mapping[str, Any]
+    point: Point
     screen: bool = False
     kind: ClassVar[str] = "candidate_point"
 

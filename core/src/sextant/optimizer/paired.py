@@ -35,7 +35,7 @@ def pair_contenders(run: Run, plan: Plan) -> None:
     ids = [c for c in contenders(selection.ranking, scores, baseline) if ranked[c].best_point is not None]
     if len(ids) < 2:
         return
-    batches = [int(ranked[c].best_point["batch"]) for c in ids]
+    batches = [ranked[c].best_point.batch for c in ids]
     config = run.profiler
     key = digest(
         {
@@ -81,7 +81,7 @@ def apply_pairing(
     if selection.best not in windows.contenders:
         return selection, []
     unsettled = {
-        cid for cid in windows.contenders if ranked[cid].best_point and not ranked[cid].best_point.get("stable", True)
+        cid for cid in windows.contenders if ranked[cid].best_point and ranked[cid].best_point.stable is False
     }
     baseline = selection.baseline if selection.baseline in windows.contenders else None
     decision = decide(windows, selection.best, baseline, selection.objective, unsettled)

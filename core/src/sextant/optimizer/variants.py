@@ -112,7 +112,7 @@ def search_options(
                 if record.status != Status.OK or point is None:
                     return None, None
                 wanted = ("throughput", "p50_ms", "p99_ms", "memory_mb")
-                return {m: point[m] for m in wanted if point.get(m) is not None}, None
+                return {m: v for m in wanted if (v := getattr(point, m)) is not None}, None
 
             result = run_search(
                 strategy,

@@ -101,13 +101,13 @@ def _figures(i: int, group: GroupResult, best: Best, settings: AnalyzeSettings) 
     style = kit.styles(shown, best=shown[0] if best.point else None, baseline="default")
     by_label = _measured(group, shown)
     points = [
-        kit.Point(label, int(m.get("concurrency", 0)), m["p50_ms"], m["p99_ms"], m["throughput"])
+        (label, kit.Point(int(m.get("concurrency", 0)), m["p50_ms"], m["p99_ms"], m["throughput"]))
         for label, ms in by_label.items()
         for m in ms
     ]
     chosen = best.record.metrics if best.record and best.record.metrics else None
     star = (
-        kit.Point(shown[0], int(chosen.get("concurrency", 0)), chosen["p50_ms"], chosen["p99_ms"], chosen["throughput"])
+        (shown[0], kit.Point(int(chosen.get("concurrency", 0)), chosen["p50_ms"], chosen["p99_ms"], chosen["throughput"]))
         if chosen
         else None
     )
