@@ -338,7 +338,7 @@ def main() -> None:
             picks = "; ".join(f"{regime} pick {cid}" for regime, cid in regimes.items())
             print(
                 f"  sextant:   wall {sx_wall:6.1f} s (run {document.run.seconds:.1f} s); pick {best} "
-                f"(its profile: {point['throughput']:,.0f}/s at batch {point['batch']})" + (f"; {picks}" if picks else "")
+                f"(its profile: {point.throughput:,.0f}/s at batch {point.batch})" + (f"; {picks}" if picks else "")
             )
             for cid, record in {**document.steps, **document.candidates}.items():
                 if record.status.value in ("failed", "incorrect"):
@@ -366,7 +366,7 @@ def main() -> None:
                     flush=True,
                 )
             if name == "mlp":
-                row["gemm"] = gemm_check(ws, document, point["batch"], window)
+                row["gemm"] = gemm_check(ws, document, point.batch, window)
             summary.append(row)
     finally:
         if args.keep is None:
