@@ -169,11 +169,9 @@ def test_under_a_latency_budget_the_best_so_far_is_what_rivals_reach_within_it()
     from types import SimpleNamespace
 
     from sextant.optimizer.candidates import rivals
-    from sextant.records import CandidateRecord, Profile, Status
+    from sextant.records import CandidateRecord, Point, Profile, Status
 
-    points = tuple(
-        {"batch": b, "throughput": 2000.0 * b, "p50_ms": 0.4 * b, "p99_ms": 0.5 * b} for b in (1, 2, 4, 8)
-    )
+    points = tuple(Point(batch=b, throughput=2000.0 * b, p50_ms=0.4 * b, p99_ms=0.5 * b) for b in (1, 2, 4, 8))
     rival = CandidateRecord("s", "f", "r", "p 1", "cpu", "fp32", status=Status.OK, profile=Profile(points, 1))
     ledger = SimpleNamespace(run_candidates=["rival"], candidates={"rival": rival})
 

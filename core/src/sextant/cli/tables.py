@@ -346,7 +346,7 @@ class ProgressView:
             self.progress.update(
                 self.task,
                 description=f"{'screening' if event.screen else 'profiling'} {escape(event.id)}",
-                info=f"batch {event.point['batch']}: {event.point['throughput']:,.0f}/s",
+                info=f"batch {event.point.batch}: {event.point.throughput:,.0f}/s",
             )
         elif isinstance(event, (StepEnded, CandidateEnded)):
             self.progress.advance(self.task)
