@@ -7,7 +7,7 @@ from pathlib import Path
 from sextant.jobs import CandidateJob, StepJob, job_document, parse_job
 from sextant.messages import Built, Loaded, Measured, OutputsSaved, Profiled, ProfileOrder, Ttft, Windows, parse_event
 from sextant.profiler import ProfilerConfig
-from sextant.records import Stop
+from sextant.records import Point, Stop
 from sextant.runtime import RunnerRequest, StepRequest
 from sextant.signature import Signature, TensorSpec
 
@@ -38,13 +38,14 @@ def test_child_messages_and_answers_round_trip_through_json():
     def again(message):
         return json.loads(json.dumps(message.to_json()))
 
-    for event in (Loaded(0.25), OutputsSaved(Path("/out.npz")), Measured({"batch": 4}, screen=True), Ttft(16, 3.5)):
+    for event in (Loaded(0.25), OutputsSaved(Path("/out.npz")), Measured(Point(batch=4, p50_ms=0.5, p99_ms=0.9, throughput=8000.0, calls=40), screen=True), Ttft(16, 3.5)):
         assert parse_event(event.kind, again(event)) == event
     answers = (
         Profiled(),
         Profiled(Stop.SCREENED, "screened out: estimate 9/s", 2, 120.5),
         Profiled(Stop.MAX_BATCH, "measured at every batch size", 1, None, {"16": 4.0}),
         Built(Path("/art/model.onnx")),
+        Built(Path("/art/model.onnx"), "sha256:0f"),
         Windows((({"throughput": 1.0}, {"throughput": 2.0}),)),
     )
     for answer in answers:
