@@ -27,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import sextant
 from _run import ROOT, cpu
 
 sys.path.insert(0, str(ROOT / "tests"))
@@ -132,24 +133,24 @@ def main() -> None:
             except RuntimeError as exc:
                 print(f"  optimize failed: {exc}", flush=True)
                 continue
-            status = json.loads((workspace / "status.json").read_text())
-            best = status["selection"]["best"]
+            document = sextant.load(workspace).document
+            best = document.best
             done += 1
-            for kind in ("steps", "candidates"):
-                for cid, record in status[kind].items():
-                    if record["status"] in ("failed", "incorrect"):
-                        reason = (record.get("reason") or "").strip().splitlines() or [""]
-                        print(f"  {record['status']}: {cid}: {reason[0][:200]}")
+            for cid, record in {**document.steps, **document.candidates}.items():
+                if record.status.value in ("failed", "incorrect"):
+                    reason = (record.reason or "").strip().splitlines() or [""]
+                    print(f"  {record.status.value}: {cid}: {reason[0][:200]}")
             if best is None:
-                print(f"  optimize {wall:6.1f} s, nothing selected: {status['selection'].get('reason')}", flush=True)
+                reason = document.selection.reason if document.selection else None
+                print(f"  optimize {wall:6.1f} s, nothing selected: {reason}", flush=True)
                 continue
-            record = status["candidates"][best]
-            ok = sum(1 for r in status["candidates"].values() if r["status"] == "ok")
+            record = document.candidates[best]
+            ok = sum(1 for r in document.candidates.values() if r.status.value == "ok")
             print(
-                f"  optimize {wall:6.1f} s, {ok}/{len(status['candidates'])} candidates ok; pick {best}: "
-                f"{record.get('speedup') or 0:.2f}x eager's best throughput in sextant's profile"
+                f"  optimize {wall:6.1f} s, {ok}/{len(document.candidates)} candidates ok; pick {best}: "
+                f"{record.speedup or 0:.2f}x eager's best throughput in sextant's profile"
             )
-            profiled_faster += (record.get("speedup") or 0) > 1
+            profiled_faster += (record.speedup or 0) > 1
             for batch in BATCHES:
                 try:
                     eager = seconds_per_call(workspace, EAGER, name, batch, args.windows, args.window_s)

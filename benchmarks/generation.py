@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import sextant
 from _run import cpu, optimize
 
 PROMPT = 128
@@ -152,8 +153,9 @@ def main() -> None:
         extra += ["--cutoff", "0"]  # every backend measured in full: no screen, no early stop
         if args.runners:
             extra += ["--runners", args.runners]
-        seconds, status = optimize(str(work / "llama"), work / "ws", *extra)
-        print(f"sextant optimize: {seconds:.0f} s, best {status['selection'].get('best')}")
+        seconds, _ = optimize(str(work / "llama"), work / "ws", *extra)
+        document = sextant.load(work / "ws").document
+        print(f"sextant optimize: {seconds:.0f} s, best {document.best}")
         reference = eager(work / "llama", new_tokens, repeats, args.threads)
         bw = bandwidth()
         limit = bw / weight_bytes
@@ -162,15 +164,16 @@ def main() -> None:
         print(f"{'backend':40} {'TTFT ms':>9} {'ITL p50':>8} {'tok/s@1':>8} {'tok/s@8':>8} {'peak MB':>8}")
         print(_row("transformers generate (eager, this process)", reference, None, ""))
         best_rate = 0.0
-        for cid, record in sorted(status["candidates"].items()):
-            points = {p["batch"]: p for p in (record.get("profile") or {}).get("points", [])}
+        for cid, record in sorted(document.candidates.items()):
+            profile = record.profile
+            points = {p.batch: p.to_json() for p in (profile.points if profile else ())}  # as eager's rows
             memory = max((p.get("memory_mb") or 0 for p in points.values()), default=None)
-            screened = (record.get("profile") or {}).get("stop") == "screened"
-            note = "screened (a short look at batch 1 only)" if screened else record["status"]
+            screened = bool(profile and profile.screened)
+            note = "screened (a short look at batch 1 only)" if screened else record.status.value
             if note != "ok" and not screened:
-                note += f": {(record.get('reason') or '')[:60]}"
+                note += f": {(record.reason or '')[:60]}"
             print(_row(cid, points, memory, note))
-            if record["status"] == "ok" and not screened and 1 in points:
+            if record.status.value == "ok" and not screened and 1 in points:
                 best_rate = max(best_rate, points[1]["throughput"])
         print(
             f"\nmemory bandwidth (numpy copy): {bw / 1e9:.1f} GB/s; weights {weight_bytes / 1e6:.0f} MB: "

@@ -20,11 +20,12 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
+import sextant
 from _run import optimize
 
 
-def _batch_1(record: dict) -> float:
-    return next(p["throughput"] for p in record["profile"]["points"] if p["batch"] == 1)
+def _batch_1(record) -> float:
+    return next(p.throughput for p in record.profile.points if p.batch == 1)
 
 
 def mobilenet(folder: Path) -> tuple[Path, Path]:
@@ -53,16 +54,18 @@ def main() -> None:
             at_1: dict[str, list[float]] = defaultdict(list)
             walls, best = [], []
             for index in range(args.repeat):
-                wall, doc = optimize(argv[0], Path(tmp) / f"ws-{label.split()[0]}-{index}", *argv[1:])
+                workspace = Path(tmp) / f"ws-{label.split()[0]}-{index}"
+                wall, _ = optimize(argv[0], workspace, *argv[1:])
                 walls.append(wall)
-                base = doc["candidates"][doc["baseline"]]["best_point"]["throughput"]
-                base_1 = _batch_1(doc["candidates"][doc["baseline"]])
-                for cid, record in doc["candidates"].items():
-                    if record.get("best_point"):
-                        ratios[cid].append(record["best_point"]["throughput"] / base)
+                doc = sextant.load(workspace).document
+                baseline = doc.candidates[doc.baseline]
+                base, base_1 = baseline.best_point.throughput, _batch_1(baseline)
+                for cid, record in doc.candidates.items():
+                    if record.best_point:
+                        ratios[cid].append(record.best_point.throughput / base)
                         at_1[cid].append(_batch_1(record) / base_1)
-                best.append(doc["selection"]["best"])
-            print(f"\n{label}: baseline {doc['baseline']}, wall {statistics.median(walls):.1f} s, best {best}")
+                best.append(doc.best)
+            print(f"\n{label}: baseline {doc.baseline}, wall {statistics.median(walls):.1f} s, best {best}")
             print(f"  {'candidate':60s} {'best throughput':>28s}   {'at batch 1':>26s}")
             for cid, values in sorted(ratios.items(), key=lambda kv: -statistics.median(kv[1])):
                 one = at_1[cid]

@@ -108,7 +108,7 @@ def render_package(package: Package, as_json: bool, problems: Sequence[str] = ()
     document, path = package.document, str(package.path)
     incomplete = document.incomplete
     if as_json:
-        return print_json({"package": path, **package.status, "incomplete": incomplete, "problems": list(problems)})
+        return print_json({"package": path, **package.document.to_json(), "incomplete": incomplete, "problems": list(problems)})
     out = stderr()
     console().print(report.results_table(document))
     lines = report.reasons(document)

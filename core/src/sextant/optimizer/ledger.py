@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from sextant.atomic import write_json
-from sextant.errors import SextantError
 from sextant.optimizer.events import CandidateEnded, Event, EventHandler, Noted, StepEnded
+from sextant.package import Earlier
 from sextant.package.document import STATUS, RunDocument
 from sextant.records import CandidateRecord, StepRecord
 
@@ -22,13 +22,13 @@ class Ledger:
     """Records of steps and candidates, the run's header (a :class:`RunDocument`), and the earlier
     run's document (``previous``)."""
 
-    def __init__(self, folder: Path, header: Mapping[str, Any], previous: Mapping[str, Any], emit: EventHandler):
+    def __init__(self, folder: Path, header: Mapping[str, Any], previous: Earlier | None, emit: EventHandler):
         self._path = folder / STATUS
         self._emit = emit
         #: the run's header entries (``steps`` and ``candidates`` live below, as this run changes them)
         self.header = RunDocument().updated(**header)
-        self.unreadable: list[str] = []  # records of the earlier run that did not parse
-        self.previous = _previous(previous, self.unreadable)
+        self.unreadable = list(previous.dropped) if previous else []  # records of the earlier run that did not parse
+        self.previous = previous.document if previous else RunDocument()
         self.steps: dict[str, StepRecord] = dict(self.previous.steps)
         self.candidates: dict[str, CandidateRecord] = dict(self.previous.candidates)
         self.run_steps: list[str] = []  # recorded by this run, in order
@@ -101,14 +101,3 @@ class Ledger:
         this run started from, so nothing is lost if the run stops before the next save."""
         if not record.cached:
             self.save()
-
-
-def _previous(status: Mapping[str, Any], dropped: list[str]) -> RunDocument:
-    """The earlier run's document; a record that does not parse is dropped (it is redone, not
-    trusted) and its id added to ``dropped``, as is ``header`` when the header does not parse."""
-    try:
-        return RunDocument.from_json(status, dropped=dropped)
-    except (KeyError, TypeError, ValueError, AttributeError, SextantError):
-        dropped.append("header")
-        records = {k: v for k, v in status.items() if k in ("steps", "candidates")}
-        return RunDocument.from_json(records, dropped=dropped)

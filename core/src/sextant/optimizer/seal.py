@@ -5,15 +5,13 @@ could be selected."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
-from typing import Any
 
 from sextant.errors import CorrectnessError, NothingRunnableError, PackageError, SextantError
 from sextant.manifest import MANIFEST, write_manifest
 from sextant.optimizer.events import Noted
 from sextant.optimizer.ledger import Ledger
 from sextant.optimizer.workspace import Workspace
-from sextant.package import STATUS, read_status
+from sextant.package import STATUS, Earlier, read_earlier
 from sextant.records import Status
 
 
@@ -49,19 +47,19 @@ def write_report(ledger: Ledger, workspace: Workspace) -> None:
         ledger.emit(Noted(f"{REPORT} has tables but no plots: {missing}"))
 
 
-def previous_status(workspace: Workspace, fresh: bool) -> tuple[Mapping[str, Any], str | None]:
+def previous_status(workspace: Workspace, fresh: bool) -> tuple[Earlier | None, str | None]:
     """What an earlier run recorded in this workspace (nothing with ``--fresh``), and a note when
     its ``status.json`` could not be read: that file is kept aside, and everything is redone."""
     path = workspace.path / STATUS
     if fresh or not path.exists():
-        return {}, None
+        return None, None
     try:
-        return read_status(workspace.path), None
+        return read_earlier(workspace.path), None
     except PackageError as exc:
         kept = path.with_name(f"{STATUS}.unreadable")
         path.replace(kept)
         return (
-            {},
+            None,
             f"the earlier run's {STATUS} could not be read ({exc.message}); it was kept as {kept.name} and every step is redone",
         )
 

@@ -68,6 +68,29 @@ def read_document(folder: Path) -> RunDocument:
     return parse_document(read_status(folder), folder / STATUS)
 
 
+@dataclass(frozen=True)
+class Earlier:
+    """An earlier run's document as a re-run reads it (:func:`read_earlier`): ``dropped`` names the
+    records that did not parse (they are redone, not trusted), and ``header`` when the header did
+    not."""
+
+    document: RunDocument
+    dropped: tuple[str, ...] = ()
+
+
+def read_earlier(folder: Path) -> Earlier:
+    """The package's ``status.json`` as a re-run reads it: whatever parses (errors as
+    :func:`read_status` when the file itself cannot be read)."""
+    status = read_status(folder)
+    dropped: list[str] = []
+    try:
+        return Earlier(RunDocument.from_json(status, dropped=dropped), tuple(dropped))
+    except (KeyError, TypeError, ValueError, AttributeError, SextantError):
+        dropped.append("header")
+        records = {k: v for k, v in status.items() if k in ("steps", "candidates")}
+        return Earlier(RunDocument.from_json(records, dropped=dropped), tuple(dropped))
+
+
 def parse_document(status: Mapping[str, Any], path: Path) -> RunDocument:
     try:
         return RunDocument.from_json(status)
