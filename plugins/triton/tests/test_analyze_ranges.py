@@ -50,7 +50,7 @@ def test_a_yaml_range_below_the_preferred_sizes_is_measured_in_full(deployed, tm
     repository, name = deployed
     # the batch range (with the deployed preferred sizes) is what this test is about: one load, and
     # the deployed instance count and queue delay alone (each other value would double the grid)
-    deployed_config = read_unit(repository, ModelSettings(name)).top.config
+    deployed_config = read_served_model(repository, ModelSettings(name)).top.config
     instances = int(deployed_config["instance_group"][0]["count"])
     delay = int(deployed_config["dynamic_batching"].get("max_queue_delay_microseconds", 0))
     yaml_settings = from_mapping(
