@@ -53,7 +53,6 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-import sextant
 from _run import ROOT, cpu
 from _run import optimize as sextant_optimize
 

@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 from sextant.api import SextantError
 from sextant_triton.analyze import analyze
-from sextant_triton.analyze.settings import AnalyzeSettings, ModelSettings, from_mapping
+from sextant_triton.analyze.settings import ModelSettings, from_mapping
 from sextant_triton.analyze.space import Space, read_served_model
 from sextant_triton.perf import Windows, missing
 from sextant_triton.repository import deploy_package

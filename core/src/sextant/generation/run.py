@@ -17,7 +17,6 @@ is skipped, saying so, and tried by the next run); screening by :mod:`sextant.ge
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path

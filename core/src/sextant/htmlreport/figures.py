@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sextant.htmlreport.data import Labelled, Point, Series, front
+from sextant.htmlreport.data import Labelled, Series, front
 
 PALETTE = (
     "#4e79a7",

@@ -5,9 +5,9 @@ one frozen dataclass per kind of progress, each with its ``kind`` in one word fo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
     from sextant.generation.plan import GenerationPlan

@@ -32,7 +32,6 @@ from sextant.api import (
     SextantError,
     UsageError,
     choose_candidate,
-    chosen_candidate,
     one_candidate_package,
     serving_settings,
 )
