@@ -53,6 +53,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+import sextant
 from _run import ROOT, cpu
 from _run import optimize as sextant_optimize
 
@@ -287,8 +288,6 @@ def main() -> None:
         parser.error(f"unknown {', '.join(sorted(unknown))}; known: {', '.join(MODELS)}")
     nav_python = navigator_python(args.navigator_venv.resolve())
     if args.navigator_profile is None:
-        import sextant
-
         args.navigator_profile = json.dumps({"max_batch_size": sextant.OptimizeOptions().max_batch_size})
     print(f"CPU: {cpu()}; load average {os.getloadavg()[0]:.1f} at start", flush=True)
     fp32 = ", custom_configs=[Torch/TorchScript/TorchExport config(autocast=False)]" if args.navigator_fp32 else ""
