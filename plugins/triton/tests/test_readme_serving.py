@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
+from sextant.api import Package, choose_candidate
 from sextant_triton.server import Ports
 from sextant_triton.testing import NO_SERVER
 
@@ -76,10 +77,9 @@ def demo(tmp_path_factory):
 
 def test_deploy_then_the_bundled_server_answers_the_written_client(demo):
     workspace, env, scratch = demo
-    status = json.loads((workspace / "status.json").read_text())
-    best = status["selection"]["best"]
+    chosen = choose_candidate(Package(workspace), None).view.id  # the best, or a measured regime's pick
     deployed = _run([*CLI, "deploy", "triton", str(workspace), "--repository", "models"], scratch, env)
-    assert f"deployed mlp ({best}) to models" in deployed.stderr
+    assert f"deployed mlp ({chosen}) to models" in deployed.stderr
     assert "start:  python -m sextant_triton.server models" in deployed.stderr
     assert (scratch / "models" / "mlp" / "config.pbtxt").exists() and (scratch / "mlp_client.py").exists()
     ports = Ports.free()
@@ -102,7 +102,7 @@ def test_deploy_then_the_bundled_server_answers_the_written_client(demo):
 
 def test_sextant_serve_answers_the_same_client(demo):
     workspace, env, scratch = demo
-    best = json.loads((workspace / "status.json").read_text())["selection"]["best"]
+    best = choose_candidate(Package(workspace), None).view.id  # what serve takes: the best, or a regime's pick
     _run([*CLI, "deploy", "triton", str(workspace), "--repository", "models_serve", "--force"], scratch, env)
     log = scratch / "serve.out"
     with log.open("w") as out:

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sextant.api import SextantError
+from sextant.api import SextantError, choose_candidate
 from sextant_triton.server import check_ports, port_taken
 from sextant_triton.testing import NO_SERVER
 
@@ -94,4 +94,6 @@ def test_sextant_serve_prints_one_line_and_keeps_the_server_log_in_a_file(packag
     assert log.parent == tmp_path / "cache" / "serve-logs" and log.name.endswith(".log")
     assert "Started GRPCInferenceService" in log.read_text()  # the server's own log is in the file
     assert "GRPCInferenceService" not in printed and not re.search(r"^[EW]\d{4} ", printed, re.M)
-    assert [line for line in printed.splitlines() if line.strip()] == [ready, "stopped"]
+    choice = choose_candidate(packages["onnx"], None)  # a regime's pick is said in a second line
+    notes = [choice.reason] if choice.regime else []  # whether the package names regimes: measured
+    assert [line for line in printed.splitlines() if line.strip()] == [ready, *notes, "stopped"]
