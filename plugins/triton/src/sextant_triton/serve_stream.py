@@ -37,15 +37,15 @@ LOGGER = logging.getLogger("sextant_triton.serve_stream")
 INSTANCES = 1
 
 
-def infer_function(
-    generator: Any, *, default_tokens: int, tokenizer: Any = None
-) -> Callable[[list], Iterator[list[dict[str, np.ndarray]]]]:
-    """A PyTriton decoupled infer function over ``generator`` (a loaded generation candidate)."""
+def _reader(generator: Any, default_tokens: int, tokenizer: Any) -> Callable[[list], tuple[Any, Any]]:
+    """What both infer functions do first with PyTriton's requests: the one request's prompt,
+    checked against the model (:func:`stream_protocol.prompt`), and the text decoder when a tokenizer
+    was saved (``None`` otherwise)."""
     inner = generator.generator
     vocab_size, max_positions = int(inner.vocab_size), int(inner.max_positions)
     encode = (lambda text: tokenizer(text)["input_ids"]) if tokenizer is not None else None
 
-    def infer(requests: list) -> Iterator[list[dict[str, np.ndarray]]]:
+    def read(requests: list) -> tuple[Any, Any]:
         if len(requests) != 1:  # max_batch_size 0: Triton hands a non-batching model one request at a time
             raise sp.RequestError(f"{len(requests)} requests in one call: this streaming model takes one")
         data = requests[0].data
@@ -55,6 +55,19 @@ def infer_function(
             inputs, vocab_size=vocab_size, max_positions=max_positions, default_tokens=default_tokens, encode=encode
         )
         texts = sp.TextDeltas(lambda ids: tokenizer.decode(ids)) if tokenizer is not None else None
+        return asked, texts
+
+    return read
+
+
+def infer_function(
+    generator: Any, *, default_tokens: int, tokenizer: Any = None
+) -> Callable[[list], Iterator[list[dict[str, np.ndarray]]]]:
+    """A PyTriton decoupled infer function over ``generator`` (a loaded generation candidate)."""
+    read = _reader(generator, default_tokens, tokenizer)
+
+    def infer(requests: list) -> Iterator[list[dict[str, np.ndarray]]]:
+        asked, texts = read(requests)
         tokens = generator.stream(asked.ids, max_new_tokens=asked.max_tokens)
         for ids, last in sp.responses(tokens, asked, lambda: False):
             out = {sp.OUTPUT_IDS: np.array(ids, dtype=np.int64)}
@@ -104,10 +117,8 @@ def batched_infer_function(
 
     from sextant_triton.stream_scheduler import Scheduler
 
-    inner = generator.generator
-    vocab_size, max_positions = int(inner.vocab_size), int(inner.max_positions)
-    encode = (lambda text: tokenizer(text)["input_ids"]) if tokenizer is not None else None
-    scheduler = Scheduler(inner, max_sequences=max_sequences, log=log)
+    read = _reader(generator, default_tokens, tokenizer)
+    scheduler = Scheduler(generator.generator, max_sequences=max_sequences, log=log)
     driver: list[asyncio.Task] = []
 
     async def drive() -> None:
@@ -120,15 +131,7 @@ def batched_infer_function(
             await asyncio.sleep(0)  # the requests' coroutines send what this step gave them
 
     async def infer(requests: list) -> Any:
-        if len(requests) != 1:
-            raise sp.RequestError(f"{len(requests)} requests in one call: this streaming model takes one")
-        data = requests[0].data
-        names = (sp.INPUT_IDS, sp.MAX_TOKENS, sp.STREAM, sp.TEXT_INPUT)
-        inputs = {name: (data[name] if name in data else None) for name in names}
-        asked = sp.prompt(
-            inputs, vocab_size=vocab_size, max_positions=max_positions, default_tokens=default_tokens, encode=encode
-        )
-        texts = sp.TextDeltas(lambda ids: tokenizer.decode(ids)) if tokenizer is not None else None
+        asked, texts = read(requests)
         held = _Held()
         scheduler.submit(asked, held)
         if not driver or driver[0].done():
