@@ -18,16 +18,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from sextant import __version__
 from sextant.cache import digest, hash_path, library_versions
 from sextant.compare import Tolerance
-from sextant.devices import busy_reason, cpu_threads, host_record
+from sextant.devices import cpu_threads
 from sextant.errors import NothingRunnableError, SampleError
 from sextant.generation.judge import judge
 from sextant.generation.plan import GenerationCandidate, GenerationPlan, make_generation_plan
@@ -42,9 +40,8 @@ from sextant.package.document import RunInfo, Skipped
 from sextant.optimizer.budget import Budget
 from sextant.optimizer.context import Run, outcome
 from sextant.optimizer.events import CandidatePoint, CandidateStarted, Done, EventHandler, Planned
-from sextant.optimizer.ledger import Ledger
 from sextant.optimizer.lock import WorkspaceLock
-from sextant.optimizer.seal import previous_status, raise_if_nothing_selected, seal, write_report
+from sextant.optimizer.seal import open_ledger, previous_status, raise_if_nothing_selected, seal, write_report
 from sextant.optimizer.steps import run_step
 from sextant.optimizer.workspace import Workspace
 from sextant.planner import SOURCE
@@ -85,33 +82,20 @@ def optimize_generation(
         previous, unreadable = previous_status(workspace, options.fresh)
         written = workspace.write_source(source)
         threads = options.threads or cpu_threads()
-        ledger = Ledger(
-            workspace.path,
-            {
-                "sextant": __version__,
-                "task": TASK,
-                "model": {
-                    "name": source.name,
-                    "format": source.format.name,
-                    "source": workspace.relative(written.path),
-                    "vocab_size": source.vocab_size,
-                    "max_positions": source.max_positions,
-                },
-                "options": options.to_record(),
-                "generation": config.to_dict(),
-                "host": host_record(threads, options.devices()),
-                "run": {"started": datetime.now(timezone.utc).isoformat(timespec="seconds")},
-            },
+        ledger = open_ledger(
+            workspace,
+            source,
+            written.path,
+            options,
+            threads,
             previous,
             emit,
+            lock,
+            (unreadable,),
+            model={"vocab_size": source.vocab_size, "max_positions": source.max_positions},
+            task=TASK,
+            generation=config.to_dict(),
         )
-        if lock.took_over is not None:
-            ledger.note(f"took over the workspace from {lock.took_over.describe()}, which is no longer running")
-        host = ledger.header.host
-        busy = busy_reason(host.load_1min, host.cores) if host else None
-        for note in (unreadable, ledger.unreadable_note(), busy, *source.notes):
-            if note:
-                ledger.note(note)
         made.save(workspace.inputs)
         made.save(workspace.samples)  # what a build step reads as its samples
         ledger.set(

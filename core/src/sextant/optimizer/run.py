@@ -6,13 +6,11 @@ import importlib.metadata
 import importlib.util
 import time
 from dataclasses import replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sextant import __version__
 from sextant.cache import hash_path
-from sextant.devices import busy_reason, cpu_threads, host_record, precision_unavailable_reason, unavailable_reason
+from sextant.devices import cpu_threads, precision_unavailable_reason, unavailable_reason
 from sextant.earlystop import cannot_judge
 from sextant.errors import NothingRunnableError, UsageError
 from sextant.inputs import prepare_inputs
@@ -29,7 +27,7 @@ from sextant.optimizer.events import Done, EventHandler, Planned
 from sextant.optimizer.ledger import Ledger
 from sextant.optimizer.lock import WorkspaceLock
 from sextant.optimizer.paired import apply_pairing
-from sextant.optimizer.seal import previous_status, raise_if_nothing_selected, seal, write_report
+from sextant.optimizer.seal import open_ledger, previous_status, raise_if_nothing_selected, seal, write_report
 from sextant.optimizer.schedule import run_plan
 from sextant.optimizer.variants import search_strategy_spec
 from sextant.optimizer.workspace import Workspace
@@ -115,34 +113,7 @@ def optimize(
         changed = workspace.discard_changed() if previous else None
         written = workspace.write_source(source)
         threads = options.threads or cpu_threads()
-        ledger = Ledger(
-            workspace.path,
-            {
-                "sextant": __version__,
-                "model": {
-                    "name": source.name,
-                    "format": source.format.name,
-                    "source": workspace.relative(written.path),
-                },
-                "options": options.to_record(),
-                "host": host_record(threads, options.devices()),
-                "run": {"started": datetime.now(timezone.utc).isoformat(timespec="seconds")},
-            },
-            previous,
-            emit,
-        )
-        if lock.took_over is not None:
-            ledger.note(f"took over the workspace from {lock.took_over.describe()}, which is no longer running")
-        host = ledger.header.host
-        for note in (
-            unreadable,
-            changed,
-            ledger.unreadable_note(),
-            busy_reason(host.load_1min, host.cores) if host else None,
-            *source.notes,
-        ):
-            if note:
-                ledger.note(note)
+        ledger = open_ledger(workspace, source, written.path, options, threads, previous, emit, lock, (unreadable, changed))
         history = None if options.no_history or history_disabled() else open_history(catalog)
         if history is not None and history.note:
             ledger.note(history.note)

@@ -5,7 +5,13 @@ could be selected."""
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from sextant import __version__
+from sextant.devices import busy_reason, host_record
 from sextant.errors import CorrectnessError, NothingRunnableError, PackageError, SextantError
 from sextant.manifest import MANIFEST, write_manifest
 from sextant.optimizer.events import Noted
@@ -13,6 +19,12 @@ from sextant.optimizer.ledger import Ledger
 from sextant.optimizer.workspace import Workspace
 from sextant.package import STATUS, Earlier, read_earlier
 from sextant.records import Status
+
+if TYPE_CHECKING:
+    from sextant.optimizer.events import EventHandler
+    from sextant.optimizer.lock import WorkspaceLock
+    from sextant.options import OptimizeOptions
+    from sextant.specs import SourceModel
 
 
 def seal(ledger: Ledger, workspace: Workspace) -> None:
@@ -45,6 +57,52 @@ def write_report(ledger: Ledger, workspace: Workspace) -> None:
     missing = missing_reason()
     if missing:
         ledger.emit(Noted(f"{REPORT} has tables but no plots: {missing}"))
+
+
+def open_ledger(
+    workspace: Workspace,
+    source: SourceModel,
+    written: Path,
+    options: OptimizeOptions,
+    threads: int,
+    previous: Earlier | None,
+    emit: EventHandler,
+    lock: WorkspaceLock,
+    notes: Iterable[str | None] = (),
+    *,
+    model: Mapping[str, Any] | None = None,
+    **header: Any,
+) -> Ledger:
+    """The run's ledger, with the header every run records (the version, the model and ``model``'s
+    further entries, the options, the host, the start, and ``header``) and the notes every run starts
+    with: a workspace taken over, ``notes`` (what the caller found of the earlier run), records of
+    the earlier run that did not parse, a busy machine, the source's own notes."""
+    ledger = Ledger(
+        workspace.path,
+        {
+            "sextant": __version__,
+            "model": {
+                "name": source.name,
+                "format": source.format.name,
+                "source": workspace.relative(written),
+                **(model or {}),
+            },
+            "options": options.to_record(),
+            "host": host_record(threads, options.devices()),
+            "run": {"started": datetime.now(timezone.utc).isoformat(timespec="seconds")},
+            **header,
+        },
+        previous,
+        emit,
+    )
+    if lock.took_over is not None:
+        ledger.note(f"took over the workspace from {lock.took_over.describe()}, which is no longer running")
+    host = ledger.header.host
+    busy = busy_reason(host.load_1min, host.cores) if host else None
+    for note in (*notes, ledger.unreadable_note(), busy, *source.notes):
+        if note:
+            ledger.note(note)
+    return ledger
 
 
 def previous_status(workspace: Workspace, fresh: bool) -> tuple[Earlier | None, str | None]:
