@@ -45,6 +45,21 @@ def test_a_token_that_differs_without_a_tie_fails_fp32():
     assert not judge_prompt("p", REF_IDS, REF_LOGITS, candidate, loose, "bf16", 0.7).passed
 
 
+def test_a_near_tie_is_the_candidates_token_against_the_references_not_any_top_two():
+    reference = np.array([[1.0, 1.0002, 0.99, 0.0]], dtype=np.float32)  # top two tie; 0.99 does not
+    third = np.array([[0.0, 0.0, 2.0, 0.0]], dtype=np.float32)
+    report = judge_prompt("p", np.array([1]), reference, third, Tolerance(10.0, 0.0), "fp32", 0.9)
+    assert report.passed  # within a loose tolerance, 0.99 is a near-tie of 1.0002
+    report = judge_prompt("p", np.array([1]), reference, reference[:, [0, 2, 1, 3]], Tolerance(1e-3, 0.0), "fp32", 0.9)
+    assert not report.passed and report.near_ties == ()
+    assert report.margin == pytest.approx(0.0102, abs=1e-6) and report.margin_tolerance == pytest.approx(1e-3)
+    # streamed ids: the first that differs is judged by the reference's logit of the streamed token
+    streamed = judge_prompt("p", np.array([1]), reference, reference, Tolerance(1e-3, 0.0), "fp32", 0.9, np.array([0]))
+    assert streamed.passed and streamed.near_ties == (0,)
+    streamed = judge_prompt("p", np.array([1]), reference, reference, Tolerance(1e-3, 0.0), "fp32", 0.9, np.array([2]))
+    assert not streamed.passed and streamed.margin == pytest.approx(0.0102, abs=1e-6)
+
+
 def test_the_verdict_over_prompts_says_where_tokens_diverged():
     reference = {"ids_0": REF_IDS, "logits_0": REF_LOGITS, "ids_1": REF_IDS, "logits_1": REF_LOGITS}
     bad = REF_LOGITS.copy()
@@ -55,6 +70,7 @@ def test_the_verdict_over_prompts_says_where_tokens_diverged():
     assert verdict.max_abs_error == 3.0
     assert "5 of 6 steps" not in verdict.summary and "1 of 6 steps out of tolerance" in verdict.summary
     assert "agree at 83.3% of steps (first divergence: prompt 1, step 1)" in verdict.summary
+    assert "at prompt 1 (7 tokens) a differing token is not a near-tie: the reference scored its own 3.00e+00 higher" in verdict.summary
 
 
 def test_teacher_forcing_feeds_the_reference_tokens_not_the_candidates():

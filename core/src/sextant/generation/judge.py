@@ -10,8 +10,9 @@ single early difference cannot derail every later step. At each step ``t``:
   is the agreement, and the first step that differs the first divergence.
 
 An fp32 candidate passes when its logits are within the tolerance at every step and every token
-that differs is a near-tie: a step where the reference's two highest logits are themselves within
-the tolerance (either answer is right; the report lists them). A reduced-precision candidate
+that differs is a near-tie: a step where the reference's logit of the candidate's token is within
+the tolerance of its logit of its own (either answer is right; the report lists them). Where one
+is not, the report gives that gap and the tolerance it exceeded. A reduced-precision candidate
 passes when its agreement reaches ``min_agreement`` and its logits are within the (looser) tolerance
 of its precision.
 
@@ -42,17 +43,22 @@ class PromptReport:
     out_of_tolerance: int  # steps whose logits are not within the tolerance
     agreement: float  # share of steps whose greedy token equals the reference's
     first_divergence: int | None  # the first step whose token differs
-    near_ties: tuple[int, ...]  # differing steps where the reference's top two logits are within tolerance
+    near_ties: tuple[int, ...]  # differing steps where the reference scored both tokens within tolerance
     passed: bool
+    #: at the first divergence that is not a near-tie: the reference's logit of its token minus its
+    #: logit of the candidate's, and the tolerance that gap had to be within to count as a near-tie
+    margin: float | None = None
+    margin_tolerance: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "near_ties": list(self.near_ties)}
 
 
-def near_tie(logits: np.ndarray, atol: float, rtol: float) -> bool:
-    """Whether the two highest of ``logits`` are within the tolerance of each other."""
-    top2 = np.sort(logits)[-2:]
-    return bool(top2[1] - top2[0] <= atol + rtol * abs(top2[1]))
+def gap(reference_logits: np.ndarray, reference_id: int, candidate_id: int, atol: float, rtol: float) -> tuple[float, float]:
+    """At one step: how much higher the reference scored its own token than the candidate's, and the
+    bound within which the two count as a near-tie (the tolerance at the reference's best logit)."""
+    best = float(reference_logits[reference_id])
+    return best - float(reference_logits[candidate_id]), atol + rtol * abs(best)
 
 
 def judge_prompt(
@@ -70,42 +76,40 @@ def judge_prompt(
     agreement and first divergence are those ids' (in fp32 the first that differs must be a near-tie:
     the later ones continue another sequence)."""
     atol, rtol = tolerance.atol, tolerance.rtol
+    steps = len(reference_ids)
     if candidate_logits.shape != reference_logits.shape:
-        return PromptReport(name, len(reference_ids), float("inf"), len(reference_ids), 0.0, 0, (), False)
+        return PromptReport(name, steps, float("inf"), steps, 0.0, 0, (), False)
     error = np.abs(candidate_logits.astype(np.float64) - reference_logits)
     finite = np.isfinite(candidate_logits).all(axis=-1)
     within = (error <= atol + rtol * np.abs(reference_logits)).all(axis=-1) & finite
-    tokens = candidate_logits.argmax(-1)
-    equal = tokens == reference_ids
-    differing = np.flatnonzero(~equal)
-    ties = tuple(int(t) for t in differing if near_tie(reference_logits[t], atol, rtol))
-    agreement = float(equal.mean()) if len(equal) else 1.0
+    chosen = candidate_logits.argmax(-1)
+    judged = [(int(t), int(chosen[t])) for t in np.flatnonzero(chosen != reference_ids)]  # (step, token)
+    if streamed_ids is not None:
+        chosen = np.asarray(streamed_ids).reshape(-1)
+        if chosen.shape != reference_ids.shape:
+            return PromptReport(name, steps, float("inf"), steps, 0.0, 0, (), False)
+        own = np.flatnonzero(chosen != reference_ids)[:1]  # later steps continue another sequence
+        judged += [(int(t), int(chosen[t])) for t in own]
+    differing = np.flatnonzero(chosen != reference_ids)
+    gaps = [(t, *gap(reference_logits[t], int(reference_ids[t]), token, atol, rtol)) for t, token in judged]
+    ties = tuple(sorted({t for t, g, bound in gaps if g <= bound}))
+    untied = [(g, bound) for t, g, bound in sorted(gaps) if g > bound]
+    agreement = float((chosen == reference_ids).mean()) if steps else 1.0
     if precision == "fp32":
-        passed = bool(within.all()) and len(ties) == len(differing)
+        passed = bool(within.all()) and not untied
     else:
         passed = bool(within.all()) and agreement >= min_agreement
-    if streamed_ids is not None:
-        streamed = np.asarray(streamed_ids).reshape(-1)
-        if streamed.shape != reference_ids.shape:
-            return PromptReport(name, len(reference_ids), float("inf"), len(reference_ids), 0.0, 0, ties, False)
-        own = np.flatnonzero(streamed != reference_ids)
-        agreement = float((streamed == reference_ids).mean()) if len(streamed) else 1.0
-        differing = own
-        if precision == "fp32":
-            tied = not len(own) or near_tie(reference_logits[own[0]], atol, rtol)
-            ties = tuple(sorted({*ties, *([int(own[0])] if len(own) and tied else [])}))
-            passed = passed and tied
-        else:
-            passed = bool(within.all()) and agreement >= min_agreement
+    margin = untied[0] if precision == "fp32" and untied else (None, None)
     return PromptReport(
         name,
-        len(reference_ids),
+        steps,
         float(np.nanmax(np.where(np.isfinite(error), error, np.inf))) if error.size else 0.0,
         int((~within).sum()),
         agreement,
         int(differing[0]) if len(differing) else None,
         ties,
         passed,
+        *margin,
     )
 
 
@@ -159,4 +163,11 @@ def summary(reports: Sequence[PromptReport]) -> str:
     ties = sum(len(r.near_ties) for r in reports)
     if ties:
         text += f"; {ties} differing token(s) at near-ties of the reference"
+    untied = [r for r in reports if r.margin is not None]
+    if untied:
+        r = untied[0]
+        text += (
+            f"; at {r.name} a differing token is not a near-tie: the reference scored its own "
+            f"{r.margin:.2e} higher in logits, more than the tolerance {r.margin_tolerance:.2e}"
+        )
     return text

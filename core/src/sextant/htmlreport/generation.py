@@ -6,8 +6,8 @@ batch (concurrent sequences); output tokens/s against batch; peak memory against
 logits error of each prompt against the tolerance. Its tables: the candidates (tokens/s, TTFT at
 each prompt length, ITL, peak memory, agreement) and, per candidate and prompt, the teacher-forcing
 verdict: logits error, steps out of tolerance, the share of greedy tokens equal to the reference's,
-the first divergence and the near-ties (steps where the reference's top two logits are within the
-tolerance, so either token is right). The plots are :mod:`.genplots`'; the page's look, cards,
+the first divergence and the near-ties (steps where the reference scored the candidate's token
+within the tolerance of its own, so either token is right). The plots are :mod:`.genplots`'; the page's look, cards,
 failures and notes the optimize page's (:mod:`.sections`); every number comes from the records.
 """
 
@@ -237,7 +237,7 @@ VERDICT_COLUMNS = (
     Column("out of tol.", True, "steps whose logits are not within the tolerance"),
     Column("agree", True, "share of steps whose greedy token equals the reference's"),
     Column("first divergence", True, "the first step whose greedy token differs"),
-    Column("near-ties", False, "differing steps where the reference's top two logits are within the tolerance"),
+    Column("near-ties", False, "differing steps where the reference scored the candidate's token within the tolerance of its own"),
     Column("verdict"),
 )
 
