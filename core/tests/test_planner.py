@@ -10,9 +10,10 @@ from sextant.testing.fake import SOURCE
 
 ENGINE_PLUGIN = """
 from sextant import hookimpl
-from sextant.specs import ConverterSpec, Format, RunnerSpec
+from sextant.specs import ConverterSpec, Format, Param, RunnerSpec
 
 ENGINE = Format("fake-engine")
+BIND = Param("bind", "categorical", (False, True), False, devices=("cuda",))
 
 @hookimpl
 def sextant_register_converters():
@@ -20,7 +21,11 @@ def sextant_register_converters():
 
 @hookimpl
 def sextant_register_runners():
-    return [RunnerSpec("fake-engine", ENGINE, load="x:y", devices=("cpu", "cuda"))]
+    return [
+        RunnerSpec("fake-engine", ENGINE, load="x:y", devices=("cpu", "cuda")),
+        RunnerSpec("fake-bound", Format("fake-graph"), load="x:y", devices=("cpu", "cuda"), options=(BIND,),
+                   variants=({"bind": True},)),
+    ]
 """
 
 
@@ -63,6 +68,19 @@ def test_a_cuda_only_run_still_plans_the_steps_that_run_on_the_cpu(engine_catalo
     monkeypatch.setattr(plugins, "unavailable_reason", lambda device: None)
     plan = _plan(engine_catalog, ["cuda"])
     assert {s.id: s.device for s in plan.steps} == {"fake-graph": "cpu", "fake-graph+fake-build": "cuda"}
+
+
+def test_a_cpu_candidate_records_no_option_that_matters_only_on_cuda(engine_catalog, monkeypatch):
+    monkeypatch.setattr(plugins, "unavailable_reason", lambda device: None)
+    plan = _plan(engine_catalog, ["cpu", "cuda"])
+    bound = {c.id: c.options for c in plan.candidates if c.runner.name == "fake-bound"}
+    assert bound == {
+        "fake-graph:fake-bound@cpu": {},  # its variant sets a CUDA option only: on the CPU, the defaults again
+        "fake-graph:fake-bound@cuda": {"bind": False},
+        "fake-graph:fake-bound[bind=True]@cuda": {"bind": True},
+    }
+    cpu = next(c for c in plan.candidates if c.id == "fake-graph:fake-bound@cpu")
+    assert cpu.default_options and planner.with_options(cpu, {"bind": True}) == cpu
 
 
 def test_precision_auto_plans_a_reduced_precision_only_where_the_hardware_computes_it(fake_catalog):

@@ -35,14 +35,40 @@ def test_runner_option_sets_and_parsing():
         options=(Param("impl", "categorical", ("a", "b"), "a"), Param("n", "linear", (1, 3), 1)),
         variants=({"impl": "b"}, {"impl": "a"}),
     )
-    assert spec.option_sets() == [{"impl": "a", "n": 1}, {"impl": "b", "n": 1}]
-    assert spec.parse_options({"n": 2}) == {"impl": "a", "n": 2}
+    assert spec.option_sets("cpu") == [{"impl": "a", "n": 1}, {"impl": "b", "n": 1}]
+    assert spec.parse_options({"n": 2}, "cpu") == {"impl": "a", "n": 2}
     with pytest.raises(UsageError, match="no option nope"):
-        spec.parse_options({"nope": 1})
+        spec.parse_options({"nope": 1}, "cpu")
     with pytest.raises(PluginError, match="undeclared options"):
         RunnerSpec("r", Format("x"), load="m:f", variants=({"ghost": 1},))
     with pytest.raises(PluginError, match="unknown device"):
         RunnerSpec("r", Format("x"), load="m:f", devices=("tpu",))
+
+
+def test_an_option_of_one_device_is_no_option_of_a_candidate_elsewhere():
+    bind = Param("bind", "categorical", (False, True), False, devices=("cuda",))
+    spec = RunnerSpec(
+        "r",
+        Format("x"),
+        load="m:f",
+        devices=("cpu", "cuda"),
+        options=(Param("impl", "categorical", ("a", "b"), "a"), bind),
+        variants=({"bind": True}, {"impl": "b", "bind": True}),
+    )
+    assert spec.defaults("cpu") == {"impl": "a"}
+    assert spec.defaults("cuda") == {"impl": "a", "bind": False}
+    # a variant's CUDA-only option is left out on the CPU, where the first variant is the defaults again
+    assert spec.option_sets("cpu") == [{"impl": "a"}, {"impl": "b"}]
+    assert spec.option_sets("cuda") == [
+        {"impl": "a", "bind": False},
+        {"impl": "a", "bind": True},
+        {"impl": "b", "bind": True},
+    ]
+    assert spec.space("cpu") == (spec.options[0],) and spec.space("cuda") == spec.options
+    assert spec.parse_options({"bind": True}, "cpu") == {"impl": "a"}  # declared, but no option on the CPU
+    assert spec.parse_options({"bind": True}, "cuda") == {"impl": "a", "bind": True}
+    with pytest.raises(UsageError, match="no option nope"):
+        spec.parse_options({"nope": 1}, "cuda")
 
 
 def test_least_exact_precision():

@@ -48,14 +48,20 @@ class PlannedCandidate:
     precision: str
     options: dict[str, Any]
 
+    @property
+    def default_options(self) -> bool:
+        """Whether it runs its runner's default options (those that matter on its device)."""
+        return self.options == self.runner.defaults(self.device)
+
 
 def with_options(candidate: PlannedCandidate, options: dict[str, Any]) -> PlannedCandidate:
     """The same artifact, runner, device and precision with other runner options."""
     base = candidate.id[: candidate.id.rindex("@")]
     if "[" in base:
         base = base[: base.index("[")]
-    options = candidate.runner.parse_options(options)
-    return replace(candidate, id=f"{base}{_label(candidate.runner, options)}@{candidate.device}", options=options)
+    options = candidate.runner.parse_options(options, candidate.device)
+    label = _label(candidate.runner, options, candidate.device)
+    return replace(candidate, id=f"{base}{label}@{candidate.device}", options=options)
 
 
 @dataclass
@@ -78,14 +84,15 @@ class Plan:
                 and candidate.runner.reference
                 and candidate.device == "cpu"
                 and candidate.precision == "fp32"
-                and candidate.options == candidate.runner.defaults()
+                and candidate.default_options
             ):
                 return candidate
         return None
 
 
-def _label(spec: RunnerSpec, options: dict[str, Any]) -> str:
-    changed = {k: v for k, v in options.items() if spec.defaults().get(k) != v}
+def _label(spec: RunnerSpec, options: dict[str, Any], device: str) -> str:
+    defaults = spec.defaults(device)
+    changed = {k: v for k, v in options.items() if defaults.get(k) != v}
     return "" if not changed else "[" + ",".join(f"{k}={v}" for k, v in sorted(changed.items())) + "]"
 
 
@@ -188,8 +195,8 @@ def _add_candidates(
             if unavailable:
                 plan.skipped.append((f"{artifact}:{runner.name}{suffix}@{device}", unavailable))
                 continue
-            for options in runner.option_sets():
-                cid = f"{artifact}:{runner.name}{suffix}{_label(runner, options)}@{device}"
+            for options in runner.option_sets(device):
+                cid = f"{artifact}:{runner.name}{suffix}{_label(runner, options, device)}@{device}"
                 plan.candidates.append(
                     PlannedCandidate(cid, step_id, fmt, runner, _plugin(contribution), device, precision, options)
                 )

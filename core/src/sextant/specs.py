@@ -186,10 +186,17 @@ def _check_candidates(kind: str, spec: RunnerSpec | GeneratorSpec) -> None:
             raise PluginError(f"{kind} {spec.name}: variant sets undeclared options {sorted(unknown)}")
 
 
+def _on(options: Sequence[Param], device: str) -> tuple[Param, ...]:
+    """The options that matter on ``device`` (a param's ``devices``; ``None``: every device)."""
+    return tuple(p for p in options if p.devices is None or device in p.devices)
+
+
 def _option_sets(defaults: Mapping[str, Any], variants: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The defaults, then each variant merged over them, without repeats; a variant's options that
+    are not in ``defaults`` (they do not matter on the device) are left out."""
     sets: list[dict[str, Any]] = []
     for variant in ({}, *variants):
-        merged = {**defaults, **variant}
+        merged = {**defaults, **{k: v for k, v in variant.items() if k in defaults}}
         if merged not in sets:
             sets.append(merged)
     return sets
@@ -233,20 +240,25 @@ class RunnerSpec:
     def __post_init__(self) -> None:
         _check_candidates("runner", self)
 
-    def defaults(self) -> dict[str, Any]:
-        return {p.name: p.default for p in self.options}
+    def defaults(self, device: str) -> dict[str, Any]:
+        """Each option that matters on ``device`` at its default: the options a candidate there
+        records (a CUDA-only option is no option of a CPU candidate)."""
+        return {p.name: p.default for p in self.space(device)}
 
     def space(self, device: str) -> tuple[Param, ...]:
-        """The options worth searching on ``device``."""
-        return tuple(p for p in self.options if p.devices is None or device in p.devices)
+        """The options worth searching on ``device``: those that matter there."""
+        return _on(self.options, device)
 
-    def option_sets(self) -> list[dict[str, Any]]:
-        """The defaults, then each variant merged over them, without repeats."""
-        return _option_sets(self.defaults(), self.variants)
+    def option_sets(self, device: str) -> list[dict[str, Any]]:
+        """The defaults on ``device``, then each variant merged over them, without repeats."""
+        return _option_sets(self.defaults(device), self.variants)
 
-    def parse_options(self, given: Mapping[str, Any]) -> dict[str, Any]:
-        """Defaults overlaid with ``given``; an unknown option is a usage error."""
-        return {**self.defaults(), **_declared(f"runner {self.name}", self.options, given)}
+    def parse_options(self, given: Mapping[str, Any], device: str) -> dict[str, Any]:
+        """The defaults on ``device`` overlaid with ``given``; an unknown option is a usage error, a
+        declared one that does not matter on ``device`` is left out."""
+        defaults = self.defaults(device)
+        declared = _declared(f"runner {self.name}", self.options, given)
+        return {**defaults, **{k: v for k, v in declared.items() if k in defaults}}
 
 
 @dataclass(frozen=True)
@@ -283,12 +295,13 @@ class GeneratorSpec:
     def __post_init__(self) -> None:
         _check_candidates("generator", self)
 
-    def defaults(self) -> dict[str, Any]:
-        return {p.name: p.default for p in self.options}
+    def defaults(self, device: str) -> dict[str, Any]:
+        """Each option that matters on ``device`` at its default (see :meth:`RunnerSpec.defaults`)."""
+        return {p.name: p.default for p in _on(self.options, device)}
 
-    def option_sets(self) -> list[dict[str, Any]]:
-        """The defaults, then each variant merged over them, without repeats."""
-        return _option_sets(self.defaults(), self.variants)
+    def option_sets(self, device: str) -> list[dict[str, Any]]:
+        """The defaults on ``device``, then each variant merged over them, without repeats."""
+        return _option_sets(self.defaults(device), self.variants)
 
 
 @dataclass(frozen=True)

@@ -120,8 +120,11 @@ def test_optimize_with_no_samples_makes_every_variant(catalog, options, tmp_path
         record = status["candidates"][cid]
         assert record["precision"] == precision
         check_judged_against_the_reference(package.path, record)
-    # session options are profiled as variants of the runner
+    # session options are profiled as variants of the runner; a CPU candidate records only the options
+    # that matter on the CPU (io_binding is CUDA's)
     assert "source:onnxruntime[intra_op_threads=1]@cpu" in status["candidates"]
+    defaults = {"graph_optimization_level": "all", "intra_op_threads": 0, "execution_mode": "sequential"}
+    assert status["candidates"]["source:onnxruntime@cpu"]["options"] == defaults
     assert status["selection"]["best"] is not None
     runner = package.best().load(catalog)
     x = np.ones((3, 16), np.float32)

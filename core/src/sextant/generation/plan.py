@@ -35,6 +35,11 @@ class GenerationCandidate:
         return build_step(self.spec, self.precision)
 
     @property
+    def default_options(self) -> bool:
+        """Whether it runs its generator's default options (those that matter on its device)."""
+        return self.options == self.spec.defaults(self.device)
+
+    @property
     def runner(self) -> GeneratorSpec:  # named as a single-model candidate's, for the plan's views
         return self.spec
 
@@ -59,7 +64,7 @@ class GenerationPlan:
     def reference(self) -> GenerationCandidate | None:
         """The reference generator on the CPU, fp32, default options."""
         for c in self.candidates:
-            if c.spec.reference and c.device == "cpu" and c.precision == "fp32" and c.options == c.spec.defaults():
+            if c.spec.reference and c.device == "cpu" and c.precision == "fp32" and c.default_options:
                 return c
         return None
 
@@ -71,8 +76,9 @@ def build_step(spec: GeneratorSpec, precision: str) -> str | None:
     return f"{spec.name}-build" if precision == "fp32" else f"{spec.name}-build-{precision}"
 
 
-def _label(spec: GeneratorSpec, options: dict[str, Any]) -> str:
-    changed = {k: v for k, v in options.items() if spec.defaults().get(k) != v}
+def _label(spec: GeneratorSpec, options: dict[str, Any], device: str) -> str:
+    defaults = spec.defaults(device)
+    changed = {k: v for k, v in options.items() if defaults.get(k) != v}
     return "" if not changed else "[" + ",".join(f"{k}={v}" for k, v in sorted(changed.items())) + "]"
 
 
@@ -106,11 +112,11 @@ def make_generation_plan(
                     continue
                 artifact = build_step(spec, precision) or SOURCE
                 suffix = "" if precision == "fp32" else f"/{precision}"
-                for options in spec.option_sets():
+                for options in spec.option_sets(device):
                     if not wanted or device not in devices:  # only the reference itself
-                        if precision != "fp32" or options != spec.defaults():
+                        if precision != "fp32" or options != spec.defaults(device):
                             continue
-                    cid = f"{artifact}:{spec.name}{suffix}{_label(spec, options)}@{device}"
+                    cid = f"{artifact}:{spec.name}{suffix}{_label(spec, options, device)}@{device}"
                     plan.candidates.append(GenerationCandidate(cid, spec, plugin, device, precision, options))
     for candidate in plan.candidates:
         step_id, spec = candidate.step, candidate.spec

@@ -38,7 +38,7 @@ def run_plan(
     (:func:`.learned.slow_build_reason`, :func:`.learned.slow_step_reason`); then the option
     variants (searched when a strategy is chosen)."""
     run, judge = run_reference(run, baseline, compare, verify_func)
-    variants = [c for c in plan.candidates if c.options != c.runner.defaults()]
+    variants = [c for c in plan.candidates if not c.default_options]
     defaults = [c for c in plan.candidates if c is not baseline and c not in variants]
     slow = [c for c in defaults if c.runner.slow_build]
     built: set[str] = set()

@@ -45,7 +45,7 @@ def best_default(run: Run, plan: Plan, runner: RunnerSpec, device: str) -> Plann
         if (
             c.runner == runner
             and c.device == device
-            and c.options == runner.defaults()
+            and c.default_options
             and record is not None
             and record.profiled_in_full
         ):
@@ -82,7 +82,7 @@ def _screened_everywhere(run: Run, plan: Plan, variant: PlannedCandidate) -> boo
     records = [
         run.ledger.candidates.get(c.id)
         for c in plan.candidates
-        if c.runner == variant.runner and c.device == variant.device and c.options == c.runner.defaults()
+        if c.runner == variant.runner and c.device == variant.device and c.default_options
     ]
     ok = [r for r in records if r is not None and r.status == Status.OK]
     return bool(ok) and all(r.screened for r in ok)
