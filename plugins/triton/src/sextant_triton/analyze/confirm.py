@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from sextant.api import Objective, ranked
 
-from sextant_triton.analyze.space import Point, Space
+from sextant_triton.analyze.space import Coordinates, Space
 from sextant_triton.analyze.store import Record
 
 if TYPE_CHECKING:
@@ -51,8 +51,8 @@ DEFAULT = "default"
 class Confirmation:
     """What the re-measurement found (or why there was none)."""
 
-    default: tuple[Point, Record] | None  # the default configuration at its best load
-    contenders: tuple[tuple[Point, Record], ...] = ()  # as the search ranked them, best first
+    default: tuple[Coordinates, Record] | None  # the default configuration at its best load
+    contenders: tuple[tuple[Coordinates, Record], ...] = ()  # as the search ranked them, best first
     paired: Paired | None = None  # ids: "0", "1", ... for the contenders, DEFAULT for the default
     chosen: int | None = None  # the contender whose gain exceeds the spread, or None
     not_measured: str | None = None  # why nothing was re-measured
@@ -75,14 +75,14 @@ class Confirmation:
         }
 
 
-def config_of(space: Space, point: Point) -> str:
+def config_of(space: Space, point: Coordinates) -> str:
     """A point's configuration in words, without its load (``default`` for the default one)."""
     return space.describe({k: v for k, v in point.items() if k not in ("concurrency", "request_rate")})
 
 
 def default_best(
-    space: Space, history: Sequence[tuple[Point, Record]], objective: Objective, baseline: Record | None
-) -> tuple[Point, Record] | None:
+    space: Space, history: Sequence[tuple[Coordinates, Record]], objective: Objective, baseline: Record | None
+) -> tuple[Coordinates, Record] | None:
     """The default configuration at its best load (it may have been swept over concurrency too):
     the one definition of "the default" that the summary, ``analysis.json`` and the report use."""
     defaults = [(p, r) for p, r in history if config_of(space, p) == "default"]
@@ -91,11 +91,11 @@ def default_best(
 
 
 def contenders(
-    space: Space, history: Sequence[tuple[Point, Record]], objective: Objective, baseline: Record | None
-) -> list[tuple[Point, Record]]:
+    space: Space, history: Sequence[tuple[Coordinates, Record]], objective: Objective, baseline: Record | None
+) -> list[tuple[Coordinates, Record]]:
     """The best feasible point of a configuration other than the default, and the runner-up
     configuration's best when its gain is within :data:`CLOSE` of it."""
-    out: list[tuple[Point, Record]] = []
+    out: list[tuple[Coordinates, Record]] = []
     configs: set[str] = set()
     base = default_best(space, history, objective, baseline)
     reference = base[1].metrics if base else None
@@ -119,7 +119,7 @@ def confirm(
     session: Session,
     space: Space,
     objective: Objective,
-    history: Sequence[tuple[Point, Record]],
+    history: Sequence[tuple[Coordinates, Record]],
     baseline: Record | None,
     budget: Budget,
     rounds: int = ROUNDS,

@@ -24,7 +24,7 @@ from sextant.api import Objective, SextantError, Tally, fetch
 
 from sextant_triton import llmperf, perf
 from sextant_triton.analyze.control import ServerControl, gpu_memory_mb
-from sextant_triton.analyze.space import Point, ServedModel, Space
+from sextant_triton.analyze.space import Coordinates, ServedModel, Space
 from sextant_triton.analyze.store import Record, Store
 
 Metrics = dict[str, float]
@@ -46,7 +46,7 @@ class Session:
         inputs: Mapping[str, tuple[Path | str, Mapping[str, Sequence[int]]]],
         workdir: Path,
         counters: Counters | None = None,
-        on_measured: Callable[[Point, Record], None] | None = None,
+        on_measured: Callable[[Coordinates, Record], None] | None = None,
         give_up: Callable[[], str | None] = lambda: None,
     ) -> None:
         self.space, self.control, self.store = space, control, store
@@ -56,7 +56,7 @@ class Session:
         self.give_up = give_up  # why to stop waiting for another worker (the budget is spent), or None
         self.counters = counters or Counters()  # shared by the run's groups
 
-    def measure(self, point: Point) -> Record:
+    def measure(self, point: Coordinates) -> Record:
         """``point`` through the store (``sextant.api.fetch``): stored, another worker's, or measured now."""
         return fetch(
             self.store,
@@ -69,7 +69,7 @@ class Session:
             on_measured=self.on_measured,
         )
 
-    def remeasure(self, point: Point) -> Metrics | None:
+    def remeasure(self, point: Coordinates) -> Metrics | None:
         """``point`` measured again now, whatever the store holds (the result is not stored: it is
         one window of a paired comparison); ``None`` when it failed or the budget is spent."""
         if self.give_up() is not None:
@@ -78,7 +78,7 @@ class Session:
         self.counters.measured += 1
         return metrics
 
-    def load(self, point: Point) -> tuple[Metrics | None, str | None]:
+    def load(self, point: Coordinates) -> tuple[Metrics | None, str | None]:
         """``point`` measured on the server now (restarted once if it died): its metrics, or why not."""
         for attempt in range(2):
             try:
@@ -98,7 +98,7 @@ class Session:
                 self.control.restart()
         return None, "the server died twice while measuring this point"
 
-    def _load_test(self, point: Point) -> Metrics:
+    def _load_test(self, point: Coordinates) -> Metrics:
         units = self.space.units
 
         def one(unit: ServedModel) -> Metrics:
@@ -148,17 +148,17 @@ class Session:
 
 def sweep(
     session: Session,
-    point: Point,
+    point: Coordinates,
     objective: Objective,
     values: Sequence[int],
     give_up: Callable[[], str | None],
     *,
     min_gain: float = 0.05,
     patience: int = 4,
-) -> list[tuple[Point, Record]]:
+) -> list[tuple[Coordinates, Record]]:
     """``point`` at each concurrency of ``values`` (ascending), with early exit and a bisection at a
     constraint edge (see the module's docstring); none once ``give_up()`` says the budget is spent."""
-    out: list[tuple[Point, Record]] = []
+    out: list[tuple[Coordinates, Record]] = []
 
     def at(concurrency: int) -> Record:
         p = {**point, "concurrency": concurrency}

@@ -32,7 +32,7 @@ from sextant_triton.analyze.database import check_url, open_store
 from sextant_triton.analyze.inputs import Inputs, Target, perf_inputs, resolve_target
 from sextant_triton.analyze.records import Analysis, GroupResult
 from sextant_triton.analyze.settings import AnalyzeSettings
-from sextant_triton.analyze.space import Point, ServedModel, Space, read_served_model
+from sextant_triton.analyze.space import Coordinates, ServedModel, Space, read_served_model
 from sextant_triton.analyze.store import Record, Store, connection_lost, stopped_answering
 
 
@@ -79,7 +79,7 @@ def analyze(
     output: Path | None = None,
     rerank: bool = False,
     catalog: object = None,
-    on_measured: Callable[[Point, Record], None] | None = None,
+    on_measured: Callable[[Coordinates, Record], None] | None = None,
     log: Callable[[str], None] = lambda line: None,
 ) -> Analysis:
     """Analyze ``target`` (a package or a model repository) as ``settings`` say; see the module."""
@@ -149,7 +149,7 @@ def _measure(
     store: Store,
     counters: explore.Counters,
     catalog: object,
-    on_measured: Callable[[Point, Record], None] | None,
+    on_measured: Callable[[Coordinates, Record], None] | None,
     log: Callable[[str], None],
 ) -> list[GroupResult]:
     names = [m.name for group in groups for u in group for m in u.models]
@@ -246,14 +246,14 @@ def _top_sweeps(
     settings: AnalyzeSettings,
     space: Space,
     session: explore.Session,
-    history: list[tuple[Point, Record]],
+    history: list[tuple[Coordinates, Record]],
     baseline: Record,
-) -> list[tuple[Point, Record]]:
+) -> list[tuple[Coordinates, Record]]:
     """The top N configurations (and the default) over concurrency, for the curves."""
     if settings.top_n == 0 or settings.request_rate or settings.search == "brute" and space.load_params:
         return []
     order = ranked(history, settings.objective, baseline)
-    configs: list[Point] = []
+    configs: list[Coordinates] = []
     for point, _ in [(space.defaults(), baseline), *order]:
         config = {k: v for k, v in point.items() if k != "concurrency"}
         if config not in configs:
@@ -272,7 +272,7 @@ def _top_sweeps(
     return out
 
 
-def _unique(history: list[tuple[Point, Record]]) -> list[tuple[Point, Record]]:
+def _unique(history: list[tuple[Coordinates, Record]]) -> list[tuple[Coordinates, Record]]:
     seen, out = set(), []
     for point, record in history:
         key = tuple(sorted((k, str(v)) for k, v in point.items()))

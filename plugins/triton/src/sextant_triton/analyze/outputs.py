@@ -24,7 +24,7 @@ from sextant_triton.analyze import llm as llm_view
 from sextant_triton.analyze import report
 from sextant_triton.analyze.confirm import config_of
 from sextant_triton.analyze.records import Analysis, Best, GroupResult
-from sextant_triton.analyze.space import Point, Space
+from sextant_triton.analyze.space import Coordinates, Space
 from sextant_triton.analyze.store import Record
 
 if TYPE_CHECKING:
@@ -193,7 +193,7 @@ def config_labels(group: GroupResult) -> dict[str, str]:
     return labels
 
 
-def write_best(space: Space, point: Point, repository: Path, folder: Path) -> list[Path]:
+def write_best(space: Space, point: Coordinates, repository: Path, folder: Path) -> list[Path]:
     """``folder/<model>/`` for every model of ``space``: the analyzed model's files, the best configuration."""
     from google.protobuf import json_format
     from tritonclient.grpc import model_config_pb2 as mc

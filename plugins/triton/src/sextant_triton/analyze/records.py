@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sextant_triton.analyze.confirm import Confirmation
-from sextant_triton.analyze.space import Point, Space
+from sextant_triton.analyze.space import Coordinates, Space
 from sextant_triton.analyze.store import Record
 
 
@@ -18,7 +18,7 @@ class GroupResult:
 
     space: Space
     key: str
-    history: tuple[tuple[Point, Record], ...]  # every measurement of the group, oldest first
+    history: tuple[tuple[Coordinates, Record], ...]  # every measurement of the group, oldest first
     baseline: Record | None
     stopped: str
     #: the default at its best load, and the best re-measured interleaved with it (:mod:`.confirm`)
@@ -29,9 +29,9 @@ class GroupResult:
 class Best:
     """A group's best measurement (``None`` where none met the constraints: then ``closest``)."""
 
-    point: Point | None
+    point: Coordinates | None
     record: Record | None
-    closest: tuple[Point, Record] | None
+    closest: tuple[Coordinates, Record] | None
     gain: float | None  # over the default configuration, by the objective
     summary: str
 

@@ -30,7 +30,9 @@ from sextant_triton.analyze.model import ModelInfo, read_model
 from sextant_triton.analyze.settings import AnalyzeSettings, ModelSettings, Range
 from sextant_triton.perf import Load
 
-Point = dict[str, Any]
+#: a point of the space: each searched dimension's value (``net.instances``: 2, ``concurrency``: 8);
+#: a measured point is :class:`sextant.records.Point`
+Coordinates = dict[str, Any]
 #: the most concurrency a derived load asks for
 DERIVED_CONCURRENCY_CAP = 64
 
@@ -180,7 +182,7 @@ class Space:
             return [_exponential("concurrency", s.concurrency, s.concurrency.low or 1)]
         return []
 
-    def defaults(self) -> Point:
+    def defaults(self) -> Coordinates:
         return {p.name: p.default for p in self.params}
 
     def size(self) -> int:
