@@ -151,7 +151,7 @@ def _load_model(request: GeneratorRequest) -> Any:
         raise StepError("torch sees no CUDA device", hint="Install a CUDA build of torch, or use --device cpu.")
     if request.precision not in PRECISIONS:
         raise StepError(f"the torch generators run fp32 or int8 weights, not {request.precision}")
-    model = AutoModelForCausalLM.from_pretrained(request.artifact, torch_dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(request.artifact, dtype=torch.float32)
     model = model.to(request.device).eval()
     if request.precision == "int8":
         from sextant_torch.weight_int8 import quantize_weights
