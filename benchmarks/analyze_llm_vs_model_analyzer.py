@@ -42,7 +42,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -52,6 +51,7 @@ from pathlib import Path
 
 import yaml
 from _run import cpu
+from _triton import local_server, perf_analyzer_wrapper, profile
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOLS_DEFAULT = ROOT / "benchmarks" / "model_analyzer" / ".venv-llm"
@@ -120,22 +120,6 @@ def tool_path(tools: Path, wrapper_dir: Path) -> dict[str, str]:
     return env
 
 
-def perf_wrapper(work: Path) -> Path:
-    """A ``perf_analyzer`` on PATH that sets the library path ours needs."""
-    from sextant_triton import perf
-
-    pa = perf.binary()
-    folder = work / "bin"
-    folder.mkdir(parents=True, exist_ok=True)
-    wrapper = folder / "perf_analyzer"
-    wrapper.write_text(
-        f'#!/bin/sh\nLD_LIBRARY_PATH="{pa.parent / "libs"}${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}"\n'
-        f'export LD_LIBRARY_PATH\nexec "{pa}" "$@"\n'
-    )
-    wrapper.chmod(0o755)
-    return folder
-
-
 # -- one measurement by each tool -----------------------------------------------------------------
 
 
@@ -200,13 +184,7 @@ def sextant_measure(url: str, concurrency: int, interval_ms: int, work: Path, mo
 
 def model_analyzer(tools: Path, env: dict, work: Path, repository: Path, tokenizer: Path, args) -> Search:
     """``model-analyzer profile --model-type LLM``, local launch mode on the bundled tritonserver."""
-    from sextant_triton.server import Distribution, Ports, make_backends, server_env
-
     work.mkdir(parents=True)
-    dist = Distribution.find()
-    backends = make_backends(dist, work / "backends")
-    senv = server_env(dist, {"PATH": env["PATH"]})
-    ports = Ports.free()
     config = {
         "model_repository": str(repository),
         "profile_models": {MODEL: {"cpu_only": True}},
@@ -217,19 +195,7 @@ def model_analyzer(tools: Path, env: dict, work: Path, repository: Path, tokeniz
         "override_output_model_repository": True,
         "checkpoint_directory": str(work / "checkpoints"),
         "export_path": str(work / "export"),
-        "triton_launch_mode": "local",
-        "triton_server_path": str(dist.binary),
-        "triton_server_flags": {
-            "backend-directory": str(backends),
-            "http-address": "127.0.0.1",
-            "grpc-address": "127.0.0.1",
-            "metrics-address": "127.0.0.1",
-        },
-        "triton_server_environment": {"LD_LIBRARY_PATH": senv["LD_LIBRARY_PATH"], "PATH": senv["PATH"]},
-        "triton_http_endpoint": f"127.0.0.1:{ports.http}",
-        "triton_grpc_endpoint": f"127.0.0.1:{ports.grpc}",
-        "triton_metrics_url": f"http://127.0.0.1:{ports.metrics}/metrics",
-        "triton_output_path": str(work / "tritonserver.log"),
+        **local_server(work, env["PATH"]),
         "perf_analyzer_path": str(Path(env["PATH"].split(os.pathsep)[0]) / "perf_analyzer"),
         "perf_analyzer_flags": {"measurement-interval": str(args.interval_ms)},
         "collect_cpu_metrics": True,
@@ -241,19 +207,7 @@ def model_analyzer(tools: Path, env: dict, work: Path, repository: Path, tokeniz
     }
     (work / "profile.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     log = work / "model-analyzer.log"
-    start = time.perf_counter()
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [str(tools / "bin" / "model-analyzer"), "profile", "-f", str(work / "profile.yaml")],
-            cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-        try:
-            code = process.wait(timeout=args.timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait()
-            code = None
-    wall = time.perf_counter() - start
+    code, wall = profile(tools / "bin" / "model-analyzer", work / "profile.yaml", work, log, args.timeout_s, env)
     said = log.read_text().splitlines()
     checkpoint = work / "checkpoints" / "0.ckpt"
     measured = 0
@@ -393,7 +347,7 @@ def main() -> None:
         t = time.perf_counter()
         repository, tokenizer = deploy(work)
         print(f"built and deployed in {time.perf_counter() - t:.0f} s", flush=True)
-        env = tool_path(args.tools, perf_wrapper(work))
+        env = tool_path(args.tools, perf_analyzer_wrapper(work / "bin" / "perf_analyzer").parent)
         if not tools_ok:
             print(f"GenAI-Perf and Model Analyzer: {args.tools / 'bin' / 'genai-perf'} not found ({REQUIREMENTS})")
 

@@ -19,7 +19,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -30,9 +29,10 @@ from pathlib import Path
 
 import yaml
 from _run import cpu
+from _triton import local_server, perf_analyzer_wrapper, profile
 from sextant_triton import perf
 from sextant_triton.perf import Load, Windows
-from sextant_triton.server import Distribution, Ports, make_backends, server_env, start_server
+from sextant_triton.server import start_server
 
 ROOT = Path(__file__).resolve().parents[1]
 MA_DEFAULT = ROOT / "benchmarks" / "model_analyzer" / ".venv" / "bin" / "model-analyzer"
@@ -100,7 +100,8 @@ def from_csv(tool: str, wall_s: float, table: Path, config_of, max_p99_ms: float
 
 
 def model_analyzer_config(work: Path, repository: Path, bounds: Bounds) -> Path:
-    """Model Analyzer's profile config for a local tritonserver without a GPU. What it takes:
+    """Model Analyzer's profile config for a local tritonserver without a GPU. What it takes (the
+    first three from :mod:`_triton`, which the LLM benchmark shares):
 
     - ``triton_server_path``: the wheel's binary, with ``backend-directory`` pointing at a copy of the
       Python backend plus the stub for this interpreter (``make_backends``), and
@@ -112,17 +113,7 @@ def model_analyzer_config(work: Path, repository: Path, bounds: Bounds) -> Path:
       requests, raised by 50 and run again each time a window is too short);
     - ``constraints.perf_latency_p99`` is an object: ``{max: MS}``.
     """
-    dist = Distribution.find()
-    backends = make_backends(dist, work / "backends")
-    pa = perf.binary()
-    wrapper = work / "perf_analyzer.sh"
-    wrapper.write_text(
-        f'#!/bin/sh\nLD_LIBRARY_PATH="{pa.parent / "libs"}${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}"\n'
-        f'export LD_LIBRARY_PATH\nexec "{pa}" "$@"\n'
-    )
-    wrapper.chmod(0o755)
-    env = server_env(dist, {"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
-    ports = Ports.free()
+    wrapper = perf_analyzer_wrapper(work / "perf_analyzer.sh")
     config = {
         "model_repository": str(repository),
         "profile_models": {MODEL: {"cpu_only": True}},
@@ -130,19 +121,7 @@ def model_analyzer_config(work: Path, repository: Path, bounds: Bounds) -> Path:
         "override_output_model_repository": True,
         "checkpoint_directory": str(work / "checkpoints"),
         "export_path": str(work / "export"),
-        "triton_launch_mode": "local",
-        "triton_server_path": str(dist.binary),
-        "triton_server_flags": {
-            "backend-directory": str(backends),
-            "http-address": "127.0.0.1",
-            "grpc-address": "127.0.0.1",
-            "metrics-address": "127.0.0.1",
-        },
-        "triton_server_environment": {"LD_LIBRARY_PATH": env["LD_LIBRARY_PATH"], "PATH": env["PATH"]},
-        "triton_http_endpoint": f"127.0.0.1:{ports.http}",
-        "triton_grpc_endpoint": f"127.0.0.1:{ports.grpc}",
-        "triton_metrics_url": f"http://127.0.0.1:{ports.metrics}/metrics",
-        "triton_output_path": str(work / "tritonserver.log"),
+        **local_server(work, os.environ.get("PATH", "/usr/bin:/bin")),
         "perf_analyzer_path": str(wrapper),
         "perf_analyzer_flags": {
             "measurement-mode": "time_windows",
@@ -166,22 +145,7 @@ def run_model_analyzer(binary: Path, work: Path, repository: Path, bounds: Bound
     work.mkdir(parents=True)
     config = model_analyzer_config(work, repository, bounds)
     log = work / "model-analyzer.log"
-    start = time.perf_counter()
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [str(binary), "profile", "-f", str(config)],
-            cwd=work,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its tritonserver and perf_analyzer too, to stop them all on a timeout
-        )
-        try:
-            code = process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait()
-            code = None
-    wall = time.perf_counter() - start
+    code, wall = profile(binary, config, work, log, timeout_s)
     table = work / "export" / "results" / "metrics-model-inference.csv"
     if code != 0 or not table.is_file():
         said = log.read_text().splitlines()
