@@ -271,9 +271,11 @@ class GeneratorSpec:
     generator loads, built from the source artifact (an ONNX graph with past key values) into
     ``request.output_dir``, in an isolated child, once per source and build code (cached); without
     it the generator loads the source artifact itself. ``reference`` marks the generator whose
-    greedy continuation every other is judged against (teacher forcing). ``options``, ``variants``,
-    ``check``, ``install``, ``pickled`` and ``slow_build`` mean what they mean for a
-    :class:`RunnerSpec`.
+    greedy continuation every other is judged against (teacher forcing). ``sequence_batching``:
+    the generator it loads may be a :class:`sextant.runtime.SequenceBatcher` (where the model
+    allows), so a deployer can say, before loading anything, whether a streaming model can decode
+    several requests together. ``options``, ``variants``, ``check``, ``install``, ``pickled`` and
+    ``slow_build`` mean what they mean for a :class:`RunnerSpec`.
     """
 
     name: str
@@ -287,6 +289,7 @@ class GeneratorSpec:
     requires: tuple[str, ...] = ()
     check: str | None = None
     reference: bool = False
+    sequence_batching: bool = False
     install: str = ""
     description: str = ""
     pickled: str | None = None

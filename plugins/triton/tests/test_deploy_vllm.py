@@ -47,6 +47,9 @@ def test_what_vllm_cannot_take_is_refused(generation_deployment, packages, tmp_p
     with pytest.raises(UsageError, match="vLLM batches sequences itself") as info:
         deploy_package(package, tmp_path / "a", backend="vllm", max_batch_size=8)
     assert "model.json" in info.value.hint
+    with pytest.raises(UsageError, match="--max-sequences 4 do not apply") as info:
+        deploy_package(package, tmp_path / "d", backend="vllm", max_sequences=4)
+    assert "max_num_seqs" in info.value.hint
     with pytest.raises(UsageError, match="only a text-generation package"):
         deploy_package(packages["onnx"].path, tmp_path / "b", backend="vllm")
     with pytest.raises(UsageError, match=r"choose native, python or auto \(or vllm for a text-generation package\)"):

@@ -42,7 +42,8 @@ def test_deploy_triton_is_the_cores_command_built_from_the_spec():
     shown = CliRunner().invoke(app, ["deploy", "triton", "--help"], obj=state, env={"COLUMNS": "200"})
     text = " ".join(shown.output.split())
     for flag in ("--repository", "--candidate", "--name", "--version", "--backend", "--max-batch-size",
-                 "--preferred-batch-sizes", "--no-dynamic-batching", "--no-warmup", "--force", "--trust-source"):  # fmt: skip
+                 "--preferred-batch-sizes", "--no-dynamic-batching", "--no-warmup", "--force", "--trust-source",
+                 "--max-sequences"):  # fmt: skip
         assert flag in text, flag
 
 
@@ -65,6 +66,10 @@ def test_cli_deploy_json_and_refusal_exit_codes(tmp_path):
     assert forced.exit_code == 0 and "max_batch_size 2 (given)" in forced.stderr
     bad = runner.invoke(app, [*args, "--preferred-batch-sizes", "four"], obj=state)
     assert bad.exit_code == 2 and "give --preferred-batch-sizes as integers" in " ".join(bad.stderr.split())
+    none = runner.invoke(app, [*args, "--max-sequences", "0"], obj=state)
+    assert none.exit_code == 2 and "--max-sequences 0: a streaming model decodes at least one" in none.stderr
+    streams = runner.invoke(app, [*args, "--max-sequences", "4"], obj=state)  # not a text-generation package
+    assert streams.exit_code == 2 and "only a text-generation package's streaming model" in streams.stderr
 
 
 def test_requests_of_equal_shapes_run_as_one_batch_and_split_back():

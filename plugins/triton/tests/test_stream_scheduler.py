@@ -10,10 +10,10 @@ import threading
 import numpy as np
 import pytest
 from _causal_lm import VOCAB, llama
-from sextant.api import GeneratorRequest
+from sextant.api import GeneratorRequest, UsageError
 from sextant.generation.loop import greedy
 from sextant_triton.stream_protocol import Prompt
-from sextant_triton.stream_scheduler import Scheduler
+from sextant_triton.stream_scheduler import Scheduler, check_max_sequences, unused_note
 
 pytest.importorskip("transformers")
 
@@ -129,3 +129,18 @@ def test_the_thread_answers_and_closing_answers_what_is_still_waiting(generator)
     scheduler.submit(_prompt(4, 3), waiting)  # after close: nothing runs it, close's sweep did not see it
     scheduler.close()
     assert waiting.error == "the model is being unloaded; send the request again once it is loaded"
+
+
+def test_max_sequences_is_checked_and_has_no_effect_where_the_generator_cannot_batch():
+    with pytest.raises(UsageError, match="--max-sequences 0: a streaming model decodes at least one") as refused:
+        check_max_sequences(0)
+    assert refused.value.exit_code == 2 and "Give 1" in refused.value.hint
+    assert check_max_sequences(1) == 1
+    note = unused_note("torch-static-cache", 4, "--instances adds instances")
+    assert note is not None and note.startswith("--max-sequences 4 has no effect: the torch-static-cache generator")
+    assert "one request at a time per instance; --instances adds instances" in note
+    assert unused_note("torch-static-cache", 1, "") is None and unused_note("torch-static-cache", None, "") is None
+    from sextant.plugins import load_catalog
+
+    batching = {c.name: c.spec.sequence_batching for c in load_catalog().of("generator")}
+    assert batching["torch-generate"] and not batching["torch-static-cache"]  # what deploy's notes say before loading

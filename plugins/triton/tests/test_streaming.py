@@ -263,6 +263,14 @@ def test_a_redeploy_changes_nothing_and_batching_options_are_refused(server, dep
         deploy_package(package, tmp_path / "models", max_batch_size=4)
     with pytest.raises(UsageError, match="no native Triton backend runs a sextant generator"):
         deploy_package(package, tmp_path / "models", backend="native")
+    capped = deploy_package(package, tmp_path / "capped", name="lm", max_sequences=3)
+    written = config.read(tmp_path / "capped" / "lm" / "config.pbtxt").parameters
+    assert written["sextant_max_sequences"].string_value == "3"
+    assert any("each instance decodes up to 3 requests together" in note for note in capped.notes)
+    with pytest.raises(UsageError, match="--max-sequences 0: a streaming model decodes at least one") as refused:
+        deploy_package(package, tmp_path / "models", max_sequences=0)
+    assert refused.value.exit_code == 2 and "Give 1" in refused.value.hint
+    assert not (tmp_path / "models").exists()  # refused before anything was written
 
 
 def test_sextant_serve_streams_the_same_tokens_through_pytriton(deployed, model, caplog):
@@ -272,9 +280,12 @@ def test_sextant_serve_streams_the_same_tokens_through_pytriton(deployed, model,
 
     caplog.set_level(logging.INFO, logger="sextant_triton.serve_stream")
     package = deployed[0].parent / "ws"
-    with serving(package, name="lm", http_port=0, grpc_port=0, metrics_port=0) as served:
+    with pytest.raises(UsageError, match="--max-sequences 0"):
+        with serving(package, name="lm", max_sequences=0):
+            pass
+    with serving(package, name="lm", http_port=0, grpc_port=0, metrics_port=0, max_sequences=3) as served:
         assert served.settings.max_batch_size == 0 and served.settings.instances == 1
-        assert "continuous batching" in served.settings.reasons[0]
+        assert "decoded together, up to 3 (continuous batching)" in served.settings.reasons[0]
         stream = Stream(served.grpc_url)
         try:
             # the first is being decoded when the others come (thirty tokens against eight)

@@ -188,6 +188,18 @@ class CandidateView:
         reason = availability(found[0].spec, self.record.device)
         return None if reason is None else f"its {kind} {self.record.runner!r} is unavailable: {reason}"
 
+    def batches_sequences(self, catalog: Catalog | None = None) -> bool:
+        """Whether this generation candidate's generator may decode several sequences together (its
+        ``GeneratorSpec.sequence_batching``: the loaded generator is then a ``SequenceBatcher`` where
+        the model allows). Nothing is imported; ``False`` for a runner's candidate or one whose
+        plugin is not installed."""
+        from sextant.plugins import load_catalog
+
+        if not self.generates:
+            return False
+        found = [c for c in (catalog or load_catalog()).of("generator") if c.name == self.record.runner]
+        return bool(found) and bool(found[0].spec.sequence_batching)
+
     def check_files(self, *, trust_source: bool = False) -> None:
         """The file half of :meth:`verify`: what copying the candidate elsewhere (a deployer) needs."""
         from sextant.manifest import MANIFEST, needed_files, read_manifest

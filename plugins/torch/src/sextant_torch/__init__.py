@@ -141,6 +141,7 @@ def sextant_register_generators() -> list[GeneratorSpec]:
             requires=needs,
             install=install,
             reference=True,
+            sequence_batching=True,  # where batches_sequences(model): sextant_torch.generation
             description="transformers' greedy generate loop: a dynamic KV cache, eager",
         ),
         GeneratorSpec(

@@ -47,6 +47,13 @@ def serve(
     grpc_port: Annotated[int, typer.Option(help="gRPC port (0: a free one).")] = 8001,
     metrics_port: Annotated[int, typer.Option(help="Metrics port (0: a free one).")] = 8002,
     trust_source: TrustSource = False,
+    max_sequences: Annotated[
+        int | None,
+        typer.Option(
+            help="A text-generation package: the most requests decoded together (continuous batching, where its "
+            "generator can; default 8)."
+        ),
+    ] = None,
     debug: Debug = False,
 ) -> None:
     """Serve a package's candidate through PyTriton until Ctrl-C, SIGTERM or SIGHUP.
@@ -80,6 +87,7 @@ def serve(
         grpc_port=grpc_port,
         metrics_port=metrics_port,
         trust_source=trust_source,
+        max_sequences=max_sequences,
         on_ready=ready,
     )
     print("stopped", file=sys.stderr)

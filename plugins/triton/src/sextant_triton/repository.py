@@ -213,6 +213,12 @@ def deploy(request: DeployRequest) -> Deployment:
             "--backend vllm: only a text-generation package can be served by Triton's vLLM backend",
             hint="Use --backend native, python or auto for this package.",
         )
+    elif options.max_sequences is not None:
+        raise UsageError(
+            f"--max-sequences {options.max_sequences}: only a text-generation package's streaming model decodes "
+            "sequences together",
+            hint="Leave it out: --max-batch-size and --dynamic-batching say how Triton batches this model's requests.",
+        )
     else:
         contents = _contents(plan(package, request, options), repository, options.version)
     return install(repository, contents, request.force)

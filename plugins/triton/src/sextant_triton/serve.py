@@ -28,10 +28,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sextant.api import Package, SextantError, ServingSettings, Signature, cache_dir, choose_candidate, serving_settings
+from sextant.api import (
+    Package,
+    SextantError,
+    ServingSettings,
+    Signature,
+    UsageError,
+    cache_dir,
+    choose_candidate,
+    serving_settings,
+)
 
 from sextant_triton import backends, config, servable, server
 from sextant_triton.batching import run_batched
+from sextant_triton.stream_scheduler import check_max_sequences
 
 log = logging.getLogger(__name__)
 
@@ -220,17 +230,28 @@ def serving(
     metrics_port: int = 8002,
     trust_source: bool = False,
     log_file: Path | None = None,
+    max_sequences: int | None = None,
 ) -> Iterator[Served]:
     """Serve while the ``with`` block runs; ports 0 pick free ones. Stops and cleans up on exit.
     ``trust_source`` lets the candidate unpickle its files (see ``CandidateView.load``).
+    ``max_sequences``: a text-generation package's requests decoded together at most (continuous
+    batching, where its generator can; default 8); refused for any other package.
     ``log_file``: the server's log (default: ``serve-logs/<name>-<http port>.log`` in sextant's
     cache folder); it stays after the server stops."""
+    if max_sequences is not None:
+        check_max_sequences(max_sequences)
     dist = server.Distribution.find()  # before importing PyTriton: says how to install it
 
     opened = Package(package)
     choice = choose_candidate(opened, candidate)  # a package's regime pick for its serving max batch size
     view = choice.view
     streaming = view.generates  # a text-generation package: a decoupled model (sextant_triton.serve_stream)
+    if max_sequences is not None and not streaming:
+        raise UsageError(
+            f"--max-sequences {max_sequences}: only a text-generation package's streaming model decodes sequences "
+            "together",
+            hint="Leave it out: this package's serving batch size is derived from its profile.",
+        )
     servable.require(opened, view, servable.runner_need, "serve")  # its runner computes in this process
     view.verify(trust_source=trust_source)  # refuse before starting anything
     served_name = servable.model_name(opened, name)
@@ -248,6 +269,7 @@ def serving(
     scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX))  # PyTriton makes its workspace inside
     saved = {k: os.environ.get(k) for k in ("LD_LIBRARY_PATH", "PATH")}
     runners: list[Any] = []
+    notes: tuple[str, ...] = ()
     triton = None
     try:
         environment = server.server_env(dist)
@@ -258,7 +280,9 @@ def serving(
                 from sextant_triton import serve_stream
 
                 runners = [view.load(trust_source=trust_source)]
-                _, bind, settings = serve_stream.for_candidate(opened, view, runners[0], ServingSettings)
+                _, bind, settings, notes = serve_stream.for_candidate(
+                    opened, view, runners[0], ServingSettings, max_sequences
+                )
                 triton = _start(served_name, [], None, settings, host, endpoints, scratch / "pytriton", log_file, bind)
             else:
                 runners = [view.load(trust_source=trust_source) for _ in range(settings.instances)]
@@ -282,7 +306,7 @@ def serving(
             settings,
             triton.is_alive,
             metrics_port,
-            (*([choice.reason] if choice.regime else []), *([warning] if warning else [])),
+            (*([choice.reason] if choice.regime else []), *([warning] if warning else []), *notes),
             log_file,
         )
     finally:

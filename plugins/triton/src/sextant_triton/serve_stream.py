@@ -10,7 +10,8 @@ answered with the error of :func:`sextant_triton.stream_protocol.prompt`.
 
 The generator runs in this process (one instance, ``max_batch_size 0``), as the runner of any other
 ``sextant serve``. Where it is a :class:`sextant.api.SequenceBatcher` (``torch-generate``), the
-requests in flight are decoded together (continuous batching, as the Python-backend model does):
+requests in flight are decoded together, up to ``max_sequences`` (``sextant serve --max-sequences``,
+default 8; continuous batching, as the Python-backend model does):
 the infer function is then a coroutine, PyTriton runs every request's on one event loop, and a
 driver task on that loop runs :class:`~sextant_triton.stream_scheduler.Scheduler` steps while any
 request is held (it ends when none is, so nothing outlives the server). Other generators answer
@@ -29,7 +30,7 @@ import numpy as np
 from sextant.api import SequenceBatcher
 
 from sextant_triton import stream_protocol as sp
-from sextant_triton.stream_scheduler import DEFAULT_MAX_SEQUENCES
+from sextant_triton.stream_scheduler import DEFAULT_MAX_SEQUENCES, unused_note
 
 LOGGER = logging.getLogger("sextant_triton.serve_stream")
 
@@ -191,29 +192,33 @@ def load_tokenizer(folder: Path | None) -> Any:
     return AutoTokenizer.from_pretrained(folder)
 
 
-def for_candidate(package: Any, view: Any, generator: Any, settings_cls: Any) -> tuple[Callable, Callable, Any]:
+def for_candidate(
+    package: Any, view: Any, generator: Any, settings_cls: Any, max_sequences: int | None = None
+) -> tuple[Callable, Callable, Any, tuple[str, ...]]:
     """What :func:`sextant_triton.serve.serving` needs to serve a loaded generation candidate: the
-    infer function, the binding (``bind(triton, name)``) and the settings ``Served`` reports."""
+    infer function, the binding (``bind(triton, name)``), the settings ``Served`` reports and its
+    notes. ``max_sequences``: the most requests decoded together (checked by the caller; ``None``:
+    :data:`~sextant_triton.stream_scheduler.DEFAULT_MAX_SEQUENCES`)."""
     from sextant_triton.stream_deploy import tokenizer_folder
 
     tokenizer = load_tokenizer(tokenizer_folder(view))
     document = package.document
     default_tokens = int((document.generation or {}).get("new_tokens") or 32)
+    notes: tuple[str, ...] = ()
     if isinstance(generator.generator, SequenceBatcher):
+        most = max_sequences or DEFAULT_MAX_SEQUENCES
         infer = batched_infer_function(
-            generator,
-            default_tokens=default_tokens,
-            tokenizer=tokenizer,
-            max_sequences=DEFAULT_MAX_SEQUENCES,
-            log=LOGGER.info,
+            generator, default_tokens=default_tokens, tokenizer=tokenizer, max_sequences=most, log=LOGGER.info
         )
         reason = (
             f"a streaming generator: decoupled (max_batch_size 0); the requests in flight are decoded together, "
-            f"up to {DEFAULT_MAX_SEQUENCES} (continuous batching)"
+            f"up to {most} (continuous batching)"
         )
     else:
         infer = infer_function(generator, default_tokens=default_tokens, tokenizer=tokenizer)
         reason = "a streaming generator: decoupled, one sequence at a time (max_batch_size 0)"
+        more = "sextant deploy triton --instances N serves N at once"
+        notes = tuple(n for n in [unused_note(view.record.runner, max_sequences, more)] if n)
     settings = settings_cls(
         max_batch_size=0,
         dynamic_batching=False,
@@ -224,4 +229,4 @@ def for_candidate(package: Any, view: Any, generator: Any, settings_cls: Any) ->
         threads=int(document.host.threads or 1) if document.host else 1,
         reasons=(reason,),
     )
-    return infer, (lambda triton, name: bind(triton, name, infer, tokenizer=tokenizer is not None)), settings
+    return infer, (lambda triton, name: bind(triton, name, infer, tokenizer=tokenizer is not None)), settings, notes

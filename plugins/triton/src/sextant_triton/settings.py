@@ -2,7 +2,8 @@
 
 The serving settings themselves (max batch size, dynamic batching, preferred sizes, queue delay,
 instances) are derived from the package by the core (:mod:`sextant.serving`); what is Triton's is
-the model version folder, the backend choice and the warmup requests.
+the model version folder, the backend choice, the warmup requests and, for a text-generation
+package's streaming model, the most sequences an instance decodes together.
 """
 
 from __future__ import annotations
@@ -29,6 +30,12 @@ OPTIONS = (
     ),
     *SERVING_OPTIONS,
     DeployOption("warmup", "bool", default=True, help="Warmup requests from the samples."),
+    DeployOption(
+        "max_sequences",
+        "int",
+        help="A text-generation package's streaming model: the most requests each instance decodes together "
+        "(continuous batching, where its generator can; default 8).",
+    ),
 )
 
 
@@ -44,6 +51,8 @@ class DeployOptions:
     preferred_batch_sizes: tuple[int, ...] | None = None
     queue_delay_us: int | None = None
     warmup: bool = True
+    #: a streaming model's ``sextant_max_sequences`` (:mod:`sextant_triton.stream_deploy`)
+    max_sequences: int | None = None
     #: Let the deployed model unpickle the candidate's files (a source ``nn.Module``, Keras custom
     #: classes) when Triton's Python backend loads it: ``DeployRequest.trust_source``.
     trust_source: bool = False
@@ -56,6 +65,10 @@ class DeployOptions:
         if self.version < 1:
             raise UsageError(f"--version {self.version}: Triton's model versions are positive integers")
         self.serving  # noqa: B018 - checks the serving overrides
+        if self.max_sequences is not None:
+            from sextant_triton.stream_scheduler import check_max_sequences
+
+            check_max_sequences(self.max_sequences)
 
     @property
     def serving(self) -> ServingOptions:

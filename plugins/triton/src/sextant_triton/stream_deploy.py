@@ -14,9 +14,10 @@ their own model folders: ``--backend vllm`` writes the vLLM one, :mod:`sextant_t
 so it runs through the Python backend; Triton batches nothing (``max_batch_size 0``): each request
 is one sequence, generated token by token. Where the generator joins and leaves a running batch
 (:class:`sextant.api.SequenceBatcher`: ``torch-generate``), each instance decodes the requests it
-holds together, up to the config's ``sextant_max_sequences`` (continuous batching,
-:mod:`sextant_triton.stream_scheduler`); any other generator serves one request at a time per
-instance (``--instances``, default 1). The config's ``context_length`` and
+holds together, up to the config's ``sextant_max_sequences`` (``--max-sequences``, default 8;
+continuous batching, :mod:`sextant_triton.stream_scheduler`); any other generator serves one
+request at a time per instance (``--instances``, default 1), and ``--max-sequences`` above 1 gets a
+note that it has no effect. The config's ``context_length`` and
 ``vocab_size`` parameters (the model's positions and vocabulary) are what ``sextant analyze
 --model-type llm`` checks its prompts against. Writing goes through
 :func:`sextant_triton.install.install` like any other deployment.
@@ -36,7 +37,7 @@ from sextant_triton import client, servable
 from sextant_triton import config as pbtxt
 from sextant_triton import stream_protocol as sp
 from sextant_triton.install import Contents
-from sextant_triton.stream_scheduler import DEFAULT_MAX_SEQUENCES, MAX_SEQUENCES_PARAMETER
+from sextant_triton.stream_scheduler import DEFAULT_MAX_SEQUENCES, MAX_SEQUENCES_PARAMETER, unused_note
 
 if TYPE_CHECKING:
     from sextant.api import CandidateView, DeployRequest, Package
@@ -95,8 +96,7 @@ def _refuse_batching(options: DeployOptions) -> None:
             f"{', '.join(refused)}: a text-generation package deploys as a streaming Python-backend model, "
             "which Triton does not batch (max_batch_size 0: each request is one sequence, streamed token by token)",
             hint="Leave these out: where the generator supports it, each instance batches the requests it holds "
-            f"at the decode step (up to {DEFAULT_MAX_SEQUENCES}, {MAX_SEQUENCES_PARAMETER} in config.pbtxt); "
-            "--instances adds instances.",
+            f"at the decode step (up to --max-sequences, default {DEFAULT_MAX_SEQUENCES}); --instances adds instances.",
         )
 
 
@@ -147,10 +147,11 @@ def contents(package: Package, request: DeployRequest, options: DeployOptions, r
     tokenizer = tokenizer_folder(view)
     document = package.document
     new_tokens = int((document.generation or {}).get("new_tokens") or 32)
+    most = options.max_sequences or DEFAULT_MAX_SEQUENCES  # checked (at least 1) by DeployOptions
     parameters = {
         "sextant_candidate": view.id,
         sp.DEFAULT_TOKENS_PARAMETER: str(new_tokens),
-        MAX_SEQUENCES_PARAMETER: str(DEFAULT_MAX_SEQUENCES),
+        MAX_SEQUENCES_PARAMETER: str(most),
     }
     model = document.model or ModelInfo()
     said = ((sp.CONTEXT_PARAMETER, model.max_positions), (sp.VOCAB_PARAMETER, model.vocab_size))
@@ -185,6 +186,16 @@ def contents(package: Package, request: DeployRequest, options: DeployOptions, r
         npz: client.request_file({sp.INPUT_IDS: _first_prompt(package)}),
     }
     served = f"{sp.INPUT_IDS}" + (f" or {sp.TEXT_INPUT}" if tokenizer is not None else "")
+    runner = view.record.runner
+    batches = view.batches_sequences()
+    if batches:
+        batching = (
+            f"each instance decodes up to {most} requests together where its generator joins and leaves a running "
+            f"batch (continuous batching, --max-sequences; {MAX_SEQUENCES_PARAMETER} in config.pbtxt), else one at "
+            "a time: the server's log says which at load"
+        )
+    else:
+        batching = f"the {runner} generator serves one request at a time per instance (--instances adds instances)"
     notes = [
         f"streaming: decoupled Python-backend model running sextant's {view.record.runner} generator; "
         f"one response per token ({sp.STREAM} false: one response), prompt as {served}, "
@@ -193,11 +204,12 @@ def contents(package: Package, request: DeployRequest, options: DeployOptions, r
         if tokenizer is not None
         else "no tokenizer was saved with the model: it takes and answers token ids only",
         f"{instances} {kind[5:]} instance(s), max_batch_size 0: Triton does not batch a streaming generator; "
-        f"each instance decodes up to {DEFAULT_MAX_SEQUENCES} requests together where its generator joins and leaves "
-        f"a running batch (continuous batching; {MAX_SEQUENCES_PARAMETER} in config.pbtxt), else one at a time: "
-        "the server's log says which at load",
+        + batching,
         f"the server's Python needs sextant, sextant-triton and {view.record.plugin.split()[0]} installed",
     ]
+    unused = None if batches else unused_note(runner, options.max_sequences, "--instances adds instances")
+    if unused is not None:
+        notes.append(unused)
     if warning := servable.screened_warning(view):
         notes.insert(0, warning)
     return Contents(name, fill, client_files, tuple(notes))

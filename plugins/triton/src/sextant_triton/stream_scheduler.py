@@ -29,12 +29,35 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
+from sextant.api import UsageError
 
 from sextant_triton import stream_protocol as sp
 
 #: the most sequences decoded together unless the config's ``sextant_max_sequences`` says otherwise
+#: (``deploy triton --max-sequences``, ``serve --max-sequences``)
 DEFAULT_MAX_SEQUENCES = 8
 MAX_SEQUENCES_PARAMETER = "sextant_max_sequences"
+
+
+def check_max_sequences(value: int) -> int:
+    """``--max-sequences``, refused unless at least 1 (a :class:`~sextant.api.UsageError`)."""
+    if value < 1:
+        raise UsageError(
+            f"--max-sequences {value}: a streaming model decodes at least one sequence at a time",
+            hint=f"Give 1 (one request at a time per instance) or more; left out, {DEFAULT_MAX_SEQUENCES}.",
+        )
+    return value
+
+
+def unused_note(runner: str, max_sequences: int | None, more: str) -> str | None:
+    """What ``--max-sequences`` above 1 gets where ``runner``'s generator cannot join and leave a
+    running batch: it has no effect, and why; ``more`` says how to serve several requests at once."""
+    if max_sequences is None or max_sequences <= 1:
+        return None
+    return (
+        f"--max-sequences {max_sequences} has no effect: the {runner} generator does not join and leave a running "
+        f"batch (no continuous batching), so it serves one request at a time per instance; {more}"
+    )
 
 
 class Sink(Protocol):

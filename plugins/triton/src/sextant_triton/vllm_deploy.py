@@ -97,6 +97,7 @@ def contents(package: Package, request: DeployRequest, options: DeployOptions, r
             ("--preferred-batch-sizes", bool(options.preferred_batch_sizes)),
             ("--queue-delay-us", options.queue_delay_us is not None),
             ("--trust-source", options.trust_source),
+            (f"--max-sequences {options.max_sequences}", options.max_sequences is not None),
         )
         if given
     ]
@@ -104,7 +105,8 @@ def contents(package: Package, request: DeployRequest, options: DeployOptions, r
         raise UsageError(
             f"--backend vllm: {', '.join(refused)} do not apply: vLLM batches sequences itself (continuous "
             "batching) in one KIND_MODEL instance",
-            hint="Leave these out; set vLLM's engine arguments in model.json after deploying.",
+            hint="Leave these out; set vLLM's engine arguments in model.json after deploying (max_num_seqs: the most "
+            "sequences it decodes together).",
         )
     source = _source(package, request)
     name = servable.model_name(package, request.name)
