@@ -21,11 +21,12 @@ What it does, one after the other, printing the numbers and, where a tool cannot
    analyze --model-type llm``, each timed, with the configurations and measurements each spent;
 3. the best configuration each found, re-measured by both GenAI-Perf and sextant's measurement.
 
-The deployed config gets one optional input the model ignores, ``exclude_input_in_output`` (BOOL
-[1]): GenAI-Perf 0.0.16's Triton path sends it with every request (vLLM's and TensorRT-LLM's models
-have it) and Triton refuses a request with an input the model does not declare. Without it GenAI-Perf
-only runs against Triton's HTTP ``generate_stream`` endpoint (``--endpoint-type generate --endpoint
-v2/models/lm/generate_stream``), which Model Analyzer cannot select.
+The deployed model is used as ``sextant deploy triton`` writes it: its config declares the optional
+``exclude_input_in_output`` input (BOOL [1], as vLLM's and TensorRT-LLM's models do), which
+GenAI-Perf 0.0.16's Triton path sends with every request (true: the prompt is left out of the
+output, as the model answers anyway); Triton refuses a request with an input the model does not
+declare, and before the config declared it GenAI-Perf only ran against Triton's HTTP
+``generate_stream`` endpoint, which Model Analyzer cannot select.
 
 Model Analyzer 1.58 does not run with GenAI-Perf 0.0.16 (its flags are the old names, so prompts are
 GenAI-Perf's default 550 tokens: the model is built with 1024 positions and sextant's search uses
@@ -61,7 +62,6 @@ POSITIONS = 1024
 #: the prompt length GenAI-Perf 0.0.16 sends when not told (Model Analyzer 1.58 cannot tell it)
 GENAI_DEFAULT_INPUT = 550
 INPUT_MEAN, INPUT_STDDEV, OUTPUT_TOKENS, PROMPTS = 32, 8, 16, 16
-EXCLUDE = 'input [{ name: "exclude_input_in_output" data_type: TYPE_BOOL dims: [ 1 ] optional: true }]\n'
 
 sys.path.insert(0, str(ROOT / "plugins" / "triton" / "tests"))
 
@@ -106,9 +106,7 @@ def deploy(work: Path) -> tuple[Path, Path]:
     os.environ["SEXTANT_CACHE_DIR"] = str(work / "cache")
     package = _causal_lm.generation_package(work, new_tokens=OUTPUT_TOKENS)
     repository = work / "models"
-    deploy_package(package.path, repository, name=MODEL)
-    config = repository / MODEL / "config.pbtxt"
-    config.write_text(config.read_text() + EXCLUDE)
+    deploy_package(package.path, repository, name=MODEL)  # declares exclude_input_in_output, which GenAI-Perf sends
     return repository, repository / MODEL / "1" / "tokenizer"
 
 

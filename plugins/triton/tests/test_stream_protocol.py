@@ -33,6 +33,7 @@ def test_a_request_is_read_with_its_defaults():
         ({"input_ids": np.array([1]), "text_input": np.array([b"x"], object)}, str.encode, "both input_ids and text_input"),
         ({"input_ids": np.array([1]), "max_tokens": np.array([0])}, None, "max_tokens 0"),
         ({"input_ids": np.array([1]), "max_tokens": np.array([1, 2])}, None, "max_tokens must hold one value"),
+        ({"input_ids": np.array([1]), "exclude_input_in_output": np.array([False])}, None, "exclude_input_in_output false with stream true"),
     ],
 )
 def test_what_cannot_run_is_a_request_error_with_a_hint(inputs, encode, message):
@@ -51,6 +52,16 @@ def test_streamed_one_token_a_response_or_all_in_one():
     assert streamed == [([10], False), ([11], False), ([12], True)]
     whole = list(responses(_steps(3), Prompt(np.array([1]), 3, False), lambda: False))
     assert whole == [([10, 11, 12], True)]
+
+
+def test_exclude_input_in_output_false_answers_the_prompt_then_the_new_tokens_as_vllm_does():
+    ids, off = np.array([5, 6]), np.array([False])
+    echo = prompt({"input_ids": ids, "stream": off, "exclude_input_in_output": np.array([False])}, **LIMITS)
+    assert echo.echo and list(responses(_steps(3), echo, lambda: False)) == [([5, 6, 10, 11, 12], True)]
+    short = list(responses(_steps(2), Prompt(ids, 3, False, echo=True), lambda: False))  # the generator ended early
+    assert short == [([5, 6, 10, 11], True)]
+    excluded = prompt({"input_ids": ids, "stream": off, "exclude_input_in_output": np.array([True])}, **LIMITS)
+    assert not excluded.echo and not prompt({"input_ids": ids, "stream": off}, **LIMITS).echo
 
 
 def test_a_cancellation_stops_before_the_next_token_is_generated():

@@ -76,13 +76,14 @@ class Stream:
         text = None if text is None else b"".join(text.tolist()).decode()
         self.arrived.put((response.id, None if ids is None else ids.tolist(), text, final, None, stamp))
 
-    def ask(self, request_id: str, ids=None, *, text=None, max_tokens=None, stream=None) -> None:
+    def ask(self, request_id: str, ids=None, *, text=None, max_tokens=None, stream=None, exclude=None) -> None:
         inputs = []
         for name, array, kind in (
             ("input_ids", None if ids is None else np.array(ids, np.int64), "INT64"),
             ("text_input", None if text is None else np.array([text.encode()], np.object_), "BYTES"),
             ("max_tokens", None if max_tokens is None else np.array([max_tokens], np.int32), "INT32"),
             ("stream", None if stream is None else np.array([stream], bool), "BOOL"),
+            ("exclude_input_in_output", None if exclude is None else np.array([exclude], bool), "BOOL"),
         ):
             if array is not None:
                 tensor = self.client.InferInput(name, list(array.shape), kind)
@@ -122,6 +123,7 @@ def test_the_config_is_decoupled_with_the_llm_tensor_names(deployed):
         ("max_tokens", True),
         ("stream", True),
         ("text_input", True),
+        ("exclude_input_in_output", True),  # as the vLLM backend's: GenAI-Perf's gRPC path sends it
     ]
     assert [o.name for o in parsed.output] == ["output_ids", "text_output"]
     assert (repository / "lm" / "1" / "tokenizer" / "tokenizer.json").is_file()
@@ -145,6 +147,13 @@ def test_stream_false_answers_all_tokens_in_one_response_and_max_tokens_defaults
     (only,) = stream.until_final()
     assert only[4] is None and only[3]
     assert only[1] == eager(model, PROMPT, NEW_TOKENS)  # max_tokens left out: the package's --new-tokens
+    stream.ask("echo", PROMPT, max_tokens=3, stream=False, exclude=False)  # vLLM's: the prompt, then the new ones
+    (echoed,) = stream.until_final()
+    assert echoed[4] is None and echoed[1] == PROMPT + eager(model, PROMPT, 3)
+    stream.ask("streamed", PROMPT, max_tokens=3, exclude=False)  # refused when streaming, as vLLM refuses it
+    assert "exclude_input_in_output false with stream true" in stream.until_final()[-1][4]
+    stream.ask("excluded", PROMPT, max_tokens=3, stream=False, exclude=True)  # what GenAI-Perf sends
+    assert stream.until_final()[0][1] == eager(model, PROMPT, 3)
 
 
 def test_text_in_and_text_out_through_the_saved_tokenizer(stream, model):
@@ -321,5 +330,7 @@ def test_sextant_serve_streams_the_same_tokens_through_pytriton(deployed, model,
             assert "".join(text for _, _, text, *_ in got if text) == chars.decode(ids)
             stream.ask("vocab", [3, 500, 4])
             assert "outside the model's vocabulary of 96" in str(stream.until_final()[-1][4])
+            stream.ask("echo", PROMPT, max_tokens=2, stream=False, exclude=False)
+            assert [ids for _, ids, *_ in stream.until_final() if ids] == [PROMPT + eager(model, PROMPT, 2)]
         finally:
             stream.close()

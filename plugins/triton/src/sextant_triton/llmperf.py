@@ -19,8 +19,9 @@ tokens (a final flag sent alone) is dropped, as GenAI-Perf drops empty responses
 endpoints, so that TTFT is the first token's and the latency the last token's.
 
 Why not run GenAI-Perf or AIPerf: neither is installed with sextant (:func:`method` says what this
-environment has); GenAI-Perf 0.0.16 needs the model's tokenizer (a token-id model has none) and, over
-gRPC, an ``exclude_input_in_output`` input it sends with every request
+environment has); GenAI-Perf 0.0.16 needs the model's tokenizer (a token-id model has none); over
+gRPC it sends an ``exclude_input_in_output`` input with every request, which ``sextant deploy
+triton``'s streaming config declares, as the vLLM backend does
 (``benchmarks/analyze_llm_vs_model_analyzer.py`` runs it side by side); perf_analyzer already runs
 here and the file is the one GenAI-Perf reads.
 

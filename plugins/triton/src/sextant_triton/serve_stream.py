@@ -1,9 +1,9 @@
 """``sextant serve`` of a text-generation package: a decoupled (streaming) PyTriton model.
 
 The same tensors as the Python-backend model ``sextant deploy triton`` writes
-(:mod:`sextant_triton.stream_protocol`: ``input_ids`` or ``text_input`` in, ``max_tokens`` and
-``stream`` optional; ``output_ids`` and, with a tokenizer, ``text_output`` out), so one client
-serves both. PyTriton's ``ModelConfig(decoupled=True)`` takes a generator infer function: it yields
+(:mod:`sextant_triton.stream_protocol`: ``input_ids`` or ``text_input`` in, ``max_tokens``,
+``stream`` and ``exclude_input_in_output`` optional; ``output_ids`` and, with a tokenizer,
+``text_output`` out), so one client serves both. PyTriton's ``ModelConfig(decoupled=True)`` takes a generator infer function: it yields
 one response per generated token (``stream`` false: one with all of them), and PyTriton flags the
 stream final, with an empty response, when the generator ends. A request the model cannot take is
 answered with the error of :func:`sextant_triton.stream_protocol.prompt`.
@@ -50,7 +50,7 @@ def _reader(generator: Any, default_tokens: int, tokenizer: Any) -> Callable[[li
         if len(requests) != 1:  # max_batch_size 0: Triton hands a non-batching model one request at a time
             raise sp.RequestError(f"{len(requests)} requests in one call: this streaming model takes one")
         data = requests[0].data
-        names = (sp.INPUT_IDS, sp.MAX_TOKENS, sp.STREAM, sp.TEXT_INPUT)
+        names = (sp.INPUT_IDS, sp.MAX_TOKENS, sp.STREAM, sp.TEXT_INPUT, sp.EXCLUDE_INPUT)
         inputs = {name: (data[name] if name in data else None) for name in names}
         asked = sp.prompt(
             inputs, vocab_size=vocab_size, max_positions=max_positions, default_tokens=default_tokens, encode=encode
@@ -173,6 +173,7 @@ def bind(triton: Any, name: str, infer: Callable, *, tokenizer: bool) -> None:
     if tokenizer:
         inputs.append(Tensor(name=sp.TEXT_INPUT, dtype=np.bytes_, shape=(1,), optional=True))
         outputs.append(Tensor(name=sp.TEXT_OUTPUT, dtype=np.bytes_, shape=(-1,)))
+    inputs.append(Tensor(name=sp.EXCLUDE_INPUT, dtype=np.bool_, shape=(1,), optional=True))
     triton.bind(
         model_name=name,
         infer_func=infer,

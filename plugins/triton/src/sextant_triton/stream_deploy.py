@@ -111,6 +111,8 @@ def build_config(
     model.input.add(name=sp.STREAM, data_type=mc.TYPE_BOOL, dims=[1], optional=True)
     if tokenizer:
         model.input.add(name=sp.TEXT_INPUT, data_type=mc.TYPE_STRING, dims=[1], optional=True)
+    # declared as the vLLM backend declares it: GenAI-Perf's gRPC path sends it with every request
+    model.input.add(name=sp.EXCLUDE_INPUT, data_type=mc.TYPE_BOOL, dims=[1], optional=True)
     model.output.add(name=sp.OUTPUT_IDS, data_type=mc.TYPE_INT64, dims=[-1])
     if tokenizer:
         model.output.add(name=sp.TEXT_OUTPUT, data_type=mc.TYPE_STRING, dims=[-1])

@@ -7,7 +7,8 @@ Python-backend model, see :mod:`sextant_triton.python_model`) and, when the mode
 tokenizer, its files in ``tokenizer/``. ``initialize`` loads the candidate's generator through
 ``sextant.api.Package`` (``best().load()``, files checked against the package's manifest);
 ``execute`` answers each request through its response sender: one response per generated token
-(``stream`` true, the default) or one with them all, the last flagged
+(``stream`` true, the default) or one with them all (after the prompt's ids when
+``exclude_input_in_output`` is false, as Triton's vLLM backend answers), the last flagged
 ``TRITONSERVER_RESPONSE_COMPLETE_FINAL``. The tensors are :mod:`sextant_triton.stream_protocol`'s.
 
 Where the generator is a :class:`sextant.api.SequenceBatcher` (``torch-generate``), the requests

@@ -4,16 +4,18 @@ The tensor names are those of Triton's LLM backends (the vLLM backend's ``text_i
 ``stream``, ``text_output``), so Triton's generate endpoints and standard LLM clients work
 unchanged; a model without a tokenizer takes and answers token ids:
 
-========================  =====  ======  ==============================================================
-name                      type   dims    meaning
-========================  =====  ======  ==============================================================
-``input_ids`` (in)        INT64  [-1]    the prompt's token ids (required unless ``text_input`` is served)
-``max_tokens`` (in)       INT32  [1]     tokens to generate (optional; default: the package's --new-tokens)
-``stream`` (in)           BOOL   [1]     one response per token (optional, default true); false: one in all
-``text_input`` (in)       BYTES  [1]     the prompt as text (only with a tokenizer; instead of input_ids)
-``output_ids`` (out)      INT64  [-1]    the new token(s) of this response
-``text_output`` (out)     BYTES  [-1]    their text (only with a tokenizer): one string, the new text
-========================  =====  ======  ==============================================================
+================================  =====  ======  ==================================================================
+name                              type   dims    meaning
+================================  =====  ======  ==================================================================
+``input_ids`` (in)                INT64  [-1]    the prompt's token ids (required unless ``text_input`` is served)
+``max_tokens`` (in)               INT32  [1]     tokens to generate (optional; default: the package's --new-tokens)
+``stream`` (in)                   BOOL   [1]     one response per token (optional, default true); false: one in all
+``text_input`` (in)               BYTES  [1]     the prompt as text (only with a tokenizer; instead of input_ids)
+``exclude_input_in_output`` (in)  BOOL   [1]     optional, default true; false (``stream`` false only): the
+                                                 response starts with the prompt (as Triton's vLLM backend does)
+``output_ids`` (out)              INT64  [-1]    the new token(s) of this response
+``text_output`` (out)             BYTES  [-1]    their text (only with a tokenizer): one string, the new text
+================================  =====  ======  ==================================================================
 
 :func:`prompt` reads a request's inputs and checks them (ids within the vocabulary, the prompt and
 the tokens asked for within the model's positions): a :class:`RequestError` (message and hint) the
@@ -36,6 +38,8 @@ INPUT_IDS = "input_ids"
 MAX_TOKENS = "max_tokens"
 STREAM = "stream"
 TEXT_INPUT = "text_input"
+#: the vLLM backend's optional input (GenAI-Perf's gRPC path sends it with every request)
+EXCLUDE_INPUT = "exclude_input_in_output"
 OUTPUT_IDS = "output_ids"
 TEXT_OUTPUT = "text_output"
 #: config parameters the model reads: the default of ``max_tokens``, and whether a tokenizer is served
@@ -54,11 +58,13 @@ class RequestError(UsageError):
 @dataclass(frozen=True)
 class Prompt:
     """One request, read and checked: the prompt's ids, how many tokens to generate, whether to
-    stream them (one response each) or answer them all in one response."""
+    stream them (one response each) or answer them all in one response, and whether that one
+    response starts with the prompt (``echo``: ``exclude_input_in_output`` false)."""
 
     ids: np.ndarray  # int64 [n]
     max_tokens: int
     stream: bool
+    echo: bool = False
 
 
 def _scalar(array: np.ndarray | None, name: str) -> Any:
@@ -114,13 +120,28 @@ def prompt(
             hint=f"Shorten the prompt or ask for fewer tokens (at most {max(0, max_positions - ids.size)} here).",
         )
     stream = _scalar(inputs.get(STREAM), STREAM)
-    return Prompt(ids, tokens, True if stream is None else bool(stream))
+    stream = True if stream is None else bool(stream)
+    # Triton's vLLM backend: exclude_input_in_output false prepends the prompt to the output, and
+    # it refuses false with stream true ("When streaming, `exclude_input_in_output` = False is not
+    # allowed"); true excludes it. Left out, vLLM excludes it when streaming and includes it
+    # otherwise; here it is always excluded, so output_ids stays the new tokens unless asked for.
+    # vLLM prepends the prompt's text; here text_output is the decoded prompt ids and new ids.
+    exclude = _scalar(inputs.get(EXCLUDE_INPUT), EXCLUDE_INPUT)
+    echo = exclude is not None and not bool(exclude)
+    if echo and stream:
+        raise RequestError(
+            f"{EXCLUDE_INPUT} false with {STREAM} true: a streamed response holds the new tokens only",
+            hint=f"Send {STREAM} false to get the prompt and the new tokens in one response, "
+            f"or {EXCLUDE_INPUT} true (the default).",
+        )
+    return Prompt(ids, tokens, stream, echo)
 
 
 class Replies:
     """One request's tokens grouped into responses as they come: ``push(token)`` returns the
     response to send now, ``(ids, last)`` (every token when streaming, else all of them with the
-    last), or ``None``; ``done`` once ``max_tokens`` were pushed."""
+    last, after the prompt's ids when the request asked for them: ``Prompt.echo``), or ``None``;
+    ``done`` once ``max_tokens`` were pushed."""
 
     def __init__(self, request: Prompt) -> None:
         self.request = request
@@ -135,9 +156,16 @@ class Replies:
         self.held.append(int(token))
         self.count += 1
         if self.request.stream or self.done:
-            reply, self.held = (self.held, self.done), []
-            return reply
+            return self.flush()
         return None
+
+    def flush(self) -> tuple[list[int], bool]:
+        """The tokens held, as a response (``last`` once done); the prompt's ids first when the
+        request asked for them (its one response: echo is refused when streaming)."""
+        ids, self.held = self.held, []
+        if self.request.echo:
+            ids = [*(int(i) for i in self.request.ids), *ids]
+        return ids, self.done
 
 
 def responses(
@@ -157,7 +185,7 @@ def responses(
         if reply := replies.push(int(np.asarray(token).reshape(-1)[0])):
             yield reply
     if replies.held:
-        yield replies.held, True
+        yield replies.flush()[0], True
 
 
 class TextDeltas:
