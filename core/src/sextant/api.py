@@ -16,7 +16,8 @@ What callables receive and return
     ``StepRequest``, ``RunnerRequest``, ``DeployRequest``, ``Deployment``, ``Runner``, ``StageTimer``,
     ``Synchronizer``, ``SearchStrategy``, ``GeneratorRequest``, ``Generator`` (a causal LM's generation
     loop: ``prefill`` and ``decode``; ``SequenceBatcher``: optionally, ``join`` and ``leave`` a running
-    batch, continuous batching), ``StreamingGenerator`` (one whose backend owns the loop: ``stream``),
+    batch, continuous batching), ``StreamingGenerator`` (one whose backend owns the loop: ``stream``;
+    ``StreamBatcher``: optionally, ``add``, ``step`` and ``cancel`` sequences in that loop),
     ``Signature``, ``TensorSpec``, ``Tolerance``, ``Verdict``, ``OutputReport``
 Packages (what a deployer reads)
     ``Package`` (``Package(path)``; ``.best()``, ``.candidate(id)``, ``.document``: its ``status.json``
@@ -88,6 +89,7 @@ from sextant.runtime import (
     SearchStrategy,
     SequenceBatcher,
     StageTimer,
+    StreamBatcher,
     StepRequest,
     StreamingGenerator,
     Synchronizer,
@@ -209,6 +211,7 @@ __all__ = [
     "Format",
     "Generator",
     "StreamingGenerator",
+    "StreamBatcher",
     "GeneratorRequest",
     "GeneratorSpec",
     "MissingPluginError",

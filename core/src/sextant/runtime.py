@@ -6,7 +6,7 @@ dataclasses built by the pipeline inside the isolated child process.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -174,6 +174,29 @@ class SequenceBatcher(Protocol):
     def join(self, batch: Any | None, state: Any) -> Any: ...
 
     def leave(self, batch: Any, rows: Sequence[int]) -> Any | None: ...
+
+
+@runtime_checkable
+class StreamBatcher(Protocol):
+    """Optional for a :class:`StreamingGenerator`: its backend runs several sequences at once in its
+    own loop (openvino-genai's continuous-batching pipeline), sequences added and removed between
+    its steps, so a server runs every request it holds in that loop.
+
+    ``add(input_ids, max_new_tokens)`` queues one sequence (``input_ids``: int64 ``[length]``),
+    greedy for exactly ``max_new_tokens`` tokens as ``stream``'s, and returns its handle (hashable;
+    the generator's own). ``step()`` runs one step of the backend over the sequences it holds and
+    returns, by handle, each one's new ids (int64 ``[n]``, ``n >= 1``; a sequence that got none this
+    step is left out) or the exception that ended it (the backend dropped it: no more ids come);
+    every sequence's ids are those ``stream`` gives it alone. A sequence that has all its tokens is
+    done: nothing more is to be done with its handle. ``cancel(handle)`` stops a sequence that is
+    not done (no more ids come; a handle already done or cancelled is ignored). A generator
+    without these methods is served one request at a time."""
+
+    def add(self, input_ids: np.ndarray, max_new_tokens: int) -> Hashable: ...
+
+    def step(self) -> Mapping[Hashable, np.ndarray | Exception]: ...
+
+    def cancel(self, handle: Hashable) -> None: ...
 
 
 @runtime_checkable

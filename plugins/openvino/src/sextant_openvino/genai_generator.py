@@ -4,10 +4,13 @@ writes, greedily, from token ids (no tokenizer is needed), and streams each step
 
 The build is openvino-stateful's, plus the names openvino-genai reads (``openvino_model.xml`` /
 ``.bin``: hard links to the IR, no copy). openvino-genai turns the IR's attention into its
-PagedAttention when it loads it. Each generation adds one request per sequence to
-``ContinuousBatchingPipeline`` and calls its ``step`` until they finish; a step's ids are yielded
-once every sequence has its token (:meth:`OpenVINOGenAIGenerator.stream`, a
-:class:`~sextant.runtime.StreamingGenerator`: sextant measures and loads it through that loop).
+PagedAttention when it loads it. Each sequence is one request of ``ContinuousBatchingPipeline``
+(``add``: ``add_request`` with a token-id tensor), each ``step`` one of the pipeline's (its
+scheduler prefills the new requests, alone, or decodes every running one together) and the new ids
+each request's handle has, ``cancel`` the handle's: a :class:`~sextant.runtime.StreamBatcher`, so
+a streaming server runs the requests it holds together (continuous batching). ``stream`` (a
+:class:`~sextant.runtime.StreamingGenerator`: sextant measures and loads it through that loop)
+adds one request per sequence and yields a step's ids once every sequence has its token.
 Greedy here is sextant's: exactly ``max_new_tokens`` tokens (``ignore_eos``; no ``min_new_tokens``,
 whose processor would forbid the end-of-sequence id). openvino-genai returns no logits, so
 ``prefill`` / ``decode`` (what teacher forcing feeds token by token) run the same IR through
@@ -23,6 +26,7 @@ import json
 import math
 import os
 import shutil
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -48,6 +52,28 @@ def build(request: StepRequest) -> Path:
         except OSError:  # a file system without hard links
             shutil.copyfile(folder / name, folder / alias)
     return folder
+
+
+class _Held:
+    """One sequence in the pipeline: its handle, the tokens asked for and those read so far."""
+
+    def __init__(self, handle: Any, asked: int) -> None:
+        self.handle = handle
+        self.asked = asked
+        self.count = 0
+
+    def read(self) -> list[int]:
+        ids: list[int] = []
+        if self.handle.can_read():
+            for output in self.handle.read().values():
+                ids.extend(int(t) for t in output.generated_ids)
+        self.count += len(ids)
+        return ids
+
+    def ended(self) -> bool:
+        import openvino_genai as og
+
+        return self.handle.get_status() != og.GenerationStatus.RUNNING
 
 
 class OpenVINOGenAIGenerator:
@@ -78,20 +104,46 @@ class OpenVINOGenAIGenerator:
             raise ModelLoadError(
                 f"openvino-genai cannot load the stateful {manifest.get('architecture')}: {reason(exc)}"
             ) from exc
-        self.config = og.GenerationConfig()
-        self.config.do_sample = False
-        self.config.ignore_eos = True
-        self.config.eos_token_id = 0  # any valid id: with ignore_eos it stops nothing
-        self.config.stop_token_ids = {0}
         self.requests = 0
+        #: the sequences added and not done, by handle
+        self.held: dict[int, _Held] = {}
+        #: pipeline steps by how many requests each scheduled (openvino-genai's metrics)
+        self.together: Counter[int] = Counter()
         self.runtime: OpenVINOStatefulGenerator | None = None
 
     # -- the backend's own loop ------------------------------------------------------------------
 
     def stream(self, input_ids: np.ndarray, max_new_tokens: int) -> Iterator[np.ndarray]:
-        import openvino as ov
-
         ids = np.ascontiguousarray(input_ids, dtype=np.int64).reshape(len(input_ids), -1)
+        handles: list[int] = []
+        try:
+            for row in ids:
+                handles.append(self.add(row, max_new_tokens))
+            tokens: dict[int, list[int]] = {handle: [] for handle in handles}
+            done = 0
+            while done < max_new_tokens:
+                for handle, new in self.step().items():
+                    if isinstance(new, Exception):
+                        raise new
+                    tokens[handle].extend(int(t) for t in new)
+                while done < max_new_tokens and all(len(t) > done for t in tokens.values()):
+                    yield np.array([tokens[h][done] for h in handles], dtype=np.int64)
+                    done += 1
+        finally:  # a stream left early (or failed): its requests must not hold the scheduler
+            for handle in handles:
+                self.cancel(handle)
+            while self.pipeline is not None and self.pipeline.has_non_finished_requests():
+                self.pipeline.step()
+
+    # -- several sequences in that loop (a StreamBatcher: a server runs its requests together) -----
+
+    def add(self, input_ids: np.ndarray, max_new_tokens: int) -> int:
+        """Queue one sequence (int64 ``[length]``) for ``max_new_tokens`` greedy tokens; its handle
+        (the pipeline's request id). Its first token comes from the next :meth:`step`."""
+        import openvino as ov
+        import openvino_genai as og
+
+        ids = np.ascontiguousarray(input_ids, dtype=np.int64).reshape(1, -1)
         if ids.shape[1] + max_new_tokens > self.max_positions:
             raise StepError(
                 f"a sequence of {ids.shape[1] + max_new_tokens} tokens is longer than the model's "
@@ -100,34 +152,43 @@ class OpenVINOGenAIGenerator:
         if self.runtime is not None:  # the pipeline's turn: free the teacher-forcing runtime's model
             self.runtime.close()
             self.runtime = None
-        self.config.max_new_tokens = max_new_tokens
-        handles = []
-        for row in ids:
-            handles.append(self.pipeline.add_request(self.requests, ov.Tensor(row[None].copy()), self.config))
-            self.requests += 1
-        tokens: list[list[int]] = [[] for _ in handles]
-        done = 0
-        try:
-            while done < max_new_tokens:
-                if not self.pipeline.has_non_finished_requests() and not any(h.can_read() for h in handles):
-                    raise StepError(
-                        f"openvino-genai's pipeline finished after {done} of {max_new_tokens} tokens",
-                        hint="Leave openvino-genai out (--runners); openvino-stateful runs the same IR.",
-                    )
-                self.pipeline.step()
-                for row, handle in enumerate(handles):
-                    if handle.can_read():
-                        for output in handle.read().values():
-                            tokens[row].extend(int(t) for t in output.generated_ids)
-                while done < max_new_tokens and all(len(t) > done for t in tokens):
-                    yield np.array([t[done] for t in tokens], dtype=np.int64)
-                    done += 1
-        finally:  # a stream left early (or failed): its requests must not hold the scheduler
-            if self.pipeline is not None and self.pipeline.has_non_finished_requests():
-                for handle in handles:
-                    handle.drop()
-                while self.pipeline.has_non_finished_requests():
-                    self.pipeline.step()
+        config = og.GenerationConfig()
+        config.do_sample = False
+        config.ignore_eos = True
+        config.eos_token_id = 0  # any valid id: with ignore_eos it stops nothing
+        config.stop_token_ids = {0}
+        config.max_new_tokens = max_new_tokens
+        handle = self.requests
+        self.held[handle] = _Held(self.pipeline.add_request(handle, ov.Tensor(ids.copy()), config), max_new_tokens)
+        self.requests += 1
+        return handle
+
+    def step(self) -> dict[int, np.ndarray | Exception]:
+        """One step of the pipeline: each held sequence's new ids, or the error that ended it."""
+        if not self.held:
+            return {}
+        if self.pipeline.has_non_finished_requests():
+            self.pipeline.step()
+            self.together[self.pipeline.get_metrics().scheduled_requests] += 1
+        new: dict[int, np.ndarray | Exception] = {}
+        for key, held in list(self.held.items()):
+            ids = held.read()
+            if ids:
+                new[key] = np.array(ids, dtype=np.int64)
+            if held.count < held.asked and (held.ended() or not self.pipeline.has_non_finished_requests()):
+                new[key] = StepError(
+                    f"openvino-genai's pipeline ended a sequence after {held.count} of {held.asked} tokens "
+                    f"({held.handle.get_status()})",
+                    hint="Leave openvino-genai out (--runners); openvino-stateful runs the same IR.",
+                )
+            if held.count >= held.asked or isinstance(new.get(key), Exception):
+                del self.held[key]
+        return new
+
+    def cancel(self, handle: Any) -> None:
+        held = self.held.pop(handle, None)
+        if held is not None and not held.ended():
+            held.handle.cancel()  # the pipeline frees it at its next step
 
     # -- the same IR token by token, for teacher forcing -----------------------------------------
 
