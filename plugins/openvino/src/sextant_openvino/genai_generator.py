@@ -132,8 +132,7 @@ class OpenVINOGenAIGenerator:
         finally:  # a stream left early (or failed): its requests must not hold the scheduler
             for handle in handles:
                 self.cancel(handle)
-            while self.pipeline is not None and self.pipeline.has_non_finished_requests():
-                self.pipeline.step()
+            self._free()
 
     # -- several sequences in that loop (a StreamBatcher: a server runs its requests together) -----
 
@@ -203,10 +202,18 @@ class OpenVINOGenAIGenerator:
     def decode(self, state: Any, next_ids: np.ndarray) -> tuple[np.ndarray, Any]:
         return self._runtime().decode(state, next_ids)
 
+    def _free(self) -> None:
+        """Let the pipeline drop the cancelled requests (it frees their KV-cache blocks in a step)."""
+        while self.pipeline is not None and self.pipeline.has_non_finished_requests():
+            self.pipeline.step()
+
     def close(self) -> None:
         if self.runtime is not None:
             self.runtime.close()
         self.runtime = None
+        for handle in list(self.held):  # a server unloading with requests still held
+            self.cancel(handle)
+        self._free()
         self.pipeline = None
 
 
