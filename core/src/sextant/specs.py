@@ -273,7 +273,7 @@ class GeneratorSpec:
     it the generator loads the source artifact itself. ``reference`` marks the generator whose
     greedy continuation every other is judged against (teacher forcing). ``sequence_batching``:
     the generator it loads may be a :class:`sextant.runtime.SequenceBatcher` (where the model
-    allows), so a deployer can say, before loading anything, whether a streaming model can decode
+    allows) or a :class:`sextant.runtime.StreamBatcher`, so a deployer can say, before loading anything, whether a streaming model can decode
     several requests together. ``options``, ``variants``, ``check``, ``install``, ``pickled`` and
     ``slow_build`` mean what they mean for a :class:`RunnerSpec`.
     """

@@ -1,7 +1,9 @@
 """Continuous batching without a server: the scheduler over the real ``torch-generate`` generator of
 a tiny random Llama, driven step by step (counts, not time). Requests decoded together get the
 tokens each gets alone; the batch never exceeds its cap; a cancelled or failing request leaves and
-the others go on; closing answers what is still held."""
+the others go on; closing answers what is still held. A backend that owns its loop (a
+``StreamBatcher``, faked here; the real openvino-genai one is tests/test_generation_openvino_genai.py's)
+runs the requests together, and one it drops is answered with its error."""
 
 from __future__ import annotations
 
@@ -90,7 +92,7 @@ def test_requests_decoded_together_get_their_solo_tokens(generator):
     # decode steps of 2, 3, 2, 2, 1 and 1 rows: the second leaves after its third token, the first after its fifth
     assert scheduler.steps == {2: 3, 3: 1, 1: 2}
     assert logged == [f"sextant: decoding {n} sequence(s) together" for n in (2, 3, 2, 1)]
-    assert scheduler.rows == [] and scheduler.batch is None
+    assert scheduler.rows == [] and scheduler.engine.batch is None
 
 
 def test_the_batch_never_exceeds_its_cap_and_waiting_requests_join_as_others_leave(generator):
@@ -143,4 +145,48 @@ def test_max_sequences_is_checked_and_has_no_effect_where_the_generator_cannot_b
     from sextant.plugins import load_catalog
 
     batching = {c.name: c.spec.sequence_batching for c in load_catalog().of("generator")}
-    assert batching["torch-generate"] and not batching["torch-static-cache"]  # what deploy's notes say before loading
+    assert batching["torch-generate"] and batching["openvino-genai"] and not batching["torch-static-cache"]  # what deploy's notes say before loading
+
+
+class Pipeline:
+    """A backend that owns its loop (a ``StreamBatcher``), to isolate the scheduler's side: each step
+    gives every sequence added its next id (its handle's number), one sequence is dropped."""
+
+    def __init__(self, drop: int) -> None:
+        self.held: dict[int, int] = {}
+        self.drop = drop
+        self.cancelled: list[int] = []
+        self.added = 0
+
+    def add(self, input_ids, max_new_tokens):
+        handle, self.added = self.added, self.added + 1
+        self.held[handle] = max_new_tokens
+        return handle
+
+    def step(self):
+        new = {}
+        for handle in list(self.held):
+            new[handle] = RuntimeError("dropped by the backend") if handle == self.drop else np.array([handle])
+            self.held[handle] -= 1
+            if handle == self.drop or not self.held[handle]:
+                del self.held[handle]
+        return new
+
+    def cancel(self, handle):
+        if self.held.pop(handle, None) is not None:
+            self.cancelled.append(handle)
+
+
+def test_a_backend_that_owns_its_loop_runs_the_requests_together_and_one_it_drops_is_answered_alone():
+    pipeline = Pipeline(drop=1)
+    scheduler = Scheduler(pipeline, max_sequences=8, log=lambda _: None)
+    sinks = [Sink(), Sink(), Sink(cancel_after=1)]
+    for tokens, sink in zip((3, 3, 9), sinks):
+        scheduler.submit(_prompt(4, tokens), sink)
+    _drain(scheduler, sinks)
+    assert sinks[0].ids == [0, 0, 0] and sinks[0].replies[-1] == ([0], True)
+    assert sinks[1].error == "generation failed: RuntimeError: dropped by the backend" and sinks[1].ids == []
+    assert sinks[2].closed and sinks[2].ids == [2] and pipeline.cancelled == [2]
+    assert scheduler.steps == {2: 1, 1: 2}  # the first step gave two requests a token (it dropped the third)
+    with pytest.raises(TypeError, match="neither joins"):
+        Scheduler(object(), max_sequences=1, log=print)

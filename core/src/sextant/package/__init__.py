@@ -191,7 +191,7 @@ class CandidateView:
     def batches_sequences(self, catalog: Catalog | None = None) -> bool:
         """Whether this generation candidate's generator may decode several sequences together (its
         ``GeneratorSpec.sequence_batching``: the loaded generator is then a ``SequenceBatcher`` where
-        the model allows). Nothing is imported; ``False`` for a runner's candidate or one whose
+        the model allows, or a ``StreamBatcher``). Nothing is imported; ``False`` for a runner's candidate or one whose
         plugin is not installed."""
         from sextant.plugins import load_catalog
 

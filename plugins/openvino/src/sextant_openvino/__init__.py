@@ -146,6 +146,7 @@ def sextant_register_generators() -> list[GeneratorSpec]:
             precisions=precisions,
             requires=("openvino_genai", "openvino", "torch", "transformers"),
             options=threads,
+            sequence_batching=True,  # a StreamBatcher: requests added to and cancelled in its running loop
             install="pip install 'sextant-openvino[generation,genai]'",
             description="openvino-genai's continuous-batching pipeline (its scheduler, paged KV cache and greedy "
             f"sampler) on the stateful IR, streaming each step's ids: {said}",

@@ -9,12 +9,13 @@ stream final, with an empty response, when the generator ends. A request the mod
 answered with the error of :func:`sextant_triton.stream_protocol.prompt`.
 
 The generator runs in this process (one instance, ``max_batch_size 0``), as the runner of any other
-``sextant serve``. Where it is a :class:`sextant.api.SequenceBatcher` (``torch-generate``), the
-requests in flight are decoded together, up to ``max_sequences`` (``sextant serve --max-sequences``,
-default 8; continuous batching, as the Python-backend model does):
-the infer function is then a coroutine, PyTriton runs every request's on one event loop, and a
-driver task on that loop runs :class:`~sextant_triton.stream_scheduler.Scheduler` steps while any
-request is held (it ends when none is, so nothing outlives the server). Other generators answer
+``sextant serve``. Where it batches sequences (:func:`sextant_triton.stream_scheduler.batches`:
+``torch-generate``, ``openvino-genai``), the requests in flight are decoded together, up to
+``max_sequences`` (``sextant serve --max-sequences``, default 8; continuous batching, as the
+Python-backend model does): the infer function is then a coroutine, PyTriton runs every request's
+on one event loop, and a driver task on that loop runs
+:class:`~sextant_triton.stream_scheduler.Scheduler` steps while any request is held (it ends when
+none is, so nothing outlives the server). Other generators answer
 one request after the other. The rest (ports, log file, workspace, stopping) is
 :func:`sextant_triton.serve.serving`'s.
 """
@@ -27,10 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sextant.api import SequenceBatcher
 
 from sextant_triton import stream_protocol as sp
-from sextant_triton.stream_scheduler import DEFAULT_MAX_SEQUENCES, unused_note
+from sextant_triton.stream_scheduler import DEFAULT_MAX_SEQUENCES, batches, unused_note
 
 LOGGER = logging.getLogger("sextant_triton.serve_stream")
 
@@ -113,7 +113,8 @@ def batched_infer_function(
     generator: Any, *, default_tokens: int, tokenizer: Any = None, max_sequences: int, log: Callable[[str], None]
 ) -> Callable[[list], Any]:
     """A PyTriton decoupled infer function (an async generator) that decodes the requests in flight
-    together over ``generator`` (a loaded candidate whose generator is a ``SequenceBatcher``)."""
+    together over ``generator`` (a loaded candidate whose generator
+    :func:`~sextant_triton.stream_scheduler.batches`)."""
     import asyncio
 
     from sextant_triton.stream_scheduler import Scheduler
@@ -206,7 +207,7 @@ def for_candidate(
     document = package.document
     default_tokens = int((document.generation or {}).get("new_tokens") or 32)
     notes: tuple[str, ...] = ()
-    if isinstance(generator.generator, SequenceBatcher):
+    if batches(generator.generator):
         most = max_sequences or DEFAULT_MAX_SEQUENCES
         infer = batched_infer_function(
             generator, default_tokens=default_tokens, tokenizer=tokenizer, max_sequences=most, log=LOGGER.info

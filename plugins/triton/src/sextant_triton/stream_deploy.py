@@ -12,12 +12,13 @@ The layout, for a model named ``lm`` at version 1::
 Triton has no native backend for a sextant generator (vLLM and TensorRT-LLM are GPU backends with
 their own model folders: ``--backend vllm`` writes the vLLM one, :mod:`sextant_triton.vllm_deploy`),
 so it runs through the Python backend; Triton batches nothing (``max_batch_size 0``): each request
-is one sequence, generated token by token. Where the generator joins and leaves a running batch
-(:class:`sextant.api.SequenceBatcher`: ``torch-generate``), each instance decodes the requests it
-holds together, up to the config's ``sextant_max_sequences`` (``--max-sequences``, default 8;
-continuous batching, :mod:`sextant_triton.stream_scheduler`); any other generator serves one
-request at a time per instance (``--instances``, default 1), and ``--max-sequences`` above 1 gets a
-note that it has no effect. The config's ``context_length`` and
+is one sequence, generated token by token. Where the generator batches sequences
+(:class:`sextant.api.SequenceBatcher`: ``torch-generate``; :class:`sextant.api.StreamBatcher`:
+``openvino-genai``), each instance decodes the requests it holds together, up to the config's
+``sextant_max_sequences`` (``--max-sequences``, default 8; continuous batching,
+:mod:`sextant_triton.stream_scheduler`); any other generator serves one request at a time per
+instance (``--instances``, default 1), and ``--max-sequences`` above 1 gets a note that it has no
+effect. The config's ``context_length`` and
 ``vocab_size`` parameters (the model's positions and vocabulary) are what ``sextant analyze
 --model-type llm`` checks its prompts against. Writing goes through
 :func:`sextant_triton.install.install` like any other deployment.

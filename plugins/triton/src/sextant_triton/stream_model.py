@@ -11,12 +11,13 @@ tokenizer, its files in ``tokenizer/``. ``initialize`` loads the candidate's gen
 ``exclude_input_in_output`` is false, as Triton's vLLM backend answers), the last flagged
 ``TRITONSERVER_RESPONSE_COMPLETE_FINAL``. The tensors are :mod:`sextant_triton.stream_protocol`'s.
 
-Where the generator is a :class:`sextant.api.SequenceBatcher` (``torch-generate``), the requests
-are batched at the decode step (continuous batching, :mod:`sextant_triton.stream_scheduler`):
-``execute`` checks each request and hands it to the scheduler's thread, which decodes every
-request it holds in one step, up to the config's ``sextant_max_sequences`` (default 8), each
-joining and leaving between steps. Any other generator serves one request at a time in
-``execute``, as before. The log says which at load, and each batch size the scheduler runs.
+Where the generator batches sequences (a :class:`sextant.api.SequenceBatcher`: ``torch-generate``;
+a :class:`sextant.api.StreamBatcher`: ``openvino-genai``), the requests are batched at the decode
+step (continuous batching, :mod:`sextant_triton.stream_scheduler`): ``execute`` checks each
+request and hands it to the scheduler's thread, which runs every request it holds in one step, up
+to the config's ``sextant_max_sequences`` (default 8), each joining and leaving between steps.
+Any other generator serves one request at a time in ``execute``, as before. The log says which at
+load, and each batch size the scheduler runs.
 
 A request the model cannot run (a prompt longer than the model's positions, ids outside its
 vocabulary) is answered with an error; a cancelled request stops generating at the next token,
@@ -31,7 +32,6 @@ from typing import Any
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
-from sextant.api import SequenceBatcher
 
 from sextant_triton import stream_protocol as sp
 from sextant_triton import stream_scheduler
@@ -93,7 +93,7 @@ class TritonPythonModel:
         self.log = pb_utils.Logger
         self.scheduler: stream_scheduler.Scheduler | None = None
         name = self.generator.name or type(inner).__name__
-        if isinstance(inner, SequenceBatcher):
+        if stream_scheduler.batches(inner):
             given = parameters.get(stream_scheduler.MAX_SEQUENCES_PARAMETER)
             most = int(given or stream_scheduler.DEFAULT_MAX_SEQUENCES)
             self.scheduler = stream_scheduler.Scheduler(inner, max_sequences=most, log=self.log.log_info).start()

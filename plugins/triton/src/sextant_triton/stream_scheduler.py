@@ -1,22 +1,29 @@
-"""Continuous batching for a streaming model: the requests it holds are decoded together, one token
-each per decode step, and requests join and leave between steps.
+"""Continuous batching for a streaming model: the requests it holds are generated together, one
+step of every one at a time, and requests join and leave between steps.
 
-A :class:`Scheduler` owns a generator that is a :class:`sextant.api.SequenceBatcher` and one
-thread that runs :meth:`Scheduler.step` over and over. ``submit`` queues a checked request
+A :class:`Scheduler` owns a generator that batches sequences (:func:`batches`) and one thread
+that runs :meth:`Scheduler.step` over and over. ``submit`` queues a checked request
 (:class:`~sextant_triton.stream_protocol.Prompt`) with its :class:`Sink`, where its responses go.
 Each step:
 
-1. admits waiting requests, up to ``max_sequences`` in the batch: each is prefilled alone (its
-   first token is sent at once) and joins the running batch;
-2. drops the rows whose request was cancelled (their stream is closed, nothing more generated);
-3. decodes every row in one ``decode`` call, sends each row its token, and lets the rows that
+1. admits waiting requests, up to ``max_sequences`` held;
+2. drops the requests that were cancelled (their stream is closed, nothing more generated);
+3. runs one step of every request held, sends each its new tokens, and lets the requests that
    have all their tokens leave (their last response is flagged final).
 
-A request that fails (its prefill) is answered with the error and the others go on; a decode that
-fails answers every row with it. Each change of the batch's size is logged (``decoding N
-sequence(s) together``), so a server's log shows how it batched. Nothing here knows Triton: the
-Python-backend model (:mod:`sextant_triton.stream_model`) gives a sink over its response sender,
-and tests drive ``step`` directly.
+How a step runs is the generator's (the scheduler's ``engine``, the one difference between the
+two): a :class:`sextant.api.SequenceBatcher` (``torch-generate``) prefills each admitted request
+alone (its first token is sent at once), joins it to the running batch and decodes every row in
+one ``decode`` call; a :class:`sextant.api.StreamBatcher` (``openvino-genai``) owns the loop: a
+request is added to it, and each of its steps gives the requests it ran their tokens (the first
+one in the same scheduler step: the backend prefills the new requests then, without the others).
+
+A request that fails (its prefill, or the backend drops it) is answered with the error and the
+others go on; a step that fails answers every request held with it. Each change of the number of
+requests a step gave tokens to is logged (``decoding N sequence(s) together``), so a server's log
+shows how it batched. Nothing here knows Triton: the Python-backend model
+(:mod:`sextant_triton.stream_model`) gives a sink over its response sender, and tests drive
+``step`` directly.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
-from sextant.api import UsageError
+from sextant.api import SequenceBatcher, StreamBatcher, UsageError
 
 from sextant_triton import stream_protocol as sp
 
@@ -82,9 +89,80 @@ class _Sequence:
     sink: Sink
     replies: sp.Replies = field(init=False)
     next_id: int = 0
+    #: the generator's own: a prefill's state (decoded rows), the handle (a pipeline's rows)
+    slot: Any = None
 
     def __post_init__(self) -> None:
         self.replies = sp.Replies(self.asked)
+
+
+def batches(generator: Any) -> bool:
+    """Whether the scheduler can run ``generator``'s sequences together (it is a
+    :class:`~sextant.api.SequenceBatcher` or a :class:`~sextant.api.StreamBatcher`)."""
+    return isinstance(generator, (SequenceBatcher, StreamBatcher))
+
+
+class _DecodedRows:
+    """A :class:`~sextant.api.SequenceBatcher`'s requests: each prefilled alone (its first token at
+    once), joined to one batch state, every row decoded in one call."""
+
+    def __init__(self, generator: Any) -> None:
+        self.generator = generator
+        self.batch: Any = None
+
+    def start(self, sequence: _Sequence) -> int | None:
+        ids = sequence.asked.ids[None]
+        logits, sequence.slot = self.generator.prefill(ids, np.ones_like(ids))
+        return int(np.asarray(logits, dtype=np.float32)[0].argmax())
+
+    def join(self, sequence: _Sequence) -> None:
+        state, sequence.slot = sequence.slot, None
+        self.batch = self.generator.join(self.batch, state)
+
+    def advance(self, rows: list[_Sequence]) -> list[list[int] | Exception]:
+        logits, self.batch = self.generator.decode(self.batch, np.array([s.next_id for s in rows], np.int64))
+        return [[int(token)] for token in np.asarray(logits, dtype=np.float32).argmax(-1)]
+
+    def leave(self, rows: list[int], sequences: list[_Sequence]) -> None:
+        self.batch = self.generator.leave(self.batch, rows)
+
+    def reset(self, sequences: list[_Sequence]) -> None:
+        self.batch = None
+
+
+def _ids(new: Any) -> list[int] | Exception:
+    """A :class:`~sextant.api.StreamBatcher` step's answer for one sequence, as the scheduler takes it."""
+    if new is None:  # no token this step (it was not scheduled)
+        return []
+    if isinstance(new, Exception):
+        return new
+    return [int(token) for token in np.asarray(new).reshape(-1)]
+
+
+class _PipelineRows:
+    """A :class:`~sextant.api.StreamBatcher`'s requests: added to the backend's own loop, each of
+    its steps giving the requests it ran their new tokens (the first at the step after ``add``)."""
+
+    def __init__(self, generator: Any) -> None:
+        self.generator = generator
+
+    def start(self, sequence: _Sequence) -> int | None:
+        sequence.slot = self.generator.add(sequence.asked.ids, sequence.asked.max_tokens)
+        return None
+
+    def join(self, sequence: _Sequence) -> None:
+        return None
+
+    def advance(self, rows: list[_Sequence]) -> list[list[int] | Exception]:
+        new = self.generator.step()
+        return [_ids(new.get(sequence.slot)) for sequence in rows]
+
+    def leave(self, rows: list[int], sequences: list[_Sequence]) -> None:
+        for sequence in sequences:  # the done ones' handles are ignored
+            self.generator.cancel(sequence.slot)
+
+    def reset(self, sequences: list[_Sequence]) -> None:
+        self.leave([], sequences)
 
 
 class Unloading(Exception):
@@ -104,13 +182,16 @@ class Scheduler:
     def __init__(self, generator: Any, *, max_sequences: int, log: Callable[[str], None]) -> None:
         if max_sequences < 1:
             raise ValueError(f"max_sequences {max_sequences}: at least 1")
+        if not batches(generator):
+            raise TypeError(f"{type(generator).__name__} neither joins sequences to a batch nor adds them to its loop")
         self.generator = generator
         self.max_sequences = max_sequences
         self.log = log
         self.waiting: queue.Queue[_Sequence | None] = queue.Queue()
         self.rows: list[_Sequence] = []
-        self.batch: Any = None
-        #: decode calls by batch size (bounded by ``max_sequences``); the last call's size
+        #: how the rows run on the generator
+        self.engine = _DecodedRows(generator) if isinstance(generator, SequenceBatcher) else _PipelineRows(generator)
+        #: steps by how many requests each gave tokens to (bounded by ``max_sequences``); the last one's
         self.steps: Counter[int] = Counter()
         self.size = 0
         self._thread: threading.Thread | None = None
@@ -160,23 +241,30 @@ class Scheduler:
         self.waiting.put(_Sequence(asked, sink))
 
     def step(self, block: bool = False) -> bool:
-        """Admit waiting requests, drop cancelled ones, decode the batch once. ``block``: wait for a
-        request when there is nothing to do. Whether anything was done."""
+        """Admit waiting requests, drop cancelled ones, run one step of every request held.
+        ``block``: wait for a request when there is nothing to do. Whether anything was done."""
         admitted = self._admit(block and not self.rows)
         self._drop_cancelled()
         if not self.rows:
             return admitted
         try:
-            logits, self.batch = self.generator.decode(self.batch, np.array([s.next_id for s in self.rows], np.int64))
+            news = self.engine.advance(self.rows)
         except Exception as exc:
             self._fail_all(exc)
             return True
-        if self.size != len(self.rows):
-            self.log(f"sextant: decoding {len(self.rows)} sequence(s) together")
-        self.size = len(self.rows)
-        self.steps[self.size] += 1
-        tokens = np.asarray(logits, dtype=np.float32).argmax(-1)
-        finished = [row for row, sequence in enumerate(self.rows) if self._emit(sequence, int(tokens[row]))]
+        size = sum(1 for new in news if isinstance(new, list) and new)
+        if size:
+            if self.size != size:
+                self.log(f"sextant: decoding {size} sequence(s) together")
+            self.size = size
+            self.steps[size] += 1
+        finished = []
+        for row, (sequence, new) in enumerate(zip(self.rows, news)):
+            if isinstance(new, Exception):  # the generator dropped this one: the others go on
+                self._fail(sequence, new)
+                finished.append(row)
+            elif any(self._emit(sequence, token) for token in new):
+                finished.append(row)
         self._leave(finished)
         return True
 
@@ -193,16 +281,15 @@ class Scheduler:
             if sequence.sink.cancelled():
                 self._cancelled(sequence)
                 continue
-            ids = sequence.asked.ids[None]
             try:
-                logits, state = self.generator.prefill(ids, np.ones_like(ids))
+                token = self.engine.start(sequence)
             except Exception as exc:
                 self._fail(sequence, exc)
                 continue
-            if self._emit(sequence, int(np.asarray(logits, dtype=np.float32)[0].argmax())):
+            if token is not None and self._emit(sequence, token):
                 continue  # one token asked for: done without joining
             try:
-                self.batch = self.generator.join(self.batch, state)
+                self.engine.join(sequence)
             except Exception as exc:
                 self._fail(sequence, exc)
                 self._fail_all(exc)  # the batch's state may be half joined
@@ -239,9 +326,10 @@ class Scheduler:
         if not rows:
             return
         gone = set(rows)
+        leaving = [self.rows[row] for row in rows]
         self.rows = [sequence for row, sequence in enumerate(self.rows) if row not in gone]
         try:
-            self.batch = self.generator.leave(self.batch, rows)
+            self.engine.leave(rows, leaving)
         except Exception as exc:
             self._fail_all(exc)
 
@@ -253,6 +341,10 @@ class Scheduler:
             self.log(f"sextant: could not answer a request with its error ({message}): {unsent}")
 
     def _fail_all(self, exc: BaseException) -> None:
-        rows, self.rows, self.batch = self.rows, [], None
+        rows, self.rows = self.rows, []
+        try:
+            self.engine.reset(rows)
+        except Exception as unfreed:
+            self.log(f"sextant: could not free the requests of a failed batch: {type(unfreed).__name__}: {unfreed}")
         for sequence in rows:
             self._fail(sequence, exc)
