@@ -141,7 +141,8 @@ def test_two_workers_share_one_optuna_study(tmp_path):
     Each worker records the default configuration as one trial, and asks for a new trial only after
     it has seen fewer than BUDGET trials; between a worker's look and its ask the other can add at most
     one trial. So together they make BUDGET or BUDGET + 1 trials, not two budgets, and measure no more
-    configurations than there are trials (one per asked trial, plus the default, recorded twice).
+    configurations than there are trials (one per asked trial, plus the default, recorded twice where
+    both measured it: a worker that begins after the other recorded it finds it in the study).
     """
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
@@ -161,7 +162,8 @@ def test_two_workers_share_one_optuna_study(tmp_path):
     grid = OptunaSearch(SPACE)  # only to map the study's grid indexes back to configurations
     trial_configs = [_key(grid._config(t.params)) for t in trials]
     default = _key({p.name: p.default for p in SPACE})
-    assert trial_configs.count(default) >= 2  # both workers recorded their baseline in the one study
+    # each worker records its baseline in the one study, unless the study held it when the worker began
+    assert 1 <= trial_configs.count(default) <= 2
 
     store = ResultsStore(tmp_path / "results.sqlite")
     try:

@@ -138,7 +138,9 @@ class OptunaSearch(_Grid):
     """TPE through Optuna. ``storage`` is any database URL Optuna accepts (default: ``optuna.sqlite``
     in the workspace; PostgreSQL to share one study between machines); workers that name the same study
     work on it together. Stops after ``trials`` trials (default: ``share`` of the grid, at least
-    ``min_trials``, at most ``max_trials`` and the grid) or ``patience`` trials in a row without improvement."""
+    ``min_trials``, at most ``max_trials`` and the grid) or ``patience`` trials in a row without improvement.
+    The configurations the study already held are asked for first: a re-run reports what the earlier
+    run measured (the results store has them), and with more trials goes on with the same study."""
 
     def __init__(
         self,
@@ -178,7 +180,18 @@ class OptunaSearch(_Grid):
             for p, grid in zip(self.space, self.grids)
         }
         self.pending: dict[str, Any] = {}
-        self.told: set[str] = set()
+        # what the study already holds (an earlier run of this search, or another worker's trials):
+        # asked for again first, so this search reports them too (the store has their measurements),
+        # and not told to the study again; the trial budget counts them, so a larger one goes on from there
+        earlier = self.study.get_trials(deepcopy=False)
+        finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)
+        configs = [
+            self._config(t.params) for t in earlier if t.state in finished and t.distributions == self.distributions
+        ]
+        self.replay: list[Config] = list({_key(c): c for c in configs}.values())  # first-asked order
+        self.told: set[str] = {_key(c) for c in self.replay}
+        if earlier:  # a sampler seeded as before would propose the earlier trials again
+            self.study.sampler = optuna.samplers.TPESampler(seed=seed + len(earlier))
 
     def _params(self, config: Mapping[str, Any]) -> dict[str, Any]:
         return {
@@ -221,6 +234,9 @@ class OptunaSearch(_Grid):
         for config, score in history:
             if _key(config) not in self.told:
                 self._tell(config, score)
+        replay, self.replay = [c for c in self.replay if _key(c) not in known], []
+        if replay:
+            return replay
         for _ in range(4 * self.size()):  # TPE may propose a point already measured: answer it at once
             if len(self.study.trials) >= self.trials or self._stalled():
                 return []
