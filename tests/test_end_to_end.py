@@ -102,6 +102,18 @@ def test_search_of_onnx_runtime_options_on_a_real_runner(tmp_path, strategy):
     threads = document["host"]["threads"]
     assert threads == 1  # --threads
     assert {r["options"]["intra_op_threads"] for r in measured} <= {0, *range(1, threads)}
-    # a second run finds every measurement in its store and the workspace: nothing is measured again
+    # a second run finds every measurement in its store and the workspace: nothing is measured again,
+    # and it reports every configuration the first searched (an Optuna study kept in the workspace
+    # already holds its trials: they are asked for again, from the store), and the same best
     again = json.loads(sextant(*args).stdout)
-    assert list(again["search"].values())[0]["measured"] == 0
+    ((start_again, searched_again),) = again["search"].items()
+    assert start_again == start and searched_again["measured"] == 0
+    for item in ("configurations", "best_options", "gain_over_defaults"):
+        assert searched_again[item] == searched[item], item
+    options = lambda document: sorted(  # noqa: E731
+        json.dumps(r["options"], sort_keys=True)
+        for r in document["candidates"].values()
+        if (r["step"], r["runner"], r["device"]) == (defaults["step"], defaults["runner"], defaults["device"])
+        and r["status"] == "ok"
+    )
+    assert options(again) == options(document) and len(options(again)) == searched["configurations"]

@@ -15,6 +15,7 @@ from sextant.objective import Objective
 from sextant.optimizer.budget import Budget
 from sextant.plugins import search_strategy_factory
 from sextant.search import ResultsStore, rerank, run_search
+from sextant.specs import Param
 from sextant.testing.contracts import check_plugin
 from sextant_search.strategies import Brute, OptunaSearch, Quick
 from sextant_search.synthetic import SPACE, metrics, optimum
@@ -100,6 +101,42 @@ def test_the_default_point_is_recorded_in_the_study_where_it_is(tmp_path):
     first = strategy.study.trials[0]
     assert strategy._config(first.params) == default
     assert first.value == 0.0
+
+
+#: a grid of 108 points over the synthetic surface's dimensions, for searches run twice
+SMALL = (
+    Param("threads", "exponential", (1, 8), 1),
+    Param("batch", "exponential", (1, 4), 1),
+    Param("mode", "categorical", ("a", "b", "c"), "a"),
+    Param("level", "linear", (1, 3), 1),
+)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [  # brute re-derives its walk as quick does (a re-run with brute: tests/test_end_to_end.py)
+        lambda ws: Quick(SMALL),
+        lambda ws: OptunaSearch(SMALL, seed=0, workspace=ws, name="n", trials=8),  # the study kept in ws
+    ],
+    ids=["quick", "optuna"],
+)
+def test_a_rerun_reports_what_the_first_run_searched_measuring_nothing(tmp_path, make):
+    first = search(make(tmp_path), tmp_path)
+    again = search(make(tmp_path), tmp_path)
+    assert first.measured == len(first.history) > 2
+    assert again.measured == 0  # every configuration found in the store
+    assert [c for c, _ in again.history] == [c for c, _ in first.history]
+    assert again.best == first.best and again.best_metrics == first.best_metrics
+    assert again.best != {p.name: p.default for p in SMALL}  # the search found better than the defaults
+
+
+def test_a_rerun_with_more_trials_goes_on_with_the_study(tmp_path):
+    first = search(OptunaSearch(SMALL, seed=0, workspace=tmp_path, name="n", trials=6), tmp_path)
+    more = search(OptunaSearch(SMALL, seed=0, workspace=tmp_path, name="n", trials=10), tmp_path)
+    earlier = [c for c, _ in first.history]
+    assert [c for c, _ in more.history][: len(earlier)] == earlier  # reported again, not measured
+    assert more.measured == len(more.history) - len(earlier) > 0  # only the new trials' configurations
+    assert len(optuna.load_study(study_name="n", storage=f"sqlite:///{tmp_path / 'optuna.sqlite'}").trials) == 10
 
 
 BUDGET = 30
