@@ -102,6 +102,25 @@ def batches(generator: Any) -> bool:
     return isinstance(generator, (SequenceBatcher, StreamBatcher))
 
 
+class _Engine(Protocol):
+    """How the requests held run on the generator: the one difference between the two kinds."""
+
+    def start(self, sequence: _Sequence) -> int | None:
+        """Begin ``sequence``: its first token where it has one at once, else ``None``."""
+
+    def join(self, sequence: _Sequence) -> None:
+        """Add the started ``sequence`` to the requests run together."""
+
+    def advance(self, rows: list[_Sequence]) -> list[list[int] | Exception]:
+        """One step of every request held: each one's new tokens, or the error that ended it."""
+
+    def leave(self, rows: list[int], sequences: list[_Sequence]) -> None:
+        """Let ``sequences`` (at positions ``rows``) go: finished, failed or cancelled."""
+
+    def reset(self, sequences: list[_Sequence]) -> None:
+        """Drop every request held (after a failed step)."""
+
+
 class _DecodedRows:
     """A :class:`~sextant.api.SequenceBatcher`'s requests: each prefilled alone (its first token at
     once), joined to one batch state, every row decoded in one call."""
@@ -190,7 +209,9 @@ class Scheduler:
         self.waiting: queue.Queue[_Sequence | None] = queue.Queue()
         self.rows: list[_Sequence] = []
         #: how the rows run on the generator
-        self.engine = _DecodedRows(generator) if isinstance(generator, SequenceBatcher) else _PipelineRows(generator)
+        self.engine: _Engine = (
+            _DecodedRows(generator) if isinstance(generator, SequenceBatcher) else _PipelineRows(generator)
+        )
         #: steps by how many requests each gave tokens to (bounded by ``max_sequences``); the last one's
         self.steps: Counter[int] = Counter()
         self.size = 0
