@@ -7,6 +7,7 @@ runs the requests together, and one it drops is answered with its error."""
 
 from __future__ import annotations
 
+import importlib.util
 import threading
 
 import numpy as np
@@ -145,7 +146,9 @@ def test_max_sequences_is_checked_and_has_no_effect_where_the_generator_cannot_b
     from sextant.plugins import load_catalog
 
     batching = {c.name: c.spec.sequence_batching for c in load_catalog().of("generator")}
-    assert batching["torch-generate"] and batching["openvino-genai"] and not batching["torch-static-cache"]  # what deploy's notes say before loading
+    assert batching["torch-generate"] and not batching["torch-static-cache"]
+    if importlib.util.find_spec("sextant_openvino"):  # not a dependency of sextant-triton's own tests
+        assert batching["openvino-genai"]  # what deploy's notes say before loading
 
 
 class Pipeline:
@@ -187,6 +190,6 @@ def test_a_backend_that_owns_its_loop_runs_the_requests_together_and_one_it_drop
     assert sinks[0].ids == [0, 0, 0] and sinks[0].replies[-1] == ([0], True)
     assert sinks[1].error == "generation failed: RuntimeError: dropped by the backend" and sinks[1].ids == []
     assert sinks[2].closed and sinks[2].ids == [2] and pipeline.cancelled == [2]
-    assert scheduler.steps == {2: 1, 1: 2}  # the first step gave two requests a token (it dropped the third)
+    assert scheduler.steps == {2: 1, 1: 2}  # the first step gave two requests a token (it dropped the second)
     with pytest.raises(TypeError, match="neither joins"):
         Scheduler(object(), max_sequences=1, log=print)

@@ -39,6 +39,7 @@ from sextant.api import (
 from sextant_triton import backends, client, config, servable
 from sextant_triton.install import Contents, install
 from sextant_triton.settings import DeployOptions
+from sextant_triton.stream_scheduler import refuse_max_sequences
 
 if TYPE_CHECKING:
     from sextant.api import CandidateView, Choice, Package, ServingSettings
@@ -214,10 +215,9 @@ def deploy(request: DeployRequest) -> Deployment:
             hint="Use --backend native, python or auto for this package.",
         )
     elif options.max_sequences is not None:
-        raise UsageError(
-            f"--max-sequences {options.max_sequences}: only a text-generation package's streaming model decodes "
-            "sequences together",
-            hint="Leave it out: --max-batch-size and --dynamic-batching say how Triton batches this model's requests.",
+        raise refuse_max_sequences(
+            options.max_sequences,
+            "Leave it out: --max-batch-size and --dynamic-batching say how Triton batches this model's requests.",
         )
     else:
         contents = _contents(plan(package, request, options), repository, options.version)

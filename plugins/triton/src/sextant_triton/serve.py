@@ -33,7 +33,6 @@ from sextant.api import (
     SextantError,
     ServingSettings,
     Signature,
-    UsageError,
     cache_dir,
     choose_candidate,
     serving_settings,
@@ -41,7 +40,7 @@ from sextant.api import (
 
 from sextant_triton import backends, config, servable, server
 from sextant_triton.batching import run_batched
-from sextant_triton.stream_scheduler import check_max_sequences
+from sextant_triton.stream_scheduler import DEFAULT_MAX_SEQUENCES, check_max_sequences, refuse_max_sequences
 
 log = logging.getLogger(__name__)
 
@@ -247,11 +246,8 @@ def serving(
     view = choice.view
     streaming = view.generates  # a text-generation package: a decoupled model (sextant_triton.serve_stream)
     if max_sequences is not None and not streaming:
-        raise UsageError(
-            f"--max-sequences {max_sequences}: only a text-generation package's streaming model decodes sequences "
-            "together",
-            hint="Leave it out: this package's serving batch size is derived from its profile.",
-        )
+        hint = "Leave it out: this package's serving batch size is derived from its profile."
+        raise refuse_max_sequences(max_sequences, hint)
     servable.require(opened, view, servable.runner_need, "serve")  # its runner computes in this process
     view.verify(trust_source=trust_source)  # refuse before starting anything
     served_name = servable.model_name(opened, name)
@@ -279,7 +275,8 @@ def serving(
             if streaming:
                 from sextant_triton import serve_stream
 
-                runners = [view.load(trust_source=trust_source)]
+                most = (max_sequences or DEFAULT_MAX_SEQUENCES) if view.batches_sequences() else 1
+                runners = [view.load(trust_source=trust_source, max_batch=most)]  # the KV cache a batcher holds
                 _, bind, settings, notes = serve_stream.for_candidate(
                     opened, view, runners[0], ServingSettings, max_sequences
                 )

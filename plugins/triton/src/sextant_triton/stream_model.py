@@ -80,7 +80,12 @@ class TritonPythonModel:
         folder = Path(args["model_repository"]) / args["model_version"]
         parameters = {k: v.get("string_value") for k, v in config.get("parameters", {}).items()}
         trusted = parameters.get("sextant_trust_source") == "true"
-        self.generator = Package(folder / "package").best().load(trust_source=trusted)
+        view = Package(folder / "package").best()
+        given = parameters.get(stream_scheduler.MAX_SEQUENCES_PARAMETER)
+        most = int(given or stream_scheduler.DEFAULT_MAX_SEQUENCES)
+        # a generator that batches sizes what it holds (openvino-genai's KV cache) for the cap; any
+        # other serves one sequence at a time and is loaded for one (the static caches preallocate)
+        self.generator = view.load(trust_source=trusted, max_batch=most if view.batches_sequences() else 1)
         inner = self.generator.generator
         self.vocab_size, self.max_positions = int(inner.vocab_size), int(inner.max_positions)
         self.default_tokens = int(parameters.get(sp.DEFAULT_TOKENS_PARAMETER) or 32)
@@ -94,8 +99,6 @@ class TritonPythonModel:
         self.scheduler: stream_scheduler.Scheduler | None = None
         name = self.generator.name or type(inner).__name__
         if stream_scheduler.batches(inner):
-            given = parameters.get(stream_scheduler.MAX_SEQUENCES_PARAMETER)
-            most = int(given or stream_scheduler.DEFAULT_MAX_SEQUENCES)
             self.scheduler = stream_scheduler.Scheduler(inner, max_sequences=most, log=self.log.log_info).start()
             self.log.log_info(f"sextant: continuous batching: up to {most} sequences decoded together ({name})")
         else:

@@ -56,6 +56,15 @@ def check_max_sequences(value: int) -> int:
     return value
 
 
+def refuse_max_sequences(value: int, hint: str) -> UsageError:
+    """The error for ``--max-sequences`` given for a package that does not generate text; ``hint``
+    says how that package's requests are batched instead."""
+    return UsageError(
+        f"--max-sequences {value}: only a text-generation package's streaming model decodes sequences together",
+        hint=hint,
+    )
+
+
 def unused_note(runner: str, max_sequences: int | None, more: str) -> str | None:
     """What ``--max-sequences`` above 1 gets where ``runner``'s generator cannot join and leave a
     running batch: it has no effect, and why; ``more`` says how to serve several requests at once."""
@@ -245,6 +254,9 @@ class Scheduler:
         self.waiting.put(None)
         if self._thread is not None:
             self._thread.join(timeout_s)
+            if self._thread.is_alive():  # still inside a step: the generator is its, not this thread's
+                self.log(f"sextant: the decode loop did not stop within {timeout_s:g} s; its requests are left to it")
+                return
         unloading = Unloading("the model is being unloaded; send the request again once it is loaded")
         self._fail_all(unloading)
         while True:
