@@ -188,6 +188,8 @@ class OpenVINOGenAIGenerator:
         held = self.held.pop(handle, None)
         if held is not None and not held.ended():
             held.handle.cancel()  # the pipeline frees it at its next step
+            if not self.held:  # no step of the others will come to free it: one now
+                self._free()
 
     # -- the same IR token by token, for teacher forcing -----------------------------------------
 
