@@ -139,6 +139,16 @@ def test_a_rerun_with_more_trials_goes_on_with_the_study(tmp_path):
     assert len(optuna.load_study(study_name="n", storage=f"sqlite:///{tmp_path / 'optuna.sqlite'}").trials) == 10
 
 
+def test_a_study_holding_another_spaces_trials_does_not_spend_this_searchs_budget(tmp_path):
+    # the same study name over a narrower space (a re-run with fewer threads, say): the earlier
+    # trials are neither replayed nor counted, so this search still measures its own
+    search(OptunaSearch(SMALL, seed=0, workspace=tmp_path, name="n", trials=6), tmp_path)
+    narrower = (Param("threads", "exponential", (1, 4), 1), *SMALL[1:])
+    again = search(OptunaSearch(narrower, seed=0, workspace=tmp_path, name="n", trials=6), tmp_path, name="s2")
+    assert again.measured == len(again.history) > 1
+    assert all(c["threads"] <= 4 for c, _ in again.history)
+
+
 BUDGET = 30
 WORKER = textwrap.dedent(
     f"""

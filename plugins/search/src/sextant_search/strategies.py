@@ -222,8 +222,13 @@ class OptunaSearch(_Grid):
             )
         self.told.add(key)
 
-    def _stalled(self) -> bool:
-        values = [t.value for t in self.study.trials if t.value is not None]
+    def _ours(self) -> list[Any]:
+        """The study's trials over this search's space (a study in the workspace may also hold an
+        earlier run's over another space: other threads, other options; they count for nothing here)."""
+        return [t for t in self.study.get_trials(deepcopy=False) if t.distributions == self.distributions]
+
+    def _stalled(self, trials: list[Any]) -> bool:
+        values = [t.value for t in trials if t.value is not None]
         if len(values) <= self.patience:
             return False
         best_before = max(values[: -self.patience])
@@ -238,7 +243,8 @@ class OptunaSearch(_Grid):
         if replay:
             return replay
         for _ in range(4 * self.size()):  # TPE may propose a point already measured: answer it at once
-            if len(self.study.trials) >= self.trials or self._stalled():
+            ours = self._ours()
+            if len(ours) >= self.trials or self._stalled(ours):
                 return []
             trial = self.study.ask(self.distributions)
             config = self._config(trial.params)
