@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sextant.plugins import Catalog, Contribution, availability
-from sextant.specs import ConverterSpec, ExporterSpec, Format, RunnerSpec, least_exact
+from sextant.specs import ConverterSpec, ExporterSpec, Format, GeneratorSpec, RunnerSpec, least_exact
 
 SOURCE = "source"
 MAX_CHAIN = 2  # an exporter and at most one converter: longer chains multiply candidates for little gain
@@ -60,7 +60,7 @@ def with_options(candidate: PlannedCandidate, options: dict[str, Any]) -> Planne
     if "[" in base:
         base = base[: base.index("[")]
     options = candidate.runner.parse_options(options, candidate.device)
-    label = _label(candidate.runner, options, candidate.device)
+    label = option_label(candidate.runner, options, candidate.device)
     return replace(candidate, id=f"{base}{label}@{candidate.device}", options=options)
 
 
@@ -90,7 +90,9 @@ class Plan:
         return None
 
 
-def _label(spec: RunnerSpec, options: dict[str, Any], device: str) -> str:
+def option_label(spec: RunnerSpec | GeneratorSpec, options: dict[str, Any], device: str) -> str:
+    """The options that differ from the spec's defaults on ``device``, as a candidate id shows them
+    (``[intra_op_threads=1]``; empty for the defaults)."""
     defaults = spec.defaults(device)
     changed = {k: v for k, v in options.items() if defaults.get(k) != v}
     return "" if not changed else "[" + ",".join(f"{k}={v}" for k, v in sorted(changed.items())) + "]"
@@ -196,7 +198,7 @@ def _add_candidates(
                 plan.skipped.append((f"{artifact}:{runner.name}{suffix}@{device}", unavailable))
                 continue
             for options in runner.option_sets(device):
-                cid = f"{artifact}:{runner.name}{suffix}{_label(runner, options, device)}@{device}"
+                cid = f"{artifact}:{runner.name}{suffix}{option_label(runner, options, device)}@{device}"
                 plan.candidates.append(
                     PlannedCandidate(cid, step_id, fmt, runner, _plugin(contribution), device, precision, options)
                 )

@@ -273,8 +273,8 @@ class GeneratorSpec:
     it the generator loads the source artifact itself. ``reference`` marks the generator whose
     greedy continuation every other is judged against (teacher forcing). ``sequence_batching``:
     the generator it loads may be a :class:`sextant.runtime.SequenceBatcher` (where the model
-    allows) or a :class:`sextant.runtime.StreamBatcher`, so a deployer can say, before loading anything, whether a streaming model can decode
-    several requests together. ``options``, ``variants``, ``check``, ``install``, ``pickled`` and
+    allows) or a :class:`sextant.runtime.StreamBatcher`, so a deployer can say, before loading
+    anything, whether a streaming model can decode several requests together. ``options``, ``variants``, ``check``, ``install``, ``pickled`` and
     ``slow_build`` mean what they mean for a :class:`RunnerSpec`.
     """
 
@@ -289,11 +289,11 @@ class GeneratorSpec:
     requires: tuple[str, ...] = ()
     check: str | None = None
     reference: bool = False
-    sequence_batching: bool = False
     install: str = ""
     description: str = ""
     pickled: str | None = None
     slow_build: bool = False
+    sequence_batching: bool = False  # last: the fields before it keep their positions
 
     def __post_init__(self) -> None:
         _check_candidates("generator", self)

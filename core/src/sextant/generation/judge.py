@@ -54,7 +54,9 @@ class PromptReport:
         return {**self.__dict__, "near_ties": list(self.near_ties)}
 
 
-def gap(reference_logits: np.ndarray, reference_id: int, candidate_id: int, atol: float, rtol: float) -> tuple[float, float]:
+def gap(
+    reference_logits: np.ndarray, reference_id: int, candidate_id: int, atol: float, rtol: float
+) -> tuple[float, float]:
     """At one step: how much higher the reference scored its own token than the candidate's, and the
     bound within which the two count as a near-tie (the tolerance at the reference's best logit)."""
     best = float(reference_logits[reference_id])

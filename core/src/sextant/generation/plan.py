@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sextant.planner import SOURCE, PlannedStep
+from sextant.planner import SOURCE, PlannedStep, option_label
 from sextant.plugins import Catalog, availability
 from sextant.specs import ExporterSpec, Format, GeneratorSpec
 
@@ -76,12 +76,6 @@ def build_step(spec: GeneratorSpec, precision: str) -> str | None:
     return f"{spec.name}-build" if precision == "fp32" else f"{spec.name}-build-{precision}"
 
 
-def _label(spec: GeneratorSpec, options: dict[str, Any], device: str) -> str:
-    defaults = spec.defaults(device)
-    changed = {k: v for k, v in options.items() if defaults.get(k) != v}
-    return "" if not changed else "[" + ",".join(f"{k}={v}" for k, v in sorted(changed.items())) + "]"
-
-
 def make_generation_plan(
     catalog: Catalog,
     fmt: Format,
@@ -116,7 +110,7 @@ def make_generation_plan(
                     if not wanted or device not in devices:  # only the reference itself
                         if precision != "fp32" or options != spec.defaults(device):
                             continue
-                    cid = f"{artifact}:{spec.name}{suffix}{_label(spec, options, device)}@{device}"
+                    cid = f"{artifact}:{spec.name}{suffix}{option_label(spec, options, device)}@{device}"
                     plan.candidates.append(GenerationCandidate(cid, spec, plugin, device, precision, options))
     for candidate in plan.candidates:
         step_id, spec = candidate.step, candidate.spec
