@@ -81,7 +81,7 @@ $(foreach s,$(SUITES),.venv-$(s)/.installed): .venv-%/.installed: constraints.tx
 
 $(addprefix test-,$(SUITES)): test-%: .venv-%/.installed $(WHEELS)/core/.built $(WHEELS)/$$*/.built
 	$(INSTALL) .venv-$* --no-deps --reinstall $(call alone_wheels,$*)
-	.venv-$*/bin/python -m pytest $(if $(filter core,$*),core/tests,plugins/$*/tests)
+	.venv-$*/bin/python -m pytest --durations=10 $(if $(filter core,$*),core/tests,plugins/$*/tests)
 
 test-template: test-_template
 
