@@ -1,5 +1,5 @@
-"""What the Model Analyzer benchmarks share: our perf_analyzer behind a wrapper that finds its
-libraries, Model Analyzer's settings for launching the tritonserver of the nvidia-pytriton wheel
+"""What the Model Analyzer benchmarks share: the tools' own virtualenv, our perf_analyzer behind a
+wrapper that finds its libraries, Model Analyzer's settings for launching the tritonserver of the nvidia-pytriton wheel
 itself (no Docker, no GPU), and a Model Analyzer run that a timeout stops with all it started.
 
 sextant_triton is imported by the functions, so a script's ``--help`` needs none of it.
@@ -10,9 +10,20 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
+
+
+def install_venv(venv: Path, requirements: Path, what: str) -> None:
+    """Make ``venv`` and pip-install ``requirements`` into it (``what`` names them in the messages);
+    a failed install is said, not raised: the benchmark then runs sextant's side only."""
+    print(f"installing {what} into {venv} (once) ...", flush=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    done = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "-r", str(requirements)], check=False)
+    if done.returncode:
+        print(f"!!! could not install {what} (pip exit {done.returncode}): only sextant's side runs")
 
 
 def perf_analyzer_wrapper(path: Path) -> Path:

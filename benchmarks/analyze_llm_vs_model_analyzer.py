@@ -52,7 +52,7 @@ from pathlib import Path
 
 import yaml
 from _run import cpu
-from _triton import local_server, perf_analyzer_wrapper, profile
+from _triton import install_venv, local_server, perf_analyzer_wrapper, profile
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOLS_DEFAULT = ROOT / "benchmarks" / "model_analyzer" / ".venv-llm"
@@ -311,11 +311,7 @@ def instances(config: Path | None) -> str:
 def install(tools: Path) -> None:
     if (tools / "bin" / "genai-perf").exists() or tools != TOOLS_DEFAULT:
         return
-    print(f"installing Model Analyzer and GenAI-Perf into {tools} (once) ...", flush=True)
-    subprocess.run([sys.executable, "-m", "venv", str(tools)], check=True)
-    done = subprocess.run([str(tools / "bin" / "pip"), "install", "-q", "-r", str(REQUIREMENTS)], check=False)
-    if done.returncode:
-        print(f"!!! could not install them (pip exit {done.returncode}): only sextant's side runs")
+    install_venv(tools, REQUIREMENTS, "Model Analyzer and GenAI-Perf")
 
 
 def main() -> None:

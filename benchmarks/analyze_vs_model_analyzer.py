@@ -29,7 +29,7 @@ from pathlib import Path
 
 import yaml
 from _run import cpu
-from _triton import local_server, perf_analyzer_wrapper, profile
+from _triton import install_venv, local_server, perf_analyzer_wrapper, profile
 from sextant_triton import perf
 from sextant_triton.perf import Load, Windows
 from sextant_triton.server import start_server
@@ -237,13 +237,7 @@ def install_model_analyzer(binary: Path) -> None:
     """Make ``benchmarks/model_analyzer/.venv`` with ``triton-model-analyzer==1.58.0`` when missing."""
     if binary.exists() or binary != MA_DEFAULT:
         return
-    venv = MA_DEFAULT.parents[1]
-    print(f"installing Model Analyzer into {venv} (once) ...", flush=True)
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    requirements = ROOT / "benchmarks" / "model_analyzer" / "requirements.txt"
-    done = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "-r", str(requirements)], check=False)
-    if done.returncode:
-        print(f"!!! could not install Model Analyzer (pip exit {done.returncode}): only sextant's side runs")
+    install_venv(MA_DEFAULT.parents[1], ROOT / "benchmarks" / "model_analyzer" / "requirements.txt", "Model Analyzer")
 
 
 def main() -> None:
