@@ -274,8 +274,9 @@ class GeneratorSpec:
     greedy continuation every other is judged against (teacher forcing). ``sequence_batching``:
     the generator it loads may be a :class:`sextant.runtime.SequenceBatcher` (where the model
     allows) or a :class:`sextant.runtime.StreamBatcher`, so a deployer can say, before loading
-    anything, whether a streaming model can decode several requests together. ``options``, ``variants``, ``check``, ``install``, ``pickled`` and
-    ``slow_build`` mean what they mean for a :class:`RunnerSpec`.
+    anything, whether a streaming model can decode several requests together. ``options``,
+    ``variants``, ``check``, ``install``, ``pickled`` and ``slow_build`` mean what they mean for a
+    :class:`RunnerSpec`.
     """
 
     name: str
