@@ -33,7 +33,11 @@ def test_a_request_is_read_with_its_defaults():
         ({"input_ids": np.array([1]), "text_input": np.array([b"x"], object)}, str.encode, "both input_ids and text_input"),
         ({"input_ids": np.array([1]), "max_tokens": np.array([0])}, None, "max_tokens 0"),
         ({"input_ids": np.array([1]), "max_tokens": np.array([1, 2])}, None, "max_tokens must hold one value"),
-        ({"input_ids": np.array([1]), "exclude_input_in_output": np.array([False])}, None, "exclude_input_in_output false with stream true"),
+        (
+            {"input_ids": np.array([1]), "exclude_input_in_output": np.array([False])},
+            None,
+            "exclude_input_in_output false with stream true",
+        ),
     ],
 )
 def test_what_cannot_run_is_a_request_error_with_a_hint(inputs, encode, message):

@@ -238,7 +238,9 @@ VERDICT_COLUMNS = (
     Column("agree", True, "share of steps whose greedy token equals the reference's"),
     Column("first divergence", True, "the first step whose greedy token differs"),
     Column(
-        "near-ties", False, "differing steps where the reference scored the candidate's token within the tolerance of its own"
+        "near-ties",
+        False,
+        "differing steps where the reference scored the candidate's token within the tolerance of its own",
     ),
     Column("verdict"),
 )

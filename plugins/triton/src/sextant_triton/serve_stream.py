@@ -3,10 +3,11 @@
 The same tensors as the Python-backend model ``sextant deploy triton`` writes
 (:mod:`sextant_triton.stream_protocol`: ``input_ids`` or ``text_input`` in, ``max_tokens``,
 ``stream`` and ``exclude_input_in_output`` optional; ``output_ids`` and, with a tokenizer,
-``text_output`` out), so one client serves both. PyTriton's ``ModelConfig(decoupled=True)`` takes a generator infer function: it yields
-one response per generated token (``stream`` false: one with all of them), and PyTriton flags the
-stream final, with an empty response, when the generator ends. A request the model cannot take is
-answered with the error of :func:`sextant_triton.stream_protocol.prompt`.
+``text_output`` out), so one client serves both. PyTriton's ``ModelConfig(decoupled=True)`` takes
+a generator infer function: it yields one response per generated token (``stream`` false: one
+with all of them), and PyTriton flags the stream final, with an empty response, when the generator
+ends. A request the model cannot take is answered with the error of
+:func:`sextant_triton.stream_protocol.prompt`.
 
 The generator runs in this process (one instance, ``max_batch_size 0``), as the runner of any other
 ``sextant serve``. Where it batches sequences (:func:`sextant_triton.stream_scheduler.batches`:
