@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 import sextant
 from sextant.objective import Objective
-from sextant.pairing import CLOSE, Paired, contenders, decide, interleave
+from sextant.pairing import CLOSE, SETTLE_S, Paired, contenders, decide, interleave
 from sextant.cli.tables import summary_line
 from sextant.testing.fake import NumpyMLP
 
@@ -35,7 +35,11 @@ def test_rounds_rotate_the_order_and_measure_each_contender_in_every_round() -> 
 
         return call
 
-    windows = interleave([infer("a"), infer("b")], [4, 4], rounds=3, window_s=0.004, min_calls=2, clock=clock)
+    slept: list[float] = []
+    windows = interleave(
+        [infer("a"), infer("b")], [4, 4], rounds=3, window_s=0.004, min_calls=2, clock=clock, sleep=slept.append
+    )
+    assert slept == [SETTLE_S] * (2 + 3 * 2)  # after every warm-up and every window: the runtimes' threads settle
     assert len(windows) == 3 and all(len(row) == 2 for row in windows)
     assert windows[0][0]["throughput"] == pytest.approx(4000.0)  # 4 rows per ms
     assert windows[0][1]["throughput"] == pytest.approx(2000.0)

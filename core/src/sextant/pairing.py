@@ -33,6 +33,11 @@ CLOSE = 0.10
 RUNNERS_UP = 2
 #: a ratio range wider than this share of its median is reported as wide
 WIDE = 0.25
+#: seconds between two windows: the runtimes in one process (torch's OpenMP threads, ONNX Runtime's
+#: and OpenVINO's pools) spin for a while after a call, and on a machine with as many cores as
+#: threads measured, one's spinning halved the next one's throughput (eager torch read 3x slower
+#: right after ONNX Runtime than alone)
+SETTLE_S = 0.05
 
 
 def window_metrics(latencies_ms: Sequence[float], batch: int) -> dict[str, float]:
@@ -50,18 +55,28 @@ def interleave(
     min_calls: int,
     *,
     clock: Clock = time.perf_counter_ns,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> list[list[dict[str, float]]]:
     """``rounds`` rounds of one window per contender, the order rotated by one each round; returns
-    ``result[round][contender]``, each a :func:`window_metrics`. Each contender is warmed up first."""
+    ``result[round][contender]``, each a :func:`window_metrics`. Each contender is warmed up first.
+    After each window the process sleeps :data:`SETTLE_S`, so that the threads of the runtime just
+    measured stop spinning before the next one's window starts."""
+
+    def window(i: int) -> list[float]:
+        latencies = _window(infers[i], window_s, min_calls, clock)
+        sleep(SETTLE_S)
+        return latencies
+
     for infer in infers:
         _window(infer, window_s, 2, clock)
+        sleep(SETTLE_S)
     result: list[list[dict[str, float]]] = []
     count = len(infers)
     for r in range(rounds):
         row: list[dict[str, float]] = [{} for _ in infers]
         for step in range(count):
             i = (r + step) % count
-            row[i] = window_metrics(_window(infers[i], window_s, min_calls, clock), batches[i])
+            row[i] = window_metrics(window(i), batches[i])
         result.append(row)
     return result
 
