@@ -248,6 +248,7 @@ EXAMPLES = {
     "--max-batch-size": (["8"], "max_batch_size"),
     "--threads": (["2"], "threads"),
     "--batch-budget-s": (["0.5"], "profiler.batch_budget_s"),
+    "--dense-sweep": ([], "profiler.sparse"),
     "--cutoff": (["0.5"], "cutoff"),
     "--paired-rounds": (["3"], "paired_rounds"),
     "--search": (["brute"], "search"),

@@ -14,7 +14,7 @@ from sextant.profiler import Point, ProfilerConfig
 from sextant.records import Stop
 from sextant.screening import profile_candidate
 
-CONFIG = ProfilerConfig(max_batch=64, window_s=0.02, warmup_s=0.005, batch_budget_s=1.0)
+CONFIG = ProfilerConfig(max_batch=64, window_s=0.02, warmup_s=0.005, batch_budget_s=1.0, sparse=False)
 SIZES = CONFIG.batch_sizes()
 
 

@@ -265,7 +265,7 @@ def test_a_changed_plugin_file_is_run_again_and_an_unchanged_one_reused(plugin_p
 
 MS = 1_000_000
 #: one call per window, two per warm-up: a point's latency is exactly the scripted cost
-ONE_CALL = ProfilerConfig(window_s=1e-9, warmup_s=1e-9, min_calls=1, stability=0.1, max_batch=4)
+ONE_CALL = ProfilerConfig(window_s=1e-9, warmup_s=1e-9, min_calls=1, stability=0.1, max_batch=4, sparse=False)
 
 
 class ScriptedModel:

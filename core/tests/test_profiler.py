@@ -35,9 +35,9 @@ class FakeClock:
 
 
 # 20 ms windows of 0.5 ms calls hold exactly 40 calls; a 5 ms warm-up holds 10
-CONFIG = ProfilerConfig(window_s=0.02, warmup_s=0.005, batch_budget_s=1.0, max_batch=64, stability=0.25)
+CONFIG = ProfilerConfig(window_s=0.02, warmup_s=0.005, batch_budget_s=1.0, max_batch=64, stability=0.25, sparse=False)
 #: one call per window, two per warm-up
-ONE_CALL = ProfilerConfig(window_s=1e-9, warmup_s=1e-9, min_calls=1, stability=0.1)
+ONE_CALL = ProfilerConfig(window_s=1e-9, warmup_s=1e-9, min_calls=1, stability=0.1, sparse=False)
 
 
 def test_sweep_stops_when_throughput_plateaus():
@@ -52,7 +52,7 @@ def test_sweep_stops_when_throughput_plateaus():
 
 def test_sweep_runs_to_max_batch_when_batching_pays():
     clock, points = FakeClock(), []
-    reason = sweep(lambda b: clock.model(lambda n: MS // 2), ProfilerConfig(max_batch=8), points.append, clock=clock)
+    reason = sweep(lambda b: clock.model(lambda n: MS // 2), ProfilerConfig(max_batch=8, sparse=False), points.append, clock=clock)
     assert reason == SweepEnd("reached max batch 8", Stop.MAX_BATCH)
     assert [p.batch for p in points] == [1, 2, 4, 8]
     assert [p.throughput for p in points] == [2000.0, 4000.0, 8000.0, 16000.0]

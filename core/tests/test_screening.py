@@ -5,6 +5,7 @@ clock by that much, and the profiler (the real one) measures exactly that."""
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from collections.abc import Callable
 
 import pytest
@@ -20,7 +21,8 @@ from sextant.screening import (
     screen_verdict,
 )
 
-CONFIG = ProfilerConfig(max_batch=64, window_s=0.02, warmup_s=0.005, batch_budget_s=1.0)
+CONFIG = ProfilerConfig(max_batch=64, window_s=0.02, warmup_s=0.005, batch_budget_s=1.0, min_calls=3, sparse=False)
+SPARSE = replace(CONFIG, sparse=True, min_calls=1)
 
 #: milliseconds per call at batch b
 SPEEDS: dict[str, Callable[[int], float]] = {
@@ -42,7 +44,9 @@ class Clock:
         return self.now
 
 
-def profile(ms: Callable[[int], float], order: ProfileOrder, clock: Clock) -> tuple[list[Point], list[Point], Stop]:
+def profile(
+    ms: Callable[[int], float], order: ProfileOrder, clock: Clock, config: ProfilerConfig = CONFIG
+) -> tuple[list[Point], list[Point], Stop]:
 
     def make_infer(batch: int):
         def infer() -> None:
@@ -52,7 +56,7 @@ def profile(ms: Callable[[int], float], order: ProfileOrder, clock: Clock) -> tu
 
     full: list[Point] = []
     screen: list[Point] = []
-    outcome = profile_candidate(make_infer, CONFIG, order, full.append, screen.append, clock=clock)
+    outcome = profile_candidate(make_infer, config, order, full.append, screen.append, clock=clock)
     return full, screen, outcome.stop
 
 
@@ -61,7 +65,11 @@ def best_of(profiles: dict[str, list[Point]]) -> str:
 
 
 def race(
-    order_of_names: list[str], screen: str | None, cutoff: float = 0.7, speeds: dict = SPEEDS
+    order_of_names: list[str],
+    screen: str | None,
+    cutoff: float = 0.7,
+    speeds: dict = SPEEDS,
+    config: ProfilerConfig = CONFIG,
 ) -> tuple[str, dict[str, Stop], float]:
     """Evaluate candidates one after another as the pipeline does (eager first, in full); returns
     the pick, how each ended, and the seconds of scripted clock spent profiling."""
@@ -71,18 +79,19 @@ def race(
     for name in ["eager", *order_of_names]:
         envelope = rival_envelope(full.values(), CONFIG.batch_sizes())
         order = ProfileOrder(True, cutoff, envelope, screen if full else None)
-        points, _, stops[name] = profile(speeds[name], order, clock)
+        points, _, stops[name] = profile(speeds[name], order, clock, config)
         if points:
             full[name] = points
     return best_of(full), stops, clock.now / 1e9
 
 
-def test_screening_never_changes_the_pick_in_any_order():
+@pytest.mark.parametrize("config", [CONFIG, SPARSE], ids=["dense", "sparse"])
+def test_screening_never_changes_the_pick_in_any_order(config):
     names = [n for n in SPEEDS if n != "eager"]
-    everything, _, _ = race(names, screen=None, cutoff=0.0)  # every candidate swept in full
+    everything, _, _ = race(names, screen=None, cutoff=0.0, config=config)  # every candidate swept in full
     assert everything == "peak"
     for order in itertools.permutations(names):
-        pick, stops, _ = race(list(order), screen="throughput")
+        pick, stops, _ = race(list(order), screen="throughput", config=config)
         assert pick == everything, order
         assert stops[pick] in (Stop.MAX_BATCH, Stop.PLATEAU)  # the winner's profile is a full sweep
         assert stops["sleepy"] is Stop.SCREENED
@@ -95,6 +104,11 @@ def test_screening_saves_profiling_time_once_a_strong_rival_is_measured():
     _, stops, screened = race(best_first, screen="throughput")
     assert sum(s is Stop.SCREENED for s in stops.values()) >= 2
     assert screened < 0.6 * everything  # scripted seconds, not a timing
+
+
+def test_with_no_rival_to_screen_against_the_first_candidate_is_swept_without_a_screen():
+    full, screen, stop = profile(SPEEDS["flat"], ProfileOrder(True, 0.7, {}, "throughput"), Clock())
+    assert screen == [] and stop in (Stop.MAX_BATCH, Stop.PLATEAU) and full
 
 
 def test_a_candidate_fastest_only_at_large_batches_is_kept():

@@ -199,6 +199,10 @@ def _parse_flag(flag: str, value: Any) -> bool:
     return value
 
 
+def _parse_not_flag(flag: str, value: Any) -> bool:
+    return not _parse_flag(flag, value)
+
+
 def _parse_number(flag: str, value: Any) -> float:
     try:
         if isinstance(value, bool):
@@ -360,6 +364,7 @@ SETTINGS: dict[str, Setting] = {
         Setting("max-batch-size", "max_batch_size", _parse_integer),
         Setting("threads", "threads", _parse_integer),
         Setting("batch-budget-s", "profiler.batch_budget_s", _parse_number),
+        Setting("dense-sweep", "profiler.sparse", _parse_not_flag),
         Setting("cutoff", "cutoff", _parse_number),
         Setting("paired-rounds", "paired_rounds", _parse_integer),
         Setting("search", "search", _parse_text),

@@ -1,6 +1,7 @@
 """Latency and throughput of one loaded runner across batch sizes.
 
-For each batch size (1, 2, 4, ... up to ``max_batch``) the profiler warms up, then measures windows
+For each batch size (by default 1, 4, 16, ... up to a plateau, then the sizes beside the best:
+:func:`sparse_sweep`; with ``sparse`` off 1, 2, 4, ... up to ``max_batch``) the profiler warms up, then measures windows
 of calls, each window lasting at least ``window_s`` (so sub-millisecond models get many calls per
 window), until the mean latencies of the last ``stable_windows`` windows agree within
 ``stability``, or the batch size's time budget runs out, in which case the point is marked unstable.
@@ -52,7 +53,7 @@ class SweepEnd:
 class ProfilerConfig:
     max_batch: int = 64
     window_s: float = 0.05
-    min_calls: int = 3
+    min_calls: int = 1  # a window of one call when a call outlasts it: stability is judged across windows
     warmup_s: float = 0.05
     stable_windows: int = 3
     stability: float = 0.10
@@ -65,8 +66,9 @@ class ProfilerConfig:
     remeasure: int = 2
     #: the smallest batch size swept; ``min_batch == max_batch`` for a model that fixes its batch size
     min_batch: int = 1
-    #: sweep every other batch size first (1, 4, 16, ... and the largest), then beside the best (:func:`sweep`)
-    sparse: bool = False
+    #: sweep every other batch size first (1, 4, 16, ... and the largest), then beside the best (:func:`sweep`);
+    #: off: every batch size (``--dense-sweep``)
+    sparse: bool = True
 
     def batch_sizes(self) -> list[int]:
         """Powers of two from ``min_batch`` up to ``max_batch``, then ``max_batch`` itself."""

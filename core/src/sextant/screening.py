@@ -129,13 +129,14 @@ def profile_candidate(
     clock: Clock = time.perf_counter_ns,
     synchronize: Callable[[], None] | None = None,
 ) -> SweepEnd:
-    """Screen the candidate (when ``order.screen`` says how), then sweep it unless it was screened
-    out, stopping early by :func:`sextant.earlystop.stop_reason`: what a candidate's child runs once
-    its outputs passed. Screen points go to ``report_screen``, the sweep's to ``report``;
-    ``synchronize`` (a GPU runner's) precedes every reading of ``clock``."""
+    """Screen the candidate (when ``order.screen`` says how and there are rivals to screen it
+    against), then sweep it unless it was screened out, stopping early by
+    :func:`sextant.earlystop.stop_reason`: what a candidate's child runs once its outputs passed.
+    Screen points go to ``report_screen``, the sweep's to ``report``; ``synchronize`` (a GPU
+    runner's) precedes every reading of ``clock``."""
     timing: dict[str, Any] = {"memory": memory, "clock": clock, "synchronize": synchronize}
     screened: dict[int, float] = {}
-    if order.screen is not None:
+    if order.screen is not None and order.rivals:  # nothing to screen against: the first candidate is swept
         short = screen_config(config)
         points = []
         for batch in screen_batches(config, order.screen):

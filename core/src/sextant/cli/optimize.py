@@ -215,6 +215,15 @@ def optimize(
             help="Seconds at most per batch size before a point is reported unstable.", rich_help_panel=PANEL_SELECT
         ),
     ] = None,
+    dense_sweep: Annotated[
+        bool,
+        typer.Option(
+            "--dense-sweep",
+            help="Profile every batch size (1, 2, 4, ... up to the largest) rather than 1, 4, 16, ... up to "
+            "the plateau and then the sizes beside the best.",
+            rich_help_panel=PANEL_SELECT,
+        ),
+    ] = False,
     cutoff: Annotated[
         float | None,
         typer.Option(
