@@ -1,9 +1,9 @@
 """Latency and throughput of one loaded runner across batch sizes.
 
 For each batch size (by default 1, 4, 16, ... up to a plateau, then the sizes beside the best:
-:func:`sparse_sweep`; with ``sparse`` off 1, 2, 4, ... up to ``max_batch``) the profiler warms up, then measures windows
-of calls, each window lasting at least ``window_s`` (so sub-millisecond models get many calls per
-window), until the mean latencies of the last ``stable_windows`` windows agree within
+:func:`sparse_sweep`; with ``sparse`` off 1, 2, 4, ... up to ``max_batch``) the profiler warms up,
+then measures windows of calls, each window lasting at least ``window_s`` (so sub-millisecond
+models get many calls per window), until the mean latencies of the last ``stable_windows`` windows agree within
 ``stability``, or the batch size's time budget runs out, in which case the point is marked unstable.
 The sweep stops after ``plateau_steps`` consecutive doublings that each gain less than
 ``min_gain`` throughput, or when ``keep_going(point)`` says the candidate cannot win; it says why
