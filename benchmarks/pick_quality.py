@@ -7,7 +7,8 @@ give away (issue 27's goal: none over 5 %).
 NAME is one of the examples (mlp, resnet, transformer: ``examples/NAME.py``) or of the architectures
 in ``tests/zoo.py`` (default: the three examples). Per model, each in a process of its own, with no
 history (``--no-history``) and a cache folder of its own: a default run, then an exhaustive one
-(``--cutoff 0 --no-history --dense-sweep``: every candidate swept at every batch size). Then the
+(``--cutoff 0 --no-history --dense-sweep``: every candidate swept, at every batch size up to its
+plateau). Then the
 default's pick and the exhaustive run's best are timed in fresh processes, each at the batch size
 of its own best profile point, on inputs neither run saw, alternating (pick, best, pick, best, ...
 ``--rounds`` of each), ``--windows`` windows of ``--window-s`` seconds per process after one warm-up
@@ -101,6 +102,11 @@ def throughputs(name: str, workspace: Path, candidate: str, batch: int, windows:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def swept(document) -> int:
+    """How many candidates a run profiled in full."""
+    return sum(r.profiled_in_full for r in document.candidates.values())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("names", nargs="*", default=list(EXAMPLES))
@@ -118,11 +124,9 @@ def main() -> None:
                 walls[kind] = run_optimize(name, root / kind, root / f"cache-{kind}", kind == "exhaustive")
             default, exhaustive = sextant.load(root / "default").document, sextant.load(root / "exhaustive").document
             pick, best = default.best, exhaustive.best
-            swept = sum(r.profiled_in_full for r in default.candidates.values())
             print(
-                f"\n{name}: default {walls['default']:.1f} s ({swept} swept) picks {pick}; exhaustive "
-                f"{walls['exhaustive']:.1f} s ({sum(r.profiled_in_full for r in exhaustive.candidates.values())} "
-                f"swept) picks {best}",
+                f"\n{name}: default {walls['default']:.1f} s ({swept(default)} swept) picks {pick}; exhaustive "
+                f"{walls['exhaustive']:.1f} s ({swept(exhaustive)} swept) picks {best}",
                 flush=True,
             )
             if pick == best:

@@ -55,7 +55,7 @@ def main() -> None:
         f"(min {min(overheads) * 100:+.2f}, max {max(overheads) * 100:+.2f}) of the reported latency, {args.repeat} rounds"
     )
     points = []
-    stopped = sweep(lambda batch: fn, ProfilerConfig(max_batch=8), points.append)
+    stopped = sweep(lambda batch: fn, ProfilerConfig(max_batch=8, sparse=False), points.append)
     print(
         f"fixed-cost model: throughput at batch {points[-1].batch} is {points[-1].throughput / points[0].throughput:.2f} x "
         f"batch 1 (ideal {points[-1].batch}), {stopped.stopped}"

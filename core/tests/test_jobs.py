@@ -2,6 +2,7 @@
 order: test_earlystop.py)."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from sextant.jobs import CandidateJob, StepJob, job_document, parse_job
@@ -23,7 +24,8 @@ def test_jobs_round_trip_through_json():
         Path("/out.npz"),
         ProfilerConfig(max_batch=8, window_s=0.01),
     )
-    for job in (step, candidate):
+    dense = replace(candidate, profiler=ProfilerConfig(sparse=False, min_batch=2))  # not the defaults: they travel too
+    for job in (step, candidate, dense):
         document = json.loads(json.dumps(job_document(job)))
         assert parse_job(document) == job
 

@@ -219,7 +219,8 @@ def test_a_constrained_objective_is_not_screened_but_cut_off(fault_catalog, opti
     assert sleepy["profile"]["stop"] == "cutoff" and sleepy["profile"]["stopped"].startswith(
         "stopped early: cannot win"
     )
-    assert [p["batch"] for p in sleepy["profile"]["points"]] == [1, 4]  # batch 1 in full, stopped at the sparse sweep's next
+    # batch 1 in full, stopped at the sparse sweep's next size
+    assert [p["batch"] for p in sleepy["profile"]["points"]] == [1, 4]
     assert all(r["profile"]["stop"] != "screened" for r in status["candidates"].values() if r.get("profile"))
     assert status["selection"]["best"] != "fake-graph:fault-sleepy@cpu"
 

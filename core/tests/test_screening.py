@@ -5,8 +5,8 @@ clock by that much, and the profiler (the real one) measures exactly that."""
 from __future__ import annotations
 
 import itertools
-from dataclasses import replace
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 from sextant.messages import ProfileOrder

@@ -11,7 +11,8 @@ ratio over another (:meth:`Paired.ratios`): the speedup is their median, shown w
 
 A runner-up whose median ratio over the best is above 1 takes its place (a close call decided by
 paired windows, not by one sweep each); a range wider than :data:`WIDE`, or a best point that did
-not settle, is said in a note. ``clock`` is injectable, as in :mod:`sextant.profiler`.
+not settle, is said in a note. ``clock`` is injectable, as in :mod:`sextant.profiler`, and so is
+the ``sleep`` that lets each runtime's threads settle between windows (:data:`SETTLE_S`).
 """
 
 from __future__ import annotations

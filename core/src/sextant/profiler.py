@@ -3,10 +3,11 @@
 For each batch size (by default 1, 4, 16, ... up to a plateau, then the sizes beside the best:
 :func:`sparse_sweep`; with ``sparse`` off 1, 2, 4, ... up to ``max_batch``) the profiler warms up,
 then measures windows of calls, each window lasting at least ``window_s`` (so sub-millisecond
-models get many calls per window), until the mean latencies of the last ``stable_windows`` windows agree within
-``stability``, or the batch size's time budget runs out, in which case the point is marked unstable.
-The sweep stops after ``plateau_steps`` consecutive doublings that each gain less than
-``min_gain`` throughput, or when ``keep_going(point)`` says the candidate cannot win; it says why
+models get many calls per window), until the mean latencies of the last ``stable_windows`` windows
+agree within ``stability``, or the batch size's time budget runs out, in which case the point is
+marked unstable. The dense sweep stops after ``plateau_steps`` consecutive doublings that each gain
+less than ``min_gain`` throughput (the sparse one after a quadrupling that gains less than
+``min_gain`` per doubling), or when ``keep_going(point)`` says the candidate cannot win; it says why
 as a :class:`SweepEnd` (a :class:`~sextant.records.Stop` and the same in words). A point whose
 time per item is over ``outlier`` times its neighbours' (one slow reading on a loaded machine) is
 measured again, at most ``remeasure`` times, and marked unstable if it stays off.
@@ -66,8 +67,8 @@ class ProfilerConfig:
     remeasure: int = 2
     #: the smallest batch size swept; ``min_batch == max_batch`` for a model that fixes its batch size
     min_batch: int = 1
-    #: sweep every other batch size first (1, 4, 16, ... and the largest), then beside the best (:func:`sweep`);
-    #: off: every batch size (``--dense-sweep``)
+    #: sweep every other batch size first (1, 4, 16, ... and the largest), then beside the best
+    #: (:func:`sparse_sweep`); off: 1, 2, 4, ... up to the plateau (``--dense-sweep``)
     sparse: bool = True
 
     def batch_sizes(self) -> list[int]:
@@ -85,8 +86,6 @@ class ProfilerConfig:
         data = asdict(self)
         if self.min_batch == 1:  # the default stays out, so profiles keyed before it existed still match
             del data["min_batch"]
-        if not self.sparse:  # likewise
-            del data["sparse"]
         return data
 
     def coarse_sizes(self) -> list[int]:

@@ -219,8 +219,8 @@ def optimize(
         bool,
         typer.Option(
             "--dense-sweep",
-            help="Profile every batch size (1, 2, 4, ... up to the largest) rather than 1, 4, 16, ... up to "
-            "the plateau and then the sizes beside the best.",
+            help="Profile batch sizes 1, 2, 4, ... up to the plateau rather than 1, 4, 16, ... up to the "
+            "plateau and then the sizes beside the best.",
             rich_help_panel=PANEL_SELECT,
         ),
     ] = False,
