@@ -154,10 +154,25 @@ def _handshake_refused() -> Exception:
         return outer
 
 
+def _handshake_timed_out() -> Exception:
+    """PyTriton's own handshake in this process giving up (a busy machine): its name is in the stack
+    only, not in the message."""
+
+    def get_config_from_handshake_server():
+        raise TimeoutError("timed out")
+
+    try:
+        get_config_from_handshake_server()
+    except TimeoutError as error:
+        return error
+    raise AssertionError("unreachable")
+
+
 @pytest.mark.parametrize(
     ("errors", "started_on"),
     [
         ([_handshake_refused(), None], 2),  # the race: started again
+        ([_handshake_timed_out(), None], 2),
         ([_handshake_refused(), _handshake_refused(), None], 3),
         ([_handshake_refused()] * 3, None),  # three in a row: the error surfaces
         ([RuntimeError("model.py: bad config"), None], None),  # any other error: not retried

@@ -49,10 +49,10 @@ def _check_answers(url_http, url_grpc, model, package, candidate):
             triton.close()
 
 
-def _wait_for_model(process, port, model):
+def _wait_for_model(process, port, model, log: Path):
     url = f"http://127.0.0.1:{port}/v2/models/{model}/ready"
     for _ in range(READY_POLLS):
-        assert process.poll() is None, f"sextant serve exited with {process.returncode}"
+        assert process.poll() is None, f"sextant serve exited with {process.returncode}:\n{log.read_text()}"
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status == 200:
@@ -79,7 +79,7 @@ def test_sextant_serve_answers_then_stops_cleanly(packages, tmp_path, stop):
         command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "TMPDIR": str(scratch)}
     )
     try:
-        _wait_for_model(process, ports.http, "twoheads")
+        _wait_for_model(process, ports.http, "twoheads", tmp_path / "serve.log")
         _check_answers(f"127.0.0.1:{ports.http}", f"127.0.0.1:{ports.grpc}", "twoheads", package, best)
         process.send_signal(stop)
         assert process.wait(timeout=120) == 0

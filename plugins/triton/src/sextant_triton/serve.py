@@ -108,9 +108,16 @@ START_TRIES = 3
 
 
 def _handshake_race(exc: BaseException | None) -> bool:
-    """Whether ``exc``, or what caused it, is PyTriton's instance start-up race."""
+    """Whether ``exc``, or what caused it, is PyTriton's instance start-up race: the handshake's
+    name in the message (an instance's error, with its stack, as Triton reports it) or in the stack
+    of an error raised in this process (the handshake PyTriton's model makes after the load, which
+    gives up after one second on a busy machine)."""
+    import traceback
+
     while exc is not None:
         if HANDSHAKE_RACE in str(exc):
+            return True
+        if any(frame.name == HANDSHAKE_RACE for frame in traceback.extract_tb(exc.__traceback__)):
             return True
         exc = exc.__cause__ or exc.__context__
     return False
