@@ -299,5 +299,6 @@ def test_the_fork_server_preloads_the_installed_packages_the_source_imports_neve
     (tmp_path / "users_model.py").write_text("raise SystemExit('a user file must not be imported')\n")
     monkeypatch.syspath_prepend(str(tmp_path))  # findable, as a user's file next to their script is
     fake = Format("fake")
-    source = SourceModel(fake, "m", lambda folder: folder, imports=("numpy", "users_model", "no_such_package_xyz"))
-    assert _preload(Plan(fake), source) == ["numpy"]  # installed; not the user's file, not what is missing
+    imports = ("numpy.linalg", "users_model", "no_such_package_xyz.module")
+    source = SourceModel(fake, "m", lambda folder: folder, imports=imports)
+    assert _preload(Plan(fake), source) == ["numpy.linalg"]  # installed, by module; not the user's file, not what is missing

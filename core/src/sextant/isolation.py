@@ -24,7 +24,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -92,6 +92,20 @@ def shared_servers() -> Iterator[None]:
         warm, _warm = _warm, None
         for entry in warm:
             entry.server.close()
+
+
+def preload_for(requires: Iterable[str], imports: Iterable[str] = ()) -> list[str]:
+    """What a run's fork server imports: the top-level packages of ``requires`` (what the plan's
+    steps and runners need) and the modules of ``imports`` (what reading the source's artifact
+    imports: ``SourceModel.imports``) whose package is installed. Never a user's own file: its
+    top-level code would run in the server."""
+    import importlib.metadata
+    import importlib.util
+
+    modules = {m.split(".", 1)[0] for m in requires}
+    installed = set(importlib.metadata.packages_distributions())
+    modules |= {m for m in imports if m.split(".", 1)[0] in installed}
+    return sorted(m for m in modules if importlib.util.find_spec(m.split(".", 1)[0]) is not None)
 
 
 class Isolator:

@@ -367,9 +367,9 @@ class SourceModel:
     ``probe(batch, signature)``, where the loader holds the live model, calls it in this process (the
     user's) on one batch and raises what it raises; it is used only to explain a reference that
     failed where sextant ran it (in a child, from what ``write`` wrote), never to compute a result.
-    ``imports`` are the top-level packages that reading the artifact imports (those of a pickled
-    model's classes: ``transformers``, ``diffusers``): the fork server imports the installed ones
-    once, rather than every child that loads the model importing them anew.
+    ``imports`` are the modules that reading the artifact imports (those of a pickled model's
+    classes: ``transformers.models.bert.modeling_bert``): the fork server imports those of installed
+    packages once, rather than every child that loads the model importing them anew.
     """
 
     format: Format

@@ -31,7 +31,7 @@ from sextant.generation.judge import judge
 from sextant.generation.plan import GenerationCandidate, GenerationPlan, make_generation_plan
 from sextant.generation.prompts import Prompts, make_prompts
 from sextant.generation.screen import rivals, screen_mode, screen_verdict
-from sextant.isolation import Isolator
+from sextant.isolation import Isolator, preload_for
 from sextant.jobs import GenerationJob
 from sextant.messages import ChildEvent, Loaded, Measured, OutputsSaved, Profiled, ProfileOrder
 from sextant.options import OptimizeOptions
@@ -102,7 +102,7 @@ def optimize_generation(
             prompts={"count": len(made), "lengths": [len(p) for p in made.ids], "given": made.given},
             signature=SIGNATURE,
         )
-        preload = sorted({m.split(".", 1)[0] for c in plan.candidates for m in c.spec.requires})
+        preload = preload_for([m for c in plan.candidates for m in c.spec.requires], source.imports)
         with Isolator(preload=preload, server_log=workspace.path / "logs" / "forkserver.log") as isolator:
             run = Run(
                 options,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata
-import importlib.util
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -14,7 +12,7 @@ from sextant.devices import cpu_threads, precision_unavailable_reason, unavailab
 from sextant.earlystop import cannot_judge
 from sextant.errors import NothingRunnableError, UsageError
 from sextant.inputs import prepare_inputs
-from sextant.isolation import Isolator
+from sextant.isolation import Isolator, preload_for
 from sextant.options import OptimizeOptions
 from sextant.package import Package
 from sextant.package.document import RunInfo, Skipped
@@ -302,11 +300,6 @@ def _note_environmental(ledger: Ledger, best: str | None) -> None:
 
 
 def _preload(plan: Plan, source: SourceModel) -> list[str]:
-    """The top-level modules the plan's steps and runners need, and the installed packages the
-    source's artifact imports, for the fork server to import once (never a user's own file: its
-    top-level code would run in the server)."""
-    modules = {m.split(".", 1)[0] for s in plan.steps for m in s.spec.requires}
-    modules |= {m.split(".", 1)[0] for c in plan.candidates for m in c.runner.requires}
-    if source.imports:
-        modules |= set(source.imports) & set(importlib.metadata.packages_distributions())
-    return sorted(m for m in modules if importlib.util.find_spec(m) is not None)
+    """What the fork server imports for ``plan`` (its steps' and runners' needs) and ``source``."""
+    requires = [m for s in plan.steps for m in s.spec.requires] + [m for c in plan.candidates for m in c.runner.requires]
+    return preload_for(requires, source.imports)

@@ -113,6 +113,7 @@ def module_generation_source(model: Any, name: str | None, task: str) -> SourceM
         description=f"transformers {type(model).__name__}",
         vocab_size=_vocab(model.config),
         max_positions=_positions(model.config),
+        imports=(module,),  # transformers imports its models lazily: every child would, seconds each
     )
 
 
@@ -137,7 +138,20 @@ def folder_generation_source(folder: Path, name: str | None) -> SourceModel | Re
         description=f"transformers {', '.join(config.architectures or [])} (save_pretrained folder)",
         vocab_size=_vocab(config),
         max_positions=_positions(config),
+        imports=_modeling_module(config),
     )
+
+
+def _modeling_module(config: Any) -> tuple[str, ...]:
+    """The transformers module that defines ``config``'s models, where it can be named (what
+    ``AutoModelForCausalLM`` will import); none for a type transformers does not list."""
+    from transformers.models.auto.configuration_auto import model_type_to_module_name
+
+    model_type = getattr(config, "model_type", None)
+    if not model_type:
+        return ()
+    name = model_type_to_module_name(model_type)
+    return (f"transformers.models.{name}.modeling_{name}",)
 
 
 # -- generators -----------------------------------------------------------------------------------

@@ -48,10 +48,12 @@ def _by_value(model: torch.nn.Module) -> None:
 
 
 def _imports(model: torch.nn.Module) -> tuple[str, ...]:
-    """The packages of the model's classes that loading its pickle imports (``transformers``,
-    ``diffusers``); torch itself, and the user's own modules (pickled by value), aside."""
+    """The modules of the model's classes that loading its pickle imports
+    (``transformers.models.bert.modeling_bert``): the module itself, not only its package, as
+    ``transformers`` imports its models lazily (its top level takes a fraction of a second, BERT's
+    module some four seconds more). torch itself, and the user's own modules (pickled by value), aside."""
     names = {pickling.original_class(module).__module__ for module in model.modules()}
-    return tuple(sorted({n.split(".", 1)[0] for n in names if not is_user_module(n)} - {"torch", "builtins"}))
+    return tuple(sorted(n for n in names if not is_user_module(n) and n.split(".", 1)[0] not in ("torch", "builtins")))
 
 
 def module_source(model: torch.nn.Module, name: str | None) -> SourceModel:
