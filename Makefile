@@ -165,8 +165,9 @@ envs:
 
 test-suites: $(SUITE_TARGETS)
 
+TEST_JOBS ?= 2
 test: envs
-	$(MAKE) --no-print-directory -j2 --keep-going --output-sync=target test-suites SYSTEM_DONE=1
+	$(MAKE) --no-print-directory -j$(TEST_JOBS) --keep-going --output-sync=target test-suites SYSTEM_DONE=1
 
 # --- make test-fast: the core's suite and those of the distributions changed since main (committed or
 # not), each in its own environment as in `make test`, plus the files of tests/ that changed

@@ -52,7 +52,9 @@ def test_the_reference_loop_is_generate_and_the_static_cache_matches_it(make, tm
     assert (reference.vocab_size, reference.max_positions) == (causal_lms.VOCAB, causal_lms.POSITIONS)
 
 
-@pytest.mark.parametrize("factory", ["llama", "gpt2"])
+#: one family end to end (two CLI runs and a fresh process, over a minute on a busy 2-core machine);
+#: GPT-2's and Qwen2's caches are checked against generate by the test above
+@pytest.mark.parametrize("factory", ["llama"])
 def test_optimize_text_generation_end_to_end(factory, tmp_path):
     ws = tmp_path / "ws"
     args = ["optimize", f"{FACTORIES}:{factory}", *FAST, "-w", str(ws), "--json"]
