@@ -297,8 +297,11 @@ def test_the_fork_server_preloads_the_installed_packages_the_source_imports_neve
     from sextant.specs import Format, SourceModel
 
     (tmp_path / "users_model.py").write_text("raise SystemExit('a user file must not be imported')\n")
+    (tmp_path / "examples").mkdir()  # a project's folder: some wheels install a package of that name
+    (tmp_path / "examples" / "__init__.py").write_text("")
+    (tmp_path / "examples" / "model.py").write_text("raise SystemExit('a user file must not be imported')\n")
     monkeypatch.syspath_prepend(str(tmp_path))  # findable, as a user's file next to their script is
     fake = Format("fake")
-    imports = ("numpy.linalg", "users_model", "no_such_package_xyz.module")
+    imports = ("numpy.linalg", "users_model", "examples.model", "no_such_package_xyz.module")
     source = SourceModel(fake, "m", lambda folder: folder, imports=imports)
-    assert _preload(Plan(fake), source) == ["numpy.linalg"]  # installed, by module; not the user's file, not what is missing
+    assert _preload(Plan(fake), source) == ["numpy.linalg"]  # installed, by module; no user's file, nothing missing

@@ -97,15 +97,29 @@ def shared_servers() -> Iterator[None]:
 def preload_for(requires: Iterable[str], imports: Iterable[str] = ()) -> list[str]:
     """What a run's fork server imports: the top-level packages of ``requires`` (what the plan's
     steps and runners need) and the modules of ``imports`` (what reading the source's artifact
-    imports: ``SourceModel.imports``) whose package is installed. Never a user's own file: its
-    top-level code would run in the server."""
-    import importlib.metadata
+    imports: ``SourceModel.imports``) of packages installed in this environment. Never a user's own
+    file (its top-level code would run in the server), even one whose package shares its name with
+    an installed one (a project's ``examples/`` beside a wheel that installs ``examples``)."""
     import importlib.util
 
-    modules = {m.split(".", 1)[0] for m in requires}
-    installed = set(importlib.metadata.packages_distributions())
-    modules |= {m for m in imports if m.split(".", 1)[0] in installed}
-    return sorted(m for m in modules if importlib.util.find_spec(m.split(".", 1)[0]) is not None)
+    modules = {m.split(".", 1)[0] for m in requires if importlib.util.find_spec(m.split(".", 1)[0]) is not None}
+    return sorted(modules | {m for m in imports if _installed(m.split(".", 1)[0])})
+
+
+def _installed(package: str) -> bool:
+    """Whether ``package``, as this process would import it, lies in the environment's site-packages."""
+    import importlib.util
+    import sysconfig
+
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return False
+    if spec is None:
+        return False
+    places = list(spec.submodule_search_locations or ()) or ([spec.origin] if spec.origin else [])
+    roots = {Path(sysconfig.get_paths()[k]).resolve() for k in ("purelib", "platlib")}
+    return bool(places) and all(any(Path(p).resolve().is_relative_to(r) for r in roots) for p in places)
 
 
 class Isolator:

@@ -111,6 +111,8 @@ def test_a_save_pretrained_folder_is_a_generation_source(tmp_path, catalog):
     source = catalog.load_source(tmp_path / "qwen", task="auto")
     assert source.format.name == "transformers-causal-lm"
     assert (source.vocab_size, source.max_positions) == (causal_lms.VOCAB, causal_lms.POSITIONS)
+    assert source.imports == ("transformers.models.qwen2.modeling_qwen2",)  # what the fork server imports
+    assert catalog.load_source(causal_lms.gpt2(), task="auto").imports == ("transformers.models.gpt2.modeling_gpt2",)
 
 
 def test_the_compiled_decode_step_matches_the_reference(tmp_path):

@@ -150,8 +150,8 @@ def _modeling_module(config: Any) -> tuple[str, ...]:
     model_type = getattr(config, "model_type", None)
     if not model_type:
         return ()
-    name = model_type_to_module_name(model_type)
-    return (f"transformers.models.{name}.modeling_{name}",)
+    name = model_type_to_module_name(model_type)  # "llama"; a retired one: "deprecated.open_llama"
+    return (f"transformers.models.{name}.modeling_{name.rsplit('.', 1)[-1]}",)
 
 
 # -- generators -----------------------------------------------------------------------------------

@@ -157,8 +157,9 @@ def _start(
 
     PyTriton's proxy has a start-up race when a model has several instances: Triton initialises
     them in parallel, and an instance other than the first may connect to the first one's
-    handshake socket between its ``bind`` and its ``listen`` ("Connection refused"). That one
-    error, and only it, is retried with a fresh server, at most ``tries`` times. ``bind``: binds the
+    handshake socket between its ``bind`` and its ``listen`` ("Connection refused"), and on a busy
+    machine its handshake may give up after its one second. Those errors, and only they, are
+    retried with a fresh server, at most ``tries`` times. ``bind``: binds the
     model instead (``bind(triton, name)``: a streaming model, :mod:`sextant_triton.serve_stream`)."""
     from pytriton.model_config import DynamicBatcher, ModelConfig
     from pytriton.triton import Triton, TritonConfig
@@ -264,10 +265,6 @@ def serving(
         batching = settings.max_batch_size > 0
     _check_socket_room(served_name)  # what no port change fixes, first
     server.check_ports(host, {"--http-port": http_port, "--grpc-port": grpc_port, "--metrics-port": metrics_port})
-    http_port, grpc_port, metrics_port = (p or server.free_port(host) for p in (http_port, grpc_port, metrics_port))
-    log_file = Path(log_file or cache_dir() / "serve-logs" / f"{served_name}-{http_port}.log")
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    log_file.write_text("")  # this run's log only
 
     scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX))  # PyTriton makes its workspace inside
     saved = {k: os.environ.get(k) for k in ("LD_LIBRARY_PATH", "PATH")}
@@ -278,7 +275,8 @@ def serving(
         environment = server.server_env(dist)
         os.environ.update({k: environment[k] for k in saved})
         try:
-            endpoints = {"http_port": http_port, "grpc_port": grpc_port, "metrics_port": metrics_port}
+            infer: list[Callable[[list], list]] = []
+            bind = None
             if streaming:
                 from sextant_triton import serve_stream
 
@@ -287,13 +285,18 @@ def serving(
                 _, bind, settings, notes = serve_stream.for_candidate(
                     opened, view, runners[0], ServingSettings, max_sequences
                 )
-                triton = _start(served_name, [], None, settings, host, endpoints, scratch / "pytriton", log_file, bind)
+                signature = None
             else:
                 runners = [view.load(trust_source=trust_source) for _ in range(settings.instances)]
                 infer = [_infer_function(r, signature, batching) for r in runners]
-                triton = _start(
-                    served_name, infer, signature, settings, host, endpoints, scratch / "pytriton", log_file
-                )
+            # ports 0: free ones chosen now, just before the server binds them, not before the loads
+            http_port, grpc_port, metrics_port = _free_ports(host, (http_port, grpc_port, metrics_port))
+            endpoints = {"http_port": http_port, "grpc_port": grpc_port, "metrics_port": metrics_port}
+            log_file = Path(log_file or cache_dir() / "serve-logs" / f"{served_name}-{http_port}.log")
+            log_file.parent.mkdir(parents=True, exist_ok=True)
+            log_file.write_text("")  # this run's log only
+            workspace = scratch / "pytriton"
+            triton = _start(served_name, infer, signature, settings, host, endpoints, workspace, log_file, bind)
         except SextantError:
             raise
         except Exception as exc:  # PyTriton's own errors: say what failed
@@ -324,6 +327,19 @@ def serving(
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def _free_ports(host: str, ports: Sequence[int]) -> tuple[int, ...]:
+    """``ports`` with each 0 replaced by a free port on ``host``, none the same as another."""
+    taken = {p for p in ports if p}
+    chosen = []
+    for port in ports:
+        while not port:
+            port = server.free_port(host)
+            port = 0 if port in taken else port
+        taken.add(port)
+        chosen.append(port)
+    return tuple(chosen)
 
 
 def log_hint(log_file: Path | None) -> str:
