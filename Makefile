@@ -148,14 +148,17 @@ test-all: install $(SYSTEM)
 test-architectures: install
 	$(VENV)/bin/python -m pytest tests/test_architectures.py -m "architectures or not architectures"
 
-# --- make test: two jobs at a time (2 cores), in two phases. First the environments (and PostgreSQL and
-# Chromium), installs side by side. Then the suites, longest first (on a clean run: test-all ~815 s,
-# test-triton ~630, test-torch ~430, test-core ~130, the rest under a minute each): make hands a free
-# job slot to the next suite in this list, so the two longest start at once and the others follow one
-# after another in whichever slot frees first, the shortest last. (In one phase, make's walk through
-# the prerequisites would start the suites whose environments came first, and the longest last.)
+# --- make test: in two phases. First the environments (and PostgreSQL and Chromium), two installs side
+# by side. Then the suites, three at a time on 2 cores (TEST_JOBS): they wait on servers starting, child
+# processes importing and files, and a third keeps both cores busy (a clean run on a 2-core AMD EPYC:
+# 1243 s with two, 1083 s with three; the CPUs were idle 6 % of the run, most of it in the last two
+# minutes, when test-all ran alone). Longest first (on that run: test-all ~1040 s, test-triton ~770,
+# test-torch ~520, test-core ~260, the rest under a minute and a half each): make hands a free job slot
+# to the next suite in this list, so the three longest start at once and the others follow in
+# whichever slot frees first, the shortest last. (In one phase, make's walk through the prerequisites
+# would start the suites whose environments came first, and the longest last.)
 # --keep-going: one failing suite does not stop the others, and the run still fails; --output-sync:
-# each suite's output comes in one piece when it ends. The two longest print their ten slowest tests
+# each suite's output comes in one piece when it ends. The longest print their ten slowest tests
 # (--durations=10): they decide how long `make test` takes.
 SUITE_TARGETS := test-all test-triton test-torch test-core test-tensorflow test-openvino test-onnx test-search test-tensorrt test-template
 ENVS := $(VENV)/.installed .venv-triton/.installed $(foreach s,$(SUITES),.venv-$(s)/.installed)
@@ -165,7 +168,7 @@ envs:
 
 test-suites: $(SUITE_TARGETS)
 
-TEST_JOBS ?= 2
+TEST_JOBS ?= 3
 test: envs
 	$(MAKE) --no-print-directory -j$(TEST_JOBS) --keep-going --output-sync=target test-suites SYSTEM_DONE=1
 
