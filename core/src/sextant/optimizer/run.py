@@ -301,5 +301,6 @@ def _note_environmental(ledger: Ledger, best: str | None) -> None:
 
 def _preload(plan: Plan, source: SourceModel) -> list[str]:
     """What the fork server imports for ``plan`` (its steps' and runners' needs) and ``source``."""
-    requires = [m for s in plan.steps for m in s.spec.requires] + [m for c in plan.candidates for m in c.runner.requires]
+    requires = [m for s in plan.steps for m in s.spec.requires]
+    requires += [m for c in plan.candidates for m in c.runner.requires]
     return preload_for(requires, source.imports)
