@@ -421,3 +421,15 @@ def test_a_package_without_manifest_deploys_natively_only_with_trust(tmp_path):
     _nothing_written(tmp_path)
     deploy_package(package, tmp_path / "models", trust_source=True)
     assert "sextant_trust_source" not in config.read(tmp_path / "models" / "tiny" / "config.pbtxt").parameters
+
+
+@pytest.mark.parametrize("case", ["pytorch_libtorch", "onnxruntime_cpu", "python"])
+def test_the_start_line_names_the_bundled_server_only_for_a_config_it_loads(tmp_path, case):
+    _, deployment = deploy_case(tmp_path, case)
+    start = deployment.next_steps[0]
+    if case == "pytorch_libtorch":  # the wheel's tritonserver has no LibTorch backend
+        assert start.startswith(f"start:  tritonserver --model-repository {tmp_path / 'models'}")
+        assert "python -m sextant_triton.server cannot load it here: it has no pytorch_libtorch backend" in start
+        assert "deploy with --backend python" in start
+    else:
+        assert start == f"start:  python -m sextant_triton.server {tmp_path / 'models'}"

@@ -32,6 +32,8 @@ class Contents:
     client_files: Mapping[Path, bytes]
     notes: tuple[str, ...]
     details: Mapping[str, Any] = field(default_factory=dict)  # more for Deployment.details (--json)
+    #: why the tritonserver bundled here cannot load the config (a backend it lacks), or ``None``
+    bundled_cannot: str | None = None
 
 
 def _same_tree(a: Path, b: Path) -> bool:
@@ -103,7 +105,10 @@ def install(repository: Path, contents: Contents, force: bool) -> Deployment:
         notes=notes,
         candidate=written.get("parameters", {}).get("sextant_candidate", {}).get("string_value", ""),
         next_steps=(
-            f"start:  python -m sextant_triton.server {repository}",
+            f"start:  python -m sextant_triton.server {repository}"
+            if contents.bundled_cannot is None
+            else f"start:  tritonserver --model-repository {repository} (NVIDIA's tritonserver images); "
+            f"python -m sextant_triton.server cannot load it here: {contents.bundled_cannot}",
             *([f"client: python {client_script}"] if client_script else []),
         ),
         details={"repository": str(repository), "config": written, **contents.details},

@@ -193,7 +193,22 @@ def _contents(chosen: Plan, repository: Path, version: int) -> Contents:
         script: client.example(chosen.name, script.name, npz.name, chosen.request, list(chosen.outputs)).encode(),
         npz: client.request_file(chosen.request),
     }
-    return Contents(chosen.name, fill, client_files, chosen.notes, {"choice": chosen.choice.to_json()})
+    return Contents(
+        chosen.name, fill, client_files, chosen.notes, {"choice": chosen.choice.to_json()}, _bundled_cannot(chosen)
+    )
+
+
+def _bundled_cannot(chosen: Plan) -> str | None:
+    """Why the tritonserver inside the nvidia-pytriton wheel cannot load this deployment's config
+    (it has Triton's Python backend and sextant's Python-based stand-ins, not libtorch, nor ONNX
+    Runtime with OpenVINO's provider where that is not installed), and what loads it there."""
+    if chosen.backend is backends.PYTHON or servable.local_backend(chosen.view) == "auto":
+        return None
+    return (
+        f"it has no {chosen.backend.name} backend"
+        + (" with OpenVINO's execution accelerator" if servable.openvino_accelerated(chosen.view) else "")
+        + f"; deploy with --backend python to serve {chosen.view.id} there (needs {chosen.view.distribution})"
+    )
 
 
 def deploy(request: DeployRequest) -> Deployment:
