@@ -142,3 +142,33 @@ def test_without_sharing_each_run_starts_its_own_server(tmp_path):
         assert one["server"] != two["server"] and not one["preloaded"]
     finally:
         sextant.isolation._warm = saved
+
+
+def test_a_server_started_before_its_run_knows_its_workspace_moves_its_log_there_and_imports_more(tmp_path):
+    import sextant.isolation
+
+    saved, sextant.isolation._warm = sextant.isolation._warm, None  # a server of its own, not a shared one
+    try:
+        with Isolator(preload=["no_such_module_xyz"]) as isolator:
+            isolator.start()  # before the workspace is known: it logs to a temporary file
+            temporary = isolator._server._temporary
+            assert temporary is not None and os.path.exists(temporary)
+            log = tmp_path / "logs" / "forkserver.log"
+            log.parent.mkdir()
+            isolator.expect(["colorsys", "no_such_module_xyz"], log)  # the plan's modules, the workspace's log
+            assert _run(isolator, tmp_path)["preloaded"]  # the started server imported colorsys too
+            # the server moved its log, what it logged before included, before it forked that child
+            assert "preloading no_such_module_xyz failed" in log.read_text()
+            assert log.read_text().count("preloading") == 1  # asked for twice, imported once
+            assert not os.path.exists(temporary)
+    finally:
+        sextant.isolation._warm = saved
+
+
+def test_a_server_that_never_learns_its_log_leaves_no_temporary_file():
+    from sextant.forkserver import ForkServer
+
+    server = ForkServer(["colorsys"])
+    temporary = server._temporary
+    server.close()
+    assert temporary is not None and not os.path.exists(temporary)

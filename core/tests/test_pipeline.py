@@ -305,3 +305,39 @@ def test_the_fork_server_preloads_the_installed_packages_the_source_imports_neve
     imports = ("numpy.linalg", "users_model", "examples.model", "no_such_package_xyz.module")
     source = SourceModel(fake, "m", lambda folder: folder, imports=imports)
     assert _preload(Plan(fake), source) == ["numpy.linalg"]  # installed, by module; no user's file, nothing missing
+
+
+def test_the_fork_server_imports_the_modules_a_plan_names_by_their_full_names():
+    from sextant.isolation import preload_for
+
+    # a heavy module a step imports (torch._dynamo, seconds) is named so that the server imports it once
+    assert preload_for(["numpy", "numpy.fft", "no_such_package_xyz.module"]) == ["numpy", "numpy.fft"]
+
+
+def test_the_packages_a_model_argument_imports_are_read_without_importing_it(tmp_path):
+    from sextant.references import packages_imported
+
+    script = tmp_path / "model.py"
+    script.write_text(
+        "import numpy.linalg as la\nfrom json import dumps\nfrom . import sibling\n"
+        "raise SystemExit('reading must not import it')\n"
+        "def build():\n    import colorsys\n    return colorsys\n"
+    )
+    assert packages_imported(f"{script}:build") == {"numpy", "json", "colorsys"}  # not the relative import
+    assert packages_imported("numpy.linalg:norm") == {"numpy"}
+    assert packages_imported(str(script)) == set()  # a saved model: its loader decides
+    assert packages_imported(f"{tmp_path / 'missing.py'}:build") == set()  # loading it says what is wrong
+
+    class Mine(dict):
+        pass
+
+    assert packages_imported(Mine()) == {"test_pipeline"}  # its classes' packages, builtins aside
+
+
+def test_a_run_starts_its_fork_server_early_with_the_models_installed_framework(fake_catalog, tmp_path):
+    from sextant.optimizer.run import _early_preload
+
+    script = tmp_path / "model.py"
+    script.write_text("import numpy\nimport colorsys\nimport users_helper\n")
+    # numpy: installed, and a plugin of the catalog needs it; colorsys: no plugin needs it; users_helper: not installed
+    assert _early_preload(fake_catalog, f"{script}:build") == ["numpy"]

@@ -7,7 +7,9 @@ The parent talks to the server over a datagram socket pair. To start a job it se
 with one end of a fresh socket pair attached (``SCM_RIGHTS``); the server forks, the child wraps
 that end as a ``multiprocessing.connection.Connection``, and the server answers ``started PID``.
 When a child ends the server reaps it and sends ``exited PID STATUS`` (``-N``: killed by signal N).
-``b"import M1 M2"`` has it import more modules for the children it forks from then on. The server
+``b"import M1 M2"`` has it import more modules for the children it forks from then on. A server
+started without a log file logs to a temporary one until ``b"log PATH"`` moves it (what it logged so
+far included) to PATH: a run starts its server before it knows its workspace. The server
 runs in its own session (Ctrl-C in the terminal does not reach it) and exits when the parent's end
 closes.
 """
@@ -23,8 +25,13 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
+
+
+#: the environment variable that tells the server where it logs
+LOG = "SEXTANT_FORKSERVER_LOG"
 
 
 class ForkServer:
@@ -32,7 +39,12 @@ class ForkServer:
 
     def __init__(self, preload: Sequence[str], stderr_path: str | None = None) -> None:
         self._ctrl, server_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
-        stderr = open(stderr_path, "ab") if stderr_path else subprocess.DEVNULL  # noqa: SIM115
+        self._temporary = None  # the temporary log, until relog() moves it
+        if stderr_path is None:
+            handle, stderr_path = tempfile.mkstemp(prefix="sextant-forkserver-", suffix=".log")
+            os.close(handle)
+            self._temporary = stderr_path
+        stderr = open(stderr_path, "ab")  # noqa: SIM115
         self._process = subprocess.Popen(
             [sys.executable, "-m", "sextant.forkserver", str(server_end.fileno()), *preload],
             pass_fds=[server_end.fileno()],
@@ -41,8 +53,9 @@ class ForkServer:
             stderr=stderr,
             start_new_session=True,
             # children import what the parent could: its sys.path (a script's folder, a test's rootdir)
-            env={**os.environ, "SEXTANT_FORKSERVER_PATH": json.dumps(sys.path)},
+            env={**os.environ, "SEXTANT_FORKSERVER_PATH": json.dumps(sys.path), LOG: stderr_path},
         )
+        stderr.close()
         server_end.close()
         self._exited: dict[int, int] = {}
 
@@ -53,6 +66,13 @@ class ForkServer:
         """Have the server import more modules, for the children it forks from now on."""
         if modules:
             self._ctrl.send(("import " + " ".join(modules)).encode())
+
+    def relog(self, path: str | os.PathLike[str]) -> None:
+        """Have a server started without a log file log to ``path`` (what it logged so far first);
+        one started with a log file keeps it."""
+        if self._temporary is not None:
+            self._ctrl.send(f"log {os.fspath(path)}".encode())
+            self._temporary = None
 
     def fork(self, timeout: float = 60.0) -> tuple[int, Connection]:
         """Start a child; returns its pid and the parent's end of its connection."""
@@ -96,6 +116,9 @@ class ForkServer:
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait()
+        if self._temporary is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self._temporary)
 
 
 def serve(ctrl: socket.socket, child: Callable[[Connection], None]) -> None:
@@ -113,6 +136,9 @@ def serve(ctrl: socket.socket, child: Callable[[Connection], None]) -> None:
             return
         if message.startswith(b"import "):
             _import(message.decode().split()[1:])
+            continue
+        if message.startswith(b"log "):
+            _log_to(message.decode()[4:])
             continue
         if message != b"fork":
             return
@@ -152,6 +178,22 @@ def _import(modules: Sequence[str]) -> None:
             importlib.import_module(module)
         except Exception as exc:  # the child will meet the same error, with its real message
             print(f"preloading {module} failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+
+
+def _log_to(path: str) -> None:
+    """Log to ``path`` from now on, after what the temporary log holds, which goes."""
+    old = os.environ[LOG]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with open(path, "ab") as new:
+        with contextlib.suppress(OSError), open(old, "rb") as logged:
+            new.write(logged.read())
+        new.flush()
+        os.dup2(new.fileno(), 1)
+        os.dup2(new.fileno(), 2)
+    with contextlib.suppress(OSError):
+        os.unlink(old)
+    os.environ[LOG] = path
 
 
 def main(argv: list[str]) -> None:

@@ -95,14 +95,15 @@ def shared_servers() -> Iterator[None]:
 
 
 def preload_for(requires: Iterable[str], imports: Iterable[str] = ()) -> list[str]:
-    """What a run's fork server imports: the top-level packages of ``requires`` (what the plan's
-    steps and runners need) and the modules of ``imports`` (what reading the source's artifact
-    imports: ``SourceModel.imports``) of packages installed in this environment. Never a user's own
+    """What a run's fork server imports: the modules ``requires`` names (what the plan's steps and
+    runners need: a package, or a heavy module of one that its job imports, such as ``torch._dynamo``)
+    and the modules of ``imports`` (what reading the source's artifact imports:
+    ``SourceModel.imports``) of packages installed in this environment. Never a user's own
     file (its top-level code would run in the server), even one whose package shares its name with
     an installed one (a project's ``examples/`` beside a wheel that installs ``examples``)."""
     import importlib.util
 
-    modules = {m.split(".", 1)[0] for m in requires if importlib.util.find_spec(m.split(".", 1)[0]) is not None}
+    modules = {m for m in requires if importlib.util.find_spec(m.split(".", 1)[0]) is not None}
     return sorted(modules | {m for m in imports if _installed(m.split(".", 1)[0])})
 
 
@@ -169,6 +170,23 @@ class Isolator:
         entry.modules.update(missing)
         entry.busy = True
         self._server, self._borrowed = entry.server, entry
+
+    def expect(self, modules: Sequence[str], server_log: Path | None = None) -> None:
+        """What the run needs, once it knows: the server imports ``modules`` too (a started one
+        after what it has imported) and logs to ``server_log``. A run starts its server before
+        loading the model, with the packages the model imports, so that the server imports the
+        framework while this process does; it learns the plan's modules and its workspace later."""
+        new = [m for m in modules if m not in self._preload]
+        self._preload += new
+        self._server_log = self._server_log or server_log
+        if self._server is None or not self._server.alive():
+            return  # it starts with all of them on first use
+        if self._borrowed is not None:
+            new = [m for m in new if m not in self._borrowed.modules]
+            self._borrowed.modules.update(new)
+        self._server.preload(new)
+        if server_log is not None:
+            self._server.relog(server_log)
 
     def _fork(self) -> tuple[int, Connection]:
         self.start()

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
 import importlib.util
 import sys
@@ -86,3 +87,28 @@ def _import(target: str) -> Any:
             f"cannot import {target}: {type(exc).__name__}: {exc}",
             hint="Check the module path and that its directory is importable (PYTHONPATH).",
         ) from exc
+
+
+def packages_imported(model: Any) -> set[str]:
+    """The top-level packages that loading the MODEL argument will import, found without importing
+    anything: those a ``file.py:factory`` file's import statements name, the package of a
+    ``package.module:factory`` reference, those of a model object's classes. Empty for a path to a
+    saved model (its loader decides). A guess: what a run can import ahead of time."""
+    if not isinstance(model, str):
+        return {c.__module__.split(".", 1)[0] for c in type(model).__mro__ if c.__module__ != "builtins"}
+    target = model.rpartition(":")[0]
+    if Path(model).exists() or not target:
+        return set()
+    if not target.endswith(".py"):
+        return {target.split(".", 1)[0]}
+    try:
+        tree = ast.parse(Path(target).read_bytes())
+    except (OSError, SyntaxError, ValueError):
+        return set()  # loading it says what is wrong
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+    return {name.split(".", 1)[0] for name in names}

@@ -2,7 +2,9 @@
 
 A spec names its callable as ``"package.module:function"`` and lists the modules it needs in
 ``requires``, so the catalog can say "unavailable: tensorrt not importable" without importing
-anything. The callables' signatures are documented on each spec and in ``sextant.runtime``.
+anything (by each name's top-level package). A run's fork server imports each name once, for every
+child it forks: naming the heavy module a job imports (``torch._dynamo``, seconds to import) saves
+that import in each child. The callables' signatures are documented on each spec and in ``sextant.runtime``.
 """
 
 from __future__ import annotations

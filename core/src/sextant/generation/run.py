@@ -60,9 +60,15 @@ SIGNATURE = Signature(
 
 
 def optimize_generation(
-    catalog: Catalog, source: SourceModel, prompts: Any, options: OptimizeOptions, emit: EventHandler
+    catalog: Catalog,
+    source: SourceModel,
+    prompts: Any,
+    options: OptimizeOptions,
+    emit: EventHandler,
+    isolator: Isolator,
 ) -> Package:
-    """Run the generation candidates of ``source`` (a format generators consume) and write the package."""
+    """Run the generation candidates of ``source`` (a format generators consume) and write the
+    package, each job in a child of ``isolator``'s fork server."""
     started = time.monotonic()
     budget = Budget(options.budget_s)
     config = options.generation
@@ -103,25 +109,25 @@ def optimize_generation(
             signature=SIGNATURE,
         )
         preload = preload_for([m for c in plan.candidates for m in c.spec.requires], source.imports)
-        with Isolator(preload=preload, server_log=workspace.path / "logs" / "forkserver.log") as isolator:
-            run = Run(
-                options,
-                workspace,
-                ledger,
-                isolator,
-                threads,
-                written,
-                SIGNATURE,
-                config.max_batch,
-                hash_path(workspace.inputs),
-                budget,
-            )
-            try:
-                _run_plan(run, plan, reference, made)
-            except BaseException:
-                _finish(run, plan, time.monotonic() - started, complete=False)
-                seal(ledger, workspace)
-                raise
+        isolator.expect(preload, workspace.path / "logs" / "forkserver.log")
+        run = Run(
+            options,
+            workspace,
+            ledger,
+            isolator,
+            threads,
+            written,
+            SIGNATURE,
+            config.max_batch,
+            hash_path(workspace.inputs),
+            budget,
+        )
+        try:
+            _run_plan(run, plan, reference, made)
+        except BaseException:
+            _finish(run, plan, time.monotonic() - started, complete=False)
+            seal(ledger, workspace)
+            raise
         _finish(run, plan, time.monotonic() - started, complete=True)
         workspace.prune([r.artifact for r in ledger.steps.values()] + [r.outputs for r in ledger.candidates.values()])
         write_report(ledger, workspace)

@@ -31,7 +31,7 @@ from sextant.optimizer.variants import search_strategy_spec
 from sextant.optimizer.workspace import Workspace
 from sextant.planner import Plan, make_plan
 from sextant.plugins import Catalog, load_catalog
-from sextant.references import resolve_model
+from sextant.references import packages_imported, resolve_model
 from sextant.samples import save_batches
 from sextant.selection import select, settle_regimes
 from sextant.signature import batch_size
@@ -73,55 +73,62 @@ def optimize(
 
     _check_names(catalog, options)
     _check_devices(options)
-    source, samples = _load(catalog, model, samples, options)
-    if _generates(catalog, source, options):
-        if plan_only:
-            from sextant.generation.plan import make_generation_plan
+    with Isolator(preload=_early_preload(catalog, model)) as isolator:
+        if not plan_only:  # the server imports the model's framework while this process loads the model
+            isolator.start()
+        source, samples = _load(catalog, model, samples, options)
+        if _generates(catalog, source, options):
+            if plan_only:
+                from sextant.generation.plan import make_generation_plan
 
-            return make_generation_plan(  # type: ignore[return-value]
-                catalog, source.format, devices=options.devices(), precisions=options.precisions, generators=options.runners
-            )
-        from sextant.generation.run import optimize_generation
+                return make_generation_plan(  # type: ignore[return-value]
+                    catalog,
+                    source.format,
+                    devices=options.devices(),
+                    precisions=options.precisions,
+                    generators=options.runners,
+                )
+            from sextant.generation.run import optimize_generation
 
-        return optimize_generation(catalog, source, samples, options, emit)
-    plan = make_plan(
-        catalog,
-        source.format,
-        devices=options.devices(),
-        precisions=options.precisions,
-        formats=options.formats,
-        runners=options.runners,
-        steps=options.steps,
-        native=precision_unavailable_reason if options.precision_auto else None,
-    )
-    emit(Planned(plan, source))
-    if plan_only:
-        return plan
-    baseline = plan.baseline()
-    if baseline is None:
-        raise NothingRunnableError(
-            f"no reference runner for the source format '{source.format}' is available",
-            hint="Install the plugin for this framework; `sextant plugins` shows what is available and why not.",
+            return optimize_generation(catalog, source, samples, options, emit, isolator)
+        plan = make_plan(
+            catalog,
+            source.format,
+            devices=options.devices(),
+            precisions=options.precisions,
+            formats=options.formats,
+            runners=options.runners,
+            steps=options.steps,
+            native=precision_unavailable_reason if options.precision_auto else None,
         )
-    prepared = prepare_inputs(source, samples, options)  # bad samples fail before anything is written
+        emit(Planned(plan, source))
+        if plan_only:
+            return plan
+        baseline = plan.baseline()
+        if baseline is None:
+            raise NothingRunnableError(
+                f"no reference runner for the source format '{source.format}' is available",
+                hint="Install the plugin for this framework; `sextant plugins` shows what is available and why not.",
+            )
+        prepared = prepare_inputs(source, samples, options)  # bad samples fail before anything is written
 
-    workspace = Workspace.open(Path(options.workspace or Path("sextant-workspace") / source.name))
-    with WorkspaceLock(workspace.path) as lock:  # held until the package is whole
-        previous, unreadable = previous_status(workspace, options.fresh)
-        changed = workspace.discard_changed() if previous else None
-        written = workspace.write_source(source)
-        threads = options.threads or cpu_threads()
-        ledger = open_ledger(workspace, source, written.path, options, threads, previous, emit, lock, (unreadable, changed))
-        history = None if options.no_history or history_disabled() else open_history(catalog)
-        if history is not None and history.note:
-            ledger.note(history.note)
-        model = describe(source.format.name, written.path, prepared.signature)
-        max_batch = options.max_batch_size  # until the samples say otherwise
-        server_log = workspace.path / "logs" / "forkserver.log"
-        with Isolator(preload=_preload(plan, source), server_log=server_log) as isolator:
+        workspace = Workspace.open(Path(options.workspace or Path("sextant-workspace") / source.name))
+        with WorkspaceLock(workspace.path) as lock:  # held until the package is whole
+            previous, unreadable = previous_status(workspace, options.fresh)
+            changed = workspace.discard_changed() if previous else None
+            written = workspace.write_source(source)
+            threads = options.threads or cpu_threads()
+            ledger = open_ledger(
+                workspace, source, written.path, options, threads, previous, emit, lock, (unreadable, changed)
+            )
+            history = None if options.no_history or history_disabled() else open_history(catalog)
+            if history is not None and history.note:
+                ledger.note(history.note)
+            model = describe(source.format.name, written.path, prepared.signature)
+            max_batch = options.max_batch_size  # until the samples say otherwise
+            server_log = workspace.path / "logs" / "forkserver.log"
+            isolator.expect(_preload(plan, source), server_log)
             try:
-                if not previous:  # a first run: the server imports the heavy modules while the samples are saved;
-                    isolator.start()  # a re-run may need no child at all, and starts it on first use
                 max_batch = prepared.max_batch
                 for note in prepared.notes:
                     ledger.note(note)
@@ -158,14 +165,16 @@ def optimize(
                 _finish(ledger, plan, options, max_batch, time.monotonic() - started, complete=False)
                 seal(ledger, workspace)
                 raise  # what is done is recorded; the original error goes on
-        _finish(ledger, plan, options, max_batch, time.monotonic() - started, complete=True)
-        if history is not None:
-            learn(history, ledger, model, options.objective, options.cutoff)
-        workspace.prune([r.artifact for r in ledger.steps.values()] + [r.outputs for r in ledger.candidates.values()])
-        write_report(ledger, workspace)
-        seal(ledger, workspace)
-    raise_if_nothing_selected(ledger, workspace)
-    return Package(workspace.path)
+            _finish(ledger, plan, options, max_batch, time.monotonic() - started, complete=True)
+            if history is not None:
+                learn(history, ledger, model, options.objective, options.cutoff)
+            workspace.prune(
+                [r.artifact for r in ledger.steps.values()] + [r.outputs for r in ledger.candidates.values()]
+            )
+            write_report(ledger, workspace)
+            seal(ledger, workspace)
+        raise_if_nothing_selected(ledger, workspace)
+        return Package(workspace.path)
 
 
 def _check_names(catalog: Catalog, options: OptimizeOptions) -> None:
@@ -297,6 +306,13 @@ def _note_environmental(ledger: Ledger, best: str | None) -> None:
         f"{outcome} while others failed for reasons of the machine rather than the model ({listed}); "
         "they are tried again by the next run of the same command (free memory or disk space first)"
     )
+
+
+def _early_preload(catalog: Catalog, model: Any) -> list[str]:
+    """What the fork server can import before the model is loaded: the packages loading it will
+    import (:func:`~sextant.references.packages_imported`) that an installed plugin needs."""
+    needed = {m.split(".", 1)[0] for c in catalog.contributions for m in getattr(c.spec, "requires", ())}
+    return preload_for(sorted(packages_imported(model) & needed))
 
 
 def _preload(plan: Plan, source: SourceModel) -> list[str]:

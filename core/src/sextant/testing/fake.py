@@ -140,6 +140,7 @@ def sextant_register_runners() -> list[RunnerSpec]:
             "numpy-eager",
             SOURCE,
             load="sextant.testing.fake:load_eager",
+            requires=("numpy",),
             reference=True,
             description="the MLP itself",
             pickled="sextant.testing.fake:pickled",

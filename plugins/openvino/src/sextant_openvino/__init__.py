@@ -85,7 +85,14 @@ def sextant_register_converters() -> list[ConverterSpec]:
             TORCH_EXPORTED,
             OPENVINO_IR,
             run="sextant_openvino.convert:from_exported_program",
-            requires=("openvino", "torch"),
+            # reading the program imports the last three: seconds, once in the fork server
+            requires=(
+                "openvino",
+                "torch",
+                "torch._dynamo",
+                "torch._functorch.aot_autograd",
+                "openvino.frontend.pytorch.fx_decoder",
+            ),
             install=_INSTALL,
             description="openvino.convert_model on the torch.export program, saved as IR with fp32 weights",
         ),

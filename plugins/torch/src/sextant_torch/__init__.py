@@ -69,7 +69,15 @@ def sextant_load_source(model: object, name: str | None, task: str) -> SourceMod
 
 @hookimpl
 def sextant_register_exporters() -> list[ExporterSpec]:
-    onnx_needs = ("torch", "onnx", "onnxscript")
+    # torch.export's modules take seconds to import: named, the fork server imports them once
+    exporting = ("torch", "torch._dynamo", "torch._functorch.aot_autograd")
+    onnx_needs = (
+        *exporting,
+        "torch.onnx._internal.exporter._core",
+        "onnx",
+        "onnxscript",
+        "onnxscript.function_libs.torch_lib.ops",
+    )
     return [
         ExporterSpec(
             "torchscript-trace",
@@ -92,7 +100,7 @@ def sextant_register_exporters() -> list[ExporterSpec]:
             TORCH_MODULE,
             TORCH_EXPORTED,
             run="sextant_torch.export:export_program",
-            requires=("torch",),
+            requires=exporting,
             description="torch.export with dynamic dimensions from the samples",
         ),
         ExporterSpec(
@@ -211,7 +219,8 @@ def sextant_register_runners() -> list[RunnerSpec]:
             TORCH_EXPORTED,
             load="sextant_torch.runners:load_exported",
             devices=_DEVICES,
-            requires=("torch",),
+            # torch.export.load imports the last two: seconds, once in the fork server
+            requires=("torch", "torch._dynamo", "torch._functorch.aot_autograd"),
             reference=True,
             description="a saved torch.export program",
         ),
