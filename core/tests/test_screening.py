@@ -170,3 +170,17 @@ def test_screen_batches_are_the_ends_of_the_range():
     assert screen_batches(ProfilerConfig(max_batch=64), "latency") == [1]
     assert screen_batches(ProfilerConfig(max_batch=2), "throughput") == []  # the sweep costs as much
     assert screen_batches(ProfilerConfig(max_batch=8, min_batch=8), "throughput") == []
+
+
+def test_a_screen_of_calls_that_outlast_its_windows_times_three_calls_per_batch_size():
+    """A large model at the largest batch size: a second a call. The screen warms up with one call
+    and times one, its half-second budget spent (it made four calls), and still screens out what is
+    too slow."""
+    second_at_64 = lambda b: 1000.0 * b / 64  # noqa: E731  1,000 ms at 64: 64/s everywhere
+    rivals = {b: 200.0 for b in CONFIG.batch_sizes()}  # a rival at 200/s
+    clock = Clock()
+    full, screen, stop = profile(second_at_64, ProfileOrder(True, 0.7, rivals, "throughput"), clock, SPARSE)
+    assert stop is Stop.SCREENED and not full and [p.batch for p in screen] == [1, 64]
+    assert [p.calls for p in screen] == [4, 1]  # timed, the warm-up's not counted: 0.03-s windows fill with 2 at batch 1
+    # scripted time: 2 + 4 calls of 15.6 ms at batch 1, 1 + 1 calls of 1 s at 64 (it was 2 + 2)
+    assert clock.now == pytest.approx((6 * 1000.0 / 64 + 2 * 1000.0) * 1e6, rel=0.01)

@@ -3,7 +3,7 @@ can still win are profiled in full.
 
 Candidates are evaluated one after another (each in its own child, which holds the loaded runner),
 so this is a race against the best measured so far rather than rounds of halving. A candidate that
-passed correctness is first measured briefly (:func:`screen_config`: short warm-up, two short
+passed correctness is first measured briefly (:func:`screen_config`: a short warm-up, two short
 windows, no stability required) at the ends of its batch range: the smallest batch size and the
 largest under the throughput objective, the smallest alone under the latency objective. Its
 *estimate* is the better throughput of those. When the estimate is under ``cutoff`` (0.7 by
@@ -55,13 +55,17 @@ def screen_mode(objective: Objective) -> ScreenMode | None:
 
 
 def screen_config(config: ProfilerConfig) -> ProfilerConfig:
-    """The profiler's settings for a screen: a short warm-up, two short windows of at least two
-    calls, at most half a second per batch size, nothing measured again."""
+    """The profiler's settings for a screen: a warm-up of 0.02 s, two windows of 0.03 s, each of
+    at least one call, at most half a second per batch size, nothing measured again. Fast calls fill
+    the windows; a call that outlasts them (a large model at the largest batch size, a second or
+    more) is timed once or twice after one warm-up call: the screen's margin (30 % by default) is
+    far wider than the noise of a call that long. (It took two warm-up calls and windows of two.)"""
     return replace(
         config,
         warmup_s=min(config.warmup_s, 0.02),
+        warmup_calls=1,
         window_s=min(config.window_s, 0.03),
-        min_calls=2,
+        min_calls=1,
         stable_windows=2,
         batch_budget_s=min(config.batch_budget_s, 0.5),
         remeasure=0,
