@@ -108,3 +108,41 @@ def test_settings_name_bad_values():
         from_mapping({"launch_mode": "remote"})
     with pytest.raises(UsageError, match="min 8 and max 2"):
         from_mapping({"max_batch_size": {"min": 8, "max": 2}})
+
+
+class LoadingClient:
+    """Stands in for tritonclient's gRPC client: a model that is ready only after ``not_ready`` asks."""
+
+    def __init__(self, not_ready):
+        self.not_ready, self.asked = not_ready, 0
+
+    def load_model(self, name, config):
+        self.loaded = name
+
+    def is_model_ready(self, name):
+        self.asked += 1
+        return self.asked > self.not_ready
+
+    def get_model_repository_index(self, as_json):
+        return {"models": [{"name": "lm", "state": "LOADING"}]}
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("not_ready", [0, 3, 1000])
+def test_a_loaded_configuration_is_ready_before_anything_measures_it(monkeypatch, not_ready):
+    import tritonclient.grpc
+    from sextant.api import SextantError
+    from sextant_triton.analyze import control
+
+    client = LoadingClient(not_ready)
+    monkeypatch.setattr(tritonclient.grpc, "InferenceServerClient", lambda url: client)
+    paused = []
+    if not_ready < control.READY_POLLS:
+        control.load_configs("127.0.0.1:1", [{"name": "lm"}], sleep=paused.append)
+        assert client.asked == not_ready + 1 and len(paused) == not_ready  # asked again until ready, no longer
+    else:
+        with pytest.raises(SextantError, match="did not call it ready after 100 polls .its state: LOADING"):
+            control.load_configs("127.0.0.1:1", [{"name": "lm"}], sleep=paused.append)
+        assert client.asked == len(paused) == control.READY_POLLS  # bounded by count

@@ -15,7 +15,8 @@ the GPUs (``nvidia-smi``) is recorded too, as ``gpu_memory_mb`` (not run here: n
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
@@ -55,17 +56,39 @@ def _connected(url: str) -> Iterator[Any]:
         client.close()
 
 
-def load_configs(url: str, configs: Sequence[Mapping[str, Any]]) -> None:
-    """Load every configuration through the repository API, in order; a failure names the model
-    and Triton's reason."""
+#: how many times, READY_PAUSE_S apart, a loaded model is asked whether it is ready
+READY_POLLS = 100
+READY_PAUSE_S = 0.05
+
+
+def load_configs(url: str, configs: Sequence[Mapping[str, Any]], sleep: Callable[[float], None] = time.sleep) -> None:
+    """Load every configuration through the repository API, in order, each ready before the next
+    (and before anything measures it); a failure names the model and Triton's reason."""
     from tritonclient.utils import InferenceServerException
 
     with _connected(url) as client:
         for config in configs:
             try:
                 client.load_model(config["name"], config=json.dumps(config))
+                _wait_ready(client, config["name"], sleep)
             except InferenceServerException as exc:
                 raise SextantError(f"the server could not load {config['name']!r}: {exc.message()}") from exc
+
+
+def _wait_ready(client: Any, name: str, sleep: Callable[[float], None]) -> None:
+    """Wait, a bounded number of polls, until the server says ``name`` is ready. ``load_model``
+    returns once the load is done; an analysis's first perf_analyzer run on a just-loaded LLM still
+    once found no version of it, on a loaded machine."""
+    for _ in range(READY_POLLS):
+        if client.is_model_ready(name):
+            return
+        sleep(READY_PAUSE_S)
+    states = {m["name"]: m.get("state", "?") for m in client.get_model_repository_index(as_json=True).get("models", [])}
+    raise SextantError(
+        f"the server loaded {name!r} but did not call it ready after {READY_POLLS} polls "
+        f"(its state: {states.get(name, 'not in the repository index')})",
+        hint="See the server's log for why (a backend that failed after loading).",
+    )
 
 
 def _tree_rss_mb(pid: int) -> float | None:
