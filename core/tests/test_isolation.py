@@ -172,3 +172,22 @@ def test_a_server_that_never_learns_its_log_leaves_no_temporary_file():
     temporary = server._temporary
     server.close()
     assert temporary is not None and not os.path.exists(temporary)
+
+
+def test_modules_expected_later_wait_for_the_first_fork(tmp_path):
+    """A re-run may find everything cached: its server imports the plan's modules only before a first child."""
+    import sextant.isolation
+
+    saved, sextant.isolation._warm = sextant.isolation._warm, None
+    try:
+        with Isolator() as isolator:
+            isolator.start()
+            sent = []
+            isolator._server.preload = sent.append  # what reaches the server, and when
+            isolator.expect(["colorsys"], now=False)
+            assert sent == []
+            assert _run(isolator, tmp_path)["preloaded"] is False and sent == [["colorsys"]]
+            isolator.expect(["wave"])  # now: sent at once
+            assert sent == [["colorsys"], ["wave"]]
+    finally:
+        sextant.isolation._warm = saved

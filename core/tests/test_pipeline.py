@@ -341,3 +341,19 @@ def test_a_run_starts_its_fork_server_early_with_the_models_installed_framework(
     script.write_text("import numpy\nimport colorsys\nimport users_helper\n")
     # numpy: installed, and a plugin of the catalog needs it; colorsys: no plugin needs it; users_helper: not installed
     assert _early_preload(fake_catalog, f"{script}:build") == ["numpy"]
+
+
+def test_a_re_run_starts_its_fork_server_only_when_a_job_needs_it(tmp_path, monkeypatch):
+    from sextant.optimizer.run import _rerun
+    from sextant.options import OptimizeOptions
+
+    workspace = tmp_path / "ws"
+    assert not _rerun(OptimizeOptions(workspace=workspace), "model.py:build")
+    workspace.mkdir()
+    (workspace / "status.json").write_text("{}")
+    assert _rerun(OptimizeOptions(workspace=workspace), "model.py:build")
+    assert not _rerun(OptimizeOptions(workspace=workspace, fresh=True), "model.py:build")
+    monkeypatch.chdir(tmp_path)  # the default workspace, named after the model argument
+    (tmp_path / "sextant-workspace" / "mlp").mkdir(parents=True)
+    (tmp_path / "sextant-workspace" / "mlp" / "status.json").write_text("{}")
+    assert _rerun(OptimizeOptions(), "examples/mlp.py:build") and not _rerun(OptimizeOptions(), "other.py:build")

@@ -204,6 +204,9 @@ def main(argv: list[str]) -> None:
     from sextant.child import child_main
 
     serve(ctrl, child_main)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # without the interpreter's teardown (half a second with torch imported), which the parent waits for
 
 
 if __name__ == "__main__":

@@ -133,6 +133,7 @@ class Isolator:
         self._preload = ["sextant.worker", *preload]
         self._server_log = server_log
         self._server: ForkServer | None = None
+        self._pending: list[str] = []  # modules a started server is to import before its next fork
         self._borrowed: _Warm | None = None
         self._clock = clock  # what the timeout is measured with (tests give their own)
 
@@ -154,6 +155,7 @@ class Isolator:
         if self._server is not None and self._server.alive():
             return
         self.close()  # one that died is replaced
+        self._pending = []  # a new server imports the whole list
         log = str(self._server_log) if self._server_log else None
         if _warm is None:
             self._server = ForkServer(self._preload, log)
@@ -171,9 +173,10 @@ class Isolator:
         entry.busy = True
         self._server, self._borrowed = entry.server, entry
 
-    def expect(self, modules: Sequence[str], server_log: Path | None = None) -> None:
+    def expect(self, modules: Sequence[str], server_log: Path | None = None, *, now: bool = True) -> None:
         """What the run needs, once it knows: the server imports ``modules`` too (a started one
-        after what it has imported) and logs to ``server_log``. A run starts its server before
+        after what it has imported: ``now``, or before its first fork, which a re-run that finds
+        everything cached never asks for) and logs to ``server_log``. A run starts its server before
         loading the model, with the packages the model imports, so that the server imports the
         framework while this process does; it learns the plan's modules and its workspace later."""
         new = [m for m in modules if m not in self._preload]
@@ -181,16 +184,25 @@ class Isolator:
         self._server_log = self._server_log or server_log
         if self._server is None or not self._server.alive():
             return  # it starts with all of them on first use
+        if server_log is not None:
+            self._server.relog(server_log)
+        self._pending += new
+        if now:
+            self._send_pending()
+
+    def _send_pending(self) -> None:
+        assert self._server is not None
+        new, self._pending = self._pending, []
         if self._borrowed is not None:
             new = [m for m in new if m not in self._borrowed.modules]
             self._borrowed.modules.update(new)
         self._server.preload(new)
-        if server_log is not None:
-            self._server.relog(server_log)
 
     def _fork(self) -> tuple[int, Connection]:
         self.start()
         assert self._server is not None
+        if self._pending:
+            self._send_pending()
         return self._server.fork()
 
     def run(

@@ -29,7 +29,7 @@ def resolve_model(text: str, what: str = "model") -> tuple[Any, str]:
     """Return ``(path or object, name)`` for the MODEL argument (or a ``--samples`` reference)."""
     path = Path(text)
     if path.exists():
-        return path, path.stem or path.name
+        return path, default_name(text)
     target, sep, attr = text.rpartition(":")
     if not sep or not target or not attr.isidentifier():
         raise ModelLoadError(
@@ -60,8 +60,17 @@ def resolve_model(text: str, what: str = "model") -> tuple[Any, str]:
             f"the {role} {text} returned None" if callable(factory) else f"{text} is None",
             hint=f"It must return the {what} (is a `return` missing?).",
         )
-    # examples/mlp.py:build is "mlp"; package.models:resnet50 is "resnet50"
-    return model, Path(target).stem if target.endswith(".py") else attr
+    return model, default_name(text)
+
+
+def default_name(text: str) -> str:
+    """The name a MODEL argument gives its run (its default workspace's): a path's stem;
+    examples/mlp.py:build is "mlp"; package.models:resnet50 is "resnet50"."""
+    path = Path(text)
+    if path.exists():
+        return path.stem or path.name
+    target, _, attr = text.rpartition(":")
+    return Path(target).stem if target.endswith(".py") else attr
 
 
 def _import(target: str) -> Any:

@@ -31,7 +31,7 @@ from sextant.optimizer.variants import search_strategy_spec
 from sextant.optimizer.workspace import Workspace
 from sextant.planner import Plan, make_plan
 from sextant.plugins import Catalog, load_catalog
-from sextant.references import packages_imported, resolve_model
+from sextant.references import default_name, packages_imported, resolve_model
 from sextant.samples import save_batches
 from sextant.selection import select, settle_regimes
 from sextant.signature import batch_size
@@ -74,8 +74,8 @@ def optimize(
     _check_names(catalog, options)
     _check_devices(options)
     with Isolator(preload=_early_preload(catalog, model)) as isolator:
-        if not plan_only:  # the server imports the model's framework while this process loads the model
-            isolator.start()
+        if not plan_only and not _rerun(options, model):  # the server imports the model's framework
+            isolator.start()  # while this process loads the model; a re-run may need no child at all
         source, samples = _load(catalog, model, samples, options)
         if _generates(catalog, source, options):
             if plan_only:
@@ -127,7 +127,8 @@ def optimize(
             model = describe(source.format.name, written.path, prepared.signature)
             max_batch = options.max_batch_size  # until the samples say otherwise
             server_log = workspace.path / "logs" / "forkserver.log"
-            isolator.expect(_preload(plan, source), server_log)
+            # a re-run may need no child at all: its server imports the plan's modules before a first fork
+            isolator.expect(_preload(plan, source), server_log, now=not previous)
             try:
                 max_batch = prepared.max_batch
                 for note in prepared.notes:
@@ -306,6 +307,16 @@ def _note_environmental(ledger: Ledger, best: str | None) -> None:
         f"{outcome} while others failed for reasons of the machine rather than the model ({listed}); "
         "they are tried again by the next run of the same command (free memory or disk space first)"
     )
+
+
+def _rerun(options: OptimizeOptions, model: Any) -> bool:
+    """Whether the run's workspace (as far as it is known before the model loads) holds a status:
+    a re-run, which may find everything cached."""
+    folder = options.workspace
+    if folder is None:
+        name = options.name or (default_name(model) if isinstance(model, str) else None)
+        folder = Path("sextant-workspace") / name if name else None
+    return folder is not None and not options.fresh and (Path(folder) / "status.json").exists()
 
 
 def _early_preload(catalog: Catalog, model: Any) -> list[str]:
