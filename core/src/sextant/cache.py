@@ -9,6 +9,7 @@ changed option changes the keys of exactly the steps downstream of it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib.metadata
@@ -48,7 +49,43 @@ def _feed(sha: Any, file: Path) -> None:
 
 @functools.cache
 def _module_distributions() -> dict[str, list[str]]:
-    return importlib.metadata.packages_distributions()
+    """Top-level module -> the distributions that provide it, as
+    ``importlib.metadata.packages_distributions()`` says. That reads every installed distribution's
+    file list (most of a second with torch's environment, in every run, a cached re-run's largest
+    cost after importing torch), so its answer is kept in the cache folder under a key of what is
+    installed: each metadata folder on ``sys.path`` (a distribution's name and version) and when it
+    was written. Installing, removing or reinstalling anything changes the key."""
+    from sextant.atomic import write_json
+
+    path = None
+    try:
+        path = cache_dir() / "distributions" / f"{digest(_installed_metadata())}.json"
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        pass
+    mapping = importlib.metadata.packages_distributions()
+    if path is not None:
+        with contextlib.suppress(OSError):  # a read-only cache folder: computed again next time
+            path.parent.mkdir(exist_ok=True)
+            write_json(path, mapping)
+    return mapping
+
+
+def _installed_metadata() -> list[tuple[str, str, int]]:
+    """The installed distributions' metadata folders on ``sys.path``: (where, name, mtime)."""
+    import os
+    import sys
+
+    found = []
+    for entry in sys.path:
+        try:
+            with os.scandir(entry or ".") as items:
+                for item in items:
+                    if item.name.endswith((".dist-info", ".egg-info")):
+                        found.append((entry, item.name, item.stat().st_mtime_ns))
+        except OSError:
+            continue
+    return sorted(found)
 
 
 def library_versions(modules: Iterable[str]) -> dict[str, str]:
