@@ -45,7 +45,11 @@ class Clock:
 
 
 def profile(
-    ms: Callable[[int], float], order: ProfileOrder, clock: Clock, config: ProfilerConfig = CONFIG
+    ms: Callable[[int], float],
+    order: ProfileOrder,
+    clock: Clock,
+    config: ProfilerConfig = CONFIG,
+    warm: Callable[[int], bool] = lambda size: False,
 ) -> tuple[list[Point], list[Point], Stop]:
 
     def make_infer(batch: int):
@@ -56,7 +60,7 @@ def profile(
 
     full: list[Point] = []
     screen: list[Point] = []
-    outcome = profile_candidate(make_infer, config, order, full.append, screen.append, clock=clock)
+    outcome = profile_candidate(make_infer, config, order, full.append, screen.append, clock=clock, warm=warm)
     return full, screen, outcome.stop
 
 
@@ -182,5 +186,10 @@ def test_a_screen_of_calls_that_outlast_its_windows_times_three_calls_per_batch_
     full, screen, stop = profile(second_at_64, ProfileOrder(True, 0.7, rivals, "throughput"), clock, SPARSE)
     assert stop is Stop.SCREENED and not full and [p.batch for p in screen] == [1, 64]
     assert [p.calls for p in screen] == [4, 1]  # timed, the warm-up's not counted: 0.03-s windows fill with 2 at batch 1
-    # scripted time: 2 + 4 calls of 15.6 ms at batch 1, 1 + 1 calls of 1 s at 64 (it was 2 + 2)
-    assert clock.now == pytest.approx((6 * 1000.0 / 64 + 2 * 1000.0) * 1e6, rel=0.01)
+    # scripted time: 1 + 4 calls of 15.6 ms at batch 1 (a 5-ms warm-up), 1 + 1 calls of 1 s at 64 (it was 2 + 2)
+    assert clock.now == pytest.approx((5 * 1000.0 / 64 + 2 * 1000.0) * 1e6, rel=0.001)
+
+    # the correctness inputs have just run batch 64 in the same shapes: no warm-up call there
+    clock = Clock()
+    profile(second_at_64, ProfileOrder(True, 0.7, rivals, "throughput"), clock, SPARSE, warm=lambda b: b == 64)
+    assert clock.now == pytest.approx((5 * 1000.0 / 64 + 1000.0) * 1e6, rel=0.001)

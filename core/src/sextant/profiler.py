@@ -56,7 +56,8 @@ class ProfilerConfig:
     window_s: float = 0.05
     min_calls: int = 1  # a window of one call when a call outlasts it: stability is judged across windows
     warmup_s: float = 0.05
-    #: the warm-up's fewest calls (a first call at a new batch size can be slower than the rest)
+    #: the warm-up's fewest calls (a first call at a new batch size can be slower than the rest);
+    #: 0: no warm-up (the runner has just run this batch size)
     warmup_calls: int = 2
     stable_windows: int = 3
     stability: float = 0.10
@@ -146,7 +147,8 @@ def measure(
     when it is given."""
     clock = synced(clock, synchronize)
     deadline = clock() + _ns(config.batch_budget_s)
-    _window(infer, config.warmup_s, config.warmup_calls, clock)
+    if config.warmup_calls:
+        _window(infer, config.warmup_s, config.warmup_calls, clock)
     if stages is not None:
         stages()
     if memory is not None:

@@ -58,8 +58,9 @@ def screen_config(config: ProfilerConfig) -> ProfilerConfig:
     """The profiler's settings for a screen: a warm-up of 0.02 s, two windows of 0.03 s, each of
     at least one call, at most half a second per batch size, nothing measured again. Fast calls fill
     the windows; a call that outlasts them (a large model at the largest batch size, a second or
-    more) is timed once or twice after one warm-up call: the screen's margin (30 % by default) is
-    far wider than the noise of a call that long. (It took two warm-up calls and windows of two.)"""
+    more) is timed once or twice after one warm-up call (none at a size the correctness inputs have
+    just run at: :func:`profile_candidate`'s ``warm``): the screen's margin (30 % by default) is far
+    wider than the noise of a call that long. (It took two warm-up calls and windows of two.)"""
     return replace(
         config,
         warmup_s=min(config.warmup_s, 0.02),
@@ -132,19 +133,22 @@ def profile_candidate(
     memory: MemorySource | None = None,
     clock: Clock = time.perf_counter_ns,
     synchronize: Callable[[], None] | None = None,
+    warm: Callable[[int], bool] = lambda size: False,
 ) -> SweepEnd:
     """Screen the candidate (when ``order.screen`` says how and there are rivals to screen it
     against), then sweep it unless it was screened out, stopping early by
     :func:`sextant.earlystop.stop_reason`: what a candidate's child runs once its outputs passed.
     Screen points go to ``report_screen``, the sweep's to ``report``; ``synchronize`` (a GPU
-    runner's) precedes every reading of ``clock``."""
+    runner's) precedes every reading of ``clock``; a batch size ``warm`` says this runner has just
+    run (the correctness inputs', in the same shapes) is screened without a warm-up."""
     timing: dict[str, Any] = {"memory": memory, "clock": clock, "synchronize": synchronize}
     screened: dict[int, float] = {}
     if order.screen is not None and order.rivals:  # nothing to screen against: the first candidate is swept
         short = screen_config(config)
         points = []
         for batch in screen_batches(config, order.screen):
-            point = measure(make_infer(batch), batch, short, stages, **timing)
+            settings = replace(short, warmup_calls=0) if warm(batch) else short
+            point = measure(make_infer(batch), batch, settings, stages, **timing)
             report_screen(point)
             points.append(point)
         reason = screen_verdict(points, order.rivals, order.cutoff, order.screen)
