@@ -43,7 +43,7 @@ from sextant.optimizer.events import CandidatePoint, CandidateStarted, Done, Eve
 from sextant.optimizer.lock import WorkspaceLock
 from sextant.optimizer.seal import open_ledger, previous_status, raise_if_nothing_selected, seal, write_report
 from sextant.optimizer.steps import run_step
-from sextant.optimizer.workspace import Workspace
+from sextant.optimizer.workspace import Workspace, workspace_path
 from sextant.planner import SOURCE
 from sextant.plugins import Catalog
 from sextant.records import Cause, CandidateKeys, CandidateRecord, Correctness, Point, Profile, Status, Stop
@@ -83,7 +83,7 @@ def optimize_generation(
             hint="Install the plugin that generates with this framework; `sextant plugins` lists generators.",
         )
     made = make_prompts(prompts, config, source.vocab_size, source.max_positions)
-    workspace = Workspace.open(Path(options.workspace or Path("sextant-workspace") / source.name))
+    workspace = Workspace.open(workspace_path(options.workspace, source.name))
     with WorkspaceLock(workspace.path) as lock:
         previous, unreadable = previous_status(workspace, options.fresh)
         written = workspace.write_source(source)

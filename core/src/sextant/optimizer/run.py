@@ -14,7 +14,7 @@ from sextant.errors import NothingRunnableError, UsageError
 from sextant.inputs import prepare_inputs
 from sextant.isolation import Isolator, preload_for
 from sextant.options import OptimizeOptions
-from sextant.package import Package
+from sextant.package import STATUS, Package
 from sextant.package.document import RunInfo, Skipped
 from sextant.optimizer.budget import Budget
 from sextant.optimizer.candidates import VerifyFunc
@@ -28,7 +28,7 @@ from sextant.optimizer.paired import apply_pairing
 from sextant.optimizer.seal import open_ledger, previous_status, raise_if_nothing_selected, seal, write_report
 from sextant.optimizer.schedule import run_plan
 from sextant.optimizer.variants import search_strategy_spec
-from sextant.optimizer.workspace import Workspace
+from sextant.optimizer.workspace import Workspace, workspace_path
 from sextant.planner import Plan, make_plan
 from sextant.plugins import Catalog, load_catalog
 from sextant.references import default_name, packages_imported, resolve_model
@@ -112,7 +112,7 @@ def optimize(
             )
         prepared = prepare_inputs(source, samples, options)  # bad samples fail before anything is written
 
-        workspace = Workspace.open(Path(options.workspace or Path("sextant-workspace") / source.name))
+        workspace = Workspace.open(workspace_path(options.workspace, source.name))
         with WorkspaceLock(workspace.path) as lock:  # held until the package is whole
             previous, unreadable = previous_status(workspace, options.fresh)
             changed = workspace.discard_changed() if previous else None
@@ -312,11 +312,10 @@ def _note_environmental(ledger: Ledger, best: str | None) -> None:
 def _rerun(options: OptimizeOptions, model: Any) -> bool:
     """Whether the run's workspace (as far as it is known before the model loads) holds a status:
     a re-run, which may find everything cached."""
-    folder = options.workspace
-    if folder is None:
-        name = options.name or (default_name(model) if isinstance(model, str) else None)
-        folder = Path("sextant-workspace") / name if name else None
-    return folder is not None and not options.fresh and (Path(folder) / "status.json").exists()
+    name = options.name or (default_name(model) if isinstance(model, str) else None)
+    if options.workspace is None and name is None:
+        return False  # named after a model object by its loader: not known yet
+    return not options.fresh and (workspace_path(options.workspace, name or "") / STATUS).exists()
 
 
 def _early_preload(catalog: Catalog, model: Any) -> list[str]:

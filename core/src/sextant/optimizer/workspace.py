@@ -35,6 +35,12 @@ class WrittenSource:
     key: str
 
 
+def workspace_path(given: Path | str | None, name: str) -> Path:
+    """A run's workspace: the folder given (``--workspace``), else ``sextant-workspace/NAME`` in the
+    working folder, NAME the source's."""
+    return Path(given or Path("sextant-workspace") / name)
+
+
 @dataclass(frozen=True)
 class Workspace:
     """One package folder."""
