@@ -167,11 +167,10 @@ class Isolator:
         if entry is None:
             entry = _Warm(ForkServer(self._preload, log), set(self._preload))
             _warm.append(entry)
-        missing = [m for m in self._preload if m not in entry.modules]
-        entry.server.preload(missing)
-        entry.modules.update(missing)
         entry.busy = True
         self._server, self._borrowed = entry.server, entry
+        self._pending = list(self._preload)  # what the warm server has not imported yet, it imports now
+        self._send_pending()
 
     def expect(self, modules: Sequence[str], server_log: Path | None = None, *, now: bool = True) -> None:
         """What the run needs, once it knows: the server imports ``modules`` too (a started one
@@ -191,6 +190,7 @@ class Isolator:
             self._send_pending()
 
     def _send_pending(self) -> None:
+        """Have the server import the pending modules (a borrowed one: those it has not imported)."""
         assert self._server is not None
         new, self._pending = self._pending, []
         if self._borrowed is not None:
