@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 import sextant
-from _run import ROOT, cpu
+from _run import ROOT, cpu, optimize
 
 EXAMPLES = ("mlp", "resnet", "transformer")
 
@@ -74,17 +74,17 @@ sextant.optimize(arch.build(), arch.samples(), options=options)
 
 
 def run_optimize(name: str, workspace: Path, cache: Path, exhaustive: bool) -> float:
-    """One optimize of ``name`` in a process of its own; its wall time."""
-    env = {**os.environ, "SEXTANT_CACHE_DIR": str(cache)}
-    extra = ["--cutoff", "0", "--dense-sweep"] if exhaustive else []
+    """One optimize of ``name`` in a process of its own, with the cache folder ``cache``; its wall time."""
+    env = {"SEXTANT_CACHE_DIR": str(cache)}
     if name in EXAMPLES:
-        command = [sys.executable, "-m", "sextant.cli", "optimize", f"examples/{name}.py:build", "--samples",
-                   f"examples/{name}.py:samples", "-w", str(workspace), "--no-history", *extra]
-    else:
-        kind = "exhaustive" if exhaustive else "default"
-        command = [sys.executable, "-c", OPTIMIZE, str(ROOT / "tests"), name, str(workspace), kind]
+        extra = ["--cutoff", "0", "--dense-sweep"] if exhaustive else []
+        example = f"examples/{name}.py"
+        samples = ["--samples", f"{example}:samples"]
+        return optimize(f"{example}:build", workspace, *samples, "--no-history", *extra, env=env)[0]
+    kind = "exhaustive" if exhaustive else "default"
     start = time.perf_counter()
-    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    command = [sys.executable, "-c", OPTIMIZE, str(ROOT / "tests"), name, str(workspace), kind]
+    result = subprocess.run(command, cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True)
     if result.returncode != 0:
         raise SystemExit(f"optimize {name} failed:\n{result.stderr[-2000:]}")
     return time.perf_counter() - start
