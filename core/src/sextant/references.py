@@ -104,7 +104,8 @@ def packages_imported(model: Any) -> set[str]:
     ``package.module:factory`` reference, those of a model object's classes. Empty for a path to a
     saved model (its loader decides). A guess: what a run can import ahead of time."""
     if not isinstance(model, str):
-        return {c.__module__.split(".", 1)[0] for c in type(model).__mro__ if c.__module__ != "builtins"}
+        modules = (getattr(c, "__module__", None) for c in type(model).__mro__)
+        return {m.split(".", 1)[0] for m in modules if isinstance(m, str) and m != "builtins"}
     target = model.rpartition(":")[0]
     if Path(model).exists() or not target:
         return set()
