@@ -332,15 +332,34 @@ def test_the_packages_a_model_argument_imports_are_read_without_importing_it(tmp
         pass
 
     assert packages_imported(Mine()) == {"test_pipeline"}  # its classes' packages, builtins aside
+    made = type("Made", (Mine,), {"__module__": None})  # a class made at run time may name no module
+    assert packages_imported(made()) == {"test_pipeline"}
 
 
-def test_a_run_starts_its_fork_server_early_with_the_models_installed_framework(fake_catalog, tmp_path):
+def test_a_run_starts_its_fork_server_early_with_the_models_installed_framework(tmp_path, monkeypatch):
+    from sextant.options import OptimizeOptions
     from sextant.optimizer.run import _early_preload
+    from sextant.plugins import load_catalog
 
+    # a runner of the fake graph (what the numpy MLP exports to) that needs a module of its own
+    (tmp_path / "graph_reader_plugin.py").write_text(
+        "from sextant.hookspecs import hookimpl\nfrom sextant.specs import Format, RunnerSpec\n\n"
+        "@hookimpl\ndef sextant_register_runners():\n"
+        "    return [RunnerSpec('graph-reader', Format('fake-graph'), load='x:y', requires=('json.decoder',))]\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    catalog = load_catalog(extra_modules=["sextant.testing.fake", "graph_reader_plugin"], entry_points=False)
     script = tmp_path / "model.py"
     script.write_text("import numpy\nimport colorsys\nimport users_helper\n")
-    # numpy: installed, and a plugin of the catalog needs it; colorsys: no plugin needs it; users_helper: not installed
-    assert _early_preload(fake_catalog, f"{script}:build") == ["numpy"]
+    # numpy: installed, and the reference runner of numpy-mlp needs it, so the server also imports what
+    # numpy-mlp's plan needs (json.decoder, a runner of what it exports to); colorsys: no plugin needs
+    # it; users_helper: not installed
+    assert _early_preload(catalog, f"{script}:build", OptimizeOptions()) == ["json.decoder", "numpy"]
+    assert _early_preload(catalog, f"{script}:build", OptimizeOptions(runners=("numpy-eager",))) == ["numpy"]
+    generation = OptimizeOptions(task="text-generation")  # its plan comes from the loaded model
+    assert _early_preload(catalog, f"{script}:build", generation) == ["numpy"]
+    (tmp_path / "other.py").write_text("import colorsys\n")
+    assert _early_preload(catalog, f"{tmp_path / 'other.py'}:build", OptimizeOptions()) == []
 
 
 def test_a_re_run_starts_its_fork_server_only_when_a_job_needs_it(tmp_path, monkeypatch):
