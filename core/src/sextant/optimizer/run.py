@@ -73,7 +73,7 @@ def optimize(
 
     _check_names(catalog, options)
     _check_devices(options)
-    with Isolator(preload=_early_preload(catalog, model)) as isolator:
+    with Isolator(preload=_early_preload(catalog, model, options)) as isolator:
         if not plan_only and not _rerun(options, model):  # the server imports the model's framework
             isolator.start()  # while this process loads the model; a re-run may need no child at all
         source, samples = _load(catalog, model, samples, options)
@@ -318,15 +318,37 @@ def _rerun(options: OptimizeOptions, model: Any) -> bool:
     return not options.fresh and (workspace_path(options.workspace, name or "") / STATUS).exists()
 
 
-def _early_preload(catalog: Catalog, model: Any) -> list[str]:
-    """What the fork server can import before the model is loaded: the packages loading it will
-    import (:func:`~sextant.references.packages_imported`) that an installed plugin needs."""
+def _early_preload(catalog: Catalog, model: Any, options: OptimizeOptions) -> list[str]:
+    """What the fork server can import before the model is loaded, while this process loads it and
+    plans: the packages loading it will import (:func:`~sextant.references.packages_imported`) that
+    an installed plugin needs, and what the plans need from each format whose reference runner
+    needs one of them (a file that imports torch gives a torch module: the exporters', converters'
+    and runners' modules). A guess, made before the format is known: a model of another format
+    only makes the server import more while the model loads; ``expect`` adds what the real plan
+    needs."""
+    imported = packages_imported(model)
     needed = {m.split(".", 1)[0] for c in catalog.contributions for m in getattr(c.spec, "requires", ())}
-    return preload_for(sorted(packages_imported(model) & needed))
+    modules = set(preload_for(sorted(imported & needed)))
+    if options.task == "text-generation":
+        return sorted(modules)  # a generation plan (made from the loaded model) needs other modules
+    for runner in catalog.of("runner"):
+        spec = runner.spec
+        if spec.reference and any(m.split(".", 1)[0] in imported for m in spec.requires):
+            plan = make_plan(
+                catalog,
+                spec.consumes,
+                devices=options.devices(),
+                precisions=options.precisions,
+                formats=options.formats,
+                runners=options.runners,
+                steps=options.steps,
+            )
+            modules.update(_preload(plan))
+    return sorted(modules)
 
 
-def _preload(plan: Plan, source: SourceModel) -> list[str]:
+def _preload(plan: Plan, source: SourceModel | None = None) -> list[str]:
     """What the fork server imports for ``plan`` (its steps' and runners' needs) and ``source``."""
     requires = [m for s in plan.steps for m in s.spec.requires]
     requires += [m for c in plan.candidates for m in c.runner.requires]
-    return preload_for(requires, source.imports)
+    return preload_for(requires, source.imports if source else ())
