@@ -37,7 +37,7 @@ class FakeClock:
 # 20 ms windows of 0.5 ms calls hold exactly 40 calls; a 5 ms warm-up holds 10
 CONFIG = ProfilerConfig(window_s=0.02, warmup_s=0.005, batch_budget_s=1.0, max_batch=64, stability=0.25, sparse=False)
 #: one call per window, two per warm-up
-ONE_CALL = ProfilerConfig(window_s=1e-9, warmup_s=1e-9, min_calls=1, stability=0.1, sparse=False)
+ONE_CALL = ProfilerConfig(window_s=1e-9, warmup_s=1e-9, min_calls=1, warmup_calls=2, stability=0.1, sparse=False)
 
 
 def test_sweep_stops_when_throughput_plateaus():
@@ -113,11 +113,27 @@ def test_only_the_last_windows_count_once_the_model_settles():
     assert point.calls == 3 and point.p99_ms == 1.0 and point.mean_ms == 1.0
 
 
+def test_one_warm_up_call_by_default_and_a_slow_second_call_only_delays_the_agreement():
+    config = ProfilerConfig(window_s=1e-9, warmup_s=1e-9, min_calls=1, stability=0.1)
+    clock = FakeClock()
+    point = measure(clock.model(lambda n: MS), 1, config, clock=clock)
+    assert clock.calls == 1 + 3 and point.windows == 3 and point.stable  # a steady model: one call of warm-up
+    clock = FakeClock()
+    costs = [30, 20] + [1] * 10  # a JIT's: the first call compiles, the second optimizes, then steady
+    point = measure(clock.model(lambda n: costs[n] * MS), 1, config, clock=clock)
+    # the 20 ms window disagrees with the next two, so a fourth is measured: the calls of a
+    # two-call warm-up and three windows, and the same point
+    assert clock.calls == 1 + 4 and point.windows == 4 and point.stable
+    assert point.calls == 3 and point.mean_ms == point.p99_ms == 1.0
+
+
 def test_unstable_measurements_are_reported_not_hidden():
     clock = FakeClock()
     # every call 1 ms slower than the last: windows never agree. The warm-up takes 1 + 2 ms, then
     # windows of 3, 4, ... ms; the 100 ms budget runs out after the 14 ms window (12 windows, 105 ms)
-    config = ProfilerConfig(window_s=1e-9, warmup_s=1e-9, min_calls=1, stability=0.01, batch_budget_s=0.1)
+    config = ProfilerConfig(
+        window_s=1e-9, warmup_s=1e-9, min_calls=1, warmup_calls=2, stability=0.01, batch_budget_s=0.1
+    )
     point = measure(clock.model(lambda n: (n + 1) * MS), 1, config, clock=clock)
     assert point.stable is False
     assert point.windows == 12 and clock.now == 105 * MS
@@ -134,7 +150,7 @@ def test_the_budget_counts_the_warm_up():
     clock = FakeClock()
     # a 50 ms warm-up call already spends the 40 ms budget: one window, then stop, unstable
     config = ProfilerConfig(window_s=1e-9, warmup_s=1e-9, min_calls=1, batch_budget_s=0.04)
-    point = measure(clock.model(lambda n: 50 * MS if n < 2 else MS), 1, config, clock=clock)
+    point = measure(clock.model(lambda n: 50 * MS if n < 1 else MS), 1, config, clock=clock)
     assert point.windows == 1 and point.stable is False and point.window_spread == float("inf")
     assert point.calls == 1 and point.mean_ms == 1.0
 

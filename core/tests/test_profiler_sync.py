@@ -13,7 +13,14 @@ MS = 1_000_000  # nanoseconds
 US = 1_000
 #: 10 ms windows, a 2 ms warm-up, one window is stable enough
 CONFIG = ProfilerConfig(
-    window_s=0.01, warmup_s=0.002, min_calls=3, stable_windows=1, batch_budget_s=1.0, max_batch=4, sparse=False
+    window_s=0.01,
+    warmup_s=0.002,
+    min_calls=3,
+    warmup_calls=2,
+    stable_windows=1,
+    batch_budget_s=1.0,
+    max_batch=4,
+    sparse=False,
 )
 
 

@@ -56,9 +56,10 @@ class ProfilerConfig:
     window_s: float = 0.05
     min_calls: int = 1  # a window of one call when a call outlasts it: stability is judged across windows
     warmup_s: float = 0.05
-    #: the warm-up's fewest calls (a first call at a new batch size can be slower than the rest);
-    #: 0: no warm-up (the runner has just run this batch size)
-    warmup_calls: int = 2
+    #: the warm-up's fewest calls: a first call at a new batch size can be slower than the rest (a
+    #: later slow call, a JIT's second run, makes its window disagree, and the windows go on until the
+    #: last ``stable_windows`` agree); 0: no warm-up (the runner has just run this batch size)
+    warmup_calls: int = 1
     stable_windows: int = 3
     stability: float = 0.10
     batch_budget_s: float = 3.0
