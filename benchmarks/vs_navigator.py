@@ -35,7 +35,7 @@ Then, for the MLP, a GEMM-bound check (:func:`gemm_check`).
 
 Each sextant run has a cache folder of its own, empty at its start, so nothing is cached from
 before and this machine's history (kept there) holds nothing to read: the first runs learn from
-nothing. Then (unless ``--no-history-runs``, and when more than one model ran) each model runs
+nothing. Each run of either tool also has an empty torch.compile cache (``TORCHINDUCTOR_CACHE_DIR``). Then (unless ``--no-history-runs``, and when more than one model ran) each model runs
 again, in a fresh cache folder whose history holds the first runs of the *other* models of this
 run (:func:`teach`), which says what it measured first from it. Goals: sextant's wall time <= 0.5 of
 Navigator's with no history and <= 0.2 with the others' history, its pick never slower than
@@ -70,6 +70,9 @@ STAMP = "sextant-navigator.stamp"
 MODELS = ("mlp", "resnet", "transformer")
 BATCHES = (1, 32)
 SEED = 7  # the fresh inputs' seed (the examples' samples use 0)
+#: torch.compile's on-disk cache: each tool's run gets an empty one, as on a fresh machine (a warm
+#: one in /tmp made Navigator's compile of the MLP 2.4 s where it had been 15.5 s)
+INDUCTOR_CACHE = "TORCHINDUCTOR_CACHE_DIR"
 GOAL, GOAL_HISTORY = 0.5, 0.2  # sextant's wall time over Navigator's: with no history, with the others' history
 
 TIME_SEXTANT = """
@@ -242,8 +245,9 @@ def run_navigator(
     start = time.perf_counter()
     with open(work / "navigator.out", "w") as out:
         try:
+            env = {**os.environ, INDUCTOR_CACHE: str(work / "inductor-navigator")}
             returncode = subprocess.run(
-                argv, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, timeout=timeout
+                argv, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, timeout=timeout, env=env
             ).returncode
         except subprocess.TimeoutExpired:
             returncode = None
@@ -402,7 +406,7 @@ def main() -> None:
 def run_sextant(name: str, ws: Path, cache: Path):
     """`sextant optimize` on ``examples/NAME.py`` with the cache folder ``cache`` (its history read
     and written whatever this process's environment says): its wall time and document, printed."""
-    env = {"SEXTANT_CACHE_DIR": str(cache), "SEXTANT_HISTORY": "on"}
+    env = {"SEXTANT_CACHE_DIR": str(cache), "SEXTANT_HISTORY": "on", INDUCTOR_CACHE: str(cache / "inductor")}
     wall, _ = sextant_optimize(f"examples/{name}.py:build", ws, "--samples", f"examples/{name}.py:samples", env=env)
     document = sextant.load(ws).document
     best = document.best
