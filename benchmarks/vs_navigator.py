@@ -35,9 +35,10 @@ Then, for the MLP, a GEMM-bound check (:func:`gemm_check`).
 
 Each sextant run has a cache folder of its own, empty at its start, so nothing is cached from
 before and this machine's history (kept there) holds nothing to read: the first runs learn from
-nothing. Each run of either tool also has an empty torch.compile cache (``TORCHINDUCTOR_CACHE_DIR``). Then (unless ``--no-history-runs``, and when more than one model ran) each model runs
-again, in a fresh cache folder whose history holds the first runs of the *other* models of this
-run (:func:`teach`), which says what it measured first from it. Goals: sextant's wall time <= 0.5 of
+nothing. Each run of either tool also has an empty torch.compile cache (``TORCHINDUCTOR_CACHE_DIR``).
+Then (unless ``--no-history-runs``, and when more than one model ran) each model runs again, in a
+fresh cache folder whose history holds the first runs of the *other* models of this run
+(:func:`teach`), which says what it measured first from it. Goals: sextant's wall time <= 0.5 of
 Navigator's with no history and <= 0.2 with the others' history, its pick never slower than
 Navigator's, always correct; the MLP's pick at >= 70 % of the machine's matmul rate.
 """
