@@ -130,3 +130,38 @@ def test_the_environment_turns_the_history_off_for_every_run(compiled_run, monke
     assert order.index(FP16_GRAPH) > order.index("fake-graph:fake-graph@cpu")  # the plan's order
     assert package.document.history is None
     assert len(learned.open_history(catalog).outcomes) == 1  # nothing written either
+
+
+def test_with_no_history_the_steps_another_runtime_runs_are_measured_before_the_source_frameworks(
+    options, samples, tmp_path, monkeypatch
+):
+    from sextant.plugins import load_catalog
+
+    # an export whose runner needs numpy, as the reference runner does (the source framework
+    # running its own export: TorchScript for a torch model); fake-graph's runner needs nothing
+    (tmp_path / "same_runtime_plugin.py").write_text(
+        "from sextant.hookspecs import hookimpl\nfrom sextant.specs import ExporterSpec, Format, RunnerSpec\n\n"
+        "COPY = Format('numpy-copy')\n\n"
+        "@hookimpl\ndef sextant_register_exporters():\n"
+        "    run = 'sextant.testing.fake:export_graph'\n"
+        "    return [ExporterSpec('numpy-copy', Format('numpy-mlp'), COPY, run=run)]\n\n"
+        "@hookimpl\ndef sextant_register_runners():\n"
+        "    return [RunnerSpec('numpy-copy', COPY, load='sextant.testing.fake:load_graph', requires=('numpy',))]\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    catalog = load_catalog(extra_modules=["same_runtime_plugin", "sextant.testing.fake"], entry_points=False)
+    opts = replace(options, no_history=True, paired_rounds=0)
+    plan = sextant.optimize(NumpyMLP(seed=5), samples, options=opts, catalog=catalog, plan_only=True)
+    steps = [s.id for s in plan.steps]
+    assert steps.index("numpy-copy") < steps.index("fake-graph")  # the plan's order puts it first
+    started: list[str] = []
+    package = sextant.optimize(
+        NumpyMLP(seed=5),
+        samples,
+        options=opts,
+        catalog=catalog,
+        on_event=lambda event: event.kind == "candidate_start" and started.append(event.id),
+    )
+    assert started[0] == "source:numpy-eager@cpu"
+    assert started.index("fake-graph:fake-graph@cpu") < started.index("numpy-copy:numpy-copy@cpu")
+    assert package.document.candidates["numpy-copy:numpy-copy@cpu"].status == "ok"  # measured all the same

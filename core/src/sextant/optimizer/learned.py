@@ -4,7 +4,8 @@ are worth starting, and what the run teaches the next one (see :mod:`sextant.his
 - **Order.** Candidates with runners' defaults that won or came close on similar models here
   (by :meth:`~sextant.history.History.scores`; an option variant's score counts for its defaults)
   are measured first, best-scored first, each after the steps its artifact needs; the rest follow
-  in the plan's order. The run document's ``history`` entry and a note say so.
+  in the run's own order (:mod:`sextant.optimizer.schedule`). The run document's ``history`` entry
+  and a note say so.
 - **No build that cannot pay** (:func:`slow_build_reason`, :func:`slow_step_reason`). A candidate
   whose runner is ``slow_build`` (or a step whose spec is) is built only when ``--runners`` names
   its runner (``--steps`` the step), ``--cutoff`` is 0 (an exhaustive run), the history scored it

@@ -1,13 +1,14 @@
 """The order one run goes in: the reference first; what this machine's history favours (each
 after the steps it needs); the source's candidates and each step followed by its artifact's
-candidates; chains through slow-to-build steps, then slow-to-build runners, each only if it can
-pay; the option variants (or the option search); the paired re-measurement of the contenders.
+candidates, the steps other runtimes run first (:func:`other_runtimes_first`); chains through
+slow-to-build steps, then slow-to-build runners, each only if it can pay; the option variants (or
+the option search); the paired re-measurement of the contenders.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from sextant.optimizer.candidates import Comparator, VerifyFunc, evaluate, run_reference, skip
 from sextant.optimizer.context import Run
@@ -15,7 +16,7 @@ from sextant.optimizer.learned import slow_build_reason, slow_step_reason
 from sextant.optimizer.paired import pair_contenders
 from sextant.optimizer.steps import run_step
 from sextant.optimizer.variants import run_variants, search_options
-from sextant.planner import Plan, PlannedCandidate
+from sextant.planner import Plan, PlannedCandidate, PlannedStep
 from sextant.records import Cause, Status, StepRecord
 from sextant.specs import SearchStrategySpec
 
@@ -32,7 +33,8 @@ def run_plan(
 ) -> None:
     """The reference; the candidates this machine's history favours (``first``, each after the
     steps it needs: :mod:`.learned`); the source's candidates with their runners' defaults; each
-    step followed by its artifact's candidates (so a ``--budget-s`` run has measured what it built);
+    step followed by its artifact's candidates (so a ``--budget-s`` run has measured what it built),
+    the steps other runtimes than the reference's run first (:func:`other_runtimes_first`);
     the chains through slow-to-build steps, then the candidates of slow-to-build runners
     (``slow_build``), once all of those are measured, each only if it can pay
     (:func:`.learned.slow_build_reason`, :func:`.learned.slow_step_reason`); then the option
@@ -62,7 +64,7 @@ def run_plan(
         measure(candidate)
     # the steps of chains that hold a slow build come after every fast one
     fast = [s for s in plan.steps if not any(plan.step(n).spec.slow_build for n in _ancestry(plan, s.id))]
-    for step in [None, *fast, *(s for s in plan.steps if s not in fast)]:
+    for step in [None, *other_runtimes_first(plan, baseline, fast), *(s for s in plan.steps if s not in fast)]:
         build(step.id if step is not None else None)
         for candidate in defaults:
             if candidate.step == (step.id if step is not None else None) and candidate not in slow:
@@ -91,6 +93,24 @@ def run_plan(
             "candidates were not tried (listed as skipped); the selection is among those measured. "
             "Run again with a larger --budget-s, or none, to try them: everything finished is reused"
         )
+
+
+def other_runtimes_first(plan: Plan, baseline: PlannedCandidate, steps: Sequence[PlannedStep]) -> list[PlannedStep]:
+    """``steps`` with those that another runtime than the reference's runs first, each group in the
+    plan's order. A step is another runtime's when a candidate on it has a runner that needs none of
+    the packages the reference runner needs: ONNX Runtime or OpenVINO on a torch model's exports,
+    where TorchScript's and torch.export's runners need torch. The order of a run with no history to
+    go by: a runtime made for inference is the likelier winner over its source framework running its
+    own exports (every pick on an export of the README's three examples and twelve architectures
+    was ONNX Runtime's or OpenVINO's), and the likely winner measured early lets the screen cut what
+    is slower from then on. Only the order changes: every candidate is still measured."""
+
+    def packages(candidate: PlannedCandidate) -> set[str]:
+        return {m.split(".", 1)[0] for m in candidate.runner.requires}
+
+    framework = packages(baseline)
+    others = {c.step for c in plan.candidates if c.step is not None and not packages(c) & framework}
+    return sorted(steps, key=lambda step: step.id not in others)  # stable: the plan's order within each
 
 
 def _ancestry(plan: Plan, step_id: str) -> list[str]:
