@@ -35,7 +35,7 @@ from sextant.references import default_name, packages_imported, resolve_model
 from sextant.samples import save_batches
 from sextant.selection import select, settle_regimes
 from sextant.signature import batch_size
-from sextant.specs import SourceModel, resolve
+from sextant.specs import Format, SourceModel, resolve
 
 __all__ = ["EventHandler", "OptimizeOptions", "VerifyFunc", "optimize"]
 
@@ -91,16 +91,7 @@ def optimize(
             from sextant.generation.run import optimize_generation
 
             return optimize_generation(catalog, source, samples, options, emit, isolator)
-        plan = make_plan(
-            catalog,
-            source.format,
-            devices=options.devices(),
-            precisions=options.precisions,
-            formats=options.formats,
-            runners=options.runners,
-            steps=options.steps,
-            native=precision_unavailable_reason if options.precision_auto else None,
-        )
+        plan = _plan(catalog, source.format, options)
         emit(Planned(plan, source))
         if plan_only:
             return plan
@@ -334,17 +325,22 @@ def _early_preload(catalog: Catalog, model: Any, options: OptimizeOptions) -> li
     for runner in catalog.of("runner"):
         spec = runner.spec
         if spec.reference and any(m.split(".", 1)[0] in imported for m in spec.requires):
-            plan = make_plan(
-                catalog,
-                spec.consumes,
-                devices=options.devices(),
-                precisions=options.precisions,
-                formats=options.formats,
-                runners=options.runners,
-                steps=options.steps,
-            )
-            modules.update(_preload(plan))
+            modules.update(_preload(_plan(catalog, spec.consumes, options)))
     return sorted(modules)
+
+
+def _plan(catalog: Catalog, source_format: Format, options: OptimizeOptions) -> Plan:
+    """The plan from ``source_format`` under the run's options."""
+    return make_plan(
+        catalog,
+        source_format,
+        devices=options.devices(),
+        precisions=options.precisions,
+        formats=options.formats,
+        runners=options.runners,
+        steps=options.steps,
+        native=precision_unavailable_reason if options.precision_auto else None,
+    )
 
 
 def _preload(plan: Plan, source: SourceModel | None = None) -> list[str]:
