@@ -69,18 +69,23 @@ def compiled_run(fault_catalog, options, samples, monkeypatch):
     catalog = fault_catalog("compiled", "engine")
 
     def run(**changes):
-        started: list[str] = []
         opts = replace(options, precisions=("fp32", "fp16"), cutoff=0.7, paired_rounds=0, **changes)
-        package = sextant.optimize(
-            NumpyMLP(seed=5),
-            samples,
-            options=opts,
-            catalog=catalog,
-            on_event=lambda event: event.kind == "candidate_start" and started.append(event.id),
-        )
-        return package, started
+        return run_in_order(catalog, samples, opts)
 
     return catalog, run
+
+
+def run_in_order(catalog, samples, options):
+    """A run of the numpy MLP: its package, and the candidates in the order they started."""
+    started: list[str] = []
+    package = sextant.optimize(
+        NumpyMLP(seed=5),
+        samples,
+        options=options,
+        catalog=catalog,
+        on_event=lambda event: event.kind == "candidate_start" and started.append(event.id),
+    )
+    return package, started
 
 
 def test_what_won_on_similar_models_is_measured_first_and_the_run_adds_what_it_found(compiled_run):
@@ -154,14 +159,7 @@ def test_with_no_history_the_steps_another_runtime_runs_are_measured_before_the_
     plan = sextant.optimize(NumpyMLP(seed=5), samples, options=opts, catalog=catalog, plan_only=True)
     steps = [s.id for s in plan.steps]
     assert steps.index("numpy-copy") < steps.index("fake-graph")  # the plan's order puts it first
-    started: list[str] = []
-    package = sextant.optimize(
-        NumpyMLP(seed=5),
-        samples,
-        options=opts,
-        catalog=catalog,
-        on_event=lambda event: event.kind == "candidate_start" and started.append(event.id),
-    )
+    package, started = run_in_order(catalog, samples, opts)
     assert started[0] == "source:numpy-eager@cpu"
     assert started.index("fake-graph:fake-graph@cpu") < started.index("numpy-copy:numpy-copy@cpu")
     assert package.document.candidates["numpy-copy:numpy-copy@cpu"].status == "ok"  # measured all the same
