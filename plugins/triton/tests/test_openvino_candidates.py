@@ -77,6 +77,7 @@ def test_openvino_ir_deploys_to_tritons_openvino_backend_with_its_options(tmp_pa
     parameters = {k: v["string_value"] for k, v in written["parameters"].items()}
     assert parameters["PERFORMANCE_HINT"] == "THROUGHPUT" and parameters["NUM_STREAMS"] == "2"
     assert parameters["INFERENCE_NUM_THREADS"] == "4"  # 0 (OpenVINO chooses): the threads it was measured with
+    assert parameters["INFERENCE_PRECISION_HINT"] == "f32"  # as verified, not bfloat16 where the CPU has it
     assert parameters["sextant_candidate"] == IR_ID
     said = " ".join(deployment.notes)
     assert "backend openvino: Triton's OpenVINO backend" in said and "sextant's Python-based openvino backend" in said

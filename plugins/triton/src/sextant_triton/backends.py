@@ -128,11 +128,21 @@ _OPENVINO_PARAMETERS = {
 }
 
 
+#: a candidate's precision → OpenVINO's ``INFERENCE_PRECISION_HINT``, as the openvino runners compile
+#: it (``sextant_openvino.config.INFERENCE_PRECISION``; this distribution does not import that one)
+_OPENVINO_PRECISION = {"fp32": "f32", "bf16": "bf16"}
+
+
 def _openvino(record: CandidateRecord, threads: int) -> Tuning:
     """Triton's OpenVINO backend: the runner's options as its parameters (``PERFORMANCE_HINT``
     ``LATENCY``/``THROUGHPUT``, ``NUM_STREAMS``, ``INFERENCE_NUM_THREADS``, ``ENABLE_CPU_PINNING``);
-    0 (OpenVINO chooses) is left out."""
+    0 (OpenVINO chooses) is left out. ``INFERENCE_PRECISION_HINT`` pins the precision the candidate
+    was verified in: left to itself, OpenVINO's CPU plugin computes in bfloat16 on a CPU with native
+    bfloat16 (AMX, AVX512_BF16), and an fp32 candidate's outputs then differ from the verified ones
+    by up to 1.6 % (seen on an AMD EPYC with AVX512_BF16)."""
     parameters: dict[str, str] = {}
+    if precision := _OPENVINO_PRECISION.get(record.precision):
+        parameters["INFERENCE_PRECISION_HINT"] = precision
     for option, value in sorted(record.options.items()):
         key = _OPENVINO_PARAMETERS.get(option)
         if key is None or value in (0, None):

@@ -5,7 +5,8 @@ model (the config ``sextant deploy triton`` writes for OpenVINO IR candidates) o
 only the Python backend, as the one in the ``nvidia-pytriton`` wheel. It reads the settings Triton's
 own OpenVINO backend reads, with the same names: ``default_model_filename`` (``model.xml``, its
 weights beside it) and the parameters as OpenVINO properties (``PERFORMANCE_HINT``,
-``NUM_STREAMS``, ``INFERENCE_NUM_THREADS``, ``ENABLE_CPU_PINNING``), compiled for the CPU. It checks that the config's inputs and
+``NUM_STREAMS``, ``INFERENCE_NUM_THREADS``, ``ENABLE_CPU_PINNING``, ``INFERENCE_PRECISION_HINT``),
+compiled for the CPU. It checks that the config's inputs and
 outputs are the model's, and runs every request group with equal shapes as one batch, as the
 dynamic batcher would.
 
