@@ -342,10 +342,13 @@ def test_a_run_starts_its_fork_server_early_with_the_models_installed_framework(
     from sextant.plugins import load_catalog
 
     # a runner of the fake graph (what the numpy MLP exports to) that needs a module of its own
+    # and a generator that needs a package no runner needs (as transformers is)
     (tmp_path / "graph_reader_plugin.py").write_text(
-        "from sextant.hookspecs import hookimpl\nfrom sextant.specs import Format, RunnerSpec\n\n"
+        "from sextant.hookspecs import hookimpl\nfrom sextant.specs import Format, GeneratorSpec, RunnerSpec\n\n"
         "@hookimpl\ndef sextant_register_runners():\n"
-        "    return [RunnerSpec('graph-reader', Format('fake-graph'), load='x:y', requires=('json.decoder',))]\n"
+        "    return [RunnerSpec('graph-reader', Format('fake-graph'), load='x:y', requires=('json.decoder',))]\n\n"
+        "@hookimpl\ndef sextant_register_generators():\n"
+        "    return [GeneratorSpec('wave-lm', Format('wave-lm'), load='x:y', requires=('wave', 'numpy'))]\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     catalog = load_catalog(extra_modules=["sextant.testing.fake", "graph_reader_plugin"], entry_points=False)
@@ -358,6 +361,8 @@ def test_a_run_starts_its_fork_server_early_with_the_models_installed_framework(
     assert _early_preload(catalog, f"{script}:build", OptimizeOptions(runners=("numpy-eager",))) == ["numpy"]
     generation = OptimizeOptions(task="text-generation")  # its plan comes from the loaded model
     assert _early_preload(catalog, f"{script}:build", generation) == ["numpy"]
+    (tmp_path / "lm.py").write_text("import numpy\nimport wave\n")  # may be a generative model: no plan guessed
+    assert _early_preload(catalog, f"{tmp_path / 'lm.py'}:build", OptimizeOptions()) == ["numpy", "wave"]
     (tmp_path / "other.py").write_text("import colorsys\n")
     assert _early_preload(catalog, f"{tmp_path / 'other.py'}:build", OptimizeOptions()) == []
 

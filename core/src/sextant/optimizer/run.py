@@ -316,14 +316,17 @@ def _early_preload(catalog: Catalog, model: Any, options: OptimizeOptions) -> li
     needs one of them (a file that imports torch gives a torch module: the exporters', converters'
     and runners' modules). A guess, made before the format is known: a model of another format
     only makes the server import more while the model loads; ``expect`` adds what the real plan
-    needs."""
+    needs. No plan is guessed for a text-generation run, nor for a model that imports a package
+    only generators need (transformers: it may be one), whose plan is made from the loaded model."""
     imported = packages_imported(model)
     needed = {m.split(".", 1)[0] for c in catalog.contributions for m in getattr(c.spec, "requires", ())}
     modules = set(preload_for(sorted(imported & needed)))
-    if options.task == "text-generation":
-        return sorted(modules)  # a generation plan (made from the loaded model) needs other modules
-    for runner in catalog.of("runner"):
-        spec = runner.spec
+    runners = [c.spec for c in catalog.of("runner")]
+    for_runners = {m.split(".", 1)[0] for spec in runners for m in spec.requires}
+    generative = {m.split(".", 1)[0] for c in catalog.of("generator") for m in c.spec.requires} - for_runners
+    if options.task == "text-generation" or imported & generative:
+        return sorted(modules)
+    for spec in runners:
         if spec.reference and any(m.split(".", 1)[0] in imported for m in spec.requires):
             modules.update(_preload(_plan(catalog, spec.consumes, options)))
     return sorted(modules)
