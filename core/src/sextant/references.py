@@ -10,6 +10,7 @@ import ast
 import importlib
 import importlib.util
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,11 @@ def _import(target: str) -> Any:
         ) from exc
 
 
+def top_packages(modules: Iterable[str]) -> set[str]:
+    """The top-level packages of dotted module names (``torch._dynamo`` → ``torch``)."""
+    return {m.split(".", 1)[0] for m in modules}
+
+
 def packages_imported(model: Any) -> set[str]:
     """The top-level packages that loading the MODEL argument will import, found without importing
     anything: those a ``file.py:factory`` file's import statements name, the package of a
@@ -105,7 +111,7 @@ def packages_imported(model: Any) -> set[str]:
     saved model (its loader decides). A guess: what a run can import ahead of time."""
     if not isinstance(model, str):
         modules = (getattr(c, "__module__", None) for c in type(model).__mro__)
-        return {m.split(".", 1)[0] for m in modules if isinstance(m, str) and m != "builtins"}
+        return top_packages(m for m in modules if isinstance(m, str) and m != "builtins")
     target = model.rpartition(":")[0]
     if Path(model).exists() or not target:
         return set()
@@ -121,4 +127,4 @@ def packages_imported(model: Any) -> set[str]:
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
             names.add(node.module)
-    return {name.split(".", 1)[0] for name in names}
+    return top_packages(names)

@@ -31,7 +31,7 @@ from sextant.optimizer.variants import search_strategy_spec
 from sextant.optimizer.workspace import Workspace, workspace_path
 from sextant.planner import Plan, make_plan
 from sextant.plugins import Catalog, load_catalog
-from sextant.references import default_name, packages_imported, resolve_model
+from sextant.references import default_name, packages_imported, resolve_model, top_packages
 from sextant.samples import save_batches
 from sextant.selection import select, settle_regimes
 from sextant.signature import batch_size
@@ -319,15 +319,15 @@ def _early_preload(catalog: Catalog, model: Any, options: OptimizeOptions) -> li
     needs. No plan is guessed for a text-generation run, nor for a model that imports a package
     only generators need (transformers: it may be one), whose plan is made from the loaded model."""
     imported = packages_imported(model)
-    needed = {m.split(".", 1)[0] for c in catalog.contributions for m in getattr(c.spec, "requires", ())}
+    needed = top_packages(m for c in catalog.contributions for m in getattr(c.spec, "requires", ()))
     modules = set(preload_for(sorted(imported & needed)))
     runners = [c.spec for c in catalog.of("runner")]
-    for_runners = {m.split(".", 1)[0] for spec in runners for m in spec.requires}
-    generative = {m.split(".", 1)[0] for c in catalog.of("generator") for m in c.spec.requires} - for_runners
+    for_runners = top_packages(m for spec in runners for m in spec.requires)
+    generative = top_packages(m for c in catalog.of("generator") for m in c.spec.requires) - for_runners
     if options.task == "text-generation" or imported & generative:
         return sorted(modules)
     for spec in runners:
-        if spec.reference and any(m.split(".", 1)[0] in imported for m in spec.requires):
+        if spec.reference and top_packages(spec.requires) & imported:
             modules.update(_preload(_plan(catalog, spec.consumes, options)))
     return sorted(modules)
 

@@ -18,6 +18,7 @@ from sextant.optimizer.steps import run_step
 from sextant.optimizer.variants import run_variants, search_options
 from sextant.planner import Plan, PlannedCandidate, PlannedStep
 from sextant.records import Cause, Status, StepRecord
+from sextant.references import top_packages
 from sextant.specs import SearchStrategySpec
 
 
@@ -105,11 +106,8 @@ def other_runtimes_first(plan: Plan, baseline: PlannedCandidate, steps: Sequence
     was ONNX Runtime's or OpenVINO's), and the likely winner measured early lets the screen cut what
     is slower from then on. Only the order changes: every candidate is still measured."""
 
-    def packages(candidate: PlannedCandidate) -> set[str]:
-        return {m.split(".", 1)[0] for m in candidate.runner.requires}
-
-    framework = packages(baseline)
-    others = {c.step for c in plan.candidates if c.step is not None and not packages(c) & framework}
+    framework = top_packages(baseline.runner.requires)
+    others = {c.step for c in plan.candidates if c.step is not None and not top_packages(c.runner.requires) & framework}
     return sorted(steps, key=lambda step: step.id not in others)  # stable: the plan's order within each
 
 
