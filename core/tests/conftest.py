@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import sys
+import textwrap
 from dataclasses import replace
 
 import numpy as np
@@ -29,6 +31,23 @@ def _isolated_env(monkeypatch, tmp_path):
 @pytest.fixture
 def fake_catalog():
     return load_catalog(extra_modules=["sextant.testing.fake"], entry_points=False)
+
+
+@pytest.fixture
+def catalog_with(tmp_path, monkeypatch):
+    """``make(name, source)``: the fake plugins' catalog with one more plugin, the module ``name``
+    written from ``source`` (loaded first: its steps come first in a plan's order)."""
+    written: list[str] = []
+
+    def make(name: str, source: str):
+        (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
+        monkeypatch.syspath_prepend(str(tmp_path))
+        written.append(name)
+        return load_catalog(extra_modules=[name, "sextant.testing.fake"], entry_points=False)
+
+    yield make
+    for name in written:
+        sys.modules.pop(name, None)
 
 
 @pytest.fixture

@@ -138,23 +138,27 @@ def test_the_environment_turns_the_history_off_for_every_run(compiled_run, monke
 
 
 def test_with_no_history_the_steps_another_runtime_runs_are_measured_before_the_source_frameworks(
-    options, samples, tmp_path, monkeypatch
+    options, samples, catalog_with
 ):
-    from sextant.plugins import load_catalog
-
     # an export whose runner needs numpy, as the reference runner does (the source framework
     # running its own export: TorchScript for a torch model); fake-graph's runner needs nothing
-    (tmp_path / "same_runtime_plugin.py").write_text(
-        "from sextant.hookspecs import hookimpl\nfrom sextant.specs import ExporterSpec, Format, RunnerSpec\n\n"
-        "COPY = Format('numpy-copy')\n\n"
-        "@hookimpl\ndef sextant_register_exporters():\n"
-        "    run = 'sextant.testing.fake:export_graph'\n"
-        "    return [ExporterSpec('numpy-copy', Format('numpy-mlp'), COPY, run=run)]\n\n"
-        "@hookimpl\ndef sextant_register_runners():\n"
-        "    return [RunnerSpec('numpy-copy', COPY, load='sextant.testing.fake:load_graph', requires=('numpy',))]\n"
+    catalog = catalog_with(
+        "same_runtime_plugin",
+        """
+        from sextant.hookspecs import hookimpl
+        from sextant.specs import ExporterSpec, Format, RunnerSpec
+
+        COPY = Format("numpy-copy")
+
+        @hookimpl
+        def sextant_register_exporters():
+            return [ExporterSpec("numpy-copy", Format("numpy-mlp"), COPY, run="sextant.testing.fake:export_graph")]
+
+        @hookimpl
+        def sextant_register_runners():
+            return [RunnerSpec("numpy-copy", COPY, load="sextant.testing.fake:load_graph", requires=("numpy",))]
+        """,
     )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    catalog = load_catalog(extra_modules=["same_runtime_plugin", "sextant.testing.fake"], entry_points=False)
     opts = replace(options, no_history=True, paired_rounds=0)
     plan = sextant.optimize(NumpyMLP(seed=5), samples, options=opts, catalog=catalog, plan_only=True)
     steps = [s.id for s in plan.steps]

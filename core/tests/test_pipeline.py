@@ -336,22 +336,27 @@ def test_the_packages_a_model_argument_imports_are_read_without_importing_it(tmp
     assert packages_imported(made()) == {"test_pipeline"}
 
 
-def test_a_run_starts_its_fork_server_early_with_the_models_installed_framework(tmp_path, monkeypatch):
+def test_a_run_starts_its_fork_server_early_with_the_models_installed_framework(tmp_path, catalog_with):
     from sextant.options import OptimizeOptions
     from sextant.optimizer.run import _early_preload
-    from sextant.plugins import load_catalog
 
     # a runner of the fake graph (what the numpy MLP exports to) that needs a module of its own
     # and a generator that needs a package no runner needs (as transformers is)
-    (tmp_path / "graph_reader_plugin.py").write_text(
-        "from sextant.hookspecs import hookimpl\nfrom sextant.specs import Format, GeneratorSpec, RunnerSpec\n\n"
-        "@hookimpl\ndef sextant_register_runners():\n"
-        "    return [RunnerSpec('graph-reader', Format('fake-graph'), load='x:y', requires=('json.decoder',))]\n\n"
-        "@hookimpl\ndef sextant_register_generators():\n"
-        "    return [GeneratorSpec('wave-lm', Format('wave-lm'), load='x:y', requires=('wave', 'numpy'))]\n"
+    catalog = catalog_with(
+        "graph_reader_plugin",
+        """
+        from sextant.hookspecs import hookimpl
+        from sextant.specs import Format, GeneratorSpec, RunnerSpec
+
+        @hookimpl
+        def sextant_register_runners():
+            return [RunnerSpec("graph-reader", Format("fake-graph"), load="x:y", requires=("json.decoder",))]
+
+        @hookimpl
+        def sextant_register_generators():
+            return [GeneratorSpec("wave-lm", Format("wave-lm"), load="x:y", requires=("wave", "numpy"))]
+        """,
     )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    catalog = load_catalog(extra_modules=["sextant.testing.fake", "graph_reader_plugin"], entry_points=False)
     script = tmp_path / "model.py"
     script.write_text("import numpy\nimport colorsys\nimport users_helper\n")
     # numpy: installed, and the reference runner of numpy-mlp needs it, so the server also imports what
