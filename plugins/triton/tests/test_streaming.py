@@ -63,6 +63,7 @@ class Stream:
         self.triton = client.InferenceServerClient(url)
         self.arrived: queue.Queue = queue.Queue()
         self.triton.start_stream(callback=self._arrive)
+        self.open = True
 
     def _arrive(self, result, error) -> None:
         stamp = time.monotonic_ns()
@@ -98,8 +99,11 @@ class Stream:
         return got
 
     def close(self, cancel: bool = False) -> None:
-        self.triton.stop_stream(cancel_requests=cancel)
-        self.triton.close()
+        """Stop the stream (cancelling what it asked for, with ``cancel``); again: nothing."""
+        if self.open:
+            self.open = False
+            self.triton.stop_stream(cancel_requests=cancel)
+            self.triton.close()
 
 
 @pytest.fixture
@@ -188,52 +192,67 @@ def test_a_cancelled_request_stops_and_the_next_one_is_answered(server, model):
         second.close()
 
 
+def _more_tokens(stream: Stream, got: dict[str, list[int]], at_least: int) -> None:
+    """Read ``stream``'s responses into ``got`` until each request there has ``at_least`` tokens.
+    Each asked for every position the model has, so none ends before it is cancelled."""
+    while min(map(len, got.values())) < at_least:
+        rid, ids, _, final, error, _ = stream.arrived.get(timeout=WAIT_S)
+        assert error is None and not final, f"{rid} ended before it was cancelled: {error}"
+        got[rid] += ids
+
+
+def _cancellations(server, before: int, count: int) -> str:
+    """The server's log since ``before`` once it holds ``count`` cancellations (it is written as it comes)."""
+    for _ in range(GONE_POLLS):
+        logs = server.logs()[before:]
+        if logs.count("request cancelled after") >= count:
+            break
+        time.sleep(POLL_S)
+    return logs
+
+
 def test_concurrent_requests_are_decoded_together_and_each_gets_its_own_tokens(server, model):
     """Continuous batching on the real server: a long request is streaming when three more arrive
-    on another stream; each of the three gets its own greedy tokens, the server's log shows batches
-    of several sequences (counted, not timed), and cancelling the long one mid-batch leaves the
-    rest served."""
+    on another stream; the four are decoded together (the server's log, counted, not timed), each
+    gets its own greedy tokens, and cancelling the long one mid-batch leaves the three served.
+    Every request asks for all the positions the model has, so each is held until it is cancelled,
+    however far apart the requests arrive: the log's four cancellations say none ended before."""
     long, others = Stream(server.grpc_url), Stream(server.grpc_url)
-    cancelled = False
+    prompts = {"c0": [40, 41, 42], "c1": list(range(20, 31)), "c2": [9, 8, 7, 6, 5, 4, 3, 2]}
+    tokens = 12
     try:
         before = len(server.logs())
-        long.ask("long", PROMPT, max_tokens=POSITIONS - len(PROMPT))  # still going when the others end
+        long.ask("long", PROMPT, max_tokens=POSITIONS - len(PROMPT))
         first = long.arrived.get(timeout=WAIT_S)
         assert first[4] is None  # it is being decoded
-        prompts = {"c0": [40, 41, 42], "c1": list(range(20, 31)), "c2": [9, 8, 7, 6, 5, 4, 3, 2]}
-        tokens = 12
         for rid, prompt in prompts.items():
-            others.ask(rid, prompt, max_tokens=tokens)
+            others.ask(rid, prompt, max_tokens=POSITIONS - len(prompt))
         got: dict[str, list[int]] = {rid: [] for rid in prompts}
-        finals = 0
-        while finals < len(prompts):
-            rid, ids, _, final, error, _ = others.arrived.get(timeout=WAIT_S)
-            assert error is None, error
-            got[rid] += ids
-            finals += final
-        long.close(cancel=True)  # before it ends: it has hundreds of tokens to go
-        cancelled = True
-        assert got == {rid: eager(model, prompt, tokens) for rid, prompt in prompts.items()}
-        for _ in range(GONE_POLLS):  # the server writes its log as it comes
-            logs = server.logs()[before:]
-            if "request cancelled after" in logs:
-                break  # (the sizes were logged before it)
-            time.sleep(POLL_S)
+        _more_tokens(others, got, tokens)  # c2's tokens after its first were decoded beside the other three
+        long.close(cancel=True)
+        generated = re.search(r"request cancelled after (\d+) of", _cancellations(server, before, 1))
+        assert generated and int(generated[1]) >= tokens  # decoded beside c2 all along its tokens
+        _more_tokens(others, got, max(map(len, got.values())) + 2)  # the three go on without it
+        others.close(cancel=True)
+        logs = _cancellations(server, before, 4)
         sizes = [int(n) for n in re.findall(r"decoding (\d+) sequence\(s\) together", logs)]
         assert sizes and max(sizes) == 4, logs[-2000:]  # the long one and the three
-        generated = re.search(rf"request cancelled after (\d+) of {POSITIONS - len(PROMPT)} tokens", logs)
-        assert generated and int(generated[1]) >= tokens, logs[-2000:]  # decoded beside the three all along
+        assert logs.count("request cancelled after") == 4, logs[-2000:]  # none ended on its own
+        assert got == {rid: eager(model, prompt, len(got[rid])) for rid, prompt in prompts.items()}
         arrived = [first]
         while not long.arrived.empty():
             arrived.append(long.arrived.get_nowait())
         streamed = [ids[0] for _, ids, _, _, error, _ in arrived if error is None and ids]
         assert streamed == eager(model, PROMPT, len(streamed))  # its own tokens too, while batched
-        others.ask("after", PROMPT, max_tokens=3)  # and the server goes on
-        assert [step[0] for _, step, *_ in others.until_final()] == eager(model, PROMPT, 3)
+        after = Stream(server.grpc_url)  # and the server goes on
+        try:
+            after.ask("after", PROMPT, max_tokens=3)
+            assert [step[0] for _, step, *_ in after.until_final()] == eager(model, PROMPT, 3)
+        finally:
+            after.close()
     finally:
-        others.close()
-        if not cancelled:
-            long.close(cancel=True)
+        long.close(cancel=True)
+        others.close(cancel=True)
     assert "continuous batching: up to 8 sequences decoded together" in server.logs()
 
 
