@@ -99,7 +99,7 @@ def test_a_hang_is_killed_at_the_step_timeout(fault_catalog, options, samples):
     status = run(fault_catalog("hang"), replace(options, step_timeout=1.5), samples).status
     hang = status["steps"]["fault-hang"]
     assert hang["cause"] == "timeout" and "timed out" in hang["reason"]
-    assert hang["seconds"] < 10
+    assert hang["seconds"] < 300  # killed, not waited for: it sleeps an hour (a bound, not a timing)
 
 
 def test_an_exception_is_recorded_with_its_real_message(fault_catalog, options, samples):

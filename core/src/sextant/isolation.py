@@ -263,8 +263,8 @@ class Isolator:
             if status is None:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-        if status is None:
-            status = self._server.exit_status(pid, timeout=5.0)
+        if status is None:  # killed: the server reports it as soon as it reaps it (a minute is a bound, not a wait)
+            status = self._server.exit_status(pid, timeout=60.0)
         return status
 
 

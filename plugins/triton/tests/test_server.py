@@ -238,6 +238,7 @@ def test_python_m_server_runs_a_repository_until_sigterm(deployments, tmp_path):
     command = [
         sys.executable, "-m", "sextant_triton.server", str(alone),
         "--http-port", str(ports.http), "--grpc-port", str(ports.grpc), "--metrics-port", str(ports.metrics),
+        "--exit-timeout-secs", "25",  # its Python-backend stub may take more than the default 5 s to unload here
     ]  # fmt: skip
     scratch = tmp_path / "tmp"
     scratch.mkdir()

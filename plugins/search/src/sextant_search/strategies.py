@@ -121,6 +121,17 @@ class Quick(_Grid):
             self.current = self.index(best[1])
 
 
+#: seconds a worker waits for another's write to an SQLite study (sqlite3's default, 5, is short on a loaded machine)
+SQLITE_BUSY_S = 60
+
+
+def _storage(optuna: Any, url: str | None) -> Any:
+    """The study's storage: an SQLite URL with a long busy timeout, other URLs as given."""
+    if url is None or not url.startswith("sqlite:"):
+        return url
+    return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": SQLITE_BUSY_S}})
+
+
 def _create_study(optuna: Any, attempts: int = 3, **kwargs: Any) -> Any:
     """``optuna.create_study``; workers that start together race to create the database's tables
     (one wins, the others fail with a duplicate key): the losers try again and find them."""
@@ -165,7 +176,7 @@ class OptunaSearch(_Grid):
             optuna,
             direction="maximize",
             sampler=optuna.samplers.TPESampler(seed=seed),
-            storage=storage or (f"sqlite:///{workspace / 'optuna.sqlite'}" if workspace else None),
+            storage=_storage(optuna, storage or (f"sqlite:///{workspace / 'optuna.sqlite'}" if workspace else None)),
             study_name=study_name or name or "sextant",
             load_if_exists=True,
         )

@@ -56,8 +56,9 @@ def _connected(url: str) -> Iterator[Any]:
         client.close()
 
 
-#: how many times, READY_PAUSE_S apart, a loaded model is asked whether it is ready
-READY_POLLS = 100
+#: how many times, READY_PAUSE_S apart, a loaded model is asked whether it is ready (a minute: the
+#: first answer is almost always yes; a loaded machine once took longer than five seconds)
+READY_POLLS = 1200
 READY_PAUSE_S = 0.05
 
 
