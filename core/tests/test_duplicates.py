@@ -102,3 +102,77 @@ def test_a_duplicate_of_a_candidate_skipped_for_the_budget_says_it_was_not_measu
     record = duplicate_candidate(SimpleNamespace(ledger=ledger), planned, duplicate_of, base)
     assert record.status == Status.DUPLICATE and record.duplicate_of == "fake-graph:fake-graph@cpu"
     assert record.reason.endswith("measured in its place (fault-slow has the same bytes as fake-graph)")
+
+
+FINGERPRINTED = """
+    import numpy as np
+    from sextant.hookspecs import hookimpl
+    from sextant.specs import ExporterSpec, Format, RunnerSpec
+    from sextant.testing import fake
+
+    COPY = Format("graph-copy")
+
+    class Runner:
+        def __init__(self, request, shift):
+            self.inner, self.shift = fake.load_graph(request), shift
+
+        def infer(self, inputs):
+            return {name: value + self.shift for name, value in self.inner.infer(inputs).items()}
+
+        def fingerprint(self):  # what every runner of this plugin compiles the graph to: the same
+            return "same-graph:" + ",".join(f"{k}{v.shape}" for k, v in sorted(self.inner.weights.items()))
+
+        def close(self):
+            self.inner.close()
+
+    def load(request):
+        return Runner(request, 0.0)
+
+    def load_wrong(request):
+        return Runner(request, 1.0)
+
+    @hookimpl
+    def sextant_register_exporters():
+        return [ExporterSpec("graph-copy", Format("numpy-mlp"), COPY, run="sextant.testing.fake:export_graph")]
+
+    @hookimpl
+    def sextant_register_runners():
+        return [
+            RunnerSpec("fp-wrong", fake.GRAPH, load=f"{__name__}:load_wrong"),
+            RunnerSpec("fp-graph", fake.GRAPH, load=f"{__name__}:load"),
+            RunnerSpec("fp-copy", COPY, load=f"{__name__}:load"),
+        ]
+"""
+
+
+def test_a_runner_that_compiles_the_same_graph_as_one_measured_is_recorded_as_its_duplicate(
+    catalog_with, options, samples
+):
+    """Three runners report one fingerprint (``Fingerprinted``) on two formats' files: the one whose
+    outputs are wrong is incorrect; of the two others, one is measured and the other, its outputs
+    judged on their own, is a duplicate of that one, never of the incorrect one; a re-run runs nothing."""
+    catalog = catalog_with("fingerprinted_plugin", FINGERPRINTED)
+    options = replace(options, paired_rounds=0, no_history=True)
+    status = sextant.optimize(NumpyMLP(), samples, options=options, catalog=catalog).status
+    candidates = status["candidates"]
+    wrong = candidates["fake-graph:fp-wrong@cpu"]
+    assert wrong["status"] == "incorrect" and wrong["fingerprint"].startswith("same-graph:")
+    pair = [candidates["fake-graph:fp-graph@cpu"], candidates["graph-copy:fp-copy@cpu"]]
+    pair_ids = ("fake-graph:fp-graph@cpu", "graph-copy:fp-copy@cpu")
+    (measured_id,) = [cid for cid in pair_ids if candidates[cid]["status"] == "ok"]
+    measured, (duplicate,) = candidates[measured_id], [r for r in pair if r["status"] == "duplicate"]
+    assert measured["profile"]["points"] and measured["fingerprint"] == duplicate["fingerprint"] == wrong["fingerprint"]
+    assert duplicate["duplicate_of"] == measured_id
+    assert duplicate["reason"] == (
+        f"compiles to the same graph as {measured_id}, run the same way (its runner's fingerprint): "
+        "measured in its place; its own outputs passed"
+    )
+    assert duplicate["correctness"]["passed"] and "profile" not in duplicate  # judged, not profiled
+    assert candidates["fake-graph:fake-graph@cpu"]["status"] == "ok"  # a runner with no fingerprint: measured
+    assert "duplicate" not in [candidates[c]["status"] for c in status["selection"]["ranking"]]
+    assert "duplicate: compiles to the same graph as" in " ".join(reasons(status))
+
+    again = sextant.optimize(NumpyMLP(), samples, options=options, catalog=catalog).status
+    assert again["run"]["ran"] == 0
+    reused = [again["candidates"][cid] for cid in ("fake-graph:fp-graph@cpu", "graph-copy:fp-copy@cpu")]
+    assert sorted(r["status"] for r in reused) == ["duplicate", "ok"] and all(r["cached"] for r in reused)

@@ -14,7 +14,8 @@ Shared formats
     ``TF_SAVEDMODEL``, ``TENSORRT_ENGINE``, ``TRANSFORMERS_CAUSAL_LM``
 What callables receive and return
     ``StepRequest``, ``RunnerRequest``, ``DeployRequest``, ``Deployment``, ``Runner``, ``StageTimer``,
-    ``Synchronizer``, ``SearchStrategy``, ``GeneratorRequest``, ``Generator`` (a causal LM's generation
+    ``Synchronizer``, ``Fingerprinted`` (a runner that names the graph it compiled: two alike are
+    profiled once), ``SearchStrategy``, ``GeneratorRequest``, ``Generator`` (a causal LM's generation
     loop: ``prefill`` and ``decode``; ``SequenceBatcher``: optionally, ``join`` and ``leave`` a running
     batch, continuous batching), ``StreamingGenerator`` (one whose backend owns the loop: ``stream``;
     ``StreamBatcher``: optionally, ``add``, ``step`` and ``cancel`` sequences in that loop),
@@ -82,6 +83,7 @@ from sextant.references import is_user_module
 from sextant.runtime import (
     Deployment,
     DeployRequest,
+    Fingerprinted,
     Generator,
     GeneratorRequest,
     Runner,
@@ -227,6 +229,7 @@ __all__ = [
     "SequenceBatcher",
     "PartWrapperSpec",
     "FormatSpec",
+    "Fingerprinted",
     "SearchStrategySpec",
     "SextantError",
     "SourceModel",

@@ -54,9 +54,11 @@ class _Json:
 
 @dataclass(frozen=True)
 class Loaded(_Json):
-    """The runner (or generator) is loaded, in ``seconds``."""
+    """The runner (or generator) is loaded, in ``seconds``; ``fingerprint``: what it runs, where
+    it says (:class:`sextant.runtime.Fingerprinted`)."""
 
     seconds: float
+    fingerprint: str | None = None
     kind: ClassVar[str] = "loaded"
 
 

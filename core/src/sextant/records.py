@@ -326,8 +326,11 @@ class CandidateRecord:
     #: a text-generation candidate's time to first token at batch 1, by prompt length (ms)
     ttft_ms: Mapping[str, float] | None = None
     #: the candidate measured in its place: the same runner, options, device and precision on an
-    #: artifact with the same bytes (status ``duplicate``; :mod:`sextant.optimizer.duplicates`)
+    #: artifact with the same bytes, or a runner that compiled the same graph to run the same way
+    #: (the same ``fingerprint``) (status ``duplicate``; :mod:`sextant.optimizer.duplicates`)
     duplicate_of: str | None = None
+    #: what its runner said it runs once loaded (:class:`sextant.runtime.Fingerprinted`)
+    fingerprint: str | None = None
 
     @property
     def points(self) -> tuple[Point, ...]:

@@ -211,6 +211,19 @@ class StageTimer(Protocol):
 
 
 @runtime_checkable
+class Fingerprinted(Protocol):
+    """A runner that can name what it runs once loaded: the backend's compiled graph (its
+    operations, their kernels, layouts and precisions, how they connect) and the settings it runs
+    it with, hashed. Two runners with the same fingerprint compute the same way, so they are as
+    fast as each other: a run profiles one and records the other as its duplicate
+    (:mod:`sextant.optimizer.duplicates`). Weights need not count (the candidates' outputs are
+    judged each on their own); anything that changes speed must. ``None``: it cannot tell.
+    """
+
+    def fingerprint(self) -> str | None: ...
+
+
+@runtime_checkable
 class Synchronizer(Protocol):
     """A runner whose device may still be working when a call returns (a GPU runner that enqueues
     work and leaves results on the device).

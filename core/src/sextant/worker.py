@@ -21,7 +21,7 @@ from sextant.child import Channel
 from sextant.jobs import CandidateJob, PairedJob, StepJob, read_job
 from sextant.memory import MemoryProbe
 from sextant.messages import Built, Loaded, Measured, OutputsSaved, Profiled, ProfileOrder, Windows
-from sextant.runtime import StageTimer, Synchronizer
+from sextant.runtime import Fingerprinted, StageTimer, Synchronizer
 from sextant.samples import load_batches, resize_batch, save_batches
 from sextant.screening import profile_candidate
 from sextant.specs import resolve
@@ -62,7 +62,8 @@ def run_candidate(document: Mapping[str, Any], channel: Channel) -> dict[str, An
     memory = MemoryProbe()
     started = time.perf_counter()
     runner = resolve(job.load)(job.request)
-    channel.emit(Loaded(time.perf_counter() - started))
+    seconds = time.perf_counter() - started
+    channel.emit(Loaded(seconds, runner.fingerprint() if isinstance(runner, Fingerprinted) else None))
     loaded_mb = memory.read().rss_mb
     try:
         outputs = []

@@ -24,7 +24,7 @@ from sextant.messages import ChildEvent, Loaded, Measured, OutputsSaved, Profile
 from sextant.optimizer.events import CandidatePoint, CandidateStarted
 from sextant.options import OptimizeOptions
 from sextant.optimizer.context import Run, outcome
-from sextant.optimizer.duplicates import duplicate_candidate
+from sextant.optimizer.duplicates import duplicate_candidate, runtime_duplicate, runtime_twin
 from sextant.planner import SOURCE, PlannedCandidate
 from sextant.records import CandidateKeys, CandidateRecord, Cause, Correctness, Point, Profile, Status, Stop
 from sextant.runtime import RunnerRequest
@@ -260,13 +260,18 @@ def evaluate(run: Run, candidate: PlannedCandidate, judge: JudgeFunc) -> Candida
             current["record"] = replace(current["record"], **judgement.fields())
             if judgement.status != Status.PROFILING:
                 return ProfileOrder(profile=False)
+            twin = runtime_twin(run, candidate, current["record"].fingerprint)
+            if twin is not None:
+                current["record"] = runtime_duplicate(run, current["record"], twin)
+                return ProfileOrder(profile=False)
             cutoff = sweep_cutoff(run.objective, run.options.cutoff)  # 0 where a throughput bound cannot judge
             return ProfileOrder(True, cutoff, rivals(run), screen_mode(run.objective))
         if isinstance(message, Measured):
             (screened if message.screen else points).append(message.point)
             ledger.emit(CandidatePoint(candidate.id, message.point, message.screen))
         elif isinstance(message, Loaded):
-            current["record"] = replace(current["record"], load_seconds=round(message.seconds, 3))
+            loaded = {"load_seconds": round(message.seconds, 3), "fingerprint": message.fingerprint}
+            current["record"] = replace(current["record"], **loaded)
         return None
 
     request = runner_request(run, artifact, candidate.device, candidate.precision, candidate.options)
@@ -345,9 +350,12 @@ def _reuse(run: Run, candidate: PlannedCandidate, record: CandidateRecord, judge
     if old.outputs is None or not (run.workspace / old.outputs).exists():
         return None
     judgement = judge(candidate, load_batches(run.workspace / old.outputs))
-    record = replace(record, **judgement.fields(), cached=True)
+    record = replace(record, **judgement.fields(), cached=True, fingerprint=old.fingerprint)
     if judgement.status != Status.PROFILING:
         return record
+    twin = runtime_twin(run, candidate, old.fingerprint) if old.status == Status.DUPLICATE else None
+    if twin is not None:  # its twin is measured again in this run, or reused: still nothing to profile
+        return replace(runtime_duplicate(run, record, twin), load_seconds=old.load_seconds)
     if not old.points:
         return None
     profile = old.profile

@@ -18,6 +18,14 @@ deleted), and so is everything that would have run on it:
   when that one was not measured (skipped: for the budget, say) it is skipped too, for the same
   cause, saying so; otherwise it is measured on the original's artifact.
 
+A runner can also say, once loaded, what it runs (:class:`sextant.runtime.Fingerprinted`: OpenVINO
+compiles the ONNX files of torch's two exporters, onnxslim's rewrites of them and its own IR of one
+model to one graph more often than not). A candidate whose outputs pass, on the same device and
+precision as a candidate of this run that is ``ok`` with the same fingerprint, is not profiled: it
+is recorded as a duplicate of that one ("compiles to the same graph as <id>, measured in its place"),
+with its own correctness; a re-run records it so again while that one is ``ok`` with the same
+fingerprint, running nothing.
+
 ``duplicate_of`` always names an original (a step that is ``ok``, a candidate that ran), never
 another duplicate. A re-run reuses a duplicate step only while its original is still ``ok`` with
 the same bytes; its candidates are then duplicates again, measuring nothing.
@@ -137,4 +145,33 @@ def duplicate_candidate(
         reason=f"same as {original}, measured in its place ({same})",
         duplicate_of=original,
         cached=step.cached,
+    )
+
+
+def runtime_twin(run: Run, candidate: PlannedCandidate, fingerprint: str | None) -> str | None:
+    """A candidate of this run, ``ok`` (measured, or screened out) and selectable (not a reference
+    only), whose runner reported the same ``fingerprint`` on the same device and precision; ``None``
+    when there is none."""
+    if fingerprint is None:
+        return None
+    for other_id in run.ledger.run_candidates:
+        if other_id in run.reference_only:
+            continue
+        other = run.ledger.candidates[other_id]
+        alike = other.device == candidate.device and other.precision == candidate.precision
+        if other_id != candidate.id and alike and other.status == Status.OK and other.fingerprint == fingerprint:
+            return other_id
+    return None
+
+
+def runtime_duplicate(run: Run, record: CandidateRecord, twin_id: str) -> CandidateRecord:
+    """``record`` (whose outputs passed) as a duplicate of ``twin_id``, which compiled the same graph."""
+    twin = run.ledger.candidates[twin_id]
+    screened = ", which was screened out" if twin.screened else ""
+    return replace(
+        record,
+        status=Status.DUPLICATE,
+        reason=f"compiles to the same graph as {twin_id}{screened}, run the same way (its runner's fingerprint): "
+        "measured in its place; its own outputs passed",
+        duplicate_of=twin_id,
     )

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from sextant.plugins import load_catalog
-from sextant.runtime import Runner, RunnerRequest, StepRequest
+from sextant.runtime import Fingerprinted, Runner, RunnerRequest, StepRequest
 from sextant.signature import Signature, batch_size
 from sextant.specs import ConverterSpec, ExporterSpec, RunnerSpec, resolve
 
@@ -83,16 +83,27 @@ def check_step(
 def check_runner(
     spec: RunnerSpec, artifact: Path, signature: Signature, batch: Mapping[str, np.ndarray], **kw: Any
 ) -> dict[str, np.ndarray]:
-    """Load a runner, infer twice, check the outputs' types, batch axis and repeatability."""
-    runner = resolve(spec.load)(RunnerRequest(artifact=artifact, signature=signature, **kw))
+    """Load a runner, infer twice, check the outputs' types, batch axis and repeatability; a runner
+    that says what it compiled (``Fingerprinted``; asked once loaded, before any call, as a run
+    asks) must say the same once loaded again."""
+    request = RunnerRequest(artifact=artifact, signature=signature, **kw)
+    runner = resolve(spec.load)(request)
     problems = []
     if not isinstance(runner, Runner):
         problems.append(f"{spec.name}: {type(runner).__name__} lacks infer() or close()")
     try:
+        printed = runner.fingerprint() if isinstance(runner, Fingerprinted) else None
         first = dict(runner.infer(batch))
         second = dict(runner.infer(batch))
     finally:
         runner.close()
+    if printed is not None:
+        again = resolve(spec.load)(request)
+        try:
+            if again.fingerprint() != printed:
+                problems.append(f"{spec.name}: fingerprint() differs between two loads of one artifact")
+        finally:
+            again.close()
     size = batch_size(batch, signature)
     for name, value in first.items():
         if not isinstance(value, np.ndarray):
