@@ -40,17 +40,23 @@ def test_openvino_candidates_are_judged_profiled_and_loadable(tmp_path):
     candidates = document["candidates"]
     assert document["steps"]["torch-export+openvino"]["status"] == "ok"
     assert document["steps"]["torch-export+openvino"]["format"] == "openvino-ir"
-    for cid in ON_OPENVINO:
+    profiled = [cid for cid in ON_OPENVINO if candidates[cid]["status"] != "duplicate"]
+    assert profiled, "at least the first is profiled"
+    for cid in ON_OPENVINO:  # one that compiles to the other's graph is its duplicate (today, they differ)
         record = candidates[cid]
-        assert record["status"] == "ok", (cid, record.get("reason"))
+        assert record["status"] in ("ok", "duplicate"), (cid, record.get("reason"))
         assert record["precision"] == "fp32" and record["correctness"]["passed"]
         check_judged_against_the_reference(ws, record)
+        if record["status"] == "duplicate":
+            assert record["duplicate_of"] in profiled
+            assert record["fingerprint"] == candidates[record["duplicate_of"]]["fingerprint"]
+            continue
         points = record["profile"]["points"]
         assert points and all(p["throughput"] > 0 for p in points)
         assert max(p["batch"] for p in points) >= 2  # profiled across batch sizes, not only batch 1
     # the throughput hint is a variant, measured where each runner's defaults did best (each has one
     # artifact here), and correct too: the batch is split across OpenVINO's streams and joined
-    for cid in ON_OPENVINO:
+    for cid in profiled:
         variant = candidates[cid.replace("@cpu", "[performance_hint=throughput]@cpu")]
         assert variant["status"] == "ok" and variant["options"]["performance_hint"] == "throughput"
         check_judged_against_the_reference(ws, variant)

@@ -4,7 +4,8 @@ The compile properties come from :mod:`sextant_openvino.config`. After compiling
 back the inference precision OpenVINO chose: where it is not the one asked for (bf16 on a CPU
 where OpenVINO has none, which it would silently run in f32) loading fails, so that no candidate
 is measured under a precision it does not compute. Outputs are named as the signature
-names them (:mod:`sextant_openvino.naming`) and copied out of OpenVINO's buffers.
+names them (:mod:`sextant_openvino.naming`) and copied out of OpenVINO's buffers. The runner says
+what it compiled (:meth:`OpenVINORunner.fingerprint`): candidates alike are profiled once.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sextant.api import ModelLoadError, RunnerRequest, SampleError, StepError, c
 from sextant_openvino.batches import join, split, splittable
 from sextant_openvino.config import CompileConfig, compile_config
 from sextant_openvino.errors import reason
+from sextant_openvino.fingerprint import fingerprint
 from sextant_openvino.naming import port_names
 
 DEVICE = "CPU"
@@ -41,6 +43,7 @@ class OpenVINORunner:
                 hint="An operation may be missing from OpenVINO's CPU plugin; the other runners may take the model.",
             ) from exc
         check_precision(self.compiled, self.config)
+        self.model = model  # what the fingerprint reads the fused operations' types from
         self.signature = request.signature
         self.inputs = port_names(self.compiled.inputs, request.signature.input_names)
         self.ignored = ignored_inputs(request.signature, self.inputs)
@@ -69,8 +72,12 @@ class OpenVINORunner:
         results = self.request.infer(self._feed(inputs), share_inputs=True, share_outputs=False)
         return {name: np.asarray(results[i]) for i, name in enumerate(self.outputs)}
 
+    def fingerprint(self) -> str | None:
+        """The compiled graph and its settings, hashed (:mod:`sextant_openvino.fingerprint`)."""
+        return fingerprint(self.compiled, self.model)
+
     def close(self) -> None:
-        self.streams = self.request = self.compiled = None
+        self.streams = self.request = self.compiled = self.model = None
 
 
 class Streams:
