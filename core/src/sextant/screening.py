@@ -7,8 +7,10 @@ passed correctness is first measured briefly (:func:`screen_config`: a short war
 windows, no stability required) at the ends of its batch range: the smallest batch size and the
 largest under the throughput objective, the smallest alone under the latency objective. Its
 *estimate* is the better throughput of those. When the estimate is under ``cutoff`` (0.7 by
-default) of the best throughput a fully profiled rival reached, the candidate is screened out: it
-is recorded as ``screened`` with its screen points and the estimate in words, and it is never
+default) of the best throughput a fully profiled rival reached, the candidate is screened out
+(unless, under the throughput objective, it is faster at batch 1 than every rival so far: it may be
+the latency regime's pick, :func:`sextant.selection.regime_picks`, which only a swept candidate can
+be): it is recorded as ``screened`` with its screen points and the estimate in words, and it is never
 selected. Every other candidate is swept, and its sweep stops early only when even an optimistic
 bound on its remaining batch sizes is under the cut-off share of the best so far at each of them
 (:mod:`sextant.earlystop`; the screen's point at the largest batch size counts in that bound). The
@@ -98,6 +100,9 @@ def screen_verdict(points: list[Point], rivals: Mapping[int, float], cutoff: flo
                 f"is under {cutoff:.0%} of the best so far there, {best:.0f}/s"
             )
         return None
+    single = [p for p in points if p.batch == 1]
+    if single and single[0].throughput > rivals.get(1, 0.0):
+        return None  # faster at batch 1 than every rival so far: it may be the latency regime's pick
     estimate = max(p.throughput for p in points)
     best = max(rivals.values())
     if estimate < cutoff * best:
