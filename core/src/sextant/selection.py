@@ -177,12 +177,14 @@ def throughput_at(points: Sequence[Point], batch: int) -> tuple[int, float] | No
     return point.batch, float(point.throughput or 0.0)
 
 
-def settle_regimes(selection: Selection) -> Selection:
+def settle_regimes(selection: Selection, before: Selection) -> Selection:
     """The regime picks agreeing with a best that a later decision changed (the paired
-    re-measurement): the objective's own regime takes the best."""
-    regimes = dict(selection.regimes or {})
-    if selection.best is None or selection.objective.name not in regimes:
+    re-measurement; ``before``: the selection it changed): the objective's own regime takes the
+    best, the others keep their picks, which were ``before``'s best where it was best in every
+    regime (the paired rounds measure at the best batch sizes, not at batch 1)."""
+    if selection.best is None or before.best is None or selection.objective.name not in REGIMES:
         return selection
+    regimes = dict(before.regimes or {regime: before.best for regime in REGIMES})
     regimes[selection.objective.name] = selection.best
     return replace(selection, regimes=regimes if len(set(regimes.values())) > 1 else None)
 

@@ -252,8 +252,8 @@ def _finish(
     selection, ranked = select(
         current, options.goal(max_batch), ledger.header.baseline, planned - plan.reference_only
     )
-    selection, notes = apply_pairing(selection, ranked, ledger.header.paired if complete else None)
-    selection = settle_regimes(selection)
+    chosen, notes = apply_pairing(selection, ranked, ledger.header.paired if complete else None)
+    selection = settle_regimes(chosen, selection)
     for note in notes:
         ledger.note(note)
     ledger.candidates.update(ranked)
