@@ -2,15 +2,15 @@
 graph, operation by operation in execution order (the layer type, the kernel chosen for it, its
 precisions and output layouts, the shapes it makes, which outputs it reads, and the types of the
 model's operations fused into it, constants aside: a FullyConnected with a Relu is not one with a
-Tanh), and every
-property of the compiled model but its name. Names (the source graph's node names) do not count,
-nor weights: two files OpenVINO compiles to this same graph run at the same speed, whichever
-exporter wrote them. It is taken once compiled, before any call: the first call at a new shape
-chooses the kernels of a dynamic graph, which are ``undef`` until then.
+Tanh), and every property of the compiled model but its name. Names (the source graph's node
+names) do not count, nor weights: two files OpenVINO compiles to this same graph run at the same
+speed, whichever exporter wrote them. It is taken once compiled, before any call: the first call at
+a new shape chooses the kernels of a dynamic graph, which are ``undef`` until then.
 
-On the README's three models, the ONNX files of torch's two exporters, onnxslim's rewrites of them and
-the IR of OpenVINO's own converter compiled to one graph for ResNet-18 and the MLP (five and four
-candidates), and the dynamo export and its slimmed copy to one for the encoder.
+On the README's three models: ResNet-18's five OpenVINO candidates (the ONNX files of torch's two
+exporters, onnxslim's rewrites of them, OpenVINO's IR of the torch.export program) compile to one
+graph; the MLP's four to two (the dynamo export with the IR, the TorchScript-based one with its
+rewrite); of the encoder's five, the dynamo export and its rewrite share one.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def fingerprint(compiled: Any, model: Any) -> str | None:
         return None
     types = {op.get_friendly_name(): op.get_type_name() for op in model.get_ordered_ops()}
     position: dict[int, int] = {}
-    lines = settings
+    lines = list(settings)
     for index, op in enumerate(graph.get_ordered_ops()):
         position[op.get_instance_id()] = index
         info = op.get_rt_info()
