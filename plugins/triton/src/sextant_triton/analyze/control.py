@@ -57,7 +57,7 @@ def _connected(url: str) -> Iterator[Any]:
 
 
 #: how many times, READY_PAUSE_S apart, a loaded model is asked whether it is ready (a minute: the
-#: first answer is almost always yes; a loaded machine once took longer than five seconds)
+#: first answer is almost always yes, and five seconds was a short bound for a loaded machine)
 READY_POLLS = 1200
 READY_PAUSE_S = 0.05
 
