@@ -24,17 +24,20 @@ RUNS_AS = ("layerType", "primitiveType", "runtimePrecision", "outputPrecisions",
 NAMES = frozenset({"NETWORK_NAME", "SUPPORTED_PROPERTIES"})
 
 
-def fingerprint(compiled: Any, model: Any) -> str | None:
-    """The hash of ``compiled``'s runtime graph and properties (``model``: the ``openvino.Model`` it
-    was compiled from, whose operations' types name what each runtime operation fused); ``None``
-    when OpenVINO cannot give them."""
+def op_types(model: Any) -> dict[str, str]:
+    """Each operation's type in an ``openvino.Model``, by its name: what a runtime operation fused."""
+    return {op.get_friendly_name(): op.get_type_name() for op in model.get_ordered_ops()}
+
+
+def fingerprint(compiled: Any, types: dict[str, str]) -> str | None:
+    """The hash of ``compiled``'s runtime graph and properties (``types``: :func:`op_types` of the
+    model it was compiled from); ``None`` when OpenVINO cannot give them."""
     try:
         graph = compiled.get_runtime_model()
         properties = sorted(set(compiled.get_property("SUPPORTED_PROPERTIES")) - NAMES)
         settings = [f"{name}={_property(compiled, name)}" for name in properties]
     except Exception:  # noqa: BLE001 - an OpenVINO without a runtime model: no fingerprint, every candidate measured
         return None
-    types = {op.get_friendly_name(): op.get_type_name() for op in model.get_ordered_ops()}
     position: dict[int, int] = {}
     lines = list(settings)
     for index, op in enumerate(graph.get_ordered_ops()):

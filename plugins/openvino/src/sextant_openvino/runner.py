@@ -20,7 +20,7 @@ from sextant.api import ModelLoadError, RunnerRequest, SampleError, StepError, c
 from sextant_openvino.batches import join, split, splittable
 from sextant_openvino.config import CompileConfig, compile_config
 from sextant_openvino.errors import reason
-from sextant_openvino.fingerprint import fingerprint
+from sextant_openvino.fingerprint import fingerprint, op_types
 from sextant_openvino.naming import port_names
 
 DEVICE = "CPU"
@@ -43,7 +43,7 @@ class OpenVINORunner:
                 hint="An operation may be missing from OpenVINO's CPU plugin; the other runners may take the model.",
             ) from exc
         check_precision(self.compiled, self.config)
-        self.model = model  # what the fingerprint reads the fused operations' types from
+        self.op_types = op_types(model)  # for the fingerprint; not the model, whose weights would stay resident
         self.signature = request.signature
         self.inputs = port_names(self.compiled.inputs, request.signature.input_names)
         self.ignored = ignored_inputs(request.signature, self.inputs)
@@ -74,10 +74,10 @@ class OpenVINORunner:
 
     def fingerprint(self) -> str | None:
         """The compiled graph and its settings, hashed (:mod:`sextant_openvino.fingerprint`)."""
-        return fingerprint(self.compiled, self.model)
+        return fingerprint(self.compiled, self.op_types)
 
     def close(self) -> None:
-        self.streams = self.request = self.compiled = self.model = None
+        self.streams = self.request = self.compiled = None
 
 
 class Streams:
