@@ -169,27 +169,39 @@ def test_text_in_and_text_out_through_the_saved_tokenizer(stream, model):
     assert "".join(text for _, _, text, *_ in got) == chars.decode(ids)
 
 
+def _cancellations(server, before: int, count: int) -> str:
+    """The server's log since ``before`` once it holds ``count`` cancellations (it is written as it comes)."""
+    for _ in range(GONE_POLLS):
+        logs = server.logs()[before:]
+        if logs.count("request cancelled after") >= count:
+            break
+        time.sleep(POLL_S)
+    return logs
+
+
+def _answers_after(server, model) -> None:
+    """A new stream's request is answered with eager's tokens: the server goes on."""
+    after = Stream(server.grpc_url)
+    try:
+        after.ask("after", PROMPT, max_tokens=3)
+        assert [step[0] for _, step, *_ in after.until_final()] == eager(model, PROMPT, 3)
+    finally:
+        after.close()
+
+
 def test_a_cancelled_request_stops_and_the_next_one_is_answered(server, model):
     asked = POSITIONS - len(PROMPT)  # far more tokens than arrive before the cancellation does
+    before = len(server.logs())
     first = Stream(server.grpc_url)
     first.ask("long", PROMPT, max_tokens=asked)
     for _ in range(2):
         assert first.arrived.get(timeout=WAIT_S)[4] is None
     first.close(cancel=True)
-    pattern = re.compile(rf"request cancelled after (\d+) of {asked} tokens")
-    for _ in range(GONE_POLLS):
-        found = pattern.search(server.logs())
-        if found:
-            break
-        time.sleep(POLL_S)
-    assert found, server.logs()[-2000:]
+    logs = _cancellations(server, before, 1)
+    found = re.search(rf"request cancelled after (\d+) of {asked} tokens", logs)
+    assert found, logs[-2000:]
     assert 2 <= int(found[1]) < asked
-    second = Stream(server.grpc_url)
-    try:
-        second.ask("after", PROMPT, max_tokens=3)
-        assert [step[0] for _, step, *_ in second.until_final()] == eager(model, PROMPT, 3)
-    finally:
-        second.close()
+    _answers_after(server, model)
 
 
 def _more_tokens(stream: Stream, got: dict[str, list[int]], at_least: int, ended: set[str]) -> None:
@@ -201,16 +213,6 @@ def _more_tokens(stream: Stream, got: dict[str, list[int]], at_least: int, ended
         got[rid] += ids or []
         if final:
             ended.add(rid)
-
-
-def _cancellations(server, before: int, count: int) -> str:
-    """The server's log since ``before`` once it holds ``count`` cancellations (it is written as it comes)."""
-    for _ in range(GONE_POLLS):
-        logs = server.logs()[before:]
-        if logs.count("request cancelled after") >= count:
-            break
-        time.sleep(POLL_S)
-    return logs
 
 
 def test_concurrent_requests_are_decoded_together_and_each_gets_its_own_tokens(server, model):
@@ -249,12 +251,7 @@ def test_concurrent_requests_are_decoded_together_and_each_gets_its_own_tokens(s
             arrived.append(long.arrived.get_nowait())
         streamed = [ids[0] for _, ids, _, _, error, _ in arrived if error is None and ids]
         assert streamed == eager(model, PROMPT, len(streamed))  # its own tokens too, while batched
-        after = Stream(server.grpc_url)  # and the server goes on
-        try:
-            after.ask("after", PROMPT, max_tokens=3)
-            assert [step[0] for _, step, *_ in after.until_final()] == eager(model, PROMPT, 3)
-        finally:
-            after.close()
+        _answers_after(server, model)
     finally:
         long.close(cancel=True)
         others.close(cancel=True)
