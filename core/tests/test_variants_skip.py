@@ -28,10 +28,10 @@ def _variant_skipped_after(fake_catalog, options, samples, record: CandidateReco
     return recorded[variant.id].reason
 
 
-def _record(status: Status, stop: Stop | None) -> CandidateRecord:
+def _record(status: Status, stop: Stop | None, **fields) -> CandidateRecord:
     point = Point(batch=1, throughput=10.0, p50_ms=1.0, p99_ms=1.0)
     return CandidateRecord("fake-graph", "fake-graph", "fake-graph", "fake", "cpu", "fp32", status=status,
-                           profile=Profile(points=(point,), stop=stop))
+                           profile=Profile(points=(point,), stop=stop), **fields)
 
 
 def test_defaults_screened_out_everywhere_are_said_to_be(fake_catalog, options, samples):
@@ -46,3 +46,16 @@ def test_defaults_that_failed_everywhere_did_not_succeed(fake_catalog, options, 
     for record in (_record(Status.FAILED, None), None):
         reason = _variant_skipped_after(fake_catalog, options, samples, record)
         assert reason == "fake-graph with default options did not succeed on any artifact"
+
+
+def test_defaults_that_were_duplicates_everywhere_say_what_was_measured_in_their_place(fake_catalog, options, samples):
+    """``make demo``'s run said the torch.export IR's throughput variant was skipped because OpenVINO's
+    IR runner "did not succeed on any artifact", where it had compiled the same graph as another
+    candidate and was recorded as its duplicate."""
+    twin = "torch-onnx:openvino@cpu"
+    duplicate = _record(Status.DUPLICATE, None, duplicate_of=twin)
+    reason = _variant_skipped_after(fake_catalog, options, samples, duplicate)
+    assert reason == (
+        f"fake-graph with default options was a duplicate wherever it ran correct (the same file or compiled graph "
+        f"as {twin}, measured in its place), so its variants were not tried"
+    )

@@ -71,21 +71,41 @@ def run_variants(run: Run, plan: Plan, variants: list[PlannedCandidate], evaluat
                 f"{candidate.runner.name} with default options was screened out on every artifact (correct, "
                 f"but under {run.options.cutoff:.0%} of the best measured so far), so its variants were not tried"
             )
+        elif twins := _measured_elsewhere(run, plan, candidate):
+            reason = (
+                f"{candidate.runner.name} with default options was a duplicate wherever it ran correct (the same file "
+                f"or compiled graph as {', '.join(twins)}, measured in its place), so its variants were not tried"
+            )
         else:
             reason = f"{candidate.runner.name} with default options did not succeed on any artifact"
         _skip(run, candidate, reason)
 
 
-def _screened_everywhere(run: Run, plan: Plan, variant: PlannedCandidate) -> bool:
-    """Whether ``variant``'s runner with default options ran correct on some artifact, and was
-    screened out wherever it did."""
-    records = [
+def _defaults(run: Run, plan: Plan, variant: PlannedCandidate) -> list[CandidateRecord]:
+    """The records of ``variant``'s runner with default options on the same device, on every artifact."""
+    records = (
         run.ledger.candidates.get(c.id)
         for c in plan.candidates
         if c.runner == variant.runner and c.device == variant.device and c.default_options
-    ]
-    ok = [r for r in records if r is not None and r.status == Status.OK]
+    )
+    return [r for r in records if r is not None]
+
+
+def _screened_everywhere(run: Run, plan: Plan, variant: PlannedCandidate) -> bool:
+    """Whether ``variant``'s runner with default options ran correct on some artifact, and was
+    screened out wherever it did."""
+    ok = [r for r in _defaults(run, plan, variant) if r.status == Status.OK]
     return bool(ok) and all(r.screened for r in ok)
+
+
+def _measured_elsewhere(run: Run, plan: Plan, variant: PlannedCandidate) -> list[str]:
+    """What ``variant``'s runner with default options was a duplicate of, when it was one wherever
+    it ran correct (the twin measured in its place: the same file, or the same compiled graph);
+    empty otherwise."""
+    records = _defaults(run, plan, variant)
+    if any(r.status == Status.OK for r in records):
+        return []
+    return sorted({r.duplicate_of for r in records if r.status == Status.DUPLICATE and r.duplicate_of})
 
 
 def search_options(
