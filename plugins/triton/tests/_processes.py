@@ -25,7 +25,10 @@ def alive(pid: int) -> bool:
 
 
 def servers_of(folder: Path) -> list[int]:
-    """PIDs of the ``tritonserver`` processes whose command line names ``folder``."""
+    """PIDs of the ``tritonserver`` processes whose command line names ``folder``.
+
+    A server starts each Python-backend stub by fork, then exec: until the exec, the child has the
+    server's command line. Such a child (a match whose parent is a match) is not another server."""
     found = []
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
@@ -34,7 +37,7 @@ def servers_of(folder: Path) -> list[int]:
             continue
         if "tritonserver" in text.split("\0", 1)[0] and str(folder) in text and alive(int(cmdline.parent.name)):
             found.append(int(cmdline.parent.name))
-    return found
+    return [pid for pid in found if (_stat(pid) or ["", ""])[1] not in {str(other) for other in found}]
 
 
 def children(pid: int) -> list[int]:
