@@ -78,15 +78,15 @@ class Run:
         messages, typed. The result's ``value`` is the child's answer, typed (``job.answer``)."""
         log = self.workspace / self.workspace.log(name)
         document = job_document(job)
-        write_json(log.with_suffix(".job.json"), document)
-        job_file = shlex.quote(str(log.with_suffix(".job.json")))  # a workspace path may hold spaces
-        log.write_text(f"# {name}\n# reproduce in this process: python -m sextant.worker {job_file}\n")
 
         def handle(kind: str, data: Any) -> Any:
             reply = handler(parse_event(kind, data)) if handler else None
             return None if reply is None else reply.to_json()
 
-        try:
+        try:  # from its first file on, a Ctrl-C stops this step (the log exists before the child does)
+            write_json(log.with_suffix(".job.json"), document)
+            job_file = shlex.quote(str(log.with_suffix(".job.json")))  # a workspace path may hold spaces
+            log.write_text(f"# {name}\n# reproduce in this process: python -m sextant.worker {job_file}\n")
             result = self.isolator.run(
                 job.target,
                 document["job"],
