@@ -24,20 +24,28 @@ def alive(pid: int) -> bool:
     return fields is not None and fields[0] not in ("Z", "X")
 
 
+def cmdline(pid: int) -> str:
+    """``pid``'s command line, its arguments joined by NUL ("" once it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def servers_of(folder: Path) -> list[int]:
-    """PIDs of the ``tritonserver`` processes whose command line names ``folder``.
+    """PIDs of the running ``tritonserver`` processes whose command line names ``folder``.
 
     A server starts each Python-backend stub by fork, then exec: until the exec, the child has the
-    server's command line. Such a child (a match whose parent is a match) is not another server."""
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            text = cmdline.read_bytes().decode(errors="replace")
-        except OSError:
-            continue
-        if "tritonserver" in text.split("\0", 1)[0] and str(folder) in text and alive(int(cmdline.parent.name)):
-            found.append(int(cmdline.parent.name))
-    return [pid for pid in found if (_stat(pid) or ["", ""])[1] not in {str(other) for other in found}]
+    server's command line. Such a child (a match whose parent is a match, running or not) is not
+    another server. Each process's state is read once, so one that ends meanwhile is left out."""
+    matches = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        pid = int(entry.name)
+        text = cmdline(pid)
+        if "tritonserver" in text.split("\0", 1)[0] and str(folder) in text and (fields := _stat(pid)) is not None:
+            matches[pid] = fields
+    running = {pid for pid, (state, *_) in matches.items() if state not in ("Z", "X")}
+    return sorted(pid for pid in running if int(matches[pid][1]) not in matches)
 
 
 def children(pid: int) -> list[int]:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from _models import onnx_package
-from _processes import children, left_alive
+from _processes import children, cmdline, left_alive
 from sextant_triton.server import exposure, loopback
 from sextant_triton.testing import NO_SERVER
 
@@ -88,7 +88,7 @@ def test_serve_stopped_by_a_hang_up_or_killed_leaves_no_server(package, tmp_path
             if line.startswith("serving "):
                 break
         assert lines and lines[-1].startswith("serving "), "".join(lines)
-        servers = [p for p in children(process.pid) if "tritonserver" in Path(f"/proc/{p}/cmdline").read_text()]
+        servers = [p for p in children(process.pid) if "tritonserver" in cmdline(p)]
         assert servers, "PyTriton's tritonserver is not a child of sextant serve"
         ours = [*servers, *(c for s in servers for c in children(s))]
         process.send_signal(stop)

@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from _processes import children, left_alive, servers_of
+from _processes import children, cmdline, left_alive, servers_of
 from _serving import write_repository
 from sextant_triton.analyze import analyze
 from sextant_triton.analyze.settings import read_file
@@ -81,15 +81,24 @@ def _claim_in_flight(process: subprocess.Popen, out: Path) -> sqlite3.Row:
     raise AssertionError(f"no claim in flight after {CLAIM_POLLS} polls")
 
 
-def _perf_analyzers(pid: int) -> list[int]:
-    found = []
-    for child in children(pid):
+def _stopped_holding_a_claim(process: subprocess.Popen, out: Path) -> sqlite3.Row:
+    """A claim in flight, with ``process`` stopped (SIGSTOP) while it still holds it: only the run
+    marks a claim done, so it cannot finish between the test seeing it and killing the run."""
+    for _ in range(CLAIM_POLLS):
+        claim = _claim_in_flight(process, out)
+        process.send_signal(signal.SIGSTOP)
         try:
-            if "perf_analyzer" in Path(f"/proc/{child}/cmdline").read_bytes().decode(errors="replace"):
-                found.append(child)
-        except OSError:
+            if not any(r["done"] for r in _rows(out) if r["key"] == claim["key"]):
+                return claim
+        except sqlite3.Error:  # stopped while writing: let it finish
             pass
-    return found
+        process.send_signal(signal.SIGCONT)
+        time.sleep(POLL_S)
+    raise AssertionError(f"no claim held by a stopped run after {CLAIM_POLLS} tries")
+
+
+def _perf_analyzers(pid: int) -> list[int]:
+    return [child for child in children(pid) if "perf_analyzer" in cmdline(child)]
 
 
 def _ours(out: Path) -> list[int]:
@@ -127,9 +136,9 @@ def test_a_killed_analysis_leaves_no_server_and_the_next_run_takes_its_claim_at_
     process, out, settings = _start(repository, tmp_path)
     try:
         _read_until(process, "searching")
-        claim = _claim_in_flight(process, out)
+        claim = _stopped_holding_a_claim(process, out)
         processes = _ours(out) + _perf_analyzers(process.pid)  # one may be measuring now
-        process.kill()  # SIGKILL: nothing runs in sextant after it
+        process.kill()  # SIGKILL (a stopped process dies of it too): nothing runs in sextant after it
         process.wait()
     finally:
         if process.poll() is None:
