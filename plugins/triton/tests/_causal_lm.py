@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 VOCAB = 96  # two special tokens and the 94 printable ASCII characters from ' '
-POSITIONS = 512
+POSITIONS = 2048  # a request for all of them streams for seconds: tests hold requests so, whatever the load
 GENERATION_NEW_TOKENS = 4  # the shared package's --new-tokens (conftest's generation_deployment)
 
 

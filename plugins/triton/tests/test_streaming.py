@@ -259,9 +259,11 @@ def test_concurrent_requests_are_decoded_together_and_each_gets_its_own_tokens(s
 
 
 def test_a_prompt_the_model_cannot_take_is_a_clear_error(stream):
-    stream.ask("long", list(range(2, 90)) * 6)  # 528 tokens
+    prompt = list(range(2, 90)) * (POSITIONS // 88 + 1)  # a few tokens more than the model's positions
+    stream.ask("long", prompt)
     ((_, _, _, final, error, _),) = stream.until_final()
-    assert final and "a prompt of 528 tokens and max_tokens 4 need 532 positions, more than the model's 512" in error
+    need = f"need {len(prompt) + 4} positions, more than the model's {POSITIONS}"
+    assert final and f"a prompt of {len(prompt)} tokens and max_tokens 4 {need}" in error
     stream.ask("vocab", [3, 500, 4])
     ((*_, error, _),) = stream.until_final()
     assert "token id(s) [500] outside the model's vocabulary of 96" in error
