@@ -36,6 +36,8 @@ YAML = (
 #: polls of the measurements file while waiting for a claim in flight (a bound, not a timing)
 CLAIM_POLLS = 6000
 POLL_S = 0.05
+#: claims seen finishing before the run could be stopped, at most (each try waits for a new claim)
+STOP_TRIES = 100
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +86,7 @@ def _claim_in_flight(process: subprocess.Popen, out: Path) -> sqlite3.Row:
 def _stopped_holding_a_claim(process: subprocess.Popen, out: Path) -> sqlite3.Row:
     """A claim in flight, with ``process`` stopped (SIGSTOP) while it still holds it: only the run
     marks a claim done, so it cannot finish between the test seeing it and killing the run."""
-    for _ in range(CLAIM_POLLS):
+    for _ in range(STOP_TRIES):
         claim = _claim_in_flight(process, out)
         process.send_signal(signal.SIGSTOP)
         try:
@@ -94,7 +96,7 @@ def _stopped_holding_a_claim(process: subprocess.Popen, out: Path) -> sqlite3.Ro
             pass
         process.send_signal(signal.SIGCONT)
         time.sleep(POLL_S)
-    raise AssertionError(f"no claim held by a stopped run after {CLAIM_POLLS} tries")
+    raise AssertionError(f"no claim held by a stopped run after {STOP_TRIES} tries")
 
 
 def _perf_analyzers(pid: int) -> list[int]:
