@@ -9,6 +9,8 @@ from pathlib import Path
 #: polls (and the pause between them) while waiting for processes to end: a bound, not a timing
 GONE_POLLS = 600
 POLL_S = 0.1
+#: /proc states of a process that has ended (a zombie, dead but not yet reaped, or dead)
+ENDED = ("Z", "X")
 
 
 def _stat(pid: int) -> list[str] | None:
@@ -21,7 +23,7 @@ def _stat(pid: int) -> list[str] | None:
 def alive(pid: int) -> bool:
     """Whether ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
     fields = _stat(pid)
-    return fields is not None and fields[0] not in ("Z", "X")
+    return fields is not None and fields[0] not in ENDED
 
 
 def cmdline(pid: int) -> str:
@@ -44,7 +46,7 @@ def servers_of(folder: Path) -> list[int]:
         text = cmdline(pid)
         if "tritonserver" in text.split("\0", 1)[0] and str(folder) in text and (fields := _stat(pid)) is not None:
             matches[pid] = fields
-    running = {pid for pid, (state, *_) in matches.items() if state not in ("Z", "X")}
+    running = {pid for pid, (state, *_) in matches.items() if state not in ENDED}
     return sorted(pid for pid in running if int(matches[pid][1]) not in matches)
 
 
