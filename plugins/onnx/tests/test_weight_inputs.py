@@ -76,7 +76,10 @@ def test_light_model_zoo_file_runs_every_precision_at_batch_1(catalog, options):
     # onnx-fp16, onnx-int8 and onnx-slim+onnx-int8 failed on the weights listed as inputs
     assert _failures(status) == {}
     for name in ("onnx-fp16:onnxruntime@cpu", "onnx-int8:onnxruntime@cpu", "onnx-slim+onnx-int8:onnxruntime@cpu"):
-        assert status["candidates"][name]["status"] == "ok", name
+        record = status["candidates"][name]
+        if record["status"] == "duplicate":  # ONNX Runtime optimised it to a graph it measured: its outputs passed
+            record = status["candidates"][record["duplicate_of"]]
+        assert record["status"] == "ok", name
     assert _batches(status) == {1}
     source = onnx.load(str(package.path / status["model"]["source"]))
     assert [i.name for i in source.graph.input] == ["data_0"] and source.ir_version == 4

@@ -13,7 +13,9 @@ and weight-only int8 / int4 ``MatMulNBits`` when ``--precision`` allows them);
 int8 / int4 when ``--precision`` allows them) run by its own generation loop (the ``genai`` extra).
 
 Format: ONNX's canonical fingerprint (:mod:`sextant_onnx.canonical`), so an artifact that differs
-from another only in its producer, doc strings and names is measured once.
+from another only in its producer, doc strings and names is measured once. The CPU runner's
+fingerprint (:mod:`sextant_onnx.fingerprint`): the graph ONNX Runtime optimised, so two files it
+optimises to one graph (an export and its onnxslim rewrite, often) are profiled once.
 
 This module only declares specs; onnx and onnxruntime are imported by the callables.
 """

@@ -9,6 +9,7 @@ import numpy as np
 import onnxruntime as ort
 from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
 from sextant.api import ModelLoadError, RunnerRequest, SampleError, cache_dir, ignored_inputs
+from sextant_onnx.fingerprint import fingerprint
 
 _LEVELS = {
     "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
@@ -20,22 +21,10 @@ _LEVELS = {
 
 class OrtRunner:
     def __init__(self, request: RunnerRequest, providers: Sequence[Any]) -> None:
-        options = request.options
-        so = ort.SessionOptions()
-        so.graph_optimization_level = _LEVELS[options.get("graph_optimization_level", "all")]
-        so.intra_op_num_threads = int(options.get("intra_op_threads") or request.threads)
-        so.inter_op_num_threads = 1 if options.get("execution_mode", "sequential") == "sequential" else request.threads
-        so.execution_mode = (
-            ort.ExecutionMode.ORT_PARALLEL
-            if options.get("execution_mode") == "parallel"
-            else ort.ExecutionMode.ORT_SEQUENTIAL
-        )
-        so.log_severity_level = 3
-        if request.shared:  # idle threads spinning between calls would starve the rest of a pipeline
-            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            so.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        self.request, self.providers = request, list(providers)
         try:
-            self.session = ort.InferenceSession(str(request.artifact), so, providers=list(providers))
+            so = session_options(request)
+            self.session = ort.InferenceSession(str(request.artifact), so, providers=self.providers)
         except Exception as exc:  # ORT raises its own exception types for bad models and missing ops
             raise ModelLoadError(
                 f"ONNX Runtime cannot load {request.artifact.name}: {exc}", hint=_hint(request)
@@ -46,7 +35,7 @@ class OrtRunner:
         self.inputs = {i.name: i for i in self.session.get_inputs()}
         self.ignored = ignored_inputs(request.signature, self.inputs)
         self.outputs = [o.name for o in self.session.get_outputs()]
-        self.io_binding = bool(options.get("io_binding")) and request.device == "cuda"
+        self.io_binding = bool(request.options.get("io_binding")) and request.device == "cuda"
 
     def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         if self.ignored:
@@ -70,8 +59,39 @@ class OrtRunner:
                 f"ONNX Runtime refused the inputs: {exc}", hint=f"Pass what the model takes ({takes})."
             ) from exc
 
+    def fingerprint(self) -> str | None:
+        """The graph the CPU provider runs and the settings it runs it with, hashed
+        (:mod:`sextant_onnx.fingerprint`); ``None`` on another provider."""
+        if self.providers != ["CPUExecutionProvider"]:
+            return None
+        options = sorted((k, v) for k, v in self.request.options.items() if k != "io_binding")
+        settings = f"{options} threads={self.request.threads} shared={self.request.shared}"
+        try:
+            return fingerprint(self.request.artifact, lambda: session_options(self.request), settings)
+        except Exception:  # noqa: BLE001 - a graph ONNX Runtime cannot write back: no fingerprint, measured
+            return None
+
     def close(self) -> None:
         self.session = None
+
+
+def session_options(request: RunnerRequest) -> ort.SessionOptions:
+    """The session options of ``request``'s runner options and threads."""
+    options = request.options
+    so = ort.SessionOptions()
+    so.graph_optimization_level = _LEVELS[options.get("graph_optimization_level", "all")]
+    so.intra_op_num_threads = int(options.get("intra_op_threads") or request.threads)
+    so.inter_op_num_threads = 1 if options.get("execution_mode", "sequential") == "sequential" else request.threads
+    so.execution_mode = (
+        ort.ExecutionMode.ORT_PARALLEL
+        if options.get("execution_mode") == "parallel"
+        else ort.ExecutionMode.ORT_SEQUENTIAL
+    )
+    so.log_severity_level = 3
+    if request.shared:  # idle threads spinning between calls would starve the rest of a pipeline
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        so.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return so
 
 
 def _hint(request: RunnerRequest) -> str | None:
