@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 import sextant
 from sextant.objective import Objective
-from sextant.pairing import CLOSE, SETTLE_S, Paired, contenders, decide, interleave
+from sextant.pairing import CLOSE, MIN_ROUNDS, SETTLE_S, Paired, contenders, decide, interleave, settled
 from sextant.cli.tables import summary_line
 from sextant.testing.fake import NumpyMLP
 
@@ -119,3 +119,55 @@ def test_no_pairing_when_turned_off(fake_catalog, options, samples):
         NumpyMLP(), samples, options=replace(options, paired_rounds=0), catalog=fake_catalog
     ).status
     assert "paired" not in status and "paired" not in status["selection"]
+
+
+
+def test_the_rounds_stop_once_no_runner_up_can_overtake_the_best() -> None:
+    clock = Scripted()
+    costs_ns = {"best": 1_000_000, "second": 1_100_000, "base": 3_000_000}  # per call
+    swapped = 1  # the round in which the best and the second trade costs (a burst of load, say)
+    taken: list[int] = []
+
+    def infer(name: str):
+        def call() -> None:
+            trade = len(taken) == swapped and name != "base"
+            clock.now += costs_ns[{"best": "second", "second": "best"}[name]] if trade else costs_ns[name]
+
+        return call
+
+    def stop(rows) -> bool:
+        taken.append(len(rows))
+        return settled(rows, 7, [1], Objective())
+
+    windows = interleave(
+        [infer("best"), infer("second"), infer("base")],
+        [8, 8, 8],
+        rounds=7,
+        window_s=0.004,
+        min_calls=1,
+        clock=clock,
+        sleep=lambda seconds: None,
+        stop=stop,
+    )
+    # a majority of 7 is 4: after 4 rounds the best led in 3 (the second may still win), after 5 in 4
+    assert taken == [1, 2, 3, 4, 5] and len(windows) == 5
+    paired = Paired(("best", "second", "base"), (8, 8, 8), tuple(tuple(row) for row in windows))
+    decision = decide(paired, "best", "base", Objective(), set())
+    assert decision.best == "best" and decision.speedup is not None and decision.speedup.rounds == 5
+
+
+def test_the_rounds_go_on_to_the_minimum_and_while_a_runner_up_can_still_win() -> None:
+    fast = {"throughput": 110.0, "p50_ms": 1.0, "p99_ms": 1.0}
+    slow = {"throughput": 100.0, "p50_ms": 1.1, "p99_ms": 1.1}
+    led = [fast, slow, slow]  # one round: best, runner-up, baseline
+    trailed = [slow, fast, slow]
+    assert not settled([led] * (MIN_ROUNDS - 1), 5, [1], Objective())  # clear, but under the minimum
+    assert settled([led] * MIN_ROUNDS, 5, [1], Objective())
+    assert settled([led] * 2, 2, [1], Objective())  # fewer rounds asked for than the minimum: all of them
+    assert not settled([led, trailed, led], 5, [1], Objective())  # the best led 2 of 5: not yet decided
+    assert settled([led, trailed, led, led], 5, [1], Objective())
+    faster = {"throughput": 120.0, "p50_ms": 0.9, "p99_ms": 0.9}
+    assert not settled([[fast, slow, faster]] * 3, 5, [1, 2], Objective())  # a second runner-up ahead each round
+    assert settled([led] * MIN_ROUNDS, 5, [], Objective())  # the best and the baseline only: the minimum
+    latency = Objective.named("latency")
+    assert settled([led] * MIN_ROUNDS, 5, [1], latency)  # by p50: the best's 1.0 ms against 1.1 ms

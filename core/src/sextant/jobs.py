@@ -16,6 +16,7 @@ from typing import Any
 
 from sextant.generation.config import GenerationConfig
 from sextant.messages import Built, Profiled, Windows
+from sextant.objective import Objective
 from sextant.profiler import ProfilerConfig
 from sextant.runtime import GeneratorRequest, RunnerRequest, StepRequest
 from sextant.signature import Signature
@@ -156,7 +157,9 @@ class GenerationJob:
 @dataclass(frozen=True)
 class PairedJob:
     """Load each contender's runner (``loads[i]`` with ``requests[i]``) and measure them in
-    interleaved rounds at ``batches[i]`` (see :mod:`sextant.pairing`), on the first batch of ``inputs``."""
+    interleaved rounds at ``batches[i]`` (see :mod:`sextant.pairing`), on the first batch of ``inputs``;
+    with an ``objective``, stop once the rounds decide that no runner-up (``runners_up``: indices)
+    beats the first contender (:func:`sextant.pairing.settled`)."""
 
     loads: tuple[str, ...]
     requests: tuple[RunnerRequest, ...]
@@ -165,6 +168,8 @@ class PairedJob:
     rounds: int
     window_s: float
     min_calls: int
+    objective: Objective | None = None
+    runners_up: tuple[int, ...] = ()
 
     target = PAIRED_TARGET
     answer = Windows
@@ -179,6 +184,8 @@ class PairedJob:
             "rounds": self.rounds,
             "window_s": self.window_s,
             "min_calls": self.min_calls,
+            "objective": self.objective.to_json() if self.objective else None,
+            "runners_up": list(self.runners_up),
         }
 
     @classmethod
@@ -192,6 +199,8 @@ class PairedJob:
             int(data["rounds"]),
             float(data["window_s"]),
             int(data["min_calls"]),
+            Objective.from_json(data["objective"]) if data.get("objective") else None,
+            tuple(int(i) for i in data.get("runners_up", ())),
         )
 
 

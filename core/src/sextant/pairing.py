@@ -11,8 +11,12 @@ ratio over another (:meth:`Paired.ratios`): the speedup is their median, shown w
 
 A runner-up whose median ratio over the best is above 1 takes its place (a close call decided by
 paired windows, not by one sweep each); a range wider than :data:`WIDE`, or a best point that did
-not settle, is said in a note. ``clock`` is injectable, as in :mod:`sextant.profiler`, and so is
-the ``sleep`` that lets each runtime's threads settle between windows (:data:`SETTLE_S`).
+not settle, is said in a note. The rounds stop early once they cannot change that decision
+(:func:`settled`): after :data:`MIN_ROUNDS`, when every runner-up was no faster than the best in a
+majority of all the rounds asked for, its median ratio stays at or under 1 whatever the rest would
+show. The speedup over the baseline is then the median of the rounds taken, and says how many.
+``clock`` is injectable, as in :mod:`sextant.profiler`, and so is the ``sleep`` that lets each
+runtime's threads settle between windows (:data:`SETTLE_S`).
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from sextant.profiler import Clock, _window
 CLOSE = 0.10
 #: at most this many runners-up are paired
 RUNNERS_UP = 2
+#: the fewest rounds measured, however clear the outcome: the speedup over the baseline is their median
+MIN_ROUNDS = 3
 #: a ratio range wider than this share of its median is reported as wide
 WIDE = 0.25
 #: seconds between two windows: the runtimes in one process (torch's OpenMP threads, ONNX Runtime's
@@ -57,8 +63,10 @@ def interleave(
     *,
     clock: Clock = time.perf_counter_ns,
     sleep: Callable[[float], None] = time.sleep,
+    stop: Callable[[list[list[dict[str, float]]]], bool] | None = None,
 ) -> list[list[dict[str, float]]]:
-    """``rounds`` rounds of one window per contender, the order rotated by one each round; returns
+    """``rounds`` rounds of one window per contender, the order rotated by one each round, or fewer
+    when ``stop(rows so far)`` says so after a round (:func:`settled`); returns
     ``result[round][contender]``, each a :func:`window_metrics`. Each contender is warmed up first.
     After each window the process sleeps :data:`SETTLE_S`, so that the threads of the runtime just
     measured stop spinning before the next one's window starts."""
@@ -79,7 +87,20 @@ def interleave(
             i = (r + step) % count
             row[i] = window_metrics(window(i), batches[i])
         result.append(row)
+        if stop is not None and stop(result):
+            break
     return result
+
+
+def settled(rows: Sequence[Sequence[Metrics]], rounds: int, runners_up: Sequence[int], objective: Objective) -> bool:
+    """Whether the rounds measured so far (``rows``, the first contender the best) already decide a
+    pairing of ``rounds`` rounds: at least :data:`MIN_ROUNDS` (or all) taken, and every runner-up
+    (their indices) no faster than the best in over half of ``rounds``, so that its median ratio
+    over the best cannot come out above 1 (:func:`decide`) whatever the rounds not taken would show."""
+    if len(rows) < min(MIN_ROUNDS, rounds):
+        return False
+    majority = rounds // 2 + 1
+    return all(sum(objective.speedup(row[i], row[0]) <= 1.0 for row in rows) >= majority for i in runners_up)
 
 
 @dataclass(frozen=True)

@@ -110,7 +110,7 @@ def _nothing() -> None:
 def run_paired(document: Mapping[str, Any], channel: Channel) -> dict[str, Any]:
     """Load every contender's runner and measure them in interleaved rounds (:mod:`sextant.pairing`);
     answers :class:`~sextant.messages.Windows`."""
-    from sextant.pairing import interleave
+    from sextant.pairing import interleave, settled
 
     job = PairedJob.from_json(document)
     _set_threads(job.requests[0].threads)
@@ -125,7 +125,9 @@ def run_paired(document: Mapping[str, Any], channel: Channel) -> dict[str, Any]:
             sync = runner.synchronize if isinstance(runner, Synchronizer) else _nothing
             # a device runner's call ends when its device work does, as in the profiler
             infers.append(lambda runner=runner, batch=batch, sync=sync: (runner.infer(batch), sync()))
-        windows = interleave(infers, job.batches, job.rounds, job.window_s, job.min_calls)
+        objective = job.objective
+        stop = (lambda rows: settled(rows, job.rounds, job.runners_up, objective)) if objective else None
+        windows = interleave(infers, job.batches, job.rounds, job.window_s, job.min_calls, stop=stop)
         return Windows(tuple(tuple(row) for row in windows)).to_json()
     finally:
         for runner in runners:

@@ -237,7 +237,8 @@ def optimize(
         int | None,
         typer.Option(
             help="Rounds of paired windows in which the best, its close runners-up and the baseline are "
-            "measured again, interleaved, to decide close calls and give the speedup with its spread (0: off).",
+            "measured again, interleaved, to decide close calls and give the speedup with its spread; at least 3, "
+            "then no more once the rest cannot change which is best (0: off).",
             rich_help_panel=PANEL_SELECT,
         ),
     ] = None,

@@ -1,7 +1,8 @@
 """The run's paired re-measurement (:mod:`sextant.pairing`): which candidates, in a child, cached.
 
 Once every candidate is measured, the provisional best, its close runners-up and the baseline are
-measured again in one child, interleaved. The windows are kept in ``status.json`` (``paired``) with
+measured again in one child, interleaved, until the rounds decide the close calls
+(:func:`sextant.pairing.settled`). The windows are kept in ``status.json`` (``paired``) with
 a key made of the contenders' own profile keys and the settings, so a re-run that changed nothing
 measures nothing; the selection (:func:`apply_pairing`) decides close calls and the headline speedup from
 them. A pairing that fails is a note: the selection then stands on the sweeps, as before.
@@ -61,6 +62,8 @@ def pair_contenders(run: Run, plan: Plan) -> None:
         run.options.paired_rounds,
         config.window_s,
         config.min_calls,
+        run.objective,
+        tuple(i for i, c in enumerate(ids) if 0 < i and c != baseline),
     )
     result = run.child(job, "paired")
     if not result.ok:
