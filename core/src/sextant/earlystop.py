@@ -10,9 +10,9 @@ latencies ``L_j`` (ms) and throughputs ``T_j``, its sweep stops when both hold:
    measured ``b_j`` (``CLOSE``: the paired re-measurement's 10 %, :mod:`sextant.pairing`). The
    current best, at any batch size, is never stopped, nor one the paired re-measurement might
    still pick: the winner's profile stays complete.
-2. At every batch size ``b`` of the sweep it has not measured, even an optimistic bound is under
-   the cut-off share of the best so far there: ``U(b) < c * R(b)``, with ``b_i`` the largest
-   measured batch size under ``b`` (``b_k`` in a sweep in order) and
+2. At every batch size ``b`` of the sweep it has not measured, even an optimistic bound could not
+   come that close either: ``U(b) < s * R(b)``, with ``s = max(c, 1 / (1 + CLOSE))`` (91 % by
+   default), ``b_i`` the largest measured batch size under ``b`` (``b_k`` in a sweep in order) and
 
        U(b) = max(1000 * b / (L_i + (b - b_i) * m), S(b))
        m    = max(0, min over j of (L_j - L_{j-1}) / (b_j - b_{j-1}))
@@ -22,6 +22,12 @@ latencies ``L_j`` (ms) and throughputs ``T_j``, its sweep stops when both hold:
    to the batch). ``S(b)`` is the screen's own measurement at ``b`` when it took one (the largest
    batch size, :mod:`sextant.screening`), so a candidate whose screen point there is within reach
    of the best is never stopped on the way there.
+
+So a sweep goes on only while the candidate could still win or be paired. The screen's wider
+margin (``c``) is for the screen's own two short readings, taken before any sweep; a sweep's points
+are settled ones (:mod:`sextant.profiler`), so within the paired margin is what counts there (the
+share was ``c`` until issue 27's encoder showed five candidates at 75-86 % of the best swept in full,
+21 s of a 68 s run). A ``--cutoff`` above 91 % stops by its own share.
 
 The bound is optimistic as long as adding a sample to a batch never costs less time than the
 cheapest added sample measured so far; a runner that switches to a much faster kernel only at large
@@ -68,6 +74,12 @@ def sweep_cutoff(objective: Objective, cutoff: float) -> float:
     return cutoff if cannot_judge(objective) is None else 0.0
 
 
+def reach(cutoff: float) -> float:
+    """``s``: the share of the best so far that a sweep's remaining batch sizes must be able to
+    reach for it to go on, under the cut-off ``cutoff`` (module doc, rule 2)."""
+    return max(cutoff, 1.0 / (1.0 + CLOSE))
+
+
 def growth_per_sample(points: Sequence[Point]) -> float:
     """``m``: the smallest growth of mean latency per added sample between consecutive points, in
     ms, never below 0."""
@@ -103,13 +115,14 @@ def stop_reason(
         best = rivals.get(point.batch)
         if not best or point.throughput * (1 + CLOSE) >= best:
             return None  # it leads here, or nearly: never stopped
+    share = reach(cutoff)
     closest: tuple[float, int, float, float] | None = None  # (share of the best, batch, bound, best)
     for batch in remaining:
         best = rivals.get(batch)
         if not best:
             return None
         bound = upper_bound(points, batch, screen)
-        if bound >= cutoff * best:
+        if bound >= share * best:
             return None
         if closest is None or bound / best > closest[0]:
             closest = (bound / best, batch, bound, best)
@@ -118,6 +131,6 @@ def stop_reason(
     last = [p for p in points if p.batch < batch][-1]
     return (
         f"{CUTOFF_WORDS} ({last.throughput:.0f}/s at batch {last.batch}; at most {bound:.0f}/s at batch {batch}, "
-        f"adding {growth_per_sample(points):.3g} ms per sample, under {cutoff:.0%} of the best so far there, "
+        f"adding {growth_per_sample(points):.3g} ms per sample, under {share:.0%} of the best so far there, "
         f"{best:.0f}/s)"
     )

@@ -11,8 +11,9 @@ default) of the best throughput a fully profiled rival reached, the candidate is
 (unless, under the throughput objective, it is faster at batch 1 than every rival so far: it may be
 the latency regime's pick, :func:`sextant.selection.regime_picks`, which only a swept candidate can
 be): it is recorded as ``screened`` with its screen points and the estimate in words, and it is never
-selected. Every other candidate is swept, and its sweep stops early only when even an optimistic
-bound on its remaining batch sizes is under the cut-off share of the best so far at each of them
+selected. Every other candidate is swept, and its sweep stops early only when it is nowhere within
+the paired margin of the best so far and even an optimistic bound on its remaining batch sizes is
+under 91 % (or the cut-off share, when higher) of the best so far at each of them
 (:mod:`sextant.earlystop`; the screen's point at the largest batch size counts in that bound). The
 current best is never stopped: the winner's profile is always a full one.
 

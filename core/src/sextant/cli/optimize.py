@@ -228,8 +228,8 @@ def optimize(
         float | None,
         typer.Option(
             help="Screen out a candidate whose short measurement at batch 1 and the largest batch is under "
-            "this share of the best throughput measured so far, and stop a sweep whose remaining batch sizes "
-            "cannot reach it (0: profile every candidate in full).",
+            "this share of the best throughput measured so far, and stop a sweep that can come within neither "
+            "10 % of the best nor this share of it (0: profile every candidate in full).",
             rich_help_panel=PANEL_SELECT,
         ),
     ] = None,
