@@ -132,8 +132,10 @@ def test_the_legacy_onnx_exporter_passes_keyword_inputs_by_name(catalog, options
         options=replace(options, runners=("onnxruntime",), max_batch_size=2),
         catalog=catalog,
     )
-    legacy = package.candidate("torch-onnx-legacy:onnxruntime@cpu")
-    assert legacy.status.value == "ok", legacy.record.reason
+    legacy = package.candidate("torch-onnx-legacy:onnxruntime@cpu").record
+    # a duplicate when ONNX Runtime optimises it to the dynamo export's graph: judged on its own outputs all the same
+    assert legacy.status.value in ("ok", "duplicate"), legacy.reason
+    assert legacy.correctness is not None and legacy.correctness.passed, legacy.reason
 
 
 def test_the_source_names_the_packages_its_pickle_imports():
