@@ -25,6 +25,7 @@ does one ONNX Runtime cannot write back: those candidates are all measured.
 from __future__ import annotations
 
 import hashlib
+import math
 import tempfile
 from collections import deque
 from collections.abc import Callable
@@ -59,14 +60,8 @@ def fingerprint(artifact: Path, session_options: Callable[[], Any], settings: st
 
 def graph_hash(graph: Any, settings: str) -> str | None:
     """The hash of an ``onnx.GraphProto`` (module doc); ``None`` when a node holds a subgraph."""
-    from onnx import numpy_helper
-
     reads: dict[str, str] = {value.name: f"input{i}" for i, value in enumerate(graph.input)}
-    for weight in graph.initializer:
-        shape = list(weight.dims)
-        small = weight.data_location != 1 and _elements(shape) <= SMALL  # 1: EXTERNAL
-        values = numpy_helper.to_array(weight).tobytes().hex() if small else ""
-        reads[weight.name] = f"weight{weight.data_type}{shape}{values}"
+    reads.update((weight.name, f"weight{_tensor(weight)}") for weight in graph.initializer)
     nodes = []
     for node in _in_order(graph.node):
         if any(a.type in _SUBGRAPHS for a in node.attribute):
@@ -107,20 +102,19 @@ def _in_order(nodes: Any) -> list[Any]:
 
 
 def _attribute(attribute: Any) -> str:
-    """An attribute's value as text; a tensor's by data type and shape, and values when small."""
-    from onnx import helper, numpy_helper
+    """An attribute's value as text; a tensor's as :func:`_tensor` gives it."""
+    from onnx import helper
 
     if attribute.HasField("t"):
-        tensor = attribute.t
-        small = _elements(list(tensor.dims)) <= SMALL
-        return f"tensor{tensor.data_type}{list(tensor.dims)}" + (
-            numpy_helper.to_array(tensor).tobytes().hex() if small else ""
-        )
+        return f"tensor{_tensor(attribute.t)}"
     return str(helper.get_attribute_value(attribute))
 
 
-def _elements(shape: list[int]) -> int:
-    count = 1
-    for size in shape:
-        count *= size
-    return count
+def _tensor(tensor: Any) -> str:
+    """A weight or tensor attribute as text: its data type and shape, and its values when it has at
+    most :data:`SMALL` elements held in the file (not external data)."""
+    from onnx import numpy_helper
+
+    shape = list(tensor.dims)
+    small = tensor.data_location != 1 and math.prod(shape) <= SMALL  # 1: EXTERNAL
+    return f"{tensor.data_type}{shape}" + (numpy_helper.to_array(tensor).tobytes().hex() if small else "")
