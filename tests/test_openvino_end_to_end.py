@@ -42,7 +42,7 @@ def test_openvino_candidates_are_judged_profiled_and_loadable(tmp_path):
     assert document["steps"]["torch-export+openvino"]["format"] == "openvino-ir"
     profiled = [cid for cid in ON_OPENVINO if candidates[cid]["status"] != "duplicate"]
     assert profiled, "at least the first is profiled"
-    for cid in ON_OPENVINO:  # one that compiles to the other's graph is its duplicate (today, they differ)
+    for cid in ON_OPENVINO:  # one that compiles to the other's graph is its duplicate (they do, today)
         record = candidates[cid]
         assert record["status"] in ("ok", "duplicate"), (cid, record.get("reason"))
         assert record["precision"] == "fp32" and record["correctness"]["passed"]

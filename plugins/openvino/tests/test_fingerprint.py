@@ -1,6 +1,6 @@
 """The runner's fingerprint (sextant_openvino.fingerprint): files OpenVINO compiles to one graph,
-run the same way, share it (another exporter's node names and no-op nodes, other weights); another
-graph, or the same one under other settings, does not."""
+run the same way, share it (another exporter's node names and no-op nodes, other weights, a Gelu
+written out as an Erf's arithmetic); another graph, or the same one under other settings, does not."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def mlp(path: Path, seed: int = 0, activation: str = "Relu", noise: bool = False
     nodes = [
         helper.make_node("MatMul", ["x", n + "w1"], [n + "h0"], name=n + "mm1"),
         helper.make_node("Add", [n + "h0", n + "b1"], [n + "h1"], name=n + "add"),
-        helper.make_node(activation, [n + "h1"], [n + "h2"], name=n + "act"),
+        *_activation(activation, n + "h1", n + "h2", n),
     ]
     if noise:
         nodes.append(helper.make_node("Identity", [n + "h2"], [n + "h3"], name=n + "id"))
@@ -38,10 +38,29 @@ def mlp(path: Path, seed: int = 0, activation: str = "Relu", noise: bool = False
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])],
         initializer=weights,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name=prefix or "onnx")
-    model.ir_version = 8
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)], producer_name=prefix or "onnx")
+    model.ir_version = 9
     onnx.save_model(model, str(path))
     return path
+
+
+def _activation(name: str, x: str, y: str, n: str) -> list[onnx.NodeProto]:
+    """One operation, or for "ErfGelu" the Gelu as torch's TorchScript-based exporter writes it:
+    x * 0.5 * (1 + erf(x / sqrt(2)))."""
+    if name != "ErfGelu":
+        return [helper.make_node(name, [x], [y], name=n + "act")]
+    constants = {"sqrt2": 2**0.5, "one": 1.0, "half": 0.5}
+    made = [
+        helper.make_node("Constant", [], [n + c], name=n + c, value=helper.make_tensor(n + c, TensorProto.FLOAT, [], [v]))
+        for c, v in constants.items()
+    ]
+    return made + [
+        helper.make_node("Div", [x, n + "sqrt2"], [n + "g0"], name=n + "div"),
+        helper.make_node("Erf", [n + "g0"], [n + "g1"], name=n + "erf"),
+        helper.make_node("Add", [n + "g1", n + "one"], [n + "g2"], name=n + "add1"),
+        helper.make_node("Mul", [x, n + "g2"], [n + "g3"], name=n + "mul"),
+        helper.make_node("Mul", [n + "g3", n + "half"], [y], name=n + "mul_1"),
+    ]
 
 
 def fingerprint(path: Path, **options) -> str:
@@ -67,5 +86,8 @@ def test_files_compiled_to_one_graph_share_a_fingerprint_and_other_graphs_or_set
     assert fingerprint(irs["a"]) != base  # its converter folded the transposes of weights that the ONNX file keeps
     assert fingerprint(irs["a16"]) != fingerprint(irs["a"])  # fp16 weights, converted as it runs: another graph
     assert fingerprint(mlp(tmp_path / "tanh.onnx", activation="Tanh")) != base
+    gelu = fingerprint(mlp(tmp_path / "gelu.onnx", activation="Gelu"))  # the dynamo exporter's
+    assert gelu != base
+    assert fingerprint(mlp(tmp_path / "erf.onnx", activation="ErfGelu", prefix="legacy_")) == gelu  # fused into one
     assert fingerprint(tmp_path / "a.onnx", performance_hint="throughput") != base
     assert fingerprint(tmp_path / "a.onnx", inference_num_threads=1) != base

@@ -139,7 +139,8 @@ def check_judged_against_the_reference(package: Path, record: Mapping[str, Any])
             ref64 = ref.astype(np.float64)
             error = np.abs(got[name].astype(np.float64) - ref64)
             within &= bool(np.all((error <= tolerance.atol) | (error <= tolerance.rtol * np.abs(ref64))))
-    assert record["status"] == ("ok" if within else "incorrect"), (within, record["correctness"])
+    judged = ("ok", "duplicate") if within else ("incorrect",)  # a duplicate: right, and runs as another one
+    assert record["status"] in judged, (within, record["status"], record["correctness"])
 
 
 #: precisions whose outputs must show they were computed reduced (:func:`check_candidates_on_device`)
