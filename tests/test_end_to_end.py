@@ -102,10 +102,11 @@ def test_search_of_onnx_runtime_options_on_a_real_runner(tmp_path, strategy):
     threads = document["host"]["threads"]
     assert threads == 1  # --threads
     assert {r["options"]["intra_op_threads"] for r in measured} <= {0, *range(1, threads)}
-    # a second run finds every measurement in its store and the workspace: nothing is measured again,
-    # and it reports every configuration the first searched (an Optuna study kept in the workspace
-    # already holds its trials: they are asked for again, from the store), and the same best
-    again = json.loads(sextant(*args).stdout)
+    # a second run that loads the model (--reload; unchanged, it would answer from the package) finds every
+    # measurement in its store and the workspace: nothing is measured again, and it reports every
+    # configuration the first searched (an Optuna study kept in the workspace already holds its trials:
+    # they are asked for again, from the store), and the same best
+    again = json.loads(sextant(*args, "--reload").stdout)
     ((start_again, searched_again),) = again["search"].items()
     assert start_again == start and searched_again["measured"] == 0
     for item in ("configurations", "best_options", "gain_over_defaults"):

@@ -235,6 +235,7 @@ EXAMPLES = {
     "--unbatched": (["mask"], "unbatched"),
     "--step-timeout": (["5"], "step_timeout"),
     "--fresh": ([], "fresh"),
+    "--reload": ([], "reload"),
     "--no-history": ([], "no_history"),
     "--atol": (["0.5"], "atol"),
     "--rtol": (["0.25"], "rtol"),

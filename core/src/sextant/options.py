@@ -35,6 +35,9 @@ class OptimizeOptions:
     precisions: tuple[str, ...] = ("fp32",)
     step_timeout: float = 600.0
     fresh: bool = False
+    #: load the model even when nothing the workspace's package depends on changed
+    #: (:mod:`sextant.optimizer.unchanged`); cached results are still reused
+    reload: bool = False
     #: neither read nor write this machine's history of winners (:mod:`sextant.history`): the
     #: candidates are measured in the plan's order and slow builds are judged by estimate only
     no_history: bool = False
@@ -351,6 +354,7 @@ SETTINGS: dict[str, Setting] = {
         Setting("unbatched", "unbatched", _parse_names),
         Setting("step-timeout", "step_timeout", _parse_number),
         Setting("fresh", "fresh", _parse_flag),
+        Setting("reload", "reload", _parse_flag),
         Setting("no-history", "no_history", _parse_flag),
         Setting("atol", "atol", _parse_number),
         Setting("rtol", "rtol", _parse_number),

@@ -51,7 +51,9 @@ def _activation(name: str, x: str, y: str, n: str) -> list[onnx.NodeProto]:
         return [helper.make_node(name, [x], [y], name=n + "act")]
     constants = {"sqrt2": 2**0.5, "one": 1.0, "half": 0.5}
     made = [
-        helper.make_node("Constant", [], [n + c], name=n + c, value=helper.make_tensor(n + c, TensorProto.FLOAT, [], [v]))
+        helper.make_node(
+            "Constant", [], [n + c], name=n + c, value=helper.make_tensor(n + c, TensorProto.FLOAT, [], [v])
+        )
         for c, v in constants.items()
     ]
     return made + [

@@ -147,6 +147,15 @@ def optimize(
     fresh: Annotated[
         bool, typer.Option("--fresh", help="Ignore results recorded in the workspace.", rich_help_panel=PANEL_RUN)
     ] = False,
+    reload: Annotated[
+        bool,
+        typer.Option(
+            "--reload",
+            help="Load the model even when nothing the workspace's package depends on changed (files it "
+            "read, arguments, options, installation, machine), reusing what is cached.",
+            rich_help_panel=PANEL_RUN,
+        ),
+    ] = False,
     no_history: Annotated[
         bool,
         typer.Option(

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sextant.cache import hash_path
-from sextant.devices import cpu_threads, precision_unavailable_reason, unavailable_reason
+from sextant.devices import cpu_threads, host_record, precision_unavailable_reason, unavailable_reason
 from sextant.earlystop import cannot_judge
 from sextant.errors import NothingRunnableError, UsageError
 from sextant.inputs import prepare_inputs
@@ -21,7 +21,8 @@ from sextant.optimizer.candidates import VerifyFunc
 from sextant.optimizer.context import Run
 from sextant.history import disabled as history_disabled
 from sextant.optimizer.learned import describe, favourites, learn, note_order, open_history
-from sextant.optimizer.events import Done, EventHandler, Planned
+from sextant.optimizer import unchanged
+from sextant.optimizer.events import Done, EventHandler, Noted, Planned
 from sextant.optimizer.ledger import Ledger
 from sextant.optimizer.lock import WorkspaceLock
 from sextant.optimizer.paired import apply_pairing
@@ -73,10 +74,16 @@ def optimize(
 
     _check_names(catalog, options)
     _check_devices(options)
+    given = None if plan_only else unchanged.arguments(model, samples)
+    host = host_record(options.threads or cpu_threads(), options.devices())
+    answer = _unchanged(catalog, model, given, options, host, emit) if given is not None else None
+    if answer is not None:
+        return answer
     with Isolator(preload=_early_preload(catalog, model, options)) as isolator:
         if not plan_only and not _rerun(options, model):  # the server imports the model's framework
             isolator.start()  # while this process loads the model; a re-run may need no child at all
-        source, samples = _load(catalog, model, samples, options)
+        (source, samples), read = unchanged.traced(lambda: _load(catalog, model, samples, options))
+        loaded = unchanged.record(read, given, catalog, host) if given is not None else None
         if _generates(catalog, source, options):
             if plan_only:
                 from sextant.generation.plan import make_generation_plan
@@ -155,6 +162,7 @@ def optimize(
                 run_plan(run, plan, baseline, compare, verify_func, strategy, scores, first)
             except BaseException:
                 _finish(ledger, plan, options, max_batch, time.monotonic() - started, complete=False)
+                unchanged.save(workspace.path, None)
                 seal(ledger, workspace)
                 raise  # what is done is recorded; the original error goes on
             _finish(ledger, plan, options, max_batch, time.monotonic() - started, complete=True)
@@ -164,6 +172,7 @@ def optimize(
                 [r.artifact for r in ledger.steps.values()] + [r.outputs for r in ledger.candidates.values()]
             )
             write_report(ledger, workspace)
+            unchanged.save(workspace.path, loaded)
             seal(ledger, workspace)
         raise_if_nothing_selected(ledger, workspace)
         return Package(workspace.path)
@@ -298,6 +307,36 @@ def _note_environmental(ledger: Ledger, best: str | None) -> None:
         f"{outcome} while others failed for reasons of the machine rather than the model ({listed}); "
         "they are tried again by the next run of the same command (free memory or disk space first)"
     )
+
+
+def _unchanged(
+    catalog: Catalog,
+    model: Any,
+    given: dict[str, Any],
+    options: OptimizeOptions,
+    host: dict[str, object],
+    emit: EventHandler,
+) -> Package | None:
+    """The workspace's package, when nothing it depends on changed since the run that wrote it
+    (:mod:`sextant.optimizer.unchanged`): the model is not loaded. ``None``: run."""
+    if options.fresh or options.reload:
+        return None
+    name = options.name or default_name(str(model))
+    path = workspace_path(options.workspace, name)
+    changed = unchanged.why_not(path, given, options.to_record(), catalog, host)
+    if changed is not None:
+        if (path / unchanged.LOADED).exists():  # not a first run: say what made it load the model
+            emit(Noted(f"the model is loaded again: {changed}"))
+        return None
+    started = Package(path).document.run
+    when = f" ({started.started})" if started is not None and started.started else ""
+    emit(
+        Noted(
+            f"nothing this package depends on changed since the run that wrote it{when}: it is the answer, and "
+            "the model was not loaded (--reload loads it and measures what changed; --fresh measures all again)"
+        )
+    )
+    return Package(path)
 
 
 def _rerun(options: OptimizeOptions, model: Any) -> bool:

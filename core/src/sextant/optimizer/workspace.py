@@ -2,7 +2,7 @@
 
 Layout (see ``sextant.package``)::
 
-    status.json  samples.npz  inputs.npz  reference.npz
+    status.json  samples.npz  inputs.npz  reference.npz  loaded.json (sextant.optimizer.unchanged)
     source/  artifacts/<step>-<key>/  outputs/<candidate>-<key>.npz  logs/<name>.log, <name>.job.json
 
 Paths inside records are relative to the package, so a package can be moved.
