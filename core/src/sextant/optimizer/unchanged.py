@@ -104,8 +104,8 @@ def record(
         return None
     paths = set(read)
     for argument in (arguments.get("model"), arguments.get("samples")):
-        if isinstance(argument, str) and Path(argument).exists():
-            paths.add(argument)
+        if isinstance(argument, str):  # a path, or a file.py:factory file (imported before, in a long process)
+            paths.add(argument if Path(argument).exists() else argument.rpartition(":")[0])
     return LoadRecord(dict(arguments), _stamps(paths), installed(catalog), _identity(host))
 
 
