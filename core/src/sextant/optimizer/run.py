@@ -74,8 +74,8 @@ def optimize(
 
     _check_names(catalog, options)
     _check_devices(options)
-    given = None if plan_only else unchanged.arguments(model, samples)
-    host = host_record(options.threads or cpu_threads(), options.devices())
+    given = None if plan_only else unchanged.arguments(model, samples)  # None: no re-run answers it unloaded
+    host = host_record(options.threads or cpu_threads(), options.devices()) if given is not None else {}
     answer = _unchanged(catalog, model, given, options, host, emit) if given is not None else None
     if answer is not None:
         return answer
