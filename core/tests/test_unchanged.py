@@ -117,3 +117,22 @@ def test_a_model_object_is_never_found_unchanged(fake_catalog, options, samples)
 
     package = sextant.optimize(NumpyMLP(), samples, options=options, catalog=fake_catalog)
     assert not (package.path / LOADED).exists()
+
+
+def test_a_large_folder_counts_by_its_own_stamp_beside_the_files_read_from_it(tmp_path):
+    from sextant.optimizer import unchanged
+
+    folder = tmp_path / "downloads"
+    folder.mkdir()
+    for i in range(unchanged.SIBLINGS + 1):
+        (folder / f"f{i}").write_text(str(i))
+    read = str(folder / "f0")
+    found = unchanged._stamps([read])
+    assert set(found) == {read, str(folder) + os.sep}  # not every file of a download folder
+    assert unchanged._stamps(found) == found  # what a re-run checks comes out the same
+    rewrite(folder / "f0", "read, and changed")
+    assert unchanged._stamps(found) != found
+    os.utime(folder, ns=(10**9, 10**9))  # so that adding a file surely changes it, however coarse the clock
+    found = unchanged._stamps([read])
+    (folder / "new").write_text("added")
+    assert unchanged._stamps(found) != found

@@ -8,7 +8,8 @@ package depends on, recorded in ``loaded.json`` by the run that wrote it:
 - **what loading read**: every file Python opened or imported while the MODEL and ``--samples``
   arguments were loaded, outside the interpreter's own library, and every file in the folders
   those are in (a weights file that native code reads beside the configuration Python read; a
-  folder MODEL is stamped whole). Each by size and modification time, as make and git do;
+  folder MODEL is stamped whole; a folder of over :data:`SIBLINGS` files by its own modification
+  time). Each by size and modification time, as make and git do;
 - **the command**: the arguments as given, the working folder, the options (``status.json``);
 - **the installation**: the installed distributions, the code of sextant and its plugins, the
   interpreter; **the machine**: the host record but its load;
@@ -40,6 +41,8 @@ T = TypeVar("T")
 LOADED = "loaded.json"
 #: what a load may touch that says nothing about the model
 _IGNORED = ("/proc/", "/sys/", "/dev/")
+#: a folder of more files than this counts by its own stamp, not file by file (a download folder, /tmp)
+SIBLINGS = 256
 
 
 @dataclass(frozen=True)
@@ -217,23 +220,33 @@ def _library() -> tuple[str, ...]:
 
 
 def _stamps(paths: Iterable[str]) -> dict[str, tuple[int, int]]:
-    """Each file read, and every file in its folder, by (size, mtime); a folder read, whole."""
+    """Each file read, and every file in its folder, by (size, mtime); a folder read, whole. A
+    folder of more than :data:`SIBLINGS` files counts by its own mtime (a file added, removed or
+    renamed), under its path with a trailing separator, beside the files read from it."""
     library = _library()
-    found: dict[str, tuple[int, int]] = {}
+    found: dict[str, tuple[int, int] | None] = {}
     folders: set[str] = set()
     for given in paths:
         path = os.path.realpath(given)
-        if path.startswith(library) or path.startswith(_IGNORED) or "__pycache__" in path:
-            continue  # the interpreter's library: the installation's digest covers it
+        if given.endswith(os.sep) or path.startswith(library) or path.startswith(_IGNORED) or "__pycache__" in path:
+            continue  # a folder's own stamp comes again from its files; the library: the installation's digest
         if os.path.isdir(path):
             for root, dirs, names in os.walk(path):
                 dirs[:] = [d for d in dirs if d != "__pycache__"]
                 found.update((os.path.join(root, n), _stamp(os.path.join(root, n))) for n in names)
         elif os.path.isfile(path):
+            found[path] = _stamp(path)
             folders.add(os.path.dirname(path))
     for folder in folders:
-        with os.scandir(folder) as entries:
-            found.update((e.path, _stamp(e.path)) for e in entries if e.is_file())
+        try:
+            with os.scandir(folder) as entries:
+                files = [e.path for e in entries if e.is_file()]
+        except OSError:
+            files = []
+        if len(files) > SIBLINGS:
+            found[os.path.join(folder, "")] = _stamp(folder)
+        else:
+            found.update((f, _stamp(f)) for f in files)
     return {p: s for p, s in sorted(found.items()) if s is not None}
 
 
