@@ -328,7 +328,8 @@ def _unchanged(
         if (path / unchanged.LOADED).exists():  # not a first run: say what made it load the model
             emit(Noted(f"the model is loaded again: {changed}"))
         return None
-    started = Package(path).document.run
+    package = Package(path)
+    started = package.document.run
     when = f" ({started.started})" if started is not None and started.started else ""
     emit(
         Noted(
@@ -336,7 +337,7 @@ def _unchanged(
             "the model was not loaded (--reload loads it and measures what changed; --fresh measures all again)"
         )
     )
-    return Package(path)
+    return package
 
 
 def _rerun(options: OptimizeOptions, model: Any) -> bool:
