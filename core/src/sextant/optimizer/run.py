@@ -82,8 +82,11 @@ def optimize(
     with Isolator(preload=_early_preload(catalog, model, options)) as isolator:
         if not plan_only and not _rerun(options, model):  # the server imports the model's framework
             isolator.start()  # while this process loads the model; a re-run may need no child at all
-        (source, samples), read = unchanged.traced(lambda: _load(catalog, model, samples, options))
-        loaded = unchanged.record(read, given, catalog, host) if given is not None else None
+        if given is None:  # nothing to record: no audit hook for the rest of the process
+            (source, samples), loaded = _load(catalog, model, samples, options), None
+        else:
+            (source, samples), read = unchanged.traced(lambda: _load(catalog, model, samples, options))
+            loaded = unchanged.record(read, given, catalog, host)
         if _generates(catalog, source, options):
             if plan_only:
                 from sextant.generation.plan import make_generation_plan
