@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import re
 import textwrap
 from dataclasses import replace
 
@@ -70,7 +71,15 @@ def test_keras_file_needs_no_samples_and_gets_savedmodel_and_xla_candidates(opti
             ]
             assert cid not in status["selection"]["ranking"]
         elif stopped.startswith("stopped early"):
-            assert stopped.startswith("stopped early: cannot win (") and f"/s at batch {last}; at most " in stopped
+            # the closest miss (sextant.earlystop.stop_reason): a batch size not measured, after the
+            # largest measured one below it, which a sparse sweep need not have measured last
+            words = r"stopped early: cannot win \((\d+)/s at batch (\d+); at most \d+/s at batch (\d+),"
+            found = re.match(words, stopped)
+            assert found, stopped
+            measured = {p["batch"]: p["throughput"] for p in profile["points"]}
+            named, missed = int(found[2]), int(found[3])
+            assert missed not in measured and named == max(b for b in measured if b < missed), stopped
+            assert int(found[1]) == round(measured[named]), stopped
             assert last >= 2  # batch 1 is always measured in full
         else:
             assert stopped in (f"reached max batch {last}", f"throughput stopped improving at batch {last}"), stopped
