@@ -38,7 +38,7 @@ from sextant.api import (
     serving_settings,
 )
 
-from sextant_triton import backends, config, servable, server
+from sextant_triton import backends, config, handshake, servable, server
 from sextant_triton.batching import run_batched
 from sextant_triton.stream_scheduler import DEFAULT_MAX_SEQUENCES, check_max_sequences, refuse_max_sequences
 
@@ -103,7 +103,6 @@ def _tensors(specs: Sequence[Any], batching: bool) -> list[Any]:
     return [Tensor(name=s.name, dtype=np.dtype(s.dtype), shape=tuple(config.dims(s, batching)) or (1,)) for s in specs]
 
 
-HANDSHAKE_RACE = "get_config_from_handshake_server"
 START_TRIES = 3
 
 
@@ -115,9 +114,9 @@ def _handshake_race(exc: BaseException | None) -> bool:
     import traceback
 
     while exc is not None:
-        if HANDSHAKE_RACE in str(exc):
+        if handshake.FETCH in str(exc):
             return True
-        if any(frame.name == HANDSHAKE_RACE for frame in traceback.extract_tb(exc.__traceback__)):
+        if any(frame.name == handshake.FETCH for frame in traceback.extract_tb(exc.__traceback__)):
             return True
         exc = exc.__cause__ or exc.__context__
     return False
@@ -155,11 +154,10 @@ def _start(
 ) -> Any:
     """Start PyTriton with ``infer`` bound as ``name``; returns the running ``Triton``.
 
-    PyTriton's proxy has a start-up race when a model has several instances: Triton initialises
-    them in parallel, and an instance other than the first may connect to the first one's
-    handshake socket between its ``bind`` and its ``listen`` ("Connection refused"), and on a busy
-    machine its handshake may give up after its one second. Those errors, and only they, are
-    retried with a fresh server, at most ``tries`` times. ``bind``: binds the
+    PyTriton's proxy has a start-up race when a model has several instances (Triton initialises
+    them in parallel): :mod:`sextant_triton.handshake` makes their handshake wait for it. Where
+    that cannot (another PyTriton version's proxy), the race's errors, and only they, are retried
+    with a fresh server, at most ``tries`` times. ``bind``: binds the
     model instead (``bind(triton, name)``: a streaming model, :mod:`sextant_triton.serve_stream`)."""
     from pytriton.model_config import DynamicBatcher, ModelConfig
     from pytriton.triton import Triton, TritonConfig
@@ -197,7 +195,7 @@ def _start(
                     ),
                     strict=True,
                 )
-            with _quiet_server():
+            with _quiet_server(), handshake.mended():
                 triton.run()
             return triton
         except Exception as exc:
