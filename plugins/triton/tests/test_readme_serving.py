@@ -28,7 +28,6 @@ from pathlib import Path
 import pytest
 from sextant.api import Package, choose_candidate
 from sextant_triton import servable
-from sextant_triton.server import Ports
 from sextant_triton.testing import NO_SERVER
 
 pytestmark = [pytest.mark.skipif(bool(NO_SERVER), reason=str(NO_SERVER)), pytest.mark.slow]
@@ -90,18 +89,17 @@ def test_deploy_then_the_bundled_server_answers_the_written_client(demo):
     assert f"deployed mlp ({chosen}) to models" in deployed.stderr
     assert "start:  python -m sextant_triton.server models" in deployed.stderr
     assert (scratch / "models" / "mlp" / "config.pbtxt").exists() and (scratch / "mlp_client.py").exists()
-    ports = Ports.free()
     log = scratch / "server.out"
     with log.open("w") as out:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "sextant_triton.server", "models", "--http-port", str(ports.http),
-             "--grpc-port", str(ports.grpc), "--metrics-port", str(ports.metrics)],
+        server = subprocess.Popen(  # ports 0: free ones, chosen (and chosen again if taken) by the server
+            [sys.executable, "-m", "sextant_triton.server", "models", "--http-port", "0", "--grpc-port", "0",
+             "--metrics-port", "0"],
             cwd=scratch, env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
-        _until(server, log, r"ready: HTTP 127\.0\.0\.1:\d+")
-        http = _run([sys.executable, "mlp_client.py", "--url", f"127.0.0.1:{ports.http}"], scratch, env)
-        grpc = _run([sys.executable, "mlp_client.py", "--grpc", "--url", f"127.0.0.1:{ports.grpc}"], scratch, env)
+        ready = _until(server, log, r"ready: HTTP (127\.0\.0\.1:\d+), gRPC (127\.0\.0\.1:\d+)")
+        http = _run([sys.executable, "mlp_client.py", "--url", ready.group(1)], scratch, env)
+        grpc = _run([sys.executable, "mlp_client.py", "--grpc", "--url", ready.group(2)], scratch, env)
     finally:
         _stop(server)
     assert ANSWER.search(http.stdout) and ANSWER.search(grpc.stdout)

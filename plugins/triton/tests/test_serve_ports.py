@@ -97,3 +97,34 @@ def test_sextant_serve_prints_one_line_and_keeps_the_server_log_in_a_file(packag
     choice = choose_candidate(packages["onnx"], None)  # a regime's pick is said in a second line
     notes = [choice.reason] if choice.regime else []  # whether the package names regimes: measured
     assert [line for line in printed.splitlines() if line.strip()] == [ready, *notes, "stopped"]
+
+
+def test_ports_0_are_filled_with_free_ones_none_the_same(monkeypatch):
+    from sextant_triton import server
+
+    offered = iter([5001, 5001, 5002, 5003, 8002, 5004])  # a port offered twice, then a given one: refused
+    monkeypatch.setattr(server, "free_port", lambda host="127.0.0.1": next(offered))
+    assert server.Ports(0, 0, 0).filled() == server.Ports(5001, 5002, 5003)
+    assert server.Ports(8000, 0, 8002).filled() == server.Ports(8000, 5004, 8002)
+
+
+@pytest.mark.skipif(bool(NO_SERVER), reason=str(NO_SERVER))
+def test_the_server_starts_again_on_new_ports_when_one_it_chose_is_taken(occupied, tmp_path, monkeypatch):
+    """The port it chose is taken before ``tritonserver`` binds it (here: always, by this test's
+    listening socket, offered first): the start fails, and the next attempt, on new ports, serves."""
+    from sextant_triton import server
+
+    real, offers = server.free_port, []
+
+    def offer(host="127.0.0.1"):
+        offers.append(occupied if not offers else real(host))
+        return offers[-1]
+
+    monkeypatch.setattr(server, "free_port", offer)
+    (tmp_path / "models").mkdir()
+    started = server.start_server(tmp_path / "models", workdir=tmp_path / "work")
+    try:
+        assert started.ports.http != occupied and occupied in offers
+        assert started.process.poll() is None
+    finally:
+        started.stop()

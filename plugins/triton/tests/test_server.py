@@ -229,15 +229,12 @@ def test_python_m_server_runs_a_repository_until_sigterm(deployments, tmp_path):
     import signal
     import time
 
-    from sextant_triton.server import Ports
-
     repository, deployed = deployments
     alone = tmp_path / "models"  # one model: eight Python-backend models take longer to unload
     shutil.copytree(repository / "onnx_native", alone / "onnx_native")
-    ports = Ports.free()
-    command = [
-        sys.executable, "-m", "sextant_triton.server", str(alone),
-        "--http-port", str(ports.http), "--grpc-port", str(ports.grpc), "--metrics-port", str(ports.metrics),
+    command = [  # ports 0: free ones, chosen (and chosen again if taken) by the server, named when ready
+        sys.executable, "-m", "sextant_triton.server", str(alone), "--http-port", "0", "--grpc-port", "0",
+        "--metrics-port", "0",
         "--exit-timeout-secs", "25",  # its Python-backend stub may take more than the default 5 s to unload here
     ]  # fmt: skip
     scratch = tmp_path / "tmp"
@@ -247,12 +244,13 @@ def test_python_m_server_runs_a_repository_until_sigterm(deployments, tmp_path):
     try:
         for _ in range(3000):  # a bound on polls, not a timing assertion
             assert process.poll() is None, (tmp_path / "main.log").read_text()
-            if "ready:" in (tmp_path / "main.log").read_text():
+            ready = re.search(r"ready: HTTP (127\.0\.0\.1:\d+)", (tmp_path / "main.log").read_text())
+            if ready:
                 break
             time.sleep(0.2)
         script = repository.parent / "onnx_native_client.py"
         result = subprocess.run(
-            [sys.executable, str(script), "--url", f"127.0.0.1:{ports.http}"],
+            [sys.executable, str(script), "--url", ready.group(1)],
             capture_output=True,
             text=True,
             timeout=120,

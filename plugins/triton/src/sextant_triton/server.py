@@ -190,12 +190,16 @@ class Ports:
 
     @classmethod
     def free(cls, host: str = "127.0.0.1") -> Ports:
-        ports: list[int] = []
-        while len(ports) < 3:
-            port = free_port(host)
-            if port not in ports:
-                ports.append(port)
-        return cls(*ports)
+        return cls(0, 0, 0).filled(host)
+
+    def filled(self, host: str = "127.0.0.1") -> Ports:
+        """These ports with each 0 replaced by a free port on ``host``, none the same as another."""
+        ports = [self.http, self.grpc, self.metrics]
+        for index, port in enumerate(ports):
+            while not port or port in ports[:index] + ports[index + 1 :]:
+                port = free_port(host)
+            ports[index] = port
+        return Ports(*ports)
 
 
 #: the launcher (``python -S -c``): the parent-death signal, then ``execv`` into the server (the
@@ -334,8 +338,8 @@ def start_server(
 ) -> TritonServer:
     """Start ``tritonserver`` on ``repository`` and (by default) wait until it is ready.
 
-    Ports default to free loopback ports; a start that fails because a port was taken in between
-    is retried on new ones, ``attempts`` times in all. ``exit_timeout_s``: how long a stopping
+    Ports default to free loopback ports (so does each port given as 0); a start that fails because
+    a port it chose was taken in between is retried on new ones, ``attempts`` times in all. ``exit_timeout_s``: how long a stopping
     server waits for its models to unload (Python-backend models take seconds each) before it
     exits with code 1. ``workdir`` (default: a new temporary
     folder) holds the backend directory, removed on stop, and ``tritonserver.log``. ``extra_args``
@@ -346,7 +350,7 @@ def start_server(
     workdir = Path(workdir or tempfile.mkdtemp(prefix="sextant-triton-"))
     workdir.mkdir(parents=True, exist_ok=True)
     for attempt in range(attempts):
-        chosen = ports or Ports.free(host)
+        chosen = (ports or Ports(0, 0, 0)).filled(host)
         workdir.mkdir(parents=True, exist_ok=True)
         backends = workdir / "backends"
         shutil.rmtree(backends, ignore_errors=True)
@@ -384,7 +388,7 @@ def start_server(
         except SextantError:
             server.stop()
             taken = "Address already in use" in server.logs() or "Socket '" in server.logs()
-            if ports is not None or not taken or attempt == attempts - 1:
+            if chosen == ports or not taken or attempt == attempts - 1:  # retried only on ports it chose
                 raise
         except BaseException:  # stopped (Ctrl-C, SIGTERM) while it starts: it goes too
             server.stop()
@@ -401,9 +405,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sextant_triton.server", description=main.__doc__)
     parser.add_argument("repository", type=Path)
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--http-port", type=int, default=8000)
-    parser.add_argument("--grpc-port", type=int, default=8001)
-    parser.add_argument("--metrics-port", type=int, default=8002)
+    free = " (0: a free one, named when ready)"
+    parser.add_argument("--http-port", type=int, default=8000, help="default 8000" + free)
+    parser.add_argument("--grpc-port", type=int, default=8001, help="default 8001" + free)
+    parser.add_argument("--metrics-port", type=int, default=8002, help="default 8002" + free)
     parser.add_argument("--exit-timeout-secs", type=int, default=5, help="wait this long for models to unload")
     args = parser.parse_args(argv)
     stop = threading.Event()
@@ -425,7 +430,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc.message}\n{exc.hint or ''}", file=sys.stderr)
         return 1
     print(
-        f"tritonserver (pid {server.pid}) ready: HTTP {server.http_url}, gRPC {server.grpc_url}; log {server.log}",
+        f"tritonserver (pid {server.pid}) ready: HTTP {server.http_url}, gRPC {server.grpc_url}, metrics "
+        f"{args.host}:{server.ports.metrics}; log {server.log}",
         file=sys.stderr,
         flush=True,
     )
