@@ -219,8 +219,9 @@ def test_a_constrained_objective_is_not_screened_but_cut_off(fault_catalog, opti
     assert sleepy["profile"]["stop"] == "cutoff" and sleepy["profile"]["stopped"].startswith(
         "stopped early: cannot win"
     )
-    # batch 1 in full, stopped at the sparse sweep's next size
-    assert [p["batch"] for p in sleepy["profile"]["points"]] == [1, 4]
+    # the sparse sweep's sizes up to the largest (8), the fewest points a stop comes after; batch 2,
+    # which the sweep measures beside its best, is not
+    assert [p["batch"] for p in sleepy["profile"]["points"]] == [1, 4, 8]
     assert all(r["profile"]["stop"] != "screened" for r in status["candidates"].values() if r.get("profile"))
     assert status["selection"]["best"] != "fake-graph:fault-sleepy@cpu"
 

@@ -3,8 +3,8 @@
 The rivals' envelope ``R(b)`` (:func:`sextant.screening.rival_envelope`) is the best throughput a
 fully profiled rival reached at or below batch size ``b``; ``c`` is the run's ``--cutoff`` (the
 screen's margin: within ``1 - c`` of the best, 30 % by default). After the candidate measured batch
-sizes ``b_1 < ... < b_k`` (``k >= 2``; a sparse sweep measures them out of order), with mean
-latencies ``L_j`` (ms) and throughputs ``T_j``, its sweep stops when both hold:
+sizes ``b_1 < ... < b_k`` (``k >= 3``, :data:`MIN_POINTS`; a sparse sweep measures them out of
+order), with mean latencies ``L_j`` (ms) and throughputs ``T_j``, its sweep stops when both hold:
 
 1. It is nowhere the best so far nor a close runner-up: ``T_j * (1 + CLOSE) < R(b_j)`` at every
    measured ``b_j`` (``CLOSE``: the paired re-measurement's 10 %, :mod:`sextant.pairing`). The
@@ -31,7 +31,11 @@ share was ``c`` until issue 27's encoder showed five candidates at 75-86 % of th
 
 The bound is optimistic as long as adding a sample to a batch never costs less time than the
 cheapest added sample measured so far; a runner that switches to a much faster kernel only at large
-batches can break it, which the screen's point at the largest batch size covers. With ``c = 0``
+batches can break it, which the screen's point at the largest batch size covers. So can a runtime
+that uses its cores better as the batch grows, which is why ``m`` is taken over two intervals at
+least (three points): on the zoo's SegFormer, OpenVINO added 0.035 ms a sample from batch 1 to 4
+and about 0.016 ms from 4 to 64, and a stop after batches 1 and 4 cut the candidate that was the
+best of all at 64 (44,937/s), bounded there at 25,000/s. With ``c = 0``
 (``--cutoff 0``) or no rival yet nothing stops. The stop is recorded as ``Stop.CUTOFF``, in words
 beginning with ``CUTOFF_WORDS`` that give the closest miss (:func:`stop_reason`).
 
@@ -56,6 +60,9 @@ from sextant.records import CUTOFF_WORDS
 
 if TYPE_CHECKING:
     from sextant.objective import Objective
+
+#: the fewest measured points a sweep stops after: ``m`` is the smallest of two growths at least
+MIN_POINTS = 3
 
 
 def cannot_judge(objective: Objective) -> str | None:
@@ -108,7 +115,7 @@ def stop_reason(
 ) -> str | None:
     """Why the sweep of a candidate that measured ``points`` stops before the batch sizes
     ``remaining``, or ``None`` while it may still reach the best so far (module doc)."""
-    if cutoff <= 0 or len(points) < 2 or not remaining:
+    if cutoff <= 0 or len(points) < MIN_POINTS or not remaining:
         return None
     points = sorted(points, key=lambda p: p.batch)
     for point in points:
