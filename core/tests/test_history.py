@@ -56,9 +56,11 @@ def test_a_corrupt_history_is_set_aside_with_a_note_and_the_run_starts_a_new_one
     assert history_path("some cpu", {"numpy": "2.1"}, tmp_path) != path  # other libraries: another file
 
 
-def test_a_slow_build_pays_only_when_its_estimate_beats_the_best_by_more_than_the_margin():
-    assert learned.can_pay(1.35, cutoff=0.7) and not learned.can_pay(1.3, cutoff=0.7)
-    assert learned.can_pay(1.15, cutoff=0.9) and not learned.can_pay(1.15, cutoff=0.8)
+def test_a_slow_build_pays_only_when_its_estimate_beats_the_best_by_more_than_the_margin_and_the_noise():
+    """The margin (30 % at --cutoff 0.7) and the sweeps' 10 % on top: 1.43x the best so far."""
+    assert learned.can_pay(1.45, cutoff=0.7) and not learned.can_pay(1.4, cutoff=0.7)
+    assert not learned.can_pay(1.35, cutoff=0.7)  # over the margin alone: within the sweeps' noise of it
+    assert learned.can_pay(1.25, cutoff=0.9) and not learned.can_pay(1.25, cutoff=0.8)
 
 
 @pytest.fixture
