@@ -339,9 +339,9 @@ def start_server(
     """Start ``tritonserver`` on ``repository`` and (by default) wait until it is ready.
 
     Ports default to free loopback ports (so does each port given as 0); a start that fails because
-    a port it chose was taken in between is retried on new ones, ``attempts`` times in all. ``exit_timeout_s``: how long a stopping
-    server waits for its models to unload (Python-backend models take seconds each) before it
-    exits with code 1. ``workdir`` (default: a new temporary
+    a port it chose was taken in between is retried on new ones, ``attempts`` times in all.
+    ``exit_timeout_s``: how long a stopping server waits for its models to unload (Python-backend
+    models take seconds each) before it exits with code 1. ``workdir`` (default: a new temporary
     folder) holds the backend directory, removed on stop, and ``tritonserver.log``. ``extra_args``
     go to the server as they are (``--model-control-mode=explicit``, ``--load-model=NAME``).
     """
