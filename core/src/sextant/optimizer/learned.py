@@ -33,8 +33,8 @@ from sextant.devices import cpu_model
 from sextant.history import Descriptor, History, Outcome, close_to, history_path
 from sextant.package.document import HistoryUse
 from sextant.optimizer.context import Run
-from sextant.pairing import CLOSE
 from sextant.optimizer.ledger import Ledger
+from sextant.pairing import CLOSE
 from sextant.planner import SOURCE, PlannedCandidate, PlannedStep
 from sextant.plugins import Catalog
 from sextant.signature import Signature
