@@ -288,7 +288,8 @@ def serving(
                 runners = [view.load(trust_source=trust_source) for _ in range(settings.instances)]
                 infer = [_infer_function(r, signature, batching) for r in runners]
             # ports 0: free ones chosen now, just before the server binds them, not before the loads
-            http_port, grpc_port, metrics_port = _free_ports(host, (http_port, grpc_port, metrics_port))
+            chosen = server.Ports(http_port, grpc_port, metrics_port).filled(host)
+            http_port, grpc_port, metrics_port = chosen.http, chosen.grpc, chosen.metrics
             endpoints = {"http_port": http_port, "grpc_port": grpc_port, "metrics_port": metrics_port}
             log_file = Path(log_file or cache_dir() / "serve-logs" / f"{served_name}-{http_port}.log")
             log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -325,19 +326,6 @@ def serving(
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-
-
-def _free_ports(host: str, ports: Sequence[int]) -> tuple[int, ...]:
-    """``ports`` with each 0 replaced by a free port on ``host``, none the same as another."""
-    taken = {p for p in ports if p}
-    chosen = []
-    for port in ports:
-        while not port:
-            port = server.free_port(host)
-            port = 0 if port in taken else port
-        taken.add(port)
-        chosen.append(port)
-    return tuple(chosen)
 
 
 def log_hint(log_file: Path | None) -> str:
