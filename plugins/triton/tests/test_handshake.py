@@ -10,8 +10,9 @@ import types
 
 import pytest
 from sextant_triton import handshake
+from sextant_triton.testing import needs_triton
 
-pytest.importorskip("pytriton", reason="PyTriton is not installed (pip install 'sextant-triton')")
+pytestmark = needs_triton()  # PyTriton: skipped without it, a failure where SEXTANT_REQUIRE_TRITON=1
 
 CONFIG = {"data_socket": "/tmp/data.sock", "authkey": "a2V5"}
 
