@@ -468,6 +468,17 @@ def test_start_up_imports_nothing_heavy():
     assert version.returncode == 0 and version.stdout.startswith("sextant "), version.stderr
 
 
+def test_the_console_script_runs_the_exit_handlers_and_flushes_before_it_skips_the_teardown():
+    probe = (
+        "import atexit, sys; from sextant.cli.root import leave;"
+        "atexit.register(lambda: sys.stdout.write(' handler ran'));"
+        "sys.stdout.write('buffered'); sys.stderr.write('told'); leave(3)"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # so that the flush matters
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=env)
+    assert (result.returncode, result.stdout, result.stderr) == (3, "buffered handler ran", "told")
+
+
 def test_interrupted_run_resumes_where_it_stopped(tmp_path, model_file):
     ws = tmp_path / "ws"
     env = {
