@@ -518,7 +518,8 @@ def test_interrupted_run_resumes_where_it_stopped(tmp_path, model_file):
     assert result.returncode == 0, result.stderr
     status = json.loads((ws / "status.json").read_text())
     assert status["steps"]["fake-graph"].get("cached") is True
-    assert status["candidates"]["source:numpy-eager@cpu"].get("cached") is True
+    assert status["candidates"]["fake-graph:fake-graph@cpu"].get("cached") is True
+    assert status["candidates"]["source:numpy-eager@cpu"]["profile"]  # its profile came after, in this run
     # it finished this time; it writes the same graph as fake-graph, which the run notices
     assert status["steps"]["fault-slow"]["status"] == "duplicate"
     assert status["steps"]["fault-slow"]["reason"] == "same bytes as fake-graph"

@@ -51,10 +51,11 @@ def html(folder) -> str:
 
 @pytest.fixture
 def interrupted(fake_catalog, options, samples):
-    """A run stopped by Ctrl-C while the first candidate after the baseline was being profiled."""
+    """A run stopped by Ctrl-C while the reference was being profiled, after the first candidate
+    (its outputs are the reference from the start; its profile comes after another runtime's)."""
 
     def stop(event):
-        if event.kind == "candidate_point" and event.id == GRAPH:
+        if event.kind == "candidate_point" and event.id == BASELINE:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
@@ -65,10 +66,11 @@ def interrupted(fake_catalog, options, samples):
 def test_an_interrupted_run_records_what_it_did_not_measure(interrupted):
     status = json.loads((interrupted / "status.json").read_text())
     run = status["run"]
-    assert run["complete"] is False and status["interrupted"] == GRAPH
-    assert status["selection"]["best"] == BASELINE  # picked from what was measured: the ★ of the issue
-    assert GRAPH in run["unmeasured"] and BASELINE not in run["unmeasured"]
-    assert run["planned"] == len(run["unmeasured"]) + 1  # only the baseline was measured
+    assert run["complete"] is False and status["interrupted"] == BASELINE
+    assert status["selection"]["best"] == GRAPH  # picked from what was measured: the ★ of the issue
+    assert BASELINE in run["unmeasured"] and GRAPH not in run["unmeasured"]  # the reference is correct, unprofiled
+    assert status["candidates"][BASELINE]["status"] == "ok" and "profile" not in status["candidates"][BASELINE]
+    assert run["planned"] == len(run["unmeasured"]) + 1  # only the first candidate was measured
 
 
 def test_package_best_warns_that_the_run_was_interrupted(interrupted):
@@ -76,9 +78,9 @@ def test_package_best_warns_that_the_run_was_interrupted(interrupted):
     missing, planned = len(status["run"]["unmeasured"]), status["run"]["planned"]
     with pytest.warns(IncompleteRunWarning) as caught:
         best = Package(interrupted).best()
-    assert best.id == BASELINE
+    assert best.id == GRAPH
     assert str(caught[0].message) == (
-        f"{interrupted}: the run was interrupted during {GRAPH}: {missing} of {planned} planned candidates "
+        f"{interrupted}: the run was interrupted during {BASELINE}: {missing} of {planned} planned candidates "
         "were not measured; the selection is only among those measured before it stopped. "
         "Run the same command again to resume."
     )
@@ -97,13 +99,13 @@ def test_inspect_json_and_report_say_the_run_was_interrupted(fake_catalog, inter
     missing = len(json.loads((interrupted / "status.json").read_text())["run"]["unmeasured"])
     shown = cli(fake_catalog, "inspect", str(interrupted))
     assert shown.exit_code == 0
-    assert f"warning: the run was interrupted during {GRAPH}: {missing} of" in shown.stderr
-    assert f"best so far ({missing} candidates not measured): {BASELINE}" in shown.stderr
+    assert f"warning: the run was interrupted during {BASELINE}: {missing} of" in shown.stderr
+    assert f"best so far ({missing} candidates not measured): {GRAPH}" in shown.stderr
     assert "incomplete run" in shown.stdout
     document = json.loads(cli(fake_catalog, "inspect", str(interrupted), "--json").stdout)
-    assert document["incomplete"].startswith(f"the run was interrupted during {GRAPH}: {missing} of")
+    assert document["incomplete"].startswith(f"the run was interrupted during {BASELINE}: {missing} of")
     page = html(interrupted)
-    assert f"Incomplete results: the run was interrupted during {GRAPH}: {missing} of" in page
+    assert f"Incomplete results: the run was interrupted during {BASELINE}: {missing} of" in page
     assert "Best so far (the run did not finish)" in page
 
 

@@ -210,6 +210,38 @@ def test_a_reference_that_cannot_be_selected_screens_nothing_out(fault_catalog, 
     assert status["selection"]["best"] == "fake-graph:fault-sleepy@cpu"
 
 
+def test_the_reference_is_profiled_after_another_runtimes_candidate_and_screened_like_it(
+    fake_catalog, options, samples, monkeypatch
+):
+    """Its outputs come first (every candidate is judged against them); its profile waits for the
+    source's place in the order, after fake-graph's runtime, and the screen cuts it like any other
+    (here every rival's throughput is scaled up a thousandfold, so the screen's verdict is certain)."""
+    from sextant.optimizer import candidates
+
+    real = candidates.rivals
+    monkeypatch.setattr(candidates, "rivals", lambda run: {b: v * 1000 for b, v in real(run).items()})
+    started: list[str] = []
+    options = replace(options, cutoff=0.7)
+    on_event = lambda event: event.kind == "candidate_start" and started.append(event.id)  # noqa: E731
+    status = run(fake_catalog, options, samples, on_event=on_event).status
+    reference, graph = "source:numpy-eager@cpu", "fake-graph:fake-graph@cpu"
+    assert started[0] == reference and started.count(reference) == 2  # its outputs, then its profile
+    assert started.index(graph) < len(started) - 1 - started[::-1].index(reference)
+    profile = status["candidates"][reference]["profile"]
+    assert profile["stop"] == "screened" and [p["batch"] for p in profile["points"]] == [1, 8]
+    assert status["candidates"][graph]["profile"]["stop"] != "screened"  # the first measured: swept in full
+    assert status["selection"]["best"] == graph and status["candidates"][graph]["speedup"] > 0
+    assert status["run"]["unmeasured"] == []
+
+
+def test_a_budgeted_run_profiles_the_reference_first(fake_catalog, options, samples):
+    started: list[str] = []
+    on_event = lambda event: event.kind == "candidate_start" and started.append(event.id)  # noqa: E731
+    status = run(fake_catalog, replace(options, budget_s=600), samples, on_event=on_event).status
+    assert started.count("source:numpy-eager@cpu") == 1 and started[0] == "source:numpy-eager@cpu"
+    assert status["candidates"]["source:numpy-eager@cpu"]["profile"]["stop"] != "screened"
+
+
 def test_a_constrained_objective_is_not_screened_but_cut_off(fault_catalog, options, samples):
     """A latency budget is not judged by a throughput screen: each candidate is swept, stopped
     early once even a bound on its larger batch sizes is under the cut-off share of the best there

@@ -343,7 +343,7 @@ class CandidateRecord:
     @property
     def profiled_in_full(self) -> bool:
         """Correct and swept in full: it competes, and is a rival to the candidates after it."""
-        return self.status == Status.OK and not self.screened
+        return self.status == Status.OK and self.profile is not None and not self.screened
 
     def to_json(self) -> dict[str, Any]:
         out = _to_json(self)

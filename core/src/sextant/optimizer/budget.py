@@ -1,6 +1,7 @@
 """``--budget-s``: the whole run's time, and what it leaves untried.
 
-The run spends it in plan order: the reference (always), then the steps and the candidates with
+The run spends it in plan order: the reference, profiled first (always: a run with no budget
+profiles it later, once faster candidates can screen it), then the steps and the candidates with
 their runners' defaults (shorter chains first, so the source's own candidates and one-step exports
 come before conversions of conversions), then option variants. Once the budget is spent nothing new
 starts: each step or candidate not started is recorded as skipped, saying so, and the selection is

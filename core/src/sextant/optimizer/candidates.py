@@ -2,7 +2,8 @@
 outputs against the reference (the comparator, then the user's verify_func), and whether to profile.
 
 The baseline goes first (:func:`run_reference`): its outputs become the reference every other
-candidate is judged against, and name the model's outputs in the signature. A reference that holds
+candidate is judged against, and name the model's outputs in the signature; it is profiled later,
+where the order puts the source's candidates (:func:`profile_reference`). A reference that holds
 NaN or Inf stops the run unless ``allow_nan`` (then it is a note, and positions must match).
 """
 
@@ -91,8 +92,10 @@ JudgeFunc = Callable[[PlannedCandidate, Sequence[Batch]], Judgement]
 def run_reference(
     run: Run, baseline: PlannedCandidate, compare: Comparator, verify: VerifyFunc | None
 ) -> tuple[Run, Judge]:
-    """Evaluate the baseline, adopting its outputs as the reference; returns the run with the
-    outputs in its signature, and the judge of every other candidate."""
+    """Run the baseline for its outputs, adopted as the reference; returns the run with the
+    outputs in its signature, and the judge of every other candidate. Its profile waits for its
+    place in the order (:func:`profile_reference`), but under ``--budget-s``: there it is taken
+    now, so that however soon the budget is spent the run has a baseline to compare with."""
     adopted: dict[str, Any] = {}
 
     def adopt(candidate: PlannedCandidate, outputs: Sequence[Batch]) -> Judgement:
@@ -118,7 +121,7 @@ def run_reference(
         return adopted["judge"](candidate, outputs)
 
     run.ledger.set(baseline=baseline.id)
-    record = evaluate(run, baseline, adopt)
+    record = evaluate(run, baseline, adopt, profile=run.budget.seconds is not None)
     if "nonfinite" in adopted:
         raise SampleError(
             f"the source model returns NaN/Inf on the correctness inputs: {_listed(adopted['nonfinite'])}",
@@ -129,6 +132,17 @@ def run_reference(
     if "judge" not in adopted:
         raise reference_failed(run, record)
     return replace(run, signature=adopted["signature"]), adopted["judge"]
+
+
+def profile_reference(run: Run, baseline: PlannedCandidate, judge: JudgeFunc) -> None:
+    """The reference's profile, once faster candidates may have been measured: it is screened and
+    stopped early like any other (on issue 27's encoder its full sweep first was some 4 s). It
+    loads and runs the correctness inputs again in a child of its own, or reuses an earlier run's
+    profile only when the first pass reused that run's outputs. Nothing to do when the reference
+    failed, was profiled already (under ``--budget-s``), or an earlier run's full profile was reused."""
+    record = run.ledger.candidates.get(baseline.id)
+    if record is not None and record.status == Status.OK and record.profile is None:
+        evaluate(run, baseline, judge, reuse=record.cached)
 
 
 def reference_failed(run: Run, record: CandidateRecord) -> SampleError:
@@ -212,8 +226,13 @@ def base_record(candidate: PlannedCandidate) -> CandidateRecord:
     )
 
 
-def evaluate(run: Run, candidate: PlannedCandidate, judge: JudgeFunc) -> CandidateRecord:
-    """Check and profile one candidate (or reuse what an earlier run recorded); record the result."""
+def evaluate(
+    run: Run, candidate: PlannedCandidate, judge: JudgeFunc, *, profile: bool = True, reuse: bool = True
+) -> CandidateRecord:
+    """Check and profile one candidate (or, when ``reuse``, reuse what an earlier run recorded);
+    record the result. With ``profile`` false a correct candidate is recorded ``ok`` with no
+    profile (the reference's first pass: :func:`run_reference`), or with the profile an earlier run
+    recorded for the same keys."""
     ws, ledger = run.workspace, run.ledger
     record = base_record(candidate)
     if run.budget.spent():
@@ -242,7 +261,7 @@ def evaluate(run: Run, candidate: PlannedCandidate, judge: JudgeFunc) -> Candida
         outputs=ws.outputs_file(candidate.id, keys.outputs),
         log=ws.log(candidate.id),
     )
-    reused = _reuse(run, candidate, record, judge)
+    reused = _reuse(run, candidate, record, judge, profile) if reuse else None
     if reused is not None:
         return _record(run, candidate, reused)
     unaffordable = _build_over_budget(run, candidate)
@@ -263,6 +282,9 @@ def evaluate(run: Run, candidate: PlannedCandidate, judge: JudgeFunc) -> Candida
             twin = runtime_twin(run, candidate, current["record"].fingerprint)
             if twin is not None:
                 current["record"] = runtime_duplicate(run, current["record"], twin)
+                return ProfileOrder(profile=False)
+            if not profile:
+                current["record"] = replace(current["record"], status=Status.OK)
                 return ProfileOrder(profile=False)
             cutoff = sweep_cutoff(run.objective, run.options.cutoff)  # 0 where a throughput bound cannot judge
             return ProfileOrder(True, cutoff, rivals(run), screen_mode(run.objective))
@@ -339,9 +361,12 @@ def _ended(
     return replace(record, seconds=round(result.seconds, 3))
 
 
-def _reuse(run: Run, candidate: PlannedCandidate, record: CandidateRecord, judge: JudgeFunc) -> CandidateRecord | None:
+def _reuse(
+    run: Run, candidate: PlannedCandidate, record: CandidateRecord, judge: JudgeFunc, profile: bool
+) -> CandidateRecord | None:
     """The record rebuilt from an earlier run with the same keys (outputs re-judged: the reference
-    or the tolerance may have changed), or ``None`` when it must run again."""
+    or the tolerance may have changed), or ``None`` when it must run again. Not to ``profile``, a
+    correct one keeps its earlier profile when it was a full one, and is left without one when not."""
     old = run.ledger.previous_candidate(candidate.id)
     if old is None or old.keys != record.keys or (old.cause is not None and old.cause.retried):
         return None
@@ -356,6 +381,8 @@ def _reuse(run: Run, candidate: PlannedCandidate, record: CandidateRecord, judge
     twin = runtime_twin(run, candidate, old.fingerprint) if old.status == Status.DUPLICATE else None
     if twin is not None:  # its twin is measured again in this run, or reused: still nothing to profile
         return replace(runtime_duplicate(run, record, twin), load_seconds=old.load_seconds)
+    if not profile:
+        return replace(record, status=Status.OK, **({"profile": old.profile} if old.profiled_in_full else {}))
     if not old.points:
         return None
     profile = old.profile

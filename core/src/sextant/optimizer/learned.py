@@ -11,7 +11,8 @@ are worth starting, and what the run teaches the next one (see :mod:`sextant.his
   its runner (``--steps`` the step), ``--cutoff`` is 0 (an exhaustive run), the history scored it
   (for a step: a candidate on its artifact or after it), nothing was measured yet to compare with,
   or an estimate says it can beat the best so far by more than the screen's margin: the best
-  candidate on the artifact it reads times :data:`SLOW_BUILD_GAIN` (what a compile gains at most,
+  candidate on the artifact it reads (its screen's points, when it was screened out: the reference,
+  on the source, is measured after other runtimes' candidates) times :data:`SLOW_BUILD_GAIN` (what a compile gains at most,
   as a rule, over the same artifact without it) above the best so far times ``1 + (1 - cutoff)``,
   and by the sweeps' noise (:data:`sextant.pairing.CLOSE`, 10 %) on top: the two are read off
   sweeps measured at different times, and on issue 27's encoder, where ``torch.compile`` ran at
@@ -37,6 +38,7 @@ from sextant.optimizer.ledger import Ledger
 from sextant.pairing import CLOSE
 from sextant.planner import SOURCE, PlannedCandidate, PlannedStep
 from sextant.plugins import Catalog
+from sextant.records import Status
 from sextant.signature import Signature
 
 #: how many times faster a slow build (a compile) is assumed to run, at most, than its artifact's
@@ -117,28 +119,29 @@ def _cannot_pay(run: Run, allowed: bool, artifact: str, force: str) -> str | Non
     if allowed or cutoff <= 0:
         return None
     objective = run.objective
-    measured = []
+    measured, siblings = [], []  # the best so far among full profiles; the artifact's, screens too
     for cid in run.ledger.run_candidates:
         record = run.ledger.candidates.get(cid)
-        if cid in run.reference_only or record is None or not record.profiled_in_full:
+        point = objective.best_point(record.points) if record is not None and record.status == Status.OK else None
+        if point is None:
             continue
-        point = objective.best_point(record.points)
-        if point is not None:
-            measured.append((record.step, point))
+        if record.step == artifact:
+            siblings.append(point)
+        if record.profiled_in_full and cid not in run.reference_only:
+            measured.append(point)
     if not measured:
         return None  # nothing to compare with: it may be the only way
-    best = measured[objective.rank([p for _, p in measured])[0]][1]
-    siblings = [p for step, p in measured if step == artifact]
+    best = measured[objective.rank(measured)[0]]
     if not siblings:
         return (
-            "skipped: slow to build, and no rule says it can pay (it never won nor came close on similar models "
+            "slow to build, and no rule says it can pay (it never won nor came close on similar models "
             f"on this machine, and no faster-built candidate on {artifact} gives an estimate); {force}"
         )
     estimate = objective.speedup(siblings[objective.rank(siblings)[0]], best) * SLOW_BUILD_GAIN
     if can_pay(estimate, cutoff):
         return None
     return (
-        f"skipped: slow to build, and it cannot pay: it never won nor came close on similar models on this "
+        f"slow to build, and it cannot pay: it never won nor came close on similar models on this "
         f"machine, and its estimate ({SLOW_BUILD_GAIN:g}× the best candidate on {artifact}) is {estimate:.2f}× "
         f"the best so far, not above the {bar(cutoff):.2f}× that beats it by more than the screen's margin "
         f"(--cutoff {cutoff:g}) and the sweeps' noise ({CLOSE:.0%}); {force}"

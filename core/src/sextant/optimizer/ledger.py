@@ -15,7 +15,7 @@ from sextant.atomic import write_json
 from sextant.optimizer.events import CandidateEnded, Event, EventHandler, Noted, StepEnded
 from sextant.package import Earlier
 from sextant.package.document import STATUS, RunDocument
-from sextant.records import CandidateRecord, StepRecord
+from sextant.records import CandidateRecord, Status, StepRecord
 
 
 class Ledger:
@@ -53,6 +53,12 @@ class Ledger:
     def recorded(self, candidate_id: str) -> bool:
         """Whether this run has recorded the candidate."""
         return candidate_id in self.run_candidates
+
+    def measured(self, candidate_id: str) -> bool:
+        """Whether this run got to the candidate: recorded, and, when correct, profiled (the
+        reference waits for its profile, correct, until its place in the order)."""
+        record = self.candidates.get(candidate_id)
+        return self.recorded(candidate_id) and not (record.status == Status.OK and record.profile is None)
 
     # -- writing --------------------------------------------------------------------------------
 

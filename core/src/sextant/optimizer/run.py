@@ -280,7 +280,7 @@ def _finish(
             cached=sum(r.cached for r in records),
             ran=sum(not r.cached and r.seconds is not None for r in records),
             planned=len(planned),
-            unmeasured=tuple(c.id for c in plan.candidates if not ledger.recorded(c.id)),
+            unmeasured=tuple(c.id for c in plan.candidates if not ledger.measured(c.id)),
         ),
         skipped=tuple(Skipped(what, reason) for what, reason in plan.skipped),
         reference_only=tuple(sorted(plan.reference_only)),

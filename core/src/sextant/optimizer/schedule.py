@@ -1,8 +1,8 @@
-"""The order one run goes in: the reference first; what this machine's history favours (each
-after the steps it needs); the source's candidates and each step followed by its artifact's
-candidates, the steps other runtimes run first (:func:`other_runtimes_first`); chains through
-slow-to-build steps, then slow-to-build runners, each only if it can pay; the option variants (or
-the option search); the paired re-measurement of the contenders.
+"""The order one run goes in: the reference's outputs first; what this machine's history favours
+(each after the steps it needs); each step followed by its artifact's candidates, the steps other
+runtimes run first, then the source's candidates (the reference's profile first), then the rest
+(:func:`fast_order`); chains through slow-to-build steps, then slow-to-build runners, each only if
+it can pay; the option variants (or the option search); the paired re-measurement of the contenders.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping, Sequence
 
-from sextant.optimizer.candidates import Comparator, VerifyFunc, evaluate, run_reference, skip
+from sextant.optimizer.candidates import Comparator, VerifyFunc, evaluate, profile_reference, run_reference, skip
 from sextant.optimizer.context import Run
 from sextant.optimizer.learned import slow_build_reason, slow_step_reason
 from sextant.optimizer.paired import pair_contenders
@@ -32,11 +32,10 @@ def run_plan(
     scores: Mapping[str, float],
     first: list[PlannedCandidate],
 ) -> None:
-    """The reference; the candidates this machine's history favours (``first``, each after the
-    steps it needs: :mod:`.learned`); the source's candidates with their runners' defaults; each
-    step followed by its artifact's candidates (so a ``--budget-s`` run has measured what it built),
-    the steps other runtimes than the reference's run first (:func:`other_runtimes_first`);
-    the chains through slow-to-build steps, then the candidates of slow-to-build runners
+    """The reference's outputs; the candidates this machine's history favours (``first``, each
+    after the steps it needs: :mod:`.learned`); each step followed by its artifact's candidates
+    (so a ``--budget-s`` run has measured what it built) and the source's candidates with their
+    runners' defaults, the reference's profile first, in :func:`fast_order`; the chains through slow-to-build steps, then the candidates of slow-to-build runners
     (``slow_build``), once all of those are measured, each only if it can pay
     (:func:`.learned.slow_build_reason`, :func:`.learned.slow_step_reason`); then the option
     variants (searched when a strategy is chosen)."""
@@ -65,10 +64,13 @@ def run_plan(
         measure(candidate)
     # the steps of chains that hold a slow build come after every fast one
     fast = [s for s in plan.steps if not any(plan.step(n).spec.slow_build for n in _ancestry(plan, s.id))]
-    for step in [None, *other_runtimes_first(plan, baseline, fast), *(s for s in plan.steps if s not in fast)]:
-        build(step.id if step is not None else None)
+    for step in [*fast_order(plan, baseline, fast), *(s for s in plan.steps if s not in fast)]:
+        step_id = step.id if step is not None else None
+        build(step_id)
+        if step_id is None:
+            profile_reference(run, baseline, judge)
         for candidate in defaults:
-            if candidate.step == (step.id if step is not None else None) and candidate not in slow:
+            if candidate.step == step_id and candidate not in slow:
                 measure(candidate)
     for candidate in slow:
         if candidate.id in done:
@@ -96,19 +98,20 @@ def run_plan(
         )
 
 
-def other_runtimes_first(plan: Plan, baseline: PlannedCandidate, steps: Sequence[PlannedStep]) -> list[PlannedStep]:
-    """``steps`` with those that another runtime than the reference's runs first, each group in the
+def fast_order(plan: Plan, baseline: PlannedCandidate, steps: Sequence[PlannedStep]) -> list[PlannedStep | None]:
+    """``steps`` that another runtime than the reference's runs, then ``None`` (the source's own
+    candidates, the reference's profile first), then the rest of ``steps``, each group in the
     plan's order. A step is another runtime's when a candidate on it has a runner that needs none of
     the packages the reference runner needs: ONNX Runtime or OpenVINO on a torch model's exports,
     where TorchScript's and torch.export's runners need torch. The order of a run with no history to
-    go by: a runtime made for inference is the likelier winner over its source framework running its
-    own exports (every pick on an export of the README's three examples and twelve architectures
-    was ONNX Runtime's or OpenVINO's), and the likely winner measured early lets the screen cut what
-    is slower from then on. Only the order changes: every candidate is still measured."""
+    go by: a runtime made for inference is the likelier winner over its source framework running
+    the model or its own exports (every pick on an export of the README's three examples and twelve
+    architectures was ONNX Runtime's or OpenVINO's), and the likely winner measured early lets the
+    screen cut what is slower from then on. Only the order changes: every candidate is still measured."""
 
     framework = top_packages(baseline.runner.requires)
     others = {c.step for c in plan.candidates if c.step is not None and not top_packages(c.runner.requires) & framework}
-    return sorted(steps, key=lambda step: step.id not in others)  # stable: the plan's order within each
+    return [*(s for s in steps if s.id in others), None, *(s for s in steps if s.id not in others)]
 
 
 def _ancestry(plan: Plan, step_id: str) -> list[str]:
