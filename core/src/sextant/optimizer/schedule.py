@@ -35,8 +35,9 @@ def run_plan(
     """The reference's outputs; the candidates this machine's history favours (``first``, each
     after the steps it needs: :mod:`.learned`); each step followed by its artifact's candidates
     (so a ``--budget-s`` run has measured what it built) and the source's candidates with their
-    runners' defaults, the reference's profile first, in :func:`fast_order`; the chains through slow-to-build steps, then the candidates of slow-to-build runners
-    (``slow_build``), once all of those are measured, each only if it can pay
+    runners' defaults, the reference's profile first, in :func:`fast_order`; the chains through
+    slow-to-build steps, then the candidates of slow-to-build runners (``slow_build``), once all of
+    those are measured, each only if it can pay
     (:func:`.learned.slow_build_reason`, :func:`.learned.slow_step_reason`); then the option
     variants (searched when a strategy is chosen)."""
     run, judge = run_reference(run, baseline, compare, verify_func)
