@@ -169,3 +169,9 @@ def test_with_no_history_the_steps_another_runtime_runs_are_measured_before_the_
     assert started[0] == "source:numpy-eager@cpu"
     assert started.index("fake-graph:fake-graph@cpu") < started.index("numpy-copy:numpy-copy@cpu")
     assert package.document.candidates["numpy-copy:numpy-copy@cpu"].status == "ok"  # measured all the same
+    # fake-graph's option variant as soon as its defaults are all measured: before the reference's
+    # profile (its second start) and the source framework's own export
+    variant = "fake-graph:fake-graph[impl=einsum]@cpu"
+    reference_profiled = started.index("source:numpy-eager@cpu", 1)
+    assert started.index(variant) < reference_profiled < started.index("numpy-copy:numpy-copy@cpu")
+    assert package.document.candidates[variant].status == "ok"

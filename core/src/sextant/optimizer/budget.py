@@ -1,9 +1,9 @@
 """``--budget-s``: the whole run's time, and what it leaves untried.
 
-The run spends it in plan order: the reference, profiled first (always: a run with no budget
-profiles it later, once faster candidates can screen it), then the steps and the candidates with
-their runners' defaults (shorter chains first, so the source's own candidates and one-step exports
-come before conversions of conversions), then option variants. Once the budget is spent nothing new
+The run spends it in the order of :mod:`sextant.optimizer.schedule`: the reference, profiled first
+(always: a run with no budget profiles it later, once faster candidates can screen it), then each
+step followed by its candidates with their runners' defaults, a runner's option variants once its
+defaults are all measured. Once the budget is spent nothing new
 starts: each step or candidate not started is recorded as skipped, saying so, and the selection is
 made among those measured. A step already running is not cut short (``--step-timeout`` bounds it).
 Nothing skipped this way is cached as a result: the next run, with a larger budget or none, tries

@@ -2,7 +2,8 @@
 (each after the steps it needs); each step followed by its artifact's candidates, the steps other
 runtimes run first, then the source's candidates (the reference's profile first), then the rest
 (:func:`fast_order`); chains through slow-to-build steps, then slow-to-build runners, each only if
-it can pay; the option variants (or the option search); the paired re-measurement of the contenders.
+it can pay; a runner's option variants as soon as its default candidates are all measured (the
+option search at the end); the paired re-measurement of the contenders.
 """
 
 from __future__ import annotations
@@ -38,14 +39,17 @@ def run_plan(
     runners' defaults, the reference's profile first, in :func:`fast_order`; the chains through
     slow-to-build steps, then the candidates of slow-to-build runners (``slow_build``), once all of
     those are measured, each only if it can pay
-    (:func:`.learned.slow_build_reason`, :func:`.learned.slow_step_reason`); then the option
-    variants (searched when a strategy is chosen)."""
+    (:func:`.learned.slow_build_reason`, :func:`.learned.slow_step_reason`). A runner's option
+    variants run as soon as its candidates with default options are all measured (searched at
+    the end instead, when a strategy is chosen)."""
     run, judge = run_reference(run, baseline, compare, verify_func)
     variants = [c for c in plan.candidates if not c.default_options]
     defaults = [c for c in plan.candidates if c is not baseline and c not in variants]
     slow = [c for c in defaults if c.runner.slow_build]
     built: set[str] = set()
-    done = {baseline.id}
+    done: set[str] = set()  # the reference joins once profiled
+    evaluate_one = functools.partial(evaluate, run, judge=judge)
+    waiting = list(variants) if strategy is None else []  # a search takes every runner's at the end
 
     def build(step_id: str | None) -> None:
         if step_id is None or step_id in built:
@@ -60,6 +64,20 @@ def run_plan(
             done.add(candidate.id)
             evaluate(run, candidate, judge)
 
+    def variants_ready() -> None:
+        """The option variants of each runner whose candidates with default options are all
+        measured: where the defaults did best is known, and the best so far they may set makes
+        the screen and the early stop cut the candidates measured after them."""
+        ready = [
+            v
+            for v in waiting
+            if all(c.id in done for c in (baseline, *defaults) if (c.runner, c.device) == (v.runner, v.device))
+        ]
+        for variant in ready:
+            waiting.remove(variant)
+        if ready:
+            run_variants(run, plan, ready, evaluate_one)
+
     for candidate in first:
         build(candidate.step)
         measure(candidate)
@@ -70,9 +88,11 @@ def run_plan(
         build(step_id)
         if step_id is None:
             profile_reference(run, baseline, judge)
+            done.add(baseline.id)
         for candidate in defaults:
             if candidate.step == step_id and candidate not in slow:
                 measure(candidate)
+        variants_ready()
     for candidate in slow:
         if candidate.id in done:
             continue
@@ -82,11 +102,10 @@ def run_plan(
         else:
             done.add(candidate.id)
             skip(run, candidate, reason)
-    evaluate_one = functools.partial(evaluate, run, judge=judge)
     if strategy is not None:
         search_options(run, plan, variants, evaluate_one, strategy)
     else:
-        run_variants(run, plan, variants, evaluate_one)
+        run_variants(run, plan, waiting, evaluate_one)
     pair_contenders(run, plan)
     _note_screened(run)
     untried = [r for r in (*run.ledger.steps.values(), *run.ledger.candidates.values()) if r.cause is Cause.BUDGET]
