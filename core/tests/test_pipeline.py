@@ -234,6 +234,47 @@ def test_the_reference_is_profiled_after_another_runtimes_candidate_and_screened
     assert status["run"]["unmeasured"] == []
 
 
+def test_the_reference_runners_variants_are_tried_where_its_defaults_were_screened_out(
+    catalog_with, options, samples, monkeypatch
+):
+    """They change how the framework itself runs the model (tf.function, XLA), which its defaults'
+    screen does not judge (every rival's throughput scaled up a thousandfold: the screen is certain)."""
+    from sextant.optimizer import candidates
+
+    catalog = catalog_with(
+        "reference_variants_plugin",
+        """
+        from sextant.hookspecs import hookimpl
+        from sextant.specs import Format, Param, RunnerSpec
+
+        @hookimpl
+        def sextant_register_runners():
+            return [
+                RunnerSpec(
+                    "numpy-traced",
+                    Format("numpy-mlp"),
+                    load="sextant.testing.fake:load_eager",
+                    requires=("numpy",),
+                    reference=True,
+                    pickled="sextant.testing.fake:pickled",
+                    options=(Param("mode", "categorical", ("eager", "traced"), "eager", "how it runs"),),
+                    variants=({"mode": "traced"},),
+                )
+            ]
+        """,
+    )
+    real = candidates.rivals
+    monkeypatch.setattr(candidates, "rivals", lambda run: {b: v * 1000 for b, v in real(run).items()})
+    status = run(catalog, replace(options, cutoff=0.7), samples).status
+    assert status["baseline"] == "source:numpy-traced@cpu" and status["candidates"]["source:numpy-traced@cpu"][
+        "profile"
+    ]["stop"] == "screened"
+    traced = status["candidates"]["source:numpy-traced[mode=traced]@cpu"]
+    assert traced["status"] == "ok" and traced["profile"]["stop"] == "screened"  # tried, and screened itself
+    einsum = status["candidates"]["fake-graph:fake-graph[impl=einsum]@cpu"]  # fake-graph's defaults swept: tried
+    assert einsum["status"] == "ok"
+
+
 def test_a_budgeted_run_profiles_the_reference_first(fake_catalog, options, samples):
     started: list[str] = []
     on_event = lambda event: event.kind == "candidate_start" and started.append(event.id)  # noqa: E731

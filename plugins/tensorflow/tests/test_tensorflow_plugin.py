@@ -60,8 +60,18 @@ def test_keras_file_needs_no_samples_and_gets_savedmodel_and_xla_candidates(opti
         "keras-savedmodel:tf-savedmodel[jit_compile=True]@cpu",
     }
     assert expected <= set(status["candidates"])
-    assert expected <= _ok(status), status["candidates"]
-    for cid in expected:  # one the profiler cut off is still ok: its profile says why it stopped where it did
+    # a variant of tf-savedmodel is not tried when its defaults were screened out (ONNX Runtime on
+    # the tf2onnx export is measured first, and is much faster here); the reference runner's always is
+    passed_over = {
+        cid
+        for cid, c in status["candidates"].items()
+        if c["status"] == "skipped" and "was screened out on every artifact" in c["reason"]
+    }
+    assert expected <= _ok(status) | passed_over, status["candidates"]
+    assert "source:keras[mode=function]@cpu" in _ok(status)
+    if "keras-savedmodel:tf-savedmodel[jit_compile=True]@cpu" in passed_over:
+        assert status["candidates"]["keras-savedmodel:tf-savedmodel@cpu"]["profile"]["stop"] == "screened"
+    for cid in expected & _ok(status):  # one the profiler cut off is still ok: its profile says why it stopped
         profile = status["candidates"][cid]["profile"]
         last, stopped = profile["points"][-1]["batch"], profile["stopped"]
         if profile["stop"] == "screened":  # measured at the ends of the range only, and says at what

@@ -9,7 +9,8 @@ bottom as the job goes; each stage lives in its own module of this package:
 - :mod:`.context`: what steps and candidates share, and handing a job to a child;
 - :mod:`.steps`: running one export or conversion (or reusing it);
 - :mod:`.duplicates`: a chain with the same bytes as an earlier one is built and measured once;
-- :mod:`.candidates`: the reference, judging a candidate's outputs, profiling it (or reusing it);
+- :mod:`.candidates`: judging a candidate's outputs, profiling it (or reusing it);
+- :mod:`.reference`: the baseline's outputs as the reference, its profile later, why it failed;
 - :mod:`.schedule`: the order the plan runs in: the reference, history's favourites, the rest;
 - :mod:`.learned`: this machine's history: the order candidates are measured in, slow builds;
 - :mod:`.variants`: runner option variants and option search, on the best artifact only;

@@ -11,10 +11,11 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping, Sequence
 
-from sextant.optimizer.candidates import Comparator, VerifyFunc, evaluate, profile_reference, run_reference, skip
+from sextant.optimizer.candidates import Comparator, VerifyFunc, evaluate, skip
 from sextant.optimizer.context import Run
 from sextant.optimizer.learned import slow_build_reason, slow_step_reason
 from sextant.optimizer.paired import pair_contenders
+from sextant.optimizer.reference import profile_reference, run_reference
 from sextant.optimizer.steps import run_step
 from sextant.optimizer.variants import run_variants, search_options
 from sextant.planner import Plan, PlannedCandidate, PlannedStep

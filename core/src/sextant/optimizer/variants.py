@@ -36,8 +36,11 @@ def search_strategy_spec(catalog: Catalog, name: str | None) -> SearchStrategySp
     return spec
 
 
-def best_default(run: Run, plan: Plan, runner: RunnerSpec, device: str) -> PlannedCandidate | None:
-    """The candidate where ``runner`` with its default options did best on ``device``."""
+def best_default(
+    run: Run, plan: Plan, runner: RunnerSpec, device: str, *, screened: bool = False
+) -> PlannedCandidate | None:
+    """The candidate where ``runner`` with its default options did best on ``device`` (among
+    those profiled in full, or, with ``screened``, among the correct ones by their screens too)."""
     objective = run.objective
     scored: list[tuple[PlannedCandidate, Any]] = []
     for c in plan.candidates:
@@ -47,7 +50,7 @@ def best_default(run: Run, plan: Plan, runner: RunnerSpec, device: str) -> Plann
             and c.device == device
             and c.default_options
             and record is not None
-            and record.profiled_in_full
+            and (record.profiled_in_full or (screened and record.status == Status.OK))
         ):
             point = objective.best_point(record.points)
             if point is not None:
@@ -58,9 +61,12 @@ def best_default(run: Run, plan: Plan, runner: RunnerSpec, device: str) -> Plann
 
 
 def run_variants(run: Run, plan: Plan, variants: list[PlannedCandidate], evaluate: Evaluate) -> None:
-    """Each declared variant runs where its runner's defaults did best, or is skipped saying why."""
+    """Each declared variant runs where its runner's defaults did best, or is skipped saying why.
+    The reference runner's variants run even where its defaults were screened out: they change how
+    the framework itself runs the model (``tf.function``, XLA), which its defaults' screen does not
+    judge, and they were always measured while the reference was profiled first."""
     for candidate in variants:
-        best = best_default(run, plan, candidate.runner, candidate.device)
+        best = best_default(run, plan, candidate.runner, candidate.device, screened=candidate.runner.reference)
         if best is not None and best.step == candidate.step and best.precision == candidate.precision:
             evaluate(candidate)
             continue
