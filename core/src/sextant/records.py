@@ -341,6 +341,11 @@ class CandidateRecord:
         return self.profile is not None and self.profile.screened
 
     @property
+    def unprofiled(self) -> bool:
+        """Correct, and not profiled yet: the reference between its outputs and its place in the order."""
+        return self.status == Status.OK and self.profile is None
+
+    @property
     def profiled_in_full(self) -> bool:
         """Correct and swept in full: it competes, and is a rival to the candidates after it."""
         return self.status == Status.OK and self.profile is not None and not self.screened

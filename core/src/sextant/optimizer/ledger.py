@@ -15,7 +15,7 @@ from sextant.atomic import write_json
 from sextant.optimizer.events import CandidateEnded, Event, EventHandler, Noted, StepEnded
 from sextant.package import Earlier
 from sextant.package.document import STATUS, RunDocument
-from sextant.records import CandidateRecord, Status, StepRecord
+from sextant.records import CandidateRecord, StepRecord
 
 
 class Ledger:
@@ -57,8 +57,7 @@ class Ledger:
     def measured(self, candidate_id: str) -> bool:
         """Whether this run got to the candidate: recorded, and, when correct, profiled (the
         reference waits for its profile, correct, until its place in the order)."""
-        record = self.candidates.get(candidate_id)
-        return self.recorded(candidate_id) and not (record.status == Status.OK and record.profile is None)
+        return self.recorded(candidate_id) and not self.candidates[candidate_id].unprofiled
 
     # -- writing --------------------------------------------------------------------------------
 

@@ -72,7 +72,7 @@ def profile_reference(run: Run, baseline: PlannedCandidate, judge: JudgeFunc) ->
     profile only when the first pass reused that run's outputs. Nothing to do when the reference
     failed, was profiled already (under ``--budget-s``), or an earlier run's full profile was reused."""
     record = run.ledger.candidates.get(baseline.id)
-    if record is not None and record.status == Status.OK and record.profile is None:
+    if record is not None and record.unprofiled:
         evaluate(run, baseline, judge, reuse=record.cached)
 
 
