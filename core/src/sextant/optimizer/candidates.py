@@ -130,8 +130,8 @@ def evaluate(
 ) -> CandidateRecord:
     """Check and profile one candidate (or, when ``reuse``, reuse what an earlier run recorded);
     record the result. With ``profile`` false a correct candidate is recorded ``ok`` with no
-    profile (the reference's first pass: :func:`~sextant.optimizer.reference.run_reference`), or with the profile an earlier run
-    recorded for the same keys."""
+    profile (the reference's first pass: :func:`~sextant.optimizer.reference.run_reference`), or
+    with the profile an earlier run recorded for the same keys."""
     ws, ledger = run.workspace, run.ledger
     record = base_record(candidate)
     if run.budget.spent():

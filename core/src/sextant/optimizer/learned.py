@@ -14,10 +14,11 @@ are worth starting, and what the run teaches the next one (see :mod:`sextant.his
   candidate on the artifact it reads (its screen's points, when it was screened out: the reference,
   on the source, is measured after other runtimes' candidates) times :data:`SLOW_BUILD_GAIN`
   (what a compile gains at most, as a rule, over the same artifact without it) above the best so
-  far times ``1 + (1 - cutoff)``, and by the sweeps' noise (:data:`sextant.pairing.CLOSE`, 10 %) on top: the two are read off
-  sweeps measured at different times, and on issue 27's encoder, where ``torch.compile`` ran at
-  0.6-0.77x eager and took 19-22 s to build, eager's best point swung between 0.75 and 0.87 of
-  the best so far from run to run, on both sides of the bar without that allowance.
+  far times ``1 + (1 - cutoff)``, and by the sweeps' noise (:data:`sextant.pairing.CLOSE`, 10 %)
+  on top: the two are read off sweeps measured at different times, and on issue 27's encoder,
+  where ``torch.compile`` ran at 0.6-0.77x eager and took 19-22 s to build, eager's best point
+  swung between 0.75 and 0.87 of the best so far from run to run, on both sides of the bar
+  without that allowance.
   Otherwise it is skipped, and its reason names the rule and how to force it.
 - **Learning.** A finished run that selected, and measured something itself (a re-run that reused
   everything teaches nothing new), records its winner and those within the screen's margin.
